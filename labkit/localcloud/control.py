@@ -1,0 +1,213 @@
+"""Start, stop, inspect and reset the local cloud daemon from the outside (the `labkit cloud` verbs)."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from labkit.errors import CloudError
+from labkit.localcloud.procs import CLOUD_MARKER, kill_marked, pid_alive
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_PORT = 4566
+HOST = "127.0.0.1"
+DUMMY_KEY_ID = "test"
+DUMMY_SECRET = "test"
+
+
+def default_home() -> Path:
+    """``LABKIT_HOME`` or ``.labkit/`` in the project."""
+    return Path(os.environ.get("LABKIT_HOME") or PROJECT_ROOT / ".labkit").resolve()
+
+
+def default_port() -> int:
+    """``LABKIT_CLOUD_PORT`` or 4566."""
+    return int(os.environ.get("LABKIT_CLOUD_PORT") or DEFAULT_PORT)
+
+
+@dataclass(frozen=True)
+class CloudStatus:
+    """What ``labkit cloud status`` reports."""
+
+    running: bool
+    home: Path
+    port: int | None = None
+    pid: int | None = None
+    cloud_id: str | None = None
+    started_at: float | None = None
+
+    @property
+    def endpoint(self) -> str | None:
+        return f"http://{HOST}:{self.port}" if self.running and self.port else None
+
+
+def _state_file(home: Path) -> Path:
+    return home / "cloud.json"
+
+
+def _read_state(home: Path) -> dict | None:
+    try:
+        return json.loads(_state_file(home).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _http(method: str, url: str, body: dict | None = None, timeout: float = 5.0) -> dict:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return json.loads(resp.read() or b"{}")
+
+
+def _healthy(port: int) -> dict | None:
+    try:
+        return _http("GET", f"http://{HOST}:{port}/_labkit/health", timeout=1.0)
+    except (OSError, ValueError):
+        return None
+
+
+def cloud_status(home: Path | None = None) -> CloudStatus:
+    """Report whether the daemon of ``home`` runs; a stale state file (dead pid) counts as stopped."""
+    home = Path(home or default_home()).resolve()
+    state = _read_state(home)
+    if not state or not pid_alive(int(state.get("pid", 0))):
+        return CloudStatus(running=False, home=home)
+    health = _healthy(int(state["port"]))
+    if not health or health.get("cloud_id") != state.get("cloud_id"):
+        return CloudStatus(running=False, home=home, pid=int(state["pid"]), port=int(state["port"]))
+    return CloudStatus(True, home, int(state["port"]), int(state["pid"]), state["cloud_id"], state.get("started_at"))
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def start_cloud(port: int | None = None, home: Path | None = None, timeout: float = 30.0) -> CloudStatus:
+    """Start the daemon unless it already runs; return once ``/_labkit/health`` answers.
+
+    Raises:
+        CloudError: the port is taken by something else, or the daemon died while starting.
+    """
+    home = Path(home or default_home()).resolve()
+    status = cloud_status(home)
+    if status.running:
+        if port is not None and port != status.port:
+            raise CloudError(
+                f"the local cloud of {home} already runs on port {status.port}, not {port}",
+                "stop it first with `labkit cloud stop`, or use its port",
+            )
+        return status
+    if status.pid and pid_alive(status.pid):
+        stop_cloud(home)  # a daemon that no longer answers: end it and what it started
+    _state_file(home).unlink(missing_ok=True)
+    port = default_port() if port is None else port
+    if not _port_free(port):
+        raise CloudError(
+            f"port {port} on {HOST} is already in use, so the local cloud cannot listen there",
+            f"stop what uses port {port} (see `ss -ltnp 'sport = :{port}'`) or pick another port with "
+            "`labkit cloud start --port N` or LABKIT_CLOUD_PORT",
+        )
+    (home / "logs").mkdir(parents=True, exist_ok=True)
+    cloud_id = uuid.uuid4().hex
+    env = {**os.environ, CLOUD_MARKER: cloud_id, "PYTHONUNBUFFERED": "1"}
+    log_path = home / "logs" / "cloud.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "labkit.localcloud.server", "--port", str(port), "--home", str(home),
+             "--cloud-id", cloud_id],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
+            start_new_session=True, cwd=str(PROJECT_ROOT),
+        )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise CloudError(
+                f"the local cloud exited while starting (code {proc.returncode}):\n{_tail(log_path)}",
+                f"read {log_path} for the whole log",
+            )
+        health = _healthy(port)
+        if health and health.get("cloud_id") == cloud_id:
+            return cloud_status(home)
+        time.sleep(0.05)
+    proc.kill()
+    kill_marked(CLOUD_MARKER, cloud_id)
+    raise CloudError(f"the local cloud did not become healthy within {timeout:.0f} s", f"read {log_path}")
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def stop_cloud(home: Path | None = None, timeout: float = 20.0) -> bool:
+    """Stop the daemon and every process it started. Returns False when nothing was running."""
+    home = Path(home or default_home()).resolve()
+    state = _read_state(home)
+    if not state:
+        return False
+    pid, port, cloud_id = int(state.get("pid", 0)), int(state.get("port", 0)), state.get("cloud_id", "")
+    was_running = pid_alive(pid)
+    if was_running:
+        try:
+            _http("POST", f"http://{HOST}:{port}/_labkit/shutdown", {}, timeout=timeout)
+        except (OSError, ValueError):
+            pass
+        deadline = time.monotonic() + timeout
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    if cloud_id:
+        kill_marked(CLOUD_MARKER, cloud_id)
+    _state_file(home).unlink(missing_ok=True)
+    return was_running
+
+
+def reset_cloud(home: Path | None = None) -> dict:
+    """Empty every service's state (records, databases, functions, instances) without stopping the daemon."""
+    status = _require_running(home)
+    return _http("POST", f"{status.endpoint}/_labkit/reset", {}, timeout=60)
+
+
+def _require_running(home: Path | None) -> CloudStatus:
+    status = cloud_status(home)
+    if not status.running:
+        raise CloudError("the local cloud is not running", "start it with `labkit cloud start`")
+    return status
+
+
+def cloud_request(method: str, path: str, body: dict | None = None, home: Path | None = None,
+                  timeout: float = 600) -> dict:
+    """Call one of the daemon's own ``/_labkit/...`` endpoints."""
+    status = _require_running(home)
+    try:
+        return _http(method, f"{status.endpoint}{path}", body, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")
+        raise CloudError(f"the local cloud refused {method} {path}: {exc.code} {detail}") from exc
+
+
+def cloud_env(home: Path | None = None, region: str = "us-east-1") -> dict[str, str]:
+    """The environment a process needs to talk to the running local cloud (as `labkit cloud env` prints)."""
+    status = _require_running(home)
+    return {
+        "AWS_ENDPOINT_URL": status.endpoint or "",
+        "AWS_ACCESS_KEY_ID": DUMMY_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": DUMMY_SECRET,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_REGION": region,
+    }

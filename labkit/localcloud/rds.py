@@ -1,0 +1,286 @@
+"""RDS data plane: one real MySQL-compatible server process per DB instance.
+
+moto keeps the RDS records; this module wraps its create/stop/start/delete so that each instance of
+engine ``mysql`` or ``mariadb`` is a MariaDB (or MySQL) server on 127.0.0.1 with the requested
+master user, password and database. Status reads ``creating`` until the server accepts connections.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pymysql
+from moto.rds import models as rds_models
+
+if TYPE_CHECKING:
+    from labkit.localcloud.server import LocalCloud
+
+log = logging.getLogger("labkit.localcloud.rds")
+ENGINES = ("mysql", "mariadb")
+SERVER_BINARIES = ("mariadbd", "mysqld")
+READY_TIMEOUT = 60.0
+
+
+def find_server_binary() -> Path | None:
+    """The MySQL-compatible server binary: ``mariadbd``/``mysqld`` on PATH or in /usr/sbin."""
+    for name in SERVER_BINARIES:
+        found = shutil.which(name) or (f"/usr/sbin/{name}" if os.access(f"/usr/sbin/{name}", os.X_OK) else None)
+        if found:
+            return Path(found)
+    return None
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class DbServer:
+    """One database server process and where it keeps its data."""
+
+    identifier: str
+    datadir: Path
+    port: int
+    admin_password: str
+    flavour: str
+    process: subprocess.Popen | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def socket_path(self) -> str:
+        # Unix socket paths are limited to 108 bytes, so keep it short and out of deep temp folders.
+        return f"/tmp/labkit-{self.port}.sock"
+
+
+class RdsData:
+    """Starts, stops and deletes the servers behind moto's RDS records."""
+
+    def __init__(self, cloud: LocalCloud) -> None:
+        self.cloud = cloud
+        self.servers: dict[str, DbServer] = {}
+        self.binary = find_server_binary()
+        self.flavour = self._flavour()
+
+    def _flavour(self) -> str:
+        if not self.binary:
+            return "none"
+        out = subprocess.run([str(self.binary), "--version"], capture_output=True, text=True).stdout
+        return "mariadb" if "mariadb" in out.lower() else "mysql"
+
+    def summary(self) -> dict:
+        return {"server_binary": str(self.binary) if self.binary else None, "flavour": self.flavour,
+                "instances": {k: {"port": s.port, "running": bool(s.process and s.process.poll() is None)}
+                              for k, s in self.servers.items()}}
+
+    # -- moto hooks ------------------------------------------------------------------------------
+    def on_create(self, db: Any) -> None:
+        if str(db.engine).lower() not in ENGINES:
+            return
+        if not self.binary:
+            db.status = "failed"
+            log.error("no MySQL-compatible server binary; run `make setup` (installs mariadb-server)")
+            return
+        server = DbServer(db.db_instance_identifier, self.cloud.service_dir("rds") / db.db_instance_identifier,
+                          free_port(), secrets.token_urlsafe(24), self.flavour)
+        self.servers[server.identifier] = server
+        db.port = server.port
+        db.status = "creating"
+        threading.Thread(target=self._create, args=(db, server), daemon=True,
+                         name=f"rds-create-{server.identifier}").start()
+
+    def _create(self, db: Any, server: DbServer) -> None:
+        try:
+            with server.lock:
+                self._initialise(server)
+                self._start(server)
+                self._bootstrap(server, db.master_username, getattr(db, "_master_user_password", None) or "", db.db_name)
+            db.status = "available"
+        except Exception:
+            log.exception("creating DB instance %s failed", server.identifier)
+            db.status = "failed"
+
+    def on_stop(self, db: Any) -> None:
+        server = self.servers.get(db.db_instance_identifier)
+        if not server:
+            return
+        db.status = "stopping"
+
+        def stop() -> None:
+            with server.lock:
+                self._stop(server)
+            db.status = "stopped"
+
+        threading.Thread(target=stop, daemon=True).start()
+
+    def on_start(self, db: Any) -> None:
+        server = self.servers.get(db.db_instance_identifier)
+        if not server:
+            return
+        db.status = "starting"
+
+        def start() -> None:
+            try:
+                with server.lock:
+                    self._start(server)
+                db.status = "available"
+            except Exception:
+                log.exception("starting DB instance %s failed", server.identifier)
+                db.status = "failed"
+
+        threading.Thread(target=start, daemon=True).start()
+
+    def on_delete(self, db: Any) -> None:
+        server = self.servers.pop(db.db_instance_identifier, None)
+        if server:
+            with server.lock:
+                self._stop(server)
+                shutil.rmtree(server.datadir, ignore_errors=True)
+
+    # -- the server process ----------------------------------------------------------------------
+    def _initialise(self, server: DbServer) -> None:
+        shutil.rmtree(server.datadir, ignore_errors=True)
+        server.datadir.mkdir(parents=True)
+        if server.flavour == "mariadb":
+            installer = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
+            cmd = [installer, "--no-defaults", f"--datadir={server.datadir}", "--auth-root-authentication-method=normal",
+                   "--skip-test-db", "--innodb-log-file-size=8M", *self._user_arg()]
+        else:
+            cmd = [str(self.binary), "--no-defaults", "--initialize-insecure", f"--datadir={server.datadir}",
+                   *self._user_arg()]
+        result = subprocess.run(cmd, capture_output=True, text=True, env=self.cloud.child_env())
+        if result.returncode != 0:
+            raise RuntimeError(f"initialising {server.datadir} failed: {result.stderr[-2000:]}")
+
+    @staticmethod
+    def _user_arg() -> list[str]:
+        return ["--user=root"] if os.geteuid() == 0 else []
+
+    def _start(self, server: DbServer) -> None:
+        if server.process and server.process.poll() is None:
+            return
+        args = [str(self.binary), "--no-defaults", f"--datadir={server.datadir}", f"--port={server.port}",
+                "--bind-address=127.0.0.1", f"--socket={server.socket_path}",
+                f"--pid-file={server.datadir / 'server.pid'}", f"--log-error={server.datadir / 'error.log'}",
+                "--skip-name-resolve", "--innodb-buffer-pool-size=32M", "--character-set-server=utf8mb4",
+                "--collation-server=utf8mb4_unicode_ci", "--default-time-zone=+00:00", "--max-connections=200",
+                *self._user_arg()]
+        if server.flavour == "mariadb":
+            args += ["--innodb-log-file-size=8M"]
+        else:
+            args += ["--mysqlx=OFF", "--disable-log-bin"]
+        server.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL, env=self.cloud.child_env(),
+                                          start_new_session=True)
+        self._wait_ready(server)
+
+    def _wait_ready(self, server: DbServer) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            if server.process.poll() is not None:
+                log_tail = (server.datadir / "error.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"database server for {server.identifier} exited: {log_tail}")
+            with socket.socket() as sock:
+                sock.settimeout(0.2)
+                if sock.connect_ex(("127.0.0.1", server.port)) == 0:
+                    return
+            time.sleep(0.02)
+        raise RuntimeError(f"database server for {server.identifier} did not accept connections in time")
+
+    def _admin(self, server: DbServer, password: str | None) -> pymysql.Connection:
+        return pymysql.connect(host="127.0.0.1", port=server.port, user="root",
+                               password=password if password is not None else server.admin_password,
+                               autocommit=True, connect_timeout=5)
+
+    def _bootstrap(self, server: DbServer, user: str, password: str, db_name: str | None) -> None:
+        """Create the master user and database, then lock root behind a password only the cloud holds."""
+        conn = self._admin(server, password="")
+        try:
+            with conn.cursor() as cur:
+                cur.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (user, password))
+                cur.execute(f"GRANT ALL PRIVILEGES ON *.* TO `{_ident(user)}`@'%' WITH GRANT OPTION")
+                if db_name:
+                    cur.execute(f"CREATE DATABASE IF NOT EXISTS `{_ident(db_name)}` "
+                                "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+                cur.execute("SELECT user, host FROM mysql.user WHERE user IN ('root', '')")
+                for admin_user, host in cur.fetchall():
+                    if admin_user == "root" and host in ("localhost", "127.0.0.1", "::1"):
+                        cur.execute("ALTER USER %s@%s IDENTIFIED BY %s", (admin_user, host, server.admin_password))
+                    else:  # anonymous and host-named accounts would let anyone in
+                        cur.execute("DROP USER IF EXISTS %s@%s", (admin_user, host))
+                cur.execute("FLUSH PRIVILEGES")
+        finally:
+            conn.close()
+
+    def _stop(self, server: DbServer) -> None:
+        proc = server.process
+        if not proc or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def stop_all(self) -> None:
+        threads = [threading.Thread(target=self._stop, args=(s,)) for s in self.servers.values()]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    def after_reset(self) -> None:
+        self.servers.clear()
+
+
+def _ident(name: str) -> str:
+    if not name or "`" in name or len(name) > 64:
+        raise ValueError(f"invalid identifier {name!r}")
+    return name
+
+
+def install(cloud: LocalCloud) -> RdsData:
+    """Wrap moto's RDS backend so its DB instances are real servers."""
+    data = RdsData(cloud)
+    backend = rds_models.RDSBackend
+    original_create, original_stop = backend.create_db_instance, backend.stop_db_instance
+    original_start, original_delete = backend.start_db_instance, backend.delete_db_instance
+
+    def create_db_instance(self: Any, db_kwargs: dict) -> Any:
+        db = original_create(self, db_kwargs)
+        data.on_create(db)
+        return db
+
+    def stop_db_instance(self: Any, db_instance_identifier: str, *args: Any, **kwargs: Any) -> Any:
+        db = original_stop(self, db_instance_identifier, *args, **kwargs)
+        data.on_stop(db)
+        return db
+
+    def start_db_instance(self: Any, db_instance_identifier: str) -> Any:
+        db = original_start(self, db_instance_identifier)
+        data.on_start(db)
+        return db
+
+    def delete_db_instance(self: Any, db_instance_identifier: str, *args: Any, **kwargs: Any) -> Any:
+        db = original_delete(self, db_instance_identifier, *args, **kwargs)
+        data.on_delete(db)
+        return db
+
+    backend.create_db_instance = create_db_instance
+    backend.stop_db_instance = stop_db_instance
+    backend.start_db_instance = start_db_instance
+    backend.delete_db_instance = delete_db_instance
+    rds_models.DBInstance.address = property(lambda self: "127.0.0.1")
+    return data

@@ -1,6 +1,274 @@
+"""One Lambda execution environment: an ``awslambdaric`` process and the Runtime API it polls.
+
+Each worker has its own Runtime API server on 127.0.0.1 (as each AWS sandbox has its own), so an
+invocation is handed to exactly one process and a timeout kills exactly that process. The worker's
+Python is the Lambda runtime venv (boto3 + awslambdaric only); function code and layer folders are
+put on ``PYTHONPATH`` in AWS's order.
+"""
 from __future__ import annotations
-class _Stub:
-    def summary(self): return {}
-    def stop_all(self): pass
-    def after_reset(self): pass
-def install(cloud): return _Stub()
+
+import fcntl
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import termios
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Callable
+
+API = "/2018-06-01/runtime"
+INIT_TIMEOUT = 10.0  # AWS gives the init phase 10 seconds
+
+
+@dataclass
+class Invocation:
+    """One request to a function, and what came back."""
+
+    request_id: str
+    payload: bytes
+    function_arn: str
+    timeout: float
+    client_context: str | None = None
+    result: bytes | None = None
+    error_type: str | None = None  # set when the handler (or the runtime) failed
+    started: float = 0.0
+    finished: float = 0.0
+    log_lines: list[str] = field(default_factory=list)
+
+
+class Worker:
+    """A warm (or warming) execution environment for one function configuration."""
+
+    def __init__(self, python: str, handler: str, cwd: Path, env: dict[str, str],
+                 on_log: Callable[[Worker, str], None]) -> None:
+        self.cv = threading.Condition()
+        self.pending: Invocation | None = None
+        self.current: Invocation | None = None
+        self.init_error: bytes | None = None
+        self.dead = False
+        self.cold = True
+        self.init_duration_ms = 0.0
+        self.last_used = time.monotonic()
+        self.log_stream = f"{time.strftime('%Y/%m/%d', time.gmtime())}/[$LATEST]{uuid.uuid4().hex}"
+        self._on_log = on_log
+        self._reading = False
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True, name="runtime-api").start()
+        env = {**env, "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{self._server.server_address[1]}",
+               "AWS_LAMBDA_LOG_STREAM_NAME": self.log_stream}
+        self._spawned = time.monotonic()
+        self.proc = subprocess.Popen([python, "-s", "-m", "awslambdaric", handler], cwd=str(cwd), env=env,
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        threading.Thread(target=self._read_output, daemon=True, name="worker-logs").start()
+        threading.Thread(target=self._watch, daemon=True, name="worker-watch").start()
+
+    # -- Runtime API side (called by the HTTP handler threads) ------------------------------------
+    def next_invocation(self) -> Invocation | None:
+        with self.cv:
+            if self.cold:
+                self.init_duration_ms = (time.monotonic() - self._spawned) * 1000
+            self.cv.wait_for(lambda: self.pending is not None or self.dead)
+            if self.dead:
+                return None
+            inv, self.pending = self.pending, None
+            inv.started = time.monotonic()
+            self.current = inv
+            self.cv.notify_all()
+            return inv
+
+    def complete(self, request_id: str, body: bytes, error_type: str | None) -> bool:
+        with self.cv:
+            inv = self.current
+            if inv is None or inv.request_id != request_id:
+                return False
+            inv.result, inv.error_type, inv.finished = body, error_type, time.monotonic()
+            self.cv.notify_all()
+            return True
+
+    def fail_init(self, body: bytes) -> None:
+        with self.cv:
+            self.init_error = body
+            self.cv.notify_all()
+
+    # -- the invoking side -------------------------------------------------------------------------
+    def run(self, inv: Invocation) -> Invocation:
+        """Hand ``inv`` to this worker and wait for its result, its init error or its timeout."""
+        with self.cv:
+            self.pending = inv
+            self.cv.notify_all()
+            self.cv.wait_for(lambda: self.current is inv or self.init_error or self.dead, INIT_TIMEOUT)
+            started = self.current is inv
+            if started:
+                done = self.cv.wait_for(lambda: inv.result is not None or self.dead, inv.timeout)
+            else:
+                self.pending = None
+        if not started:
+            self._fail_before_start(inv)
+        elif not done:
+            self._fail(inv, "Sandbox.Timedout", {"errorMessage": f"{_stamp()} {inv.request_id} Task timed out "
+                                                                 f"after {inv.timeout:.2f} seconds"})
+        elif inv.result is None:  # the process died mid-invocation
+            self._fail(inv, "Runtime.ExitError", {"errorType": "Runtime.ExitError", "errorMessage": (
+                f"RequestId: {inv.request_id} Error: Runtime exited with error: {_exit_text(self.proc.poll())}")})
+        self._drain_output()
+        with self.cv:
+            self.current = None
+            self.cold = False
+            self.last_used = time.monotonic()
+        return inv
+
+    def _fail(self, inv: Invocation, error_type: str, payload: dict) -> None:
+        inv.finished = time.monotonic()
+        inv.result, inv.error_type = json.dumps(payload).encode(), error_type
+        self._drain_output()
+        self.kill()
+
+    def _fail_before_start(self, inv: Invocation) -> None:
+        inv.started = time.monotonic()
+        if self.init_error:
+            inv.finished = time.monotonic()
+            inv.result, inv.error_type = self.init_error, "Runtime.InitError"
+            self._drain_output()
+            self.kill()
+        elif self.dead:
+            self._fail(inv, "Runtime.ExitError", {"errorType": "Runtime.ExitError", "errorMessage": (
+                f"RequestId: {inv.request_id} Error: Runtime exited without providing a reason "
+                f"({_exit_text(self.proc.poll())})")})
+        else:
+            self._fail(inv, "Sandbox.Timedout", {"errorMessage": f"{_stamp()} {inv.request_id} Task timed out "
+                                                                 f"during init after {INIT_TIMEOUT:.2f} seconds"})
+
+    @property
+    def usable(self) -> bool:
+        return not self.dead and self.init_error is None and self.proc.poll() is None
+
+    def peak_memory_mb(self) -> int:
+        try:
+            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) // 1024
+        except OSError:
+            pass
+        return 0
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        with self.cv:
+            self.dead = True
+            self.cv.notify_all()
+        self._server.shutdown()
+        self._server.server_close()
+
+    # -- process output and lifetime -----------------------------------------------------------------
+    def _read_output(self) -> None:
+        buffered = b""
+        fd = self.proc.stdout.fileno()
+        while True:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            self._reading = True
+            buffered += chunk
+            *lines, buffered = buffered.split(b"\n")
+            for line in lines:
+                self._on_log(self, line.decode(errors="replace"))
+            self._reading = False
+        if buffered:
+            self._on_log(self, buffered.decode(errors="replace"))
+
+    def _drain_output(self, limit: float = 0.25) -> None:
+        """Wait until what the worker wrote before answering has been logged (it wrote it first)."""
+        deadline = time.monotonic() + limit
+        buf = bytearray(4)
+        while time.monotonic() < deadline:
+            try:
+                fcntl.ioctl(self.proc.stdout.fileno(), termios.FIONREAD, buf)
+            except (OSError, ValueError):
+                return
+            if struct.unpack("i", buf)[0] == 0 and not self._reading:
+                return
+            time.sleep(0.0005)
+
+    def _watch(self) -> None:
+        self.proc.wait()
+        with self.cv:
+            self.dead = True
+            self.cv.notify_all()
+
+
+def _exit_text(code: int | None) -> str:
+    if code is None:
+        return "unknown"
+    return f"signal: {signal.Signals(-code).name.lower().removeprefix('sig')}" if code < 0 else f"exit status {code}"
+
+
+def _stamp() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z"
+
+
+def _handler_for(worker: Worker) -> type[BaseHTTPRequestHandler]:
+    class RuntimeApiHandler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        wbufsize = -1  # headers and body leave in one write: no Nagle/delayed-ACK stall per request
+
+        def setup(self) -> None:
+            super().setup()
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def _reply(self, status: int, body: bytes = b"{}", headers: dict[str, str] | None = None) -> None:
+            self.send_response(status)
+            for key, value in (headers or {}).items():
+                self.send_header(key, value)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            self.wfile.flush()
+
+        def _body(self) -> bytes:
+            return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+        def do_GET(self) -> None:  # noqa: N802
+            if self.path != f"{API}/invocation/next":
+                return self._reply(404, b'{"errorMessage": "not found"}')
+            inv = worker.next_invocation()
+            if inv is None:
+                return self._reply(410, b'{"errorMessage": "environment shutting down"}')
+            deadline = int((time.time() + inv.timeout) * 1000)
+            headers = {"Lambda-Runtime-Aws-Request-Id": inv.request_id, "Lambda-Runtime-Deadline-Ms": str(deadline),
+                       "Lambda-Runtime-Invoked-Function-Arn": inv.function_arn,
+                       "Lambda-Runtime-Trace-Id": f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Sampled=0"}
+            if inv.client_context:
+                headers["Lambda-Runtime-Client-Context"] = inv.client_context
+            self._reply(200, inv.payload, headers)
+
+        def do_POST(self) -> None:  # noqa: N802
+            body = self._body()
+            parts = self.path.removeprefix(API + "/").split("/")
+            if parts == ["init", "error"]:
+                worker.fail_init(body)
+                return self._reply(202, b'{"status": "OK"}')
+            if len(parts) == 3 and parts[0] == "invocation" and parts[2] in ("response", "error"):
+                error_type = None
+                if parts[2] == "error":
+                    error_type = self.headers.get("Lambda-Runtime-Function-Error-Type") or "Unhandled"
+                ok = worker.complete(parts[1], body, error_type)
+                return self._reply(202 if ok else 400, b'{"status": "OK"}' if ok else b'{"errorMessage": "stale"}')
+            self._reply(404, b'{"errorMessage": "not found"}')
+
+    return RuntimeApiHandler

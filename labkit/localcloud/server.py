@@ -33,7 +33,7 @@ class LocalCloud:
     """The daemon's state: where it keeps things, the services with processes, and its HTTP server."""
 
     def __init__(self, home: Path, port: int, cloud_id: str) -> None:
-        from labkit.localcloud import ec2, lambda_runtime, rds, scheduler
+        from labkit.localcloud import ec2, lambda_service, rds, scheduler
 
         self.home, self.port, self.cloud_id = home, port, cloud_id
         self.endpoint = f"http://{HOST}:{port}"
@@ -41,7 +41,7 @@ class LocalCloud:
         self.routes: dict[tuple[str, str], Route] = {}
         self._wipe_leftovers()
         self.rds = rds.install(self)
-        self.lambdas = lambda_runtime.install(self)
+        self.lambdas = lambda_service.install(self)
         self.ec2 = ec2.install(self)
         self.scheduler = scheduler.install(self)
         self.route("GET", "/_labkit/health", self._health)

@@ -1,0 +1,295 @@
+"""Lambda as a service: warm pools per function configuration, Invoke, and CloudWatch Logs.
+
+Wraps moto's ``LambdaFunction.invoke`` so ``lambda.invoke`` runs the real code in a worker
+(:mod:`labkit.localcloud.lambda_runtime`), and writes START/END/REPORT plus everything the
+handler prints to the log group ``/aws/lambda/<name>``, as AWS does.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+import uuid
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from moto.awslambda import models as lambda_models
+from moto.awslambda.models import lambda_backends
+from moto.core.exceptions import JsonRESTError
+from moto.logs.models import logs_backends
+
+from labkit.localcloud.control import PROJECT_ROOT
+from labkit.localcloud.lambda_runtime import Invocation, Worker
+
+if TYPE_CHECKING:
+    from labkit.localcloud.server import LocalCloud
+
+log = logging.getLogger("labkit.localcloud.lambda")
+IDLE_SECONDS = float(os.environ.get("LABKIT_LAMBDA_IDLE_SECONDS", "300"))
+TAIL_BYTES = 4096
+RESERVED_ENV = {"AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_VERSION", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "_HANDLER",
+                "AWS_EXECUTION_ENV", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME"}
+
+
+class TooManyRequests(JsonRESTError):
+    code = 429
+
+    def __init__(self) -> None:
+        super().__init__("TooManyRequestsException", "Rate Exceeded.")
+        self.description = json.dumps({"Reason": "ReservedFunctionConcurrentInvocationLimitExceeded",
+                                       "Type": "User", "message": "Rate Exceeded."})
+
+
+class UnsupportedRuntime(JsonRESTError):
+    code = 400
+
+    def __init__(self, runtime: str) -> None:
+        super().__init__("InvalidRuntimeException",
+                         f"The local cloud runs Python zip functions only; this function's runtime is {runtime!r}.")
+
+
+def runtime_python() -> str:
+    """The Lambda runtime venv's interpreter (``make setup`` builds ``.venv-lambda``)."""
+    configured = os.environ.get("LABKIT_LAMBDA_PYTHON")
+    return configured or str(PROJECT_ROOT / ".venv-lambda" / "bin" / "python")
+
+
+class Pool:
+    """The workers of one function configuration; a new configuration gets a new pool."""
+
+    def __init__(self, revision: str) -> None:
+        self.revision = revision
+        self.idle: list[Worker] = []
+        self.busy: set[Worker] = set()
+        self.starting = 0
+
+
+class LambdaService:
+    def __init__(self, cloud: LocalCloud) -> None:
+        self.cloud = cloud
+        self.pools: dict[str, Pool] = {}
+        self.lock = threading.Lock()
+        self.logs_lock = threading.Lock()
+        self._stopping = threading.Event()
+        threading.Thread(target=self._reap, daemon=True, name="lambda-reaper").start()
+
+    def summary(self) -> dict:
+        with self.lock:
+            return {"runtime_python": runtime_python(),
+                    "functions": {arn: {"idle": len(p.idle), "busy": len(p.busy)} for arn, p in self.pools.items()}}
+
+    # -- invoking ---------------------------------------------------------------------------------------
+    def invoke(self, fn: Any, payload: bytes, invocation_type: str = "RequestResponse",
+               tail: bool = False, client_context: str | None = None) -> tuple[bytes, dict[str, str]]:
+        """Run ``fn`` with ``payload``; return the response payload and the headers AWS would send."""
+        if not str(fn.run_time or "").startswith("python"):
+            raise UnsupportedRuntime(fn.run_time)
+        if invocation_type == "DryRun":
+            return b"", {}
+        if invocation_type == "Event":
+            threading.Thread(target=self._invoke_async, args=(fn, payload), daemon=True).start()
+            return b"", {}
+        inv = self.run(fn, payload, client_context=client_context)
+        headers = {"x-amz-executed-version": "$LATEST"}
+        if inv.error_type:
+            headers["x-amz-function-error"] = "Unhandled"
+        if tail:
+            text = "\n".join(inv.log_lines) + "\n"
+            headers["x-amz-log-result"] = base64.b64encode(text.encode()[-TAIL_BYTES:]).decode()
+        return inv.result or b"null", headers
+
+    def _invoke_async(self, fn: Any, payload: bytes) -> None:
+        """AWS queues asynchronous events and retries throttled ones; so does this, for up to 5 minutes."""
+        deadline = time.monotonic() + 300
+        while not self._stopping.is_set():
+            try:
+                self.run(fn, payload)
+                return
+            except TooManyRequests:
+                if time.monotonic() > deadline:
+                    log.error("dropped an asynchronous event for %s: throttled for 5 minutes", fn.function_name)
+                    return
+                time.sleep(0.2)
+            except Exception:
+                log.exception("asynchronous invocation of %s failed", fn.function_name)
+                return
+
+    def run(self, fn: Any, payload: bytes, client_context: str | None = None) -> Invocation:
+        """Invoke synchronously and return the finished :class:`Invocation` (also used by the scheduler)."""
+        worker, pool = self._acquire(fn)
+        inv = Invocation(str(uuid.uuid4()), payload, fn.function_arn, float(fn.timeout), client_context)
+        cold = worker.cold
+        self._log(fn, worker, f"START RequestId: {inv.request_id} Version: $LATEST", inv)
+        try:
+            worker.run(inv)
+        finally:
+            self._release(fn, pool, worker)
+        duration = (inv.finished - inv.started) * 1000
+        if inv.error_type == "Sandbox.Timedout":
+            self._log(fn, worker, json.loads(inv.result)["errorMessage"], inv)
+        self._log(fn, worker, f"END RequestId: {inv.request_id}", inv)
+        report = (f"REPORT RequestId: {inv.request_id}\tDuration: {duration:.2f} ms\tBilled Duration: "
+                  f"{max(1, int(duration + 0.999))} ms\tMemory Size: {fn.memory_size} MB\tMax Memory Used: "
+                  f"{worker.peak_memory_mb()} MB")
+        if cold:
+            report += f"\tInit Duration: {worker.init_duration_ms:.2f} ms"
+        self._log(fn, worker, report + ("\tStatus: timeout" if inv.error_type == "Sandbox.Timedout" else ""), inv)
+        return inv
+
+    def _acquire(self, fn: Any) -> tuple[Worker, Pool]:
+        """Take an idle worker or start one, within the function's reserved concurrency."""
+        revision = _revision(fn)
+        retired: list[Worker] = []
+        with self.lock:
+            pool = self.pools.get(fn.function_arn)
+            if pool is None or pool.revision != revision:
+                if pool:
+                    retired = pool.idle
+                pool = self.pools[fn.function_arn] = Pool(revision)
+            limit = fn.reserved_concurrency
+            if limit is not None and len(pool.busy) + pool.starting >= int(limit):
+                raise TooManyRequests()
+            while pool.idle and not pool.idle[-1].usable:
+                retired.append(pool.idle.pop())
+            worker = pool.idle.pop() if pool.idle else None
+            if worker:
+                pool.busy.add(worker)
+            else:
+                pool.starting += 1
+        for old in retired:
+            old.kill()
+        if worker is None:
+            try:
+                worker = self._spawn(fn)
+            finally:
+                with self.lock:
+                    pool.starting -= 1
+            with self.lock:
+                pool.busy.add(worker)
+        return worker, pool
+
+    def _release(self, fn: Any, pool: Pool, worker: Worker) -> None:
+        with self.lock:
+            pool.busy.discard(worker)
+            current = self.pools.get(fn.function_arn) is pool
+            if current and worker.usable and not self._stopping.is_set():
+                pool.idle.append(worker)
+                return
+        worker.kill()
+
+    def _spawn(self, fn: Any) -> Worker:
+        task_root = self._extract(fn.code_bytes, "code")
+        paths = [str(task_root)]
+        backend = lambda_backends[fn.account_id][fn.region]
+        for layer in fn.layers:
+            version = backend.layers_versions_by_arn(layer["Arn"])
+            root = self._extract(version.code_bytes, "layers")
+            paths += [str(root / "python" / "lib" / "python3.11" / "site-packages"), str(root / "python")]
+        region = fn.region
+        env = self.cloud.child_env({
+            **{k: str(v) for k, v in (fn.environment_vars or {}).items() if k not in RESERVED_ENV},
+            "PYTHONPATH": os.pathsep.join(paths), "PYTHONNOUSERSITE": "1", "PYTHONUNBUFFERED": "1",
+            "LAMBDA_TASK_ROOT": str(task_root), "_HANDLER": fn.handler or "",
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_{fn.run_time}", "AWS_LAMBDA_FUNCTION_NAME": fn.function_name,
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_size),
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{fn.function_name}", "HOME": str(task_root),
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+        }, region=region)
+        python = runtime_python()
+        if not Path(python).exists():
+            raise JsonRESTError("ServiceException", f"The Lambda runtime environment {python} is missing; "
+                                                    "run `make setup` to build it.")
+        return Worker(python, fn.handler or "lambda_function.lambda_handler", task_root, env,
+                      lambda worker, line: self._log(fn, worker, line))
+
+    def _extract(self, code: bytes, kind: str) -> Path:
+        digest = hashlib.sha256(code).hexdigest()[:24]
+        target = self.cloud.service_dir("lambda") / kind / digest
+        if target.exists():
+            return target
+        staging = target.with_name(f".{digest}.{uuid.uuid4().hex}")
+        with zipfile.ZipFile(io.BytesIO(code)) as archive:
+            archive.extractall(staging)
+        try:
+            staging.rename(target)
+        except OSError:  # another thread extracted the same archive first
+            shutil.rmtree(staging, ignore_errors=True)
+        return target
+
+    # -- logs ------------------------------------------------------------------------------------------------
+    def _log(self, fn: Any, worker: Worker, line: str, inv: Invocation | None = None) -> None:
+        inv = inv or worker.current
+        if inv is not None:
+            inv.log_lines.append(line)
+        group, stream = f"/aws/lambda/{fn.function_name}", worker.log_stream
+        with self.logs_lock:
+            backend = logs_backends[fn.account_id][fn.region]
+            if group not in backend.groups:
+                backend.create_log_group(group, {})
+            if stream not in backend.groups[group].streams:
+                backend.create_log_stream(group, stream)
+            backend.put_log_events(group, stream, [{"timestamp": int(time.time() * 1000), "message": line}])
+
+    # -- lifetime --------------------------------------------------------------------------------------------
+    def _reap(self) -> None:
+        while not self._stopping.wait(5):
+            now = time.monotonic()
+            with self.lock:
+                stale = [w for p in self.pools.values() for w in p.idle if now - w.last_used > IDLE_SECONDS]
+                for pool in self.pools.values():
+                    pool.idle = [w for w in pool.idle if w not in stale]
+            for worker in stale:
+                worker.kill()
+
+    def stop_all(self) -> None:
+        with self.lock:
+            workers = [w for p in self.pools.values() for w in (*p.idle, *p.busy)]
+            self.pools.clear()
+        for worker in workers:
+            worker.kill()
+
+    def after_reset(self) -> None:
+        pass
+
+
+def _revision(fn: Any) -> str:
+    if not getattr(fn, "_labkit_revision", None):
+        fn._labkit_revision = uuid.uuid4().hex
+    return fn._labkit_revision
+
+
+def install(cloud: LocalCloud) -> LambdaService:
+    """Route moto's Lambda Invoke to real workers; any code or configuration update means a cold start."""
+    service = LambdaService(cloud)
+    cls = lambda_models.LambdaFunction
+    original_update_config, original_update_code = cls.update_configuration, cls.update_function_code
+
+    def invoke(self: Any, body: str, request_headers: Any, response_headers: dict) -> bytes:
+        payload = body.encode() if isinstance(body, str) else (body or b"")
+        payload, headers = service.invoke(
+            self, payload or b"{}", request_headers.get("x-amz-invocation-type") or "RequestResponse",
+            tail=request_headers.get("x-amz-log-type") == "Tail",
+            client_context=request_headers.get("x-amz-client-context"))
+        response_headers.update(headers)
+        return payload
+
+    def update_configuration(self: Any, config_updates: dict) -> dict:
+        self._labkit_revision = None
+        return original_update_config(self, config_updates)
+
+    def update_function_code(self: Any, updated_spec: dict) -> Any:
+        self._labkit_revision = None
+        return original_update_code(self, updated_spec)
+
+    cls.invoke = invoke
+    cls.update_configuration = update_configuration
+    cls.update_function_code = update_function_code
+    return service

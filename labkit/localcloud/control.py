@@ -123,7 +123,7 @@ def start_cloud(port: int | None = None, home: Path | None = None, timeout: floa
         )
     (home / "logs").mkdir(parents=True, exist_ok=True)
     cloud_id = uuid.uuid4().hex
-    env = {**os.environ, CLOUD_MARKER: cloud_id, "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, CLOUD_MARKER: cloud_id, "PYTHONUNBUFFERED": "1", "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
     log_path = home / "logs" / "cloud.log"
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(

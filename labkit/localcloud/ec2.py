@@ -1,6 +1,295 @@
+"""EC2 instances as sandboxes, and SSM Run Command into them.
+
+An instance is a folder under ``LABKIT_HOME/ec2/<id>`` (its "disk") plus the processes started in
+it. User data runs once at launch, its output kept in ``var/log/cloud-init-output.log`` as
+cloud-init keeps it. Every process of an instance carries ``LABKIT_INSTANCE_ID`` in its environment,
+so StopInstances/TerminateInstances end all of them, ``nohup`` jobs included. The sandbox has a
+``systemctl`` that runs units from ``etc/systemd/system`` (see :mod:`systemctl_shim`); StartInstances
+starts the enabled ones again, as systemd does at boot, and nothing else.
+"""
 from __future__ import annotations
-class _Stub:
-    def summary(self): return {}
-    def stop_all(self): pass
-    def after_reset(self): pass
-def install(cloud): return _Stub()
+
+import datetime as dt
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from moto.core.exceptions import JsonRESTError
+from moto.ec2.models import instances as ec2_instances
+from moto.iam.models import iam_backends
+from moto.ssm import models as ssm_models
+from moto.ssm import responses as ssm_responses
+
+from labkit.localcloud.control import PROJECT_ROOT
+from labkit.localcloud.procs import INSTANCE_MARKER, kill_marked
+
+if TYPE_CHECKING:
+    from labkit.localcloud.server import LocalCloud
+
+log = logging.getLogger("labkit.localcloud.ec2")
+OUTPUT_LIMIT = 24000  # AWS truncates StandardOutputContent/StandardErrorContent at 24,000 characters
+SSM_POLICIES = ("AmazonSSMManagedInstanceCore", "AmazonSSMFullAccess", "AmazonEC2RoleforSSM")
+
+
+class InvalidInstanceId(JsonRESTError):
+    def __init__(self) -> None:
+        super().__init__("InvalidInstanceId", "Instances not in a valid state for account or are not managed by "
+                                              "SSM: attach an instance profile whose role has "
+                                              "AmazonSSMManagedInstanceCore, and wait until the instance is running.")
+
+
+class Sandboxes:
+    """The sandbox folders and processes behind moto's EC2 instances."""
+
+    def __init__(self, cloud: LocalCloud) -> None:
+        self.cloud = cloud
+        self.boot_seconds: dict[str, float] = {}
+
+    def summary(self) -> dict:
+        root = self.cloud.home / "ec2"
+        return {"instances": sorted(p.name for p in root.iterdir()) if root.exists() else []}
+
+    def root(self, instance_id: str) -> Path:
+        return self.cloud.home / "ec2" / instance_id
+
+    def env(self, instance: Any) -> dict[str, str]:
+        root = self.root(instance.id)
+        extra = {
+            "HOME": str(root / "root"), "USER": "root", "LABKIT_SANDBOX": str(root), INSTANCE_MARKER: instance.id,
+            "PATH": f"{root / 'bin'}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            # The instance's only network interface is loopback: services bind there.
+            "HOST": "127.0.0.1",
+        }
+        wheels = Path(os.environ.get("LABKIT_WHEELHOUSE") or PROJECT_ROOT / ".cache" / "wheels")
+        if wheels.is_dir():  # the local image's package mirror: pip works offline
+            extra.update({"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheels), "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
+        return self.cloud.child_env(extra, region=instance.region_name)
+
+    def _build_image(self, instance: Any) -> Path:
+        root = self.root(instance.id)
+        for sub in ("bin", "root", "var/log", "var/lib/cloud/instance", "etc/systemd/system", "run", "opt", "tmp"):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        python = getattr(sys, "_base_executable", sys.executable)
+        for name in ("python3", "python"):
+            _write_exec(root / "bin" / name, f'#!/bin/sh\nexec "{python}" "$@"\n')
+        shim = Path(__file__).with_name("systemctl_shim.py")
+        for name in ("systemctl", "journalctl"):
+            _write_exec(root / "bin" / name, f'#!/bin/sh\nexec "{python}" "{shim}" --as-{name} "$@"\n')
+        # `sudo` is a no-op: commands already run as the instance's root.
+        _write_exec(root / "bin" / "sudo", '#!/bin/sh\nwhile [ "${1#-}" != "$1" ]; do shift; done\nexec "$@"\n')
+        return root
+
+    # -- lifecycle hooks ---------------------------------------------------------------------------------
+    def on_run(self, instance: Any) -> None:
+        started = time.monotonic()
+        root = self._build_image(instance)
+        instance._state.name, instance._state.code = "pending", 0
+        script = instance.user_data.decode() if instance.user_data else ""
+
+        def boot() -> None:
+            instance._state.name, instance._state.code = "running", 16
+            if script.strip():
+                self._run_user_data(instance, root, script)
+            (root / "var/lib/cloud/instance/boot-finished").write_text(dt.datetime.now(dt.UTC).isoformat())
+            self.boot_seconds[instance.id] = time.monotonic() - started
+
+        threading.Thread(target=boot, daemon=True, name=f"boot-{instance.id}").start()
+
+    def _run_user_data(self, instance: Any, root: Path, script: str) -> None:
+        path = root / "var/lib/cloud/instance/user-data.txt"
+        path.write_text(script)
+        path.chmod(0o700)
+        command = [str(path)] if script.startswith("#!") else ["/bin/sh", str(path)]
+        with open(root / "var/log/cloud-init-output.log", "ab") as out:
+            result = subprocess.run(command, cwd=root / "root", env=self.env(instance), stdin=subprocess.DEVNULL,
+                                    stdout=out, stderr=subprocess.STDOUT)
+            out.write(f"Cloud-init finished user data with exit code {result.returncode}\n".encode())
+
+    def on_stop(self, instance: Any) -> None:
+        kill_marked(INSTANCE_MARKER, instance.id)
+        shutil.rmtree(self.root(instance.id) / "run", ignore_errors=True)
+
+    def on_terminate(self, instance: Any) -> None:
+        kill_marked(INSTANCE_MARKER, instance.id)
+        shutil.rmtree(self.root(instance.id), ignore_errors=True)
+
+    def on_start(self, instance: Any) -> None:
+        root = self.root(instance.id)
+        instance._state.name, instance._state.code = "pending", 0
+
+        def boot() -> None:
+            subprocess.run([str(root / "bin" / "systemctl"), "start-enabled"], env=self.env(instance),
+                           cwd=root, stdin=subprocess.DEVNULL, capture_output=True)
+            instance._state.name, instance._state.code = "running", 16
+
+        threading.Thread(target=boot, daemon=True).start()
+
+    def stop_all(self) -> None:
+        root = self.cloud.home / "ec2"
+        for folder in root.iterdir() if root.exists() else []:
+            kill_marked(INSTANCE_MARKER, folder.name)
+
+    def after_reset(self) -> None:
+        self.boot_seconds.clear()
+
+    # -- SSM Run Command ------------------------------------------------------------------------------------
+    def is_managed(self, instance: Any) -> bool:
+        """Reachable by SSM: running, with an instance profile whose role allows the SSM agent."""
+        if instance.state != "running":
+            return False
+        profile = instance.iam_instance_profile or {}
+        iam = iam_backends[instance.ec2_backend.account_id]["global"]
+        try:
+            if profile.get("Arn"):
+                found = iam.get_instance_profile_by_arn(profile["Arn"])
+            else:
+                found = iam.get_instance_profile(profile.get("Name", ""))
+        except Exception:
+            return False
+        for role in found.roles:
+            names = [arn.rsplit("/", 1)[-1] for arn in role.managed_policies]
+            inline = json.dumps(list(role.policies.values()))
+            if any(p in names for p in SSM_POLICIES) or "ssm:UpdateInstanceInformation" in inline or '"ssm:*"' in inline:
+                return True
+        return False
+
+    def run_command(self, command: Any, instance: Any) -> None:
+        invocation = next(i for i in command.invocations if i["InstanceId"] == instance.id)
+        params = command.parameters or {}
+        lines = params.get("commands", [])
+        timeout = float((params.get("executionTimeout") or ["3600"])[0])
+        root = self.root(instance.id)
+        workdir = root / "var/lib/amazon/ssm" / command.command_id
+        workdir.mkdir(parents=True, exist_ok=True)
+        script = workdir / "_script.sh"
+        script.write_text("\n".join(lines) + "\n")
+        cwd = Path((params.get("workingDirectory") or [""])[0] or workdir)
+        started = dt.datetime.now(dt.UTC)
+        invocation.update(Status="InProgress", StatusDetails="InProgress",
+                          ExecutionStartDateTime=started.isoformat(), ResponseCode=-1)
+        with open(workdir / "stdout", "wb") as out, open(workdir / "stderr", "wb") as err:
+            proc = subprocess.Popen(["/bin/sh", str(script)], cwd=cwd, env=self.env(instance),
+                                    stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+            try:
+                code = proc.wait(timeout=timeout)
+                status = "Success" if code == 0 else "Failed"
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                code, status = proc.wait(), "TimedOut"
+        ended = dt.datetime.now(dt.UTC)
+        invocation.update(
+            Status=status, StatusDetails=status, ResponseCode=code,
+            StandardOutputContent=(workdir / "stdout").read_text(errors="replace")[:OUTPUT_LIMIT],
+            StandardErrorContent=(workdir / "stderr").read_text(errors="replace")[:OUTPUT_LIMIT],
+            ExecutionEndDateTime=ended.isoformat(),
+            ExecutionElapsedTime=f"PT{(ended - started).total_seconds():.3f}S")
+        statuses = [i["Status"] for i in command.invocations]
+        if all(s not in ("Pending", "InProgress") for s in statuses):
+            command.error_count = sum(s != "Success" for s in statuses)
+            command.completed_count = len(statuses)
+            command.status = "Success" if command.error_count == 0 else (
+                "TimedOut" if "TimedOut" in statuses else "Failed")
+            command.status_details = command.status
+
+
+def _write_exec(path: Path, text: str) -> None:
+    path.write_text(text)
+    path.chmod(0o755)
+
+
+def install(cloud: LocalCloud) -> Sandboxes:
+    """Wrap moto's EC2 instance lifecycle and SSM SendCommand; add the SSM calls moto lacks."""
+    boxes = Sandboxes(cloud)
+    backend = ec2_instances.InstanceBackend
+    original_run, original_stop = backend.run_instances, backend.stop_instances
+    original_start, original_terminate = backend.start_instances, backend.terminate_instances
+
+    def run_instances(self: Any, *args: Any, **kwargs: Any) -> Any:
+        reservation = original_run(self, *args, **kwargs)
+        for instance in reservation.instances:
+            boxes.on_run(instance)
+        return reservation
+
+    def lifecycle(original: Any, hook: Any) -> Any:
+        def wrapped(self: Any, instance_ids: list[str]) -> Any:
+            changed = original(self, instance_ids)
+            for instance, _previous in changed:
+                hook(instance)
+            return changed
+        return wrapped
+
+    backend.run_instances = run_instances
+    backend.stop_instances = lifecycle(original_stop, boxes.on_stop)
+    backend.start_instances = lifecycle(original_start, boxes.on_start)
+    backend.terminate_instances = lifecycle(original_terminate, boxes.on_terminate)
+    ec2_instances.Instance.public_ip = property(lambda self: "127.0.0.1" if self.nics[0].public_ip else None)
+    ec2_instances.Instance.public_ip_address = ec2_instances.Instance.public_ip
+    ec2_instances.Instance.public_dns_name = property(lambda self: "localhost" if self.nics[0].public_ip else None)
+
+    ssm_backend_cls = ssm_models.SimpleSystemManagerBackend
+    original_send = ssm_backend_cls.send_command
+
+    def send_command(self: Any, **kwargs: Any) -> Any:
+        from moto.ec2.models import ec2_backends
+
+        ec2 = ec2_backends[self.account_id][self.region_name]
+        instances = [ec2.get_instance_by_id(i) for i in kwargs.get("instance_ids") or []]
+        if not instances or any(i is None or not boxes.is_managed(i) for i in instances):
+            raise InvalidInstanceId()
+        command = original_send(self, **kwargs)
+        if kwargs.get("document_name") == "AWS-RunShellScript":
+            command.status = command.status_details = "InProgress"
+            for invocation in command.invocations:
+                invocation.update(Status="Pending", StatusDetails="Pending", StandardOutputContent="",
+                                  StandardErrorContent="", ResponseCode=-1)
+            for instance in instances:
+                threading.Thread(target=boxes.run_command, args=(command, instance), daemon=True).start()
+        return command
+
+    ssm_backend_cls.send_command = send_command
+    ssm_responses.SimpleSystemManagerResponse.list_command_invocations = _list_command_invocations
+    ssm_responses.SimpleSystemManagerResponse.describe_instance_information = (
+        lambda self: _describe_instance_information(self, boxes))
+    return boxes
+
+
+def _list_command_invocations(self: Any) -> str:
+    command_id, instance_id = self._get_param("CommandId"), self._get_param("InstanceId")
+    details = self._get_param("Details", False)
+    commands = self.ssm_backend.list_commands(command_id, instance_id)
+    rows = []
+    for command in commands:
+        for inv in command.invocations:
+            if instance_id and inv["InstanceId"] != instance_id:
+                continue
+            row = {"CommandId": command.command_id, "InstanceId": inv["InstanceId"], "Comment": command.comment,
+                   "DocumentName": command.document_name, "RequestedDateTime": command.requested_date_time.timestamp(),
+                   "Status": inv["Status"], "StatusDetails": inv["StatusDetails"]}
+            if details:
+                row["CommandPlugins"] = [{
+                    "Name": inv["PluginName"], "Status": inv["Status"], "StatusDetails": inv["StatusDetails"],
+                    "ResponseCode": inv["ResponseCode"], "Output": inv["StandardOutputContent"][:2500]}]
+            rows.append(row)
+    return json.dumps({"CommandInvocations": rows})
+
+
+def _describe_instance_information(self: Any, boxes: Sandboxes) -> str:
+    from moto.ec2.models import ec2_backends
+
+    wanted = set()
+    for item in self._get_param("InstanceInformationFilterList", []) + self._get_param("Filters", []):
+        if item.get("key", item.get("Key")) in ("InstanceIds", "InstanceId"):
+            wanted.update(item.get("valueSet", item.get("Values", [])))
+    ec2 = ec2_backends[self.current_account][self.region]
+    rows = [{"InstanceId": i.id, "PingStatus": "Online", "PlatformType": "Linux", "PlatformName": "Ubuntu",
+             "PlatformVersion": "22.04", "AgentVersion": "3.3.0.0", "IsLatestVersion": True,
+             "ResourceType": "EC2Instance", "IPAddress": "127.0.0.1", "ComputerName": "localhost"}
+            for i in ec2.all_instances() if boxes.is_managed(i) and (not wanted or i.id in wanted)]
+    return json.dumps({"InstanceInformationList": rows})

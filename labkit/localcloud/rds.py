@@ -283,4 +283,6 @@ def install(cloud: LocalCloud) -> RdsData:
     backend.start_db_instance = start_db_instance
     backend.delete_db_instance = delete_db_instance
     rds_models.DBInstance.address = property(lambda self: "127.0.0.1")
+    # AWS's current defaults (moto's are years old and lack mariadb).
+    rds_models.DBInstance.default_engine_versions.update({"mysql": "8.0.40", "MySQL": "8.0.40", "mariadb": "10.11.10"})
     return data

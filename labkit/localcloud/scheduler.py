@@ -1,6 +1,256 @@
+"""EventBridge schedules that fire on a lab clock.
+
+The lab clock is real time plus an offset. A background thread fires every due instant of every
+ENABLED scheduled rule; ``advance(seconds)`` moves the clock forward and fires each instant passed
+over, in order, with the event's ``time`` set to that instant, before it returns. A Lambda target
+runs only if its resource policy lets ``events.amazonaws.com`` invoke it for that rule, as on AWS;
+a denied or failed delivery is kept in the history and counted in the CloudWatch metric
+``AWS/Events FailedInvocations`` where AWS users look for it.
+"""
 from __future__ import annotations
-class _Stub:
-    def summary(self): return {}
-    def stop_all(self): pass
-    def after_reset(self): pass
-def install(cloud): return _Stub()
+
+import datetime as dt
+import fnmatch
+import json
+import logging
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from croniter import croniter
+from moto.awslambda.models import lambda_backends
+from moto.cloudwatch.models import cloudwatch_backends
+from moto.events import models as events_models
+from moto.events.models import events_backends
+from werkzeug.wrappers import Request
+
+if TYPE_CHECKING:
+    from labkit.localcloud.server import LocalCloud
+
+log = logging.getLogger("labkit.localcloud.scheduler")
+UTC = dt.timezone.utc
+RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+CRON = re.compile(r"^cron\((.+)\)$")
+UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+HISTORY_LIMIT = 1000
+
+
+class LabClock:
+    """Real UTC time plus an offset that only ever grows."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(time.time() + self.offset, UTC)
+
+
+@dataclass
+class Schedule:
+    expression: str
+    next_due: dt.datetime
+
+
+def next_after(expression: str, after: dt.datetime) -> dt.datetime:
+    """The first instant strictly after ``after`` at which ``expression`` (AWS syntax) is due."""
+    rate = RATE.match(expression)
+    if rate:
+        return after + dt.timedelta(seconds=int(rate.group(1)) * UNIT_SECONDS[rate.group(2).rstrip("s")])
+    cron = CRON.match(expression)
+    if not cron:
+        raise ValueError(f"not a schedule expression: {expression!r}")
+    fields = cron.group(1).split()
+    if len(fields) != 6:
+        raise ValueError(f"AWS cron needs six fields (minutes hours day-of-month month day-of-week year): {expression}")
+    minute, hour, dom, month, dow, year = fields
+    dow = re.sub(r"(?<![#\d])(\d)", lambda m: str(int(m.group(1)) - 1), dow)  # AWS 1-7 = SUN-SAT; cron 0-6
+    spec = " ".join(f.replace("?", "*") for f in (minute, hour, dom, month, dow))
+    candidate = croniter(spec, after.astimezone(UTC)).get_next(dt.datetime)
+    for _ in range(2000):
+        if _year_matches(year, candidate.year):
+            return candidate.astimezone(UTC)
+        candidate = croniter(spec, candidate).get_next(dt.datetime)
+    raise ValueError(f"{expression} is never due again")
+
+
+def _year_matches(field: str, year: int) -> bool:
+    if field in ("*", "?"):
+        return True
+    for part in field.split(","):
+        low, _, high = part.partition("-")
+        if int(low) <= year <= int(high or low):
+            return True
+    return False
+
+
+def scheduled_event(rule: Any, instant: dt.datetime) -> dict:
+    """The payload AWS sends for a scheduled rule."""
+    return {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
+            "account": rule.account_id, "time": instant.strftime("%Y-%m-%dT%H:%M:%SZ"), "region": rule.region_name,
+            "resources": [rule.arn], "detail": {}}
+
+
+def events_may_invoke(fn: Any, rule_arn: str) -> bool:
+    """True when the function's resource policy allows EventBridge to invoke it for ``rule_arn``."""
+    for statement in fn.policy.statements:
+        principal = statement.get("Principal", {})
+        service = principal.get("Service") if isinstance(principal, dict) else principal
+        services = service if isinstance(service, list) else [service]
+        actions = statement.get("Action")
+        actions = actions if isinstance(actions, list) else [actions]
+        if statement.get("Effect", "Allow") != "Allow" or "events.amazonaws.com" not in services:
+            continue
+        if not any(a in ("lambda:InvokeFunction", "lambda:*", "*") for a in actions):
+            continue
+        conditions = statement.get("Condition", {})
+        source = next((v.get("AWS:SourceArn") for v in conditions.values() if "AWS:SourceArn" in v), None)
+        if source is None or fnmatch.fnmatchcase(rule_arn, source):
+            return True
+    return False
+
+
+class Scheduler:
+    def __init__(self, cloud: LocalCloud) -> None:
+        self.cloud = cloud
+        self.clock = LabClock()
+        self.schedules: dict[str, Schedule] = {}
+        self.history: list[dict] = []
+        self.lock = threading.RLock()
+        self._stop = threading.Event()
+        cloud.route("GET", "/_labkit/clock", lambda _r: self.clock_info())
+        cloud.route("POST", "/_labkit/clock/advance", self._advance_route)
+        cloud.route("GET", "/_labkit/schedule/history", lambda _r: {"firings": self.history[-200:]})
+        self._start_loop()
+
+    def _start_loop(self) -> None:
+        self._stop = threading.Event()
+        threading.Thread(target=self._loop, args=(self._stop,), daemon=True, name="scheduler").start()
+
+    def summary(self) -> dict:
+        return {**self.clock_info(), "rules": len(self.schedules), "firings": len(self.history)}
+
+    def clock_info(self) -> dict:
+        return {"now": self.clock.now().isoformat(), "offset_seconds": self.clock.offset}
+
+    def register(self, rule: Any) -> None:
+        """Anchor a rule's schedule at the current lab time (kept when its expression is unchanged)."""
+        with self.lock:
+            current = self.schedules.get(rule.arn)
+            if rule.scheduled_expression and (not current or current.expression != rule.scheduled_expression):
+                self.schedules[rule.arn] = Schedule(rule.scheduled_expression,
+                                                    next_after(rule.scheduled_expression, self.clock.now()))
+            elif not rule.scheduled_expression:
+                self.schedules.pop(rule.arn, None)
+
+    def _advance_route(self, request: Request) -> dict:
+        body = request.get_json(silent=True) or {}
+        seconds = float(body.get("seconds", 0))
+        if seconds < 0:
+            raise ValueError("the lab clock only moves forward")
+        return self.advance(seconds)
+
+    def advance(self, seconds: float) -> dict:
+        """Move the lab clock forward and fire every instant passed over; return the firings."""
+        with self.lock:
+            self.clock.offset += seconds
+            firings = self.fire_due(self.clock.now())
+        return {**self.clock_info(), "firings": firings}
+
+    def fire_due(self, until: dt.datetime) -> list[dict]:
+        with self.lock:
+            due: list[tuple[dt.datetime, Any]] = []
+            for rule in self._rules():
+                schedule = self.schedules.get(rule.arn)
+                if schedule is None:
+                    continue
+                while schedule.next_due <= until:
+                    if rule.state == "ENABLED":
+                        due.append((schedule.next_due, rule))
+                    schedule.next_due = next_after(schedule.expression, schedule.next_due)
+            due.sort(key=lambda item: item[0])
+            return [f for instant, rule in due for f in self._fire(rule, instant)]
+
+    def _rules(self) -> list[Any]:
+        rules = []
+        for account, regions in list(events_backends.items()):
+            for region, backend in list(regions.items()):
+                for bus in list(backend.event_buses.values()):
+                    rules += [r for r in list(bus.rules.values()) if r.scheduled_expression]
+        live = {r.arn for r in rules}
+        for arn in [a for a in self.schedules if a not in live]:
+            del self.schedules[arn]
+        return rules
+
+    def _fire(self, rule: Any, instant: dt.datetime) -> list[dict]:
+        results = []
+        for target in list(rule.targets):
+            record = {"rule": rule.name, "rule_arn": rule.arn, "time": instant.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                      "target": target.get("Arn")}
+            record.update(self._deliver(rule, target, instant))
+            if record["status"] != "ok":
+                log.warning("rule %s could not deliver to %s: %s", rule.name, target.get("Arn"), record.get("error"))
+                self._count_failure(rule)
+            self.history.append(record)
+            del self.history[:-HISTORY_LIMIT]
+            results.append(record)
+        return results
+
+    def _deliver(self, rule: Any, target: dict, instant: dt.datetime) -> dict:
+        arn = target.get("Arn", "")
+        if ":lambda:" not in arn:
+            return {"status": "skipped", "error": "the local cloud delivers scheduled events to Lambda targets only"}
+        try:
+            fn = lambda_backends[rule.account_id][rule.region_name].get_function(arn)
+        except Exception:
+            return {"status": "failed", "error": f"target function {arn} does not exist"}
+        if not events_may_invoke(fn, rule.arn):
+            return {"status": "denied", "error": (
+                "the function's resource policy does not allow events.amazonaws.com to invoke it for this rule "
+                "(add it with lambda.add_permission, SourceArn = the rule's ARN)")}
+        payload = target.get("Input") or json.dumps(scheduled_event(rule, instant))
+        inv = self.cloud.lambdas.run(fn, payload.encode())
+        result = (inv.result or b"").decode(errors="replace")
+        return {"status": "ok" if not inv.error_type else "function_error", "request_id": inv.request_id,
+                "function_error": inv.error_type, "result": result[:1000]}
+
+    def _count_failure(self, rule: Any) -> None:
+        try:
+            cloudwatch_backends[rule.account_id][rule.region_name].put_metric_data("AWS/Events", [{
+                "MetricName": "FailedInvocations", "Value": 1.0, "Unit": "Count",
+                "Dimensions": [{"Name": "RuleName", "Value": rule.name}]}])
+        except Exception:
+            log.exception("could not record the FailedInvocations metric")
+
+    def _loop(self, stop: threading.Event) -> None:
+        while not stop.wait(1.0):
+            try:
+                self.fire_due(self.clock.now())
+            except Exception:
+                log.exception("scheduler tick failed")
+
+    def stop_all(self) -> None:
+        self._stop.set()
+
+    def after_reset(self) -> None:
+        with self.lock:
+            self.schedules.clear()
+            self.history.clear()
+            self.clock.offset = 0.0
+        self._start_loop()
+
+
+def install(cloud: LocalCloud) -> Scheduler:
+    scheduler = Scheduler(cloud)
+    backend = events_models.EventsBackend
+    original_put_rule = backend.put_rule
+
+    def put_rule(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+        rule = original_put_rule(self, name, *args, **kwargs)
+        scheduler.register(rule)
+        return rule
+
+    backend.put_rule = put_rule
+    return scheduler

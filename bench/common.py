@@ -1,0 +1,47 @@
+"""Shared set-up for the benchmarks: a throwaway local cloud on a free port."""
+from __future__ import annotations
+
+import contextlib
+import socket
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+import boto3
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from labkit.localcloud import control  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def local_cloud():
+    home = Path(tempfile.mkdtemp(prefix="labkit-bench-"))
+    status = control.start_cloud(port=free_port(), home=home)
+    try:
+        yield status
+    finally:
+        control.stop_cloud(home)
+
+
+def client(status: control.CloudStatus, service: str, **kwargs):
+    return boto3.client(service, endpoint_url=status.endpoint, region_name="us-east-1",
+                        aws_access_key_id="test", aws_secret_access_key="test", **kwargs)
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))]
+
+
+def report(name: str, value: float, unit: str, target: str = "") -> None:
+    print(f"{name:<48} {value:>10.2f} {unit:<6} {target}")
+
+
+mean = statistics.mean

@@ -1,0 +1,88 @@
+"""Shared fixtures: a real local cloud on a free port in a temporary LABKIT_HOME, stopped at the end."""
+from __future__ import annotations
+
+import io
+import os
+import socket
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import pytest
+
+from labkit.localcloud import control
+from labkit.localcloud.procs import CLOUD_MARKER, find_marked
+
+# No test may reach real AWS: fixed dummy credentials, no profile, no instance metadata.
+for _var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+    os.environ.pop(_var, None)
+os.environ.update({"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
+                   "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"})
+REGION = "us-east-1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def make_zip(files: dict[str, str | bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+@dataclass
+class Cloud:
+    home: Path
+    status: control.CloudStatus
+
+    @property
+    def endpoint(self) -> str:
+        return self.status.endpoint
+
+    def client(self, service: str, **kwargs):
+        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION, **kwargs)
+
+    def request(self, method: str, path: str, body: dict | None = None) -> dict:
+        return control.cloud_request(method, path, body, home=self.home)
+
+
+def start_test_cloud(home: Path) -> Cloud:
+    return Cloud(home, control.start_cloud(port=free_port(), home=home))
+
+
+def stop_test_cloud(cloud: Cloud) -> None:
+    control.stop_cloud(cloud.home)
+    leftovers = find_marked(CLOUD_MARKER, cloud.status.cloud_id)
+    assert not leftovers, f"processes left running after cloud stop: {leftovers}"
+
+
+@pytest.fixture(scope="session")
+def cloud(tmp_path_factory: pytest.TempPathFactory):
+    """One local cloud for the session (tests use unique resource names)."""
+    running = start_test_cloud(tmp_path_factory.mktemp("labkit-home"))
+    previous = os.environ.get("AWS_ENDPOINT_URL")
+    os.environ["AWS_ENDPOINT_URL"] = running.endpoint
+    try:
+        yield running
+    finally:
+        stop_test_cloud(running)
+        if previous is None:
+            os.environ.pop("AWS_ENDPOINT_URL", None)
+        else:
+            os.environ["AWS_ENDPOINT_URL"] = previous
+
+
+@pytest.fixture()
+def own_cloud(tmp_path: Path):
+    """A cloud of the test's own, for tests that stop or reset it."""
+    running = start_test_cloud(tmp_path / "home")
+    try:
+        yield running
+    finally:
+        stop_test_cloud(running)

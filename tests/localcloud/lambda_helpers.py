@@ -1,0 +1,35 @@
+"""Small helpers for Lambda tests: a role, a function from source, a pymysql layer."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pymysql
+
+from tests.conftest import make_zip
+
+TRUST = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}'
+
+
+def role_arn(iam, name: str = "test-lambda-role") -> str:
+    try:
+        return iam.get_role(RoleName=name)["Role"]["Arn"]
+    except iam.exceptions.NoSuchEntityException:
+        return iam.create_role(RoleName=name, AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
+
+
+def create_function(cloud, name: str, source: str, **kwargs) -> str:
+    lam = cloud.client("lambda")
+    arn = lam.create_function(FunctionName=name, Runtime="python3.11", Role=role_arn(cloud.client("iam")),
+                              Handler="lambda_function.lambda_handler",
+                              Code={"ZipFile": make_zip({"lambda_function.py": source})}, **kwargs)["FunctionArn"]
+    lam.get_waiter("function_active_v2").wait(FunctionName=name)
+    return arn
+
+
+def pymysql_layer_zip() -> bytes:
+    package = Path(pymysql.__file__).parent
+    files = {}
+    for path in package.rglob("*.py"):
+        files[f"python/pymysql/{path.relative_to(package)}"] = path.read_bytes()
+    return make_zip(files)

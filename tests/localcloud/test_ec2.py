@@ -1,0 +1,114 @@
+"""EC2 instances run user data and SSM commands in a sandbox; stop ends their processes."""
+from __future__ import annotations
+
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from tests.conftest import free_port
+
+TRUST = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}'
+
+
+def _profile(iam, name: str, ssm: bool = True) -> str:
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=TRUST)
+    if ssm:
+        iam.attach_role_policy(RoleName=name, PolicyArn="arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore")
+    iam.create_instance_profile(InstanceProfileName=name)
+    iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
+    return name
+
+
+def launch(cloud, profile: str | None, user_data: str = "") -> str:
+    ec2 = cloud.client("ec2")
+    kwargs = {"IamInstanceProfile": {"Name": profile}} if profile else {}
+    instance = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, InstanceType="t3.micro",
+                                 UserData=user_data, **kwargs)["Instances"][0]
+    assert instance["State"]["Name"] == "pending"
+    ec2.get_waiter("instance_running").wait(InstanceIds=[instance["InstanceId"]], WaiterConfig={"Delay": 1})
+    return instance["InstanceId"]
+
+
+def _get(url: str, seconds: float = 10) -> int:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as resp:
+                return resp.status
+        except (urllib.error.URLError, ConnectionError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def run_command(cloud, instance_id: str, commands: list[str]) -> dict:
+    ssm = cloud.client("ssm")
+    command_id = ssm.send_command(DocumentName="AWS-RunShellScript", InstanceIds=[instance_id],
+                                  Parameters={"commands": commands})["Command"]["CommandId"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        invocation = ssm.get_command_invocation(CommandId=command_id, InstanceId=instance_id)
+        if invocation["Status"] not in ("Pending", "InProgress", "Delayed"):
+            return invocation
+        time.sleep(0.05)
+    pytest.fail("command did not finish")
+
+
+def test_user_data_runs_and_its_server_answers_until_stop(cloud):
+    port = free_port()
+    user_data = (f"#!/bin/bash\necho written > $HOME/proof.txt\n"
+                 f"nohup python3 -m http.server {port} --bind 127.0.0.1 >/dev/null 2>&1 &\n")
+    instance_id = launch(cloud, _profile(cloud.client("iam"), "ud-profile"), user_data)
+    described = cloud.client("ec2").describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
+    assert described["PublicIpAddress"] == "127.0.0.1" and described["PublicDnsName"] == "localhost"
+    assert _get(f"http://127.0.0.1:{port}/") == 200
+    assert (cloud.home / "ec2" / instance_id / "root" / "proof.txt").read_text() == "written\n"
+
+    cloud.client("ec2").stop_instances(InstanceIds=[instance_id])
+    with pytest.raises((urllib.error.URLError, ConnectionError)):
+        _get(f"http://127.0.0.1:{port}/", seconds=0)
+
+
+def test_ssm_command_output_and_failure(cloud):
+    instance_id = launch(cloud, _profile(cloud.client("iam"), "ssm-profile"))
+    ok = run_command(cloud, instance_id, ["echo hello from $(hostname -s >/dev/null; echo the instance)", "echo done"])
+    assert ok["Status"] == "Success" and ok["ResponseCode"] == 0
+    assert ok["StandardOutputContent"] == "hello from the instance\ndone\n"
+    failed = run_command(cloud, instance_id, ["echo oops >&2", "exit 7"])
+    assert failed["Status"] == "Failed" and failed["ResponseCode"] == 7
+    assert failed["StandardErrorContent"] == "oops\n"
+    listed = cloud.client("ssm").list_command_invocations(InstanceId=instance_id, Details=True)["CommandInvocations"]
+    assert {i["Status"] for i in listed} == {"Success", "Failed"}
+
+
+def test_background_process_survives_the_command_and_a_service_restarts_on_start(cloud):
+    instance_id = launch(cloud, _profile(cloud.client("iam"), "svc-profile"))
+    port = free_port()
+    unit = (f"[Unit]\nDescription=web\n[Service]\nWorkingDirectory=/tmp\n"
+            f"ExecStart=python3 -m http.server {port} --bind 127.0.0.1\n[Install]\nWantedBy=multi-user.target\n")
+    result = run_command(cloud, instance_id, [f"cat > $HOME/web.service <<'EOF'\n{unit}EOF",
+                                              "systemctl enable --now $HOME/web.service", "systemctl is-active web"])
+    assert result["Status"] == "Success", result["StandardErrorContent"]
+    assert _get(f"http://127.0.0.1:{port}/") == 200
+    ec2 = cloud.client("ec2")
+    ec2.stop_instances(InstanceIds=[instance_id])
+    ec2.get_waiter("instance_stopped").wait(InstanceIds=[instance_id], WaiterConfig={"Delay": 1})
+    with pytest.raises((urllib.error.URLError, ConnectionError)):
+        _get(f"http://127.0.0.1:{port}/", seconds=0)
+    ec2.start_instances(InstanceIds=[instance_id])
+    ec2.get_waiter("instance_running").wait(InstanceIds=[instance_id], WaiterConfig={"Delay": 1})
+    assert _get(f"http://127.0.0.1:{port}/") == 200
+    ec2.terminate_instances(InstanceIds=[instance_id])
+    assert not (cloud.home / "ec2" / instance_id).exists()
+
+
+def test_instance_without_ssm_role_is_not_managed(cloud):
+    instance_id = launch(cloud, _profile(cloud.client("iam"), "no-ssm", ssm=False))
+    ssm = cloud.client("ssm")
+    with pytest.raises(ssm.exceptions.InvalidInstanceId):
+        ssm.send_command(DocumentName="AWS-RunShellScript", InstanceIds=[instance_id],
+                         Parameters={"commands": ["true"]})
+    managed = ssm.describe_instance_information()["InstanceInformationList"]
+    assert instance_id not in {i["InstanceId"] for i in managed}

@@ -1,0 +1,175 @@
+"""Lambda functions really run in awslambdaric workers, and fail the way AWS fails."""
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+
+import pytest
+from botocore.config import Config
+
+from tests.localcloud.lambda_helpers import create_function, pymysql_layer_zip
+
+ECHO = '''
+import os, time
+COUNT = 0
+def lambda_handler(event, context):
+    global COUNT
+    COUNT += 1
+    print("event", event)
+    if event.get("sleep"):
+        time.sleep(event["sleep"])
+    if event.get("fail"):
+        raise ValueError("the handler failed on purpose")
+    try:
+        import pandas
+        lab_venv_visible = True
+    except ImportError:
+        lab_venv_visible = False
+    env = {k: os.environ.get(k) for k in ("AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_VERSION",
+           "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "GREETING")}
+    return {"count": COUNT, "lab_venv_visible": lab_venv_visible, "env": env,
+            "remaining_ms": context.get_remaining_time_in_millis(), "request_id": context.aws_request_id}
+'''
+
+
+def _invoke(lam, name: str, event: dict | None = None, **kwargs) -> tuple[dict, dict]:
+    response = lam.invoke(FunctionName=name, Payload=json.dumps(event or {}).encode(), **kwargs)
+    return response, json.loads(response["Payload"].read() or b"null")
+
+
+def test_function_runs_with_aws_environment_and_only_the_runtime_packages(cloud):
+    create_function(cloud, "env-fn", ECHO, MemorySize=256, Environment={"Variables": {"GREETING": "hi"}})
+    response, body = _invoke(cloud.client("lambda"), "env-fn")
+    assert response["StatusCode"] == 200 and "FunctionError" not in response
+    assert body["lab_venv_visible"] is False
+    assert body["env"] == {"AWS_LAMBDA_FUNCTION_NAME": "env-fn", "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                           "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256", "AWS_REGION": "us-east-1",
+                           "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": cloud.endpoint, "GREETING": "hi"}
+    assert 0 < body["remaining_ms"] <= 3000
+
+
+def test_boto3_inside_the_function_reaches_the_local_cloud(cloud):
+    cloud.client("secretsmanager").create_secret(Name="fn-secret", SecretString='{"k": "v"}')
+    source = ("import boto3, json\nsm = boto3.client('secretsmanager')\n"
+              "def lambda_handler(event, context):\n"
+              "    return json.loads(sm.get_secret_value(SecretId='fn-secret')['SecretString'])\n")
+    create_function(cloud, "boto-fn", source)
+    assert _invoke(cloud.client("lambda"), "boto-fn")[1] == {"k": "v"}
+
+
+def test_missing_layer_is_an_import_module_error_until_the_layer_is_attached(cloud):
+    lam = cloud.client("lambda")
+    create_function(cloud, "needs-pymysql", "import pymysql\ndef lambda_handler(e, c):\n    return pymysql.VERSION_STRING\n")
+    response, body = _invoke(lam, "needs-pymysql")
+    assert response["FunctionError"] == "Unhandled"
+    assert body["errorType"] == "Runtime.ImportModuleError"
+    assert body["errorMessage"] == "Unable to import module 'lambda_function': No module named 'pymysql'"
+
+    layer = lam.publish_layer_version(LayerName="pymysql", Content={"ZipFile": pymysql_layer_zip()},
+                                      CompatibleRuntimes=["python3.11"])
+    lam.update_function_configuration(FunctionName="needs-pymysql", Layers=[layer["LayerVersionArn"]])
+    lam.get_waiter("function_updated_v2").wait(FunctionName="needs-pymysql")
+    response, body = _invoke(lam, "needs-pymysql")
+    assert "FunctionError" not in response and body.count(".") >= 2
+
+
+def test_handler_exception_is_reported_like_aws(cloud):
+    create_function(cloud, "fails", ECHO)
+    response, body = _invoke(cloud.client("lambda"), "fails", {"fail": True})
+    assert response["FunctionError"] == "Unhandled"
+    assert body["errorType"] == "ValueError" and body["errorMessage"] == "the handler failed on purpose"
+    assert any("lambda_handler" in frame for frame in body["stackTrace"])
+
+
+def test_timeout_kills_the_worker_and_says_so(cloud):
+    create_function(cloud, "slow", ECHO, Timeout=1)
+    started = time.monotonic()
+    response, body = _invoke(cloud.client("lambda"), "slow", {"sleep": 5})
+    assert time.monotonic() - started < 4
+    assert response["FunctionError"] == "Unhandled"
+    assert body["errorMessage"].endswith("Task timed out after 1.00 seconds")
+    response, body = _invoke(cloud.client("lambda"), "slow")
+    assert body["count"] == 1  # a fresh environment after the timeout
+
+
+def test_globals_persist_while_warm_and_reset_after_a_configuration_update(cloud):
+    lam = cloud.client("lambda")
+    create_function(cloud, "counter", ECHO)
+    assert [_invoke(lam, "counter")[1]["count"] for _ in range(3)] == [1, 2, 3]
+    lam.update_function_configuration(FunctionName="counter", Environment={"Variables": {"GREETING": "new"}})
+    lam.get_waiter("function_updated_v2").wait(FunctionName="counter")
+    body = _invoke(lam, "counter")[1]
+    assert body["count"] == 1 and body["env"]["GREETING"] == "new"
+
+
+def test_concurrent_invokes_get_their_own_workers(cloud):
+    create_function(cloud, "parallel", ECHO)
+    results = []
+
+    def call() -> None:
+        results.append(_invoke(cloud.client("lambda"), "parallel", {"sleep": 0.5})[1])
+
+    threads = [threading.Thread(target=call) for _ in range(2)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert time.monotonic() - started < 1.5
+    assert len(results) == 2 and len({r["request_id"] for r in results}) == 2
+
+
+def test_reserved_concurrency_throttles(cloud):
+    lam = cloud.client("lambda", config=Config(retries={"total_max_attempts": 1, "mode": "standard"}))
+    create_function(cloud, "limited", ECHO)
+    lam.put_function_concurrency(FunctionName="limited", ReservedConcurrentExecutions=1)
+    errors, outcomes = [], []
+
+    def call() -> None:
+        try:
+            outcomes.append(_invoke(lam, "limited", {"sleep": 0.7})[1])
+        except Exception as exc:  # noqa: BLE001 - inspected below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.2)
+    for thread in threads:
+        thread.join()
+    assert [type(e).__name__ for e in errors] == ["TooManyRequestsException"], (errors, outcomes)
+
+
+def test_event_and_dry_run_invocations(cloud):
+    lam = cloud.client("lambda")
+    create_function(cloud, "async-fn", ECHO)
+    assert lam.invoke(FunctionName="async-fn", InvocationType="DryRun")["StatusCode"] == 204
+    response = lam.invoke(FunctionName="async-fn", InvocationType="Event", Payload=b'{"marker": "async-42"}')
+    assert response["StatusCode"] == 202
+    logs = cloud.client("logs")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        events = logs.filter_log_events(logGroupName="/aws/lambda/async-fn").get("events", []) \
+            if logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/async-fn")["logGroups"] else []
+        if any("async-42" in e["message"] for e in events):
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the asynchronous invocation never ran")
+
+
+def test_logs_go_to_cloudwatch_and_tail_returns_the_last_4kb(cloud):
+    lam = cloud.client("lambda")
+    create_function(cloud, "logged", ECHO)
+    response, _ = _invoke(lam, "logged", {"say": "hello-logs"}, LogType="Tail")
+    tail = base64.b64decode(response["LogResult"]).decode()
+    assert tail.startswith("START RequestId:") and "hello-logs" in tail and "REPORT RequestId:" in tail
+    assert len(base64.b64decode(response["LogResult"])) <= 4096
+    events = cloud.client("logs").filter_log_events(logGroupName="/aws/lambda/logged")["events"]
+    messages = [e["message"] for e in events]
+    assert any(m.startswith("START RequestId") for m in messages)
+    assert any(m.startswith("END RequestId") for m in messages)
+    assert any(m.startswith("REPORT RequestId") and "Init Duration" in m for m in messages)
+    assert any("hello-logs" in m for m in messages)

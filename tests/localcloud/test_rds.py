@@ -1,0 +1,80 @@
+"""RDS instances are real MySQL-compatible servers."""
+from __future__ import annotations
+
+import socket
+import time
+
+import pymysql
+import pytest
+
+PASSWORD = "Sup3r-Secret-pw"
+
+
+def _network(ec2, rds, name: str) -> None:
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.9.{i}.0/24", AvailabilityZone=f"us-east-1{az}")
+               ["Subnet"]["SubnetId"] for i, az in ((1, "a"), (2, "b"))]
+    rds.create_db_subnet_group(DBSubnetGroupName=name, DBSubnetGroupDescription="private", SubnetIds=subnets)
+
+
+def _create(rds, ident: str, group: str, engine: str = "mysql") -> dict:
+    created = rds.create_db_instance(
+        DBInstanceIdentifier=ident, Engine=engine, DBInstanceClass="db.t3.micro", MasterUsername="admin",
+        MasterUserPassword=PASSWORD, DBName="ordersdb", AllocatedStorage=20, DBSubnetGroupName=group,
+        PubliclyAccessible=False)["DBInstance"]
+    assert created["DBInstanceStatus"] == "creating"
+    rds.get_waiter("db_instance_available").wait(DBInstanceIdentifier=ident, WaiterConfig={"Delay": 1})
+    return rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
+
+
+def _wait_status(rds, ident: str, wanted: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]["DBInstanceStatus"] != wanted:
+        assert time.monotonic() < deadline, f"{ident} never became {wanted}"
+        time.sleep(0.2)
+
+
+def _connect(endpoint: dict, password: str = PASSWORD) -> pymysql.Connection:
+    return pymysql.connect(host=endpoint["Address"], port=endpoint["Port"], user="admin", password=password,
+                           database="ordersdb", autocommit=True)
+
+
+def test_instance_is_a_real_server_that_keeps_rows_across_stop_start(own_cloud):
+    ec2, rds = own_cloud.client("ec2"), own_cloud.client("rds")
+    _network(ec2, rds, "grp")
+    db = _create(rds, "orders-db", "grp")
+    endpoint = db["Endpoint"]
+    assert endpoint["Address"] == "127.0.0.1" and db["DBInstanceStatus"] == "available"
+    with _connect(endpoint) as conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(20))")
+        cur.execute("INSERT INTO t VALUES (1, 'kept')")
+        cur.execute("SELECT name FROM t")
+        assert cur.fetchall() == (("kept",),)
+
+    rds.stop_db_instance(DBInstanceIdentifier="orders-db")
+    _wait_status(rds, "orders-db", "stopped")
+    with pytest.raises(pymysql.err.OperationalError):
+        _connect(endpoint)
+    rds.start_db_instance(DBInstanceIdentifier="orders-db")
+    rds.get_waiter("db_instance_available").wait(DBInstanceIdentifier="orders-db", WaiterConfig={"Delay": 1})
+    with _connect(endpoint) as conn, conn.cursor() as cur:
+        cur.execute("SELECT name FROM t")
+        assert cur.fetchall() == (("kept",),)
+
+    datadir = own_cloud.home / "rds" / "orders-db"
+    assert datadir.exists()
+    rds.delete_db_instance(DBInstanceIdentifier="orders-db", SkipFinalSnapshot=True)
+    assert not datadir.exists()
+    with socket.socket() as sock:
+        assert sock.connect_ex(("127.0.0.1", endpoint["Port"])) != 0
+
+
+def test_wrong_password_and_root_are_refused(cloud):
+    ec2, rds = cloud.client("ec2"), cloud.client("rds")
+    _network(ec2, rds, "grp-pw")
+    endpoint = _create(rds, "pw-db", "grp-pw", engine="mariadb")["Endpoint"]
+    with pytest.raises(pymysql.err.OperationalError, match="Access denied"):
+        _connect(endpoint, password="wrong")
+    with pytest.raises(pymysql.err.OperationalError, match="Access denied"):
+        pymysql.connect(host="127.0.0.1", port=endpoint["Port"], user="root", password="")
+    rds.delete_db_instance(DBInstanceIdentifier="pw-db", SkipFinalSnapshot=True)

@@ -1,0 +1,75 @@
+"""EventBridge schedules fire on the lab clock, only with the Lambda permission, only when enabled."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from tests.localcloud.lambda_helpers import create_function
+
+RECORD = "def lambda_handler(event, context):\n    return event\n"
+
+
+def _rule(cloud, name: str, expression: str, fn_arn: str, permit: bool = True, state: str = "ENABLED") -> str:
+    events = cloud.client("events")
+    rule_arn = events.put_rule(Name=name, ScheduleExpression=expression, State=state)["RuleArn"]
+    events.put_targets(Rule=name, Targets=[{"Id": "target", "Arn": fn_arn}])
+    if permit:
+        cloud.client("lambda").add_permission(FunctionName=fn_arn, StatementId=f"events-{name}",
+                                              Action="lambda:InvokeFunction", Principal="events.amazonaws.com",
+                                              SourceArn=rule_arn)
+    return rule_arn
+
+
+def _parse(stamp: str) -> dt.datetime:
+    return dt.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_rate_rule_fires_once_per_day_with_scheduled_event_payload(own_cloud):
+    fn = create_function(own_cloud, "daily-fn", RECORD)
+    rule_arn = _rule(own_cloud, "every-day", "rate(1 day)", fn)
+    firings = own_cloud.request("POST", "/_labkit/clock/advance", {"seconds": 72 * 3600})["firings"]
+    assert [f["status"] for f in firings] == ["ok", "ok", "ok"]
+    times = [_parse(f["time"]) for f in firings]
+    assert [b - a for a, b in zip(times, times[1:])] == [dt.timedelta(days=1)] * 2
+    event = json.loads(firings[0]["result"])
+    assert event["detail-type"] == "Scheduled Event" and event["source"] == "aws.events"
+    assert event["resources"] == [rule_arn] and event["time"] == firings[0]["time"] and event["detail"] == {}
+    assert set(event) == {"version", "id", "detail-type", "source", "account", "time", "region", "resources", "detail"}
+
+
+def test_cron_rule_fires_at_midnight_utc_and_input_replaces_the_event(own_cloud):
+    fn = create_function(own_cloud, "cron-fn", RECORD)
+    _rule(own_cloud, "midnight", "cron(0 0 * * ? *)", fn)
+    own_cloud.client("events").put_targets(Rule="midnight", Targets=[{"Id": "target", "Arn": fn,
+                                                                      "Input": '{"custom": true}'}])
+    firings = own_cloud.request("POST", "/_labkit/clock/advance", {"seconds": 48 * 3600})["firings"]
+    assert len(firings) == 2
+    assert all(_parse(f["time"]).hour == 0 and _parse(f["time"]).minute == 0 for f in firings)
+    assert json.loads(firings[0]["result"]) == {"custom": True}
+
+
+def test_disabled_rule_and_rule_without_permission_fire_nothing(own_cloud):
+    fn = create_function(own_cloud, "quiet-fn", RECORD)
+    _rule(own_cloud, "disabled", "rate(1 hour)", fn, state="DISABLED")
+    _rule(own_cloud, "no-permission", "rate(1 day)", fn, permit=False)
+    firings = own_cloud.request("POST", "/_labkit/clock/advance", {"seconds": 25 * 3600})["firings"]
+    assert [f["rule"] for f in firings] == ["no-permission"]
+    assert firings[0]["status"] == "denied" and "add_permission" in firings[0]["error"]
+    logs = own_cloud.client("logs").describe_log_groups(logGroupNamePrefix="/aws/lambda/quiet-fn")["logGroups"]
+    assert logs == []  # the function never ran
+    metrics = own_cloud.client("cloudwatch").list_metrics(Namespace="AWS/Events", MetricName="FailedInvocations")
+    assert metrics["Metrics"], "a denied delivery is counted where AWS users look for it"
+
+
+def test_removed_target_does_not_fire(own_cloud):
+    fn = create_function(own_cloud, "removed-fn", RECORD)
+    _rule(own_cloud, "gone", "rate(1 day)", fn)
+    own_cloud.client("events").remove_targets(Rule="gone", Ids=["target"])
+    assert own_cloud.request("POST", "/_labkit/clock/advance", {"seconds": 49 * 3600})["firings"] == []
+
+
+def test_clock_reports_lab_time(own_cloud):
+    before = dt.datetime.fromisoformat(own_cloud.request("GET", "/_labkit/clock")["now"])
+    own_cloud.request("POST", "/_labkit/clock/advance", {"seconds": 3600})
+    after = dt.datetime.fromisoformat(own_cloud.request("GET", "/_labkit/clock")["now"])
+    assert dt.timedelta(hours=1) <= after - before < dt.timedelta(hours=1, minutes=1)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from moto.core.exceptions import JsonRESTError
+from moto.ec2.models import amis as ec2_amis
 from moto.ec2.models import instances as ec2_instances
 from moto.iam.models import iam_backends
 from moto.ssm import models as ssm_models
@@ -36,6 +37,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("labkit.localcloud.ec2")
 OUTPUT_LIMIT = 24000  # AWS truncates StandardOutputContent/StandardErrorContent at 24,000 characters
 SSM_POLICIES = ("AmazonSSMManagedInstanceCore", "AmazonSSMFullAccess", "AmazonEC2RoleforSSM")
+# The local "Ubuntu 22.04" image, registered in every region as Canonical publishes it.
+JAMMY = {"ami_id": "ami-0a1b2c3d4e5f60722", "state": "available", "public": True, "owner_id": "099720109477",
+         "image_location": "099720109477/ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-20260101",
+         "sriov": "simple", "root_device_type": "ebs", "root_device_name": "/dev/sda1",
+         "description": "Canonical, Ubuntu, 22.04 LTS, amd64 jammy image (local cloud sandbox)",
+         "image_type": "machine", "platform": None, "architecture": "x86_64",
+         "name": "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-20260101", "virtualization_type": "hvm",
+         "hypervisor": "xen"}
 
 
 class InvalidInstanceId(JsonRESTError):
@@ -225,6 +234,13 @@ def install(cloud: LocalCloud) -> Sandboxes:
             return changed
         return wrapped
 
+    original_load_amis = ec2_amis.AmiBackend._load_amis
+
+    def load_amis(self: Any) -> None:
+        original_load_amis(self)
+        self.amis[JAMMY["ami_id"]] = ec2_amis.Ami(self, **JAMMY)
+
+    ec2_amis.AmiBackend._load_amis = load_amis
     backend.run_instances = run_instances
     backend.stop_instances = lifecycle(original_stop, boxes.on_stop)
     backend.start_instances = lifecycle(original_start, boxes.on_start)

@@ -141,6 +141,19 @@ class RdsData:
 
         threading.Thread(target=start, daemon=True).start()
 
+    def on_modify(self, db: Any, new_password: str | None) -> None:
+        """ModifyDBInstance with MasterUserPassword changes the real server's password."""
+        server = self.servers.get(db.db_instance_identifier)
+        if not server or not new_password:
+            return
+        with server.lock:
+            conn = self._admin(server, password=None)
+            try:
+                with conn.cursor() as cur:
+                    cur.execute("ALTER USER %s@'%%' IDENTIFIED BY %s", (db.master_username, new_password))
+            finally:
+                conn.close()
+
     def on_delete(self, db: Any) -> None:
         server = self.servers.pop(db.db_instance_identifier, None)
         if server:
@@ -273,6 +286,13 @@ def install(cloud: LocalCloud) -> RdsData:
         data.on_start(db)
         return db
 
+    original_modify = backend.modify_db_instance
+
+    def modify_db_instance(self: Any, db_instance_identifier: str, db_kwargs: dict) -> Any:
+        db = original_modify(self, db_instance_identifier, db_kwargs)
+        data.on_modify(db, db_kwargs.get("MasterUserPassword") or db_kwargs.get("master_user_password"))
+        return db
+
     def delete_db_instance(self: Any, db_instance_identifier: str, *args: Any, **kwargs: Any) -> Any:
         db = original_delete(self, db_instance_identifier, *args, **kwargs)
         data.on_delete(db)
@@ -282,6 +302,7 @@ def install(cloud: LocalCloud) -> RdsData:
     backend.stop_db_instance = stop_db_instance
     backend.start_db_instance = start_db_instance
     backend.delete_db_instance = delete_db_instance
+    backend.modify_db_instance = modify_db_instance
     rds_models.DBInstance.address = property(lambda self: "127.0.0.1")
     # AWS's current defaults (moto's are years old and lack mariadb).
     rds_models.DBInstance.default_engine_versions.update({"mysql": "8.0.40", "MySQL": "8.0.40", "mariadb": "10.11.10"})

@@ -1,0 +1,68 @@
+"""daily-delta-processor: the orders of one window as CSV in S3.
+
+From an EventBridge scheduled event the window is [time - 24 h, time); from {"start", "end"} that
+window. Rows are streamed from a server-side cursor into a temporary file, so memory stays flat
+however many orders the window holds. The same window always gives the same key and content.
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import tempfile
+
+import boto3
+import pymysql
+
+from orders_db import Database, DatabaseError, secret_name
+from report import report_key, report_window, write_csv
+
+log = logging.getLogger()
+log.setLevel(logging.INFO)
+
+BUCKET = os.environ.get("REPORT_BUCKET", "")
+PREFIX = os.environ.get("REPORT_PREFIX", "reports/")
+FETCH = 5000
+QUERY = ("SELECT order_id, customer_name, product, quantity, amount, created_at FROM orders "
+         "WHERE created_at >= %s AND created_at < %s ORDER BY created_at, order_id")
+
+s3 = boto3.client("s3")
+secrets = boto3.client("secretsmanager")
+database = Database(secret_name(), lambda sid: secrets.get_secret_value(SecretId=sid)["SecretString"])
+
+
+def stream_rows(conn, start, end):
+    """Yield the window's rows through an unbuffered (server-side) cursor."""
+    with conn.cursor(pymysql.cursors.SSCursor) as cur:
+        cur.execute(QUERY, (start.replace(tzinfo=None), end.replace(tzinfo=None)))
+        while True:
+            batch = cur.fetchmany(FETCH)
+            if not batch:
+                return
+            yield from batch
+
+
+def lambda_handler(event, context):
+    if not BUCKET:
+        raise RuntimeError("REPORT_BUCKET is not set on this function")
+    start, end = report_window(event)
+    key = report_key(start, PREFIX)
+    conn = database.connection()
+    with tempfile.TemporaryFile("w+b") as spool:
+        text = io.TextIOWrapper(spool, encoding="utf-8", newline="")
+        try:
+            rows, total = write_csv(stream_rows(conn, start, end), text)
+            conn.commit()
+        except pymysql.err.Error as exc:
+            database.close()
+            raise DatabaseError(f"reading orders failed: {exc.args[-1] if exc.args else exc}") from None
+        text.flush()
+        spool.seek(0)
+        s3.upload_fileobj(spool, BUCKET, key, ExtraArgs={
+            "ContentType": "text/csv; charset=utf-8",
+            "Metadata": {"window-start": start.isoformat(), "window-end": end.isoformat(), "rows": str(rows)}})
+        text.detach()
+    result = {"status": "ok", "bucket": BUCKET, "key": key, "rows": rows, "total_amount": f"{total:.2f}"}
+    log.info(json.dumps(result))
+    return result

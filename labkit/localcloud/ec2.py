@@ -29,6 +29,7 @@ from moto.ssm import models as ssm_models
 from moto.ssm import responses as ssm_responses
 
 from labkit.localcloud.control import PROJECT_ROOT
+from labkit.localcloud.lambda_service import runtime_python
 from labkit.localcloud.procs import INSTANCE_MARKER, kill_marked
 
 if TYPE_CHECKING:
@@ -85,12 +86,14 @@ class Sandboxes:
         root = self.root(instance.id)
         for sub in ("bin", "root", "var/log", "var/lib/cloud/instance", "etc/systemd/system", "run", "opt", "tmp"):
             (root / sub).mkdir(parents=True, exist_ok=True)
-        python = getattr(sys, "_base_executable", sys.executable)
+        # The image's python3 has boto3, as Ubuntu's python3-boto3 gives it: the Lambda runtime's interpreter.
+        image_python = Path(runtime_python())
+        python = str(image_python) if image_python.exists() else getattr(sys, "_base_executable", sys.executable)
         for name in ("python3", "python"):
             _write_exec(root / "bin" / name, f'#!/bin/sh\nexec "{python}" "$@"\n')
         shim = Path(__file__).with_name("systemctl_shim.py")
         for name in ("systemctl", "journalctl"):
-            _write_exec(root / "bin" / name, f'#!/bin/sh\nexec "{python}" "{shim}" --as-{name} "$@"\n')
+            _write_exec(root / "bin" / name, f'#!/bin/sh\nexec "{sys.executable}" -I "{shim}" --as-{name} "$@"\n')
         # `sudo` is a no-op: commands already run as the instance's root.
         _write_exec(root / "bin" / "sudo", '#!/bin/sh\nwhile [ "${1#-}" != "$1" ]; do shift; done\nexec "$@"\n')
         return root

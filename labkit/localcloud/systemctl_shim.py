@@ -69,7 +69,7 @@ def start(name: str) -> None:
     if pid_of(name):
         return
     service = read_unit(name)["Service"]
-    command = shlex.split(service["ExecStart"].lstrip("-@+!"))
+    command = shlex.split(service["ExecStart"].lstrip("-@+!").replace("$$", "$"))  # systemd's $$ escape
     LOGS.mkdir(parents=True, exist_ok=True)
     RUN.mkdir(parents=True, exist_ok=True)
     with open(LOGS / f"{name}.log", "ab") as log:

@@ -58,11 +58,11 @@ def lambda_handler(event, context):
             database.close()
             raise DatabaseError(f"reading orders failed: {exc.args[-1] if exc.args else exc}") from None
         text.flush()
+        text.detach()  # hand the bytes back without closing the spool file
         spool.seek(0)
         s3.upload_fileobj(spool, BUCKET, key, ExtraArgs={
             "ContentType": "text/csv; charset=utf-8",
             "Metadata": {"window-start": start.isoformat(), "window-end": end.isoformat(), "rows": str(rows)}})
-        text.detach()
     result = {"status": "ok", "bucket": BUCKET, "key": key, "rows": rows, "total_amount": f"{total:.2f}"}
     log.info(json.dumps(result))
     return result

@@ -1,0 +1,19 @@
+"""labkit: build, check and tear down the Automated Order Processing System, step by step.
+
+    import labkit
+    lab = labkit.Lab(target="local")      # or "aws"
+    labkit.up(lab, through=13)            # all thirteen steps, idempotently
+"""
+from __future__ import annotations
+
+from labkit.errors import CheckFailed, CloudError, ConfigError, LabkitError, StepError
+from labkit.session import Lab
+
+__all__ = ["CheckFailed", "CloudError", "ConfigError", "Lab", "LabkitError", "StepError", "up"]
+
+
+def up(lab: Lab, through: int = 13, start: int = 1) -> dict:
+    """Run the steps ``start``..``through`` in order; every step is idempotent."""
+    from labkit.steps import run_steps
+
+    return run_steps(lab, start, through)

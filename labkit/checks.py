@@ -1,0 +1,226 @@
+"""Checks: for each step a table of (check, expected, actual, passed), and the tutorial's Verification list."""
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+import pandas as pd
+from botocore.exceptions import ClientError
+
+from labkit import compute, database, iam, network, schedule, secrets, storage
+from labkit.session import Lab
+
+COLUMNS = ["check", "expected", "actual", "passed"]
+
+
+class _Table:
+    def __init__(self) -> None:
+        self.rows: list[dict[str, Any]] = []
+
+    def add(self, check: str, expected: Any, actual: Any, passed: bool | None = None) -> None:
+        self.rows.append({"check": check, "expected": str(expected), "actual": str(actual),
+                          "passed": bool(expected == actual if passed is None else passed)})
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rows, columns=COLUMNS)
+
+
+def _safe(fn: Callable[[], Any], default: Any = None) -> Any:
+    try:
+        return fn()
+    except (ClientError, LookupError, TypeError, ValueError, AttributeError):
+        return default
+    except Exception as exc:  # a missing earlier step shows as a failed check, not a crash
+        from labkit.errors import LabkitError
+        if isinstance(exc, LabkitError):
+            return default
+        raise
+
+
+def check_step_1(lab: Lab, t: _Table) -> None:
+    ec2 = lab.client("ec2")
+    vpcs = ec2.describe_vpcs(Filters=lab.tag_filter())["Vpcs"]
+    t.add("VPC exists with CIDR 10.0.0.0/16", network.VPC_CIDR, vpcs[0]["CidrBlock"] if vpcs else None)
+    subnets = ec2.describe_subnets(Filters=lab.tag_filter())["Subnets"]
+    public = [s for s in subnets if s.get("MapPublicIpOnLaunch")]
+    private = [s for s in subnets if not s.get("MapPublicIpOnLaunch")]
+    t.add("public subnets in two AZs", 2, len({s["AvailabilityZone"] for s in public}))
+    t.add("private subnets in two AZs", 2, len({s["AvailabilityZone"] for s in private}))
+    igws = ec2.describe_internet_gateways(Filters=lab.tag_filter())["InternetGateways"]
+    t.add("internet gateway attached", True, bool(igws and igws[0].get("Attachments")))
+    tables = {network.name_tag(r): r for r in ec2.describe_route_tables(Filters=lab.tag_filter())["RouteTables"]}
+    pub = tables.get(f"{lab.name}-public-rt", {})
+    prv = tables.get(f"{lab.name}-private-rt", {})
+    t.add("public route 0.0.0.0/0 -> internet gateway", True,
+          any(r.get("DestinationCidrBlock") == "0.0.0.0/0" and r.get("GatewayId", "").startswith("igw-")
+              for r in pub.get("Routes", [])))
+    t.add("private route table has no internet route", True,
+          bool(prv) and not any(r.get("DestinationCidrBlock") == "0.0.0.0/0" for r in prv.get("Routes", [])))
+    ids = [v["VpcId"] for v in vpcs]
+    endpoints = ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": ids}])["VpcEndpoints"] if ids else []
+    services = {e["ServiceName"].rsplit(".", 1)[-1]: e for e in endpoints}
+    t.add("S3 gateway endpoint", "Gateway", services.get("s3", {}).get("VpcEndpointType"))
+    t.add("Secrets Manager interface endpoint with private DNS", True,
+          bool(services.get("secretsmanager", {}).get("PrivateDnsEnabled")))
+
+
+def check_step_2(lab: Lab, t: _Table) -> None:
+    group = _safe(lambda: lab.client("rds").describe_db_subnet_groups(
+        DBSubnetGroupName=network.DB_SUBNET_GROUP)["DBSubnetGroups"][0])
+    t.add(f"subnet group {network.DB_SUBNET_GROUP} exists", True, group is not None)
+    private = {s["SubnetId"] for s in lab.client("ec2").describe_subnets(Filters=lab.tag_filter())["Subnets"]
+               if not s.get("MapPublicIpOnLaunch")}
+    members = {s["SubnetIdentifier"] for s in (group or {}).get("Subnets", [])}
+    t.add("uses the private subnets only", sorted(private), sorted(members), bool(members) and members == private)
+
+
+def check_step_3(lab: Lab, t: _Table) -> None:
+    rules = network.security_groups_frame(lab)
+    rds = rules[rules["group"] == network.SG_NAMES["rds"]]
+    t.add("RDS group allows 3306 only from the EC2 and Lambda groups",
+          "3306 from ec2-app-sg, lambda-sg", ", ".join(f"{p} from {s}" for p, s in zip(rds["port"], rds["from"])),
+          sorted(zip(rds["port"], rds["from"])) == [(3306, "ec2-app-sg"), (3306, "lambda-sg")])
+    ec2 = rules[rules["group"] == network.SG_NAMES["ec2"]]
+    t.add(f"EC2 group allows the app port {lab.config.app_port}", True, lab.config.app_port in set(ec2["port"]))
+    t.add("SSH closed unless asked for", lab.config.ssh_cidr is not None, 22 in set(ec2["port"]))
+    endpoints = rules[rules["group"] == network.SG_NAMES["endpoints"]]
+    t.add("endpoint group allows 443 from the Lambda group", True,
+          (443, "lambda-sg") in set(zip(endpoints["port"], endpoints["from"])))
+
+
+def check_step_4(lab: Lab, t: _Table) -> None:
+    db = database.describe_db_instance(lab) or {}
+    t.add("RDS instance available", "available", db.get("DBInstanceStatus"))
+    t.add("engine MySQL", "mysql", db.get("Engine"))
+    t.add("database ordersdb", database.DB_NAME, db.get("DBName"))
+    t.add("not publicly accessible", False, db.get("PubliclyAccessible"))
+    t.add("storage encrypted", True, db.get("StorageEncrypted"))
+    group = db.get("DBSubnetGroup", {}).get("DBSubnetGroupName", "")
+    t.add("in the private subnet group", network.DB_SUBNET_GROUP.lower(), group.lower())  # RDS lower-cases names
+
+
+def check_step_5(lab: Lab, t: _Table) -> None:
+    instance = compute.describe_instance(lab) or {}
+    t.add("instance running", "running", instance.get("State", {}).get("Name"))
+    t.add("instance type", compute.INSTANCE_TYPE, instance.get("InstanceType"))
+    t.add(f"instance profile {iam.EC2_ROLE}", iam.EC2_ROLE,
+          instance.get("IamInstanceProfile", {}).get("Arn", "").rsplit("/", 1)[-1])
+    subnet = instance.get("SubnetId")
+    public = {s["SubnetId"] for s in lab.client("ec2").describe_subnets(Filters=lab.tag_filter())["Subnets"]
+              if s.get("MapPublicIpOnLaunch")}
+    t.add("in a public subnet", True, subnet in public)
+    info = _safe(lambda: lab.client("ssm").describe_instance_information(
+        Filters=[{"Key": "InstanceIds", "Values": [instance["InstanceId"]]}])["InstanceInformationList"], [])
+    t.add("reachable by SSM Run Command", "Online", info[0]["PingStatus"] if info else None)
+
+
+def check_step_6(lab: Lab, t: _Table) -> None:
+    columns = _safe(lambda: database.query(lab, "SHOW COLUMNS FROM orders;")["Field"].tolist(), [])
+    t.add("orders table has the six columns", database.ORDER_COLUMNS, columns)
+    index = _safe(lambda: database.query(lab, "SHOW INDEX FROM orders WHERE Column_name = 'created_at';"))
+    t.add("index on created_at", True, index is not None and not index.empty)
+
+
+def check_step_7(lab: Lab, t: _Table) -> None:
+    out = _safe(lambda: compute.run_on_instance(lab, compute.PRELUDE + '"$APP_DIR/venv/bin/python" -c '
+                                                "'import flask, boto3, pymysql, gunicorn; print(\"ok\")'", step=7), "")
+    t.add("flask, boto3, pymysql, gunicorn importable in the app venv", "ok", out.strip())
+
+
+def check_step_8(lab: Lab, t: _Table) -> None:
+    url = _safe(lambda: compute.app_url(lab))
+    status = _safe(lambda: _http_status(url + "healthz"))
+    t.add("app answers /healthz", 200, status)
+    form = _safe(lambda: _http_status(url))
+    t.add("order form served", 200, form)
+
+
+def _http_status(url: str) -> int:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.status
+
+
+def check_step_9(lab: Lab, t: _Table) -> None:
+    value = secrets.read_secret(lab) or {}
+    for key in ("username", "password", "host", "port", "dbname"):
+        t.add(f"secret has {key}", True, bool(value.get(key)))
+    db = database.describe_db_instance(lab) or {}
+    t.add("host matches the RDS endpoint", db.get("Endpoint", {}).get("Address"), value.get("host"))
+
+
+def _check_function(lab: Lab, t: _Table, name: str, role: str, env_key: str) -> None:
+    config = _safe(lambda: lab.client("lambda").get_function(FunctionName=name)["Configuration"], {})
+    t.add(f"{name} active", "Active", config.get("State"))
+    t.add("pymysql layer attached", True, any(":layer:pymysql:" in layer["Arn"] for layer in config.get("Layers", [])))
+    private = {s["SubnetId"] for s in lab.client("ec2").describe_subnets(Filters=lab.tag_filter())["Subnets"]
+               if not s.get("MapPublicIpOnLaunch")}
+    subnets = set((config.get("VpcConfig") or {}).get("SubnetIds", []))
+    t.add("in the VPC's private subnets", True, bool(subnets) and subnets == private)
+    t.add(f"role {role}", role, config.get("Role", "").rsplit("/", 1)[-1])
+    t.add(f"environment has {env_key}", True, env_key in config.get("Environment", {}).get("Variables", {}))
+
+
+def check_step_10(lab: Lab, t: _Table) -> None:
+    _check_function(lab, t, iam.VALIDATOR_FUNCTION, iam.VALIDATOR_ROLE, "DB_SECRET_NAME")
+    from labkit.functions import invoke
+
+    result = _safe(lambda: invoke(lab, iam.VALIDATOR_FUNCTION, {"customer_name": "check", "product": "check",
+                                                                 "quantity": 1, "amount": 0}))
+    t.add("invalid order (amount 0) answered invalid", "invalid",
+          (result.payload or {}).get("status") if result and isinstance(result.payload, dict) else result)
+
+
+def check_step_11(lab: Lab, t: _Table) -> None:
+    s3, name = lab.client("s3"), storage.bucket_name(lab)
+    t.add("bucket exists", True, _safe(lambda: s3.head_bucket(Bucket=name) is not None, False))
+    block = _safe(lambda: s3.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"], {})
+    t.add("Block Public Access on (all four settings)", True, bool(block) and all(block.values()))
+    rules = _safe(lambda: s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"], [])
+    t.add("default encryption", True, bool(rules))
+
+
+def check_step_12(lab: Lab, t: _Table) -> None:
+    _check_function(lab, t, iam.REPORT_FUNCTION, iam.REPORT_ROLE, "REPORT_BUCKET")
+
+
+def check_step_13(lab: Lab, t: _Table) -> None:
+    frame = schedule.schedule_frame(lab)
+    row = frame.iloc[0] if not frame.empty else {}
+    t.add("rule enabled", "ENABLED", row.get("state") if len(frame) else None)
+    t.add("every 24 hours", schedule.SCHEDULE, row.get("schedule") if len(frame) else None)
+    t.add(f"target {iam.REPORT_FUNCTION}", iam.REPORT_FUNCTION, row.get("target") if len(frame) else None)
+    t.add("Lambda permission for the rule", True, bool(row.get("permission")) if len(frame) else False)
+
+
+CHECKS: dict[int, Callable[[Lab, _Table], None]] = {n: globals()[f"check_step_{n}"] for n in range(1, 14)}
+
+
+def step_checks(lab: Lab, step: int) -> pd.DataFrame:
+    """The checks of one step as a DataFrame (check, expected, actual, passed)."""
+    table = _Table()
+    try:
+        CHECKS[step](lab, table)
+    except ClientError as exc:
+        table.add("AWS answered the check's questions", "no error", exc.response.get("Error", {}).get("Code"))
+    return table.frame()
+
+
+def summary(step: int | str, frame: pd.DataFrame) -> str:
+    """One line, e.g. ``Step 4: 6/6 checks passed``."""
+    label = f"Step {step}" if isinstance(step, int) else str(step)
+    return f"{label}: {int(frame['passed'].sum())}/{len(frame)} checks passed"
+
+
+def all_checks(lab: Lab, through: int = 13) -> pd.DataFrame:
+    frames = []
+    for step in range(1, through + 1):
+        frame = step_checks(lab, step)
+        frame.insert(0, "step", step)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def to_json(frame: pd.DataFrame) -> str:
+    return json.dumps(frame.to_dict(orient="records"), default=str)

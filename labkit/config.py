@@ -1,0 +1,149 @@
+"""LabConfig and the two targets. This module and ``localcloud/`` are the only code that knows the target.
+
+``local`` starts (or reuses) the embedded local cloud and points boto3 at it; ``aws`` uses the standard
+credential chain and asks for confirmation before anything that costs money or deletes.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labkit.errors import ConfigError
+from labkit.localcloud import control
+
+TARGETS = ("local", "aws")
+POLICY_MODES = ("managed", "least-privilege")
+NAME = re.compile(r"^[a-z][a-z0-9-]{2,30}$")
+
+
+@dataclass(frozen=True)
+class LabConfig:
+    """What a lab is: where it runs, its name (the ``lab`` tag on everything) and its choices."""
+
+    target: str = "local"
+    name: str = "orders-lab"
+    region: str = "us-east-1"
+    policies: str = "managed"
+    app_port: int = 5000
+    app_cidr: str = "0.0.0.0/0"
+    ssh_cidr: str | None = None
+    cloud_port: int | None = None
+    home: Path = field(default_factory=control.default_home)
+
+    def __post_init__(self) -> None:
+        if self.target not in TARGETS:
+            raise ConfigError(f"unknown target {self.target!r}", f"use one of {', '.join(TARGETS)}")
+        if not NAME.match(self.name):
+            raise ConfigError(f"lab name {self.name!r} is not valid",
+                              "use 3-31 lower-case letters, digits and dashes, starting with a letter")
+        if self.policies not in POLICY_MODES:
+            raise ConfigError(f"unknown policies mode {self.policies!r}", f"use one of {', '.join(POLICY_MODES)}")
+
+    @property
+    def tags(self) -> list[dict[str, str]]:
+        return [{"Key": "lab", "Value": self.name}]
+
+    @property
+    def state_dir(self) -> Path:
+        path = Path(self.home) / "labs" / f"{self.target}-{self.name}"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+class LocalTarget:
+    """The embedded local cloud: started on demand, reached through its endpoint."""
+
+    name = "local"
+    poll_seconds = 0.5
+
+    def __init__(self, config: LabConfig) -> None:
+        self.config = config
+        self.status = control.start_cloud(port=config.cloud_port, home=config.home)
+
+    def session_kwargs(self) -> dict[str, Any]:
+        return {"aws_access_key_id": control.DUMMY_KEY_ID, "aws_secret_access_key": control.DUMMY_SECRET,
+                "region_name": self.config.region}
+
+    @property
+    def endpoint_url(self) -> str | None:
+        return self.status.endpoint
+
+    def describe(self) -> dict[str, str]:
+        return {"target": "local cloud", "endpoint": self.status.endpoint or "", "region": self.config.region,
+                "account": "123456789012 (simulated)", "cost": "free"}
+
+    def require_confirmation(self, action: str, confirm: bool) -> None:
+        """Nothing on the local cloud costs money or touches a real account."""
+
+    def fire_schedule(self, rule_arn: str, hours: float, invoke: Any) -> list[dict]:
+        """Move the lab clock forward; the local scheduler fires the rule at each due instant."""
+        result = control.cloud_request("POST", "/_labkit/clock/advance", {"seconds": hours * 3600},
+                                       home=self.config.home)
+        return [f for f in result["firings"] if f["rule_arn"] == rule_arn]
+
+    def lab_time(self) -> str:
+        return control.cloud_request("GET", "/_labkit/clock", home=self.config.home)["now"]
+
+
+class AwsTarget:
+    """A real AWS account through the standard credential chain. Nothing happens without being asked."""
+
+    name = "aws"
+    poll_seconds = 15
+
+    def __init__(self, config: LabConfig) -> None:
+        self.config = config
+
+    def session_kwargs(self) -> dict[str, Any]:
+        return {"region_name": self.config.region}
+
+    @property
+    def endpoint_url(self) -> str | None:
+        return None
+
+    def describe(self) -> dict[str, str]:
+        import boto3
+
+        identity = boto3.client("sts", region_name=self.config.region).get_caller_identity()
+        return {"target": "AWS", "endpoint": "AWS public endpoints", "region": self.config.region,
+                "account": identity["Account"], "cost": "charged to this account: see the cost table"}
+
+    def require_confirmation(self, action: str, confirm: bool) -> None:
+        if not confirm:
+            raise ConfigError(f"{action} on a real AWS account needs explicit confirmation",
+                              "pass confirm=True (or --yes on the command line) once you have read the cost table")
+
+    def fire_schedule(self, rule_arn: str, hours: float, invoke: Any) -> list[dict]:
+        """AWS's clock cannot be moved: invoke the target with the scheduled event the rule would send."""
+        return [invoke()]
+
+    def lab_time(self) -> str:
+        import datetime as dt
+
+        return dt.datetime.now(dt.timezone.utc).isoformat()
+
+
+def make_target(config: LabConfig) -> LocalTarget | AwsTarget:
+    return LocalTarget(config) if config.target == "local" else AwsTarget(config)
+
+
+def config_from_environment(**overrides: Any) -> LabConfig:
+    """A LabConfig from LABKIT_TARGET / LABKIT_LAB / AWS_REGION, overridden by explicit values."""
+    values: dict[str, Any] = {"target": os.environ.get("LABKIT_TARGET", "local"),
+                              "name": os.environ.get("LABKIT_LAB", "orders-lab"),
+                              "region": os.environ.get("LABKIT_REGION") or "us-east-1"}
+    if os.environ.get("LABKIT_APP_PORT"):
+        values["app_port"] = int(os.environ["LABKIT_APP_PORT"])
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return LabConfig(**values)
+
+
+def load_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}

@@ -1,0 +1,138 @@
+"""Steps 4 and 6: the RDS MySQL instance, the ``orders`` table, and orders as DataFrames.
+
+The database is private, so it is never queried from this machine: the schema is applied and orders
+are read on the EC2 instance through SSM Run Command, with the password fetched there from Secrets
+Manager into ``MYSQL_PWD`` (never on a command line).
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pandas as pd
+from botocore.exceptions import ClientError
+
+from labkit import compute, secrets
+from labkit.errors import StepError
+from labkit.iam import SECRET_NAME
+from labkit.network import DB_SUBNET_GROUP, security_group_ids
+from labkit.session import Lab
+from labkit.tagging import error_code
+
+SCHEMA = Path(__file__).resolve().parents[1] / "sql" / "schema.sql"
+DB_NAME = "ordersdb"
+MASTER_USER = "admin"
+INSTANCE_CLASS = "db.t3.micro"  # free-tier eligible
+ORDER_COLUMNS = ["order_id", "customer_name", "product", "quantity", "amount", "created_at"]
+
+
+def db_instance_id(lab: Lab) -> str:
+    return f"{lab.name}-db"
+
+
+def describe_db_instance(lab: Lab) -> dict | None:
+    try:
+        return lab.client("rds").describe_db_instances(DBInstanceIdentifier=db_instance_id(lab))["DBInstances"][0]
+    except ClientError as exc:
+        if error_code(exc) == "DBInstanceNotFound":
+            return None
+        raise
+
+
+def create_database(lab: Lab) -> dict:
+    """Step 4: MySQL ``ordersdb``, free-tier class, private, encrypted, in the DB subnet group.
+
+    The master password is generated here and stored only in Secrets Manager. If the instance exists but
+    the stored password is lost, a new one is set with ModifyDBInstance.
+    """
+    rds = lab.client("rds")
+    groups = security_group_ids(lab)
+    if "rds" not in groups:
+        raise StepError(4, "the RDS security group does not exist", "run step 3 (03_create_security_groups)")
+    db = describe_db_instance(lab)
+    stored = secrets.read_secret(lab) or {}
+    if db is None:
+        password = stored.get("password") or secrets.generate_password()
+        secrets.store_master_credentials(lab, MASTER_USER, password)
+        try:
+            rds.create_db_instance(
+                DBInstanceIdentifier=db_instance_id(lab), DBName=DB_NAME, Engine="mysql",
+                DBInstanceClass=INSTANCE_CLASS, AllocatedStorage=20, StorageType="gp2", StorageEncrypted=True,
+                MasterUsername=MASTER_USER, MasterUserPassword=password, PubliclyAccessible=False,
+                DBSubnetGroupName=DB_SUBNET_GROUP, VpcSecurityGroupIds=[groups["rds"]], MultiAZ=False,
+                BackupRetentionPeriod=1, DeletionProtection=False, Tags=lab.tags)
+        except ClientError as exc:
+            raise StepError(4, f"RDS refused to create the instance: {exc}",
+                            "check steps 2 and 3 ran, and that this account may create db.t3.micro") from exc
+    elif not stored.get("password"):
+        password = secrets.generate_password()
+        rds.modify_db_instance(DBInstanceIdentifier=db_instance_id(lab), MasterUserPassword=password,
+                               ApplyImmediately=True)
+        secrets.store_master_credentials(lab, db["MasterUsername"], password)
+    delay = max(1, int(lab.target.poll_seconds * 2))
+    rds.get_waiter("db_instance_available").wait(DBInstanceIdentifier=db_instance_id(lab),
+                                                 WaiterConfig={"Delay": delay, "MaxAttempts": 1200 // delay})
+    return describe_db_instance(lab)
+
+
+def db_instance_frame(lab: Lab) -> pd.DataFrame:
+    db = describe_db_instance(lab)
+    if db is None:
+        return pd.DataFrame(columns=["setting", "value"])
+    rows = {"identifier": db["DBInstanceIdentifier"], "status": db["DBInstanceStatus"], "engine": db["Engine"],
+            "class": db["DBInstanceClass"], "database": db.get("DBName"),
+            "endpoint": f"{db['Endpoint']['Address']}:{db['Endpoint']['Port']}" if db.get("Endpoint") else "",
+            "publicly accessible": db.get("PubliclyAccessible"), "encrypted": db.get("StorageEncrypted"),
+            "subnet group": db.get("DBSubnetGroup", {}).get("DBSubnetGroupName"),
+            "security groups": ", ".join(g["VpcSecurityGroupId"] for g in db.get("VpcSecurityGroups", []))}
+    return pd.DataFrame({"setting": list(rows), "value": [str(v) for v in rows.values()]})
+
+
+def _mysql_script(lab: Lab, sql_heredoc: str, args: str = "") -> str:
+    db = describe_db_instance(lab)
+    if db is None:
+        raise StepError(6, "the database instance does not exist", "run step 4 (04_create_rds_database) first")
+    host, port = db["Endpoint"]["Address"], db["Endpoint"]["Port"]
+    fetch = ("import boto3, json; print(json.loads(boto3.client('secretsmanager', region_name='"
+             + lab.region + "').get_secret_value(SecretId='" + SECRET_NAME + "')['SecretString'])['password'])")
+    return compute.PRELUDE + f"""
+command -v mysql >/dev/null 2>&1 || {{ apt-get update -qq && apt-get install -y -qq mysql-client; }}
+python3 -c 'import boto3' 2>/dev/null || {{ apt-get update -qq && apt-get install -y -qq python3-boto3; }}
+MYSQL_PWD="$(python3 -c "{fetch}")"
+export MYSQL_PWD
+mysql --host={host} --port={port} --user={db['MasterUsername']} --default-character-set=utf8mb4 {args} <<'SQL'
+{sql_heredoc}
+SQL
+"""
+
+
+def create_orders_table(lab: Lab) -> pd.DataFrame:
+    """Step 6: apply ``sql/schema.sql`` from the instance with the mysql client; return the table's columns."""
+    sql = SCHEMA.read_text() + "\nDESCRIBE orders;\n"
+    out = compute.run_on_instance(lab, _mysql_script(lab, sql, "--batch"), step=6)
+    return pd.read_csv(io.StringIO(out), sep="\t")
+
+
+def query(lab: Lab, sql: str) -> pd.DataFrame:
+    """Run one read-only SQL statement on the instance and return its result as a DataFrame."""
+    out = compute.run_on_instance(lab, _mysql_script(lab, f"USE {DB_NAME};\n{sql}", "--batch"), step="query")
+    if not out.strip():
+        return pd.DataFrame()
+    return pd.read_csv(io.StringIO(out), sep="\t", keep_default_na=False, dtype=str)
+
+
+def orders_frame(lab: Lab, limit: int = 200) -> pd.DataFrame:
+    """The newest orders, as stored in RDS."""
+    frame = query(lab, f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders ORDER BY created_at DESC LIMIT {int(limit)};")
+    if frame.empty:
+        return pd.DataFrame(columns=ORDER_COLUMNS)
+    frame["quantity"] = frame["quantity"].astype(int)
+    frame["amount"] = frame["amount"].astype(float)
+    frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
+    return frame
+
+
+def count_orders(lab: Lab, where: str = "", params: tuple = ()) -> int:
+    """How many orders match; ``where`` uses only literal values the caller controls (tests, checks)."""
+    frame = query(lab, f"SELECT COUNT(*) AS n FROM orders {where};")
+    return int(frame["n"].iloc[0])

@@ -1,0 +1,216 @@
+"""Steps 10 and 12: the pymysql layer, the two Lambda functions, and invoking them.
+
+Packages are built deterministically (same code, same zip, same CodeSha256), so re-running a step
+updates a function only when its code or configuration really changed.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from botocore.exceptions import ClientError
+
+from labkit import iam
+from labkit.errors import StepError
+from labkit.network import security_group_ids, vpc_ids
+from labkit.session import Lab
+from labkit.tagging import error_code
+
+PROJECT = Path(__file__).resolve().parents[1]
+CODE = PROJECT / "lambda_code"
+WHEELS = PROJECT / ".cache" / "wheels"
+LAYER_NAME = "pymysql"
+RUNTIME = "python3.11"
+FIXED_TIME = (2020, 1, 1, 0, 0, 0)
+
+
+def _zip(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name in sorted(files):
+            info = zipfile.ZipInfo(name, FIXED_TIME)
+            info.external_attr = 0o644 << 16
+            archive.writestr(info, files[name])
+    return buffer.getvalue()
+
+
+def package_function(folder: str) -> bytes:
+    """The function's own ``*.py`` plus ``lambda_code/shared``; never pymysql (that is the layer's job)."""
+    files = {p.name: p.read_bytes() for p in sorted((CODE / "shared").glob("*.py"))}
+    files.update({p.name: p.read_bytes() for p in sorted((CODE / folder).glob("*.py"))})
+    return _zip(files)
+
+
+def build_layer() -> bytes:
+    """The pymysql layer (``python/pymysql/...``) from the wheel ``make setup`` keeps in .cache/wheels."""
+    pinned = (CODE / "layers" / "pymysql" / "requirements.txt").read_text().split("==")[1].strip()
+    wheel = next(iter(sorted(WHEELS.glob(f"[Pp]y[Mm]y[Ss][Qq][Ll]-{pinned}-*.whl"))), None)
+    if wheel is None:
+        raise StepError(10, f"the pymysql {pinned} wheel is not in {WHEELS}", "run `make setup` (it downloads it once)")
+    files = {}
+    with zipfile.ZipFile(wheel) as archive:
+        for name in archive.namelist():
+            if not name.endswith("/"):
+                files[f"python/{name}"] = archive.read(name)
+    return _zip(files)
+
+
+def _sha(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha256(data).digest()).decode()
+
+
+def ensure_layer(lab: Lab) -> str:
+    """Publish the pymysql layer unless a version with the same content exists; return its version ARN."""
+    lam = lab.client("lambda")
+    content = build_layer()
+    digest = _sha(content)
+    for version in lam.list_layer_versions(LayerName=LAYER_NAME).get("LayerVersions", []):
+        if digest in version.get("Description", ""):
+            return version["LayerVersionArn"]
+    return lam.publish_layer_version(LayerName=LAYER_NAME, Content={"ZipFile": content},
+                                     CompatibleRuntimes=[RUNTIME], Description=f"pymysql for Orders Lab sha256:{digest}",
+                                     LicenseInfo="MIT")["LayerVersionArn"]
+
+
+def _vpc_config(lab: Lab) -> dict:
+    subnets, groups = vpc_ids(lab)["subnets"], security_group_ids(lab)
+    if "lambda" not in groups:
+        raise StepError(10, "the Lambda security group does not exist", "run step 3 (03_create_security_groups)")
+    return {"SubnetIds": [subnets["private-a"], subnets["private-b"]], "SecurityGroupIds": [groups["lambda"]]}
+
+
+def ensure_function(lab: Lab, name: str, folder: str, role: str, env: dict[str, str], timeout: int, memory: int,
+                    layers: list[str], vpc: dict | None) -> dict:
+    """Create the function, or update its code and configuration where they differ; wait until it is ready."""
+    lam = lab.client("lambda")
+    code = package_function(folder)
+    role_arn = iam.ensure_role(lab, role)
+    config: dict[str, Any] = {"Role": role_arn, "Handler": "lambda_function.lambda_handler", "Runtime": RUNTIME,
+                              "Timeout": timeout, "MemorySize": memory, "Layers": layers,
+                              "Environment": {"Variables": env}}
+    if vpc:
+        config["VpcConfig"] = vpc
+    try:
+        current = lam.get_function(FunctionName=name)["Configuration"]
+    except ClientError as exc:
+        if error_code(exc) != "ResourceNotFoundException":
+            raise
+        current = None
+    if current is None:
+        _create_with_role_retry(lam, name, code, config, lab)
+        lam.get_waiter("function_active_v2").wait(FunctionName=name)
+    else:
+        if current["CodeSha256"] != _sha(code):
+            lam.update_function_code(FunctionName=name, ZipFile=code)
+            lam.get_waiter("function_updated_v2").wait(FunctionName=name)
+        if _config_differs(current, config):
+            lam.update_function_configuration(FunctionName=name, **config)
+            lam.get_waiter("function_updated_v2").wait(FunctionName=name)
+    return lam.get_function(FunctionName=name)["Configuration"]
+
+
+def _config_differs(current: dict, wanted: dict) -> bool:
+    have = {"Role": current.get("Role"), "Handler": current.get("Handler"), "Runtime": current.get("Runtime"),
+            "Timeout": current.get("Timeout"), "MemorySize": current.get("MemorySize"),
+            "Layers": [layer["Arn"] for layer in current.get("Layers", [])],
+            "Environment": {"Variables": current.get("Environment", {}).get("Variables", {})}}
+    want = {k: v for k, v in wanted.items() if k != "VpcConfig"}
+    vpc_now = current.get("VpcConfig") or {}
+    vpc_want = wanted.get("VpcConfig") or {}
+    vpc_same = (sorted(vpc_now.get("SubnetIds", [])) == sorted(vpc_want.get("SubnetIds", [])) and
+                sorted(vpc_now.get("SecurityGroupIds", [])) == sorted(vpc_want.get("SecurityGroupIds", [])))
+    return have != want or not vpc_same
+
+
+def _create_with_role_retry(lam: Any, name: str, code: bytes, config: dict, lab: Lab, seconds: float = 120) -> None:
+    """A new role takes a few seconds before Lambda can assume it (IAM is eventually consistent)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            lam.create_function(FunctionName=name, Code={"ZipFile": code}, Tags={"lab": lab.name}, **config)
+            return
+        except ClientError as exc:
+            if error_code(exc) != "InvalidParameterValueException" or "role" not in str(exc).lower() \
+                    or time.monotonic() > deadline:
+                raise
+            time.sleep(5)
+
+
+def create_order_validator(lab: Lab) -> dict:
+    """Step 10: role ``order-app-lambda-role``, the pymysql layer, ``order-validator`` in the private subnets.
+
+    The 30 s timeout survives a cold start in a VPC (the tutorial's "Lambda timeout" fix)."""
+    return ensure_function(lab, iam.VALIDATOR_FUNCTION, "order_validator", iam.VALIDATOR_ROLE,
+                           {"DB_SECRET_NAME": iam.SECRET_NAME}, timeout=30, memory=256,
+                           layers=[ensure_layer(lab)], vpc=_vpc_config(lab))
+
+
+def create_daily_report_function(lab: Lab) -> dict:
+    """Step 12: role ``lambda-daily-delta-task-role`` and ``daily-delta-processor`` writing to the bucket."""
+    from labkit.storage import bucket_name
+
+    return ensure_function(lab, iam.REPORT_FUNCTION, "daily_report", iam.REPORT_ROLE,
+                           {"DB_SECRET_NAME": iam.SECRET_NAME, "REPORT_BUCKET": bucket_name(lab),
+                            "REPORT_PREFIX": "reports/"}, timeout=300, memory=256,
+                           layers=[ensure_layer(lab)], vpc=_vpc_config(lab))
+
+
+@dataclass(frozen=True)
+class Invocation:
+    function: str
+    status_code: int
+    function_error: str | None
+    payload: Any
+    log_tail: str
+
+
+def invoke(lab: Lab, function: str, event: Any) -> Invocation:
+    """Invoke synchronously; the result, the FunctionError if any, and the last 4 KB of its log."""
+    response = lab.client("lambda").invoke(FunctionName=function, Payload=json.dumps(event).encode(), LogType="Tail")
+    raw = response["Payload"].read()
+    try:
+        payload = json.loads(raw) if raw else None
+    except ValueError:
+        payload = raw.decode(errors="replace")
+    tail = base64.b64decode(response.get("LogResult", "")).decode(errors="replace")
+    return Invocation(function, response["StatusCode"], response.get("FunctionError"), payload, tail)
+
+
+def functions_frame(lab: Lab) -> pd.DataFrame:
+    lam = lab.client("lambda")
+    rows = []
+    for name in (iam.VALIDATOR_FUNCTION, iam.REPORT_FUNCTION):
+        try:
+            c = lam.get_function(FunctionName=name)["Configuration"]
+        except ClientError:
+            continue
+        rows.append({"function": name, "state": c.get("State"), "runtime": c.get("Runtime"),
+                     "timeout (s)": c.get("Timeout"), "memory (MB)": c.get("MemorySize"),
+                     "layers": ", ".join(layer["Arn"].split(":")[-2] + ":" + layer["Arn"].split(":")[-1]
+                                         for layer in c.get("Layers", [])),
+                     "subnets": len((c.get("VpcConfig") or {}).get("SubnetIds", [])),
+                     "role": c.get("Role", "").rsplit("/", 1)[-1]})
+    return pd.DataFrame(rows)
+
+
+def logs_frame(lab: Lab, function: str, contains: str | None = None, limit: int = 50) -> pd.DataFrame:
+    """The function's recent CloudWatch Logs lines (optionally only those containing ``contains``)."""
+    logs = lab.client("logs")
+    kwargs: dict[str, Any] = {"logGroupName": f"/aws/lambda/{function}", "limit": 10000}
+    try:
+        events = logs.filter_log_events(**kwargs).get("events", [])
+    except ClientError as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            return pd.DataFrame(columns=["time", "stream", "message"])
+        raise
+    rows = [{"time": pd.to_datetime(e["timestamp"], unit="ms", utc=True), "stream": e.get("logStreamName", ""),
+             "message": e["message"].rstrip()} for e in events if not contains or contains in e["message"]]
+    return pd.DataFrame(rows[-limit:], columns=["time", "stream", "message"])

@@ -1,0 +1,122 @@
+"""IAM roles, their policies, and the EC2 instance profile.
+
+By default each role gets the tutorial's AWS managed policies. With ``policies="least-privilege"`` it gets
+one inline policy naming only the actions it needs on the lab's own ARNs instead.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+from botocore.exceptions import ClientError
+
+from labkit.session import Lab
+from labkit.tagging import error_code
+
+EC2_ROLE = "EC2-Secrets-Manager-Access-Role"
+VALIDATOR_ROLE = "order-app-lambda-role"
+REPORT_ROLE = "lambda-daily-delta-task-role"
+SECRET_NAME = "order-db-secret"
+VALIDATOR_FUNCTION = "order-validator"
+REPORT_FUNCTION = "daily-delta-processor"
+AWS_POLICY = "arn:aws:iam::aws:policy/"
+MANAGED = {
+    # AmazonSSMManagedInstanceCore is what lets SSM Run Command reach the instance (no SSH needed).
+    EC2_ROLE: ["SecretsManagerReadWrite", "AWSLambda_FullAccess", "AmazonS3FullAccess",
+               "AmazonSSMManagedInstanceCore"],
+    VALIDATOR_ROLE: ["SecretsManagerReadWrite", "service-role/AWSLambdaBasicExecutionRole",
+                     "service-role/AWSLambdaVPCAccessExecutionRole"],
+    REPORT_ROLE: ["AmazonS3FullAccess", "SecretsManagerReadWrite", "service-role/AWSLambdaVPCAccessExecutionRole"],
+}
+SERVICE = {EC2_ROLE: "ec2.amazonaws.com", VALIDATOR_ROLE: "lambda.amazonaws.com", REPORT_ROLE: "lambda.amazonaws.com"}
+VPC_ENI_ACTIONS = ["ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface",
+                   "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"]
+
+
+def _trust(service: str) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]})
+
+
+def least_privilege_policy(lab: Lab, role: str) -> dict[str, Any]:
+    """The inline policy of ``role`` in least-privilege mode: named actions on the lab's own ARNs."""
+    from labkit.storage import bucket_name
+
+    arn = f"arn:aws:{{}}:{lab.region}:{lab.account_id}:"
+    secret = arn.format("secretsmanager") + f"secret:{SECRET_NAME}-*"
+    logs = lambda fn: arn.format("logs") + f"log-group:/aws/lambda/{fn}:*"  # noqa: E731
+    statements: list[dict[str, Any]] = [{"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
+                                         "Resource": secret}]
+    if role == EC2_ROLE:
+        statements.append({"Effect": "Allow", "Action": ["lambda:InvokeFunction"],
+                           "Resource": arn.format("lambda") + f"function:{VALIDATOR_FUNCTION}"})
+    else:
+        fn = VALIDATOR_FUNCTION if role == VALIDATOR_ROLE else REPORT_FUNCTION
+        statements += [{"Effect": "Allow", "Action": ["logs:CreateLogGroup", "logs:CreateLogStream",
+                                                       "logs:PutLogEvents"], "Resource": logs(fn)},
+                       {"Effect": "Allow", "Action": VPC_ENI_ACTIONS, "Resource": "*"}]
+    if role == REPORT_ROLE:
+        statements.append({"Effect": "Allow", "Action": ["s3:PutObject"],
+                           "Resource": f"arn:aws:s3:::{bucket_name(lab)}/*"})
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def ensure_role(lab: Lab, role: str) -> str:
+    """Create ``role`` if missing and give it the policies of the lab's mode; return its ARN."""
+    iam = lab.client("iam")
+    try:
+        arn = iam.get_role(RoleName=role)["Role"]["Arn"]
+    except ClientError as exc:
+        if error_code(exc) != "NoSuchEntity":
+            raise
+        arn = iam.create_role(RoleName=role, AssumeRolePolicyDocument=_trust(SERVICE[role]), Tags=lab.tags,
+                              Description=f"Orders Lab ({lab.name})")["Role"]["Arn"]
+        iam.get_waiter("role_exists").wait(RoleName=role)
+    wanted = set(MANAGED[role]) if lab.config.policies == "managed" else (
+        {"AmazonSSMManagedInstanceCore"} if role == EC2_ROLE else set())
+    attached = {p["PolicyArn"].removeprefix(AWS_POLICY)
+                for p in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]}
+    for policy in wanted - attached:
+        iam.attach_role_policy(RoleName=role, PolicyArn=AWS_POLICY + policy)
+    for policy in attached - wanted:
+        iam.detach_role_policy(RoleName=role, PolicyArn=AWS_POLICY + policy)
+    if lab.config.policies == "least-privilege":
+        iam.put_role_policy(RoleName=role, PolicyName="orders-lab-least-privilege",
+                            PolicyDocument=json.dumps(least_privilege_policy(lab, role)))
+    else:
+        for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+            iam.delete_role_policy(RoleName=role, PolicyName=name)
+    return arn
+
+
+def ensure_instance_profile(lab: Lab) -> str:
+    """The instance profile that carries the EC2 role to the instance; returns its ARN."""
+    iam = lab.client("iam")
+    ensure_role(lab, EC2_ROLE)
+    try:
+        profile = iam.get_instance_profile(InstanceProfileName=EC2_ROLE)["InstanceProfile"]
+    except ClientError as exc:
+        if error_code(exc) != "NoSuchEntity":
+            raise
+        profile = iam.create_instance_profile(InstanceProfileName=EC2_ROLE, Tags=lab.tags)["InstanceProfile"]
+        iam.get_waiter("instance_profile_exists").wait(InstanceProfileName=EC2_ROLE)
+    if not any(r["RoleName"] == EC2_ROLE for r in profile.get("Roles", [])):
+        iam.add_role_to_instance_profile(InstanceProfileName=EC2_ROLE, RoleName=EC2_ROLE)
+    return profile["Arn"]
+
+
+def roles_frame(lab: Lab) -> pd.DataFrame:
+    """Each lab role, who may assume it, and its policies."""
+    iam = lab.client("iam")
+    rows = []
+    for role in MANAGED:
+        try:
+            iam.get_role(RoleName=role)
+        except ClientError:
+            continue
+        managed = [p["PolicyName"] for p in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]]
+        inline = iam.list_role_policies(RoleName=role)["PolicyNames"]
+        rows.append({"role": role, "assumed by": SERVICE[role], "managed policies": ", ".join(sorted(managed)),
+                     "inline policies": ", ".join(inline)})
+    return pd.DataFrame(rows, columns=["role", "assumed by", "managed policies", "inline policies"])

@@ -1,0 +1,256 @@
+"""Steps 1-3: the VPC, its subnets and routes, the VPC endpoints, security groups, the DB subnet group.
+
+Lambdas in private subnets have no route to the internet, so on AWS they reach Secrets Manager and S3
+only through VPC endpoints (or a NAT gateway, which costs money by the hour). The tutorial leaves this
+out, and its Lambdas would time out; this lab creates an S3 gateway endpoint and a Secrets Manager
+interface endpoint with private DNS.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+from botocore.exceptions import ClientError
+
+from labkit.session import Lab
+from labkit.tagging import ec2_find, error_code, name_tag, tag_spec, tags_of
+
+VPC_CIDR = "10.0.0.0/16"
+SUBNETS = {"public-a": ("10.0.1.0/24", 0, True), "public-b": ("10.0.2.0/24", 1, True),
+           "private-a": ("10.0.11.0/24", 0, False), "private-b": ("10.0.12.0/24", 1, False)}
+DB_SUBNET_GROUP = "order-processing-app-SG"
+SG_NAMES = {"ec2": "ec2-app-sg", "lambda": "lambda-sg", "rds": "rds-mysql-sg", "endpoints": "vpc-endpoints-sg"}
+
+
+def _n(lab: Lab, suffix: str) -> str:
+    return f"{lab.name}-{suffix}"
+
+
+# -- step 1 ------------------------------------------------------------------------------------------------
+def ensure_vpc(lab: Lab) -> dict:
+    ec2 = lab.client("ec2")
+    vpc = ec2_find(lab, "Vpcs", _n(lab, "vpc"))
+    if vpc is None:
+        vpc = ec2.create_vpc(CidrBlock=VPC_CIDR, TagSpecifications=tag_spec(lab, "vpc", _n(lab, "vpc")))["Vpc"]
+        ec2.get_waiter("vpc_available").wait(VpcIds=[vpc["VpcId"]])
+    # Private DNS for interface endpoints needs both DNS attributes.
+    ec2.modify_vpc_attribute(VpcId=vpc["VpcId"], EnableDnsSupport={"Value": True})
+    ec2.modify_vpc_attribute(VpcId=vpc["VpcId"], EnableDnsHostnames={"Value": True})
+    return vpc
+
+
+def ensure_subnets(lab: Lab, vpc_id: str) -> dict[str, dict]:
+    ec2 = lab.client("ec2")
+    zones = [z["ZoneName"] for z in ec2.describe_availability_zones(
+        Filters=[{"Name": "state", "Values": ["available"]}])["AvailabilityZones"]][:2]
+    subnets = {}
+    for key, (cidr, zone, public) in SUBNETS.items():
+        subnet = ec2_find(lab, "Subnets", _n(lab, key))
+        if subnet is None:
+            subnet = ec2.create_subnet(VpcId=vpc_id, CidrBlock=cidr, AvailabilityZone=zones[zone],
+                                       TagSpecifications=tag_spec(lab, "subnet", _n(lab, key)))["Subnet"]
+        if public:
+            ec2.modify_subnet_attribute(SubnetId=subnet["SubnetId"], MapPublicIpOnLaunch={"Value": True})
+        subnets[key] = subnet
+    ec2.get_waiter("subnet_available").wait(SubnetIds=[s["SubnetId"] for s in subnets.values()])
+    return subnets
+
+
+def ensure_internet_gateway(lab: Lab, vpc_id: str) -> dict:
+    ec2 = lab.client("ec2")
+    igw = ec2_find(lab, "InternetGateways", _n(lab, "igw"))
+    if igw is None:
+        igw = ec2.create_internet_gateway(
+            TagSpecifications=tag_spec(lab, "internet-gateway", _n(lab, "igw")))["InternetGateway"]
+    if not any(a.get("VpcId") == vpc_id for a in igw.get("Attachments", [])):
+        ec2.attach_internet_gateway(InternetGatewayId=igw["InternetGatewayId"], VpcId=vpc_id)
+    return igw
+
+
+def _ensure_route_table(lab: Lab, vpc_id: str, key: str, subnet_ids: list[str]) -> dict:
+    ec2 = lab.client("ec2")
+    table = ec2_find(lab, "RouteTables", _n(lab, key))
+    if table is None:
+        table = ec2.create_route_table(VpcId=vpc_id, TagSpecifications=tag_spec(lab, "route-table", _n(lab, key)))[
+            "RouteTable"]
+    associated = {a.get("SubnetId") for a in table.get("Associations", [])}
+    for subnet_id in subnet_ids:
+        if subnet_id not in associated:
+            ec2.associate_route_table(RouteTableId=table["RouteTableId"], SubnetId=subnet_id)
+    return table
+
+
+def ensure_route_tables(lab: Lab, vpc_id: str, subnets: dict[str, dict], igw_id: str) -> dict[str, dict]:
+    ec2 = lab.client("ec2")
+    public = _ensure_route_table(lab, vpc_id, "public-rt", [subnets[k]["SubnetId"] for k in ("public-a", "public-b")])
+    if not any(r.get("DestinationCidrBlock") == "0.0.0.0/0" for r in public.get("Routes", [])):
+        ec2.create_route(RouteTableId=public["RouteTableId"], DestinationCidrBlock="0.0.0.0/0", GatewayId=igw_id)
+    private = _ensure_route_table(lab, vpc_id, "private-rt",
+                                  [subnets[k]["SubnetId"] for k in ("private-a", "private-b")])
+    return {"public": public, "private": private}
+
+
+def ensure_security_group(lab: Lab, vpc_id: str, role: str, description: str) -> str:
+    ec2 = lab.client("ec2")
+    name = SG_NAMES[role]
+    found = ec2.describe_security_groups(Filters=[*lab.tag_filter(), {"Name": "vpc-id", "Values": [vpc_id]},
+                                                  {"Name": "group-name", "Values": [name]}])["SecurityGroups"]
+    if found:
+        return found[0]["GroupId"]
+    return ec2.create_security_group(GroupName=name, Description=description, VpcId=vpc_id,
+                                     TagSpecifications=tag_spec(lab, "security-group", name))["GroupId"]
+
+
+def ensure_vpc_endpoints(lab: Lab, vpc_id: str, subnets: dict[str, dict], private_rt: str) -> dict[str, dict]:
+    ec2 = lab.client("ec2")
+    sg = ensure_security_group(lab, vpc_id, "endpoints", "HTTPS to VPC interface endpoints from the Lambdas")
+    wanted = {
+        "s3": {"VpcEndpointType": "Gateway", "ServiceName": f"com.amazonaws.{lab.region}.s3",
+               "RouteTableIds": [private_rt]},
+        "secretsmanager": {"VpcEndpointType": "Interface",
+                           "ServiceName": f"com.amazonaws.{lab.region}.secretsmanager",
+                           "SubnetIds": [subnets["private-a"]["SubnetId"], subnets["private-b"]["SubnetId"]],
+                           "SecurityGroupIds": [sg], "PrivateDnsEnabled": True},
+    }
+    endpoints = {}
+    for key, spec in wanted.items():
+        found = ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [vpc_id]},
+                                                    {"Name": "service-name", "Values": [spec["ServiceName"]]}]
+                                           )["VpcEndpoints"]
+        live = [e for e in found if e.get("State", "").lower() not in ("deleted", "deleting")]
+        if live:
+            endpoints[key] = live[0]
+            continue
+        endpoints[key] = ec2.create_vpc_endpoint(VpcId=vpc_id, **spec, TagSpecifications=tag_spec(
+            lab, "vpc-endpoint", _n(lab, f"{key}-endpoint")))["VpcEndpoint"]
+    return endpoints
+
+
+def create_vpc(lab: Lab) -> dict[str, Any]:
+    """Step 1: VPC, 2 public + 2 private subnets in two AZs, internet gateway, route tables, VPC endpoints."""
+    vpc = ensure_vpc(lab)
+    subnets = ensure_subnets(lab, vpc["VpcId"])
+    igw = ensure_internet_gateway(lab, vpc["VpcId"])
+    tables = ensure_route_tables(lab, vpc["VpcId"], subnets, igw["InternetGatewayId"])
+    endpoints = ensure_vpc_endpoints(lab, vpc["VpcId"], subnets, tables["private"]["RouteTableId"])
+    return {"vpc_id": vpc["VpcId"], "subnets": {k: s["SubnetId"] for k, s in subnets.items()},
+            "internet_gateway_id": igw["InternetGatewayId"],
+            "route_tables": {k: t["RouteTableId"] for k, t in tables.items()},
+            "endpoints": {k: e["VpcEndpointId"] for k, e in endpoints.items()}}
+
+
+def vpc_ids(lab: Lab) -> dict[str, Any]:
+    """The step-1 ids, found by tag (creates nothing). Raises StepError when step 1 has not run."""
+    from labkit.errors import StepError
+
+    vpc = ec2_find(lab, "Vpcs", _n(lab, "vpc"))
+    if vpc is None:
+        raise StepError(1, f"no VPC tagged lab={lab.name}", "run step 1 (01_create_vpc) first")
+    subnets = {key: ec2_find(lab, "Subnets", _n(lab, key)) for key in SUBNETS}
+    return {"vpc_id": vpc["VpcId"], "subnets": {k: s["SubnetId"] for k, s in subnets.items() if s}}
+
+
+# -- step 2 ------------------------------------------------------------------------------------------------
+def create_db_subnet_group(lab: Lab) -> dict:
+    """Step 2: the DB subnet group over the two private subnets only."""
+    rds = lab.client("rds")
+    ids = vpc_ids(lab)
+    private = [ids["subnets"]["private-a"], ids["subnets"]["private-b"]]
+    try:
+        group = rds.describe_db_subnet_groups(DBSubnetGroupName=DB_SUBNET_GROUP)["DBSubnetGroups"][0]
+        if sorted(s["SubnetIdentifier"] for s in group["Subnets"]) != sorted(private):
+            group = rds.modify_db_subnet_group(DBSubnetGroupName=DB_SUBNET_GROUP, SubnetIds=private)["DBSubnetGroup"]
+        return group
+    except ClientError as exc:
+        if error_code(exc) != "DBSubnetGroupNotFoundFault":
+            raise
+    return rds.create_db_subnet_group(DBSubnetGroupName=DB_SUBNET_GROUP, SubnetIds=private, Tags=lab.tags,
+                                      DBSubnetGroupDescription="Private subnets for the orders database"
+                                      )["DBSubnetGroup"]
+
+
+# -- step 3 ------------------------------------------------------------------------------------------------
+def _allow(lab: Lab, group_id: str, port: int, source: str | None = None, cidr: str | None = None,
+           description: str = "") -> None:
+    ec2 = lab.client("ec2")
+    permission: dict[str, Any] = {"IpProtocol": "tcp", "FromPort": port, "ToPort": port}
+    if source:
+        permission["UserIdGroupPairs"] = [{"GroupId": source, "Description": description}]
+    else:
+        permission["IpRanges"] = [{"CidrIp": cidr, "Description": description}]
+    try:
+        ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=[permission])
+    except ClientError as exc:
+        if error_code(exc) != "InvalidPermission.Duplicate":
+            raise
+
+
+def create_security_groups(lab: Lab) -> dict[str, str]:
+    """Step 3: EC2 (app port and 80 from a CIDR; 22 only if asked), Lambda, RDS (3306 from those two groups
+    only, by group), and the endpoint group (443 from the Lambda group)."""
+    vpc_id = vpc_ids(lab)["vpc_id"]
+    groups = {
+        "ec2": ensure_security_group(lab, vpc_id, "ec2", "Flask app on EC2: HTTP and the app port"),
+        "lambda": ensure_security_group(lab, vpc_id, "lambda", "Order Lambdas: outbound to RDS and endpoints"),
+        "rds": ensure_security_group(lab, vpc_id, "rds", "MySQL from the EC2 and Lambda groups only"),
+        "endpoints": ensure_security_group(lab, vpc_id, "endpoints", "HTTPS to VPC interface endpoints"),
+    }
+    config = lab.config
+    _allow(lab, groups["ec2"], config.app_port, cidr=config.app_cidr, description="Flask app")
+    _allow(lab, groups["ec2"], 80, cidr=config.app_cidr, description="HTTP")
+    if config.ssh_cidr:
+        _allow(lab, groups["ec2"], 22, cidr=config.ssh_cidr, description="SSH (asked for)")
+    _allow(lab, groups["rds"], 3306, source=groups["ec2"], description="MySQL from the app instance")
+    _allow(lab, groups["rds"], 3306, source=groups["lambda"], description="MySQL from the Lambdas")
+    _allow(lab, groups["endpoints"], 443, source=groups["lambda"], description="HTTPS from the Lambdas")
+    return groups
+
+
+def security_group_ids(lab: Lab) -> dict[str, str]:
+    ec2 = lab.client("ec2")
+    found = ec2.describe_security_groups(Filters=lab.tag_filter())["SecurityGroups"]
+    by_name = {g["GroupName"]: g["GroupId"] for g in found}
+    return {role: by_name[name] for role, name in SG_NAMES.items() if name in by_name}
+
+
+# -- tables ------------------------------------------------------------------------------------------------
+def network_frame(lab: Lab) -> pd.DataFrame:
+    """The lab's VPC, subnets, gateway, route tables and endpoints, one row each."""
+    ec2 = lab.client("ec2")
+    rows = []
+    for vpc in ec2.describe_vpcs(Filters=lab.tag_filter())["Vpcs"]:
+        rows.append({"kind": "vpc", "name": name_tag(vpc), "id": vpc["VpcId"], "detail": vpc["CidrBlock"]})
+    for s in sorted(ec2.describe_subnets(Filters=lab.tag_filter())["Subnets"], key=name_tag):
+        rows.append({"kind": "subnet", "name": name_tag(s), "id": s["SubnetId"],
+                     "detail": f"{s['CidrBlock']} {s['AvailabilityZone']} "
+                               f"{'public' if s.get('MapPublicIpOnLaunch') else 'private'}"})
+    for igw in ec2.describe_internet_gateways(Filters=lab.tag_filter())["InternetGateways"]:
+        rows.append({"kind": "internet gateway", "name": name_tag(igw), "id": igw["InternetGatewayId"],
+                     "detail": ", ".join(a["VpcId"] for a in igw.get("Attachments", []))})
+    for t in sorted(ec2.describe_route_tables(Filters=lab.tag_filter())["RouteTables"], key=name_tag):
+        routes = ", ".join(f"{r.get('DestinationCidrBlock', r.get('DestinationPrefixListId'))}->"
+                           f"{r.get('GatewayId', r.get('NatGatewayId', '?'))}" for r in t.get("Routes", []))
+        rows.append({"kind": "route table", "name": name_tag(t), "id": t["RouteTableId"], "detail": routes})
+    ids = [v["VpcId"] for v in ec2.describe_vpcs(Filters=lab.tag_filter())["Vpcs"]]
+    if ids:
+        for e in ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": ids}])["VpcEndpoints"]:
+            rows.append({"kind": f"{e['VpcEndpointType'].lower()} endpoint", "name": name_tag(e),
+                         "id": e["VpcEndpointId"], "detail": e["ServiceName"]})
+    return pd.DataFrame(rows, columns=["kind", "name", "id", "detail"])
+
+
+def security_groups_frame(lab: Lab) -> pd.DataFrame:
+    """Every inbound rule of the lab's security groups: who may reach what."""
+    ec2 = lab.client("ec2")
+    groups = ec2.describe_security_groups(Filters=lab.tag_filter())["SecurityGroups"]
+    names = {g["GroupId"]: g["GroupName"] for g in groups}
+    rows = []
+    for group in sorted(groups, key=lambda g: g["GroupName"]):
+        for perm in group.get("IpPermissions", []):
+            sources = [names.get(p["GroupId"], p["GroupId"]) for p in perm.get("UserIdGroupPairs", [])]
+            sources += [r["CidrIp"] for r in perm.get("IpRanges", [])]
+            for source in sources:
+                rows.append({"group": group["GroupName"], "port": perm.get("FromPort"), "from": source})
+        if not group.get("IpPermissions"):
+            rows.append({"group": group["GroupName"], "port": None, "from": "(no inbound rules)"})
+    return pd.DataFrame(rows, columns=["group", "port", "from"])

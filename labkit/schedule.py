@@ -1,0 +1,100 @@
+"""Step 13: the EventBridge rule that runs ``daily-delta-processor`` every 24 hours.
+
+A rule made through the API reaches a Lambda only if the function's resource policy allows
+``events.amazonaws.com`` for that rule; the console adds that permission silently, the API does not.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+
+import pandas as pd
+from botocore.exceptions import ClientError
+
+from labkit import functions, iam
+from labkit.session import Lab
+from labkit.tagging import error_code
+
+SCHEDULE = "rate(1 day)"
+
+
+def rule_name(lab: Lab) -> str:
+    return f"{lab.name}-daily-delta"
+
+
+def create_schedule(lab: Lab) -> str:
+    """The rule (ENABLED, every 24 hours), its target, and the Lambda permission for it; returns the rule ARN."""
+    events, lam = lab.client("events"), lab.client("lambda")
+    fn_arn = lam.get_function(FunctionName=iam.REPORT_FUNCTION)["Configuration"]["FunctionArn"]
+    rule_arn = events.put_rule(Name=rule_name(lab), ScheduleExpression=SCHEDULE, State="ENABLED",
+                               Description="Orders Lab: the daily delta report", Tags=lab.tags)["RuleArn"]
+    events.put_targets(Rule=rule_name(lab), Targets=[{"Id": iam.REPORT_FUNCTION, "Arn": fn_arn}])
+    try:
+        lam.add_permission(FunctionName=iam.REPORT_FUNCTION, StatementId=f"{rule_name(lab)}-invoke",
+                           Action="lambda:InvokeFunction", Principal="events.amazonaws.com", SourceArn=rule_arn)
+    except ClientError as exc:
+        if error_code(exc) != "ResourceConflictException":
+            raise
+    return rule_arn
+
+
+def scheduled_event(lab: Lab, rule_arn: str, when: dt.datetime) -> dict:
+    """The event EventBridge sends for a scheduled rule."""
+    return {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
+            "account": lab.account_id, "time": when.strftime("%Y-%m-%dT%H:%M:%SZ"), "region": lab.region,
+            "resources": [rule_arn], "detail": {}}
+
+
+def run_scheduled_report(lab: Lab, hours: float = 24) -> pd.DataFrame:
+    """Let the schedule run: on the local cloud the lab clock moves ``hours`` ahead and the rule fires at each
+    due instant; on AWS (whose clock cannot move) the function gets the event the rule would send now."""
+    rule_arn = lab.client("events").describe_rule(Name=rule_name(lab))["Arn"]
+
+    def invoke_now() -> dict:
+        event = scheduled_event(lab, rule_arn, dt.datetime.now(dt.timezone.utc).replace(microsecond=0))
+        result = functions.invoke(lab, iam.REPORT_FUNCTION, event)
+        return {"time": event["time"], "status": "function_error" if result.function_error else "ok",
+                "result": json.dumps(result.payload)}
+
+    firings = lab.target.fire_schedule(rule_arn, hours, invoke_now)
+    rows = []
+    for firing in firings:
+        result = firing.get("result")
+        try:
+            parsed = json.loads(result) if result else {}
+        except ValueError:
+            parsed = {}
+        parsed = parsed if isinstance(parsed, dict) else {}
+        rows.append({"time": firing["time"], "status": firing["status"], "key": parsed.get("key"),
+                     "rows": parsed.get("rows"), "total_amount": parsed.get("total_amount"),
+                     "error": firing.get("error") or parsed.get("errorMessage")})
+    return pd.DataFrame(rows, columns=["time", "status", "key", "rows", "total_amount", "error"])
+
+
+def schedule_frame(lab: Lab) -> pd.DataFrame:
+    events = lab.client("events")
+    try:
+        rule = events.describe_rule(Name=rule_name(lab))
+    except ClientError as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            return pd.DataFrame(columns=["rule", "schedule", "state", "target", "permission"])
+        raise
+    targets = events.list_targets_by_rule(Rule=rule_name(lab))["Targets"]
+    return pd.DataFrame([{"rule": rule["Name"], "schedule": rule["ScheduleExpression"], "state": rule["State"],
+                          "target": ", ".join(t["Arn"].rsplit(":", 1)[-1] for t in targets),
+                          "permission": events_permission(lab, rule["Arn"])}])
+
+
+def events_permission(lab: Lab, rule_arn: str) -> bool:
+    try:
+        policy = json.loads(lab.client("lambda").get_policy(FunctionName=iam.REPORT_FUNCTION)["Policy"])
+    except ClientError:
+        return False
+    for statement in policy.get("Statement", []):
+        principal = statement.get("Principal", {})
+        service = principal.get("Service") if isinstance(principal, dict) else principal
+        source = json.dumps(statement.get("Condition", {}))
+        if service == "events.amazonaws.com" and rule_arn in source:
+            return True
+    return False

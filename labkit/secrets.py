@@ -1,0 +1,89 @@
+"""Step 9: the secret ``order-db-secret`` in AWS's "Credentials for RDS database" shape.
+
+The master password is generated in step 4 and goes straight into this secret, so it never appears
+in a notebook, a command line or a log. Step 9 completes the secret with the endpoint the Lambdas need.
+"""
+from __future__ import annotations
+
+import json
+import secrets as pysecrets
+import string
+
+import pandas as pd
+from botocore.exceptions import ClientError
+
+from labkit.iam import SECRET_NAME
+from labkit.session import Lab
+from labkit.tagging import error_code
+
+KEYS = ("username", "password", "engine", "host", "port", "dbname", "dbInstanceIdentifier")
+PASSWORD_ALPHABET = string.ascii_letters + string.digits + "-_.~^"  # RDS forbids / " @ and spaces
+
+
+def generate_password(length: int = 32) -> str:
+    return "".join(pysecrets.choice(PASSWORD_ALPHABET) for _ in range(length))
+
+
+def read_secret(lab: Lab) -> dict | None:
+    """The secret's JSON (for labkit's own use; never display it). None when it does not exist."""
+    try:
+        text = lab.client("secretsmanager").get_secret_value(SecretId=SECRET_NAME)["SecretString"]
+    except ClientError as exc:
+        if error_code(exc) in ("ResourceNotFoundException",):
+            return None
+        raise
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def write_secret(lab: Lab, value: dict) -> str:
+    """Create the secret or store a new version when ``value`` differs; return its ARN."""
+    sm = lab.client("secretsmanager")
+    body = json.dumps(value, sort_keys=True)
+    try:
+        described = sm.describe_secret(SecretId=SECRET_NAME)
+    except ClientError as exc:
+        if error_code(exc) != "ResourceNotFoundException":
+            raise
+        return sm.create_secret(Name=SECRET_NAME, SecretString=body, Tags=lab.tags,
+                                Description=f"Orders Lab ({lab.name}): RDS credentials for the order database")["ARN"]
+    if described.get("DeletedDate"):
+        sm.restore_secret(SecretId=SECRET_NAME)
+    if read_secret(lab) != value:
+        sm.put_secret_value(SecretId=SECRET_NAME, SecretString=body)
+    return described["ARN"]
+
+
+def store_master_credentials(lab: Lab, username: str, password: str) -> str:
+    current = read_secret(lab) or {}
+    return write_secret(lab, {**current, "username": username, "password": password, "engine": "mysql"})
+
+
+def create_db_secret(lab: Lab) -> str:
+    """Step 9: username, password, engine, host, port, dbname (and the instance id) for the Lambdas."""
+    from labkit.database import describe_db_instance
+    from labkit.errors import StepError
+
+    current = read_secret(lab)
+    if not current or not current.get("password"):
+        raise StepError(9, "the secret has no master password yet", "run step 4 (04_create_rds_database) first")
+    db = describe_db_instance(lab)
+    if db is None:
+        raise StepError(9, "the database instance does not exist", "run step 4 (04_create_rds_database) first")
+    value = {**current, "engine": "mysql", "host": db["Endpoint"]["Address"], "port": db["Endpoint"]["Port"],
+             "dbname": db.get("DBName", "ordersdb"), "dbInstanceIdentifier": db["DBInstanceIdentifier"],
+             "username": db["MasterUsername"]}
+    value.pop("db", None)
+    return write_secret(lab, value)
+
+
+def secret_frame(lab: Lab) -> pd.DataFrame:
+    """The secret's keys with non-secret values shown and the password masked."""
+    value = read_secret(lab)
+    if value is None:
+        return pd.DataFrame(columns=["key", "value"])
+    rows = [{"key": k, "value": "********" if k == "password" else str(value.get(k, "(missing)"))} for k in KEYS]
+    return pd.DataFrame(rows)

@@ -1,0 +1,204 @@
+"""Delete everything the lab created, newest first, waiting where AWS needs it; then prove nothing is left.
+
+Every delete tolerates "already gone", so teardown can be re-run after an interruption.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Callable
+
+import pandas as pd
+from botocore.exceptions import ClientError
+
+from labkit import compute, database, iam, network, schedule, storage
+from labkit.functions import LAYER_NAME
+from labkit.session import Lab
+from labkit.tagging import error_code
+
+GONE = {"ResourceNotFoundException", "NoSuchEntity", "NoSuchBucket", "DBInstanceNotFound", "DBSubnetGroupNotFoundFault",
+        "InvalidGroup.NotFound", "InvalidSubnetID.NotFound", "InvalidVpcID.NotFound", "InvalidRouteTableID.NotFound",
+        "InvalidInternetGatewayID.NotFound", "InvalidVpcEndpointId.NotFound", "InvalidInstanceID.NotFound",
+        "Gateway.NotAttached", "404", "NotFound", "InvalidAssociationID.NotFound"}
+
+
+def _quiet(call: Callable[[], Any]) -> Any:
+    try:
+        return call()
+    except ClientError as exc:
+        if error_code(exc) in GONE:
+            return None
+        raise
+
+
+def _retry(lab: Lab, call: Callable[[], Any], codes: tuple[str, ...] = ("DependencyViolation",),
+           seconds: float = 1800) -> Any:
+    """Some deletes wait on AWS (a VPC Lambda's network interfaces are released minutes after the function)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return _quiet(call)
+        except ClientError as exc:
+            if error_code(exc) not in codes or time.monotonic() > deadline:
+                raise
+            time.sleep(max(1, lab.target.poll_seconds))
+
+
+def delete_everything(lab: Lab, confirm: bool = False, progress: Callable[[str], None] | None = None) -> pd.DataFrame:
+    """Tear the lab down in reverse dependency order; return what remains (an empty table when all is gone)."""
+    lab.target.require_confirmation("Deleting the lab", confirm)
+    say = progress or (lambda _message: None)
+    for label, action in (("schedule", _delete_schedule), ("functions and layer", _delete_functions),
+                          ("report bucket", _delete_bucket), ("EC2 instance", _delete_instance),
+                          ("database", _delete_database), ("secret", _delete_secret), ("IAM roles", _delete_roles),
+                          ("network", _delete_network)):
+        say(f"deleting {label}")
+        action(lab)
+    return remaining_frame(lab)
+
+
+def _delete_schedule(lab: Lab) -> None:
+    events = lab.client("events")
+    targets = _quiet(lambda: events.list_targets_by_rule(Rule=schedule.rule_name(lab))["Targets"]) or []
+    if targets:
+        events.remove_targets(Rule=schedule.rule_name(lab), Ids=[t["Id"] for t in targets])
+    _quiet(lambda: events.delete_rule(Name=schedule.rule_name(lab)))
+
+
+def _delete_functions(lab: Lab) -> None:
+    lam, logs = lab.client("lambda"), lab.client("logs")
+    for name in (iam.VALIDATOR_FUNCTION, iam.REPORT_FUNCTION):
+        _quiet(lambda: lam.delete_function(FunctionName=name))
+        _quiet(lambda: logs.delete_log_group(logGroupName=f"/aws/lambda/{name}"))
+    for version in _quiet(lambda: lam.list_layer_versions(LayerName=LAYER_NAME)["LayerVersions"]) or []:
+        _quiet(lambda: lam.delete_layer_version(LayerName=LAYER_NAME, VersionNumber=version["Version"]))
+
+
+def _delete_bucket(lab: Lab) -> None:
+    s3, name = lab.client("s3"), storage.bucket_name(lab)
+    if _quiet(lambda: s3.head_bucket(Bucket=name)) is None:
+        return
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=name):
+        items = [{"Key": o["Key"], "VersionId": o["VersionId"]}
+                 for o in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+        if items:
+            s3.delete_objects(Bucket=name, Delete={"Objects": items, "Quiet": True})
+    s3.delete_bucket(Bucket=name)
+
+
+def _delete_instance(lab: Lab) -> None:
+    instance = compute.describe_instance(lab)
+    if instance:
+        ec2 = lab.client("ec2")
+        ec2.terminate_instances(InstanceIds=[instance["InstanceId"]])
+        ec2.get_waiter("instance_terminated").wait(InstanceIds=[instance["InstanceId"]],
+                                                   WaiterConfig={"Delay": max(1, int(lab.target.poll_seconds))})
+
+
+def _delete_database(lab: Lab) -> None:
+    rds = lab.client("rds")
+    if database.describe_db_instance(lab):
+        _quiet(lambda: rds.delete_db_instance(DBInstanceIdentifier=database.db_instance_id(lab),
+                                              SkipFinalSnapshot=True, DeleteAutomatedBackups=True))
+        delay = max(1, int(lab.target.poll_seconds * 2))
+        rds.get_waiter("db_instance_deleted").wait(DBInstanceIdentifier=database.db_instance_id(lab),
+                                                   WaiterConfig={"Delay": delay, "MaxAttempts": 1800 // delay})
+    _quiet(lambda: rds.delete_db_subnet_group(DBSubnetGroupName=network.DB_SUBNET_GROUP))
+
+
+def _delete_secret(lab: Lab) -> None:
+    _quiet(lambda: lab.client("secretsmanager").delete_secret(SecretId=iam.SECRET_NAME,
+                                                              ForceDeleteWithoutRecovery=True))
+
+
+def _delete_roles(lab: Lab) -> None:
+    client = lab.client("iam")
+    profile = _quiet(lambda: client.get_instance_profile(InstanceProfileName=iam.EC2_ROLE)["InstanceProfile"])
+    if profile:
+        for role in profile.get("Roles", []):
+            client.remove_role_from_instance_profile(InstanceProfileName=iam.EC2_ROLE, RoleName=role["RoleName"])
+        _quiet(lambda: client.delete_instance_profile(InstanceProfileName=iam.EC2_ROLE))
+    for role in iam.MANAGED:
+        if _quiet(lambda: client.get_role(RoleName=role)) is None:
+            continue
+        for policy in client.list_attached_role_policies(RoleName=role)["AttachedPolicies"]:
+            client.detach_role_policy(RoleName=role, PolicyArn=policy["PolicyArn"])
+        for name in client.list_role_policies(RoleName=role)["PolicyNames"]:
+            client.delete_role_policy(RoleName=role, PolicyName=name)
+        _quiet(lambda: client.delete_role(RoleName=role))
+
+
+def _delete_network(lab: Lab) -> None:
+    ec2 = lab.client("ec2")
+    vpc_ids = [v["VpcId"] for v in ec2.describe_vpcs(Filters=lab.tag_filter())["Vpcs"]]
+    if vpc_ids:
+        endpoints = ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": vpc_ids}])["VpcEndpoints"]
+        live = [e["VpcEndpointId"] for e in endpoints if e.get("State", "").lower() not in ("deleted",)]
+        if live:
+            ec2.delete_vpc_endpoints(VpcEndpointIds=live)
+    groups = ec2.describe_security_groups(Filters=lab.tag_filter())["SecurityGroups"]
+    for group in groups:  # references between groups block deletion: revoke them first
+        if group.get("IpPermissions"):
+            _quiet(lambda: ec2.revoke_security_group_ingress(GroupId=group["GroupId"],
+                                                             IpPermissions=group["IpPermissions"]))
+    for group in groups:
+        _retry(lab, lambda: ec2.delete_security_group(GroupId=group["GroupId"]))
+    for table in ec2.describe_route_tables(Filters=lab.tag_filter())["RouteTables"]:
+        for association in table.get("Associations", []):
+            if not association.get("Main"):
+                _quiet(lambda: ec2.disassociate_route_table(AssociationId=association["RouteTableAssociationId"]))
+        _retry(lab, lambda: ec2.delete_route_table(RouteTableId=table["RouteTableId"]))
+    for igw in ec2.describe_internet_gateways(Filters=lab.tag_filter())["InternetGateways"]:
+        for attachment in igw.get("Attachments", []):
+            _quiet(lambda: ec2.detach_internet_gateway(InternetGatewayId=igw["InternetGatewayId"],
+                                                       VpcId=attachment["VpcId"]))
+        _quiet(lambda: ec2.delete_internet_gateway(InternetGatewayId=igw["InternetGatewayId"]))
+    for subnet in ec2.describe_subnets(Filters=lab.tag_filter())["Subnets"]:
+        _retry(lab, lambda: ec2.delete_subnet(SubnetId=subnet["SubnetId"]))
+    for vpc_id in vpc_ids:
+        _retry(lab, lambda: ec2.delete_vpc(VpcId=vpc_id))
+
+
+def remaining_frame(lab: Lab) -> pd.DataFrame:
+    """Everything of the lab that still exists, by tag and by name. Empty means nothing is left (and no bill)."""
+    ec2, rows = lab.client("ec2"), []
+
+    def found(kind: str, ident: str) -> None:
+        rows.append({"kind": kind, "id": ident})
+
+    for vpc in ec2.describe_vpcs(Filters=lab.tag_filter())["Vpcs"]:
+        found("vpc", vpc["VpcId"])
+    for subnet in ec2.describe_subnets(Filters=lab.tag_filter())["Subnets"]:
+        found("subnet", subnet["SubnetId"])
+    for igw in ec2.describe_internet_gateways(Filters=lab.tag_filter())["InternetGateways"]:
+        found("internet gateway", igw["InternetGatewayId"])
+    for table in ec2.describe_route_tables(Filters=lab.tag_filter())["RouteTables"]:
+        found("route table", table["RouteTableId"])
+    for group in ec2.describe_security_groups(Filters=lab.tag_filter())["SecurityGroups"]:
+        found("security group", group["GroupId"])
+    for endpoint in ec2.describe_vpc_endpoints(Filters=lab.tag_filter())["VpcEndpoints"]:
+        if endpoint.get("State", "").lower() != "deleted":
+            found("vpc endpoint", endpoint["VpcEndpointId"])
+    if compute.describe_instance(lab):
+        found("ec2 instance", compute.describe_instance(lab)["InstanceId"])
+    if database.describe_db_instance(lab):
+        found("rds instance", database.db_instance_id(lab))
+    rds, sm, lam, client = lab.client("rds"), lab.client("secretsmanager"), lab.client("lambda"), lab.client("iam")
+    probes = {
+        "db subnet group": (network.DB_SUBNET_GROUP, lambda: rds.describe_db_subnet_groups(
+            DBSubnetGroupName=network.DB_SUBNET_GROUP)),
+        "secret": (iam.SECRET_NAME, lambda: sm.describe_secret(SecretId=iam.SECRET_NAME)),
+        "bucket": (storage.bucket_name(lab), lambda: lab.client("s3").head_bucket(Bucket=storage.bucket_name(lab))),
+        "eventbridge rule": (schedule.rule_name(lab), lambda: lab.client("events").describe_rule(
+            Name=schedule.rule_name(lab))),
+        "instance profile": (iam.EC2_ROLE, lambda: client.get_instance_profile(InstanceProfileName=iam.EC2_ROLE)),
+    }
+    for role in iam.MANAGED:
+        probes[f"iam role {role}"] = (role, lambda role=role: client.get_role(RoleName=role))
+    for fn in (iam.VALIDATOR_FUNCTION, iam.REPORT_FUNCTION):
+        probes[f"lambda {fn}"] = (fn, lambda fn=fn: lam.get_function(FunctionName=fn))
+    for kind, (ident, probe) in probes.items():
+        if _quiet(probe) is not None:
+            found(kind.split(" ")[0] if kind.startswith(("iam", "lambda")) else kind, ident)
+    for version in _quiet(lambda: lam.list_layer_versions(LayerName=LAYER_NAME)["LayerVersions"]) or []:
+        found("lambda layer version", version["LayerVersionArn"])
+    return pd.DataFrame(rows, columns=["kind", "id"])

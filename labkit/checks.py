@@ -8,6 +8,7 @@ import pandas as pd
 from botocore.exceptions import ClientError
 
 from labkit import compute, database, iam, network, schedule, secrets, storage
+from labkit.functions import layer_name
 from labkit.session import Lab
 
 COLUMNS = ["check", "expected", "actual", "passed"]
@@ -153,7 +154,7 @@ def check_step_9(lab: Lab, t: _Table) -> None:
 def _check_function(lab: Lab, t: _Table, name: str, role: str, env_key: str) -> None:
     config = _safe(lambda: lab.client("lambda").get_function(FunctionName=name)["Configuration"], {})
     t.add(f"{name} active", "Active", config.get("State"))
-    t.add("pymysql layer attached", True, any(":layer:pymysql:" in layer["Arn"] for layer in config.get("Layers", [])))
+    t.add("pymysql layer attached", True, any(f":layer:{layer_name(lab)}:" in layer["Arn"] for layer in config.get("Layers", [])))
     private = {s["SubnetId"] for s in lab.client("ec2").describe_subnets(Filters=lab.tag_filter())["Subnets"]
                if not s.get("MapPublicIpOnLaunch")}
     subnets = set((config.get("VpcConfig") or {}).get("SubnetIds", []))

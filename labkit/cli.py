@@ -71,6 +71,76 @@ def _instance_log(args: argparse.Namespace, home: Path | None) -> int:
     return 0
 
 
+def _lab(args: argparse.Namespace):
+    from labkit.session import Lab
+
+    return Lab(target=args.target, name=args.lab, region=args.region,
+               policies=getattr(args, "policies", None) or "managed")
+
+
+def _up(args: argparse.Namespace) -> int:
+    from labkit import checks
+    from labkit.steps import run_steps
+
+    lab = _lab(args)
+    if lab.config.target == "aws":
+        from labkit.costs import cost_frame
+
+        print(cost_frame(lab.region).to_string(index=False))
+        lab.target.require_confirmation("Creating the lab", args.yes)
+    run_steps(lab, 1, args.through, progress=lambda step: print(f"step {step.number:>2}: {step.title}"))
+    frame = checks.all_checks(lab, args.through)
+    print(f"{int(frame['passed'].sum())}/{len(frame)} checks passed")
+    return 0 if frame["passed"].all() else 1
+
+
+def _check(args: argparse.Namespace) -> int:
+    from labkit import checks
+
+    frame = checks.all_checks(_lab(args), args.through)
+    print(frame.to_string(index=False))
+    print(f"{int(frame['passed'].sum())}/{len(frame)} checks passed")
+    return 0 if frame["passed"].all() else 1
+
+
+def _status(args: argparse.Namespace) -> int:
+    from labkit import compute, functions, network
+
+    lab = _lab(args)
+    if args.urls:
+        try:
+            print(f"The order app: {compute.app_url(lab)}")
+        except LabkitError:
+            print("The order app is not deployed yet (step 8).")
+        return 0
+    for title, frame in (("network", network.network_frame(lab)), ("instance", compute.instance_frame(lab)),
+                         ("functions", functions.functions_frame(lab))):
+        print(f"== {title}")
+        print(frame.to_string(index=False) if not frame.empty else "(none)")
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    from labkit import teardown
+
+    left = teardown.delete_everything(_lab(args), confirm=args.yes, progress=print)
+    if left.empty:
+        print("nothing of the lab is left")
+        return 0
+    print("still there:\n" + left.to_string(index=False))
+    return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    from labkit.runner import run_notebooks
+
+    summary = run_notebooks(target=args.target or "local", start=args.start, end=args.end,
+                            output_dir=Path(args.output_dir) if args.output_dir else None)
+    print(summary.table())
+    print(f"executed notebooks and summary.json in {summary.output_dir}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="labkit", description="Orders Lab: the AWS order system, step by step.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -83,6 +153,36 @@ def build_parser() -> argparse.ArgumentParser:
     for unit in ("seconds", "minutes", "hours", "days"):
         cloud.add_argument(f"--{unit}", type=float, default=None)
     cloud.set_defaults(func=_cloud)
+
+    def lab_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--target", choices=["local", "aws"], default=None, help="default: local (or LABKIT_TARGET)")
+        p.add_argument("--lab", default=None, help="lab name, the lab=<name> tag (default orders-lab)")
+        p.add_argument("--region", default=None)
+
+    up = sub.add_parser("up", help="run steps 1..N (idempotent)")
+    lab_options(up)
+    up.add_argument("--through", type=int, default=13, choices=range(1, 14), metavar="N")
+    up.add_argument("--policies", choices=["managed", "least-privilege"], default=None)
+    up.add_argument("--yes", action="store_true", help="confirm creating resources on AWS")
+    up.set_defaults(func=_up)
+    check = sub.add_parser("check", help="run every step's checks")
+    lab_options(check)
+    check.add_argument("--through", type=int, default=13)
+    check.set_defaults(func=_check)
+    status = sub.add_parser("status", help="resources as tables")
+    lab_options(status)
+    status.add_argument("--urls", action="store_true", help="only print the app's URL")
+    status.set_defaults(func=_status)
+    down = sub.add_parser("down", help="delete everything of the lab and show what remains")
+    lab_options(down)
+    down.add_argument("--yes", action="store_true", help="confirm deleting on AWS")
+    down.set_defaults(func=_down)
+    run = sub.add_parser("run", help="execute the notebooks in order with papermill")
+    run.add_argument("--target", choices=["local", "aws"], default="local")
+    run.add_argument("--from", dest="start", type=int, default=None, metavar="NN")
+    run.add_argument("--to", dest="end", type=int, default=None, metavar="NN")
+    run.add_argument("--output-dir", default=None, help="default runs/<timestamp>/")
+    run.set_defaults(func=_run)
     return parser
 
 

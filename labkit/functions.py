@@ -27,7 +27,6 @@ from labkit.tagging import error_code
 PROJECT = Path(__file__).resolve().parents[1]
 CODE = PROJECT / "lambda_code"
 WHEELS = PROJECT / ".cache" / "wheels"
-LAYER_NAME = "pymysql"
 RUNTIME = "python3.11"
 FIXED_TIME = (2020, 1, 1, 0, 0, 0)
 
@@ -67,15 +66,19 @@ def _sha(data: bytes) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
 
 
+def layer_name(lab: Lab) -> str:
+    return f"{lab.name}-pymysql"
+
+
 def ensure_layer(lab: Lab) -> str:
     """Publish the pymysql layer unless a version with the same content exists; return its version ARN."""
     lam = lab.client("lambda")
     content = build_layer()
     digest = _sha(content)
-    for version in lam.list_layer_versions(LayerName=LAYER_NAME).get("LayerVersions", []):
+    for version in lam.list_layer_versions(LayerName=layer_name(lab)).get("LayerVersions", []):
         if digest in version.get("Description", ""):
             return version["LayerVersionArn"]
-    return lam.publish_layer_version(LayerName=LAYER_NAME, Content={"ZipFile": content},
+    return lam.publish_layer_version(LayerName=layer_name(lab), Content={"ZipFile": content},
                                      CompatibleRuntimes=[RUNTIME], Description=f"pymysql for Orders Lab sha256:{digest}",
                                      LicenseInfo="MIT")["LayerVersionArn"]
 

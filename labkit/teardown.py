@@ -11,7 +11,7 @@ import pandas as pd
 from botocore.exceptions import ClientError
 
 from labkit import compute, database, iam, network, schedule, storage
-from labkit.functions import LAYER_NAME
+from labkit.functions import layer_name
 from labkit.session import Lab
 from labkit.tagging import error_code
 
@@ -43,6 +43,31 @@ def _retry(lab: Lab, call: Callable[[], Any], codes: tuple[str, ...] = ("Depende
             time.sleep(max(1, lab.target.poll_seconds))
 
 
+def _tags(pairs: list[dict] | dict | None) -> dict:
+    if isinstance(pairs, dict):
+        return pairs
+    return {p.get("Key"): p.get("Value") for p in pairs or []}
+
+
+def owned(lab: Lab, kind: str, ident: str) -> bool:
+    """True when the named resource exists and carries this lab's tag (names like order-validator are global,
+    so another lab's resource of the same name is never touched)."""
+    lookups = {
+        "function": lambda: lab.client("lambda").list_tags(
+            Resource=lab.client("lambda").get_function(FunctionName=ident)["Configuration"]["FunctionArn"])["Tags"],
+        "role": lambda: lab.client("iam").list_role_tags(RoleName=ident)["Tags"],
+        "instance profile": lambda: lab.client("iam").get_instance_profile(
+            InstanceProfileName=ident)["InstanceProfile"].get("Tags", []),
+        "secret": lambda: lab.client("secretsmanager").describe_secret(SecretId=ident).get("Tags", []),
+        "db subnet group": lambda: lab.client("rds").list_tags_for_resource(ResourceName=lab.client("rds").describe_db_subnet_groups(
+            DBSubnetGroupName=ident)["DBSubnetGroups"][0]["DBSubnetGroupArn"])["TagList"],
+        "eventbridge rule": lambda: lab.client("events").list_tags_for_resource(
+            ResourceARN=lab.client("events").describe_rule(Name=ident)["Arn"])["Tags"],
+    }
+    tags = _quiet(lookups[kind])
+    return tags is not None and _tags(tags).get("lab") == lab.name
+
+
 def delete_everything(lab: Lab, confirm: bool = False, progress: Callable[[str], None] | None = None) -> pd.DataFrame:
     """Tear the lab down in reverse dependency order; return what remains (an empty table when all is gone)."""
     lab.target.require_confirmation("Deleting the lab", confirm)
@@ -58,6 +83,8 @@ def delete_everything(lab: Lab, confirm: bool = False, progress: Callable[[str],
 
 def _delete_schedule(lab: Lab) -> None:
     events = lab.client("events")
+    if not owned(lab, "eventbridge rule", schedule.rule_name(lab)):
+        return
     targets = _quiet(lambda: events.list_targets_by_rule(Rule=schedule.rule_name(lab))["Targets"]) or []
     if targets:
         events.remove_targets(Rule=schedule.rule_name(lab), Ids=[t["Id"] for t in targets])
@@ -67,10 +94,11 @@ def _delete_schedule(lab: Lab) -> None:
 def _delete_functions(lab: Lab) -> None:
     lam, logs = lab.client("lambda"), lab.client("logs")
     for name in (iam.VALIDATOR_FUNCTION, iam.REPORT_FUNCTION):
-        _quiet(lambda: lam.delete_function(FunctionName=name))
-        _quiet(lambda: logs.delete_log_group(logGroupName=f"/aws/lambda/{name}"))
-    for version in _quiet(lambda: lam.list_layer_versions(LayerName=LAYER_NAME)["LayerVersions"]) or []:
-        _quiet(lambda: lam.delete_layer_version(LayerName=LAYER_NAME, VersionNumber=version["Version"]))
+        if owned(lab, "function", name):
+            _quiet(lambda: lam.delete_function(FunctionName=name))
+            _quiet(lambda: logs.delete_log_group(logGroupName=f"/aws/lambda/{name}"))
+    for version in _quiet(lambda: lam.list_layer_versions(LayerName=layer_name(lab))["LayerVersions"]) or []:
+        _quiet(lambda: lam.delete_layer_version(LayerName=layer_name(lab), VersionNumber=version["Version"]))
 
 
 def _delete_bucket(lab: Lab) -> None:
@@ -102,23 +130,25 @@ def _delete_database(lab: Lab) -> None:
         delay = max(1, int(lab.target.poll_seconds * 2))
         rds.get_waiter("db_instance_deleted").wait(DBInstanceIdentifier=database.db_instance_id(lab),
                                                    WaiterConfig={"Delay": delay, "MaxAttempts": 1800 // delay})
-    _quiet(lambda: rds.delete_db_subnet_group(DBSubnetGroupName=network.DB_SUBNET_GROUP))
+    if owned(lab, "db subnet group", network.DB_SUBNET_GROUP):
+        _quiet(lambda: rds.delete_db_subnet_group(DBSubnetGroupName=network.DB_SUBNET_GROUP))
 
 
 def _delete_secret(lab: Lab) -> None:
-    _quiet(lambda: lab.client("secretsmanager").delete_secret(SecretId=iam.SECRET_NAME,
+    if owned(lab, "secret", iam.SECRET_NAME):
+        _quiet(lambda: lab.client("secretsmanager").delete_secret(SecretId=iam.SECRET_NAME,
                                                               ForceDeleteWithoutRecovery=True))
 
 
 def _delete_roles(lab: Lab) -> None:
     client = lab.client("iam")
     profile = _quiet(lambda: client.get_instance_profile(InstanceProfileName=iam.EC2_ROLE)["InstanceProfile"])
-    if profile:
+    if profile and owned(lab, "instance profile", iam.EC2_ROLE):
         for role in profile.get("Roles", []):
             client.remove_role_from_instance_profile(InstanceProfileName=iam.EC2_ROLE, RoleName=role["RoleName"])
         _quiet(lambda: client.delete_instance_profile(InstanceProfileName=iam.EC2_ROLE))
     for role in iam.MANAGED:
-        if _quiet(lambda: client.get_role(RoleName=role)) is None:
+        if not owned(lab, "role", role):
             continue
         for policy in client.list_attached_role_policies(RoleName=role)["AttachedPolicies"]:
             client.detach_role_policy(RoleName=role, PolicyArn=policy["PolicyArn"])
@@ -182,23 +212,16 @@ def remaining_frame(lab: Lab) -> pd.DataFrame:
         found("ec2 instance", compute.describe_instance(lab)["InstanceId"])
     if database.describe_db_instance(lab):
         found("rds instance", database.db_instance_id(lab))
-    rds, sm, lam, client = lab.client("rds"), lab.client("secretsmanager"), lab.client("lambda"), lab.client("iam")
-    probes = {
-        "db subnet group": (network.DB_SUBNET_GROUP, lambda: rds.describe_db_subnet_groups(
-            DBSubnetGroupName=network.DB_SUBNET_GROUP)),
-        "secret": (iam.SECRET_NAME, lambda: sm.describe_secret(SecretId=iam.SECRET_NAME)),
-        "bucket": (storage.bucket_name(lab), lambda: lab.client("s3").head_bucket(Bucket=storage.bucket_name(lab))),
-        "eventbridge rule": (schedule.rule_name(lab), lambda: lab.client("events").describe_rule(
-            Name=schedule.rule_name(lab))),
-        "instance profile": (iam.EC2_ROLE, lambda: client.get_instance_profile(InstanceProfileName=iam.EC2_ROLE)),
-    }
-    for role in iam.MANAGED:
-        probes[f"iam role {role}"] = (role, lambda role=role: client.get_role(RoleName=role))
-    for fn in (iam.VALIDATOR_FUNCTION, iam.REPORT_FUNCTION):
-        probes[f"lambda {fn}"] = (fn, lambda fn=fn: lam.get_function(FunctionName=fn))
-    for kind, (ident, probe) in probes.items():
-        if _quiet(probe) is not None:
-            found(kind.split(" ")[0] if kind.startswith(("iam", "lambda")) else kind, ident)
-    for version in _quiet(lambda: lam.list_layer_versions(LayerName=LAYER_NAME)["LayerVersions"]) or []:
+    named = [("db subnet group", network.DB_SUBNET_GROUP), ("secret", iam.SECRET_NAME),
+             ("eventbridge rule", schedule.rule_name(lab)), ("instance profile", iam.EC2_ROLE),
+             *[("role", role) for role in iam.MANAGED],
+             *[("function", fn) for fn in (iam.VALIDATOR_FUNCTION, iam.REPORT_FUNCTION)]]
+    for kind, ident in named:
+        if owned(lab, kind, ident):
+            found(kind, ident)
+    if _quiet(lambda: lab.client("s3").head_bucket(Bucket=storage.bucket_name(lab))) is not None:
+        found("bucket", storage.bucket_name(lab))
+    lam = lab.client("lambda")
+    for version in _quiet(lambda: lam.list_layer_versions(LayerName=layer_name(lab))["LayerVersions"]) or []:
         found("lambda layer version", version["LayerVersionArn"])
     return pd.DataFrame(rows, columns=["kind", "id"])

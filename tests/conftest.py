@@ -86,3 +86,38 @@ def own_cloud(tmp_path: Path):
         yield running
     finally:
         stop_test_cloud(running)
+
+
+@dataclass
+class ProvisionedLab:
+    lab: object
+    home: Path
+
+    def db_connection(self):
+        """A direct connection to the local RDS server (tests only: on AWS the database is private)."""
+        import json
+
+        import pymysql
+
+        secret = json.loads(self.lab.client("secretsmanager").get_secret_value(SecretId="order-db-secret")["SecretString"])
+        return pymysql.connect(host=secret["host"], port=int(secret["port"]), user=secret["username"],
+                               password=secret["password"], database=secret["dbname"], autocommit=True)
+
+
+@pytest.fixture(scope="session")
+def provisioned(tmp_path_factory: pytest.TempPathFactory):
+    """A whole lab, steps 1-13, on a cloud of its own; torn down and stopped at the end of the session."""
+    from labkit import Lab, teardown
+    from labkit.steps import run_steps
+
+    home = tmp_path_factory.mktemp("lab-home")
+    lab = Lab(target="local", name="test-lab", cloud_port=free_port(), app_port=free_port(), home=home)
+    try:
+        run_steps(lab, 1, 13)
+        yield ProvisionedLab(lab, home)
+        teardown.delete_everything(lab)
+    finally:
+        status = control.cloud_status(home)
+        control.stop_cloud(home)
+        if status.cloud_id:
+            assert not find_marked(CLOUD_MARKER, status.cloud_id)

@@ -48,6 +48,26 @@ class TooManyRequests(JsonRESTError):
                                        "Type": "User", "message": "Rate Exceeded."})
 
 
+class InvalidRequestContent(JsonRESTError):
+    code = 400
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("InvalidRequestContentException",
+                         f"Could not parse request body into json: Could not parse payload into json: {detail}")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"Non-standard token '{name}'")
+
+
+def check_payload(payload: bytes) -> None:
+    """AWS accepts only strict JSON as an Invoke payload (no NaN or Infinity)."""
+    try:
+        json.loads(payload, parse_constant=_reject_constant)
+    except ValueError as exc:
+        raise InvalidRequestContent(str(exc)) from None
+
+
 class UnsupportedRuntime(JsonRESTError):
     code = 400
 
@@ -92,6 +112,7 @@ class LambdaService:
         """Run ``fn`` with ``payload``; return the response payload and the headers AWS would send."""
         if not str(fn.run_time or "").startswith("python"):
             raise UnsupportedRuntime(fn.run_time)
+        check_payload(payload)
         if invocation_type == "DryRun":
             return b"", {}
         if invocation_type == "Event":
@@ -249,6 +270,13 @@ class LambdaService:
             for worker in stale:
                 worker.kill()
 
+    def retire(self, function_arn: str) -> None:
+        """End every worker of a deleted function."""
+        with self.lock:
+            pool = self.pools.pop(function_arn, None)
+        for worker in [*(pool.idle if pool else []), *(pool.busy if pool else [])]:
+            worker.kill()
+
     def stop_all(self) -> None:
         with self.lock:
             workers = [w for p in self.pools.values() for w in (*p.idle, *p.busy)]
@@ -289,6 +317,17 @@ def install(cloud: LocalCloud) -> LambdaService:
         self._labkit_revision = None
         return original_update_code(self, updated_spec)
 
+    backend_cls = lambda_models.LambdaBackend
+    original_delete = backend_cls.delete_function
+
+    def delete_function(self: Any, function_name: str, qualifier: str | None = None) -> None:
+        arns = [fn.function_arn for fn in self.list_functions()
+                if function_name in (fn.function_name, fn.function_arn)]
+        original_delete(self, function_name, qualifier)
+        for arn in arns:
+            service.retire(arn)
+
+    backend_cls.delete_function = delete_function
     cls.invoke = invoke
     cls.update_configuration = update_configuration
     cls.update_function_code = update_function_code

@@ -74,3 +74,12 @@ def test_unexpected_errors_show_no_stack_trace(client, validator):
     validator.answer = RuntimeError("secret internals")
     page = client.post("/orders", data=ORDER)
     assert page.status_code == 500 and b"secret internals" not in page.data and b"Traceback" not in page.data
+
+
+def test_api_keeps_numbers_as_exact_decimal_text(client, validator):
+    client.post("/api/orders", data=b'{"customer_name": "A", "product": "B", "quantity": 2, "amount": 0.1}',
+                content_type="application/json")
+    client.post("/api/orders", data=b'{"customer_name": "A", "product": "B", "quantity": 2, "amount": NaN}',
+                content_type="application/json")
+    assert [o["amount"] for o in validator.sent] == ["0.1", "NaN"]
+    assert validator.sent[0]["quantity"] == 2

@@ -1,0 +1,105 @@
+"""``labkit run``: execute the notebooks in order with papermill, with progress, stopping at the first failure."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from labkit.errors import LabkitError
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+NUMBER = re.compile(r"^(\d+)_")
+
+
+class RunFailed(LabkitError):
+    """A notebook failed: which one, which cell, and the error it raised."""
+
+
+@dataclass
+class NotebookResult:
+    notebook: str
+    status: str
+    seconds: float
+    error: str = ""
+
+
+@dataclass
+class RunSummary:
+    output_dir: str
+    target: str
+    results: list[NotebookResult] = field(default_factory=list)
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(r.seconds for r in self.results)
+
+    def table(self) -> str:
+        lines = [f"{'notebook':<34} {'status':<8} {'seconds':>8}"]
+        lines += [f"{r.notebook:<34} {r.status:<8} {r.seconds:>8.1f}" for r in self.results]
+        lines.append(f"{'total':<34} {'':<8} {self.total_seconds:>8.1f}")
+        return "\n".join(lines)
+
+
+def select_notebooks(start: int | None = None, end: int | None = None, folder: Path = NOTEBOOKS) -> list[Path]:
+    """The numbered notebooks from ``start`` to ``end`` (inclusive), in order."""
+    chosen = []
+    for path in sorted(folder.glob("*.ipynb")):
+        match = NUMBER.match(path.name)
+        if not match:
+            continue
+        number = int(match.group(1))
+        if (start is None or number >= start) and (end is None or number <= end):
+            chosen.append(path)
+    return chosen
+
+
+def _failure_detail(exc: Exception) -> tuple[str, str]:
+    cell = getattr(exc, "exec_count", None)
+    ename, evalue = getattr(exc, "ename", type(exc).__name__), getattr(exc, "evalue", str(exc))
+    return (f"cell {cell}" if cell is not None else "a cell"), f"{ename}: {evalue}"
+
+
+def run_notebooks(target: str = "local", start: int | None = None, end: int | None = None,
+                  output_dir: Path | None = None, lab_name: str = "orders-lab", region: str = "us-east-1",
+                  kernel: str = "python3", cell_timeout: int = 900, show_progress: bool = True) -> RunSummary:
+    """Run the selected notebooks with papermill; write them and ``summary.json`` to ``output_dir``."""
+    import papermill
+    from tqdm.auto import tqdm
+
+    notebooks = select_notebooks(start, end)
+    if not notebooks:
+        raise LabkitError(f"no notebooks numbered {start}..{end} in {NOTEBOOKS}")
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path(output_dir or Path.cwd() / "runs" / stamp)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = RunSummary(str(out), target)
+    parameters: dict[str, Any] = {"target": target, "lab_name": lab_name, "region": region}
+    bar = tqdm(notebooks, unit="notebook", disable=not show_progress)
+    for path in bar:
+        bar.set_description(path.stem)
+        started = time.monotonic()
+        try:
+            papermill.execute_notebook(str(path), str(out / path.name), parameters=parameters, kernel_name=kernel,
+                                       execution_timeout=cell_timeout, progress_bar=False, cwd=str(path.parent),
+                                       log_output=False)
+        except Exception as exc:  # papermill's PapermillExecutionError, or a kernel that died
+            where, what = _failure_detail(exc)
+            summary.results.append(NotebookResult(path.stem, "failed", time.monotonic() - started, f"{where}: {what}"))
+            _write(summary, out)
+            bar.close()
+            raise RunFailed(f"{path.name} failed at {where}: {what}",
+                            f"open {out / path.name} to see the cell and its traceback; fix it and re-run with "
+                            f"`labkit run --from {NUMBER.match(path.name).group(1)}`") from exc
+        summary.results.append(NotebookResult(path.stem, "ok", time.monotonic() - started))
+        _write(summary, out)
+    return summary
+
+
+def _write(summary: RunSummary, out: Path) -> None:
+    data = asdict(summary)
+    data["total_seconds"] = summary.total_seconds
+    (out / "summary.json").write_text(json.dumps(data, indent=2))

@@ -1,0 +1,132 @@
+"""The application code deployed on the local cloud: the real Lambda runtime, MariaDB and S3."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+
+import pytest
+
+from labkit import functions, iam, storage
+
+VALID = {"customer_name": "Ada", "product": "Analytical Engine", "quantity": 1, "amount": "12.34"}
+
+
+def _count(provisioned, order_id: str) -> int:
+    with provisioned.db_connection() as conn, conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM orders WHERE order_id = %s", (order_id,))
+        return cur.fetchone()[0]
+
+
+def _total(provisioned) -> int:
+    with provisioned.db_connection() as conn, conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM orders")
+        return cur.fetchone()[0]
+
+
+def _invoke(provisioned, event) -> functions.Invocation:
+    return functions.invoke(provisioned.lab, iam.VALIDATOR_FUNCTION, event)
+
+
+def test_valid_order_is_stored_once_and_a_duplicate_is_reported(provisioned):
+    order_id = str(uuid.uuid4())
+    first = _invoke(provisioned, {**VALID, "order_id": order_id})
+    assert first.function_error is None
+    assert first.payload == {"status": "accepted", "order_id": order_id, "duplicate": False}
+    again = _invoke(provisioned, {**VALID, "order_id": order_id})
+    assert again.payload == {"status": "accepted", "order_id": order_id, "duplicate": True}
+    assert _count(provisioned, order_id) == 1
+
+
+@pytest.mark.parametrize("amount", [0, -1, "abc", "NaN", "1e309", 0.001])
+def test_invalid_amounts_store_nothing(provisioned, amount):
+    before = _total(provisioned)
+    result = _invoke(provisioned, {**VALID, "amount": amount})
+    assert result.payload["status"] == "invalid" and "amount" in result.payload["errors"]
+    assert _total(provisioned) == before
+
+
+def test_amount_1e309_as_a_json_number_is_rejected(provisioned):
+    before = _total(provisioned)
+    response = provisioned.lab.client("lambda").invoke(
+        FunctionName=iam.VALIDATOR_FUNCTION,
+        Payload=b'{"customer_name": "A", "product": "B", "quantity": 1, "amount": 1e309}')
+    assert json.loads(response["Payload"].read())["status"] == "invalid"
+    assert _total(provisioned) == before
+
+
+def test_nan_is_not_json_so_lambda_refuses_the_payload_as_aws_does(provisioned):
+    lam = provisioned.lab.client("lambda")
+    with pytest.raises(lam.exceptions.InvalidRequestContentException):
+        lam.invoke(FunctionName=iam.VALIDATOR_FUNCTION, Payload=b'{"amount": NaN}')
+
+
+@pytest.mark.parametrize("amount", [b"0", b"-1", b'"abc"', b"NaN", b"1e309", b"0.001", b"Infinity"])
+def test_invalid_amounts_through_the_app_api_are_422_and_store_nothing(provisioned, amount):
+    import urllib.error
+    import urllib.request
+
+    from labkit import compute
+
+    before = _total(provisioned)
+    body = b'{"customer_name": "A", "product": "B", "quantity": 1, "amount": ' + amount + b"}"
+    request = urllib.request.Request(compute.app_url(provisioned.lab) + "api/orders", data=body, method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=30)
+    assert caught.value.code == 422 and "amount" in json.loads(caught.value.read())["errors"]
+    assert _total(provisioned) == before
+
+
+def test_sql_injection_is_stored_literally(provisioned):
+    name = "Robert'); DROP TABLE orders;--"
+    result = _invoke(provisioned, {**VALID, "customer_name": name})
+    assert result.payload["status"] == "accepted"
+    with provisioned.db_connection() as conn, conn.cursor() as cur:
+        cur.execute("SELECT customer_name FROM orders WHERE order_id = %s", (result.payload["order_id"],))
+        assert cur.fetchone()[0] == name
+
+
+def test_invalid_order_opens_no_connection_and_logs_no_secret(provisioned):
+    password = json.loads(provisioned.lab.client("secretsmanager").get_secret_value(
+        SecretId=iam.SECRET_NAME)["SecretString"])["password"]
+    result = _invoke(provisioned, {**VALID, "quantity": 0})
+    assert result.payload["status"] == "invalid"
+    assert password not in result.log_tail
+    logs = functions.logs_frame(provisioned.lab, iam.VALIDATOR_FUNCTION, limit=10000)
+    assert not logs["message"].str.contains(password, regex=False).any()
+
+
+def test_report_over_a_known_window_is_the_exact_csv(provisioned):
+    start = dt.datetime(2020, 2, 1)
+    rows = [("00000000-0000-4000-8000-000000000002", "Bo", "Ink", 3, "0.20", start + dt.timedelta(hours=5)),
+            ("00000000-0000-4000-8000-000000000001", "Ada, \"A\"", "Pen", 2, "1.10", start + dt.timedelta(hours=1)),
+            ("00000000-0000-4000-8000-000000000003", "Out", "Side", 1, "9.99", start + dt.timedelta(days=1))]
+    with provisioned.db_connection() as conn, conn.cursor() as cur:
+        cur.executemany("INSERT IGNORE INTO orders VALUES (%s, %s, %s, %s, %s, %s)", rows)
+    event = {"start": "2020-02-01T00:00:00Z", "end": "2020-02-02T00:00:00Z"}
+    result = functions.invoke(provisioned.lab, iam.REPORT_FUNCTION, event)
+    assert result.function_error is None, result.payload
+    key = "reports/dt=2020-02-01/orders-delta-20200201T000000Z.csv"
+    assert result.payload == {"status": "ok", "bucket": storage.bucket_name(provisioned.lab), "key": key,
+                              "rows": 2, "total_amount": "1.30"}
+    body = provisioned.lab.client("s3").get_object(Bucket=storage.bucket_name(provisioned.lab), Key=key)["Body"]
+    assert body.read().decode() == (
+        "order_id,customer_name,product,quantity,amount,created_at\n"
+        "00000000-0000-4000-8000-000000000001,\"Ada, \"\"A\"\"\",Pen,2,1.10,2020-02-01T01:00:00.000000Z\n"
+        "00000000-0000-4000-8000-000000000002,Bo,Ink,3,0.20,2020-02-01T05:00:00.000000Z\n")
+    again = functions.invoke(provisioned.lab, iam.REPORT_FUNCTION, event)
+    assert again.payload == result.payload
+
+
+def test_empty_window_is_header_only(provisioned):
+    result = functions.invoke(provisioned.lab, iam.REPORT_FUNCTION,
+                              {"start": "2019-01-01T00:00:00Z", "end": "2019-01-02T00:00:00Z"})
+    body = provisioned.lab.client("s3").get_object(Bucket=result.payload["bucket"], Key=result.payload["key"])["Body"]
+    assert body.read() == b"order_id,customer_name,product,quantity,amount,created_at\n"
+
+
+def test_bad_report_event_is_a_function_error_naming_the_problem(provisioned):
+    result = functions.invoke(provisioned.lab, iam.REPORT_FUNCTION, {"hello": "world"})
+    assert result.function_error == "Unhandled"
+    assert result.payload["errorType"] == "WindowError" and "scheduled event" in result.payload["errorMessage"]

@@ -1,0 +1,76 @@
+"""The order form in headless Chromium, against the app deployed on the local cloud's EC2 instance."""
+from __future__ import annotations
+
+import shutil
+import tempfile
+
+import pytest
+
+pytestmark = pytest.mark.browser
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (CHROMIUM and DRIVER):
+        pytest.skip("Debian's chromium and chromium-driver are needed (make setup installs them)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    profile = tempfile.mkdtemp(prefix="chromium-")
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", f"--user-data-dir={profile}", "--window-size=1000,900"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def _fill(driver, **values) -> None:
+    from selenium.webdriver.common.by import By
+
+    for name, value in values.items():
+        field = driver.find_element(By.ID, name)
+        field.clear()
+        field.send_keys(value)
+    driver.find_element(By.ID, "submit").click()
+
+
+def _rows(provisioned, name: str) -> list[tuple]:
+    with provisioned.db_connection() as conn, conn.cursor() as cur:
+        cur.execute("SELECT product, quantity, amount FROM orders WHERE customer_name = %s", (name,))
+        return [(p, q, str(a)) for p, q, a in cur.fetchall()]
+
+
+def test_valid_order_shows_success_and_is_stored(browser, provisioned, tmp_path):
+    from selenium.webdriver.common.by import By
+    from labkit import compute
+
+    browser.get(compute.app_url(provisioned.lab))
+    assert "Place an order" in browser.page_source
+    _fill(browser, customer_name="Browser Ada", product="Slide rule", quantity="3", amount="42.50")
+    assert browser.find_element(By.ID, "success").text == "Order placed."
+    order_id = browser.find_element(By.ID, "order-id").text
+    assert len(order_id) == 36
+    assert _rows(provisioned, "Browser Ada") == [("Slide rule", 3, "42.50")]
+    browser.save_screenshot(str(tmp_path / "success.png"))
+
+
+def test_amount_zero_shows_the_error_and_stores_nothing(browser, provisioned):
+    from selenium.webdriver.common.by import By
+    from labkit import compute
+
+    browser.get(compute.app_url(provisioned.lab))
+    _fill(browser, customer_name="Browser Zero", product="Nothing", quantity="1", amount="0")
+    assert "correct the fields" in browser.find_element(By.ID, "invalid").text
+    assert browser.find_element(By.ID, "amount-error").text == "amount must be greater than 0"
+    assert browser.find_element(By.ID, "customer_name").get_attribute("value") == "Browser Zero"
+    assert _rows(provisioned, "Browser Zero") == []

@@ -41,17 +41,21 @@ $(STAMP)/browser: scripts/ensure-browser.sh
 	scripts/ensure-browser.sh
 	@touch $@
 
+# The main job: every notebook through the verification, on the local cloud; the lab stays up afterwards.
 lab: setup
 	$(BIN)/labkit run --target local --to 14
 	@$(BIN)/labkit status --urls
-	@echo "Open the notebooks with: make jupyter"
+	@echo "The local cloud keeps running (labkit cloud status). Open the notebooks with: make jupyter"
+	@echo "When done: run notebooks/99_teardown.ipynb (or .venv/bin/labkit down), then .venv/bin/labkit cloud stop"
 
 jupyter: setup
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab --ip=127.0.0.1 notebooks/
 
+# Everything runs against the real local cloud on free ports; each test stops what it starts.
 test: setup
-	$(BIN)/python -m pytest tests/unit tests/app tests/localcloud tests/labkit tests/browser
-	$(BIN)/python -m pytest -p no:randomly --nbval-lax --sanitize-with tests/notebooks/sanitize.cfg notebooks/ tests/notebooks
+	$(BIN)/python -m pytest tests/unit tests/app tests/localcloud tests/labkit tests/browser tests/notebooks
+	$(BIN)/python -m pytest -p tests.notebooks.nbval_cloud --nbval-lax \
+		--nbval-sanitize-with tests/notebooks/sanitize.cfg notebooks/
 
 test-fast: setup
 	$(BIN)/python -m pytest tests/unit tests/app -q

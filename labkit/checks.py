@@ -214,6 +214,17 @@ def summary(step: int | str, frame: pd.DataFrame) -> str:
     return f"{label}: {int(frame['passed'].sum())}/{len(frame)} checks passed"
 
 
+def require_passed(step: int | str, frame: pd.DataFrame) -> None:
+    """Raise CheckFailed naming each failed check, so a run stops at the step that did not work."""
+    from labkit.errors import CheckFailed
+
+    failed = frame[~frame["passed"]]
+    if not failed.empty:
+        lines = "; ".join(f"{r.check} (expected {r.expected}, got {r.actual})" for r in failed.itertuples())
+        raise CheckFailed(f"{summary(step, frame)}. Failed: {lines}",
+                          "re-run the step's cells; if it still fails, see 15_troubleshooting")
+
+
 def all_checks(lab: Lab, through: int = 13) -> pd.DataFrame:
     frames = []
     for step in range(1, through + 1):

@@ -88,6 +88,10 @@ class LocalTarget:
     def lab_time(self) -> str:
         return control.cloud_request("GET", "/_labkit/clock", home=self.config.home)["now"]
 
+    def unreachable_endpoint(self) -> str:
+        """An endpoint that never answers, as a service without a VPC endpoint looks from a private subnet."""
+        return f"{self.status.endpoint}/_labkit/blackhole/"
+
 
 class AwsTarget:
     """A real AWS account through the standard credential chain. Nothing happens without being asked."""
@@ -125,6 +129,10 @@ class AwsTarget:
         import datetime as dt
 
         return dt.datetime.now(dt.timezone.utc).isoformat()
+
+    def unreachable_endpoint(self) -> str:
+        """An unused address inside the lab's VPC: connections to it hang, as to a service with no route."""
+        return "https://10.0.255.254"
 
 
 def make_target(config: LabConfig) -> LocalTarget | AwsTarget:

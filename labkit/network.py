@@ -254,3 +254,16 @@ def security_groups_frame(lab: Lab) -> pd.DataFrame:
         if not group.get("IpPermissions"):
             rows.append({"group": group["GroupName"], "port": None, "from": "(no inbound rules)"})
     return pd.DataFrame(rows, columns=["group", "port", "from"])
+
+
+def db_subnet_group_frame(lab: Lab) -> pd.DataFrame:
+    """The DB subnet group's subnets, with their zones and whether each is private."""
+    try:
+        group = lab.client("rds").describe_db_subnet_groups(DBSubnetGroupName=DB_SUBNET_GROUP)["DBSubnetGroups"][0]
+    except ClientError:
+        return pd.DataFrame(columns=["subnet group", "subnet", "zone", "private"])
+    private = {s["SubnetId"] for s in lab.client("ec2").describe_subnets(Filters=lab.tag_filter())["Subnets"]
+               if not s.get("MapPublicIpOnLaunch")}
+    return pd.DataFrame([{"subnet group": group["DBSubnetGroupName"], "subnet": s["SubnetIdentifier"],
+                          "zone": s["SubnetAvailabilityZone"]["Name"], "private": s["SubnetIdentifier"] in private}
+                         for s in group["Subnets"]])

@@ -46,6 +46,13 @@ def scheduled_event(lab: Lab, rule_arn: str, when: dt.datetime) -> dict:
             "resources": [rule_arn], "detail": {}}
 
 
+def manual_window(hours: float = 24) -> dict:
+    """A manual report event for the last ``hours`` (up to now, in whole seconds)."""
+    end = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(seconds=1)
+    start = end - dt.timedelta(hours=hours)
+    return {"start": start.strftime("%Y-%m-%dT%H:%M:%SZ"), "end": end.strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
 def run_scheduled_report(lab: Lab, hours: float = 24) -> pd.DataFrame:
     """Let the schedule run: on the local cloud the lab clock moves ``hours`` ahead and the rule fires at each
     due instant; on AWS (whose clock cannot move) the function gets the event the rule would send now."""

@@ -36,6 +36,14 @@ STEPS: dict[int, Step] = {s.number: s for s in (
 )}
 
 
+def steps_frame() -> "pd.DataFrame":
+    """The thirteen steps and their notebooks."""
+    import pandas as pd
+
+    return pd.DataFrame([{"step": s.number, "title": s.title, "notebook": f"{s.notebook}.ipynb"}
+                         for s in STEPS.values()])
+
+
 def run_step(lab: Lab, number: int) -> Any:
     """Run one step; AWS's (or the local cloud's) refusal becomes a StepError naming the step."""
     step = STEPS[number]

@@ -72,7 +72,10 @@ def delete_everything(lab: Lab, confirm: bool = False, progress: Callable[[str],
     """Tear the lab down in reverse dependency order; return what remains (an empty table when all is gone)."""
     lab.target.require_confirmation("Deleting the lab", confirm)
     say = progress or (lambda _message: None)
-    for label, action in (("schedule", _delete_schedule), ("functions and layer", _delete_functions),
+    from labkit import troubleshoot
+
+    for label, action in (("troubleshooting probes", troubleshoot.cleanup), ("schedule", _delete_schedule),
+                          ("functions and layer", _delete_functions),
                           ("report bucket", _delete_bucket), ("EC2 instance", _delete_instance),
                           ("database", _delete_database), ("secret", _delete_secret), ("IAM roles", _delete_roles),
                           ("network", _delete_network)):

@@ -47,6 +47,10 @@ class LocalCloud:
         self.route("GET", "/_labkit/health", self._health)
         self.route("POST", "/_labkit/shutdown", self._shutdown_route)
         self.route("POST", "/_labkit/reset", self._reset_route)
+        # An address that accepts connections and never answers in time: what a service endpoint looks like
+        # from a private subnet with no route to it (used to reproduce the tutorial's Lambda timeout).
+        self.route("POST", "/_labkit/blackhole/*", self._blackhole)
+        self.route("GET", "/_labkit/blackhole/*", self._blackhole)
         self._moto = DomainDispatcherApplication(create_backend_app)
         self._server = None
 
@@ -115,6 +119,10 @@ class LocalCloud:
             "services": {"rds": self.rds.summary(), "lambda": self.lambdas.summary(),
                          "ec2": self.ec2.summary(), "scheduler": self.scheduler.summary()},
         }
+
+    def _blackhole(self, _request: Request) -> Response:
+        time.sleep(120)
+        return Response(status=504)
 
     def _shutdown_route(self, _request: Request) -> dict:
         self.stop_services()

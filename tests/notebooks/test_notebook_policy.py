@@ -1,0 +1,69 @@
+"""The committed notebooks follow the lab's rules: parameters first, clean outputs, no secrets, one lesson each."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+EXPECTED = ["00_start_here", *[f"{n:02d}_" for n in range(1, 14)], "14_verification", "15_troubleshooting",
+            "99_teardown"]
+SECRETISH = re.compile(r'(?i)("password"\s*:\s*"[^"*]+"|password\s*=\s*\S+|aws_secret_access_key\s*=\s*\S{8,})')
+
+
+def test_the_series_is_complete_and_numbered():
+    names = [p.stem for p in NOTEBOOKS]
+    assert len(names) == len(EXPECTED)
+    for name, expected in zip(names, EXPECTED):
+        assert name.startswith(expected)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_policy(path: Path):
+    notebook = json.loads(path.read_text())
+    cells = notebook["cells"]
+    first = cells[0]
+    assert first["cell_type"] == "code" and "parameters" in first["metadata"].get("tags", [])
+    source = "".join(first["source"])
+    for name in ("target", "lab_name", "region"):
+        assert re.search(rf"^{name} = ", source, re.M), f"parameter {name} missing"
+    assert any(c["cell_type"] == "markdown" for c in cells), "a lesson needs prose"
+    checked = 0
+    for index, cell in enumerate(cells):
+        text = "".join(cell.get("source", []))
+        assert "input(" not in text, f"cell {index} asks for user input"
+        if cell["cell_type"] != "code":
+            continue
+        if "NBVAL_CHECK_OUTPUT" in text:
+            checked += 1
+            assert cell["outputs"], f"cell {index} is checked but has no expected output"
+        else:
+            assert not cell["outputs"], f"cell {index} has outputs but is not marked NBVAL_CHECK_OUTPUT"
+        assert not SECRETISH.search(json.dumps(cell.get("outputs", []))), f"cell {index} output looks secret"
+    assert checked >= 1, "every notebook ends with a checked summary line"
+
+
+def test_clean_script_finds_nothing_to_clean():
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "clean_notebooks.py"), "--check",
+                             *map(str, NOTEBOOKS)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
+def test_clean_script_strips_unmarked_outputs(tmp_path: Path):
+    notebook = {"cells": [
+        {"cell_type": "code", "metadata": {}, "source": ["1 + 1"], "execution_count": 3,
+         "outputs": [{"output_type": "execute_result", "data": {"text/plain": "2"}, "metadata": {}, "execution_count": 3}]},
+        {"cell_type": "code", "metadata": {}, "source": ["# NBVAL_CHECK_OUTPUT\nprint('ok')"], "execution_count": 4,
+         "outputs": [{"output_type": "stream", "name": "stdout", "text": "ok\n"}]}],
+        "metadata": {"papermill": {"duration": 1}}, "nbformat": 4, "nbformat_minor": 5}
+    path = tmp_path / "x.ipynb"
+    path.write_text(json.dumps(notebook))
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "clean_notebooks.py"), str(path)], check=True)
+    cleaned = json.loads(path.read_text())
+    assert cleaned["cells"][0]["outputs"] == [] and cleaned["cells"][1]["outputs"][0]["text"] == "ok\n"
+    assert "papermill" not in cleaned["metadata"]

@@ -5,7 +5,6 @@ credential chain and asks for confirmation before anything that costs money or d
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -148,10 +147,3 @@ def config_from_environment(**overrides: Any) -> LabConfig:
         values["app_port"] = int(os.environ["LABKIT_APP_PORT"])
     values.update({k: v for k, v in overrides.items() if v is not None})
     return LabConfig(**values)
-
-
-def load_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}

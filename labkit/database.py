@@ -130,9 +130,3 @@ def orders_frame(lab: Lab, limit: int = 200) -> pd.DataFrame:
     frame["amount"] = frame["amount"].astype(float)
     frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
     return frame
-
-
-def count_orders(lab: Lab, where: str = "", params: tuple = ()) -> int:
-    """How many orders match; ``where`` uses only literal values the caller controls (tests, checks)."""
-    frame = query(lab, f"SELECT COUNT(*) AS n FROM orders {where};")
-    return int(frame["n"].iloc[0])

@@ -65,14 +65,15 @@ def _failure_detail(exc: Exception) -> tuple[str, str]:
 
 def run_notebooks(target: str = "local", start: int | None = None, end: int | None = None,
                   output_dir: Path | None = None, lab_name: str = "orders-lab", region: str = "us-east-1",
-                  kernel: str = "python3", cell_timeout: int = 900, show_progress: bool = True) -> RunSummary:
+                  kernel: str = "python3", cell_timeout: int = 900, show_progress: bool = True,
+                  folder: Path = NOTEBOOKS) -> RunSummary:
     """Run the selected notebooks with papermill; write them and ``summary.json`` to ``output_dir``."""
     import papermill
     from tqdm.auto import tqdm
 
-    notebooks = select_notebooks(start, end)
+    notebooks = select_notebooks(start, end, folder)
     if not notebooks:
-        raise LabkitError(f"no notebooks numbered {start}..{end} in {NOTEBOOKS}")
+        raise LabkitError(f"no notebooks numbered {start}..{end} in {folder}")
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(output_dir or Path.cwd() / "runs" / stamp)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,7 @@
 """Start, stop, inspect and reset the local cloud daemon from the outside (the `labkit cloud` verbs)."""
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import socket
@@ -70,7 +71,7 @@ def _http(method: str, url: str, body: dict | None = None, timeout: float = 5.0)
 def _healthy(port: int) -> dict | None:
     try:
         return _http("GET", f"http://{HOST}:{port}/_labkit/health", timeout=1.0)
-    except (OSError, ValueError):
+    except (OSError, ValueError, http.client.HTTPException):
         return None
 
 
@@ -166,8 +167,8 @@ def stop_cloud(home: Path | None = None, timeout: float = 20.0) -> bool:
     if was_running:
         try:
             _http("POST", f"http://{HOST}:{port}/_labkit/shutdown", {}, timeout=timeout)
-        except (OSError, ValueError):
-            pass
+        except (OSError, ValueError, http.client.HTTPException):
+            pass  # a daemon that is already going away may not finish its answer
         deadline = time.monotonic() + timeout
         while pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)

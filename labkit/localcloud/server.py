@@ -126,7 +126,12 @@ class LocalCloud:
 
     def _shutdown_route(self, _request: Request) -> dict:
         self.stop_services()
-        threading.Thread(target=self._server.shutdown, daemon=True).start()
+
+        def stop_serving() -> None:
+            time.sleep(0.2)  # let this answer reach the caller first
+            self._server.shutdown()
+
+        threading.Thread(target=stop_serving, daemon=True).start()
         return {"status": "stopping"}
 
     def _reset_route(self, _request: Request) -> dict:

@@ -130,3 +130,23 @@ def test_bad_report_event_is_a_function_error_naming_the_problem(provisioned):
     result = functions.invoke(provisioned.lab, iam.REPORT_FUNCTION, {"hello": "world"})
     assert result.function_error == "Unhandled"
     assert result.payload["errorType"] == "WindowError" and "scheduled event" in result.payload["errorMessage"]
+
+
+def _validator_connections(provisioned) -> list[int]:
+    with provisioned.db_connection() as conn, conn.cursor() as cur:
+        cur.execute("SELECT id FROM information_schema.processlist WHERE db = 'ordersdb' AND id <> CONNECTION_ID()")
+        return sorted(row[0] for row in cur.fetchall())
+
+
+def test_warm_invokes_reuse_one_connection_and_a_killed_one_is_reopened(provisioned):
+    _invoke(provisioned, VALID)
+    first = _validator_connections(provisioned)
+    for _ in range(3):
+        assert _invoke(provisioned, VALID).payload["status"] == "accepted"
+    assert _validator_connections(provisioned) == first  # no new connection per invocation
+    with provisioned.db_connection() as conn, conn.cursor() as cur:
+        for connection_id in first:
+            cur.execute(f"KILL {int(connection_id)}")
+    result = _invoke(provisioned, VALID)
+    assert result.payload["status"] == "accepted", result.payload
+    assert _validator_connections(provisioned) != first

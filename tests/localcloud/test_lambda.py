@@ -173,3 +173,29 @@ def test_logs_go_to_cloudwatch_and_tail_returns_the_last_4kb(cloud):
     assert any(m.startswith("END RequestId") for m in messages)
     assert any(m.startswith("REPORT RequestId") and "Init Duration" in m for m in messages)
     assert any("hello-logs" in m for m in messages)
+
+
+def test_code_from_s3_and_get_function(cloud):
+    from tests.conftest import make_zip
+    from tests.localcloud.lambda_helpers import role_arn
+
+    s3 = cloud.client("s3")
+    s3.create_bucket(Bucket="code-bucket")
+    s3.put_object(Bucket="code-bucket", Key="fn.zip",
+                  Body=make_zip({"lambda_function.py": "def lambda_handler(e, c):\n    return 'from s3'\n"}))
+    lam = cloud.client("lambda")
+    lam.create_function(FunctionName="from-s3", Runtime="python3.11", Role=role_arn(cloud.client("iam")),
+                        Handler="lambda_function.lambda_handler", Code={"S3Bucket": "code-bucket", "S3Key": "fn.zip"})
+    lam.get_waiter("function_active_v2").wait(FunctionName="from-s3")
+    assert lam.get_function(FunctionName="from-s3")["Configuration"]["State"] == "Active"
+    assert _invoke(lam, "from-s3")[1] == "from s3"
+    lam.update_function_code(FunctionName="from-s3", ZipFile=make_zip(
+        {"lambda_function.py": "def lambda_handler(e, c):\n    return 'updated'\n"}))
+    lam.get_waiter("function_updated_v2").wait(FunctionName="from-s3")
+    assert _invoke(lam, "from-s3")[1] == "updated"
+
+
+def test_unknown_function_is_resource_not_found(cloud):
+    lam = cloud.client("lambda")
+    with pytest.raises(lam.exceptions.ResourceNotFoundException):
+        lam.invoke(FunctionName="does-not-exist")

@@ -1,0 +1,41 @@
+"""The notebook runner: selection by number, the summary, and a failure that names notebook and cell."""
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+
+from labkit.runner import RunFailed, run_notebooks, select_notebooks
+
+
+def _notebook(path, *sources):
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = nbformat.v4.new_code_cell('target = "local"\nlab_name = "x"\nregion = "us-east-1"')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, *[nbformat.v4.new_code_cell(s) for s in sources]]
+    nbformat.write(nb, path)
+
+
+def test_select_by_number(tmp_path):
+    for name in ("00_a", "03_b", "14_c", "99_d", "notes"):
+        _notebook(tmp_path / f"{name}.ipynb", "1")
+    chosen = select_notebooks(3, 14, folder=tmp_path)
+    assert [p.stem for p in chosen] == ["03_b", "14_c"]
+
+
+def test_run_writes_summary_and_stops_at_the_failing_cell(tmp_path):
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    _notebook(folder / "01_ok.ipynb", "x = 1")
+    _notebook(folder / "02_broken.ipynb", "y = 2", "raise ValueError('step failed on purpose')")
+    _notebook(folder / "03_never.ipynb", "z = 3")
+    out = tmp_path / "out"
+    with pytest.raises(RunFailed) as caught:
+        run_notebooks(output_dir=out, show_progress=False, cell_timeout=60, folder=folder)
+    message = str(caught.value)
+    assert "02_broken.ipynb" in message and "ValueError: step failed on purpose" in message and "cell" in message
+    summary = json.loads((out / "summary.json").read_text())
+    assert [(r["notebook"], r["status"]) for r in summary["results"]] == [("01_ok", "ok"), ("02_broken", "failed")]
+    assert (out / "01_ok.ipynb").exists() and not (out / "03_never.ipynb").exists()

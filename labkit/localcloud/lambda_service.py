@@ -213,7 +213,7 @@ class LambdaService:
         for layer in fn.layers:
             version = backend.layers_versions_by_arn(layer["Arn"])
             root = self._extract(version.code_bytes, "layers")
-            paths += [str(root / "python" / "lib" / "python3.11" / "site-packages"), str(root / "python")]
+            paths += [str(root / "python" / "lib" / str(fn.run_time) / "site-packages"), str(root / "python")]
         region = fn.region
         env = self.cloud.child_env({
             **{k: str(v) for k, v in (fn.environment_vars or {}).items() if k not in RESERVED_ENV},

@@ -150,3 +150,26 @@ def test_warm_invokes_reuse_one_connection_and_a_killed_one_is_reopened(provisio
     result = _invoke(provisioned, VALID)
     assert result.payload["status"] == "accepted", result.payload
     assert _validator_connections(provisioned) != first
+
+
+def test_database_failure_is_a_function_error_that_names_it_and_hides_the_password(provisioned):
+    from labkit import troubleshoot
+
+    lab = provisioned.lab
+    real = json.loads(lab.client("secretsmanager").get_secret_value(SecretId=iam.SECRET_NAME)["SecretString"])
+    wrong = "Wrong-password-0123456789"
+    lab.client("secretsmanager").create_secret(Name="wrong-password-secret",
+                                               SecretString=json.dumps({**real, "password": wrong}))
+    try:
+        probe = troubleshoot.deploy_probe(lab, "secret", env={"DB_SECRET_NAME": "wrong-password-secret"})
+        before = _total(provisioned)
+        result = functions.invoke(lab, probe, VALID)
+        assert result.function_error == "Unhandled"
+        assert result.payload["errorType"] == "DatabaseError"
+        assert "refused the login" in result.payload["errorMessage"]
+        assert wrong not in json.dumps(result.payload) and wrong not in result.log_tail
+        assert real["password"] not in json.dumps(result.payload)
+        assert _total(provisioned) == before
+    finally:
+        troubleshoot.cleanup(lab)
+        lab.client("secretsmanager").delete_secret(SecretId="wrong-password-secret", ForceDeleteWithoutRecovery=True)

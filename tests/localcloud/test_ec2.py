@@ -112,3 +112,17 @@ def test_instance_without_ssm_role_is_not_managed(cloud):
                          Parameters={"commands": ["true"]})
     managed = ssm.describe_instance_information()["InstanceInformationList"]
     assert instance_id not in {i["InstanceId"] for i in managed}
+
+
+def test_cloud_logs_shows_the_user_data_output(cloud):
+    import subprocess
+    import sys
+
+    instance_id = launch(cloud, None, "#!/bin/sh\necho configuring the instance\n")
+    path = cloud.home / "ec2" / instance_id / "var/lib/cloud/instance/boot-finished"
+    deadline = time.monotonic() + 10
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    out = subprocess.run([sys.executable, "-m", "labkit.cli", "cloud", "logs", instance_id, "--home", str(cloud.home)],
+                         capture_output=True, text=True, check=True).stdout
+    assert "configuring the instance" in out and "exit code 0" in out

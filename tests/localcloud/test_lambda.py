@@ -199,3 +199,22 @@ def test_unknown_function_is_resource_not_found(cloud):
     lam = cloud.client("lambda")
     with pytest.raises(lam.exceptions.ResourceNotFoundException):
         lam.invoke(FunctionName="does-not-exist")
+
+
+def test_idle_workers_are_reaped(tmp_path, monkeypatch):
+    from labkit.localcloud.procs import CLOUD_MARKER, find_marked
+    from tests.conftest import start_test_cloud, stop_test_cloud
+
+    monkeypatch.setenv("LABKIT_LAMBDA_IDLE_SECONDS", "1")
+    cloud = start_test_cloud(tmp_path)
+    try:
+        create_function(cloud, "reaped", "def lambda_handler(e, c):\n    return 1\n")
+        cloud.client("lambda").invoke(FunctionName="reaped")
+        daemon = {cloud.status.pid}
+        assert set(find_marked(CLOUD_MARKER, cloud.status.cloud_id)) - daemon  # a warm worker
+        deadline = time.monotonic() + 15
+        while set(find_marked(CLOUD_MARKER, cloud.status.cloud_id)) - daemon and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert set(find_marked(CLOUD_MARKER, cloud.status.cloud_id)) == daemon
+    finally:
+        stop_test_cloud(cloud)

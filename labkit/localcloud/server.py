@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from moto import backends as moto_backends
 from moto.moto_api._internal.models import moto_api_backend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
@@ -26,6 +27,11 @@ from labkit.localcloud.control import DUMMY_KEY_ID, DUMMY_SECRET, HOST
 from labkit.localcloud.procs import CLOUD_MARKER
 
 log = logging.getLogger("labkit.localcloud")
+
+# moto lists its own package folders from disk on every request to route it (175 stat calls); the list is
+# fixed for the pinned version, so the daemon reads it once.
+_MOTO_MODULES = tuple(moto_backends.list_of_moto_modules())
+moto_backends.list_of_moto_modules = lambda: _MOTO_MODULES
 Route = Callable[[Request], Any]
 
 
@@ -166,7 +172,9 @@ class LocalCloud:
 
 
 class QuietRequestHandler(MotoRequestHandler):
-    """moto's request handler without one log line per API call."""
+    """moto's request handler with keep-alive connections and without one log line per API call."""
+
+    protocol_version = "HTTP/1.1"
 
     def log_request(self, *args: Any, **kwargs: Any) -> None:
         pass

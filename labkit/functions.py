@@ -83,7 +83,8 @@ def ensure_layer(lab: Lab) -> str:
                                      LicenseInfo="MIT")["LayerVersionArn"]
 
 
-def _vpc_config(lab: Lab) -> dict:
+def vpc_config(lab: Lab) -> dict:
+    """The Lambdas' network: the two private subnets and the Lambda security group."""
     subnets, groups = vpc_ids(lab)["subnets"], security_group_ids(lab)
     if "lambda" not in groups:
         raise StepError(10, "the Lambda security group does not exist", "run step 3 (03_create_security_groups)")
@@ -153,7 +154,7 @@ def create_order_validator(lab: Lab) -> dict:
     The 30 s timeout survives a cold start in a VPC (the tutorial's "Lambda timeout" fix)."""
     return ensure_function(lab, iam.VALIDATOR_FUNCTION, "order_validator", iam.VALIDATOR_ROLE,
                            {"DB_SECRET_NAME": iam.SECRET_NAME}, timeout=30, memory=256,
-                           layers=[ensure_layer(lab)], vpc=_vpc_config(lab))
+                           layers=[ensure_layer(lab)], vpc=vpc_config(lab))
 
 
 def create_daily_report_function(lab: Lab) -> dict:
@@ -163,7 +164,7 @@ def create_daily_report_function(lab: Lab) -> dict:
     return ensure_function(lab, iam.REPORT_FUNCTION, "daily_report", iam.REPORT_ROLE,
                            {"DB_SECRET_NAME": iam.SECRET_NAME, "REPORT_BUCKET": bucket_name(lab),
                             "REPORT_PREFIX": "reports/"}, timeout=300, memory=256,
-                           layers=[ensure_layer(lab)], vpc=_vpc_config(lab))
+                           layers=[ensure_layer(lab)], vpc=vpc_config(lab))
 
 
 @dataclass(frozen=True)

@@ -211,8 +211,9 @@ def remaining_frame(lab: Lab) -> pd.DataFrame:
     for endpoint in ec2.describe_vpc_endpoints(Filters=lab.tag_filter())["VpcEndpoints"]:
         if endpoint.get("State", "").lower() != "deleted":
             found("vpc endpoint", endpoint["VpcEndpointId"])
-    if compute.describe_instance(lab):
-        found("ec2 instance", compute.describe_instance(lab)["InstanceId"])
+    instance = compute.describe_instance(lab)
+    if instance:
+        found("ec2 instance", instance["InstanceId"])
     if database.describe_db_instance(lab):
         found("rds instance", database.db_instance_id(lab))
     named = [("db subnet group", network.DB_SUBNET_GROUP), ("secret", iam.SECRET_NAME),

@@ -28,7 +28,7 @@ def deploy_probe(lab: Lab, case: str, with_layer: bool = True, timeout: int = 30
     functions.ensure_function(lab, name, "order_validator", iam.VALIDATOR_ROLE,
                               {"DB_SECRET_NAME": iam.SECRET_NAME, **(env or {})}, timeout=timeout, memory=256,
                               layers=[functions.ensure_layer(lab)] if with_layer else [],
-                              vpc=functions._vpc_config(lab))
+                              vpc=functions.vpc_config(lab))
     return name
 
 

@@ -119,7 +119,8 @@ class Worker:
         elif inv.result is None:  # the process died mid-invocation
             self._fail(inv, "Runtime.ExitError", {"errorType": "Runtime.ExitError", "errorMessage": (
                 f"RequestId: {inv.request_id} Error: Runtime exited with error: {_exit_text(self.proc.poll())}")})
-        self._drain_output()
+        else:
+            self._drain_output()
         with self.cv:
             self.current = None
             self.cold = False
@@ -129,7 +130,7 @@ class Worker:
     def _fail(self, inv: Invocation, error_type: str, payload: dict) -> None:
         inv.finished = time.monotonic()
         inv.result, inv.error_type = json.dumps(payload).encode(), error_type
-        self._drain_output()
+        self._drain_output()  # what it printed before failing belongs to this invocation's log
         self.kill()
 
     def _fail_before_start(self, inv: Invocation) -> None:

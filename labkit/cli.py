@@ -36,6 +36,13 @@ def _cloud(args: argparse.Namespace) -> int:
         return _clock(args, home)
     elif args.verb == "logs":
         return _instance_log(args, home)
+    elif args.verb == "schedule":
+        firings = control.cloud_request("GET", "/_labkit/schedule/history", home=home)["firings"]
+        for firing in firings:
+            print(f"{firing['time']}  {firing['rule']} -> {firing['target']}: {firing['status']}"
+                  + (f" ({firing['error']})" if firing.get("error") else ""))
+        if not firings:
+            print("no scheduled rule has fired yet")
     return 0
 
 
@@ -86,6 +93,7 @@ def _up(args: argparse.Namespace) -> int:
     if lab.config.target == "aws":
         from labkit.costs import cost_frame
 
+        print("\n".join(f"{k}: {v}" for k, v in lab.target.describe().items()))
         print(cost_frame(lab.region).to_string(index=False))
         lab.target.require_confirmation("Creating the lab", args.yes)
     run_steps(lab, 1, args.through, progress=lambda step: print(f"step {step.number:>2}: {step.title}"))
@@ -104,7 +112,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from labkit import compute, functions, network
+    from labkit import checks, compute, functions, network
 
     lab = _lab(args)
     if args.urls:
@@ -117,6 +125,11 @@ def _status(args: argparse.Namespace) -> int:
                          ("functions", functions.functions_frame(lab))):
         print(f"== {title}")
         print(frame.to_string(index=False) if not frame.empty else "(none)")
+    frame = checks.all_checks(lab)
+    print("== checks")
+    print(frame.groupby("step")["passed"].agg(["sum", "count"]).rename(
+        columns={"sum": "passed", "count": "checks"}).to_string())
+    print(f"{int(frame['passed'].sum())}/{len(frame)} checks passed")
     return 0
 
 
@@ -146,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     cloud = sub.add_parser("cloud", help="the embedded local cloud on 127.0.0.1")
-    cloud.add_argument("verb", choices=["start", "stop", "status", "reset", "env", "clock", "logs"])
+    cloud.add_argument("verb", choices=["start", "stop", "status", "reset", "env", "clock", "logs", "schedule"])
     cloud.add_argument("args", nargs="*", help="clock: [advance]; logs: INSTANCE_ID")
     cloud.add_argument("--port", type=int, default=None, help="port (default 4566 or LABKIT_CLOUD_PORT)")
     cloud.add_argument("--home", default=None, help="state folder (default .labkit or LABKIT_HOME)")

@@ -22,7 +22,7 @@ from labkit import iam
 from labkit.errors import StepError
 from labkit.network import security_group_ids, vpc_ids
 from labkit.session import Lab
-from labkit.tagging import error_code
+from labkit.tagging import claim, error_code
 
 PROJECT = Path(__file__).resolve().parents[1]
 CODE = PROJECT / "lambda_code"
@@ -102,12 +102,8 @@ def ensure_function(lab: Lab, name: str, folder: str, role: str, env: dict[str, 
                               "Environment": {"Variables": env}}
     if vpc:
         config["VpcConfig"] = vpc
-    try:
-        current = lam.get_function(FunctionName=name)["Configuration"]
-    except ClientError as exc:
-        if error_code(exc) != "ResourceNotFoundException":
-            raise
-        current = None
+    step = {iam.VALIDATOR_FUNCTION: 10, iam.REPORT_FUNCTION: 12}.get(name, "function")
+    current = lam.get_function(FunctionName=name)["Configuration"] if claim(lab, step, "function", name) else None
     if current is None:
         _create_with_role_retry(lam, name, code, config, lab)
         lam.get_waiter("function_active_v2").wait(FunctionName=name)

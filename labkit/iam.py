@@ -12,7 +12,7 @@ import pandas as pd
 from botocore.exceptions import ClientError
 
 from labkit.session import Lab
-from labkit.tagging import error_code
+from labkit.tagging import claim
 
 EC2_ROLE = "EC2-Secrets-Manager-Access-Role"
 VALIDATOR_ROLE = "order-app-lambda-role"
@@ -29,6 +29,7 @@ MANAGED = {
                      "service-role/AWSLambdaVPCAccessExecutionRole"],
     REPORT_ROLE: ["AmazonS3FullAccess", "SecretsManagerReadWrite", "service-role/AWSLambdaVPCAccessExecutionRole"],
 }
+ROLE_STEP = {EC2_ROLE: 5, VALIDATOR_ROLE: 10, REPORT_ROLE: 12}
 SERVICE = {EC2_ROLE: "ec2.amazonaws.com", VALIDATOR_ROLE: "lambda.amazonaws.com", REPORT_ROLE: "lambda.amazonaws.com"}
 VPC_ENI_ACTIONS = ["ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface",
                    "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"]
@@ -65,11 +66,9 @@ def least_privilege_policy(lab: Lab, role: str) -> dict[str, Any]:
 def ensure_role(lab: Lab, role: str) -> str:
     """Create ``role`` if missing and give it the policies of the lab's mode; return its ARN."""
     iam = lab.client("iam")
-    try:
+    if claim(lab, ROLE_STEP[role], "role", role):
         arn = iam.get_role(RoleName=role)["Role"]["Arn"]
-    except ClientError as exc:
-        if error_code(exc) != "NoSuchEntity":
-            raise
+    else:
         arn = iam.create_role(RoleName=role, AssumeRolePolicyDocument=_trust(SERVICE[role]), Tags=lab.tags,
                               Description=f"Orders Lab ({lab.name})")["Role"]["Arn"]
         iam.get_waiter("role_exists").wait(RoleName=role)
@@ -94,11 +93,9 @@ def ensure_instance_profile(lab: Lab) -> str:
     """The instance profile that carries the EC2 role to the instance; returns its ARN."""
     iam = lab.client("iam")
     ensure_role(lab, EC2_ROLE)
-    try:
+    if claim(lab, 5, "instance profile", EC2_ROLE):
         profile = iam.get_instance_profile(InstanceProfileName=EC2_ROLE)["InstanceProfile"]
-    except ClientError as exc:
-        if error_code(exc) != "NoSuchEntity":
-            raise
+    else:
         profile = iam.create_instance_profile(InstanceProfileName=EC2_ROLE, Tags=lab.tags)["InstanceProfile"]
         iam.get_waiter("instance_profile_exists").wait(InstanceProfileName=EC2_ROLE)
     if not any(r["RoleName"] == EC2_ROLE for r in profile.get("Roles", [])):

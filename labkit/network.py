@@ -13,7 +13,7 @@ import pandas as pd
 from botocore.exceptions import ClientError
 
 from labkit.session import Lab
-from labkit.tagging import ec2_find, error_code, name_tag, tag_spec, tags_of
+from labkit.tagging import claim, ec2_find, error_code, name_tag, tag_spec
 
 VPC_CIDR = "10.0.0.0/16"
 SUBNETS = {"public-a": ("10.0.1.0/24", 0, True), "public-b": ("10.0.2.0/24", 1, True),
@@ -156,14 +156,11 @@ def create_db_subnet_group(lab: Lab) -> dict:
     rds = lab.client("rds")
     ids = vpc_ids(lab)
     private = [ids["subnets"]["private-a"], ids["subnets"]["private-b"]]
-    try:
+    if claim(lab, 2, "db subnet group", DB_SUBNET_GROUP):
         group = rds.describe_db_subnet_groups(DBSubnetGroupName=DB_SUBNET_GROUP)["DBSubnetGroups"][0]
         if sorted(s["SubnetIdentifier"] for s in group["Subnets"]) != sorted(private):
             group = rds.modify_db_subnet_group(DBSubnetGroupName=DB_SUBNET_GROUP, SubnetIds=private)["DBSubnetGroup"]
         return group
-    except ClientError as exc:
-        if error_code(exc) != "DBSubnetGroupNotFoundFault":
-            raise
     return rds.create_db_subnet_group(DBSubnetGroupName=DB_SUBNET_GROUP, SubnetIds=private, Tags=lab.tags,
                                       DBSubnetGroupDescription="Private subnets for the orders database"
                                       )["DBSubnetGroup"]

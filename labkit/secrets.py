@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from labkit.iam import SECRET_NAME
 from labkit.session import Lab
-from labkit.tagging import error_code
+from labkit.tagging import claim, error_code
 
 KEYS = ("username", "password", "engine", "host", "port", "dbname", "dbInstanceIdentifier")
 PASSWORD_ALPHABET = string.ascii_letters + string.digits + "-_.~^"  # RDS forbids / " @ and spaces
@@ -39,17 +39,14 @@ def read_secret(lab: Lab) -> dict | None:
     return value if isinstance(value, dict) else {}
 
 
-def write_secret(lab: Lab, value: dict) -> str:
+def write_secret(lab: Lab, value: dict, step: int) -> str:
     """Create the secret or store a new version when ``value`` differs; return its ARN."""
     sm = lab.client("secretsmanager")
     body = json.dumps(value, sort_keys=True)
-    try:
-        described = sm.describe_secret(SecretId=SECRET_NAME)
-    except ClientError as exc:
-        if error_code(exc) != "ResourceNotFoundException":
-            raise
+    if not claim(lab, step, "secret", SECRET_NAME):
         return sm.create_secret(Name=SECRET_NAME, SecretString=body, Tags=lab.tags,
                                 Description=f"Orders Lab ({lab.name}): RDS credentials for the order database")["ARN"]
+    described = sm.describe_secret(SecretId=SECRET_NAME)
     if described.get("DeletedDate"):
         sm.restore_secret(SecretId=SECRET_NAME)
     if read_secret(lab) != value:
@@ -59,7 +56,7 @@ def write_secret(lab: Lab, value: dict) -> str:
 
 def store_master_credentials(lab: Lab, username: str, password: str) -> str:
     current = read_secret(lab) or {}
-    return write_secret(lab, {**current, "username": username, "password": password, "engine": "mysql"})
+    return write_secret(lab, {**current, "username": username, "password": password, "engine": "mysql"}, step=4)
 
 
 def create_db_secret(lab: Lab) -> str:
@@ -77,7 +74,7 @@ def create_db_secret(lab: Lab) -> str:
              "dbname": db.get("DBName", "ordersdb"), "dbInstanceIdentifier": db["DBInstanceIdentifier"],
              "username": db["MasterUsername"]}
     value.pop("db", None)
-    return write_secret(lab, value)
+    return write_secret(lab, value, step=9)
 
 
 def secret_frame(lab: Lab) -> pd.DataFrame:

@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 from labkit import compute, database, iam, network, schedule, storage
 from labkit.functions import layer_name
 from labkit.session import Lab
-from labkit.tagging import error_code
+from labkit.tagging import error_code, owned
 
 GONE = {"ResourceNotFoundException", "NoSuchEntity", "NoSuchBucket", "DBInstanceNotFound", "DBSubnetGroupNotFoundFault",
         "InvalidGroup.NotFound", "InvalidSubnetID.NotFound", "InvalidVpcID.NotFound", "InvalidRouteTableID.NotFound",
@@ -41,31 +41,6 @@ def _retry(lab: Lab, call: Callable[[], Any], codes: tuple[str, ...] = ("Depende
             if error_code(exc) not in codes or time.monotonic() > deadline:
                 raise
             time.sleep(max(1, lab.target.poll_seconds))
-
-
-def _tags(pairs: list[dict] | dict | None) -> dict:
-    if isinstance(pairs, dict):
-        return pairs
-    return {p.get("Key"): p.get("Value") for p in pairs or []}
-
-
-def owned(lab: Lab, kind: str, ident: str) -> bool:
-    """True when the named resource exists and carries this lab's tag (names like order-validator are global,
-    so another lab's resource of the same name is never touched)."""
-    lookups = {
-        "function": lambda: lab.client("lambda").list_tags(
-            Resource=lab.client("lambda").get_function(FunctionName=ident)["Configuration"]["FunctionArn"])["Tags"],
-        "role": lambda: lab.client("iam").list_role_tags(RoleName=ident)["Tags"],
-        "instance profile": lambda: lab.client("iam").get_instance_profile(
-            InstanceProfileName=ident)["InstanceProfile"].get("Tags", []),
-        "secret": lambda: lab.client("secretsmanager").describe_secret(SecretId=ident).get("Tags", []),
-        "db subnet group": lambda: lab.client("rds").list_tags_for_resource(ResourceName=lab.client("rds").describe_db_subnet_groups(
-            DBSubnetGroupName=ident)["DBSubnetGroups"][0]["DBSubnetGroupArn"])["TagList"],
-        "eventbridge rule": lambda: lab.client("events").list_tags_for_resource(
-            ResourceARN=lab.client("events").describe_rule(Name=ident)["Arn"])["Tags"],
-    }
-    tags = _quiet(lookups[kind])
-    return tags is not None and _tags(tags).get("lab") == lab.name
 
 
 def delete_everything(lab: Lab, confirm: bool = False, progress: Callable[[str], None] | None = None) -> pd.DataFrame:

@@ -298,6 +298,17 @@ def install(cloud: LocalCloud) -> RdsData:
         data.on_delete(db)
         return db
 
+    def modify_db_subnet_group(self: Any, subnet_name: str, description: str | None, subnets: list) -> Any:
+        # moto 5.2.5 pops the group and never stores it back; AWS keeps it, with its (lower-case) name.
+        group = self.subnet_groups.get(subnet_name)
+        if group is None:
+            raise rds_models.DBSubnetGroupNotFoundError(subnet_name)
+        group.subnets = subnets
+        if description is not None:
+            group.description = description
+        return group
+
+    backend.modify_db_subnet_group = modify_db_subnet_group
     backend.create_db_instance = create_db_instance
     backend.stop_db_instance = stop_db_instance
     backend.start_db_instance = start_db_instance

@@ -83,3 +83,33 @@ def test_api_keeps_numbers_as_exact_decimal_text(client, validator):
                 content_type="application/json")
     assert [o["amount"] for o in validator.sent] == ["0.1", "NaN"]
     assert validator.sent[0]["quantity"] == 2
+
+
+def test_python3_app_py_still_serves_it(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    from tests.conftest import free_port
+
+    port = free_port()
+    app_dir = Path(__file__).resolve().parents[2] / "flask_app"
+    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "AWS_DEFAULT_REGION": "us-east-1"}
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=app_dir, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
+                    assert response.status == 200
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "python3 app.py did not start"
+                time.sleep(0.1)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -108,13 +108,16 @@ def test_failed_step_names_the_step_and_the_fix(provisioned, tmp_path):
     assert "How to fix" in str(caught.value)
 
 
-def test_teardown_leaves_nothing_on_a_second_lab(provisioned):
-    from labkit import Lab
+def test_a_second_lab_keeps_off_the_first_labs_resources(provisioned):
+    from labkit import Lab, StepError
 
     lab = Lab(target="local", name="short-lived", cloud_port=provisioned.lab.config.cloud_port,
               home=provisioned.lab.config.home)
-    for number in (1, 2, 3):
+    for number in (1, 3):
         run_step(lab, number)
+    with pytest.raises(StepError, match="belongs to lab 'test-lab'") as caught:
+        run_step(lab, 2)  # the tutorial's subnet group name is the other lab's
+    assert "labkit down --lab test-lab" in str(caught.value)
     left = teardown.delete_everything(lab)
     assert left.empty, left
     assert teardown.delete_everything(lab).empty  # idempotent

@@ -78,3 +78,15 @@ def test_wrong_password_and_root_are_refused(cloud):
     with pytest.raises(pymysql.err.OperationalError, match="Access denied"):
         pymysql.connect(host="127.0.0.1", port=endpoint["Port"], user="root", password="")
     rds.delete_db_instance(DBInstanceIdentifier="pw-db", SkipFinalSnapshot=True)
+
+
+def test_modifying_a_subnet_group_keeps_it(cloud):
+    ec2, rds = cloud.client("ec2"), cloud.client("rds")
+    vpc = ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.8.{i}.0/24", AvailabilityZone="us-east-1" + "ab"[i % 2])
+               ["Subnet"]["SubnetId"] for i in range(4)]
+    rds.create_db_subnet_group(DBSubnetGroupName="Mixed-Case-SG", DBSubnetGroupDescription="d", SubnetIds=subnets[:2])
+    rds.modify_db_subnet_group(DBSubnetGroupName="Mixed-Case-SG", SubnetIds=subnets[2:])
+    group = rds.describe_db_subnet_groups(DBSubnetGroupName="Mixed-Case-SG")["DBSubnetGroups"][0]
+    assert group["DBSubnetGroupName"] == "mixed-case-sg"
+    assert sorted(s["SubnetIdentifier"] for s in group["Subnets"]) == sorted(subnets[2:])

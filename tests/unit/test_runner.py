@@ -39,3 +39,16 @@ def test_run_writes_summary_and_stops_at_the_failing_cell(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert [(r["notebook"], r["status"]) for r in summary["results"]] == [("01_ok", "ok"), ("02_broken", "failed")]
     assert (out / "01_ok.ipynb").exists() and not (out / "03_never.ipynb").exists()
+
+
+def test_function_packages_never_carry_pymysql():
+    import io
+    import zipfile
+
+    from labkit.functions import package_function
+
+    for folder in ("order_validator", "daily_report"):
+        names = zipfile.ZipFile(io.BytesIO(package_function(folder))).namelist()
+        assert "lambda_function.py" in names and "orders_db.py" in names
+        assert not any(n.startswith(("pymysql", "python/")) for n in names)
+        assert package_function(folder) == package_function(folder)  # deterministic: same CodeSha256

@@ -1,7 +1,6 @@
 """Checks: for each step a table of (check, expected, actual, passed), and the tutorial's Verification list."""
 from __future__ import annotations
 
-import json
 from typing import Any, Callable
 
 import pandas as pd
@@ -69,8 +68,7 @@ def check_step_2(lab: Lab, t: _Table) -> None:
     group = _safe(lambda: lab.client("rds").describe_db_subnet_groups(
         DBSubnetGroupName=network.DB_SUBNET_GROUP)["DBSubnetGroups"][0])
     t.add(f"subnet group {network.DB_SUBNET_GROUP} exists", True, group is not None)
-    private = {s["SubnetId"] for s in lab.client("ec2").describe_subnets(Filters=lab.tag_filter())["Subnets"]
-               if not s.get("MapPublicIpOnLaunch")}
+    private = network.subnet_ids(lab, public=False)
     members = {s["SubnetIdentifier"] for s in (group or {}).get("Subnets", [])}
     t.add("uses the private subnets only", sorted(private), sorted(members), bool(members) and members == private)
 
@@ -107,9 +105,7 @@ def check_step_5(lab: Lab, t: _Table) -> None:
     t.add(f"instance profile {iam.EC2_ROLE}", iam.EC2_ROLE,
           instance.get("IamInstanceProfile", {}).get("Arn", "").rsplit("/", 1)[-1])
     subnet = instance.get("SubnetId")
-    public = {s["SubnetId"] for s in lab.client("ec2").describe_subnets(Filters=lab.tag_filter())["Subnets"]
-              if s.get("MapPublicIpOnLaunch")}
-    t.add("in a public subnet", True, subnet in public)
+    t.add("in a public subnet", True, subnet in network.subnet_ids(lab, public=True))
     info = _safe(lambda: lab.client("ssm").describe_instance_information(
         Filters=[{"Key": "InstanceIds", "Values": [instance["InstanceId"]]}])["InstanceInformationList"], [])
     t.add("reachable by SSM Run Command", "Online", info[0]["PingStatus"] if info else None)
@@ -155,8 +151,7 @@ def _check_function(lab: Lab, t: _Table, name: str, role: str, env_key: str) -> 
     config = _safe(lambda: lab.client("lambda").get_function(FunctionName=name)["Configuration"], {})
     t.add(f"{name} active", "Active", config.get("State"))
     t.add("pymysql layer attached", True, any(f":layer:{layer_name(lab)}:" in layer["Arn"] for layer in config.get("Layers", [])))
-    private = {s["SubnetId"] for s in lab.client("ec2").describe_subnets(Filters=lab.tag_filter())["Subnets"]
-               if not s.get("MapPublicIpOnLaunch")}
+    private = network.subnet_ids(lab, public=False)
     subnets = set((config.get("VpcConfig") or {}).get("SubnetIds", []))
     t.add("in the VPC's private subnets", True, bool(subnets) and subnets == private)
     t.add(f"role {role}", role, config.get("Role", "").rsplit("/", 1)[-1])
@@ -232,7 +227,3 @@ def all_checks(lab: Lab, through: int = 13) -> pd.DataFrame:
         frame.insert(0, "step", step)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
-
-
-def to_json(frame: pd.DataFrame) -> str:
-    return json.dumps(frame.to_dict(orient="records"), default=str)

@@ -46,12 +46,6 @@ class LabConfig:
     def tags(self) -> list[dict[str, str]]:
         return [{"Key": "lab", "Value": self.name}]
 
-    @property
-    def state_dir(self) -> Path:
-        path = Path(self.home) / "labs" / f"{self.target}-{self.name}"
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
 
 class LocalTarget:
     """The embedded local cloud: started on demand, reached through its endpoint."""

@@ -139,6 +139,12 @@ def create_vpc(lab: Lab) -> dict[str, Any]:
             "endpoints": {k: e["VpcEndpointId"] for k, e in endpoints.items()}}
 
 
+def subnet_ids(lab: Lab, public: bool) -> set[str]:
+    """The ids of the lab's public (or private) subnets."""
+    subnets = lab.client("ec2").describe_subnets(Filters=lab.tag_filter())["Subnets"]
+    return {s["SubnetId"] for s in subnets if bool(s.get("MapPublicIpOnLaunch")) == public}
+
+
 def vpc_ids(lab: Lab) -> dict[str, Any]:
     """The step-1 ids, found by tag (creates nothing). Raises StepError when step 1 has not run."""
     from labkit.errors import StepError
@@ -259,8 +265,7 @@ def db_subnet_group_frame(lab: Lab) -> pd.DataFrame:
         group = lab.client("rds").describe_db_subnet_groups(DBSubnetGroupName=DB_SUBNET_GROUP)["DBSubnetGroups"][0]
     except ClientError:
         return pd.DataFrame(columns=["subnet group", "subnet", "zone", "private"])
-    private = {s["SubnetId"] for s in lab.client("ec2").describe_subnets(Filters=lab.tag_filter())["Subnets"]
-               if not s.get("MapPublicIpOnLaunch")}
+    private = subnet_ids(lab, public=False)
     return pd.DataFrame([{"subnet group": group["DBSubnetGroupName"], "subnet": s["SubnetIdentifier"],
                           "zone": s["SubnetAvailabilityZone"]["Name"], "private": s["SubnetIdentifier"] in private}
                          for s in group["Subnets"]])

@@ -17,10 +17,6 @@ def tag_spec(lab: Lab, resource_type: str, name: str) -> list[dict[str, Any]]:
     return [{"ResourceType": resource_type, "Tags": [*lab.tags, {"Key": "Name", "Value": name}]}]
 
 
-def tags_of(lab: Lab, name: str) -> list[dict[str, str]]:
-    return [*lab.tags, {"Key": "Name", "Value": name}]
-
-
 def ec2_find(lab: Lab, kind: str, name: str, extra: list[dict] | None = None) -> dict | None:
     """The one EC2 resource of ``kind`` (Vpcs, Subnets, ...) tagged with this lab and ``name``."""
     ec2 = lab.client("ec2")

@@ -1,16 +1,22 @@
 """Checks: for each step a table of (check, expected, actual, passed), and the tutorial's Verification list."""
 from __future__ import annotations
 
+import http.client
 from typing import Any, Callable
 
 import pandas as pd
 from botocore.exceptions import ClientError
 
-from labkit import compute, database, iam, network, schedule, secrets, storage
-from labkit.functions import layer_name
+from labkit import compute, database, functions, iam, network, schedule, secrets, storage
+from labkit.errors import DENIED, GONE, AccessDenied, CheckFailed, LabkitError, access_denied, error_code
+from labkit.names import layer_name
 from labkit.session import Lab
 
 COLUMNS = ["check", "expected", "actual", "passed"]
+# What a check may meet when the thing it looks at is missing: AWS's "not there" codes (with S3's for an
+# unset configuration), an earlier step that has not run (StepError), an app that does not answer.
+ABSENT = GONE | {"NoSuchPublicAccessBlockConfiguration", "ServerSideEncryptionConfigurationNotFoundError"}
+UNREACHABLE = (OSError, http.client.HTTPException)
 
 
 class _Table:
@@ -26,15 +32,21 @@ class _Table:
 
 
 def _safe(fn: Callable[[], Any], default: Any = None) -> Any:
+    """``fn()``, or ``default`` when what it looks at is missing (then the check fails, naming what it expected).
+
+    Only the expected errors mean "missing": anything else (a refusal, a bug in labkit) propagates."""
     try:
         return fn()
-    except (ClientError, LookupError, TypeError, ValueError, AttributeError):
-        return default
-    except Exception as exc:  # a missing earlier step shows as a failed check, not a crash
-        from labkit.errors import LabkitError
-        if isinstance(exc, LabkitError):
+    except ClientError as exc:
+        if error_code(exc) in ABSENT:
             return default
+        if error_code(exc) in DENIED:
+            raise access_denied(exc, "reading what a check looks at") from exc
         raise
+    except AccessDenied:
+        raise
+    except (LabkitError, *UNREACHABLE):  # an earlier step has not run, or the app does not answer
+        return default
 
 
 def check_step_1(lab: Lab, t: _Table) -> None:
@@ -107,12 +119,14 @@ def check_step_5(lab: Lab, t: _Table) -> None:
     subnet = instance.get("SubnetId")
     t.add("in a public subnet", True, subnet in network.subnet_ids(lab, public=True))
     info = _safe(lambda: lab.client("ssm").describe_instance_information(
-        Filters=[{"Key": "InstanceIds", "Values": [instance["InstanceId"]]}])["InstanceInformationList"], [])
+        Filters=[{"Key": "InstanceIds", "Values": [instance["InstanceId"]]}])["InstanceInformationList"], []
+                 ) if instance else []
     t.add("reachable by SSM Run Command", "Online", info[0]["PingStatus"] if info else None)
 
 
 def check_step_6(lab: Lab, t: _Table) -> None:
-    columns = _safe(lambda: database.query(lab, "SHOW COLUMNS FROM orders;")["Field"].tolist(), [])
+    described = _safe(lambda: database.query(lab, "SHOW COLUMNS FROM orders;"))
+    columns = described["Field"].tolist() if described is not None and "Field" in described else []
     t.add("orders table has the six columns", database.ORDER_COLUMNS, columns)
     index = _safe(lambda: database.query(lab, "SHOW INDEX FROM orders WHERE Column_name = 'created_at';"))
     t.add("index on created_at", True, index is not None and not index.empty)
@@ -126,10 +140,8 @@ def check_step_7(lab: Lab, t: _Table) -> None:
 
 def check_step_8(lab: Lab, t: _Table) -> None:
     url = _safe(lambda: compute.app_url(lab))
-    status = _safe(lambda: _http_status(url + "healthz"))
-    t.add("app answers /healthz", 200, status)
-    form = _safe(lambda: _http_status(url))
-    t.add("order form served", 200, form)
+    t.add("app answers /healthz", 200, _safe(lambda: _http_status(url + "healthz")) if url else None)
+    t.add("order form served", 200, _safe(lambda: _http_status(url)) if url else None)
 
 
 def _http_status(url: str) -> int:
@@ -160,9 +172,7 @@ def _check_function(lab: Lab, t: _Table, name: str, role: str, env_key: str) -> 
 
 def check_step_10(lab: Lab, t: _Table) -> None:
     _check_function(lab, t, iam.VALIDATOR_FUNCTION, iam.VALIDATOR_ROLE, "DB_SECRET_NAME")
-    from labkit.functions import invoke
-
-    result = _safe(lambda: invoke(lab, iam.VALIDATOR_FUNCTION, {"customer_name": "check", "product": "check",
+    result = _safe(lambda: functions.invoke(lab, iam.VALIDATOR_FUNCTION, {"customer_name": "check", "product": "check",
                                                                  "quantity": 1, "amount": 0}))
     t.add("invalid order (amount 0) answered invalid", "invalid",
           (result.payload or {}).get("status") if result and isinstance(result.payload, dict) else result)
@@ -199,7 +209,9 @@ def step_checks(lab: Lab, step: int) -> pd.DataFrame:
     try:
         CHECKS[step](lab, table)
     except ClientError as exc:
-        table.add("AWS answered the check's questions", "no error", exc.response.get("Error", {}).get("Code"))
+        if error_code(exc) in DENIED:
+            raise access_denied(exc, f"the questions of the step {step} checks") from exc
+        table.add("AWS answered the check's questions", "no error", error_code(exc))
     return table.frame()
 
 
@@ -211,8 +223,6 @@ def summary(step: int | str, frame: pd.DataFrame) -> str:
 
 def require_passed(step: int | str, frame: pd.DataFrame) -> None:
     """Raise CheckFailed naming each failed check, so a run stops at the step that did not work."""
-    from labkit.errors import CheckFailed
-
     failed = frame[~frame["passed"]]
     if not failed.empty:
         lines = "; ".join(f"{r.check} (expected {r.expected}, got {r.actual})" for r in failed.itertuples())

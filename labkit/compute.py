@@ -6,20 +6,27 @@ from __future__ import annotations
 
 import base64
 import io
+import math
 import tarfile
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any, Callable
 
 import pandas as pd
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, WaiterError
+from tenacity import RetryError, Retrying, retry_if_exception, retry_if_result, stop_after_delay, wait_fixed
 
 from labkit import iam
 from labkit.errors import StepError
-from labkit.network import security_group_ids, vpc_ids
+from labkit.lookups import LIVE_STATES, describe_instance, require_security_group, vpc_ids
+from labkit.names import EC2_ROLE, VALIDATOR_FUNCTION, instance_name, run_first, step_ref
 from labkit.session import Lab
 from labkit.tagging import error_code, name_tag, tag_spec
+
+__all__ = ["INSTANCE_TYPE", "LIVE_STATES", "PRELUDE", "UBUNTU_PARAMETER", "app_url", "deploy_app", "describe_instance",
+           "find_ubuntu_ami", "install_app_dependencies", "instance_frame", "launch_instance", "run_on_instance",
+           "wait_for_ssm", "wait_for_url"]
 
 PROJECT = Path(__file__).resolve().parents[1]
 UBUNTU_PARAMETER = "/aws/service/canonical/ubuntu/server/22.04/stable/current/amd64/hvm/ebs-gp2/ami-id"
@@ -27,7 +34,6 @@ UBUNTU_OWNER = "099720109477"
 INSTANCE_TYPE = "t3.micro"
 APP_DIR = '"$HOME/orders-app"'
 PRELUDE = 'set -eu\nexport HOME="${HOME:-/root}"\nAPP_DIR=' + APP_DIR + "\n"
-LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 
 
 def find_ubuntu_ami(lab: Lab) -> str:
@@ -46,14 +52,6 @@ def find_ubuntu_ami(lab: Lab) -> str:
     return max(images, key=lambda i: i.get("CreationDate", ""))["ImageId"]
 
 
-def describe_instance(lab: Lab) -> dict | None:
-    reservations = lab.client("ec2").describe_instances(Filters=[
-        *lab.tag_filter(), {"Name": "tag:Name", "Values": [f"{lab.name}-app"]},
-        {"Name": "instance-state-name", "Values": LIVE_STATES}])["Reservations"]
-    instances = [i for r in reservations for i in r["Instances"]]
-    return instances[0] if instances else None
-
-
 def launch_instance(lab: Lab) -> dict:
     """Step 5: the role and instance profile, then an Ubuntu 22.04 t3.micro in a public subnet, reachable by SSM."""
     ec2 = lab.client("ec2")
@@ -63,76 +61,75 @@ def launch_instance(lab: Lab) -> dict:
         ec2.get_waiter("instance_stopped").wait(InstanceIds=[instance["InstanceId"]])
         ec2.start_instances(InstanceIds=[instance["InstanceId"]])
     if instance is None:
-        groups = security_group_ids(lab)
-        if "ec2" not in groups:
-            raise StepError(5, "the EC2 security group does not exist", "run step 3 (03_create_security_groups)")
+        group = require_security_group(lab, "ec2", step=5)
         kwargs = dict(ImageId=find_ubuntu_ami(lab), InstanceType=INSTANCE_TYPE, MinCount=1, MaxCount=1,
-                      SubnetId=vpc_ids(lab)["subnets"]["public-a"], SecurityGroupIds=[groups["ec2"]],
+                      SubnetId=vpc_ids(lab)["subnets"]["public-a"], SecurityGroupIds=[group],
                       IamInstanceProfile={"Arn": profile_arn}, MetadataOptions={"HttpTokens": "required"},
-                      TagSpecifications=tag_spec(lab, "instance", f"{lab.name}-app"))
-        instance = _retry_profile_propagation(lambda: ec2.run_instances(**kwargs)["Instances"][0])
+                      TagSpecifications=tag_spec(lab, "instance", instance_name(lab)))
+        instance = _retry_profile_propagation(lambda: ec2.run_instances(**kwargs)["Instances"][0], lab)
     ec2.get_waiter("instance_running").wait(InstanceIds=[instance["InstanceId"]],
                                             WaiterConfig={"Delay": max(1, lab.target.poll_seconds)})
     wait_for_ssm(lab, instance["InstanceId"])
     return describe_instance(lab)
 
 
-def _retry_profile_propagation(call, seconds: float = 120):
-    """A new instance profile takes a few seconds to be usable by EC2 (IAM is eventually consistent)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            return call()
-        except ClientError as exc:
-            if "iamInstanceProfile" not in str(exc) and "instance profile" not in str(exc).lower():
-                raise
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(5)
+def _is_code(*codes: str) -> Callable[[BaseException], bool]:
+    return lambda exc: isinstance(exc, ClientError) and error_code(exc) in codes
+
+
+def _retry_profile_propagation(call: Callable[[], Any], lab: Lab, seconds: float = 120) -> Any:
+    """A new instance profile takes a few seconds to be usable by EC2 (IAM is eventually consistent):
+    RunInstances answers InvalidParameterValue (for iamInstanceProfile) until it is."""
+    wait = min(5.0, max(0.5, lab.target.poll_seconds))
+    return Retrying(retry=retry_if_exception(_is_code("InvalidParameterValue")), stop=stop_after_delay(seconds),
+                    wait=wait_fixed(wait), reraise=True)(call)
 
 
 def wait_for_ssm(lab: Lab, instance_id: str, seconds: float = 600) -> None:
     """Wait until the SSM agent of the instance reports Online (it needs the SSM managed policy)."""
     ssm = lab.client("ssm")
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+
+    def online() -> bool:
         info = ssm.describe_instance_information(
             Filters=[{"Key": "InstanceIds", "Values": [instance_id]}])["InstanceInformationList"]
-        if info and info[0].get("PingStatus") == "Online":
-            return
-        time.sleep(lab.target.poll_seconds)
-    raise StepError(5, f"{instance_id} never became reachable by SSM Run Command",
-                    f"check that its instance profile's role {iam.EC2_ROLE} has AmazonSSMManagedInstanceCore "
-                    "and that the subnet has a route to the internet")
+        return bool(info) and info[0].get("PingStatus") == "Online"
+
+    try:
+        Retrying(retry=retry_if_result(lambda ok: not ok), stop=stop_after_delay(seconds),
+                 wait=wait_fixed(lab.target.poll_seconds))(online)
+    except RetryError:
+        raise StepError(5, f"{instance_id} never became reachable by SSM Run Command",
+                        f"check that its instance profile's role {EC2_ROLE} has AmazonSSMManagedInstanceCore "
+                        "and that the subnet has a route to the internet") from None
 
 
 def run_on_instance(lab: Lab, script: str, step: int | str = "command", timeout: int = 900) -> str:
     """Run a shell script on the instance with SSM Run Command; return its stdout, or raise with its stderr."""
     instance = describe_instance(lab)
     if instance is None:
-        raise StepError(step, "the EC2 instance does not exist", "run step 5 (05_launch_ec2_instance) first")
+        raise StepError(step, "the EC2 instance does not exist", run_first(5))
     ssm, instance_id = lab.client("ssm"), instance["InstanceId"]
     command_id = ssm.send_command(InstanceIds=[instance_id], DocumentName="AWS-RunShellScript",
                                   Comment=f"Orders Lab step {step}"[:100], TimeoutSeconds=60,
                                   Parameters={"commands": [script], "executionTimeout": [str(timeout)]}
                                   )["Command"]["CommandId"]
-    deadline = time.monotonic() + timeout + 60
-    while time.monotonic() < deadline:
-        try:
-            result = ssm.get_command_invocation(CommandId=command_id, InstanceId=instance_id)
-        except ClientError as exc:
-            if error_code(exc) != "InvocationDoesNotExist":
-                raise
-            result = {"Status": "Pending"}
-        if result["Status"] in ("Success", "Failed", "TimedOut", "Cancelled"):
-            if result["Status"] != "Success":
-                raise StepError(step, f"the command on {instance_id} ended {result['Status']} "
-                                      f"(exit code {result.get('ResponseCode')}):\n"
-                                      f"{(result.get('StandardErrorContent') or result.get('StandardOutputContent', ''))[-1500:]}",
-                                "read the error above; the command can be re-run once fixed")
-            return result.get("StandardOutputContent", "")
-        time.sleep(min(2.0, lab.target.poll_seconds / 4 or 0.1))
-    raise StepError(step, f"the command on {instance_id} did not finish in {timeout} s")
+    delay = min(2.0, lab.target.poll_seconds / 4 or 0.1)
+    ids = {"CommandId": command_id, "InstanceId": instance_id}
+    try:
+        ssm.get_waiter("command_executed").wait(**ids, WaiterConfig={
+            "Delay": delay, "MaxAttempts": math.ceil((timeout + 60) / delay)})
+    except WaiterError as exc:
+        result = exc.last_response or {}
+        if result.get("Error", {}).get("Code", "InvocationDoesNotExist") != "InvocationDoesNotExist":
+            # an error no acceptor expects (AccessDenied, ...): AWS's own error, as from any other call
+            raise ClientError(result, "GetCommandInvocation") from exc
+        if result.get("Status") in ("Pending", "InProgress", "Delayed", None):
+            raise StepError(step, f"the command on {instance_id} did not finish in {timeout} s") from exc
+        raise StepError(step, f"the command on {instance_id} ended {result['Status']} "
+                              f"(exit code {result.get('ResponseCode')}):\n"
+                              f"{(result.get('StandardErrorContent') or result.get('StandardOutputContent', ''))[-1500:]}",
+                        "read the error above; the command can be re-run once fixed") from exc
+    return ssm.get_command_invocation(**ids).get("StandardOutputContent", "")
 
 
 def _requirements() -> str:
@@ -185,7 +182,7 @@ def deploy_app(lab: Lab) -> str:
     """Step 8: copy the Flask app to the instance, run it as a service, and return its URL once it answers."""
     archive = _app_archive()
     script = PRELUDE + f"""
-[ -x "$APP_DIR/venv/bin/gunicorn" ] || {{ echo "the app's virtual environment is missing: run step 7 first" >&2; exit 3; }}
+[ -x "$APP_DIR/venv/bin/gunicorn" ] || {{ echo "the app's virtual environment is missing: {run_first(7)}" >&2; exit 3; }}
 echo '{archive}' | base64 -d > "$APP_DIR/app.tar.gz"
 NEW=$(sha256sum "$APP_DIR/app.tar.gz" | cut -d' ' -f1)
 OLD=$(cat "$APP_DIR/.deployed" 2>/dev/null || true)
@@ -195,7 +192,7 @@ KEY=$(grep -s '^FLASK_SECRET_KEY=' "$ENV_FILE" | cut -d= -f2- || true)
 [ -n "$KEY" ] || KEY=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
 umask 077
 cat > "$ENV_FILE" <<ENVFILE
-ORDER_VALIDATOR_FUNCTION={iam.VALIDATOR_FUNCTION}
+ORDER_VALIDATOR_FUNCTION={VALIDATOR_FUNCTION}
 AWS_DEFAULT_REGION={lab.region}
 PORT={lab.config.app_port}
 FLASK_SECRET_KEY=$KEY
@@ -219,27 +216,30 @@ systemctl is-active orders-app
 def app_url(lab: Lab) -> str:
     instance = describe_instance(lab)
     if instance is None:
-        raise StepError(8, "the EC2 instance does not exist", "run step 5 first")
+        raise StepError(8, "the EC2 instance does not exist", run_first(5))
     host = instance.get("PublicDnsName") or instance.get("PublicIpAddress")
     if not host:
-        raise StepError(8, "the instance has no public address", "launch it in a public subnet (step 5)")
+        raise StepError(8, "the instance has no public address", f"launch it in a public subnet ({step_ref(5)})")
     return f"http://{host}:{lab.config.app_port}/"
 
 
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:
+            return response.status == 200
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return False
+
+
 def wait_for_url(url: str, step: int | str, seconds: float = 90) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=3) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        if time.monotonic() > deadline:
-            raise StepError(step, f"{url} did not answer within {seconds:.0f} s",
-                            "check the service log with `journalctl -u orders-app` (run it through SSM) "
-                            "and that the security group allows the app port from your address")
-        time.sleep(0.25)
+    """Wait until ``url`` answers 200 (the app's service has started)."""
+    try:
+        Retrying(retry=retry_if_result(lambda ok: not ok), stop=stop_after_delay(seconds),
+                 wait=wait_fixed(0.25))(_answers, url)
+    except RetryError:
+        raise StepError(step, f"{url} did not answer within {seconds:.0f} s",
+                        "check the service log with `journalctl -u orders-app` (run it through SSM) "
+                        "and that the security group allows the app port from your address") from None
 
 
 def instance_frame(lab: Lab) -> pd.DataFrame:

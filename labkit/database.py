@@ -14,29 +14,17 @@ from botocore.exceptions import ClientError
 
 from labkit import compute, secrets
 from labkit.errors import StepError
-from labkit.iam import SECRET_NAME
-from labkit.network import DB_SUBNET_GROUP, security_group_ids
+from labkit.lookups import describe_db_instance, require_security_group
+from labkit.names import DB_NAME, DB_SUBNET_GROUP, SECRET_NAME, db_instance_id, run_first
 from labkit.session import Lab
-from labkit.tagging import error_code
+
+__all__ = ["DB_NAME", "ORDER_COLUMNS", "create_database", "create_orders_table", "db_instance_frame",
+           "db_instance_id", "describe_db_instance", "orders_frame", "query"]
 
 SCHEMA = Path(__file__).resolve().parents[1] / "sql" / "schema.sql"
-DB_NAME = "ordersdb"
 MASTER_USER = "admin"
 INSTANCE_CLASS = "db.t3.micro"  # free-tier eligible
 ORDER_COLUMNS = ["order_id", "customer_name", "product", "quantity", "amount", "created_at"]
-
-
-def db_instance_id(lab: Lab) -> str:
-    return f"{lab.name}-db"
-
-
-def describe_db_instance(lab: Lab) -> dict | None:
-    try:
-        return lab.client("rds").describe_db_instances(DBInstanceIdentifier=db_instance_id(lab))["DBInstances"][0]
-    except ClientError as exc:
-        if error_code(exc) == "DBInstanceNotFound":
-            return None
-        raise
 
 
 def create_database(lab: Lab) -> dict:
@@ -46,9 +34,7 @@ def create_database(lab: Lab) -> dict:
     the stored password is lost, a new one is set with ModifyDBInstance.
     """
     rds = lab.client("rds")
-    groups = security_group_ids(lab)
-    if "rds" not in groups:
-        raise StepError(4, "the RDS security group does not exist", "run step 3 (03_create_security_groups)")
+    rds_group = require_security_group(lab, "rds", step=4)
     db = describe_db_instance(lab)
     stored = secrets.read_secret(lab) or {}
     if db is None:
@@ -59,7 +45,7 @@ def create_database(lab: Lab) -> dict:
                 DBInstanceIdentifier=db_instance_id(lab), DBName=DB_NAME, Engine="mysql",
                 DBInstanceClass=INSTANCE_CLASS, AllocatedStorage=20, StorageType="gp2", StorageEncrypted=True,
                 MasterUsername=MASTER_USER, MasterUserPassword=password, PubliclyAccessible=False,
-                DBSubnetGroupName=DB_SUBNET_GROUP, VpcSecurityGroupIds=[groups["rds"]], MultiAZ=False,
+                DBSubnetGroupName=DB_SUBNET_GROUP, VpcSecurityGroupIds=[rds_group], MultiAZ=False,
                 BackupRetentionPeriod=1, DeletionProtection=False, Tags=lab.tags)
         except ClientError as exc:
             raise StepError(4, f"RDS refused to create the instance: {exc}",
@@ -91,7 +77,7 @@ def db_instance_frame(lab: Lab) -> pd.DataFrame:
 def _mysql_script(lab: Lab, sql_heredoc: str, args: str = "") -> str:
     db = describe_db_instance(lab)
     if db is None:
-        raise StepError(6, "the database instance does not exist", "run step 4 (04_create_rds_database) first")
+        raise StepError(6, "the database instance does not exist", run_first(4))
     host, port = db["Endpoint"]["Address"], db["Endpoint"]["Port"]
     fetch = ("import boto3, json; print(json.loads(boto3.client('secretsmanager', region_name='"
              + lab.region + "').get_secret_value(SecretId='" + SECRET_NAME + "')['SecretString'])['password'])")

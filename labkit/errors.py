@@ -1,6 +1,12 @@
 """One error root for labkit; narrow subclasses carry the context a student needs to fix things."""
 from __future__ import annotations
 
+from typing import Callable, TypeVar
+
+from botocore.exceptions import ClientError
+
+T = TypeVar("T")
+
 
 class LabkitError(Exception):
     """Base of every error labkit raises on purpose.
@@ -36,3 +42,55 @@ class ConfigError(LabkitError):
 
 class CheckFailed(LabkitError):
     """A verification found the system not as it should be."""
+
+
+class AccessDenied(LabkitError):
+    """AWS (or the local cloud, which enforces IAM the same way) refused a call for lack of permission.
+
+    Never read as "the resource does not exist": the resource may well be there.
+    """
+
+
+# -- AWS error codes: branch on these, never on message text --------------------------------------------------
+GONE = frozenset({
+    "ResourceNotFoundException", "NoSuchEntity", "NoSuchBucket", "404", "NotFound",
+    "DBInstanceNotFound", "DBSubnetGroupNotFoundFault",
+    "InvalidGroup.NotFound", "InvalidSubnetID.NotFound", "InvalidVpcID.NotFound", "InvalidRouteTableID.NotFound",
+    "InvalidInternetGatewayID.NotFound", "InvalidVpcEndpointId.NotFound", "InvalidInstanceID.NotFound",
+    "InvalidAssociationID.NotFound", "Gateway.NotAttached",
+})
+"""Codes that mean "the resource is not there (any more)", across the services the lab uses."""
+
+DENIED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "AuthorizationError",
+                    "UnrecognizedClientException", "InvalidClientTokenId"})
+"""Codes that mean "the caller may not do this" (IAM), or "the caller is not known"."""
+
+
+def error_code(exc: ClientError) -> str:
+    return exc.response.get("Error", {}).get("Code", "")
+
+
+def is_gone(exc: ClientError) -> bool:
+    return error_code(exc) in GONE
+
+
+def access_denied(exc: ClientError, doing: str) -> AccessDenied:
+    """A clear AccessDenied for ``doing`` (e.g. "reading the role order-app-lambda-role") from AWS's refusal."""
+    error = exc.response.get("Error", {})
+    operation = getattr(exc, "operation_name", "the call")
+    return AccessDenied(f"AWS denied {doing} ({operation}): {error.get('Code')}: {error.get('Message')}",
+                        "the identity labkit uses lacks this permission: grant it (see the message for the action "
+                        "and resource), or run as the lab's administrator")
+
+
+def if_exists(call: Callable[[], T], doing: str) -> T | None:
+    """``call()``, or None when AWS answers that the resource is gone. A refusal raises AccessDenied, any
+    other error propagates: "may not look" and "failed" are never read as "absent"."""
+    try:
+        return call()
+    except ClientError as exc:
+        if is_gone(exc):
+            return None
+        if error_code(exc) in DENIED:
+            raise access_denied(exc, doing) from exc
+        raise

@@ -6,10 +6,14 @@ updates a function only when its code or configuration really changed.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import io
 import json
-import time
+import os
+import subprocess
+import sys
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,12 +21,18 @@ from typing import Any
 
 import pandas as pd
 from botocore.exceptions import ClientError
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
 from labkit import iam
-from labkit.errors import StepError
-from labkit.network import security_group_ids, vpc_ids
+from labkit.errors import StepError, if_exists
+from labkit.lookups import function_configuration, require_security_group, vpc_ids
+from labkit.names import FUNCTIONS, REPORT_FUNCTION, REPORT_ROLE, SECRET_NAME, VALIDATOR_FUNCTION, VALIDATOR_ROLE
+from labkit.names import bucket_name, layer_name, log_group
 from labkit.session import Lab
 from labkit.tagging import claim, error_code
+
+__all__ = ["Invocation", "create_daily_report_function", "create_order_validator", "ensure_function", "ensure_layer",
+           "functions_frame", "invoke", "layer_name", "logs_frame", "vpc_config"]
 
 PROJECT = Path(__file__).resolve().parents[1]
 CODE = PROJECT / "lambda_code"
@@ -48,26 +58,25 @@ def package_function(folder: str) -> bytes:
     return _zip(files)
 
 
+@functools.cache
 def build_layer() -> bytes:
-    """The pymysql layer (``python/pymysql/...``) from the wheel ``make setup`` keeps in .cache/wheels."""
-    pinned = (CODE / "layers" / "pymysql" / "requirements.txt").read_text().split("==")[1].strip()
-    wheel = next(iter(sorted(WHEELS.glob(f"[Pp]y[Mm]y[Ss][Qq][Ll]-{pinned}-*.whl"))), None)
-    if wheel is None:
-        raise StepError(10, f"the pymysql {pinned} wheel is not in {WHEELS}", "run `make setup` (it downloads it once)")
-    files = {}
-    with zipfile.ZipFile(wheel) as archive:
-        for name in archive.namelist():
-            if not name.endswith("/"):
-                files[f"python/{name}"] = archive.read(name)
-    return _zip(files)
+    """The pymysql layer (``python/pymysql/...``): ``pip install --target python`` of the layer's requirements,
+    offline from the wheels ``make setup`` keeps in .cache/wheels, zipped deterministically."""
+    requirements = CODE / "layers" / "pymysql" / "requirements.txt"
+    with tempfile.TemporaryDirectory(prefix="labkit-layer-") as tmp:
+        target = Path(tmp) / "python"
+        done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                               "--no-index", "--find-links", str(WHEELS), "--only-binary=:all:", "--no-compile",
+                               "--target", str(target), "-r", str(requirements)],
+                              capture_output=True, text=True, env={**os.environ, "PIP_NO_INPUT": "1"})
+        if done.returncode != 0:
+            raise StepError(10, f"pip could not build the pymysql layer from {WHEELS}: {done.stderr.strip()[-500:]}",
+                            "run `make setup` (it downloads the layer's wheel once)")
+        return _zip({str(p.relative_to(tmp)): p.read_bytes() for p in sorted(target.rglob("*")) if p.is_file()})
 
 
 def _sha(data: bytes) -> str:
     return base64.b64encode(hashlib.sha256(data).digest()).decode()
-
-
-def layer_name(lab: Lab) -> str:
-    return f"{lab.name}-pymysql"
 
 
 def ensure_layer(lab: Lab) -> str:
@@ -85,10 +94,8 @@ def ensure_layer(lab: Lab) -> str:
 
 def vpc_config(lab: Lab) -> dict:
     """The Lambdas' network: the two private subnets and the Lambda security group."""
-    subnets, groups = vpc_ids(lab)["subnets"], security_group_ids(lab)
-    if "lambda" not in groups:
-        raise StepError(10, "the Lambda security group does not exist", "run step 3 (03_create_security_groups)")
-    return {"SubnetIds": [subnets["private-a"], subnets["private-b"]], "SecurityGroupIds": [groups["lambda"]]}
+    subnets, group = vpc_ids(lab)["subnets"], require_security_group(lab, "lambda", step=10)
+    return {"SubnetIds": [subnets["private-a"], subnets["private-b"]], "SecurityGroupIds": [group]}
 
 
 def ensure_function(lab: Lab, name: str, folder: str, role: str, env: dict[str, str], timeout: int, memory: int,
@@ -102,7 +109,7 @@ def ensure_function(lab: Lab, name: str, folder: str, role: str, env: dict[str, 
                               "Environment": {"Variables": env}}
     if vpc:
         config["VpcConfig"] = vpc
-    step = {iam.VALIDATOR_FUNCTION: 10, iam.REPORT_FUNCTION: 12}.get(name, "function")
+    step = {VALIDATOR_FUNCTION: 10, REPORT_FUNCTION: 12}.get(name, "function")
     current = lam.get_function(FunctionName=name)["Configuration"] if claim(lab, step, "function", name) else None
     if current is None:
         _create_with_role_retry(lam, name, code, config, lab)
@@ -131,34 +138,29 @@ def _config_differs(current: dict, wanted: dict) -> bool:
 
 
 def _create_with_role_retry(lam: Any, name: str, code: bytes, config: dict, lab: Lab, seconds: float = 120) -> None:
-    """A new role takes a few seconds before Lambda can assume it (IAM is eventually consistent)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            lam.create_function(FunctionName=name, Code={"ZipFile": code}, Tags={"lab": lab.name}, **config)
-            return
-        except ClientError as exc:
-            if error_code(exc) != "InvalidParameterValueException" or "role" not in str(exc).lower() \
-                    or time.monotonic() > deadline:
-                raise
-            time.sleep(5)
+    """A new role takes a few seconds before Lambda can assume it (IAM is eventually consistent): until then
+    CreateFunction answers InvalidParameterValueException ("The role defined for the function cannot be assumed")."""
+    def role_not_ready(exc: BaseException) -> bool:
+        return isinstance(exc, ClientError) and error_code(exc) == "InvalidParameterValueException"
+
+    Retrying(retry=retry_if_exception(role_not_ready), stop=stop_after_delay(seconds), wait=wait_fixed(5),
+             reraise=True)(lambda: lam.create_function(FunctionName=name, Code={"ZipFile": code},
+                                                       Tags={"lab": lab.name}, **config))
 
 
 def create_order_validator(lab: Lab) -> dict:
     """Step 10: role ``order-app-lambda-role``, the pymysql layer, ``order-validator`` in the private subnets.
 
     The 30 s timeout survives a cold start in a VPC (the tutorial's "Lambda timeout" fix)."""
-    return ensure_function(lab, iam.VALIDATOR_FUNCTION, "order_validator", iam.VALIDATOR_ROLE,
-                           {"DB_SECRET_NAME": iam.SECRET_NAME}, timeout=30, memory=256,
+    return ensure_function(lab, VALIDATOR_FUNCTION, "order_validator", VALIDATOR_ROLE,
+                           {"DB_SECRET_NAME": SECRET_NAME}, timeout=30, memory=256,
                            layers=[ensure_layer(lab)], vpc=vpc_config(lab))
 
 
 def create_daily_report_function(lab: Lab) -> dict:
     """Step 12: role ``lambda-daily-delta-task-role`` and ``daily-delta-processor`` writing to the bucket."""
-    from labkit.storage import bucket_name
-
-    return ensure_function(lab, iam.REPORT_FUNCTION, "daily_report", iam.REPORT_ROLE,
-                           {"DB_SECRET_NAME": iam.SECRET_NAME, "REPORT_BUCKET": bucket_name(lab),
+    return ensure_function(lab, REPORT_FUNCTION, "daily_report", REPORT_ROLE,
+                           {"DB_SECRET_NAME": SECRET_NAME, "REPORT_BUCKET": bucket_name(lab),
                             "REPORT_PREFIX": "reports/"}, timeout=300, memory=256,
                            layers=[ensure_layer(lab)], vpc=vpc_config(lab))
 
@@ -185,12 +187,10 @@ def invoke(lab: Lab, function: str, event: Any) -> Invocation:
 
 
 def functions_frame(lab: Lab) -> pd.DataFrame:
-    lam = lab.client("lambda")
     rows = []
-    for name in (iam.VALIDATOR_FUNCTION, iam.REPORT_FUNCTION):
-        try:
-            c = lam.get_function(FunctionName=name)["Configuration"]
-        except ClientError:
+    for name in FUNCTIONS:
+        c = function_configuration(lab, name)
+        if c is None:
             continue
         rows.append({"function": name, "state": c.get("State"), "runtime": c.get("Runtime"),
                      "timeout (s)": c.get("Timeout"), "memory (MB)": c.get("MemorySize"),
@@ -204,13 +204,10 @@ def functions_frame(lab: Lab) -> pd.DataFrame:
 def logs_frame(lab: Lab, function: str, contains: str | None = None, limit: int = 50) -> pd.DataFrame:
     """The function's recent CloudWatch Logs lines (optionally only those containing ``contains``)."""
     logs = lab.client("logs")
-    kwargs: dict[str, Any] = {"logGroupName": f"/aws/lambda/{function}", "limit": 10000}
-    try:
-        events = logs.filter_log_events(**kwargs).get("events", [])
-    except ClientError as exc:
-        if error_code(exc) == "ResourceNotFoundException":
-            return pd.DataFrame(columns=["time", "stream", "message"])
-        raise
+    kwargs: dict[str, Any] = {"logGroupName": log_group(function), "limit": 10000}
+    events = if_exists(lambda: logs.filter_log_events(**kwargs).get("events", []), f"reading the logs of {function}")
+    if events is None:
+        return pd.DataFrame(columns=["time", "stream", "message"])
     rows = [{"time": pd.to_datetime(e["timestamp"], unit="ms", utc=True), "stream": e.get("logStreamName", ""),
              "message": e["message"].rstrip()} for e in events if not contains or contains in e["message"]]
     return pd.DataFrame(rows[-limit:], columns=["time", "stream", "message"])

@@ -9,17 +9,15 @@ import json
 from typing import Any
 
 import pandas as pd
-from botocore.exceptions import ClientError
 
+from labkit.errors import if_exists
+from labkit.names import EC2_ROLE, REPORT_FUNCTION, REPORT_ROLE, SECRET_NAME, VALIDATOR_FUNCTION, VALIDATOR_ROLE
+from labkit.names import bucket_name, log_group
 from labkit.session import Lab
 from labkit.tagging import claim
 
-EC2_ROLE = "EC2-Secrets-Manager-Access-Role"
-VALIDATOR_ROLE = "order-app-lambda-role"
-REPORT_ROLE = "lambda-daily-delta-task-role"
-SECRET_NAME = "order-db-secret"
-VALIDATOR_FUNCTION = "order-validator"
-REPORT_FUNCTION = "daily-delta-processor"
+__all__ = ["EC2_ROLE", "MANAGED", "REPORT_FUNCTION", "REPORT_ROLE", "SECRET_NAME", "VALIDATOR_FUNCTION",
+           "VALIDATOR_ROLE", "ensure_instance_profile", "ensure_role", "least_privilege_policy", "roles_frame"]
 AWS_POLICY = "arn:aws:iam::aws:policy/"
 MANAGED = {
     # AmazonSSMManagedInstanceCore is what lets SSM Run Command reach the instance (no SSH needed).
@@ -42,11 +40,9 @@ def _trust(service: str) -> str:
 
 def least_privilege_policy(lab: Lab, role: str) -> dict[str, Any]:
     """The inline policy of ``role`` in least-privilege mode: named actions on the lab's own ARNs."""
-    from labkit.storage import bucket_name
-
     arn = f"arn:aws:{{}}:{lab.region}:{lab.account_id}:"
     secret = arn.format("secretsmanager") + f"secret:{SECRET_NAME}-*"
-    logs = lambda fn: arn.format("logs") + f"log-group:/aws/lambda/{fn}:*"  # noqa: E731
+    logs = lambda fn: arn.format("logs") + f"log-group:{log_group(fn)}:*"  # noqa: E731
     statements: list[dict[str, Any]] = [{"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
                                          "Resource": secret}]
     if role == EC2_ROLE:
@@ -108,9 +104,7 @@ def roles_frame(lab: Lab) -> pd.DataFrame:
     iam = lab.client("iam")
     rows = []
     for role in MANAGED:
-        try:
-            iam.get_role(RoleName=role)
-        except ClientError:
+        if if_exists(lambda: iam.get_role(RoleName=role), f"reading the role {role}") is None:
             continue
         managed = [p["PolicyName"] for p in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]]
         inline = iam.list_role_policies(RoleName=role)["PolicyNames"]

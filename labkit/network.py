@@ -12,18 +12,20 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import ClientError
 
+from labkit.errors import if_exists
+from labkit.lookups import security_group_ids, subnet_ids, vpc_ids
+from labkit.names import DB_SUBNET_GROUP, SG_NAMES, SUBNET_KEYS
+from labkit.names import lab_resource as _n
 from labkit.session import Lab
 from labkit.tagging import claim, ec2_find, error_code, name_tag, tag_spec
 
+__all__ = ["DB_SUBNET_GROUP", "SG_NAMES", "SUBNETS", "VPC_CIDR", "create_db_subnet_group", "create_security_groups",
+           "create_vpc", "db_subnet_group_frame", "network_frame", "security_group_ids", "security_groups_frame",
+           "subnet_ids", "vpc_ids"]
+
 VPC_CIDR = "10.0.0.0/16"
-SUBNETS = {"public-a": ("10.0.1.0/24", 0, True), "public-b": ("10.0.2.0/24", 1, True),
-           "private-a": ("10.0.11.0/24", 0, False), "private-b": ("10.0.12.0/24", 1, False)}
-DB_SUBNET_GROUP = "order-processing-app-SG"
-SG_NAMES = {"ec2": "ec2-app-sg", "lambda": "lambda-sg", "rds": "rds-mysql-sg", "endpoints": "vpc-endpoints-sg"}
-
-
-def _n(lab: Lab, suffix: str) -> str:
-    return f"{lab.name}-{suffix}"
+SUBNETS = dict(zip(SUBNET_KEYS, (("10.0.1.0/24", 0, True), ("10.0.2.0/24", 1, True),
+                                 ("10.0.11.0/24", 0, False), ("10.0.12.0/24", 1, False))))
 
 
 # -- step 1 ------------------------------------------------------------------------------------------------
@@ -139,23 +141,6 @@ def create_vpc(lab: Lab) -> dict[str, Any]:
             "endpoints": {k: e["VpcEndpointId"] for k, e in endpoints.items()}}
 
 
-def subnet_ids(lab: Lab, public: bool) -> set[str]:
-    """The ids of the lab's public (or private) subnets."""
-    subnets = lab.client("ec2").describe_subnets(Filters=lab.tag_filter())["Subnets"]
-    return {s["SubnetId"] for s in subnets if bool(s.get("MapPublicIpOnLaunch")) == public}
-
-
-def vpc_ids(lab: Lab) -> dict[str, Any]:
-    """The step-1 ids, found by tag (creates nothing). Raises StepError when step 1 has not run."""
-    from labkit.errors import StepError
-
-    vpc = ec2_find(lab, "Vpcs", _n(lab, "vpc"))
-    if vpc is None:
-        raise StepError(1, f"no VPC tagged lab={lab.name}", "run step 1 (01_create_vpc) first")
-    subnets = {key: ec2_find(lab, "Subnets", _n(lab, key)) for key in SUBNETS}
-    return {"vpc_id": vpc["VpcId"], "subnets": {k: s["SubnetId"] for k, s in subnets.items() if s}}
-
-
 # -- step 2 ------------------------------------------------------------------------------------------------
 def create_db_subnet_group(lab: Lab) -> dict:
     """Step 2: the DB subnet group over the two private subnets only."""
@@ -209,13 +194,6 @@ def create_security_groups(lab: Lab) -> dict[str, str]:
     return groups
 
 
-def security_group_ids(lab: Lab) -> dict[str, str]:
-    ec2 = lab.client("ec2")
-    found = ec2.describe_security_groups(Filters=lab.tag_filter())["SecurityGroups"]
-    by_name = {g["GroupName"]: g["GroupId"] for g in found}
-    return {role: by_name[name] for role, name in SG_NAMES.items() if name in by_name}
-
-
 # -- tables ------------------------------------------------------------------------------------------------
 def network_frame(lab: Lab) -> pd.DataFrame:
     """The lab's VPC, subnets, gateway, route tables and endpoints, one row each."""
@@ -261,9 +239,9 @@ def security_groups_frame(lab: Lab) -> pd.DataFrame:
 
 def db_subnet_group_frame(lab: Lab) -> pd.DataFrame:
     """The DB subnet group's subnets, with their zones and whether each is private."""
-    try:
-        group = lab.client("rds").describe_db_subnet_groups(DBSubnetGroupName=DB_SUBNET_GROUP)["DBSubnetGroups"][0]
-    except ClientError:
+    group = if_exists(lambda: lab.client("rds").describe_db_subnet_groups(
+        DBSubnetGroupName=DB_SUBNET_GROUP)["DBSubnetGroups"][0], f"reading the DB subnet group {DB_SUBNET_GROUP}")
+    if group is None:
         return pd.DataFrame(columns=["subnet group", "subnet", "zone", "private"])
     private = subnet_ids(lab, public=False)
     return pd.DataFrame([{"subnet group": group["DBSubnetGroupName"], "subnet": s["SubnetIdentifier"],

@@ -13,14 +13,15 @@ import pandas as pd
 from botocore.exceptions import ClientError
 
 from labkit import functions, iam
+from labkit.errors import if_exists
+from labkit.names import rule_name
 from labkit.session import Lab
 from labkit.tagging import error_code
 
+__all__ = ["SCHEDULE", "create_schedule", "events_permission", "manual_window", "rule_name", "run_scheduled_report",
+           "schedule_frame", "scheduled_event"]
+
 SCHEDULE = "rate(1 day)"
-
-
-def rule_name(lab: Lab) -> str:
-    return f"{lab.name}-daily-delta"
 
 
 def create_schedule(lab: Lab) -> str:
@@ -94,10 +95,11 @@ def schedule_frame(lab: Lab) -> pd.DataFrame:
 
 
 def events_permission(lab: Lab, rule_arn: str) -> bool:
-    try:
-        policy = json.loads(lab.client("lambda").get_policy(FunctionName=iam.REPORT_FUNCTION)["Policy"])
-    except ClientError:
+    text = if_exists(lambda: lab.client("lambda").get_policy(FunctionName=iam.REPORT_FUNCTION)["Policy"],
+                     f"reading the resource policy of {iam.REPORT_FUNCTION}")
+    if text is None:
         return False
+    policy = json.loads(text)
     for statement in policy.get("Statement", []):
         principal = statement.get("Principal", {})
         service = principal.get("Service") if isinstance(principal, dict) else principal

@@ -10,11 +10,15 @@ import secrets as pysecrets
 import string
 
 import pandas as pd
-from botocore.exceptions import ClientError
 
-from labkit.iam import SECRET_NAME
+from labkit.errors import StepError
+from labkit.lookups import describe_db_instance, read_secret
+from labkit.names import SECRET_NAME, run_first
 from labkit.session import Lab
-from labkit.tagging import claim, error_code
+from labkit.tagging import claim
+
+__all__ = ["KEYS", "create_db_secret", "generate_password", "read_secret", "secret_frame",
+           "store_master_credentials", "write_secret"]
 
 KEYS = ("username", "password", "engine", "host", "port", "dbname", "dbInstanceIdentifier")
 PASSWORD_ALPHABET = string.ascii_letters + string.digits + "-_.~^"  # RDS forbids / " @ and spaces
@@ -22,21 +26,6 @@ PASSWORD_ALPHABET = string.ascii_letters + string.digits + "-_.~^"  # RDS forbid
 
 def generate_password(length: int = 32) -> str:
     return "".join(pysecrets.choice(PASSWORD_ALPHABET) for _ in range(length))
-
-
-def read_secret(lab: Lab) -> dict | None:
-    """The secret's JSON (for labkit's own use; never display it). None when it does not exist."""
-    try:
-        text = lab.client("secretsmanager").get_secret_value(SecretId=SECRET_NAME)["SecretString"]
-    except ClientError as exc:
-        if error_code(exc) in ("ResourceNotFoundException",):
-            return None
-        raise
-    try:
-        value = json.loads(text)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def write_secret(lab: Lab, value: dict, step: int) -> str:
@@ -61,15 +50,12 @@ def store_master_credentials(lab: Lab, username: str, password: str) -> str:
 
 def create_db_secret(lab: Lab) -> str:
     """Step 9: username, password, engine, host, port, dbname (and the instance id) for the Lambdas."""
-    from labkit.database import describe_db_instance
-    from labkit.errors import StepError
-
     current = read_secret(lab)
     if not current or not current.get("password"):
-        raise StepError(9, "the secret has no master password yet", "run step 4 (04_create_rds_database) first")
+        raise StepError(9, "the secret has no master password yet", run_first(4))
     db = describe_db_instance(lab)
     if db is None:
-        raise StepError(9, "the database instance does not exist", "run step 4 (04_create_rds_database) first")
+        raise StepError(9, "the database instance does not exist", run_first(4))
     value = {**current, "engine": "mysql", "host": db["Endpoint"]["Address"], "port": db["Endpoint"]["Port"],
              "dbname": db.get("DBName", "ordersdb"), "dbInstanceIdentifier": db["DBInstanceIdentifier"],
              "username": db["MasterUsername"]}

@@ -1,4 +1,8 @@
-"""The thirteen steps of the tutorial, in order, as a small registry: number -> title, notebook, function."""
+"""The thirteen steps of the tutorial, in order, as a small registry: number -> title, notebook, function.
+
+Titles and notebooks come from ``names.STEP_NOTEBOOKS`` (the bottom layer), so every fix hint that names a
+step names the same notebook as this registry.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,7 +11,8 @@ from typing import Any, Callable
 from botocore.exceptions import BotoCoreError, ClientError
 
 from labkit import compute, database, functions, network, schedule, secrets, storage
-from labkit.errors import LabkitError, StepError
+from labkit.errors import DENIED, LabkitError, StepError, error_code
+from labkit.names import STEP_NOTEBOOKS
 from labkit.session import Lab
 
 
@@ -19,21 +24,14 @@ class Step:
     run: Callable[[Lab], Any]
 
 
-STEPS: dict[int, Step] = {s.number: s for s in (
-    Step(1, "Create VPC", "01_create_vpc", network.create_vpc),
-    Step(2, "Create RDS Subnet Group", "02_rds_subnet_group", network.create_db_subnet_group),
-    Step(3, "Create Security Groups", "03_security_groups", network.create_security_groups),
-    Step(4, "Create RDS Database", "04_rds_database", database.create_database),
-    Step(5, "Launch EC2 Instance", "05_launch_ec2", compute.launch_instance),
-    Step(6, "Connect EC2 to RDS", "06_connect_ec2_to_rds", database.create_orders_table),
-    Step(7, "Install Application Dependencies on EC2", "07_app_dependencies", compute.install_app_dependencies),
-    Step(8, "Add Flask Application Code", "08_flask_app", compute.deploy_app),
-    Step(9, "Configure AWS Secrets Manager", "09_secrets_manager", secrets.create_db_secret),
-    Step(10, "Create Lambda - Order Validator", "10_lambda_order_validator", functions.create_order_validator),
-    Step(11, "Create S3 Bucket", "11_s3_bucket", storage.create_bucket),
-    Step(12, "Create Lambda - Daily Report Generator", "12_lambda_daily_report", functions.create_daily_report_function),
-    Step(13, "Create EventBridge Rule", "13_eventbridge_schedule", schedule.create_schedule),
-)}
+RUN: dict[int, Callable[[Lab], Any]] = {
+    1: network.create_vpc, 2: network.create_db_subnet_group, 3: network.create_security_groups,
+    4: database.create_database, 5: compute.launch_instance, 6: database.create_orders_table,
+    7: compute.install_app_dependencies, 8: compute.deploy_app, 9: secrets.create_db_secret,
+    10: functions.create_order_validator, 11: storage.create_bucket, 12: functions.create_daily_report_function,
+    13: schedule.create_schedule,
+}
+STEPS: dict[int, Step] = {n: Step(n, title, notebook, RUN[n]) for n, (title, notebook) in STEP_NOTEBOOKS.items()}
 
 
 def steps_frame() -> "pd.DataFrame":
@@ -53,8 +51,10 @@ def run_step(lab: Lab, number: int) -> Any:
         raise
     except ClientError as exc:
         error = exc.response.get("Error", {})
-        raise StepError(number, f"{step.title}: AWS answered {error.get('Code')}: {error.get('Message')}",
-                        f"fix the cause, then re-run the step (notebook {step.notebook}); steps are idempotent"
+        hint = (f"the identity labkit uses may not do this: grant the action the message names, then re-run the "
+                f"step (notebook {step.notebook})" if error_code(exc) in DENIED else
+                f"fix the cause, then re-run the step (notebook {step.notebook}); steps are idempotent")
+        raise StepError(number, f"{step.title}: AWS answered {error.get('Code')}: {error.get('Message')}", hint
                         ) from exc
     except BotoCoreError as exc:
         raise StepError(number, f"{step.title}: {exc}", "check the endpoint or credentials, then re-run") from exc

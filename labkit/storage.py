@@ -6,13 +6,11 @@ import io
 import pandas as pd
 from botocore.exceptions import ClientError
 
+from labkit.names import bucket_name
 from labkit.session import Lab
 from labkit.tagging import error_code
 
-
-def bucket_name(lab: Lab) -> str:
-    """Globally unique and stable: the lab name, account and region."""
-    return f"{lab.name}-reports-{lab.account_id}-{lab.region}"[:63]
+__all__ = ["bucket_frame", "bucket_name", "create_bucket", "read_report", "reports_frame"]
 
 
 def create_bucket(lab: Lab) -> str:

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore import xform_name
 
+from labkit.errors import StepError, error_code, if_exists
 from labkit.session import Lab
 
-
-def error_code(exc: ClientError) -> str:
-    return exc.response.get("Error", {}).get("Code", "")
+__all__ = ["claim", "ec2_find", "error_code", "name_tag", "owned", "owner_of", "tag_spec"]
 
 
 def tag_spec(lab: Lab, resource_type: str, name: str) -> list[dict[str, Any]]:
@@ -21,16 +20,8 @@ def ec2_find(lab: Lab, kind: str, name: str, extra: list[dict] | None = None) ->
     """The one EC2 resource of ``kind`` (Vpcs, Subnets, ...) tagged with this lab and ``name``."""
     ec2 = lab.client("ec2")
     filters = [*lab.tag_filter(), {"Name": "tag:Name", "Values": [name]}, *(extra or [])]
-    items = getattr(ec2, f"describe_{_snake(kind)}")(Filters=filters)[kind]
+    items = getattr(ec2, xform_name(f"Describe{kind}"))(Filters=filters)[kind]
     return items[0] if items else None
-
-
-def _snake(kind: str) -> str:
-    out = "".join(f"_{c.lower()}" if c.isupper() else c for c in kind).lstrip("_")
-    return out.replace("_i_d", "_id")
-
-
-GONE = {"ResourceNotFoundException", "NoSuchEntity", "DBSubnetGroupNotFoundFault"}
 
 
 def _tag_dict(pairs: list[dict] | dict | None) -> dict:
@@ -54,12 +45,8 @@ def owner_of(lab: Lab, kind: str, ident: str) -> tuple[bool, str | None]:
         "eventbridge rule": lambda: lab.client("events").list_tags_for_resource(
             ResourceARN=lab.client("events").describe_rule(Name=ident)["Arn"])["Tags"],
     }
-    try:
-        return True, _tag_dict(lookups[kind]()).get("lab")
-    except ClientError as exc:
-        if error_code(exc) in GONE:
-            return False, None
-        raise
+    tags = if_exists(lookups[kind], f"reading the tags of the {kind} {ident}")
+    return (False, None) if tags is None else (True, _tag_dict(tags).get("lab"))
 
 
 def owned(lab: Lab, kind: str, ident: str) -> bool:
@@ -71,8 +58,6 @@ def owned(lab: Lab, kind: str, ident: str) -> bool:
 def claim(lab: Lab, step: int, kind: str, ident: str) -> bool:
     """Before creating or changing an account-global name (the tutorial's names are fixed): True when it
     exists and is this lab's, False when it does not exist; a StepError when another lab owns it."""
-    from labkit.errors import StepError
-
     exists, owner = owner_of(lab, kind, ident)
     if exists and owner != lab.name:
         raise StepError(step, f"the {kind} {ident} already exists in this account and belongs to "

@@ -4,51 +4,40 @@ Every delete tolerates "already gone", so teardown can be re-run after an interr
 """
 from __future__ import annotations
 
-import time
 from typing import Any, Callable
 
 import pandas as pd
 from botocore.exceptions import ClientError
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
-from labkit import compute, database, iam, network, schedule, storage
-from labkit.functions import layer_name
+from labkit import troubleshoot
+from labkit.errors import error_code, if_exists
+from labkit.lookups import describe_db_instance, describe_instance
+from labkit.names import (DB_SUBNET_GROUP, EC2_ROLE, FUNCTIONS, ROLES, SECRET_NAME, bucket_name, db_instance_id,
+                          layer_name, log_group, rule_name)
 from labkit.session import Lab
-from labkit.tagging import error_code, owned
-
-GONE = {"ResourceNotFoundException", "NoSuchEntity", "NoSuchBucket", "DBInstanceNotFound", "DBSubnetGroupNotFoundFault",
-        "InvalidGroup.NotFound", "InvalidSubnetID.NotFound", "InvalidVpcID.NotFound", "InvalidRouteTableID.NotFound",
-        "InvalidInternetGatewayID.NotFound", "InvalidVpcEndpointId.NotFound", "InvalidInstanceID.NotFound",
-        "Gateway.NotAttached", "404", "NotFound", "InvalidAssociationID.NotFound"}
+from labkit.tagging import owned
 
 
 def _quiet(call: Callable[[], Any]) -> Any:
-    try:
-        return call()
-    except ClientError as exc:
-        if error_code(exc) in GONE:
-            return None
-        raise
+    """``call()``; None when what it deletes or reads is already gone (errors.GONE)."""
+    return if_exists(call, "tearing the lab down")
 
 
 def _retry(lab: Lab, call: Callable[[], Any], codes: tuple[str, ...] = ("DependencyViolation",),
            seconds: float = 1800) -> Any:
     """Some deletes wait on AWS (a VPC Lambda's network interfaces are released minutes after the function)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            return _quiet(call)
-        except ClientError as exc:
-            if error_code(exc) not in codes or time.monotonic() > deadline:
-                raise
-            time.sleep(max(1, lab.target.poll_seconds))
+    def waits_on_aws(exc: BaseException) -> bool:
+        return isinstance(exc, ClientError) and error_code(exc) in codes
+
+    return Retrying(retry=retry_if_exception(waits_on_aws), stop=stop_after_delay(seconds),
+                    wait=wait_fixed(max(1, lab.target.poll_seconds)), reraise=True)(_quiet, call)
 
 
 def delete_everything(lab: Lab, confirm: bool = False, progress: Callable[[str], None] | None = None) -> pd.DataFrame:
     """Tear the lab down in reverse dependency order; return what remains (an empty table when all is gone)."""
     lab.target.require_confirmation("Deleting the lab", confirm)
     say = progress or (lambda _message: None)
-    from labkit import troubleshoot
-
     for label, action in (("troubleshooting probes", troubleshoot.cleanup), ("schedule", _delete_schedule),
                           ("functions and layer", _delete_functions),
                           ("report bucket", _delete_bucket), ("EC2 instance", _delete_instance),
@@ -61,26 +50,26 @@ def delete_everything(lab: Lab, confirm: bool = False, progress: Callable[[str],
 
 def _delete_schedule(lab: Lab) -> None:
     events = lab.client("events")
-    if not owned(lab, "eventbridge rule", schedule.rule_name(lab)):
+    if not owned(lab, "eventbridge rule", rule_name(lab)):
         return
-    targets = _quiet(lambda: events.list_targets_by_rule(Rule=schedule.rule_name(lab))["Targets"]) or []
+    targets = _quiet(lambda: events.list_targets_by_rule(Rule=rule_name(lab))["Targets"]) or []
     if targets:
-        events.remove_targets(Rule=schedule.rule_name(lab), Ids=[t["Id"] for t in targets])
-    _quiet(lambda: events.delete_rule(Name=schedule.rule_name(lab)))
+        events.remove_targets(Rule=rule_name(lab), Ids=[t["Id"] for t in targets])
+    _quiet(lambda: events.delete_rule(Name=rule_name(lab)))
 
 
 def _delete_functions(lab: Lab) -> None:
     lam, logs = lab.client("lambda"), lab.client("logs")
-    for name in (iam.VALIDATOR_FUNCTION, iam.REPORT_FUNCTION):
+    for name in FUNCTIONS:
         if owned(lab, "function", name):
             _quiet(lambda: lam.delete_function(FunctionName=name))
-            _quiet(lambda: logs.delete_log_group(logGroupName=f"/aws/lambda/{name}"))
+            _quiet(lambda: logs.delete_log_group(logGroupName=log_group(name)))
     for version in _quiet(lambda: lam.list_layer_versions(LayerName=layer_name(lab))["LayerVersions"]) or []:
         _quiet(lambda: lam.delete_layer_version(LayerName=layer_name(lab), VersionNumber=version["Version"]))
 
 
 def _delete_bucket(lab: Lab) -> None:
-    s3, name = lab.client("s3"), storage.bucket_name(lab)
+    s3, name = lab.client("s3"), bucket_name(lab)
     if _quiet(lambda: s3.head_bucket(Bucket=name)) is None:
         return
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=name):
@@ -92,7 +81,7 @@ def _delete_bucket(lab: Lab) -> None:
 
 
 def _delete_instance(lab: Lab) -> None:
-    instance = compute.describe_instance(lab)
+    instance = describe_instance(lab)
     if instance:
         ec2 = lab.client("ec2")
         ec2.terminate_instances(InstanceIds=[instance["InstanceId"]])
@@ -102,30 +91,30 @@ def _delete_instance(lab: Lab) -> None:
 
 def _delete_database(lab: Lab) -> None:
     rds = lab.client("rds")
-    if database.describe_db_instance(lab):
-        _quiet(lambda: rds.delete_db_instance(DBInstanceIdentifier=database.db_instance_id(lab),
+    if describe_db_instance(lab):
+        _quiet(lambda: rds.delete_db_instance(DBInstanceIdentifier=db_instance_id(lab),
                                               SkipFinalSnapshot=True, DeleteAutomatedBackups=True))
         delay = max(1, int(lab.target.poll_seconds * 2))
-        rds.get_waiter("db_instance_deleted").wait(DBInstanceIdentifier=database.db_instance_id(lab),
+        rds.get_waiter("db_instance_deleted").wait(DBInstanceIdentifier=db_instance_id(lab),
                                                    WaiterConfig={"Delay": delay, "MaxAttempts": 1800 // delay})
-    if owned(lab, "db subnet group", network.DB_SUBNET_GROUP):
-        _quiet(lambda: rds.delete_db_subnet_group(DBSubnetGroupName=network.DB_SUBNET_GROUP))
+    if owned(lab, "db subnet group", DB_SUBNET_GROUP):
+        _quiet(lambda: rds.delete_db_subnet_group(DBSubnetGroupName=DB_SUBNET_GROUP))
 
 
 def _delete_secret(lab: Lab) -> None:
-    if owned(lab, "secret", iam.SECRET_NAME):
-        _quiet(lambda: lab.client("secretsmanager").delete_secret(SecretId=iam.SECRET_NAME,
+    if owned(lab, "secret", SECRET_NAME):
+        _quiet(lambda: lab.client("secretsmanager").delete_secret(SecretId=SECRET_NAME,
                                                               ForceDeleteWithoutRecovery=True))
 
 
 def _delete_roles(lab: Lab) -> None:
     client = lab.client("iam")
-    profile = _quiet(lambda: client.get_instance_profile(InstanceProfileName=iam.EC2_ROLE)["InstanceProfile"])
-    if profile and owned(lab, "instance profile", iam.EC2_ROLE):
+    profile = _quiet(lambda: client.get_instance_profile(InstanceProfileName=EC2_ROLE)["InstanceProfile"])
+    if profile and owned(lab, "instance profile", EC2_ROLE):
         for role in profile.get("Roles", []):
-            client.remove_role_from_instance_profile(InstanceProfileName=iam.EC2_ROLE, RoleName=role["RoleName"])
-        _quiet(lambda: client.delete_instance_profile(InstanceProfileName=iam.EC2_ROLE))
-    for role in iam.MANAGED:
+            client.remove_role_from_instance_profile(InstanceProfileName=EC2_ROLE, RoleName=role["RoleName"])
+        _quiet(lambda: client.delete_instance_profile(InstanceProfileName=EC2_ROLE))
+    for role in ROLES:
         if not owned(lab, "role", role):
             continue
         for policy in client.list_attached_role_policies(RoleName=role)["AttachedPolicies"]:
@@ -186,20 +175,20 @@ def remaining_frame(lab: Lab) -> pd.DataFrame:
     for endpoint in ec2.describe_vpc_endpoints(Filters=lab.tag_filter())["VpcEndpoints"]:
         if endpoint.get("State", "").lower() != "deleted":
             found("vpc endpoint", endpoint["VpcEndpointId"])
-    instance = compute.describe_instance(lab)
+    instance = describe_instance(lab)
     if instance:
         found("ec2 instance", instance["InstanceId"])
-    if database.describe_db_instance(lab):
-        found("rds instance", database.db_instance_id(lab))
-    named = [("db subnet group", network.DB_SUBNET_GROUP), ("secret", iam.SECRET_NAME),
-             ("eventbridge rule", schedule.rule_name(lab)), ("instance profile", iam.EC2_ROLE),
-             *[("role", role) for role in iam.MANAGED],
-             *[("function", fn) for fn in (iam.VALIDATOR_FUNCTION, iam.REPORT_FUNCTION)]]
+    if describe_db_instance(lab):
+        found("rds instance", db_instance_id(lab))
+    named = [("db subnet group", DB_SUBNET_GROUP), ("secret", SECRET_NAME),
+             ("eventbridge rule", rule_name(lab)), ("instance profile", EC2_ROLE),
+             *[("role", role) for role in ROLES],
+             *[("function", fn) for fn in FUNCTIONS]]
     for kind, ident in named:
         if owned(lab, kind, ident):
             found(kind, ident)
-    if _quiet(lambda: lab.client("s3").head_bucket(Bucket=storage.bucket_name(lab))) is not None:
-        found("bucket", storage.bucket_name(lab))
+    if _quiet(lambda: lab.client("s3").head_bucket(Bucket=bucket_name(lab))) is not None:
+        found("bucket", bucket_name(lab))
     lam = lab.client("lambda")
     for version in _quiet(lambda: lam.list_layer_versions(LayerName=layer_name(lab))["LayerVersions"]) or []:
         found("lambda layer version", version["LayerVersionArn"])

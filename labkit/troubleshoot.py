@@ -11,14 +11,15 @@ import pandas as pd
 from botocore.exceptions import ClientError
 
 from labkit import functions, iam, secrets
+from labkit.errors import if_exists
+from labkit.names import PROBE_CASES, log_group, probe_name
 from labkit.session import Lab
 from labkit.tagging import error_code
 
+__all__ = ["VALID_ORDER", "cleanup", "deploy_probe", "fix_secret", "probe_name", "secret_keys_frame", "try_order",
+           "unreachable_secrets_endpoint", "write_broken_secret"]
+
 VALID_ORDER = {"customer_name": "Troubleshooting", "product": "Probe", "quantity": 1, "amount": "1.00"}
-
-
-def probe_name(lab: Lab, case: str) -> str:
-    return f"{lab.name}-probe-{case}"
 
 
 def deploy_probe(lab: Lab, case: str, with_layer: bool = True, timeout: int = 30,
@@ -83,17 +84,15 @@ def unreachable_secrets_endpoint(lab: Lab) -> dict[str, str]:
 def cleanup(lab: Lab) -> pd.DataFrame:
     """Delete every probe function and the probe secret; return what was removed."""
     lam, removed = lab.client("lambda"), []
-    for case in ("no-layer", "timeout", "secret"):
+    for case in PROBE_CASES:
         try:
             lam.delete_function(FunctionName=probe_name(lab, case))
             removed.append({"kind": "function", "name": probe_name(lab, case)})
         except ClientError as exc:
             if error_code(exc) != "ResourceNotFoundException":
                 raise
-        try:
-            lab.client("logs").delete_log_group(logGroupName=f"/aws/lambda/{probe_name(lab, case)}")
-        except ClientError:
-            pass
+        if_exists(lambda: lab.client("logs").delete_log_group(logGroupName=log_group(probe_name(lab, case))),
+                  f"deleting the log group of {probe_name(lab, case)}")
     sm = lab.client("secretsmanager")
     try:  # a forced delete "succeeds" for a secret that does not exist, so look first
         sm.describe_secret(SecretId=probe_name(lab, "secret"))

@@ -1,0 +1,97 @@
+"""The lab's resource names and the step catalogue: the bottom layer every labkit module may import.
+
+The tutorial fixes some names for the whole account and region (the roles, the functions, the secret, the
+DB subnet group); everything else carries the lab's name, so labs can live side by side. This module calls
+no AWS API and imports no step module, so step modules never need to import each other for a name.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover - types only
+    from labkit.session import Lab
+
+# -- names the tutorial fixes (one per account and region) ------------------------------------------------
+DB_SUBNET_GROUP = "order-processing-app-SG"
+SG_NAMES = {"ec2": "ec2-app-sg", "lambda": "lambda-sg", "rds": "rds-mysql-sg", "endpoints": "vpc-endpoints-sg"}
+DB_NAME = "ordersdb"
+EC2_ROLE = "EC2-Secrets-Manager-Access-Role"
+VALIDATOR_ROLE = "order-app-lambda-role"
+REPORT_ROLE = "lambda-daily-delta-task-role"
+ROLES = (EC2_ROLE, VALIDATOR_ROLE, REPORT_ROLE)
+SECRET_NAME = "order-db-secret"
+VALIDATOR_FUNCTION = "order-validator"
+REPORT_FUNCTION = "daily-delta-processor"
+FUNCTIONS = (VALIDATOR_FUNCTION, REPORT_FUNCTION)
+PROBE_CASES = ("no-layer", "timeout", "secret")
+SUBNET_KEYS = ("public-a", "public-b", "private-a", "private-b")
+
+
+# -- names that carry the lab's name ----------------------------------------------------------------------
+def lab_resource(lab: Lab, suffix: str) -> str:
+    """The Name tag of a lab resource, e.g. ``orders-lab-vpc``."""
+    return f"{lab.name}-{suffix}"
+
+
+def db_instance_id(lab: Lab) -> str:
+    return lab_resource(lab, "db")
+
+
+def instance_name(lab: Lab) -> str:
+    """The Name tag of the app's EC2 instance."""
+    return lab_resource(lab, "app")
+
+
+def layer_name(lab: Lab) -> str:
+    return lab_resource(lab, "pymysql")
+
+
+def rule_name(lab: Lab) -> str:
+    return lab_resource(lab, "daily-delta")
+
+
+def probe_name(lab: Lab, case: str) -> str:
+    """A troubleshooting probe (a function, or the probe secret)."""
+    return lab_resource(lab, f"probe-{case}")
+
+
+def bucket_name(lab: Lab) -> str:
+    """Globally unique and stable: the lab name, account and region."""
+    return f"{lab.name}-reports-{lab.account_id}-{lab.region}"[:63]
+
+
+def log_group(function: str) -> str:
+    return f"/aws/lambda/{function}"
+
+
+# -- the tutorial's steps: number -> (title, notebook) ------------------------------------------------------
+STEP_NOTEBOOKS: dict[int, tuple[str, str]] = {
+    1: ("Create VPC", "01_create_vpc"),
+    2: ("Create RDS Subnet Group", "02_rds_subnet_group"),
+    3: ("Create Security Groups", "03_security_groups"),
+    4: ("Create RDS Database", "04_rds_database"),
+    5: ("Launch EC2 Instance", "05_launch_ec2"),
+    6: ("Connect EC2 to RDS", "06_connect_ec2_to_rds"),
+    7: ("Install Application Dependencies on EC2", "07_app_dependencies"),
+    8: ("Add Flask Application Code", "08_flask_app"),
+    9: ("Configure AWS Secrets Manager", "09_secrets_manager"),
+    10: ("Create Lambda - Order Validator", "10_lambda_order_validator"),
+    11: ("Create S3 Bucket", "11_s3_bucket"),
+    12: ("Create Lambda - Daily Report Generator", "12_lambda_daily_report"),
+    13: ("Create EventBridge Rule", "13_eventbridge_schedule"),
+}
+
+
+def notebook(step: int) -> str:
+    """The notebook of ``step``, e.g. ``03_security_groups``."""
+    return STEP_NOTEBOOKS[step][1]
+
+
+def step_ref(step: int) -> str:
+    """How a hint names a step: ``step 3 (notebook 03_security_groups)``."""
+    return f"step {step} (notebook {notebook(step)})"
+
+
+def run_first(step: int) -> str:
+    """The fix hint for "an earlier step has not run": names the step and its notebook."""
+    return f"run {step_ref(step)} first"

@@ -36,6 +36,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=MAX_BODY,
         ORDER_VALIDATOR_FUNCTION=os.environ.get("ORDER_VALIDATOR_FUNCTION", "order-validator"),
         WTF_CSRF_TIME_LIMIT=None,
+        INSTANCE_ID=os.environ.get("INSTANCE_ID", ""),
     )
     app.config.update(config or {})
     app.debug = False
@@ -75,7 +76,8 @@ def create_order_from_form():
 
 @pages.get("/healthz")
 def healthz():
-    return jsonify(status="ok")
+    """Liveness, naming the EC2 instance this app runs on, so a deploy can tell its own app from another."""
+    return jsonify(status="ok", instance_id=current_app.config["INSTANCE_ID"])
 
 
 def _json_body() -> object:

@@ -64,10 +64,15 @@ def test_api_rejects_bodies_that_are_not_objects_or_too_large(client, validator)
 
 
 def test_health_and_no_debug(app, client):
-    assert client.get("/healthz").json == {"status": "ok"}
+    assert client.get("/healthz").json == {"status": "ok", "instance_id": ""}
     assert app.debug is False
     missing = client.get("/nope")
     assert missing.status_code == 404 and b"Traceback" not in missing.data
+
+
+def test_health_names_the_instance(validator):
+    app = create_app({"VALIDATOR": validator, "INSTANCE_ID": "i-0123456789abcdef0"})
+    assert app.test_client().get("/healthz").json == {"status": "ok", "instance_id": "i-0123456789abcdef0"}
 
 
 def test_unexpected_errors_show_no_stack_trace(client, validator):

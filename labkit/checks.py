@@ -141,6 +141,9 @@ def check_step_7(lab: Lab, t: _Table) -> None:
 def check_step_8(lab: Lab, t: _Table) -> None:
     url = _safe(lambda: compute.app_url(lab))
     t.add("app answers /healthz", 200, _safe(lambda: _http_status(url + "healthz")) if url else None)
+    expected = (_safe(lambda: compute.describe_instance(lab)) or {}).get("InstanceId")
+    answered = _safe(lambda: compute.app_identity(url)) if url else None
+    t.add("the app at the URL is this lab's instance", expected, answered, bool(expected) and answered == expected)
     t.add("order form served", 200, _safe(lambda: _http_status(url)) if url else None)
 
 

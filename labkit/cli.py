@@ -14,6 +14,8 @@ def _cloud(args: argparse.Namespace) -> int:
     home = Path(args.home).resolve() if args.home else None
     if args.verb == "start":
         status = control.start_cloud(port=args.port, home=home)
+        if status.note:
+            print(f"note: {status.note}")
         print(f"local cloud running at {status.endpoint} (pid {status.pid}, home {status.home})")
         print("use it from a shell with:  eval \"$(labkit cloud env)\"")
     elif args.verb == "stop":
@@ -117,7 +119,7 @@ def _status(args: argparse.Namespace) -> int:
     lab = _lab(args)
     if args.urls:
         try:
-            print(f"The order app: {compute.app_url(lab)}")
+            print(f"The order app: {compute.browser_url(lab)}")
         except LabkitError:
             print("The order app is not deployed yet (step 8).")
         return 0

@@ -8,6 +8,7 @@ import base64
 import io
 import math
 import tarfile
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -24,9 +25,9 @@ from labkit.names import EC2_ROLE, VALIDATOR_FUNCTION, instance_name, run_first,
 from labkit.session import Lab
 from labkit.tagging import error_code, name_tag, tag_spec
 
-__all__ = ["INSTANCE_TYPE", "LIVE_STATES", "PRELUDE", "UBUNTU_PARAMETER", "app_url", "deploy_app", "describe_instance",
-           "find_ubuntu_ami", "install_app_dependencies", "instance_frame", "launch_instance", "run_on_instance",
-           "wait_for_ssm", "wait_for_url"]
+__all__ = ["INSTANCE_TYPE", "LIVE_STATES", "PRELUDE", "UBUNTU_PARAMETER", "app_identity", "app_url", "browser_url",
+           "deploy_app", "describe_instance", "find_ubuntu_ami", "install_app_dependencies", "instance_frame",
+           "launch_instance", "run_on_instance", "wait_for_app", "wait_for_ssm"]
 
 PROJECT = Path(__file__).resolve().parents[1]
 UBUNTU_PARAMETER = "/aws/service/canonical/ubuntu/server/22.04/stable/current/amd64/hvm/ebs-gp2/ami-id"
@@ -34,6 +35,7 @@ UBUNTU_OWNER = "099720109477"
 INSTANCE_TYPE = "t3.micro"
 APP_DIR = '"$HOME/orders-app"'
 PRELUDE = 'set -eu\nexport HOME="${HOME:-/root}"\nAPP_DIR=' + APP_DIR + "\n"
+FOREIGN_GRACE_SECONDS = 20  # a restarting app may still answer as its old self for a moment
 
 
 def find_ubuntu_ami(lab: Lab) -> str:
@@ -179,7 +181,14 @@ WantedBy=multi-user.target
 
 
 def deploy_app(lab: Lab) -> str:
-    """Step 8: copy the Flask app to the instance, run it as a service, and return its URL once it answers."""
+    """Step 8: copy the Flask app to the instance, run it as a service, and return its URL once it answers.
+
+    The app's ``/healthz`` names the instance it runs on: the URL counts as deployed only when the app
+    answering there is this lab's instance (not another lab's app on the same address, not a stale one).
+    """
+    instance = describe_instance(lab)
+    if instance is None:
+        raise StepError(8, "the EC2 instance does not exist", run_first(5))
     archive = _app_archive()
     script = PRELUDE + f"""
 [ -x "$APP_DIR/venv/bin/gunicorn" ] || {{ echo "the app's virtual environment is missing: {run_first(7)}" >&2; exit 3; }}
@@ -195,6 +204,7 @@ cat > "$ENV_FILE" <<ENVFILE
 ORDER_VALIDATOR_FUNCTION={VALIDATOR_FUNCTION}
 AWS_DEFAULT_REGION={lab.region}
 PORT={lab.config.app_port}
+INSTANCE_ID={instance["InstanceId"]}
 FLASK_SECRET_KEY=$KEY
 ENVFILE
 umask 022
@@ -209,8 +219,54 @@ systemctl is-active orders-app
 """
     run_on_instance(lab, script, step=8)
     url = app_url(lab)
-    wait_for_url(url + "healthz", step=8)
+    wait_for_app(lab, url, instance["InstanceId"], step=8)
     return url
+
+
+def app_log(lab: Lab, lines: int = 40) -> str:
+    """The app service's status and the end of its log on the instance (as `journalctl -u orders-app`)."""
+    try:
+        return run_on_instance(lab, f"systemctl status orders-app --no-pager 2>&1 | head -5 || true\n"
+                                    f"journalctl -u orders-app --no-pager -n {lines} 2>&1 || true", step=8).rstrip()
+    except StepError as exc:
+        return f"(the service log could not be read: {exc})"
+
+
+def app_identity(url: str) -> str | None:
+    """The instance id the app at ``url`` names on ``/healthz``; None when nothing answers as the Orders app."""
+    import json
+
+    try:
+        with urllib.request.urlopen(url + "healthz", timeout=3) as response:
+            body = json.loads(response.read() or b"{}")
+    except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
+        return None
+    if not isinstance(body, dict) or body.get("status") != "ok":
+        return None
+    return str(body.get("instance_id") or "")
+
+
+def wait_for_app(lab: Lab, url: str, instance_id: str, step: int | str, seconds: float = 90) -> None:
+    """Wait until the app at ``url`` answers as ``instance_id``; fail clearly when another listener answers.
+
+    A failure shows the end of the service's log from the instance, so a crash at start-up is visible.
+    """
+    started = time.monotonic()
+    while True:
+        found = app_identity(url)
+        if found == instance_id:
+            return
+        waited = time.monotonic() - started
+        if waited > seconds or (found is not None and waited > FOREIGN_GRACE_SECONDS):
+            if found is None:
+                problem = f"{url} did not answer as the Orders app within {seconds:.0f} s"
+            else:
+                problem = (f"{url} is answered by another app (instance {found or 'unnamed'}), not by this "
+                           f"lab's instance {instance_id}: orders sent there would land in someone else's database")
+            raise StepError(step, f"{problem}. The app service on {instance_id}:\n{app_log(lab)}",
+                            "fix what the service log shows (or stop what else listens on that address), "
+                            "then re-run this step")
+        time.sleep(0.25)
 
 
 def app_url(lab: Lab) -> str:
@@ -223,23 +279,9 @@ def app_url(lab: Lab) -> str:
     return f"http://{host}:{lab.config.app_port}/"
 
 
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=3) as response:
-            return response.status == 200
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return False
-
-
-def wait_for_url(url: str, step: int | str, seconds: float = 90) -> None:
-    """Wait until ``url`` answers 200 (the app's service has started)."""
-    try:
-        Retrying(retry=retry_if_result(lambda ok: not ok), stop=stop_after_delay(seconds),
-                 wait=wait_fixed(0.25))(_answers, url)
-    except RetryError:
-        raise StepError(step, f"{url} did not answer within {seconds:.0f} s",
-                        "check the service log with `journalctl -u orders-app` (run it through SSM) "
-                        "and that the security group allows the app port from your address") from None
+def browser_url(lab: Lab) -> str:
+    """The app's address as the student's browser opens it (through the Hub when the lab runs on JupyterHub)."""
+    return lab.target.browser_url(app_url(lab))
 
 
 def instance_frame(lab: Lab) -> pd.DataFrame:

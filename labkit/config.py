@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import os
 import re
+import socket
+import sys
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +59,8 @@ class LocalTarget:
     def __init__(self, config: LabConfig) -> None:
         self.config = config
         self.status = control.start_cloud(port=config.cloud_port, home=config.home)
+        if self.status.note:
+            print(f"labkit: {self.status.note}", file=sys.stderr)
 
     def session_kwargs(self) -> dict[str, Any]:
         return {"aws_access_key_id": control.DUMMY_KEY_ID, "aws_secret_access_key": control.DUMMY_SECRET,
@@ -84,6 +89,22 @@ class LocalTarget:
     def unreachable_endpoint(self) -> str:
         """An endpoint that never answers, as a service without a VPC endpoint looks from a private subnet."""
         return f"{self.status.endpoint}/_labkit/blackhole/"
+
+    def browser_url(self, url: str) -> str:
+        """Where a student's browser opens ``url``: as is on their own machine; through the Hub on JupyterHub.
+
+        On a Hub the browser is not on the server, so the lab's addresses are reached through the student's
+        Jupyter server (jupyter-server-proxy's ``/user/<name>/proxy/<host>:<port>/``).
+        """
+        prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX")
+        if not prefix:
+            return url
+        parts = urllib.parse.urlsplit(url)
+        host = socket.gethostbyname(parts.hostname or "127.0.0.1")
+        # The server's public URL (JupyterHub sets it when the Hub's public_url is configured), else its path,
+        # which a browser resolves against the Hub's address it already shows.
+        server = os.environ.get("JUPYTERHUB_PUBLIC_URL") or prefix
+        return f"{server.rstrip('/')}/proxy/{host}:{parts.port or 80}{parts.path or '/'}"
 
 
 class AwsTarget:
@@ -126,6 +147,10 @@ class AwsTarget:
     def unreachable_endpoint(self) -> str:
         """An unused address inside the lab's VPC: connections to it hang, as to a service with no route."""
         return "https://10.0.255.254"
+
+    def browser_url(self, url: str) -> str:
+        """A public address on AWS opens from any browser as it is."""
+        return url
 
 
 def make_target(config: LabConfig) -> LocalTarget | AwsTarget:

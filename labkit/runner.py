@@ -44,6 +44,21 @@ class RunSummary:
         return "\n".join(lines)
 
 
+def _kernel_manager_class() -> type:
+    """Kernels whose sockets are encrypted (CurveZMQ, as the kernelspec offers): no per-notebook warning that
+    the kernel "is running over TCP without encryption", and nothing readable on the loopback by others."""
+    import zmq
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class EncryptedKernelManager(AsyncKernelManager):
+        @default("transport_encryption")
+        def _default_transport_encryption(self) -> str:
+            return "auto" if zmq.has("curve") else "disabled"
+
+    return EncryptedKernelManager
+
+
 def select_notebooks(start: int | None = None, end: int | None = None, folder: Path = NOTEBOOKS) -> list[Path]:
     """The numbered notebooks from ``start`` to ``end`` (inclusive), in order."""
     chosen = []
@@ -86,7 +101,7 @@ def run_notebooks(target: str = "local", start: int | None = None, end: int | No
         try:
             papermill.execute_notebook(str(path), str(out / path.name), parameters=parameters, kernel_name=kernel,
                                        execution_timeout=cell_timeout, progress_bar=False, cwd=str(path.parent),
-                                       log_output=False)
+                                       log_output=False, kernel_manager_class=_kernel_manager_class())
         except Exception as exc:  # papermill's PapermillExecutionError, or a kernel that died
             where, what = _failure_detail(exc)
             summary.results.append(NotebookResult(path.stem, "failed", time.monotonic() - started, f"{where}: {what}"))

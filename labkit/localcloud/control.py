@@ -4,6 +4,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,10 @@ DEFAULT_PORT = 4566
 HOST = "127.0.0.1"
 DUMMY_KEY_ID = "test"
 DUMMY_SECRET = "test"
+# The daemon's own API (/_labkit/...) answers only callers that hold this lab's control token, which lives in
+# the owner-only state file: another account on the machine cannot stop, reset or drive someone else's cloud.
+TOKEN_HEADER = "X-Labkit-Token"
+TOKEN_ENV = "LABKIT_CONTROL_TOKEN"
 
 
 def default_home() -> Path:
@@ -44,6 +50,7 @@ class CloudStatus:
     pid: int | None = None
     cloud_id: str | None = None
     started_at: float | None = None
+    note: str | None = None
 
     @property
     def endpoint(self) -> str | None:
@@ -61,9 +68,12 @@ def _read_state(home: Path) -> dict | None:
         return None
 
 
-def _http(method: str, url: str, body: dict | None = None, timeout: float = 5.0) -> dict:
+def _http(method: str, url: str, body: dict | None = None, timeout: float = 5.0, token: str | None = None) -> dict:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers[TOKEN_HEADER] = token
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
     with urllib.request.urlopen(req, timeout=timeout) as resp:
         return json.loads(resp.read() or b"{}")
 
@@ -115,16 +125,20 @@ def start_cloud(port: int | None = None, home: Path | None = None, timeout: floa
     if status.pid and pid_alive(status.pid):
         stop_cloud(home)  # a daemon that no longer answers: end it and what it started
     _state_file(home).unlink(missing_ok=True)
-    port = default_port() if port is None else port
+    note = None
+    if port is None:  # the default (4566 or LABKIT_CLOUD_PORT) is a preference; an explicit port is an order
+        port, note = _pick_port(default_port())
     if not _port_free(port):
         raise CloudError(
-            f"port {port} on {HOST} is already in use, so the local cloud cannot listen there",
+            f"port {port} on {HOST} is already in use{_holder(port)}, so the local cloud cannot listen there",
             f"stop what uses port {port} (see `ss -ltnp 'sport = :{port}'`) or pick another port with "
-            "`labkit cloud start --port N` or LABKIT_CLOUD_PORT",
+            "`labkit cloud start --port N`, or leave the port out: labkit then picks a free one",
         )
+    _private_folder(home)
     (home / "logs").mkdir(parents=True, exist_ok=True)
     cloud_id = uuid.uuid4().hex
-    env = {**os.environ, CLOUD_MARKER: cloud_id, "PYTHONUNBUFFERED": "1", "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"}
+    env = {**os.environ, CLOUD_MARKER: cloud_id, "PYTHONUNBUFFERED": "1", "MOTO_IAM_LOAD_MANAGED_POLICIES": "true",
+           TOKEN_ENV: secrets.token_urlsafe(32)}
     log_path = home / "logs" / "cloud.log"
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
@@ -142,11 +156,39 @@ def start_cloud(port: int | None = None, home: Path | None = None, timeout: floa
             )
         health = _healthy(port)
         if health and health.get("cloud_id") == cloud_id:
-            return cloud_status(home)
+            return dataclasses.replace(cloud_status(home), note=note)
         time.sleep(0.05)
     proc.kill()
     kill_marked(CLOUD_MARKER, cloud_id)
     raise CloudError(f"the local cloud did not become healthy within {timeout:.0f} s", f"read {log_path}")
+
+
+def _private_folder(home: Path) -> None:
+    """Create the state folder readable by its owner only: databases, logs and keys live there."""
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if home.stat().st_uid == os.geteuid():
+        home.chmod(0o700)
+
+
+def _pick_port(preferred: int) -> tuple[int, str | None]:
+    """``preferred`` when free; otherwise a free port, and a note saying why and how this clone finds it."""
+    if _port_free(preferred):
+        return preferred, None
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        port = sock.getsockname()[1]
+    return port, (f"port {preferred} is taken{_holder(preferred)}, so this lab's local cloud listens on "
+                  f"{HOST}:{port} instead. Every labkit command run from this folder finds it (its address is "
+                  "kept in the lab's state folder); to choose the port yourself, stop it and use "
+                  "`labkit cloud start --port N`.")
+
+
+def _holder(port: int) -> str:
+    """Who holds ``port``, when it is another lab's local cloud (it says so on /_labkit/health)."""
+    health = _healthy(port)
+    if not health:
+        return ""
+    return f" by another lab's local cloud (state folder {health.get('home', '?')})"
 
 
 def _tail(path: Path, lines: int = 15) -> str:
@@ -166,7 +208,7 @@ def stop_cloud(home: Path | None = None, timeout: float = 20.0) -> bool:
     was_running = pid_alive(pid)
     if was_running:
         try:
-            _http("POST", f"http://{HOST}:{port}/_labkit/shutdown", {}, timeout=timeout)
+            _http("POST", f"http://{HOST}:{port}/_labkit/shutdown", {}, timeout=timeout, token=state.get("token"))
         except (OSError, ValueError, http.client.HTTPException):
             pass  # a daemon that is already going away may not finish its answer
         deadline = time.monotonic() + timeout
@@ -180,8 +222,7 @@ def stop_cloud(home: Path | None = None, timeout: float = 20.0) -> bool:
 
 def reset_cloud(home: Path | None = None) -> dict:
     """Empty every service's state (records, databases, functions, instances) without stopping the daemon."""
-    status = _require_running(home)
-    return _http("POST", f"{status.endpoint}/_labkit/reset", {}, timeout=60)
+    return cloud_request("POST", "/_labkit/reset", {}, home=home, timeout=60)
 
 
 def _require_running(home: Path | None) -> CloudStatus:
@@ -195,8 +236,9 @@ def cloud_request(method: str, path: str, body: dict | None = None, home: Path |
                   timeout: float = 600) -> dict:
     """Call one of the daemon's own ``/_labkit/...`` endpoints."""
     status = _require_running(home)
+    token = (_read_state(status.home) or {}).get("token")
     try:
-        return _http(method, f"{status.endpoint}{path}", body, timeout=timeout)
+        return _http(method, f"{status.endpoint}{path}", body, timeout=timeout, token=token)
     except urllib.error.HTTPError as exc:
         detail = exc.read().decode(errors="replace")
         raise CloudError(f"the local cloud refused {method} {path}: {exc.code} {detail}") from exc

@@ -12,6 +12,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -26,6 +27,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("labkit.localcloud.rds")
 ENGINES = ("mysql", "mariadb")
+# What RDS grants the master user (docs: "Master user account privileges"): no SUPER, FILE or SHUTDOWN.
+MASTER_PRIVILEGES = ("SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, RELOAD, PROCESS, REFERENCES, INDEX, ALTER, "
+                     "SHOW DATABASES, CREATE TEMPORARY TABLES, LOCK TABLES, EXECUTE, REPLICATION SLAVE, "
+                     "REPLICATION CLIENT, CREATE VIEW, SHOW VIEW, CREATE ROUTINE, ALTER ROUTINE, CREATE USER, "
+                     "EVENT, TRIGGER")
 SERVER_BINARIES = ("mariadbd", "mysqld")
 READY_TIMEOUT = 60.0
 
@@ -57,11 +63,21 @@ class DbServer:
     flavour: str
     process: subprocess.Popen | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    _short_socket_dir: str | None = None
 
     @property
     def socket_path(self) -> str:
-        # Unix socket paths are limited to 108 bytes, so keep it short and out of deep temp folders.
-        return f"/tmp/labkit-{self.port}.sock"
+        """The server's Unix socket, inside its own (owner-only) data folder; never in a shared /tmp.
+
+        Unix socket paths are limited to 108 bytes: a deep data folder gets a private (0700) folder of a
+        random name instead, so no other account can reach or predict it.
+        """
+        inside = self.datadir / "mysqld.sock"
+        if len(str(inside)) < 100:
+            return str(inside)
+        if self._short_socket_dir is None:
+            self._short_socket_dir = tempfile.mkdtemp(prefix="labkit-db-")
+        return str(Path(self._short_socket_dir) / "mysqld.sock")
 
 
 class RdsData:
@@ -160,6 +176,8 @@ class RdsData:
             with server.lock:
                 self._stop(server)
                 shutil.rmtree(server.datadir, ignore_errors=True)
+                if server._short_socket_dir:
+                    shutil.rmtree(server._short_socket_dir, ignore_errors=True)
 
     # -- the server process ----------------------------------------------------------------------
     def _initialise(self, server: DbServer) -> None:
@@ -222,7 +240,7 @@ class RdsData:
         try:
             with conn.cursor() as cur:
                 cur.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (user, password))
-                cur.execute(f"GRANT ALL PRIVILEGES ON *.* TO `{_ident(user)}`@'%' WITH GRANT OPTION")
+                cur.execute(f"GRANT {MASTER_PRIVILEGES} ON *.* TO `{_ident(user)}`@'%' WITH GRANT OPTION")
                 if db_name:
                     cur.execute(f"CREATE DATABASE IF NOT EXISTS `{_ident(db_name)}` "
                                 "CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")

@@ -6,9 +6,11 @@ does this). ``/_labkit/...`` paths are the daemon's own API; everything else goe
 from __future__ import annotations
 
 import argparse
+import hmac
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import sys
@@ -23,7 +25,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from labkit.localcloud.control import DUMMY_KEY_ID, DUMMY_SECRET, HOST
+from labkit.localcloud.control import DUMMY_KEY_ID, DUMMY_SECRET, HOST, TOKEN_ENV, TOKEN_HEADER
 from labkit.localcloud.procs import CLOUD_MARKER
 
 log = logging.getLogger("labkit.localcloud")
@@ -42,6 +44,7 @@ class LocalCloud:
         from labkit.localcloud import ec2, lambda_service, rds, scheduler
 
         self.home, self.port, self.cloud_id = home, port, cloud_id
+        self.control_token = os.environ.pop(TOKEN_ENV, "") or secrets.token_urlsafe(32)
         self.endpoint = f"http://{HOST}:{port}"
         self.started_at = time.time()
         self.routes: dict[tuple[str, str], Route] = {}
@@ -99,8 +102,19 @@ class LocalCloud:
             return self._own_api(environ, start_response)
         return self._moto(environ, start_response)
 
+    def _authorized(self, request: Request) -> bool:
+        """Health and the black hole are open; the rest of /_labkit needs the control token of this lab."""
+        if request.path == "/_labkit/health" or request.path.startswith("/_labkit/blackhole/"):
+            return True
+        offered = request.headers.get(TOKEN_HEADER, "")
+        return hmac.compare_digest(offered.encode(), self.control_token.encode())
+
     def _own_api(self, environ: dict, start_response: Callable) -> Any:
         request = Request(environ)
+        if not self._authorized(request):
+            response = Response(json.dumps({"error": "this local cloud's control API needs its owner's token"}),
+                                status=403, mimetype="application/json")
+            return response(environ, start_response)
         handler = self.routes.get((request.method, request.path))
         if handler is None:
             prefix = [h for (m, p), h in self.routes.items() if m == request.method and p.endswith("/*")
@@ -158,7 +172,8 @@ class LocalCloud:
 
     def serve_forever(self) -> None:
         self._server = make_server(HOST, self.port, self, threaded=True, request_handler=QuietRequestHandler)
-        state = {"pid": os.getpid(), "port": self.port, "cloud_id": self.cloud_id, "started_at": self.started_at}
+        state = {"pid": os.getpid(), "port": self.port, "cloud_id": self.cloud_id, "started_at": self.started_at,
+                 "token": self.control_token}
         tmp = self.home / "cloud.json.tmp"
         tmp.write_text(json.dumps(state))
         tmp.replace(self.home / "cloud.json")
@@ -187,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cloud-id", required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    os.umask(0o077)  # the lab's state (databases, secrets in records, logs) is its owner's only
     args.home.mkdir(parents=True, exist_ok=True)
     try:
         cloud = LocalCloud(args.home.resolve(), args.port, args.cloud_id)

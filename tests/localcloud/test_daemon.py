@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 
 import pytest
@@ -77,3 +78,44 @@ def test_reset_empties_state(own_cloud):
     s3.create_bucket(Bucket="reset-me")
     control.reset_cloud(own_cloud.home)
     assert s3.list_buckets()["Buckets"] == []
+
+
+def test_taken_default_port_is_detoured_and_said(tmp_path, own_cloud, monkeypatch):
+    """The default port held by another lab's cloud: this lab picks a free one, says so, and finds it again."""
+    monkeypatch.setenv("LABKIT_CLOUD_PORT", str(own_cloud.status.port))  # stands in for 4566 (never in tests)
+    home = tmp_path / "second-clone"
+    second = control.start_cloud(home=home)
+    try:
+        assert second.port != own_cloud.status.port and second.running
+        assert f"port {own_cloud.status.port} is taken by another lab's local cloud" in second.note
+        assert f"127.0.0.1:{second.port}" in second.note
+        assert control.start_cloud(home=home).port == second.port  # the clone's next command finds its own cloud
+        out = subprocess.run([sys.executable, "-m", "labkit.cli", "cloud", "env", "--home", str(home)],
+                             capture_output=True, text=True, check=True).stdout
+        assert f"export AWS_ENDPOINT_URL=http://127.0.0.1:{second.port}" in out
+        assert control.cloud_status(own_cloud.home).running  # the first lab is untouched
+    finally:
+        control.stop_cloud(home)
+
+
+def test_explicit_port_that_is_taken_is_refused_with_the_holder(tmp_path, own_cloud):
+    with pytest.raises(CloudError, match="already in use by another lab's local cloud") as caught:
+        control.start_cloud(port=own_cloud.status.port, home=tmp_path / "other")
+    assert "leave the port out" in str(caught.value)
+
+
+def test_state_folder_is_private(own_cloud):
+    assert own_cloud.home.stat().st_mode & 0o777 == 0o700
+    assert (own_cloud.home / "cloud.json").stat().st_mode & 0o077 == 0
+
+
+def test_control_api_needs_the_owners_token(own_cloud):
+    """Another account on the machine reaches 127.0.0.1 too: without the token it cannot stop or reset the cloud."""
+    for path in ("/_labkit/shutdown", "/_labkit/reset", "/_labkit/clock/advance"):
+        request = urllib.request.Request(own_cloud.endpoint + path, data=b"{}", method="POST",
+                                         headers={"X-Labkit-Token": "guessed"})
+        with pytest.raises(urllib.error.HTTPError) as caught:
+            urllib.request.urlopen(request, timeout=5)
+        assert caught.value.code == 403
+    assert control.cloud_status(own_cloud.home).running
+    assert own_cloud.request("GET", "/_labkit/clock")["now"]  # the owner, through the state file, is let in

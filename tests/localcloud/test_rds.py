@@ -90,3 +90,34 @@ def test_modifying_a_subnet_group_keeps_it(cloud):
     group = rds.describe_db_subnet_groups(DBSubnetGroupName="Mixed-Case-SG")["DBSubnetGroups"][0]
     assert group["DBSubnetGroupName"] == "mixed-case-sg"
     assert sorted(s["SubnetIdentifier"] for s in group["Subnets"]) == sorted(subnets[2:])
+
+
+def test_master_user_has_rds_privileges_and_the_socket_is_private(cloud):
+    """As on RDS: the master user has no SUPER, FILE or SHUTDOWN; the server's socket is not in a shared /tmp."""
+    import stat
+    from pathlib import Path
+
+    ec2, rds = cloud.client("ec2"), cloud.client("rds")
+    _network(ec2, rds, "grp-priv")
+    endpoint = _create(rds, "priv-db", "grp-priv")["Endpoint"]
+    try:
+        with _connect(endpoint) as conn, conn.cursor() as cur:
+            cur.execute("SHOW GRANTS")
+            grants = " ".join(row[0] for row in cur.fetchall()).upper()
+            assert "ALL PRIVILEGES" not in grants
+            for privilege in ("SUPER", "FILE", "SHUTDOWN"):
+                assert f" {privilege}," not in grants and f" {privilege} ON" not in grants, grants
+            assert "CREATE USER" in grants and "WITH GRANT OPTION" in grants
+            with pytest.raises(pymysql.err.OperationalError, match="Access denied"):
+                cur.execute("SHUTDOWN")
+            cur.execute("SELECT @@socket")
+            socket_path = Path(cur.fetchone()[0])
+        assert not str(socket_path).startswith("/tmp/labkit-")
+        folder = socket_path.parent
+        while folder != cloud.home and folder != folder.parent:
+            if stat.S_IMODE(folder.stat().st_mode) & 0o077 == 0:
+                break
+            folder = folder.parent
+        assert stat.S_IMODE(folder.stat().st_mode) & 0o077 == 0, f"{socket_path} is reachable by other accounts"
+    finally:
+        rds.delete_db_instance(DBInstanceIdentifier="priv-db", SkipFinalSnapshot=True)

@@ -94,6 +94,7 @@ def check_step_3(lab: Lab, t: _Table) -> None:
     ec2 = rules[rules["group"] == network.SG_NAMES["ec2"]]
     t.add(f"EC2 group allows the app port {lab.config.app_port}", True, lab.config.app_port in set(ec2["port"]))
     t.add("SSH closed unless asked for", lab.config.ssh_cidr is not None, 22 in set(ec2["port"]))
+    t.add("port 80 closed (nothing listens there)", False, 80 in set(ec2["port"]))
     endpoints = rules[rules["group"] == network.SG_NAMES["endpoints"]]
     t.add("endpoint group allows 443 from the Lambda group", True,
           (443, "lambda-sg") in set(zip(endpoints["port"], endpoints["from"])))
@@ -103,6 +104,8 @@ def check_step_4(lab: Lab, t: _Table) -> None:
     db = database.describe_db_instance(lab) or {}
     t.add("RDS instance available", "available", db.get("DBInstanceStatus"))
     t.add("engine MySQL", "mysql", db.get("Engine"))
+    t.add(f"engine version pinned ({database.PARAMETER_GROUP_FAMILY})", True,
+          str(db.get("EngineVersion", "")).startswith(database.PARAMETER_GROUP_FAMILY.removeprefix("mysql") + "."))
     t.add("database ordersdb", database.DB_NAME, db.get("DBName"))
     t.add("not publicly accessible", False, db.get("PubliclyAccessible"))
     t.add("storage encrypted", True, db.get("StorageEncrypted"))

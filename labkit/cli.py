@@ -83,8 +83,8 @@ def _instance_log(args: argparse.Namespace, home: Path | None) -> int:
 def _lab(args: argparse.Namespace):
     from labkit.session import Lab
 
-    return Lab(target=args.target, name=args.lab, region=args.region,
-               policies=getattr(args, "policies", None) or "managed")
+    return Lab(target=args.target, name=args.lab, region=args.region, policies=getattr(args, "policies", None),
+               confirm=getattr(args, "yes", False))
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -95,10 +95,19 @@ def _up(args: argparse.Namespace) -> int:
     if lab.config.target == "aws":
         from labkit.costs import cost_frame
 
+        lab.target.require_confirmation("Creating the lab")  # the cost table is in its message
         print("\n".join(f"{k}: {v}" for k, v in lab.target.describe().items()))
         print(cost_frame(lab.region).to_string(index=False))
-        lab.target.require_confirmation("Creating the lab", args.yes)
-    run_steps(lab, 1, args.through, progress=lambda step: print(f"step {step.number:>2}: {step.title}"))
+    try:
+        run_steps(lab, 1, args.through, progress=lambda step: print(f"step {step.number:>2}: {step.title}"))
+    except LabkitError:
+        if lab.config.target == "aws":
+            from labkit.runner import leftovers
+
+            print(leftovers("aws", lab.name, lab.region), file=sys.stderr)
+            print(f"delete it with: labkit down --target aws --lab {lab.name} --region {lab.region} --yes",
+                  file=sys.stderr)
+        raise
     frame = checks.all_checks(lab, args.through)
     print(f"{int(frame['passed'].sum())}/{len(frame)} checks passed")
     return 0 if frame["passed"].all() else 1
@@ -150,7 +159,9 @@ def _run(args: argparse.Namespace) -> int:
     from labkit.runner import run_notebooks
 
     summary = run_notebooks(target=args.target or "local", start=args.start, end=args.end,
-                            output_dir=Path(args.output_dir) if args.output_dir else None)
+                            output_dir=Path(args.output_dir) if args.output_dir else None,
+                            lab_name=args.lab or "orders-lab", region=args.region, confirm=args.yes,
+                            cell_timeout=args.cell_timeout)
     print(summary.table())
     print(f"executed notebooks and summary.json in {summary.output_dir}")
     return 0
@@ -194,6 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
     down.set_defaults(func=_down)
     run = sub.add_parser("run", help="execute the notebooks in order with papermill")
     run.add_argument("--target", choices=["local", "aws"], default="local")
+    run.add_argument("--lab", default=None, help="lab name, the lab=<name> tag (default orders-lab)")
+    run.add_argument("--region", default=None, help="default: LABKIT_REGION, then AWS_REGION/AWS_DEFAULT_REGION/"
+                                                    "the profile's region on aws, us-east-1 on local")
+    run.add_argument("--yes", action="store_true", help="confirm creating (and, in 99, deleting) resources on AWS")
+    run.add_argument("--cell-timeout", type=int, default=None, metavar="SECONDS",
+                     help="per cell (default 900 on local, 7200 on aws: RDS alone takes 10-20 minutes)")
     run.add_argument("--from", dest="start", type=int, default=None, metavar="NN")
     run.add_argument("--to", dest="end", type=int, default=None, metavar="NN")
     run.add_argument("--output-dir", default=None, help="default runs/<timestamp>/")

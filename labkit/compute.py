@@ -34,7 +34,15 @@ UBUNTU_PARAMETER = "/aws/service/canonical/ubuntu/server/22.04/stable/current/am
 UBUNTU_OWNER = "099720109477"
 INSTANCE_TYPE = "t3.micro"
 APP_DIR = '"$HOME/orders-app"'
-PRELUDE = 'set -eu\nexport HOME="${HOME:-/root}"\nAPP_DIR=' + APP_DIR + "\n"
+# A fresh Ubuntu instance runs cloud-init and unattended-upgrades at boot, which hold apt's locks: wait for
+# cloud-init to finish, and let apt wait for the dpkg lock instead of failing at once.
+APT_INSTALL = """apt_install() {
+  if command -v cloud-init >/dev/null 2>&1; then cloud-init status --wait >/dev/null 2>&1 || true; fi
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "$@"
+}
+"""
+PRELUDE = 'set -eu\nexport HOME="${HOME:-/root}"\nAPP_DIR=' + APP_DIR + "\n" + APT_INSTALL
 FOREIGN_GRACE_SECONDS = 20  # a restarting app may still answer as its old self for a moment
 
 
@@ -141,7 +149,7 @@ def _requirements() -> str:
 def install_app_dependencies(lab: Lab) -> str:
     """Step 7: Python, a virtual environment, and flask/boto3/pymysql/gunicorn on the instance."""
     script = PRELUDE + f"""
-python3 -c 'import ensurepip' 2>/dev/null || {{ apt-get update -qq && apt-get install -y -qq python3-venv; }}
+python3 -c 'import ensurepip' 2>/dev/null || apt_install python3-venv
 mkdir -p "$APP_DIR"
 cat > "$APP_DIR/requirements.txt" <<'REQUIREMENTS'
 {_requirements()}REQUIREMENTS

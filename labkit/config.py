@@ -1,7 +1,8 @@
 """LabConfig and the two targets. This module and ``localcloud/`` are the only code that knows the target.
 
 ``local`` starts (or reuses) the embedded local cloud and points boto3 at it; ``aws`` uses the standard
-credential chain and asks for confirmation before anything that costs money or deletes.
+credential and region chains, and refuses every call that creates, changes or deletes something until the
+lab is confirmed (``confirm=True``: the notebooks' ``confirm`` parameter, ``--yes`` on the command line).
 """
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ class LabConfig:
     target: str = "local"
     name: str = "orders-lab"
     region: str = "us-east-1"
-    policies: str = "managed"
+    policies: str | None = None  # None: the mode stored with the lab (iam.policy_mode), else "managed"
+    confirm: bool = False
     app_port: int = 5000
     app_cidr: str = "0.0.0.0/0"
     ssh_cidr: str | None = None
@@ -42,7 +44,7 @@ class LabConfig:
         if not NAME.match(self.name):
             raise ConfigError(f"lab name {self.name!r} is not valid",
                               "use 3-31 lower-case letters, digits and dashes, starting with a letter")
-        if self.policies not in POLICY_MODES:
+        if self.policies is not None and self.policies not in POLICY_MODES:
             raise ConfigError(f"unknown policies mode {self.policies!r}", f"use one of {', '.join(POLICY_MODES)}")
 
     @property
@@ -74,8 +76,11 @@ class LocalTarget:
         return {"target": "local cloud", "endpoint": self.status.endpoint or "", "region": self.config.region,
                 "account": "123456789012 (simulated)", "cost": "free"}
 
-    def require_confirmation(self, action: str, confirm: bool) -> None:
+    def require_confirmation(self, action: str, confirm: bool = False) -> None:
         """Nothing on the local cloud costs money or touches a real account."""
+
+    def guard(self, session: Any) -> None:
+        """Nothing to guard: every call stays on this machine."""
 
     def fire_schedule(self, rule_arn: str, hours: float, invoke: Any) -> list[dict]:
         """Move the lab clock forward; the local scheduler fires the rule at each due instant."""
@@ -107,14 +112,28 @@ class LocalTarget:
         return f"{server.rstrip('/')}/proxy/{host}:{parts.port or 80}{parts.path or '/'}"
 
 
+READ_ONLY = ("Describe", "Get", "List", "Head", "Filter", "Lookup", "Search", "Simulate")
+
+
 class AwsTarget:
-    """A real AWS account through the standard credential chain. Nothing happens without being asked."""
+    """A real AWS account through the standard credential chain. Nothing happens without being asked:
+    until the lab is confirmed, every API call that is not a read (Describe*, Get*, List*, ...) is refused
+    before it leaves this machine, with the cost table, whichever entry point made it."""
 
     name = "aws"
     poll_seconds = 15
 
     def __init__(self, config: LabConfig) -> None:
         self.config = config
+        self.confirmed = config.confirm
+
+    def guard(self, session: Any) -> None:
+        """Refuse writes on ``session``'s clients until confirmed (botocore's before-parameter-build event)."""
+        session.events.register_first("before-parameter-build.*.*", self._before_call)
+
+    def _before_call(self, model: Any, **_kwargs: Any) -> None:
+        if not self.confirmed and not model.name.startswith(READ_ONLY):
+            self.require_confirmation(f"{model.service_model.service_name} {model.name}")
 
     def session_kwargs(self) -> dict[str, Any]:
         return {"region_name": self.config.region}
@@ -130,10 +149,22 @@ class AwsTarget:
         return {"target": "AWS", "endpoint": "AWS public endpoints", "region": self.config.region,
                 "account": identity["Account"], "cost": "charged to this account: see the cost table"}
 
-    def require_confirmation(self, action: str, confirm: bool) -> None:
-        if not confirm:
-            raise ConfigError(f"{action} on a real AWS account needs explicit confirmation",
-                              "pass confirm=True (or --yes on the command line) once you have read the cost table")
+    def require_confirmation(self, action: str, confirm: bool = False) -> None:
+        """Raise ConfigError, with the cost table, unless this lab (or this call) is confirmed."""
+        if confirm:
+            self.confirmed = True
+        if self.confirmed:
+            return
+        from labkit.costs import cost_frame
+
+        table = cost_frame(self.config.region)
+        total = table.iloc[-1]["USD per hour"]
+        raise ConfigError(
+            f"{action}: lab {self.config.name!r} on a real AWS account (region {self.config.region}) "
+            f"needs confirmation first. While it exists it costs about ${total:.3f} per hour:\n"
+            f"{table.to_string(index=False)}",
+            "once you have read the table: set `confirm = True` in the notebook's parameters cell, "
+            "`labkit run|up|down --yes`, or `labkit.Lab(..., confirm=True)`; finish with 99_teardown")
 
     def fire_schedule(self, rule_arn: str, hours: float, invoke: Any) -> list[dict]:
         """AWS's clock cannot be moved: invoke the target with the scheduled event the rule would send."""
@@ -157,12 +188,29 @@ def make_target(config: LabConfig) -> LocalTarget | AwsTarget:
     return LocalTarget(config) if config.target == "local" else AwsTarget(config)
 
 
+def default_region(target: str) -> str:
+    """The region when none is given: LABKIT_REGION; on ``aws`` then the standard chain (AWS_REGION,
+    AWS_DEFAULT_REGION, the profile's ``region``); the local cloud's default is us-east-1."""
+    region = os.environ.get("LABKIT_REGION")
+    if region or target != "aws":
+        return region or "us-east-1"
+    import boto3
+
+    region = os.environ.get("AWS_REGION") or boto3.Session().region_name
+    if not region:
+        raise ConfigError("no AWS region is configured",
+                          "set `region` in the notebook's parameters cell, pass --region, or configure one "
+                          "(export AWS_REGION=eu-west-1, or `aws configure set region eu-west-1`)")
+    return region
+
+
 def config_from_environment(**overrides: Any) -> LabConfig:
-    """A LabConfig from LABKIT_TARGET / LABKIT_LAB / AWS_REGION, overridden by explicit values."""
+    """A LabConfig from LABKIT_TARGET / LABKIT_LAB / the region chain, overridden by explicit values."""
     values: dict[str, Any] = {"target": os.environ.get("LABKIT_TARGET", "local"),
-                              "name": os.environ.get("LABKIT_LAB", "orders-lab"),
-                              "region": os.environ.get("LABKIT_REGION") or "us-east-1"}
+                              "name": os.environ.get("LABKIT_LAB", "orders-lab")}
     if os.environ.get("LABKIT_APP_PORT"):
         values["app_port"] = int(os.environ["LABKIT_APP_PORT"])
     values.update({k: v for k, v in overrides.items() if v is not None})
+    if not values.get("region"):
+        values["region"] = default_region(values["target"])
     return LabConfig(**values)

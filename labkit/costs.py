@@ -7,8 +7,9 @@ PRICES_DATED = "2026-11-01"
 PRICE_REGION = "us-east-1"
 # (resource, quantity, unit price in USD per hour, note)
 HOURLY = [
-    ("EC2 t3.micro instance", 1, 0.0104, "free tier: 750 h/month for 12 months"),
-    ("EBS gp3 root volume, 8 GB", 8, 0.08 / 730, "per GB-month"),
+    ("EC2 t3.micro instance", 1, 0.0104, "free tier: 750 h/month for 12 months; T3 runs 'unlimited' by "
+                                         "default: above the 10% CPU baseline, $0.05 per vCPU-hour of surplus credits"),
+    ("EBS gp2 root volume, 8 GB", 8, 0.10 / 730, "per GB-month (Canonical's ebs-gp2 image: gp2, not gp3 at $0.08)"),
     ("Public IPv4 address", 1, 0.005, "every public IPv4 address"),
     ("RDS db.t3.micro MySQL, single-AZ", 1, 0.017, "free tier: 750 h/month for 12 months"),
     ("RDS gp2 storage, 20 GB", 20, 0.115 / 730, "per GB-month"),

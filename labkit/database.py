@@ -24,7 +24,21 @@ __all__ = ["DB_NAME", "ORDER_COLUMNS", "create_database", "create_orders_table",
 SCHEMA = Path(__file__).resolve().parents[1] / "sql" / "schema.sql"
 MASTER_USER = "admin"
 INSTANCE_CLASS = "db.t3.micro"  # free-tier eligible
+ENGINE = "mysql"
+# The pinned major version: MySQL 8.4 (LTS). Its login plugin is caching_sha2_password, which needs TLS (or
+# RSA, hence `cryptography` in the layer) on a cold cache. The minor version is RDS's default for 8.4.
+PARAMETER_GROUP_FAMILY = "mysql8.4"
 ORDER_COLUMNS = ["order_id", "customer_name", "product", "quantity", "amount", "created_at"]
+
+
+def engine_version(lab: Lab) -> str:
+    """RDS's default minor version of the pinned major (``PARAMETER_GROUP_FAMILY``) in the lab's region."""
+    versions = lab.client("rds").describe_db_engine_versions(
+        Engine=ENGINE, DBParameterGroupFamily=PARAMETER_GROUP_FAMILY, DefaultOnly=True)["DBEngineVersions"]
+    if not versions:
+        raise StepError(4, f"RDS offers no {PARAMETER_GROUP_FAMILY} version in {lab.region}",
+                        "use another region (the `region` parameter, or --region)")
+    return versions[0]["EngineVersion"]
 
 
 def create_database(lab: Lab) -> dict:
@@ -36,13 +50,15 @@ def create_database(lab: Lab) -> dict:
     rds = lab.client("rds")
     rds_group = require_security_group(lab, "rds", step=4)
     db = describe_db_instance(lab)
+    secrets.recover_secret(lab, step=4)  # a secret scheduled for deletion still holds the password
     stored = secrets.read_secret(lab) or {}
     if db is None:
         password = stored.get("password") or secrets.generate_password()
         secrets.store_master_credentials(lab, MASTER_USER, password)
         try:
             rds.create_db_instance(
-                DBInstanceIdentifier=db_instance_id(lab), DBName=DB_NAME, Engine="mysql",
+                DBInstanceIdentifier=db_instance_id(lab), DBName=DB_NAME, Engine=ENGINE,
+                EngineVersion=engine_version(lab), AutoMinorVersionUpgrade=True,
                 DBInstanceClass=INSTANCE_CLASS, AllocatedStorage=20, StorageType="gp2", StorageEncrypted=True,
                 MasterUsername=MASTER_USER, MasterUserPassword=password, PubliclyAccessible=False,
                 DBSubnetGroupName=DB_SUBNET_GROUP, VpcSecurityGroupIds=[rds_group], MultiAZ=False,
@@ -65,7 +81,7 @@ def db_instance_frame(lab: Lab) -> pd.DataFrame:
     db = describe_db_instance(lab)
     if db is None:
         return pd.DataFrame(columns=["setting", "value"])
-    rows = {"identifier": db["DBInstanceIdentifier"], "status": db["DBInstanceStatus"], "engine": db["Engine"],
+    rows = {"identifier": db["DBInstanceIdentifier"], "status": db["DBInstanceStatus"], "engine": f"{db['Engine']} {db.get('EngineVersion', '')}".strip(),
             "class": db["DBInstanceClass"], "database": db.get("DBName"),
             "endpoint": f"{db['Endpoint']['Address']}:{db['Endpoint']['Port']}" if db.get("Endpoint") else "",
             "publicly accessible": db.get("PubliclyAccessible"), "encrypted": db.get("StorageEncrypted"),
@@ -82,8 +98,8 @@ def _mysql_script(lab: Lab, sql_heredoc: str, args: str = "") -> str:
     fetch = ("import boto3, json; print(json.loads(boto3.client('secretsmanager', region_name='"
              + lab.region + "').get_secret_value(SecretId='" + SECRET_NAME + "')['SecretString'])['password'])")
     return compute.PRELUDE + f"""
-command -v mysql >/dev/null 2>&1 || {{ apt-get update -qq && apt-get install -y -qq mysql-client; }}
-python3 -c 'import boto3' 2>/dev/null || {{ apt-get update -qq && apt-get install -y -qq python3-boto3; }}
+command -v mysql >/dev/null 2>&1 || apt_install mysql-client
+python3 -c 'import boto3' 2>/dev/null || apt_install python3-boto3
 MYSQL_PWD="$(python3 -c "{fetch}")"
 export MYSQL_PWD
 mysql --host={host} --port={port} --user={db['MasterUsername']} --default-character-set=utf8mb4 {args} <<'SQL'

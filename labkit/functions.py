@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -201,13 +202,28 @@ def functions_frame(lab: Lab) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def logs_frame(lab: Lab, function: str, contains: str | None = None, limit: int = 50) -> pd.DataFrame:
-    """The function's recent CloudWatch Logs lines (optionally only those containing ``contains``)."""
-    logs = lab.client("logs")
-    kwargs: dict[str, Any] = {"logGroupName": log_group(function), "limit": 10000}
-    events = if_exists(lambda: logs.filter_log_events(**kwargs).get("events", []), f"reading the logs of {function}")
+def logs_frame(lab: Lab, function: str, contains: str | None = None, limit: int = 50,
+               wait_seconds: float = 0) -> pd.DataFrame:
+    """The function's recent CloudWatch Logs lines (optionally only those containing ``contains``).
+
+    Every page of FilterLogEvents is read (one page can be empty while later ones are not). Log events reach
+    CloudWatch Logs seconds after the invocation: with ``wait_seconds`` the lines are awaited that long.
+    """
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        frame = _log_lines(lab, function, contains)
+        if not frame.empty or time.monotonic() >= deadline:
+            return frame.tail(limit).reset_index(drop=True)
+        time.sleep(max(0.5, min(5.0, lab.target.poll_seconds / 3)))
+
+
+def _log_lines(lab: Lab, function: str, contains: str | None) -> pd.DataFrame:
+    pages = lab.client("logs").get_paginator("filter_log_events").paginate(logGroupName=log_group(function))
+    events = if_exists(lambda: [e for page in pages for e in page.get("events", [])],
+                       f"reading the logs of {function}")
     if events is None:
         return pd.DataFrame(columns=["time", "stream", "message"])
+    events.sort(key=lambda e: (e["timestamp"], e.get("ingestionTime", 0)))
     rows = [{"time": pd.to_datetime(e["timestamp"], unit="ms", utc=True), "stream": e.get("logStreamName", ""),
              "message": e["message"].rstrip()} for e in events if not contains or contains in e["message"]]
-    return pd.DataFrame(rows[-limit:], columns=["time", "stream", "message"])
+    return pd.DataFrame(rows, columns=["time", "stream", "message"])

@@ -1,7 +1,9 @@
 """IAM roles, their policies, and the EC2 instance profile.
 
-By default each role gets the tutorial's AWS managed policies. With ``policies="least-privilege"`` it gets
-one inline policy naming only the actions it needs on the lab's own ARNs instead.
+By default each role gets the tutorial's AWS managed policies (that is the lesson); ``roles_frame`` shows
+beside them what each role really needs. With ``policies="least-privilege"`` it gets one inline policy
+naming only those actions on the lab's own ARNs instead. The mode is the lab's, not a call's: it is
+stored as the tag ``lab-policies`` on the lab's VPC, and a Lab built without ``policies`` uses it.
 """
 from __future__ import annotations
 
@@ -29,8 +31,22 @@ MANAGED = {
 }
 ROLE_STEP = {EC2_ROLE: 5, VALIDATOR_ROLE: 10, REPORT_ROLE: 12}
 SERVICE = {EC2_ROLE: "ec2.amazonaws.com", VALIDATOR_ROLE: "lambda.amazonaws.com", REPORT_ROLE: "lambda.amazonaws.com"}
-VPC_ENI_ACTIONS = ["ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface",
-                   "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"]
+# What AWSLambdaVPCAccessExecutionRole (v3) grants besides the logs actions.
+VPC_ENI_ACTIONS = ["ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets",
+                   "ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"]
+POLICY_TAG = "lab-policies"
+
+
+def policy_mode(lab: Lab) -> str:
+    """The lab's policy mode: the one it was given (stored on the lab's VPC), else the stored one, else managed."""
+    from labkit.tagging import ec2_find
+
+    vpc = ec2_find(lab, "Vpcs", f"{lab.name}-vpc")
+    stored = next((t["Value"] for t in (vpc or {}).get("Tags", []) if t["Key"] == POLICY_TAG), None)
+    wanted = lab.config.policies
+    if wanted and vpc and wanted != stored:
+        lab.client("ec2").create_tags(Resources=[vpc["VpcId"]], Tags=[{"Key": POLICY_TAG, "Value": wanted}])
+    return wanted or stored or "managed"
 
 
 def _trust(service: str) -> str:
@@ -68,7 +84,8 @@ def ensure_role(lab: Lab, role: str) -> str:
         arn = iam.create_role(RoleName=role, AssumeRolePolicyDocument=_trust(SERVICE[role]), Tags=lab.tags,
                               Description=f"Orders Lab ({lab.name})")["Role"]["Arn"]
         iam.get_waiter("role_exists").wait(RoleName=role)
-    wanted = set(MANAGED[role]) if lab.config.policies == "managed" else (
+    mode = policy_mode(lab)
+    wanted = set(MANAGED[role]) if mode == "managed" else (
         {"AmazonSSMManagedInstanceCore"} if role == EC2_ROLE else set())
     attached = {p["PolicyArn"].removeprefix(AWS_POLICY)
                 for p in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]}
@@ -76,7 +93,7 @@ def ensure_role(lab: Lab, role: str) -> str:
         iam.attach_role_policy(RoleName=role, PolicyArn=AWS_POLICY + policy)
     for policy in attached - wanted:
         iam.detach_role_policy(RoleName=role, PolicyArn=AWS_POLICY + policy)
-    if lab.config.policies == "least-privilege":
+    if mode == "least-privilege":
         iam.put_role_policy(RoleName=role, PolicyName="orders-lab-least-privilege",
                             PolicyDocument=json.dumps(least_privilege_policy(lab, role)))
     else:
@@ -99,8 +116,16 @@ def ensure_instance_profile(lab: Lab) -> str:
     return profile["Arn"]
 
 
+def needed_actions(lab: Lab, role: str) -> list[str]:
+    """The actions ``role`` really needs (its least-privilege policy), e.g. to compare with the managed ones."""
+    actions = {a for s in least_privilege_policy(lab, role)["Statement"] for a in s["Action"]}
+    if role == EC2_ROLE:
+        actions.add("(AmazonSSMManagedInstanceCore, for Run Command)")
+    return sorted(actions)
+
+
 def roles_frame(lab: Lab) -> pd.DataFrame:
-    """Each lab role, who may assume it, and its policies."""
+    """Each lab role, who may assume it, its policies, and beside them the actions it really needs."""
     iam = lab.client("iam")
     rows = []
     for role in MANAGED:
@@ -109,5 +134,5 @@ def roles_frame(lab: Lab) -> pd.DataFrame:
         managed = [p["PolicyName"] for p in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]]
         inline = iam.list_role_policies(RoleName=role)["PolicyNames"]
         rows.append({"role": role, "assumed by": SERVICE[role], "managed policies": ", ".join(sorted(managed)),
-                     "inline policies": ", ".join(inline)})
-    return pd.DataFrame(rows, columns=["role", "assumed by", "managed policies", "inline policies"])
+                     "inline policies": ", ".join(inline), "really needs": ", ".join(needed_actions(lab, role))})
+    return pd.DataFrame(rows, columns=["role", "assumed by", "managed policies", "inline policies", "really needs"])

@@ -9,7 +9,9 @@ import json
 from typing import Any
 
 from labkit import names
-from labkit.errors import StepError, if_exists
+from botocore.exceptions import ClientError
+
+from labkit.errors import StepError, error_code, if_exists
 from labkit.session import Lab
 from labkit.tagging import ec2_find
 
@@ -62,10 +64,23 @@ def describe_instance(lab: Lab) -> dict | None:
     return instances[0] if instances else None
 
 
+def secret_pending_deletion(lab: Lab) -> bool:
+    """True when the secret exists but is scheduled for deletion (after a teardown with a recovery window)."""
+    described = if_exists(lambda: lab.client("secretsmanager").describe_secret(SecretId=names.SECRET_NAME),
+                          f"reading the secret {names.SECRET_NAME}")
+    return bool((described or {}).get("DeletedDate"))
+
+
 def read_secret(lab: Lab) -> dict | None:
-    """The secret's JSON (for labkit's own use; never display it). None when it does not exist."""
-    text = if_exists(lambda: lab.client("secretsmanager").get_secret_value(SecretId=names.SECRET_NAME)["SecretString"],
-                     f"reading the secret {names.SECRET_NAME}")
+    """The secret's JSON (for labkit's own use; never display it). None when it does not exist, or is
+    scheduled for deletion (GetSecretValue then answers InvalidRequestException)."""
+    try:
+        text = if_exists(lambda: lab.client("secretsmanager").get_secret_value(
+            SecretId=names.SECRET_NAME)["SecretString"], f"reading the secret {names.SECRET_NAME}")
+    except ClientError as exc:
+        if error_code(exc) == "InvalidRequestException" and secret_pending_deletion(lab):
+            return None
+        raise
     if text is None:
         return None
     try:

@@ -41,13 +41,42 @@ def ensure_vpc(lab: Lab) -> dict:
     return vpc
 
 
+def choose_zones(lab: Lab, count: int = 2) -> list[str]:
+    """``count`` Availability Zones (standard zones, no opt-in needed) where both the EC2 instance type and
+    the RDS instance class (engine and version as step 4 creates them) are offered; the first by name.
+
+    Not every zone offers every type (us-east-1e has no t3.micro), and Local or Wavelength Zones are zones too.
+    """
+    from labkit.compute import INSTANCE_TYPE
+    from labkit.database import ENGINE, INSTANCE_CLASS, engine_version
+    from labkit.errors import StepError
+
+    ec2, rds = lab.client("ec2"), lab.client("rds")
+    zones = [z["ZoneName"] for z in ec2.describe_availability_zones(Filters=[
+        {"Name": "state", "Values": ["available"]}, {"Name": "zone-type", "Values": ["availability-zone"]}]
+    )["AvailabilityZones"] if z.get("OptInStatus", "opt-in-not-required") == "opt-in-not-required"]
+    pages = ec2.get_paginator("describe_instance_type_offerings").paginate(
+        LocationType="availability-zone", Filters=[{"Name": "instance-type", "Values": [INSTANCE_TYPE]}])
+    for_ec2 = {o["Location"] for page in pages for o in page["InstanceTypeOfferings"]}
+    pages = rds.get_paginator("describe_orderable_db_instance_options").paginate(
+        Engine=ENGINE, EngineVersion=engine_version(lab), DBInstanceClass=INSTANCE_CLASS, Vpc=True)
+    for_rds = {z["Name"] for page in pages for o in page["OrderableDBInstanceOptions"]
+               for z in o.get("AvailabilityZones", [])}
+    chosen = sorted(z for z in zones if z in for_ec2 and z in for_rds)[:count]
+    if len(chosen) < count:
+        raise StepError(1, f"{lab.region} has {len(chosen)} Availability Zone(s) offering both {INSTANCE_TYPE} and "
+                           f"{INSTANCE_CLASS} ({', '.join(chosen) or 'none'}); the lab needs {count}",
+                        "use another region (the `region` parameter, or --region)")
+    return chosen
+
+
 def ensure_subnets(lab: Lab, vpc_id: str) -> dict[str, dict]:
     ec2 = lab.client("ec2")
-    zones = [z["ZoneName"] for z in ec2.describe_availability_zones(
-        Filters=[{"Name": "state", "Values": ["available"]}])["AvailabilityZones"]][:2]
+    found = {key: ec2_find(lab, "Subnets", _n(lab, key)) for key in SUBNETS}
+    zones = choose_zones(lab) if None in found.values() else []
     subnets = {}
     for key, (cidr, zone, public) in SUBNETS.items():
-        subnet = ec2_find(lab, "Subnets", _n(lab, key))
+        subnet = found[key]
         if subnet is None:
             subnet = ec2.create_subnet(VpcId=vpc_id, CidrBlock=cidr, AvailabilityZone=zones[zone],
                                        TagSpecifications=tag_spec(lab, "subnet", _n(lab, key)))["Subnet"]
@@ -135,6 +164,9 @@ def create_vpc(lab: Lab) -> dict[str, Any]:
     igw = ensure_internet_gateway(lab, vpc["VpcId"])
     tables = ensure_route_tables(lab, vpc["VpcId"], subnets, igw["InternetGatewayId"])
     endpoints = ensure_vpc_endpoints(lab, vpc["VpcId"], subnets, tables["private"]["RouteTableId"])
+    from labkit.iam import policy_mode
+
+    policy_mode(lab)  # a mode given with the lab is stored on its VPC from the start
     return {"vpc_id": vpc["VpcId"], "subnets": {k: s["SubnetId"] for k, s in subnets.items()},
             "internet_gateway_id": igw["InternetGatewayId"],
             "route_tables": {k: t["RouteTableId"] for k, t in tables.items()},
@@ -173,8 +205,17 @@ def _allow(lab: Lab, group_id: str, port: int, source: str | None = None, cidr: 
             raise
 
 
+def _close_port_80(lab: Lab, group_id: str) -> None:
+    """Earlier versions of the lab opened port 80, where nothing listens: close it on a re-run."""
+    ec2 = lab.client("ec2")
+    group = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
+    stale = [p for p in group.get("IpPermissions", []) if p.get("FromPort") == 80 and p.get("ToPort") == 80]
+    if stale:
+        ec2.revoke_security_group_ingress(GroupId=group_id, IpPermissions=stale)
+
+
 def create_security_groups(lab: Lab) -> dict[str, str]:
-    """Step 3: EC2 (app port and 80 from a CIDR; 22 only if asked), Lambda, RDS (3306 from those two groups
+    """Step 3: EC2 (the app port from a CIDR; nothing listens on 80, so it stays closed; 22 only if asked), Lambda, RDS (3306 from those two groups
     only, by group), and the endpoint group (443 from the Lambda group)."""
     vpc_id = vpc_ids(lab)["vpc_id"]
     groups = {
@@ -185,7 +226,7 @@ def create_security_groups(lab: Lab) -> dict[str, str]:
     }
     config = lab.config
     _allow(lab, groups["ec2"], config.app_port, cidr=config.app_cidr, description="Flask app")
-    _allow(lab, groups["ec2"], 80, cidr=config.app_cidr, description="HTTP")
+    _close_port_80(lab, groups["ec2"])
     if config.ssh_cidr:
         _allow(lab, groups["ec2"], 22, cidr=config.ssh_cidr, description="SSH (asked for)")
     _allow(lab, groups["rds"], 3306, source=groups["ec2"], description="MySQL from the app instance")

@@ -13,6 +13,9 @@ from labkit.errors import LabkitError
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 NUMBER = re.compile(r"^(\d+)_")
+# Per cell: on AWS an RDS instance takes 10-20 minutes to create, and teardown waits for its deletion and
+# for Lambda to release its network interfaces (up to ~20 minutes more).
+CELL_TIMEOUT = {"local": 900, "aws": 7200}
 
 
 class RunFailed(LabkitError):
@@ -32,6 +35,7 @@ class RunSummary:
     output_dir: str
     target: str
     results: list[NotebookResult] = field(default_factory=list)
+    left: str = ""  # after a stop on aws: what of the lab still exists
 
     @property
     def total_seconds(self) -> float:
@@ -79,21 +83,34 @@ def _failure_detail(exc: Exception) -> tuple[str, str]:
 
 
 def run_notebooks(target: str = "local", start: int | None = None, end: int | None = None,
-                  output_dir: Path | None = None, lab_name: str = "orders-lab", region: str = "us-east-1",
-                  kernel: str = "python3", cell_timeout: int = 900, show_progress: bool = True,
-                  folder: Path = NOTEBOOKS) -> RunSummary:
-    """Run the selected notebooks with papermill; write them and ``summary.json`` to ``output_dir``."""
+                  output_dir: Path | None = None, lab_name: str = "orders-lab", region: str | None = None,
+                  kernel: str = "python3", cell_timeout: int | None = None, show_progress: bool = True,
+                  folder: Path = NOTEBOOKS, confirm: bool = False) -> RunSummary:
+    """Run the selected notebooks with papermill; write them and ``summary.json`` to ``output_dir``.
+
+    ``confirm`` is passed to every notebook as its ``confirm`` parameter (the aws target needs it). On the
+    aws target a run that stops lists what of the lab still exists, and how to delete it.
+    """
     import papermill
     from tqdm.auto import tqdm
+
+    from labkit.config import default_region
 
     notebooks = select_notebooks(start, end, folder)
     if not notebooks:
         raise LabkitError(f"no notebooks numbered {start}..{end} in {folder}")
+    region = region or default_region(target)
+    cell_timeout = cell_timeout or CELL_TIMEOUT[target]
+    if target == "aws" and not confirm:
+        from labkit.config import AwsTarget, LabConfig
+
+        AwsTarget(LabConfig(target="aws", name=lab_name, region=region)).require_confirmation(
+            "Running the notebooks")
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(output_dir or Path.cwd() / "runs" / stamp)
     out.mkdir(parents=True, exist_ok=True)
     summary = RunSummary(str(out), target)
-    parameters: dict[str, Any] = {"target": target, "lab_name": lab_name, "region": region}
+    parameters: dict[str, Any] = {"target": target, "lab_name": lab_name, "region": region, "confirm": confirm}
     bar = tqdm(notebooks, unit="notebook", disable=not show_progress)
     for path in bar:
         bar.set_description(path.stem)
@@ -102,17 +119,37 @@ def run_notebooks(target: str = "local", start: int | None = None, end: int | No
             papermill.execute_notebook(str(path), str(out / path.name), parameters=parameters, kernel_name=kernel,
                                        execution_timeout=cell_timeout, progress_bar=False, cwd=str(path.parent),
                                        log_output=False, kernel_manager_class=_kernel_manager_class())
-        except Exception as exc:  # papermill's PapermillExecutionError, or a kernel that died
+        except (Exception, KeyboardInterrupt) as exc:  # PapermillExecutionError, a dead kernel, Ctrl-C
             where, what = _failure_detail(exc)
             summary.results.append(NotebookResult(path.stem, "failed", time.monotonic() - started, f"{where}: {what}"))
+            summary.left = leftovers(target, lab_name, region) if target == "aws" else ""
             _write(summary, out)
             bar.close()
-            raise RunFailed(f"{path.name} failed at {where}: {what}",
+            options = f"--target {target} --lab {lab_name} --region {region}"
+            raise RunFailed(f"{path.name} failed at {where}: {what}" + (f"\n{summary.left}" if summary.left else ""),
                             f"open {out / path.name} to see the cell and its traceback; fix it and re-run with "
-                            f"`labkit run --from {NUMBER.match(path.name).group(1)}`") from exc
+                            f"`labkit run {options} --from {NUMBER.match(path.name).group(1)}`"
+                            + (f", or delete everything with `labkit down {options} --yes`"
+                               if target == "aws" else "")) from exc
         summary.results.append(NotebookResult(path.stem, "ok", time.monotonic() - started))
         _write(summary, out)
     return summary
+
+
+def leftovers(target: str, lab_name: str, region: str) -> str:
+    """What of the lab still exists (and bills), as text for a stopped run; never raises."""
+    try:
+        from labkit import teardown
+        from labkit.session import Lab
+
+        frame = teardown.remaining_frame(Lab(target=target, name=lab_name, region=region))
+    except Exception as exc:  # no credentials, no network: say so rather than stay silent
+        return (f"Could not list what of lab {lab_name!r} still exists ({type(exc).__name__}: {exc}); check with "
+                f"`labkit status --target {target} --lab {lab_name} --region {region}`.")
+    if frame.empty:
+        return f"Nothing of lab {lab_name!r} exists in {region}."
+    return (f"These resources of lab {lab_name!r} still exist in {region} and cost money until deleted:\n"
+            + frame.to_string(index=False))
 
 
 def _write(summary: RunSummary, out: Path) -> None:

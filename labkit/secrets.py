@@ -12,13 +12,14 @@ import string
 import pandas as pd
 
 from labkit.errors import StepError
+from labkit import lookups
 from labkit.lookups import describe_db_instance, read_secret
 from labkit.names import SECRET_NAME, run_first
 from labkit.session import Lab
 from labkit.tagging import claim
 
-__all__ = ["KEYS", "create_db_secret", "generate_password", "read_secret", "secret_frame",
-           "store_master_credentials", "write_secret"]
+__all__ = ["KEYS", "create_db_secret", "generate_password", "pending_deletion", "read_secret", "recover_secret",
+           "secret_frame", "store_master_credentials", "write_secret"]
 
 KEYS = ("username", "password", "engine", "host", "port", "dbname", "dbInstanceIdentifier")
 PASSWORD_ALPHABET = string.ascii_letters + string.digits + "-_.~^"  # RDS forbids / " @ and spaces
@@ -26,6 +27,19 @@ PASSWORD_ALPHABET = string.ascii_letters + string.digits + "-_.~^"  # RDS forbid
 
 def generate_password(length: int = 32) -> str:
     return "".join(pysecrets.choice(PASSWORD_ALPHABET) for _ in range(length))
+
+
+def pending_deletion(lab: Lab) -> bool:
+    """True when the secret exists but is scheduled for deletion (after a teardown with a recovery window)."""
+    return lookups.secret_pending_deletion(lab)
+
+
+def recover_secret(lab: Lab, step: int) -> bool:
+    """Cancel the scheduled deletion of the lab's secret, so its password is used again; True if it did."""
+    if not pending_deletion(lab) or not claim(lab, step, "secret", SECRET_NAME):
+        return False
+    lab.client("secretsmanager").restore_secret(SecretId=SECRET_NAME)
+    return True
 
 
 def write_secret(lab: Lab, value: dict, step: int) -> str:

@@ -23,10 +23,13 @@ class Lab:
         self.config: LabConfig = config_from_environment(target=target, name=name, region=region, **options)
         self.target = make_target(self.config)
         self._session = boto3.Session(**self.target.session_kwargs())
+        self.target.guard(self._session)
         self._clients: dict[str, Any] = {}
 
     def __repr__(self) -> str:
-        return f"Lab(target={self.config.target!r}, name={self.config.name!r}, region={self.config.region!r})"
+        confirmed = f", confirmed={self.target.confirmed}" if self.config.target == "aws" else ""
+        return (f"Lab(target={self.config.target!r}, name={self.config.name!r}, region={self.config.region!r}"
+                f"{confirmed})")
 
     @property
     def name(self) -> str:

@@ -4,6 +4,7 @@ Every delete tolerates "already gone", so teardown can be re-run after an interr
 """
 from __future__ import annotations
 
+import time
 from typing import Any, Callable
 
 import pandas as pd
@@ -11,7 +12,7 @@ from botocore.exceptions import ClientError
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
 from labkit import troubleshoot
-from labkit.errors import error_code, if_exists
+from labkit.errors import error_code, if_exists, is_gone
 from labkit.lookups import describe_db_instance, describe_instance
 from labkit.names import (DB_SUBNET_GROUP, EC2_ROLE, FUNCTIONS, ROLES, SECRET_NAME, bucket_name, db_instance_id,
                           layer_name, log_group, rule_name)
@@ -38,14 +39,43 @@ def delete_everything(lab: Lab, confirm: bool = False, progress: Callable[[str],
     """Tear the lab down in reverse dependency order; return what remains (an empty table when all is gone)."""
     lab.target.require_confirmation("Deleting the lab", confirm)
     say = progress or (lambda _message: None)
+    # The roles go last: Lambda deletes its VPC network interfaces with the function's role, up to ~20 min
+    # after the function is gone; without the role they stay, and so do lambda-sg, the subnets and the VPC.
     for label, action in (("troubleshooting probes", troubleshoot.cleanup), ("schedule", _delete_schedule),
                           ("functions and layer", _delete_functions),
                           ("report bucket", _delete_bucket), ("EC2 instance", _delete_instance),
-                          ("database", _delete_database), ("secret", _delete_secret), ("IAM roles", _delete_roles),
-                          ("network", _delete_network)):
+                          ("database", _delete_database), ("secret", _delete_secret),
+                          ("Lambda network interfaces (released by Lambda)", lambda lab: wait_for_lambda_enis(lab, say)),
+                          ("network", _delete_network), ("IAM roles", _delete_roles)):
         say(f"deleting {label}")
         action(lab)
     return remaining_frame(lab)
+
+
+def lab_network_interfaces(lab: Lab) -> list[dict]:
+    """Every network interface in the lab's VPC (Lambda's, the endpoints', the instance's)."""
+    ec2 = lab.client("ec2")
+    vpc_ids = [v["VpcId"] for v in ec2.describe_vpcs(Filters=lab.tag_filter())["Vpcs"]]
+    if not vpc_ids:
+        return []
+    pages = ec2.get_paginator("describe_network_interfaces").paginate(
+        Filters=[{"Name": "vpc-id", "Values": vpc_ids}])
+    return [eni for page in pages for eni in page["NetworkInterfaces"]]
+
+
+def wait_for_lambda_enis(lab: Lab, say: Callable[[str], None] = lambda _m: None, seconds: float = 2700) -> list[dict]:
+    """Wait until Lambda has deleted its network interfaces in the lab's VPC (AWS: up to ~20 minutes after the
+    function). Returns those still there at the deadline (they then show in ``remaining_frame``)."""
+    deadline, last_said = time.monotonic() + seconds, 0.0
+    while True:
+        left = [e for e in lab_network_interfaces(lab) if e.get("InterfaceType") == "lambda"]
+        if not left or time.monotonic() > deadline:
+            return left
+        if time.monotonic() - last_said >= 60:
+            last_said = time.monotonic()
+            say(f"  Lambda still holds {len(left)} network interface(s) "
+                f"({', '.join(e['NetworkInterfaceId'] for e in left)}); it releases them within ~20 minutes")
+        time.sleep(max(1, lab.target.poll_seconds))
 
 
 def _delete_schedule(lab: Lab) -> None:
@@ -89,11 +119,23 @@ def _delete_instance(lab: Lab) -> None:
                                                    WaiterConfig={"Delay": max(1, int(lab.target.poll_seconds))})
 
 
-def _delete_database(lab: Lab) -> None:
+def _delete_database(lab: Lab, seconds: float = 3600) -> None:
+    """Delete the instance, or wait for a deletion already going (a re-run after an interrupted teardown)."""
     rds = lab.client("rds")
-    if describe_db_instance(lab):
-        _quiet(lambda: rds.delete_db_instance(DBInstanceIdentifier=db_instance_id(lab),
-                                              SkipFinalSnapshot=True, DeleteAutomatedBackups=True))
+    deadline = time.monotonic() + seconds
+    while (db := describe_db_instance(lab)) and db["DBInstanceStatus"] != "deleting":
+        try:
+            rds.delete_db_instance(DBInstanceIdentifier=db_instance_id(lab),
+                                   SkipFinalSnapshot=True, DeleteAutomatedBackups=True)
+            break
+        except ClientError as exc:
+            # "already being deleted", or a state (creating, modifying, backing-up) that cannot be deleted yet
+            if is_gone(exc):
+                break
+            if error_code(exc) != "InvalidDBInstanceState" or time.monotonic() > deadline:
+                raise
+            time.sleep(max(1, lab.target.poll_seconds))
+    if db:
         delay = max(1, int(lab.target.poll_seconds * 2))
         rds.get_waiter("db_instance_deleted").wait(DBInstanceIdentifier=db_instance_id(lab),
                                                    WaiterConfig={"Delay": delay, "MaxAttempts": 1800 // delay})
@@ -192,4 +234,7 @@ def remaining_frame(lab: Lab) -> pd.DataFrame:
     lam = lab.client("lambda")
     for version in _quiet(lambda: lam.list_layer_versions(LayerName=layer_name(lab))["LayerVersions"]) or []:
         found("lambda layer version", version["LayerVersionArn"])
+    for eni in lab_network_interfaces(lab):
+        found(f"network interface ({eni.get('InterfaceType', 'interface')})",
+              f"{eni['NetworkInterfaceId']} {eni.get('Description', '')}".strip())
     return pd.DataFrame(rows, columns=["kind", "id"])

@@ -88,7 +88,7 @@ def verification_checks(lab: Lab, submitted: list[tuple[dict, Submission]], firi
     accepted = [r.body.get("order_id") for _, r in submitted if r.accepted]
     rejected = [(o, r) for o, r in submitted if r.status == 422]
     stored = set(database.orders_frame(lab, limit=1000)["order_id"])
-    logs = functions.logs_frame(lab, iam.REPORT_FUNCTION, contains="REPORT RequestId")
+    logs = functions.logs_frame(lab, iam.REPORT_FUNCTION, contains="REPORT RequestId", wait_seconds=120)
     rows = [
         ("orders submitted from the app are accepted", True, bool(accepted) and len(accepted) == len(submitted) - len(rejected)),
         ("accepted orders are in the RDS table", True, bool(accepted) and set(accepted) <= stored),

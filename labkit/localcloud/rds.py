@@ -284,6 +284,9 @@ def _ident(name: str) -> str:
 
 def install(cloud: LocalCloud) -> RdsData:
     """Wrap moto's RDS backend so its DB instances are real servers."""
+    from labkit.localcloud import rds_catalog
+
+    rds_catalog.install()
     data = RdsData(cloud)
     backend = rds_models.RDSBackend
     original_create, original_stop = backend.create_db_instance, backend.stop_db_instance

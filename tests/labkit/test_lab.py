@@ -80,8 +80,9 @@ def test_switching_to_least_privilege_and_back_keeps_everything_working(provisio
     from labkit import Lab
 
     lab = provisioned.lab
-    strict = Lab(target="local", name=lab.name, policies="least-privilege", cloud_port=lab.config.cloud_port,
-                 app_port=lab.config.app_port, home=lab.config.home)
+    same = dict(target="local", name=lab.name, cloud_port=lab.config.cloud_port, app_port=lab.config.app_port,
+                home=lab.config.home)
+    strict = Lab(policies="least-privilege", **same)
     try:
         for number in (5, 10, 12):
             run_step(strict, number)
@@ -91,10 +92,20 @@ def test_switching_to_least_privilege_and_back_keeps_everything_working(provisio
         result = functions.invoke(strict, iam.VALIDATOR_FUNCTION, {"customer_name": "Lee", "product": "Pi",
                                                                    "quantity": 3, "amount": 3.14})
         assert result.payload["status"] == "accepted"
-    finally:
+        # The mode is the lab's: a Lab built without `policies` (as every notebook builds it) keeps it.
+        assert iam.policy_mode(lab) == "least-privilege"
         for number in (5, 10, 12):
             run_step(lab, number)
-    assert "SecretsManagerReadWrite" in iam.roles_frame(lab).set_index("role").loc[iam.EC2_ROLE, "managed policies"]
+        assert set(iam.roles_frame(lab)["inline policies"]) == {"orders-lab-least-privilege"}
+    finally:
+        managed = Lab(policies="managed", **same)
+        for number in (5, 10, 12):
+            run_step(managed, number)
+    frame = iam.roles_frame(lab).set_index("role")
+    assert iam.policy_mode(lab) == "managed" and "SecretsManagerReadWrite" in frame.loc[iam.EC2_ROLE, "managed policies"]
+    # beside the tutorial's managed policies, what each role really needs
+    assert "ec2:DescribeSubnets" in frame.loc[iam.VALIDATOR_ROLE, "really needs"]
+    assert "secretsmanager:GetSecretValue" in frame.loc[iam.EC2_ROLE, "really needs"]
 
 
 def test_failed_step_names_the_step_and_the_fix(provisioned, tmp_path):

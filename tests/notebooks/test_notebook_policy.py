@@ -30,8 +30,15 @@ def test_notebook_policy(path: Path):
     first = cells[0]
     assert first["cell_type"] == "code" and "parameters" in first["metadata"].get("tags", [])
     source = "".join(first["source"])
-    for name in ("target", "lab_name", "region"):
+    for name in ("target", "lab_name", "region", "confirm"):
         assert re.search(rf"^{name} = ", source, re.M), f"parameter {name} missing"
+    assert re.search(r"^region = None", source, re.M), "the region comes from the lab's configuration chain"
+    assert re.search(r"^confirm = False", source, re.M), "a notebook never confirms spending by itself"
+    code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    assert "us-east-1" not in code, "no notebook hard-codes a region"
+    for call in re.findall(r"labkit\.Lab\([^)]*\)", code):
+        assert "confirm=confirm" in call, f"{call}: every lab gets the notebook's confirmation (one model)"
+        assert "policies" not in call, f"{call}: the policy mode is the lab's, stored with it"
     assert any(c["cell_type"] == "markdown" for c in cells), "a lesson needs prose"
     checked = 0
     for index, cell in enumerate(cells):

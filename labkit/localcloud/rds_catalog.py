@@ -1,0 +1,88 @@
+"""RDS's catalogue, as AWS answers it: engine versions (DescribeDBEngineVersions, which moto lacks) and the
+classes orderable in each Availability Zone (DescribeOrderableDBInstanceOptions, which moto answers only
+for Aurora PostgreSQL and Neptune).
+
+A DB instance class is offered in the zones where EC2 offers its instance type (db.t3.micro where
+t3.micro is), as on AWS, where RDS runs on EC2 capacity: in us-east-1, not us-east-1e.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from moto.ec2.models import ec2_backends
+from moto.rds.responses import RDSResponse
+
+try:  # moto 5.1+
+    from moto.core.responses import ActionResult
+except ImportError:  # pragma: no cover
+    ActionResult = None  # type: ignore[assignment]
+
+# engine -> parameter group family -> (default version first, then the others offered)
+VERSIONS = {
+    "mysql": {"mysql8.0": ["8.0.42", "8.0.41", "8.0.40"], "mysql8.4": ["8.4.6", "8.4.5", "8.4.4"]},
+    "mariadb": {"mariadb10.11": ["10.11.13", "10.11.11", "10.11.10"]},
+}
+CLASSES = ("db.t3.micro", "db.t3.small", "db.t4g.micro", "db.t4g.small")
+
+
+def engine_versions(engine: str | None, version: str | None, family: str | None, default_only: bool) -> list[dict]:
+    rows = []
+    for name, families in VERSIONS.items():
+        if engine and engine != name:
+            continue
+        for fam, versions in families.items():
+            if family and family != fam:
+                continue
+            for index, ver in enumerate(versions):
+                if (version and ver != version and not ver.startswith(version + ".")) or (default_only and index):
+                    continue
+                rows.append({"Engine": name, "EngineVersion": ver, "DBParameterGroupFamily": fam,
+                             "DBEngineDescription": "MySQL Community Edition" if name == "mysql" else "MariaDB",
+                             "DBEngineVersionDescription": f"{'MySQL' if name == 'mysql' else 'MariaDB'} {ver}",
+                             "Status": "available", "SupportsLogExportsToCloudwatchLogs": True})
+    if default_only and version and not family:  # AWS: the default among the matching versions
+        rows = rows[:1]
+    return rows
+
+
+def orderable(account: str, region: str, engine: str, version: str | None, db_class: str | None) -> list[dict]:
+    ec2 = ec2_backends[account][region]
+    options = []
+    for fam, versions in VERSIONS.get(engine, {}).items():
+        for ver in versions:
+            if version and ver != version:
+                continue
+            for cls in CLASSES:
+                if db_class and cls != db_class:
+                    continue
+                offered = ec2.describe_instance_type_offerings(
+                    location_type="availability-zone", filters={"instance-type": [cls.removeprefix("db.")]})
+                options.append({
+                    "Engine": engine, "EngineVersion": ver, "DBInstanceClass": cls,
+                    "LicenseModel": "general-public-license", "StorageType": "gp2", "Vpc": True,
+                    "AvailabilityZones": [{"Name": o["Location"]} for o in sorted(offered, key=lambda o: o["Location"])],
+                    "MultiAZCapable": True, "ReadReplicaCapable": True, "SupportsStorageEncryption": True,
+                    "SupportedNetworkTypes": ["IPV4"]})
+    return options
+
+
+def _describe_db_engine_versions(self: Any) -> Any:
+    rows = engine_versions(self._get_param("Engine"), self._get_param("EngineVersion"),
+                           self._get_param("DBParameterGroupFamily"), self._get_bool_param("DefaultOnly", False))
+    return ActionResult({"DBEngineVersions": rows})
+
+
+def install() -> None:
+    """Answer both calls for mysql and mariadb; leave moto's own answers for its other engines."""
+    original = RDSResponse.describe_orderable_db_instance_options
+
+    def describe_orderable_db_instance_options(self: Any) -> Any:
+        engine = self._get_param("Engine")
+        if engine not in VERSIONS:
+            return original(self)
+        options = orderable(self.current_account, self.region, engine, self._get_param("EngineVersion"),
+                            self._get_param("DBInstanceClass"))
+        return ActionResult({"OrderableDBInstanceOptions": options})
+
+    RDSResponse.describe_orderable_db_instance_options = describe_orderable_db_instance_options
+    RDSResponse.describe_db_engine_versions = _describe_db_engine_versions

@@ -7,7 +7,7 @@ from typing import Any, Callable
 import pandas as pd
 from botocore.exceptions import ClientError
 
-from labkit import compute, database, functions, iam, network, schedule, secrets, storage
+from labkit import compute, database, functions, iam, names, network, schedule, secrets, storage
 from labkit.errors import DENIED, GONE, AccessDenied, CheckFailed, LabkitError, access_denied, error_code
 from labkit.names import layer_name
 from labkit.session import Lab
@@ -104,8 +104,8 @@ def check_step_4(lab: Lab, t: _Table) -> None:
     db = database.describe_db_instance(lab) or {}
     t.add("RDS instance available", "available", db.get("DBInstanceStatus"))
     t.add("engine MySQL", "mysql", db.get("Engine"))
-    t.add(f"engine version pinned ({database.PARAMETER_GROUP_FAMILY})", True,
-          str(db.get("EngineVersion", "")).startswith(database.PARAMETER_GROUP_FAMILY.removeprefix("mysql") + "."))
+    t.add(f"engine version pinned ({names.DB_PARAMETER_GROUP_FAMILY})", True,
+          str(db.get("EngineVersion", "")).startswith(names.DB_PARAMETER_GROUP_FAMILY.removeprefix("mysql") + "."))
     t.add("database ordersdb", database.DB_NAME, db.get("DBName"))
     t.add("not publicly accessible", False, db.get("PubliclyAccessible"))
     t.add("storage encrypted", True, db.get("StorageEncrypted"))

@@ -21,7 +21,7 @@ from tenacity import RetryError, Retrying, retry_if_exception, retry_if_result, 
 from labkit import iam
 from labkit.errors import StepError
 from labkit.lookups import LIVE_STATES, describe_instance, require_security_group, vpc_ids
-from labkit.names import EC2_ROLE, VALIDATOR_FUNCTION, instance_name, run_first, step_ref
+from labkit.names import EC2_ROLE, INSTANCE_TYPE, VALIDATOR_FUNCTION, instance_name, run_first, step_ref
 from labkit.session import Lab
 from labkit.tagging import error_code, name_tag, tag_spec
 
@@ -32,7 +32,6 @@ __all__ = ["INSTANCE_TYPE", "LIVE_STATES", "PRELUDE", "UBUNTU_PARAMETER", "app_i
 PROJECT = Path(__file__).resolve().parents[1]
 UBUNTU_PARAMETER = "/aws/service/canonical/ubuntu/server/22.04/stable/current/amd64/hvm/ebs-gp2/ami-id"
 UBUNTU_OWNER = "099720109477"
-INSTANCE_TYPE = "t3.micro"
 APP_DIR = '"$HOME/orders-app"'
 # A fresh Ubuntu instance runs cloud-init and unattended-upgrades at boot, which hold apt's locks: wait for
 # cloud-init to finish, and let apt wait for the dpkg lock instead of failing at once.

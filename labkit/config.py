@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labkit.costs import cost_frame
 from labkit.errors import ConfigError
 from labkit.localcloud import control
 
@@ -155,8 +156,6 @@ class AwsTarget:
             self.confirmed = True
         if self.confirmed:
             return
-        from labkit.costs import cost_frame
-
         table = cost_frame(self.config.region)
         total = table.iloc[-1]["USD per hour"]
         raise ConfigError(

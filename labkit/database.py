@@ -14,31 +14,17 @@ from botocore.exceptions import ClientError
 
 from labkit import compute, secrets
 from labkit.errors import StepError
-from labkit.lookups import describe_db_instance, require_security_group
-from labkit.names import DB_NAME, DB_SUBNET_GROUP, SECRET_NAME, db_instance_id, run_first
+from labkit.lookups import describe_db_instance, engine_version, require_security_group
+from labkit.names import DB_ENGINE, DB_INSTANCE_CLASS, DB_NAME, DB_SUBNET_GROUP, SECRET_NAME, db_instance_id, run_first
 from labkit.session import Lab
 
-__all__ = ["DB_NAME", "ORDER_COLUMNS", "create_database", "create_orders_table", "db_instance_frame",
-           "db_instance_id", "describe_db_instance", "orders_frame", "query"]
+__all__ = ["DB_NAME", "ORDER_COLUMNS", "create_database",
+           "create_orders_table", "db_instance_frame", "db_instance_id", "describe_db_instance", "engine_version",
+           "orders_frame", "query"]
 
 SCHEMA = Path(__file__).resolve().parents[1] / "sql" / "schema.sql"
 MASTER_USER = "admin"
-INSTANCE_CLASS = "db.t3.micro"  # free-tier eligible
-ENGINE = "mysql"
-# The pinned major version: MySQL 8.4 (LTS). Its login plugin is caching_sha2_password, which needs TLS (or
-# RSA, hence `cryptography` in the layer) on a cold cache. The minor version is RDS's default for 8.4.
-PARAMETER_GROUP_FAMILY = "mysql8.4"
 ORDER_COLUMNS = ["order_id", "customer_name", "product", "quantity", "amount", "created_at"]
-
-
-def engine_version(lab: Lab) -> str:
-    """RDS's default minor version of the pinned major (``PARAMETER_GROUP_FAMILY``) in the lab's region."""
-    versions = lab.client("rds").describe_db_engine_versions(
-        Engine=ENGINE, DBParameterGroupFamily=PARAMETER_GROUP_FAMILY, DefaultOnly=True)["DBEngineVersions"]
-    if not versions:
-        raise StepError(4, f"RDS offers no {PARAMETER_GROUP_FAMILY} version in {lab.region}",
-                        "use another region (the `region` parameter, or --region)")
-    return versions[0]["EngineVersion"]
 
 
 def create_database(lab: Lab) -> dict:
@@ -57,9 +43,9 @@ def create_database(lab: Lab) -> dict:
         secrets.store_master_credentials(lab, MASTER_USER, password)
         try:
             rds.create_db_instance(
-                DBInstanceIdentifier=db_instance_id(lab), DBName=DB_NAME, Engine=ENGINE,
+                DBInstanceIdentifier=db_instance_id(lab), DBName=DB_NAME, Engine=DB_ENGINE,
                 EngineVersion=engine_version(lab), AutoMinorVersionUpgrade=True,
-                DBInstanceClass=INSTANCE_CLASS, AllocatedStorage=20, StorageType="gp2", StorageEncrypted=True,
+                DBInstanceClass=DB_INSTANCE_CLASS, AllocatedStorage=20, StorageType="gp2", StorageEncrypted=True,
                 MasterUsername=MASTER_USER, MasterUserPassword=password, PubliclyAccessible=False,
                 DBSubnetGroupName=DB_SUBNET_GROUP, VpcSecurityGroupIds=[rds_group], MultiAZ=False,
                 BackupRetentionPeriod=1, DeletionProtection=False, Tags=lab.tags)

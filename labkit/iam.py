@@ -14,12 +14,13 @@ import pandas as pd
 
 from labkit.errors import if_exists
 from labkit.names import EC2_ROLE, REPORT_FUNCTION, REPORT_ROLE, SECRET_NAME, VALIDATOR_FUNCTION, VALIDATOR_ROLE
-from labkit.names import bucket_name, log_group
+from labkit.names import bucket_name, lab_resource, log_group
 from labkit.session import Lab
-from labkit.tagging import claim
+from labkit.tagging import claim, ec2_find
 
 __all__ = ["EC2_ROLE", "MANAGED", "REPORT_FUNCTION", "REPORT_ROLE", "SECRET_NAME", "VALIDATOR_FUNCTION",
-           "VALIDATOR_ROLE", "ensure_instance_profile", "ensure_role", "least_privilege_policy", "roles_frame"]
+           "VALIDATOR_ROLE", "ensure_instance_profile", "ensure_role", "least_privilege_policy", "needed_actions",
+           "policy_mode", "roles_frame"]
 AWS_POLICY = "arn:aws:iam::aws:policy/"
 MANAGED = {
     # AmazonSSMManagedInstanceCore is what lets SSM Run Command reach the instance (no SSH needed).
@@ -39,9 +40,7 @@ POLICY_TAG = "lab-policies"
 
 def policy_mode(lab: Lab) -> str:
     """The lab's policy mode: the one it was given (stored on the lab's VPC), else the stored one, else managed."""
-    from labkit.tagging import ec2_find
-
-    vpc = ec2_find(lab, "Vpcs", f"{lab.name}-vpc")
+    vpc = ec2_find(lab, "Vpcs", lab_resource(lab, "vpc"))
     stored = next((t["Value"] for t in (vpc or {}).get("Tags", []) if t["Key"] == POLICY_TAG), None)
     wanted = lab.config.policies
     if wanted and vpc and wanted != stored:

@@ -94,3 +94,14 @@ def function_configuration(lab: Lab, name: str) -> dict | None:
     """A Lambda function's configuration, or None."""
     return if_exists(lambda: lab.client("lambda").get_function(FunctionName=name)["Configuration"],
                      f"reading the function {name}")
+
+
+def engine_version(lab: Lab) -> str:
+    """RDS's default minor version of the pinned major (``names.DB_PARAMETER_GROUP_FAMILY``) in the lab's region."""
+    versions = lab.client("rds").describe_db_engine_versions(
+        Engine=names.DB_ENGINE, DBParameterGroupFamily=names.DB_PARAMETER_GROUP_FAMILY,
+        DefaultOnly=True)["DBEngineVersions"]
+    if not versions:
+        raise StepError(4, f"RDS offers no {names.DB_PARAMETER_GROUP_FAMILY} version in {lab.region}",
+                        "use another region (the `region` parameter, or --region)")
+    return versions[0]["EngineVersion"]

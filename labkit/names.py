@@ -25,6 +25,12 @@ REPORT_FUNCTION = "daily-delta-processor"
 FUNCTIONS = (VALIDATOR_FUNCTION, REPORT_FUNCTION)
 PROBE_CASES = ("no-layer", "timeout", "secret")
 SUBNET_KEYS = ("public-a", "public-b", "private-a", "private-b")
+INSTANCE_TYPE = "t3.micro"
+DB_INSTANCE_CLASS = "db.t3.micro"  # free-tier eligible
+DB_ENGINE = "mysql"
+# The pinned major version: MySQL 8.4 (LTS). Its login plugin is caching_sha2_password, which needs TLS (or
+# RSA, hence `cryptography` in the layer) on a cold cache. The minor version is RDS's default for 8.4.
+DB_PARAMETER_GROUP_FAMILY = "mysql8.4"
 
 
 # -- names that carry the lab's name ----------------------------------------------------------------------

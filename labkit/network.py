@@ -12,14 +12,15 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import ClientError
 
-from labkit.errors import if_exists
-from labkit.lookups import security_group_ids, subnet_ids, vpc_ids
-from labkit.names import DB_SUBNET_GROUP, SG_NAMES, SUBNET_KEYS
+from labkit.errors import StepError, if_exists
+from labkit.iam import policy_mode
+from labkit.lookups import engine_version, security_group_ids, subnet_ids, vpc_ids
+from labkit.names import DB_ENGINE, DB_INSTANCE_CLASS, DB_SUBNET_GROUP, INSTANCE_TYPE, SG_NAMES, SUBNET_KEYS
 from labkit.names import lab_resource as _n
 from labkit.session import Lab
 from labkit.tagging import claim, ec2_find, error_code, name_tag, tag_spec
 
-__all__ = ["DB_SUBNET_GROUP", "SG_NAMES", "SUBNETS", "VPC_CIDR", "create_db_subnet_group", "create_security_groups",
+__all__ = ["DB_SUBNET_GROUP", "SG_NAMES", "SUBNETS", "VPC_CIDR", "choose_zones", "create_db_subnet_group", "create_security_groups",
            "create_vpc", "db_subnet_group_frame", "network_frame", "security_group_ids", "security_groups_frame",
            "subnet_ids", "vpc_ids"]
 
@@ -47,10 +48,6 @@ def choose_zones(lab: Lab, count: int = 2) -> list[str]:
 
     Not every zone offers every type (us-east-1e has no t3.micro), and Local or Wavelength Zones are zones too.
     """
-    from labkit.compute import INSTANCE_TYPE
-    from labkit.database import ENGINE, INSTANCE_CLASS, engine_version
-    from labkit.errors import StepError
-
     ec2, rds = lab.client("ec2"), lab.client("rds")
     zones = [z["ZoneName"] for z in ec2.describe_availability_zones(Filters=[
         {"Name": "state", "Values": ["available"]}, {"Name": "zone-type", "Values": ["availability-zone"]}]
@@ -59,13 +56,13 @@ def choose_zones(lab: Lab, count: int = 2) -> list[str]:
         LocationType="availability-zone", Filters=[{"Name": "instance-type", "Values": [INSTANCE_TYPE]}])
     for_ec2 = {o["Location"] for page in pages for o in page["InstanceTypeOfferings"]}
     pages = rds.get_paginator("describe_orderable_db_instance_options").paginate(
-        Engine=ENGINE, EngineVersion=engine_version(lab), DBInstanceClass=INSTANCE_CLASS, Vpc=True)
+        Engine=DB_ENGINE, EngineVersion=engine_version(lab), DBInstanceClass=DB_INSTANCE_CLASS, Vpc=True)
     for_rds = {z["Name"] for page in pages for o in page["OrderableDBInstanceOptions"]
                for z in o.get("AvailabilityZones", [])}
     chosen = sorted(z for z in zones if z in for_ec2 and z in for_rds)[:count]
     if len(chosen) < count:
         raise StepError(1, f"{lab.region} has {len(chosen)} Availability Zone(s) offering both {INSTANCE_TYPE} and "
-                           f"{INSTANCE_CLASS} ({', '.join(chosen) or 'none'}); the lab needs {count}",
+                           f"{DB_INSTANCE_CLASS} ({', '.join(chosen) or 'none'}); the lab needs {count}",
                         "use another region (the `region` parameter, or --region)")
     return chosen
 
@@ -164,8 +161,6 @@ def create_vpc(lab: Lab) -> dict[str, Any]:
     igw = ensure_internet_gateway(lab, vpc["VpcId"])
     tables = ensure_route_tables(lab, vpc["VpcId"], subnets, igw["InternetGatewayId"])
     endpoints = ensure_vpc_endpoints(lab, vpc["VpcId"], subnets, tables["private"]["RouteTableId"])
-    from labkit.iam import policy_mode
-
     policy_mode(lab)  # a mode given with the lab is stored on its VPC from the start
     return {"vpc_id": vpc["VpcId"], "subnets": {k: s["SubnetId"] for k, s in subnets.items()},
             "internet_gateway_id": igw["InternetGatewayId"],

@@ -9,7 +9,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labkit import teardown
+from labkit.config import AwsTarget, LabConfig, default_region
 from labkit.errors import LabkitError
+from labkit.session import Lab
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 NUMBER = re.compile(r"^(\d+)_")
@@ -94,16 +97,12 @@ def run_notebooks(target: str = "local", start: int | None = None, end: int | No
     import papermill
     from tqdm.auto import tqdm
 
-    from labkit.config import default_region
-
     notebooks = select_notebooks(start, end, folder)
     if not notebooks:
         raise LabkitError(f"no notebooks numbered {start}..{end} in {folder}")
     region = region or default_region(target)
     cell_timeout = cell_timeout or CELL_TIMEOUT[target]
     if target == "aws" and not confirm:
-        from labkit.config import AwsTarget, LabConfig
-
         AwsTarget(LabConfig(target="aws", name=lab_name, region=region)).require_confirmation(
             "Running the notebooks")
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -139,9 +138,6 @@ def run_notebooks(target: str = "local", start: int | None = None, end: int | No
 def leftovers(target: str, lab_name: str, region: str) -> str:
     """What of the lab still exists (and bills), as text for a stopped run; never raises."""
     try:
-        from labkit import teardown
-        from labkit.session import Lab
-
         frame = teardown.remaining_frame(Lab(target=target, name=lab_name, region=region))
     except Exception as exc:  # no credentials, no network: say so rather than stay silent
         return (f"Could not list what of lab {lab_name!r} still exists ({type(exc).__name__}: {exc}); check with "

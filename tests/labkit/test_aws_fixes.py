@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
-from labkit import iam, secrets, teardown
+from labkit import iam, lookups, secrets, teardown
 from labkit.steps import run_step
 
 
@@ -29,7 +29,7 @@ def test_step_4_recovers_a_secret_scheduled_for_deletion(provisioned):
 def test_remaining_frame_lists_network_interfaces_left_in_the_vpc(provisioned):
     lab = provisioned.lab
     ec2 = lab.client("ec2")
-    subnet = sorted(teardown.network.subnet_ids(lab, public=False))[0]
+    subnet = sorted(lookups.subnet_ids(lab, public=False))[0]
     eni = ec2.create_network_interface(SubnetId=subnet, Description="left behind")["NetworkInterface"]
     try:
         left = teardown.remaining_frame(lab)

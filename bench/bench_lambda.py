@@ -6,7 +6,7 @@ import threading
 import time
 import zipfile
 
-from common import client, local_cloud, percentile, report
+from common import LAMBDA_TRUST, client, local_cloud, percentile, report
 
 SOURCE = "def lambda_handler(event, context):\n    return {'ok': True}\n"
 
@@ -17,7 +17,7 @@ def main() -> None:
         archive.writestr("lambda_function.py", SOURCE)
     with local_cloud() as status:
         iam, lam = client(status, "iam"), client(status, "lambda")
-        role = iam.create_role(RoleName="bench", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        role = iam.create_role(RoleName="bench", AssumeRolePolicyDocument=LAMBDA_TRUST)["Role"]["Arn"]
         lam.create_function(FunctionName="trivial", Runtime="python3.11", Role=role,
                             Handler="lambda_function.lambda_handler", Code={"ZipFile": buffer.getvalue()})
         started = time.perf_counter()

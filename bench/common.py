@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import statistics
 import sys
@@ -20,10 +21,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+LAMBDA_TRUST = ('{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": '
+                '"lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}')
+
+
 @contextlib.contextmanager
-def local_cloud():
+def local_cloud(iam: str = "on"):
+    """A throwaway cloud; ``iam="off"`` starts it without authorization (to measure what IAM costs)."""
     home = Path(tempfile.mkdtemp(prefix="labkit-bench-"))
-    status = control.start_cloud(port=free_port(), home=home)
+    previous = os.environ.get("LABKIT_IAM")
+    os.environ["LABKIT_IAM"] = iam
+    try:
+        status = control.start_cloud(port=free_port(), home=home)
+    finally:
+        if previous is None:
+            os.environ.pop("LABKIT_IAM", None)
+        else:
+            os.environ["LABKIT_IAM"] = previous
     try:
         yield status
     finally:
@@ -32,7 +46,7 @@ def local_cloud():
 
 def client(status: control.CloudStatus, service: str, **kwargs):
     return boto3.client(service, endpoint_url=status.endpoint, region_name="us-east-1",
-                        aws_access_key_id="test", aws_secret_access_key="test", **kwargs)
+                        **control.admin_credentials(status.home), **kwargs)
 
 
 def percentile(values: list[float], pct: float) -> float:

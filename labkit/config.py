@@ -66,8 +66,7 @@ class LocalTarget:
             print(f"labkit: {self.status.note}", file=sys.stderr)
 
     def session_kwargs(self) -> dict[str, Any]:
-        return {"aws_access_key_id": control.DUMMY_KEY_ID, "aws_secret_access_key": control.DUMMY_SECRET,
-                "region_name": self.config.region}
+        return {**control.admin_credentials(self.config.home), "region_name": self.config.region}
 
     @property
     def endpoint_url(self) -> str | None:

@@ -14,7 +14,8 @@ import pytest
 from labkit.localcloud import control
 from labkit.localcloud.procs import CLOUD_MARKER, find_marked
 
-# No test may reach real AWS: fixed dummy credentials, no profile, no instance metadata.
+# No test may reach real AWS: dummy credentials (the local cloud refuses them too), no profile, no instance metadata.
+# Tests that talk to a local cloud sign as its admin user (``Cloud.client``, ``use_admin_keys``).
 for _var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
     os.environ.pop(_var, None)
 os.environ.update({"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
@@ -46,7 +47,9 @@ class Cloud:
         return self.status.endpoint
 
     def client(self, service: str, **kwargs):
-        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION, **kwargs)
+        """A client signed with the cloud's admin keys (unless the test passes keys of its own)."""
+        keys = {} if "aws_access_key_id" in kwargs else control.admin_credentials(self.home)
+        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION, **keys, **kwargs)
 
     def request(self, method: str, path: str, body: dict | None = None) -> dict:
         return control.cloud_request(method, path, body, home=self.home)
@@ -66,16 +69,20 @@ def stop_test_cloud(cloud: Cloud) -> None:
 def cloud(tmp_path_factory: pytest.TempPathFactory):
     """One local cloud for the session (tests use unique resource names)."""
     running = start_test_cloud(tmp_path_factory.mktemp("labkit-home"))
-    previous = os.environ.get("AWS_ENDPOINT_URL")
-    os.environ["AWS_ENDPOINT_URL"] = running.endpoint
+    keys = control.admin_credentials(running.home)
+    wanted = {"AWS_ENDPOINT_URL": running.endpoint, "AWS_ACCESS_KEY_ID": keys["aws_access_key_id"],
+              "AWS_SECRET_ACCESS_KEY": keys["aws_secret_access_key"]}
+    previous = {name: os.environ.get(name) for name in wanted}
+    os.environ.update(wanted)
     try:
         yield running
     finally:
         stop_test_cloud(running)
-        if previous is None:
-            os.environ.pop("AWS_ENDPOINT_URL", None)
-        else:
-            os.environ["AWS_ENDPOINT_URL"] = previous
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @pytest.fixture()

@@ -22,8 +22,6 @@ from labkit.localcloud.procs import CLOUD_MARKER, kill_marked, pid_alive
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PORT = 4566
 HOST = "127.0.0.1"
-DUMMY_KEY_ID = "test"
-DUMMY_SECRET = "test"
 # The daemon's own API (/_labkit/...) answers only callers that hold this lab's control token, which lives in
 # the owner-only state file: another account on the machine cannot stop, reset or drive someone else's cloud.
 TOKEN_HEADER = "X-Labkit-Token"
@@ -244,13 +242,30 @@ def cloud_request(method: str, path: str, body: dict | None = None, home: Path |
         raise CloudError(f"the local cloud refused {method} {path}: {exc.code} {detail}") from exc
 
 
+def admin_credentials(home: Path | None = None) -> dict[str, str]:
+    """The keys of the local cloud's IAM user ``lab-admin`` (boto3 keyword names); they never leave memory.
+
+    Raises:
+        CloudError: the cloud of ``home`` never started, so it has no admin user yet.
+    """
+    from labkit.localcloud.iam_auth import credentials_path, read_admin_keys
+
+    home = Path(home or default_home()).resolve()
+    keys = read_admin_keys(home)
+    if keys is None:
+        raise CloudError(f"no local cloud credentials in {credentials_path(home)}", "start it with `labkit cloud start`")
+    return {"aws_access_key_id": keys.access_key_id, "aws_secret_access_key": keys.secret_access_key}
+
+
 def cloud_env(home: Path | None = None, region: str = "us-east-1") -> dict[str, str]:
-    """The environment a process needs to talk to the running local cloud (as `labkit cloud env` prints)."""
+    """The environment a process needs to talk to the running local cloud as its admin user
+    (as `labkit cloud env` prints it for ``eval``)."""
     status = _require_running(home)
+    keys = admin_credentials(status.home)
     return {
         "AWS_ENDPOINT_URL": status.endpoint or "",
-        "AWS_ACCESS_KEY_ID": DUMMY_KEY_ID,
-        "AWS_SECRET_ACCESS_KEY": DUMMY_SECRET,
+        "AWS_ACCESS_KEY_ID": keys["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": keys["aws_secret_access_key"],
         "AWS_DEFAULT_REGION": region,
         "AWS_REGION": region,
     }

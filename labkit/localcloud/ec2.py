@@ -76,6 +76,8 @@ class Sandboxes:
             "PATH": f"{root / 'bin'}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
             # The instance's only network interface is loopback: services bind there.
             "HOST": "127.0.0.1",
+            # Where boto3 finds the instance metadata service (credentials of the instance profile's role).
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT": self.cloud.imds.endpoint(instance),
         }
         wheels = Path(os.environ.get("LABKIT_WHEELHOUSE") or PROJECT_ROOT / ".cache" / "wheels")
         if wheels.is_dir():  # the local image's package mirror: pip works offline
@@ -130,6 +132,7 @@ class Sandboxes:
 
     def on_terminate(self, instance: Any) -> None:
         kill_marked(INSTANCE_MARKER, instance.id)
+        self.cloud.imds.forget(instance.id)
         shutil.rmtree(self.root(instance.id), ignore_errors=True)
 
     def on_start(self, instance: Any) -> None:

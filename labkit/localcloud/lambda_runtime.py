@@ -56,6 +56,7 @@ class Worker:
         self.cold = True
         self.init_duration_ms = 0.0
         self.last_used = time.monotonic()
+        self.retire_at = float("inf")
         self.log_stream = f"{time.strftime('%Y/%m/%d', time.gmtime())}/[$LATEST]{uuid.uuid4().hex}"
         self._on_log = on_log
         self._reading = False

@@ -25,6 +25,7 @@ from moto.awslambda.models import lambda_backends
 from moto.core.exceptions import JsonRESTError
 from moto.logs.models import logs_backends
 
+from labkit.localcloud import iam_auth, iam_policy
 from labkit.localcloud.control import PROJECT_ROOT
 from labkit.localcloud.lambda_runtime import Invocation, Worker
 
@@ -34,9 +35,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("labkit.localcloud.lambda")
 IDLE_SECONDS = float(os.environ.get("LABKIT_LAMBDA_IDLE_SECONDS", "300"))
 TAIL_BYTES = 4096
+CREDENTIALS_SECONDS = 43200
 RESERVED_ENV = {"AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_VERSION", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
                 "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "_HANDLER",
-                "AWS_EXECUTION_ENV", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME"}
+                "AWS_EXECUTION_ENV", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
 
 
 class TooManyRequests(JsonRESTError):
@@ -98,6 +101,7 @@ class LambdaService:
         self.pools: dict[str, Pool] = {}
         self.lock = threading.Lock()
         self.logs_lock = threading.Lock()
+        self._log_verdicts: dict[tuple, tuple[bool, float]] = {}
         self._stopping = threading.Event()
         threading.Thread(target=self._reap, daemon=True, name="lambda-reaper").start()
 
@@ -178,7 +182,7 @@ class LambdaService:
             limit = fn.reserved_concurrency
             if limit is not None and len(pool.busy) + pool.starting >= int(limit):
                 raise TooManyRequests()
-            while pool.idle and not pool.idle[-1].usable:
+            while pool.idle and (not pool.idle[-1].usable or pool.idle[-1].retire_at < time.monotonic()):
                 retired.append(pool.idle.pop())
             worker = pool.idle.pop() if pool.idle else None
             if worker:
@@ -215,6 +219,8 @@ class LambdaService:
             root = self._extract(version.code_bytes, "layers")
             paths += [str(root / "python" / "lib" / str(fn.run_time) / "site-packages"), str(root / "python")]
         region = fn.region
+        # As on AWS: the execution role's session, named after the function, in the standard variables.
+        session = iam_auth.role_session(fn.role, fn.function_name, region, CREDENTIALS_SECONDS)
         env = self.cloud.child_env({
             **{k: str(v) for k, v in (fn.environment_vars or {}).items() if k not in RESERVED_ENV},
             "PYTHONPATH": os.pathsep.join(paths), "PYTHONNOUSERSITE": "1", "PYTHONUNBUFFERED": "1",
@@ -222,14 +228,17 @@ class LambdaService:
             "AWS_EXECUTION_ENV": f"AWS_Lambda_{fn.run_time}", "AWS_LAMBDA_FUNCTION_NAME": fn.function_name,
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_size),
             "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{fn.function_name}", "HOME": str(task_root),
-            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "PATH": "/usr/local/bin:/usr/bin:/bin", "AWS_ACCESS_KEY_ID": session["AccessKeyId"],
+            "AWS_SECRET_ACCESS_KEY": session["SecretAccessKey"], "AWS_SESSION_TOKEN": session["SessionToken"],
         }, region=region)
         python = runtime_python()
         if not Path(python).exists():
             raise JsonRESTError("ServiceException", f"The Lambda runtime environment {python} is missing; "
                                                     "run `make setup` to build it.")
-        return Worker(python, fn.handler or "lambda_function.lambda_handler", task_root, env,
-                      lambda worker, line: self._log(fn, worker, line))
+        worker = Worker(python, fn.handler or "lambda_function.lambda_handler", task_root, env,
+                        lambda worker, line: self._log(fn, worker, line))
+        worker.retire_at = time.monotonic() + CREDENTIALS_SECONDS - 3600  # never run on expiring credentials
+        return worker
 
     def _extract(self, code: bytes, kind: str) -> Path:
         digest = hashlib.sha256(code).hexdigest()[:24]
@@ -253,11 +262,32 @@ class LambdaService:
         group, stream = f"/aws/lambda/{fn.function_name}", worker.log_stream
         with self.logs_lock:
             backend = logs_backends[fn.account_id][fn.region]
+            if not self._role_may_log(fn, backend, group, stream):
+                return  # as on AWS: Lambda writes the logs with the execution role, or not at all
             if group not in backend.groups:
                 backend.create_log_group(group, {})
             if stream not in backend.groups[group].streams:
                 backend.create_log_stream(group, stream)
             backend.put_log_events(group, stream, [{"timestamp": int(time.time() * 1000), "message": line}])
+
+    def _role_may_log(self, fn: Any, backend: Any, group: str, stream: str) -> bool:
+        """Whether the execution role may write this stream; a verdict holds for a second (IAM changes reach
+        AWS's services after a moment too)."""
+        new_group = group not in backend.groups
+        key = (fn.role, group, stream, new_group)
+        cached = self._log_verdicts.get(key)
+        if cached and cached[1] > time.monotonic():
+            return cached[0]
+        prefix = f"arn:aws:logs:{fn.region}:{fn.account_id}:log-group:{group}:log-stream:"
+        wanted = [("logs:CreateLogStream", prefix + stream), ("logs:PutLogEvents", prefix + stream)]
+        if new_group:
+            wanted.append(("logs:CreateLogGroup", prefix))
+        documents = iam_auth.role_documents(fn.role.rsplit("/", 1)[-1])
+        verdict = all(iam_policy.allowed_by(documents, action, resource) for action, resource in wanted)
+        if len(self._log_verdicts) > 4096:
+            self._log_verdicts.clear()
+        self._log_verdicts[key] = (verdict, time.monotonic() + 1.0)
+        return verdict
 
     # -- lifetime --------------------------------------------------------------------------------------------
     def _reap(self) -> None:

@@ -10,7 +10,6 @@ a denied or failed delivery is kept in the history and counted in the CloudWatch
 from __future__ import annotations
 
 import datetime as dt
-import fnmatch
 import json
 import logging
 import re
@@ -26,6 +25,8 @@ from moto.cloudwatch.models import cloudwatch_backends
 from moto.events import models as events_models
 from moto.events.models import events_backends
 from werkzeug.wrappers import Request
+
+from labkit.localcloud import iam_policy
 
 if TYPE_CHECKING:
     from labkit.localcloud.server import LocalCloud
@@ -94,22 +95,20 @@ def scheduled_event(rule: Any, instant: dt.datetime) -> dict:
 
 
 def events_may_invoke(fn: Any, rule_arn: str) -> bool:
-    """True when the function's resource policy allows EventBridge to invoke it for ``rule_arn``."""
+    """True when the function's resource policy allows EventBridge to invoke it for ``rule_arn``
+    (statements for ``events.amazonaws.com``, their conditions on ``AWS:SourceArn``/``AWS:SourceAccount``;
+    an explicit deny wins)."""
+    context = {"aws:SourceArn": rule_arn, "aws:SourceAccount": rule_arn.split(":")[4]}
+    allowed = False
     for statement in fn.policy.statements:
-        principal = statement.get("Principal", {})
-        service = principal.get("Service") if isinstance(principal, dict) else principal
-        services = service if isinstance(service, list) else [service]
-        actions = statement.get("Action")
-        actions = actions if isinstance(actions, list) else [actions]
-        if statement.get("Effect", "Allow") != "Allow" or "events.amazonaws.com" not in services:
+        if not iam_policy.principal_matches(statement, "Service", "events.amazonaws.com"):
             continue
-        if not any(a in ("lambda:InvokeFunction", "lambda:*", "*") for a in actions):
+        if not iam_policy.statement_applies(statement, "lambda:InvokeFunction", fn.function_arn, context):
             continue
-        conditions = statement.get("Condition", {})
-        source = next((v.get("AWS:SourceArn") for v in conditions.values() if "AWS:SourceArn" in v), None)
-        if source is None or fnmatch.fnmatchcase(rule_arn, source):
-            return True
-    return False
+        if statement.get("Effect", "Allow") == "Deny":
+            return False
+        allowed = True
+    return allowed
 
 
 class Scheduler:

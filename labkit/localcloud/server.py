@@ -25,7 +25,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from labkit.localcloud.control import DUMMY_KEY_ID, DUMMY_SECRET, HOST, TOKEN_ENV, TOKEN_HEADER
+from labkit.localcloud.control import HOST, TOKEN_ENV, TOKEN_HEADER
 from labkit.localcloud.procs import CLOUD_MARKER
 
 log = logging.getLogger("labkit.localcloud")
@@ -41,7 +41,7 @@ class LocalCloud:
     """The daemon's state: where it keeps things, the services with processes, and its HTTP server."""
 
     def __init__(self, home: Path, port: int, cloud_id: str) -> None:
-        from labkit.localcloud import ec2, lambda_service, rds, scheduler
+        from labkit.localcloud import ec2, iam_service, imds, lambda_service, rds, scheduler
 
         self.home, self.port, self.cloud_id = home, port, cloud_id
         self.control_token = os.environ.pop(TOKEN_ENV, "") or secrets.token_urlsafe(32)
@@ -49,6 +49,8 @@ class LocalCloud:
         self.started_at = time.time()
         self.routes: dict[tuple[str, str], Route] = {}
         self._wipe_leftovers()
+        self.iam = iam_service.install(self)
+        self.imds = imds.MetadataService(self)
         self.rds = rds.install(self)
         self.lambdas = lambda_service.install(self)
         self.ec2 = ec2.install(self)
@@ -69,16 +71,14 @@ class LocalCloud:
         self.routes[(method, path)] = handler
 
     def child_env(self, extra: dict[str, str] | None = None, region: str = "us-east-1") -> dict[str, str]:
-        """Environment for a process the cloud starts: the marker plus credentials pointing back here."""
+        """Environment for a process the cloud starts: the marker and the endpoint, no credentials (a Lambda
+        worker gets its role session's, an EC2 instance asks its metadata service)."""
         env = {
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
             "LANG": "C.UTF-8",
             "TZ": "UTC",
             CLOUD_MARKER: self.cloud_id,
             "AWS_ENDPOINT_URL": self.endpoint,
-            "AWS_ACCESS_KEY_ID": DUMMY_KEY_ID,
-            "AWS_SECRET_ACCESS_KEY": DUMMY_SECRET,
-            "AWS_SESSION_TOKEN": "local-session",
             "AWS_REGION": region,
             "AWS_DEFAULT_REGION": region,
         }
@@ -100,11 +100,17 @@ class LocalCloud:
         path = environ.get("PATH_INFO", "")
         if path.startswith("/_labkit/"):
             return self._own_api(environ, start_response)
+        if path.startswith("/moto-api"):  # moto's dashboard and data dump would bypass IAM
+            return Response("Forbidden", status=403)(environ, start_response)
+        refusal = self.iam(environ)
+        if refusal is not None:
+            return refusal(environ, start_response)
         return self._moto(environ, start_response)
 
     def _authorized(self, request: Request) -> bool:
-        """Health and the black hole are open; the rest of /_labkit needs the control token of this lab."""
-        if request.path == "/_labkit/health" or request.path.startswith("/_labkit/blackhole/"):
+        """Health, the black hole and instance metadata (which checks its own IMDSv2 tokens) are open; the rest
+        of /_labkit needs the control token of this lab."""
+        if request.path == "/_labkit/health" or request.path.startswith(("/_labkit/blackhole/", "/_labkit/imds/")):
             return True
         offered = request.headers.get(TOKEN_HEADER, "")
         return hmac.compare_digest(offered.encode(), self.control_token.encode())
@@ -157,6 +163,8 @@ class LocalCloud:
     def _reset_route(self, _request: Request) -> dict:
         self.stop_services()
         moto_api_backend.reset()
+        self.iam.install_admin(self.home)
+        self.imds.after_reset()
         self._wipe_leftovers()
         self.rds.after_reset()
         self.scheduler.after_reset()

@@ -11,11 +11,17 @@ from tests.conftest import make_zip
 TRUST = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}'
 
 
+BASIC = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+
+
 def role_arn(iam, name: str = "test-lambda-role") -> str:
+    """A Lambda execution role that may write its logs (AWSLambdaBasicExecutionRole), as the console makes."""
     try:
         return iam.get_role(RoleName=name)["Role"]["Arn"]
     except iam.exceptions.NoSuchEntityException:
-        return iam.create_role(RoleName=name, AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
+        arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
+        iam.attach_role_policy(RoleName=name, PolicyArn=BASIC)
+        return arn
 
 
 def create_function(cloud, name: str, source: str, **kwargs) -> str:

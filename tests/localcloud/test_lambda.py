@@ -51,7 +51,10 @@ def test_function_runs_with_aws_environment_and_only_the_runtime_packages(cloud)
 
 
 def test_boto3_inside_the_function_reaches_the_local_cloud(cloud):
-    cloud.client("secretsmanager").create_secret(Name="fn-secret", SecretString='{"k": "v"}')
+    secret_arn = cloud.client("secretsmanager").create_secret(Name="fn-secret", SecretString='{"k": "v"}')["ARN"]
+    cloud.client("iam").put_role_policy(RoleName="test-lambda-role", PolicyName="read-fn-secret", PolicyDocument=json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+                                                  "Resource": secret_arn}]}))
     source = ("import boto3, json\nsm = boto3.client('secretsmanager')\n"
               "def lambda_handler(event, context):\n"
               "    return json.loads(sm.get_secret_value(SecretId='fn-secret')['SecretString'])\n")

@@ -73,3 +73,18 @@ def test_clock_reports_lab_time(own_cloud):
     own_cloud.request("POST", "/_labkit/clock/advance", {"seconds": 3600})
     after = dt.datetime.fromisoformat(own_cloud.request("GET", "/_labkit/clock")["now"])
     assert dt.timedelta(hours=1) <= after - before < dt.timedelta(hours=1, minutes=1)
+
+
+def test_permission_for_another_rule_does_not_let_this_rule_invoke(own_cloud):
+    fn = create_function(own_cloud, "guarded-fn", RECORD)
+    other = own_cloud.client("events").put_rule(Name="other-rule", ScheduleExpression="rate(7 days)")["RuleArn"]
+    lam = own_cloud.client("lambda")
+    lam.add_permission(FunctionName=fn, StatementId="other", Action="lambda:InvokeFunction",
+                       Principal="events.amazonaws.com", SourceArn=other)
+    rule_arn = _rule(own_cloud, "this-rule", "rate(1 day)", fn, permit=False)
+    firings = own_cloud.request("POST", "/_labkit/clock/advance", {"seconds": 25 * 3600})["firings"]
+    assert [(f["rule"], f["status"]) for f in firings] == [("this-rule", "denied")]
+    lam.add_permission(FunctionName=fn, StatementId="this", Action="lambda:InvokeFunction",
+                       Principal="events.amazonaws.com", SourceArn=rule_arn)
+    firings = own_cloud.request("POST", "/_labkit/clock/advance", {"seconds": 24 * 3600})["firings"]
+    assert [(f["rule"], f["status"]) for f in firings] == [("this-rule", "ok")]

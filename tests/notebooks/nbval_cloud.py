@@ -51,7 +51,7 @@ def _current_password() -> str | None:
     import boto3
 
     sm = boto3.client("secretsmanager", endpoint_url=status.endpoint, region_name="us-east-1",
-                      aws_access_key_id="test", aws_secret_access_key="test")
+                      **control.admin_credentials(_state["home"]))
     try:
         return json.loads(sm.get_secret_value(SecretId="order-db-secret")["SecretString"]).get("password")
     except Exception:  # not created yet, or already deleted

@@ -1,0 +1,248 @@
+"""What an AWS API request asks for, in IAM's terms: the action (``service:Action``) and the resource ARN.
+
+The operation is found the way each protocol names it: ``X-Amz-Target`` (json), ``Action=`` (query, ec2),
+the path (rpc-v2-cbor), or the HTTP method and URI template of botocore's service model (rest-json,
+rest-xml). The resource is the ARN AWS authorizes for the operations the lab uses; other operations are
+authorized on ``*``, which only a policy allowing every resource grants.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any, Mapping
+from urllib.parse import parse_qs, unquote
+
+import botocore.session
+
+# signing name -> botocore service name, and the IAM prefix where it differs from the signing name
+SERVICES = {"monitoring": "cloudwatch", "email": "ses", "states": "stepfunctions", "execute-api": "apigateway"}
+IAM_PREFIX = {"monitoring": "cloudwatch"}
+# operation -> IAM action where the two differ
+ACTION_NAMES = {
+    "lambda": {"Invoke": "InvokeFunction", "InvokeWithResponseStream": "InvokeFunction",
+               "GetFunctionUrlConfig": "GetFunctionUrlConfig"},
+    "s3": {"HeadObject": "GetObject", "HeadBucket": "ListBucket", "ListObjects": "ListBucket",
+           "ListObjectsV2": "ListBucket", "ListObjectVersions": "ListBucketVersions", "ListBuckets": "ListAllMyBuckets",
+           "CopyObject": "PutObject", "CreateMultipartUpload": "PutObject", "UploadPart": "PutObject",
+           "CompleteMultipartUpload": "PutObject", "AbortMultipartUpload": "AbortMultipartUpload",
+           "DeleteObjects": "DeleteObject", "PutBucketEncryption": "PutEncryptionConfiguration",
+           "GetBucketEncryption": "GetEncryptionConfiguration", "DeleteBucketEncryption": "PutEncryptionConfiguration",
+           "PutPublicAccessBlock": "PutBucketPublicAccessBlock", "GetPublicAccessBlock": "GetBucketPublicAccessBlock",
+           "DeletePublicAccessBlock": "PutBucketPublicAccessBlock", "GetObjectAttributes": "GetObjectAttributes",
+           "PutBucketLifecycleConfiguration": "PutLifecycleConfiguration",
+           "GetBucketLifecycleConfiguration": "GetLifecycleConfiguration", "DeleteBucketTagging": "PutBucketTagging",
+           "DeleteBucketLifecycle": "PutLifecycleConfiguration", "GetBucketAcl": "GetBucketAcl",
+           "PutBucketOwnershipControls": "PutBucketOwnershipControls"},
+}
+
+
+@dataclass
+class ApiRequest:
+    """One request as IAM sees it."""
+
+    signing_name: str
+    service: str  # botocore name
+    protocol: str
+    operation: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def action(self) -> str:
+        prefix = IAM_PREFIX.get(self.signing_name, self.signing_name)
+        return f"{prefix}:{ACTION_NAMES.get(self.service, {}).get(self.operation, self.operation)}"
+
+
+@lru_cache(maxsize=None)
+def _model(service: str) -> Any:
+    return botocore.session.get_session().get_service_model(service)
+
+
+def protocol_of(signing_name: str) -> tuple[str, str]:
+    """(botocore service name, protocol) for a SigV4 signing name."""
+    service = SERVICES.get(signing_name, signing_name)
+    try:
+        model = _model(service)
+    except Exception:
+        return service, "json"
+    return service, model.metadata.get("protocol", "json")
+
+
+def _required(operation: Any, location: str) -> tuple[str, ...]:
+    shape = operation.input_shape
+    if shape is None:
+        return ()
+    required = set(shape.required_members)
+    return tuple(member.serialization.get("name", name) for name, member in shape.members.items()
+                 if name in required and member.serialization.get("location") == location)
+
+
+@lru_cache(maxsize=None)
+def _routes(service: str) -> list[tuple[str, re.Pattern[str], tuple[str, ...], tuple[str, ...], int, str]]:
+    """(method, path regex, required query keys, required headers, specificity, operation) from the model."""
+    routes = []
+    for name in _model(service).operation_names:
+        operation = _model(service).operation_model(name)
+        http = operation.http
+        path, _, query = http.get("requestUri", "/").partition("?")
+        keys = tuple(part.split("=")[0] for part in query.split("&") if part) + _required(operation, "querystring")
+        needed_headers = _required(operation, "header")
+        regex = ""
+        for piece in re.split(r"(\{[^}]+\})", path):
+            if piece.startswith("{"):
+                regex += f"(?P<{re.sub(r'[^A-Za-z0-9_]', '', piece)}>.+)" if piece.endswith("+}") else \
+                    f"(?P<{re.sub(r'[^A-Za-z0-9_]', '', piece)}>[^/]+)"
+            else:
+                regex += re.escape(piece)
+        literal = len(re.sub(r"\{[^}]+\}", "", path)) + 10 * (len(keys) + len(needed_headers))
+        routes.append((http.get("method", "POST"), re.compile(f"^{regex}/?$"), keys, needed_headers, literal, name))
+    return routes
+
+
+def _rest_operation(service: str, method: str, path: str, query: Mapping[str, Any],
+                    headers: Mapping[str, str]) -> tuple[str, dict]:
+    present = frozenset(h for h in _header_names(service) if h in headers)
+    return _match_rest(service, method, path, frozenset(query), present)
+
+
+@lru_cache(maxsize=None)
+def _header_names(service: str) -> tuple[str, ...]:
+    return tuple({h for route in _routes(service) for h in route[3]})
+
+
+@lru_cache(maxsize=4096)
+def _match_rest(service: str, method: str, path: str, query: frozenset[str],
+                headers: frozenset[str]) -> tuple[str, dict]:
+    best: tuple[int, str, dict] | None = None
+    for verb, regex, keys, needed_headers, literal, name in _routes(service):
+        if verb != method or any(k not in query for k in keys) or any(h not in headers for h in needed_headers):
+            continue
+        found = regex.match(path)
+        if found and (best is None or literal > best[0]):
+            best = (literal, name, {k: unquote(v) for k, v in found.groupdict().items()})
+    return (best[1], best[2]) if best else ("", {})
+
+
+def classify(signing_name: str, method: str, path: str, query_string: str, headers: Mapping[str, str],
+             body: bytes | None) -> ApiRequest:
+    """Name the operation and gather its parameters (top-level only; enough to find the resource)."""
+    service, protocol = protocol_of(signing_name)
+    query = {k: v[0] for k, v in parse_qs(query_string, keep_blank_values=True).items()}
+    target = headers.get("X-Amz-Target")
+    if target:
+        params = _json(body)
+        return ApiRequest(signing_name, service, "json", target.rsplit(".", 1)[-1], params)
+    if "rpc-v2-cbor" in (headers.get("Smithy-Protocol") or ""):
+        return ApiRequest(signing_name, service, "smithy-rpc-v2-cbor", path.rstrip("/").rsplit("/", 1)[-1], {})
+    if protocol in ("query", "ec2") or "Action" in query:
+        form = {}
+        if body and "x-www-form-urlencoded" in (headers.get("Content-Type") or ""):
+            form = {k: v[0] for k, v in parse_qs(body.decode(errors="replace"), keep_blank_values=True).items()}
+        params = {**query, **form}
+        return ApiRequest(signing_name, service, protocol if protocol in ("query", "ec2") else "query",
+                          params.get("Action", ""), params)
+    operation, path_params = _rest_operation(service, method, path, query, headers)
+    params = {**query, **path_params}
+    if protocol == "rest-json" and body:
+        params.update({k: v for k, v in _json(body).items() if k not in params})
+    return ApiRequest(signing_name, service, protocol, operation, params)
+
+
+def _json(body: bytes | None) -> dict:
+    try:
+        data = json.loads(body or b"{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+# -- resources --------------------------------------------------------------------------------------------
+def resource_arn(request: ApiRequest, region: str, account: str) -> str:
+    """The ARN IAM authorizes this request on (``*`` when the action has no resource in the lab's model)."""
+    finder = RESOURCES.get(request.service)
+    arn = finder(request, region, account) if finder else None
+    return arn or "*"
+
+
+def _lambda(request: ApiRequest, region: str, account: str) -> str | None:
+    p = request.params
+    if "LayerName" in p:
+        layer = p["LayerName"] if p["LayerName"].startswith("arn:") else \
+            f"arn:aws:lambda:{region}:{account}:layer:{p['LayerName']}"
+        return f"{layer}:{p['VersionNumber']}" if "VersionNumber" in p else layer
+    name = p.get("FunctionName")
+    if not name:
+        return None
+    if name.startswith("arn:"):
+        return name
+    if ":" in name:  # account:function:name or name:qualifier
+        name = name.rsplit("function:", 1)[-1]
+    return f"arn:aws:lambda:{region}:{account}:function:{name}"
+
+
+def _secretsmanager(request: ApiRequest, region: str, account: str) -> str | None:
+    secret_id = request.params.get("SecretId") or request.params.get("Name")
+    if not secret_id:
+        return None
+    from moto.secretsmanager.models import secretsmanager_backends
+
+    secret = secretsmanager_backends[account][region].secrets.get(secret_id)
+    if secret is not None:
+        return secret.arn
+    return secret_id if secret_id.startswith("arn:") else f"arn:aws:secretsmanager:{region}:{account}:secret:{secret_id}"
+
+
+def _s3(request: ApiRequest, region: str, account: str) -> str | None:
+    bucket, key = request.params.get("Bucket"), request.params.get("Key")
+    if not bucket:
+        return None
+    return f"arn:aws:s3:::{bucket}/{key}" if key else f"arn:aws:s3:::{bucket}"
+
+
+def _logs(request: ApiRequest, region: str, account: str) -> str | None:
+    group = request.params.get("logGroupName")
+    if group is None:
+        return None
+    return f"arn:aws:logs:{region}:{account}:log-group:{group}:log-stream:{request.params.get('logStreamName', '')}"
+
+
+def _events(request: ApiRequest, region: str, account: str) -> str | None:
+    name = request.params.get("Rule") or (request.params.get("Name") if "Rule" in request.operation else None)
+    if not name:
+        return None
+    return name if name.startswith("arn:") else f"arn:aws:events:{region}:{account}:rule/{name}"
+
+
+def _iam(request: ApiRequest, region: str, account: str) -> str | None:
+    p = request.params
+    if request.operation in ("PassRole",):
+        return p.get("RoleArn")
+    if "PolicyArn" in p and "RoleName" not in p and "UserName" not in p:
+        return p["PolicyArn"]
+    for key, kind in (("RoleName", "role"), ("UserName", "user"), ("InstanceProfileName", "instance-profile"),
+                      ("GroupName", "group")):
+        if key in p:
+            return f"arn:aws:iam::{account}:{kind}/{p[key]}"
+    return None
+
+
+def _sts(request: ApiRequest, region: str, account: str) -> str | None:
+    return request.params.get("RoleArn")
+
+
+def _ssm(request: ApiRequest, region: str, account: str) -> str | None:
+    name = request.params.get("Name")
+    if name and "Parameter" in request.operation:
+        return f"arn:aws:ssm:{region}:{account}:parameter/{name.lstrip('/')}"
+    return None
+
+
+def _rds(request: ApiRequest, region: str, account: str) -> str | None:
+    if "DBInstanceIdentifier" in request.params:
+        return f"arn:aws:rds:{region}:{account}:db:{request.params['DBInstanceIdentifier']}"
+    return None
+
+
+RESOURCES = {"lambda": _lambda, "secretsmanager": _secretsmanager, "s3": _s3, "logs": _logs, "events": _events,
+             "iam": _iam, "sts": _sts, "ssm": _ssm, "rds": _rds}

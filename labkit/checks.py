@@ -8,7 +8,7 @@ import pandas as pd
 from botocore.exceptions import ClientError
 
 from labkit import compute, database, functions, iam, names, network, schedule, secrets, storage
-from labkit.errors import DENIED, GONE, AccessDenied, CheckFailed, LabkitError, access_denied, error_code
+from labkit.errors import DENIED, GONE, CheckFailed, StepError, access_denied, error_code
 from labkit.names import layer_name
 from labkit.session import Lab
 
@@ -43,9 +43,7 @@ def _safe(fn: Callable[[], Any], default: Any = None) -> Any:
         if error_code(exc) in DENIED:
             raise access_denied(exc, "reading what a check looks at") from exc
         raise
-    except AccessDenied:
-        raise
-    except (LabkitError, *UNREACHABLE):  # an earlier step has not run, or the app does not answer
+    except (StepError, *UNREACHABLE):  # an earlier step has not run, or the app does not answer
         return default
 
 

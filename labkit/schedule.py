@@ -31,6 +31,8 @@ def create_schedule(lab: Lab) -> str:
     rule_arn = events.put_rule(Name=rule_name(lab), ScheduleExpression=SCHEDULE, State="ENABLED",
                                Description="Orders Lab: the daily delta report", Tags=lab.tags)["RuleArn"]
     events.put_targets(Rule=rule_name(lab), Targets=[{"Id": iam.REPORT_FUNCTION, "Arn": fn_arn}])
+    if events_permission(lab, rule_arn):  # a re-run adds no second statement
+        return rule_arn
     try:
         lam.add_permission(FunctionName=iam.REPORT_FUNCTION, StatementId=f"{rule_name(lab)}-invoke",
                            Action="lambda:InvokeFunction", Principal="events.amazonaws.com", SourceArn=rule_arn)

@@ -1,6 +1,7 @@
 """The order form in headless Chromium, against the app deployed on the local cloud's EC2 instance."""
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 
@@ -14,7 +15,10 @@ DRIVER = shutil.which("chromedriver")
 @pytest.fixture(scope="module")
 def browser():
     if not (CHROMIUM and DRIVER):
-        pytest.skip("Debian's chromium and chromium-driver are needed (make setup installs them)")
+        missing = "Debian's chromium and chromium-driver are needed (make setup installs them)"
+        if os.environ.get("CI") == "true":  # CI ran `make setup`, so a missing browser is a broken set-up
+            pytest.fail(missing)
+        pytest.skip(missing)
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import base64
 import io
 import math
+import json
 import tarfile
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -16,7 +16,8 @@ from typing import Any, Callable
 
 import pandas as pd
 from botocore.exceptions import ClientError, WaiterError
-from tenacity import RetryError, Retrying, retry_if_exception, retry_if_result, stop_after_delay, wait_fixed
+from tenacity import (RetryCallState, RetryError, Retrying, retry_if_exception, retry_if_result, stop_after_delay,
+                      stop_any, wait_fixed)
 
 from labkit import iam
 from labkit.errors import StepError
@@ -241,8 +242,6 @@ def app_log(lab: Lab, lines: int = 40) -> str:
 
 def app_identity(url: str) -> str | None:
     """The instance id the app at ``url`` names on ``/healthz``; None when nothing answers as the Orders app."""
-    import json
-
     try:
         with urllib.request.urlopen(url + "healthz", timeout=3) as response:
             body = json.loads(response.read() or b"{}")
@@ -258,22 +257,23 @@ def wait_for_app(lab: Lab, url: str, instance_id: str, step: int | str, seconds:
 
     A failure shows the end of the service's log from the instance, so a crash at start-up is visible.
     """
-    started = time.monotonic()
-    while True:
-        found = app_identity(url)
-        if found == instance_id:
-            return
-        waited = time.monotonic() - started
-        if waited > seconds or (found is not None and waited > FOREIGN_GRACE_SECONDS):
-            if found is None:
-                problem = f"{url} did not answer as the Orders app within {seconds:.0f} s"
-            else:
-                problem = (f"{url} is answered by another app (instance {found or 'unnamed'}), not by this "
-                           f"lab's instance {instance_id}: orders sent there would land in someone else's database")
-            raise StepError(step, f"{problem}. The app service on {instance_id}:\n{app_log(lab)}",
-                            "fix what the service log shows (or stop what else listens on that address), "
-                            "then re-run this step")
-        time.sleep(0.25)
+    def foreign_for_long(attempt: RetryCallState) -> bool:
+        return attempt.outcome.result() is not None and attempt.seconds_since_start > FOREIGN_GRACE_SECONDS
+
+    try:
+        Retrying(retry=retry_if_result(lambda found: found != instance_id), wait=wait_fixed(0.25),
+                 stop=stop_any(stop_after_delay(seconds), foreign_for_long))(app_identity, url)
+        return
+    except RetryError as exc:
+        found = exc.last_attempt.result()
+    if found is None:
+        problem = f"{url} did not answer as the Orders app within {seconds:.0f} s"
+    else:
+        problem = (f"{url} is answered by another app (instance {found or 'unnamed'}), not by this "
+                   f"lab's instance {instance_id}: orders sent there would land in someone else's database")
+    raise StepError(step, f"{problem}. The app service on {instance_id}:\n{app_log(lab)}",
+                    "fix what the service log shows (or stop what else listens on that address), "
+                    "then re-run this step")
 
 
 def app_url(lab: Lab) -> str:

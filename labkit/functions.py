@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import Any
 
 import pandas as pd
 from botocore.exceptions import ClientError
-from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
+from tenacity import Retrying, retry_if_exception, retry_if_result, stop_after_delay, wait_fixed
 
 from labkit import iam
 from labkit.errors import StepError, if_exists
@@ -209,12 +208,10 @@ def logs_frame(lab: Lab, function: str, contains: str | None = None, limit: int 
     Every page of FilterLogEvents is read (one page can be empty while later ones are not). Log events reach
     CloudWatch Logs seconds after the invocation: with ``wait_seconds`` the lines are awaited that long.
     """
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        frame = _log_lines(lab, function, contains)
-        if not frame.empty or time.monotonic() >= deadline:
-            return frame.tail(limit).reset_index(drop=True)
-        time.sleep(max(0.5, min(5.0, lab.target.poll_seconds / 3)))
+    frame = Retrying(retry=retry_if_result(lambda lines: lines.empty), stop=stop_after_delay(wait_seconds),
+                     wait=wait_fixed(max(0.5, min(5.0, lab.target.poll_seconds / 3))),
+                     retry_error_callback=lambda attempt: attempt.outcome.result())(_log_lines, lab, function, contains)
+    return frame.tail(limit).reset_index(drop=True)
 
 
 def _log_lines(lab: Lab, function: str, contains: str | None) -> pd.DataFrame:

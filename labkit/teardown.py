@@ -4,15 +4,14 @@ Every delete tolerates "already gone", so teardown can be re-run after an interr
 """
 from __future__ import annotations
 
-import time
 from typing import Any, Callable
 
 import pandas as pd
 from botocore.exceptions import ClientError
-from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
+from tenacity import RetryCallState, Retrying, retry_if_exception, retry_if_result, stop_after_delay, wait_fixed
 
 from labkit import troubleshoot
-from labkit.errors import error_code, if_exists, is_gone
+from labkit.errors import error_code, if_exists
 from labkit.lookups import describe_db_instance, describe_instance
 from labkit.names import (DB_SUBNET_GROUP, EC2_ROLE, FUNCTIONS, ROLES, SECRET_NAME, bucket_name, db_instance_id,
                           layer_name, log_group, rule_name)
@@ -25,13 +24,14 @@ def _quiet(call: Callable[[], Any]) -> Any:
     return if_exists(call, "tearing the lab down")
 
 
+def _code_in(*codes: str) -> Callable[[BaseException], bool]:
+    return lambda exc: isinstance(exc, ClientError) and error_code(exc) in codes
+
+
 def _retry(lab: Lab, call: Callable[[], Any], codes: tuple[str, ...] = ("DependencyViolation",),
            seconds: float = 1800) -> Any:
     """Some deletes wait on AWS (a VPC Lambda's network interfaces are released minutes after the function)."""
-    def waits_on_aws(exc: BaseException) -> bool:
-        return isinstance(exc, ClientError) and error_code(exc) in codes
-
-    return Retrying(retry=retry_if_exception(waits_on_aws), stop=stop_after_delay(seconds),
+    return Retrying(retry=retry_if_exception(_code_in(*codes)), stop=stop_after_delay(seconds),
                     wait=wait_fixed(max(1, lab.target.poll_seconds)), reraise=True)(_quiet, call)
 
 
@@ -66,16 +66,19 @@ def lab_network_interfaces(lab: Lab) -> list[dict]:
 def wait_for_lambda_enis(lab: Lab, say: Callable[[str], None] = lambda _m: None, seconds: float = 2700) -> list[dict]:
     """Wait until Lambda has deleted its network interfaces in the lab's VPC (AWS: up to ~20 minutes after the
     function). Returns those still there at the deadline (they then show in ``remaining_frame``)."""
-    deadline, last_said = time.monotonic() + seconds, 0.0
-    while True:
-        left = [e for e in lab_network_interfaces(lab) if e.get("InterfaceType") == "lambda"]
-        if not left or time.monotonic() > deadline:
-            return left
-        if time.monotonic() - last_said >= 60:
-            last_said = time.monotonic()
+    said_at: list[float] = []
+
+    def tell(attempt: RetryCallState) -> None:  # at most once a minute
+        if not said_at or attempt.seconds_since_start - said_at[-1] >= 60:
+            said_at.append(attempt.seconds_since_start)
+            left = attempt.outcome.result()
             say(f"  Lambda still holds {len(left)} network interface(s) "
                 f"({', '.join(e['NetworkInterfaceId'] for e in left)}); it releases them within ~20 minutes")
-        time.sleep(max(1, lab.target.poll_seconds))
+
+    return Retrying(retry=retry_if_result(bool), stop=stop_after_delay(seconds),
+                    wait=wait_fixed(max(1, lab.target.poll_seconds)), before_sleep=tell,
+                    retry_error_callback=lambda attempt: attempt.outcome.result())(
+        lambda: [e for e in lab_network_interfaces(lab) if e.get("InterfaceType") == "lambda"])
 
 
 def _delete_schedule(lab: Lab) -> None:
@@ -122,19 +125,17 @@ def _delete_instance(lab: Lab) -> None:
 def _delete_database(lab: Lab, seconds: float = 3600) -> None:
     """Delete the instance, or wait for a deletion already going (a re-run after an interrupted teardown)."""
     rds = lab.client("rds")
-    deadline = time.monotonic() + seconds
-    while (db := describe_db_instance(lab)) and db["DBInstanceStatus"] != "deleting":
-        try:
-            rds.delete_db_instance(DBInstanceIdentifier=db_instance_id(lab),
-                                   SkipFinalSnapshot=True, DeleteAutomatedBackups=True)
-            break
-        except ClientError as exc:
-            # "already being deleted", or a state (creating, modifying, backing-up) that cannot be deleted yet
-            if is_gone(exc):
-                break
-            if error_code(exc) != "InvalidDBInstanceState" or time.monotonic() > deadline:
-                raise
-            time.sleep(max(1, lab.target.poll_seconds))
+
+    def delete_unless_deleting() -> dict | None:
+        db = describe_db_instance(lab)
+        if db and db["DBInstanceStatus"] != "deleting":
+            _quiet(lambda: rds.delete_db_instance(DBInstanceIdentifier=db_instance_id(lab),
+                                                  SkipFinalSnapshot=True, DeleteAutomatedBackups=True))
+        return db
+
+    # InvalidDBInstanceState: a state (creating, modifying, backing-up) that cannot be deleted yet
+    db = Retrying(retry=retry_if_exception(_code_in("InvalidDBInstanceState")), stop=stop_after_delay(seconds),
+                  wait=wait_fixed(max(1, lab.target.poll_seconds)), reraise=True)(delete_unless_deleting)
     if db:
         delay = max(1, int(lab.target.poll_seconds * 2))
         rds.get_waiter("db_instance_deleted").wait(DBInstanceIdentifier=db_instance_id(lab),

@@ -105,8 +105,12 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def start_cloud(port: int | None = None, home: Path | None = None, timeout: float = 30.0) -> CloudStatus:
+def start_cloud(port: int | None = None, home: Path | None = None, timeout: float = 30.0,
+                extra_services: tuple[str, ...] = ()) -> CloudStatus:
     """Start the daemon unless it already runs; return once ``/_labkit/health`` answers.
+
+    ``extra_services`` names more service factories (``module:factory``) to register after the
+    default ones, e.g. a test's probe.
 
     Raises:
         CloudError: the port is taken by something else, or the daemon died while starting.
@@ -141,7 +145,7 @@ def start_cloud(port: int | None = None, home: Path | None = None, timeout: floa
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "labkit.localcloud.server", "--port", str(port), "--home", str(home),
-             "--cloud-id", cloud_id],
+             "--cloud-id", cloud_id, *(arg for spec in extra_services for arg in ("--service", spec))],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
             start_new_session=True, cwd=str(PROJECT_ROOT),
         )

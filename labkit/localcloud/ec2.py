@@ -19,33 +19,22 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Callable
 
 from moto.core.exceptions import JsonRESTError
-from moto.ec2.models import amis as ec2_amis
-from moto.ec2.models import instances as ec2_instances
+from moto.ec2.models import ec2_backends
+from moto.iam.exceptions import NotFoundException as IamNotFound
 from moto.iam.models import iam_backends
-from moto.ssm import models as ssm_models
-from moto.ssm import responses as ssm_responses
 
 from labkit.localcloud.control import PROJECT_ROOT
+from labkit.localcloud.imds import MetadataService
 from labkit.localcloud.lambda_service import runtime_python
 from labkit.localcloud.procs import INSTANCE_MARKER, kill_marked
-
-if TYPE_CHECKING:
-    from labkit.localcloud.server import LocalCloud
+from labkit.localcloud.services import CloudContext, Service
 
 log = logging.getLogger("labkit.localcloud.ec2")
 OUTPUT_LIMIT = 24000  # AWS truncates StandardOutputContent/StandardErrorContent at 24,000 characters
 SSM_POLICIES = ("AmazonSSMManagedInstanceCore", "AmazonSSMFullAccess", "AmazonEC2RoleforSSM")
-# The local "Ubuntu 22.04" image, registered in every region as Canonical publishes it.
-JAMMY = {"ami_id": "ami-0a1b2c3d4e5f60722", "state": "available", "public": True, "owner_id": "099720109477",
-         "image_location": "099720109477/ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-20260101",
-         "sriov": "simple", "root_device_type": "ebs", "root_device_name": "/dev/sda1",
-         "description": "Canonical, Ubuntu, 22.04 LTS, amd64 jammy image (local cloud sandbox)",
-         "image_type": "machine", "platform": None, "architecture": "x86_64",
-         "name": "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-20260101", "virtualization_type": "hvm",
-         "hypervisor": "xen"}
 
 
 class InvalidInstanceId(JsonRESTError):
@@ -55,19 +44,27 @@ class InvalidInstanceId(JsonRESTError):
                                               "AmazonSSMManagedInstanceCore, and wait until the instance is running.")
 
 
-class Sandboxes:
+class Sandboxes(Service):
     """The sandbox folders and processes behind moto's EC2 instances."""
 
-    def __init__(self, cloud: LocalCloud) -> None:
-        self.cloud = cloud
+    name = "ec2"
+
+    def __init__(self, ctx: CloudContext) -> None:
+        self.ctx = ctx
         self.boot_seconds: dict[str, float] = {}
 
+    def start(self) -> None:
+        self.ctx.service_dir("ec2", fresh=True)
+
     def summary(self) -> dict:
-        root = self.cloud.home / "ec2"
+        root = self.ctx.home / "ec2"
         return {"instances": sorted(p.name for p in root.iterdir()) if root.exists() else []}
 
+    def _imds(self) -> MetadataService:
+        return self.ctx.services.require("imds", MetadataService)
+
     def root(self, instance_id: str) -> Path:
-        return self.cloud.home / "ec2" / instance_id
+        return self.ctx.home / "ec2" / instance_id
 
     def env(self, instance: Any) -> dict[str, str]:
         root = self.root(instance.id)
@@ -77,12 +74,12 @@ class Sandboxes:
             # The instance's only network interface is loopback: services bind there.
             "HOST": "127.0.0.1",
             # Where boto3 finds the instance metadata service (credentials of the instance profile's role).
-            "AWS_EC2_METADATA_SERVICE_ENDPOINT": self.cloud.imds.endpoint(instance),
+            "AWS_EC2_METADATA_SERVICE_ENDPOINT": self._imds().endpoint(instance),
         }
         wheels = Path(os.environ.get("LABKIT_WHEELHOUSE") or PROJECT_ROOT / ".cache" / "wheels")
         if wheels.is_dir():  # the local image's package mirror: pip works offline
             extra.update({"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheels), "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
-        return self.cloud.child_env(extra, region=instance.region_name)
+        return self.ctx.child_env("ec2", instance.id, extra, region=instance.region_name)
 
     def _build_image(self, instance: Any) -> Path:
         root = self.root(instance.id)
@@ -132,7 +129,7 @@ class Sandboxes:
 
     def on_terminate(self, instance: Any) -> None:
         kill_marked(INSTANCE_MARKER, instance.id)
-        self.cloud.imds.forget(instance.id)
+        self._imds().forget(instance.id)
         shutil.rmtree(self.root(instance.id), ignore_errors=True)
 
     def on_start(self, instance: Any) -> None:
@@ -147,12 +144,13 @@ class Sandboxes:
         threading.Thread(target=boot, daemon=True).start()
 
     def stop_all(self) -> None:
-        root = self.cloud.home / "ec2"
+        root = self.ctx.home / "ec2"
         for folder in root.iterdir() if root.exists() else []:
             kill_marked(INSTANCE_MARKER, folder.name)
 
     def after_reset(self) -> None:
         self.boot_seconds.clear()
+        self.ctx.service_dir("ec2", fresh=True)
 
     # -- SSM Run Command ------------------------------------------------------------------------------------
     def is_managed(self, instance: Any) -> bool:
@@ -166,7 +164,7 @@ class Sandboxes:
                 found = iam.get_instance_profile_by_arn(profile["Arn"])
             else:
                 found = iam.get_instance_profile(profile.get("Name", ""))
-        except Exception:
+        except IamNotFound:  # no profile, or one deleted since launch: the agent cannot register
             return False
         for role in found.roles:
             names = [arn.rsplit("/", 1)[-1] for arn in role.managed_policies]
@@ -213,105 +211,55 @@ class Sandboxes:
                 "TimedOut" if "TimedOut" in statuses else "Failed")
             command.status_details = command.status
 
-
-def _write_exec(path: Path, text: str) -> None:
-    path.write_text(text)
-    path.chmod(0o755)
-
-
-def install(cloud: LocalCloud) -> Sandboxes:
-    """Wrap moto's EC2 instance lifecycle and SSM SendCommand; add the SSM calls moto lacks."""
-    boxes = Sandboxes(cloud)
-    backend = ec2_instances.InstanceBackend
-    original_run, original_stop = backend.run_instances, backend.stop_instances
-    original_start, original_terminate = backend.start_instances, backend.terminate_instances
-
-    def run_instances(self: Any, *args: Any, **kwargs: Any) -> Any:
-        reservation = original_run(self, *args, **kwargs)
-        for instance in reservation.instances:
-            boxes.on_run(instance)
-        return reservation
-
-    def lifecycle(original: Any, hook: Any) -> Any:
-        def wrapped(self: Any, instance_ids: list[str]) -> Any:
-            changed = original(self, instance_ids)
-            for instance, _previous in changed:
-                hook(instance)
-            return changed
-        return wrapped
-
-    original_load_amis = ec2_amis.AmiBackend._load_amis
-
-    def load_amis(self: Any) -> None:
-        original_load_amis(self)
-        self.amis[JAMMY["ami_id"]] = ec2_amis.Ami(self, **JAMMY)
-
-    ec2_amis.AmiBackend._load_amis = load_amis
-    backend.run_instances = run_instances
-    backend.stop_instances = lifecycle(original_stop, boxes.on_stop)
-    backend.start_instances = lifecycle(original_start, boxes.on_start)
-    backend.terminate_instances = lifecycle(original_terminate, boxes.on_terminate)
-    ec2_instances.Instance.public_ip = property(lambda self: "127.0.0.1" if self.nics[0].public_ip else None)
-    ec2_instances.Instance.public_ip_address = ec2_instances.Instance.public_ip
-    ec2_instances.Instance.public_dns_name = property(lambda self: "localhost" if self.nics[0].public_ip else None)
-
-    ssm_backend_cls = ssm_models.SimpleSystemManagerBackend
-    original_send = ssm_backend_cls.send_command
-
-    def send_command(self: Any, **kwargs: Any) -> Any:
-        from moto.ec2.models import ec2_backends
-
-        ec2 = ec2_backends[self.account_id][self.region_name]
+    def send_command(self, send: Callable[[], Any], account_id: str, region: str, kwargs: dict) -> Any:
+        """SendCommand: refuse unmanaged instances as AWS does, then run AWS-RunShellScript in each sandbox."""
+        ec2 = ec2_backends[account_id][region]
         instances = [ec2.get_instance_by_id(i) for i in kwargs.get("instance_ids") or []]
-        if not instances or any(i is None or not boxes.is_managed(i) for i in instances):
+        if not instances or any(i is None or not self.is_managed(i) for i in instances):
             raise InvalidInstanceId()
-        command = original_send(self, **kwargs)
+        command = send()
         if kwargs.get("document_name") == "AWS-RunShellScript":
             command.status = command.status_details = "InProgress"
             for invocation in command.invocations:
                 invocation.update(Status="Pending", StatusDetails="Pending", StandardOutputContent="",
                                   StandardErrorContent="", ResponseCode=-1)
             for instance in instances:
-                threading.Thread(target=boxes.run_command, args=(command, instance), daemon=True).start()
+                threading.Thread(target=self.run_command, args=(command, instance), daemon=True).start()
         return command
 
-    ssm_backend_cls.send_command = send_command
-    ssm_responses.SimpleSystemManagerResponse.list_command_invocations = _list_command_invocations
-    ssm_responses.SimpleSystemManagerResponse.describe_instance_information = (
-        lambda self: _describe_instance_information(self, boxes))
-    return boxes
+    # -- SSM responses moto lacks (``response`` is moto's SimpleSystemManagerResponse) ----------------------
+    def list_command_invocations(self, response: Any) -> str:
+        command_id, instance_id = response._get_param("CommandId"), response._get_param("InstanceId")
+        details = response._get_param("Details", False)
+        rows = []
+        for command in response.ssm_backend.list_commands(command_id, instance_id):
+            for inv in command.invocations:
+                if instance_id and inv["InstanceId"] != instance_id:
+                    continue
+                row = {"CommandId": command.command_id, "InstanceId": inv["InstanceId"], "Comment": command.comment,
+                       "DocumentName": command.document_name,
+                       "RequestedDateTime": command.requested_date_time.timestamp(),
+                       "Status": inv["Status"], "StatusDetails": inv["StatusDetails"]}
+                if details:
+                    row["CommandPlugins"] = [{
+                        "Name": inv["PluginName"], "Status": inv["Status"], "StatusDetails": inv["StatusDetails"],
+                        "ResponseCode": inv["ResponseCode"], "Output": inv["StandardOutputContent"][:2500]}]
+                rows.append(row)
+        return json.dumps({"CommandInvocations": rows})
+
+    def describe_instance_information(self, response: Any) -> str:
+        wanted = set()
+        for item in response._get_param("InstanceInformationFilterList", []) + response._get_param("Filters", []):
+            if item.get("key", item.get("Key")) in ("InstanceIds", "InstanceId"):
+                wanted.update(item.get("valueSet", item.get("Values", [])))
+        ec2 = ec2_backends[response.current_account][response.region]
+        rows = [{"InstanceId": i.id, "PingStatus": "Online", "PlatformType": "Linux", "PlatformName": "Ubuntu",
+                 "PlatformVersion": "22.04", "AgentVersion": "3.3.0.0", "IsLatestVersion": True,
+                 "ResourceType": "EC2Instance", "IPAddress": "127.0.0.1", "ComputerName": "localhost"}
+                for i in ec2.all_instances() if self.is_managed(i) and (not wanted or i.id in wanted)]
+        return json.dumps({"InstanceInformationList": rows})
 
 
-def _list_command_invocations(self: Any) -> str:
-    command_id, instance_id = self._get_param("CommandId"), self._get_param("InstanceId")
-    details = self._get_param("Details", False)
-    commands = self.ssm_backend.list_commands(command_id, instance_id)
-    rows = []
-    for command in commands:
-        for inv in command.invocations:
-            if instance_id and inv["InstanceId"] != instance_id:
-                continue
-            row = {"CommandId": command.command_id, "InstanceId": inv["InstanceId"], "Comment": command.comment,
-                   "DocumentName": command.document_name, "RequestedDateTime": command.requested_date_time.timestamp(),
-                   "Status": inv["Status"], "StatusDetails": inv["StatusDetails"]}
-            if details:
-                row["CommandPlugins"] = [{
-                    "Name": inv["PluginName"], "Status": inv["Status"], "StatusDetails": inv["StatusDetails"],
-                    "ResponseCode": inv["ResponseCode"], "Output": inv["StandardOutputContent"][:2500]}]
-            rows.append(row)
-    return json.dumps({"CommandInvocations": rows})
-
-
-def _describe_instance_information(self: Any, boxes: Sandboxes) -> str:
-    from moto.ec2.models import ec2_backends
-
-    wanted = set()
-    for item in self._get_param("InstanceInformationFilterList", []) + self._get_param("Filters", []):
-        if item.get("key", item.get("Key")) in ("InstanceIds", "InstanceId"):
-            wanted.update(item.get("valueSet", item.get("Values", [])))
-    ec2 = ec2_backends[self.current_account][self.region]
-    rows = [{"InstanceId": i.id, "PingStatus": "Online", "PlatformType": "Linux", "PlatformName": "Ubuntu",
-             "PlatformVersion": "22.04", "AgentVersion": "3.3.0.0", "IsLatestVersion": True,
-             "ResourceType": "EC2Instance", "IPAddress": "127.0.0.1", "ComputerName": "localhost"}
-            for i in ec2.all_instances() if boxes.is_managed(i) and (not wanted or i.id in wanted)]
-    return json.dumps({"InstanceInformationList": rows})
+def _write_exec(path: Path, text: str) -> None:
+    path.write_text(text)
+    path.chmod(0o755)

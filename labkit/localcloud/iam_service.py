@@ -1,9 +1,11 @@
 """IAM as a service of the local cloud: the request hook, the admin user, and Lambda's role checks.
 
-``install(cloud)`` creates the admin user, returns the :class:`~labkit.localcloud.iam_auth.Authorizer`
-the daemon runs before moto sees a request, and makes Lambda check an execution role as AWS does on
-CreateFunction and UpdateFunctionConfiguration: the trust policy must let ``lambda.amazonaws.com`` assume
-it, and a function in a VPC needs a role that may manage its network interfaces.
+:class:`IamService` creates the admin user (again after every reset), runs the
+:class:`~labkit.localcloud.iam_auth.Authorizer` as its request hook (before moto sees a request; the
+caller's ARN becomes the request's ``principal`` annotation), and -- through :mod:`moto_patches` --
+makes Lambda check an execution role as AWS does on CreateFunction and UpdateFunctionConfiguration
+(:func:`check_execution_role`): the trust policy must let ``lambda.amazonaws.com`` assume it, and a
+function in a VPC needs a role that may manage its network interfaces.
 
 ``LABKIT_IAM=off`` in the daemon's environment still identifies callers but authorizes nothing; it exists
 so ``bench/`` can measure what enforcement costs.
@@ -11,15 +13,12 @@ so ``bench/`` can measure what enforcement costs.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
-
-from moto.awslambda import models as lambda_models
 from moto.awslambda.exceptions import InvalidParameterValueException
+from moto.iam.exceptions import NotFoundException
+from werkzeug.wrappers import Response
 
 from labkit.localcloud import iam_auth
-
-if TYPE_CHECKING:
-    from labkit.localcloud.server import LocalCloud
+from labkit.localcloud.services import ApiRequest, CloudContext, Service
 
 # What Lambda checks on the execution role of a function in a VPC, in the order it reports them.
 VPC_ACTIONS = ("CreateNetworkInterface", "DescribeNetworkInterfaces", "DeleteNetworkInterface")
@@ -30,7 +29,7 @@ def check_execution_role(role_arn: str, vpc_config: dict | None) -> None:
     """Raise Lambda's InvalidParameterValueException when the role cannot serve the function."""
     try:
         role = iam_auth._iam().get_role_by_arn(role_arn)
-    except Exception:
+    except NotFoundException:
         raise InvalidParameterValueException(NOT_ASSUMABLE) from None
     if not iam_auth.trust_allows(role, service="lambda.amazonaws.com"):
         raise InvalidParameterValueException(NOT_ASSUMABLE)
@@ -41,31 +40,26 @@ def check_execution_role(role_arn: str, vpc_config: dict | None) -> None:
                     f"The provided execution role does not have permissions to call {action} on EC2")
 
 
-def _patch_lambda() -> None:
-    backend = lambda_models.LambdaBackend
-    if getattr(backend, "_labkit_role_checks", False):
-        return
-    original_create, original_update = backend.create_function, backend.update_function_configuration
+class IamService(Service):
+    """Every AWS API request is signed by a principal and authorized against its policies."""
 
-    def create_function(self: Any, spec: dict[str, Any]) -> Any:
-        if spec.get("Role"):
-            check_execution_role(spec["Role"], spec.get("VpcConfig"))
-        return original_create(self, spec)
+    name = "iam"
 
-    def update_function_configuration(self: Any, function_name: str, qualifier: str, body: dict[str, Any]) -> Any:
-        if "Role" in body or "VpcConfig" in body:
-            fn = self.get_function(function_name, qualifier)
-            vpc = body.get("VpcConfig", {"SubnetIds": fn._vpc_config.get("SubnetIds")} if fn._vpc_config else None)
-            check_execution_role(body.get("Role") or fn.role, vpc)
-        return original_update(self, function_name, qualifier, body)
+    def __init__(self, ctx: CloudContext) -> None:
+        self.ctx = ctx
+        self.authorizer = iam_auth.Authorizer(enforce=os.environ.get("LABKIT_IAM", "on") != "off")
 
-    backend.create_function = create_function
-    backend.update_function_configuration = update_function_configuration
-    backend._labkit_role_checks = True
+    def start(self) -> None:
+        self.authorizer.install_admin(self.ctx.home)
 
+    def after_reset(self) -> None:
+        self.authorizer.install_admin(self.ctx.home)  # the same keys: they are kept in LABKIT_HOME/credentials
 
-def install(cloud: LocalCloud) -> iam_auth.Authorizer:
-    authorizer = iam_auth.Authorizer(enforce=os.environ.get("LABKIT_IAM", "on") != "off")
-    authorizer.install_admin(cloud.home)
-    _patch_lambda()
-    return authorizer
+    def summary(self) -> dict:
+        return {"enforcing": self.authorizer.enforce}
+
+    def on_request(self, call: ApiRequest) -> Response | None:
+        refusal = self.authorizer(call.request.environ)
+        if refusal is None:
+            call.annotations["principal"] = call.request.environ.get("labkit.principal")
+        return refusal

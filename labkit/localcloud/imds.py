@@ -14,33 +14,37 @@ import json
 import secrets
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from moto.ec2.models import ec2_backends
+from moto.iam.exceptions import NotFoundException
 from werkzeug.wrappers import Request, Response
 
 from labkit.localcloud import iam_auth
-
-if TYPE_CHECKING:
-    from labkit.localcloud.server import LocalCloud
+from labkit.localcloud.services import CloudContext, Route, Service
 
 PREFIX = "/_labkit/imds/"
 MAX_TTL = 21600
 RENEW_BEFORE = 900  # seconds: EC2 hands out fresh credentials well before the old ones expire
 
 
-class MetadataService:
-    def __init__(self, cloud: LocalCloud) -> None:
-        self.cloud = cloud
+class MetadataService(Service):
+    """IMDSv2 for every EC2 sandbox, under ``/_labkit/imds/<region>/<instance id>/``."""
+
+    name = "imds"
+
+    def __init__(self, ctx: CloudContext) -> None:
+        self.ctx = ctx
         self.tokens: dict[str, tuple[str, float]] = {}  # token -> (instance id, expiry)
         self.sessions: dict[str, dict[str, str]] = {}  # instance id -> credentials
         self.lock = threading.Lock()
-        for method in ("GET", "PUT"):
-            cloud.route(method, PREFIX + "*", self.handle)
+
+    def routes(self) -> list[tuple[str, str, Route]]:
+        return [(method, PREFIX + "*", self.handle) for method in ("GET", "PUT")]
 
     def endpoint(self, instance: Any) -> str:
         """What ``AWS_EC2_METADATA_SERVICE_ENDPOINT`` is on this instance."""
-        return f"{self.cloud.endpoint}{PREFIX}{instance.region_name}/{instance.id}/"
+        return f"{self.ctx.endpoint}{PREFIX}{instance.region_name}/{instance.id}/"
 
     def handle(self, request: Request) -> Response:
         region, _, rest = request.path.removeprefix(PREFIX).partition("/")
@@ -127,7 +131,7 @@ class MetadataService:
 def _find_instance(region: str, instance_id: str) -> Any:
     try:
         return ec2_backends[iam_auth.ACCOUNT][region].get_instance_by_id(instance_id)
-    except Exception:  # an unknown region or instance
+    except KeyError:  # an unknown region (an unknown instance gives None)
         return None
 
 
@@ -138,7 +142,7 @@ def _profile_role(instance: Any) -> Any:
     try:
         found = iam.get_instance_profile_by_arn(profile["Arn"]) if profile.get("Arn") else \
             iam.get_instance_profile(profile.get("Name", ""))
-    except Exception:
+    except NotFoundException:  # no profile, or one deleted since launch
         return None
     return found.roles[0] if found.roles else None
 

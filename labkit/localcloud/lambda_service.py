@@ -1,6 +1,6 @@
 """Lambda as a service: warm pools per function configuration, Invoke, and CloudWatch Logs.
 
-Wraps moto's ``LambdaFunction.invoke`` so ``lambda.invoke`` runs the real code in a worker
+:mod:`moto_patches` routes moto's ``LambdaFunction.invoke`` here, so ``lambda.invoke`` runs the real code in a worker
 (:mod:`labkit.localcloud.lambda_runtime`), and writes START/END/REPORT plus everything the
 handler prints to the log group ``/aws/lambda/<name>``, as AWS does.
 """
@@ -18,9 +18,8 @@ import time
 import uuid
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from moto.awslambda import models as lambda_models
 from moto.awslambda.models import lambda_backends
 from moto.core.exceptions import JsonRESTError
 from moto.logs.models import logs_backends
@@ -28,9 +27,7 @@ from moto.logs.models import logs_backends
 from labkit.localcloud import iam_auth, iam_policy
 from labkit.localcloud.control import PROJECT_ROOT
 from labkit.localcloud.lambda_runtime import Invocation, Worker
-
-if TYPE_CHECKING:
-    from labkit.localcloud.server import LocalCloud
+from labkit.localcloud.services import CloudContext, Service
 
 log = logging.getLogger("labkit.localcloud.lambda")
 IDLE_SECONDS = float(os.environ.get("LABKIT_LAMBDA_IDLE_SECONDS", "300"))
@@ -95,14 +92,21 @@ class Pool:
         self.starting = 0
 
 
-class LambdaService:
-    def __init__(self, cloud: LocalCloud) -> None:
-        self.cloud = cloud
+class LambdaService(Service):
+    """Warm pools of workers per function configuration; Invoke; the functions' CloudWatch Logs."""
+
+    name = "lambda"
+
+    def __init__(self, ctx: CloudContext) -> None:
+        self.ctx = ctx
         self.pools: dict[str, Pool] = {}
         self.lock = threading.Lock()
         self.logs_lock = threading.Lock()
         self._log_verdicts: dict[tuple, tuple[bool, float]] = {}
         self._stopping = threading.Event()
+
+    def start(self) -> None:
+        self.ctx.service_dir("lambda", fresh=True)
         threading.Thread(target=self._reap, daemon=True, name="lambda-reaper").start()
 
     def summary(self) -> dict:
@@ -221,7 +225,7 @@ class LambdaService:
         region = fn.region
         # As on AWS: the execution role's session, named after the function, in the standard variables.
         session = iam_auth.role_session(fn.role, fn.function_name, region, CREDENTIALS_SECONDS)
-        env = self.cloud.child_env({
+        env = self.ctx.child_env("lambda", fn.function_arn, {
             **{k: str(v) for k, v in (fn.environment_vars or {}).items() if k not in RESERVED_ENV},
             "PYTHONPATH": os.pathsep.join(paths), "PYTHONNOUSERSITE": "1", "PYTHONUNBUFFERED": "1",
             "LAMBDA_TASK_ROOT": str(task_root), "_HANDLER": fn.handler or "",
@@ -242,7 +246,7 @@ class LambdaService:
 
     def _extract(self, code: bytes, kind: str) -> Path:
         digest = hashlib.sha256(code).hexdigest()[:24]
-        target = self.cloud.service_dir("lambda") / kind / digest
+        target = self.ctx.service_dir("lambda") / kind / digest
         if target.exists():
             return target
         staging = target.with_name(f".{digest}.{uuid.uuid4().hex}")
@@ -315,50 +319,10 @@ class LambdaService:
             worker.kill()
 
     def after_reset(self) -> None:
-        pass
+        self.ctx.service_dir("lambda", fresh=True)
 
 
 def _revision(fn: Any) -> str:
     if not getattr(fn, "_labkit_revision", None):
         fn._labkit_revision = uuid.uuid4().hex
     return fn._labkit_revision
-
-
-def install(cloud: LocalCloud) -> LambdaService:
-    """Route moto's Lambda Invoke to real workers; any code or configuration update means a cold start."""
-    service = LambdaService(cloud)
-    cls = lambda_models.LambdaFunction
-    original_update_config, original_update_code = cls.update_configuration, cls.update_function_code
-
-    def invoke(self: Any, body: str, request_headers: Any, response_headers: dict) -> bytes:
-        payload = body.encode() if isinstance(body, str) else (body or b"")
-        payload, headers = service.invoke(
-            self, payload or b"{}", request_headers.get("x-amz-invocation-type") or "RequestResponse",
-            tail=request_headers.get("x-amz-log-type") == "Tail",
-            client_context=request_headers.get("x-amz-client-context"))
-        response_headers.update(headers)
-        return payload
-
-    def update_configuration(self: Any, config_updates: dict) -> dict:
-        self._labkit_revision = None
-        return original_update_config(self, config_updates)
-
-    def update_function_code(self: Any, updated_spec: dict) -> Any:
-        self._labkit_revision = None
-        return original_update_code(self, updated_spec)
-
-    backend_cls = lambda_models.LambdaBackend
-    original_delete = backend_cls.delete_function
-
-    def delete_function(self: Any, function_name: str, qualifier: str | None = None) -> None:
-        arns = [fn.function_arn for fn in self.list_functions()
-                if function_name in (fn.function_name, fn.function_arn)]
-        original_delete(self, function_name, qualifier)
-        for arn in arns:
-            service.retire(arn)
-
-    backend_cls.delete_function = delete_function
-    cls.invoke = invoke
-    cls.update_configuration = update_configuration
-    cls.update_function_code = update_function_code
-    return service

@@ -1,8 +1,9 @@
 """RDS data plane: one real MySQL-compatible server process per DB instance.
 
-moto keeps the RDS records; this module wraps its create/stop/start/delete so that each instance of
-engine ``mysql`` or ``mariadb`` is a MariaDB (or MySQL) server on 127.0.0.1 with the requested
-master user, password and database. Status reads ``creating`` until the server accepts connections.
+moto keeps the RDS records; :mod:`moto_patches` hands its create/stop/start/modify/delete to the
+``on_*`` hooks here, so that each instance of engine ``mysql`` or ``mariadb`` is a MariaDB (or MySQL)
+server on 127.0.0.1 with the requested master user, password and database. Status reads
+``creating`` until the server accepts connections.
 """
 from __future__ import annotations
 
@@ -17,13 +18,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pymysql
-from moto.rds import models as rds_models
 
-if TYPE_CHECKING:
-    from labkit.localcloud.server import LocalCloud
+from labkit.localcloud.services import CloudContext, Service
 
 log = logging.getLogger("labkit.localcloud.rds")
 ENGINES = ("mysql", "mariadb")
@@ -80,11 +79,13 @@ class DbServer:
         return str(Path(self._short_socket_dir) / "mysqld.sock")
 
 
-class RdsData:
+class RdsData(Service):
     """Starts, stops and deletes the servers behind moto's RDS records."""
 
-    def __init__(self, cloud: LocalCloud) -> None:
-        self.cloud = cloud
+    name = "rds"
+
+    def __init__(self, ctx: CloudContext) -> None:
+        self.ctx = ctx
         self.servers: dict[str, DbServer] = {}
         self.binary = find_server_binary()
         self.flavour = self._flavour()
@@ -108,7 +109,7 @@ class RdsData:
             db.status = "failed"
             log.error("no MySQL-compatible server binary; run `make setup` (installs mariadb-server)")
             return
-        server = DbServer(db.db_instance_identifier, self.cloud.service_dir("rds") / db.db_instance_identifier,
+        server = DbServer(db.db_instance_identifier, self.ctx.service_dir("rds") / db.db_instance_identifier,
                           free_port(), secrets.token_urlsafe(24), self.flavour)
         self.servers[server.identifier] = server
         db.port = server.port
@@ -190,7 +191,7 @@ class RdsData:
         else:
             cmd = [str(self.binary), "--no-defaults", "--initialize-insecure", f"--datadir={server.datadir}",
                    *self._user_arg()]
-        result = subprocess.run(cmd, capture_output=True, text=True, env=self.cloud.child_env())
+        result = subprocess.run(cmd, capture_output=True, text=True, env=self.ctx.child_env("rds", server.identifier))
         if result.returncode != 0:
             raise RuntimeError(f"initialising {server.datadir} failed: {result.stderr[-2000:]}")
 
@@ -212,7 +213,8 @@ class RdsData:
         else:
             args += ["--mysqlx=OFF", "--disable-log-bin"]
         server.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.DEVNULL, env=self.cloud.child_env(),
+                                          stderr=subprocess.DEVNULL,
+                                          env=self.ctx.child_env("rds", server.identifier),
                                           start_new_session=True)
         self._wait_ready(server)
 
@@ -272,70 +274,18 @@ class RdsData:
         for t in threads:
             t.join()
 
+    def start(self) -> None:
+        self.ctx.service_dir("rds", fresh=True)
+
     def after_reset(self) -> None:
+        for server in self.servers.values():
+            if server._short_socket_dir:
+                shutil.rmtree(server._short_socket_dir, ignore_errors=True)
         self.servers.clear()
+        self.ctx.service_dir("rds", fresh=True)
 
 
 def _ident(name: str) -> str:
     if not name or "`" in name or len(name) > 64:
         raise ValueError(f"invalid identifier {name!r}")
     return name
-
-
-def install(cloud: LocalCloud) -> RdsData:
-    """Wrap moto's RDS backend so its DB instances are real servers."""
-    from labkit.localcloud import rds_catalog
-
-    rds_catalog.install()
-    data = RdsData(cloud)
-    backend = rds_models.RDSBackend
-    original_create, original_stop = backend.create_db_instance, backend.stop_db_instance
-    original_start, original_delete = backend.start_db_instance, backend.delete_db_instance
-
-    def create_db_instance(self: Any, db_kwargs: dict) -> Any:
-        db = original_create(self, db_kwargs)
-        data.on_create(db)
-        return db
-
-    def stop_db_instance(self: Any, db_instance_identifier: str, *args: Any, **kwargs: Any) -> Any:
-        db = original_stop(self, db_instance_identifier, *args, **kwargs)
-        data.on_stop(db)
-        return db
-
-    def start_db_instance(self: Any, db_instance_identifier: str) -> Any:
-        db = original_start(self, db_instance_identifier)
-        data.on_start(db)
-        return db
-
-    original_modify = backend.modify_db_instance
-
-    def modify_db_instance(self: Any, db_instance_identifier: str, db_kwargs: dict) -> Any:
-        db = original_modify(self, db_instance_identifier, db_kwargs)
-        data.on_modify(db, db_kwargs.get("MasterUserPassword") or db_kwargs.get("master_user_password"))
-        return db
-
-    def delete_db_instance(self: Any, db_instance_identifier: str, *args: Any, **kwargs: Any) -> Any:
-        db = original_delete(self, db_instance_identifier, *args, **kwargs)
-        data.on_delete(db)
-        return db
-
-    def modify_db_subnet_group(self: Any, subnet_name: str, description: str | None, subnets: list) -> Any:
-        # moto 5.2.5 pops the group and never stores it back; AWS keeps it, with its (lower-case) name.
-        group = self.subnet_groups.get(subnet_name)
-        if group is None:
-            raise rds_models.DBSubnetGroupNotFoundError(subnet_name)
-        group.subnets = subnets
-        if description is not None:
-            group.description = description
-        return group
-
-    backend.modify_db_subnet_group = modify_db_subnet_group
-    backend.create_db_instance = create_db_instance
-    backend.stop_db_instance = stop_db_instance
-    backend.start_db_instance = start_db_instance
-    backend.delete_db_instance = delete_db_instance
-    backend.modify_db_instance = modify_db_instance
-    rds_models.DBInstance.address = property(lambda self: "127.0.0.1")
-    # AWS's current defaults (moto's are years old and lack mariadb).
-    rds_models.DBInstance.default_engine_versions.update({"mysql": "8.0.40", "MySQL": "8.0.40", "mariadb": "10.11.10"})
-    return data

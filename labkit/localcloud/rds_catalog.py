@@ -4,18 +4,14 @@ for Aurora PostgreSQL and Neptune).
 
 A DB instance class is offered in the zones where EC2 offers its instance type (db.t3.micro where
 t3.micro is), as on AWS, where RDS runs on EC2 capacity: in us-east-1, not us-east-1e.
+:mod:`moto_patches` routes both calls here.
 """
 from __future__ import annotations
 
 from typing import Any
 
+from moto.core.responses import ActionResult
 from moto.ec2.models import ec2_backends
-from moto.rds.responses import RDSResponse
-
-try:  # moto 5.1+
-    from moto.core.responses import ActionResult
-except ImportError:  # pragma: no cover
-    ActionResult = None  # type: ignore[assignment]
 
 # engine -> parameter group family -> (default version first, then the others offered)
 VERSIONS = {
@@ -66,23 +62,19 @@ def orderable(account: str, region: str, engine: str, version: str | None, db_cl
     return options
 
 
-def _describe_db_engine_versions(self: Any) -> Any:
-    rows = engine_versions(self._get_param("Engine"), self._get_param("EngineVersion"),
-                           self._get_param("DBParameterGroupFamily"), self._get_bool_param("DefaultOnly", False))
+def describe_db_engine_versions(response: Any) -> Any:
+    """DescribeDBEngineVersions (``response`` is moto's RDSResponse)."""
+    rows = engine_versions(response._get_param("Engine"), response._get_param("EngineVersion"),
+                           response._get_param("DBParameterGroupFamily"),
+                           response._get_bool_param("DefaultOnly", False))
     return ActionResult({"DBEngineVersions": rows})
 
 
-def install() -> None:
-    """Answer both calls for mysql and mariadb; leave moto's own answers for its other engines."""
-    original = RDSResponse.describe_orderable_db_instance_options
-
-    def describe_orderable_db_instance_options(self: Any) -> Any:
-        engine = self._get_param("Engine")
-        if engine not in VERSIONS:
-            return original(self)
-        options = orderable(self.current_account, self.region, engine, self._get_param("EngineVersion"),
-                            self._get_param("DBInstanceClass"))
-        return ActionResult({"OrderableDBInstanceOptions": options})
-
-    RDSResponse.describe_orderable_db_instance_options = describe_orderable_db_instance_options
-    RDSResponse.describe_db_engine_versions = _describe_db_engine_versions
+def describe_orderable_db_instance_options(response: Any, moto_answer: Any) -> Any:
+    """DescribeOrderableDBInstanceOptions for mysql and mariadb; moto's own answer for its other engines."""
+    engine = response._get_param("Engine")
+    if engine not in VERSIONS:
+        return moto_answer(response)
+    options = orderable(response.current_account, response.region, engine, response._get_param("EngineVersion"),
+                        response._get_param("DBInstanceClass"))
+    return ActionResult({"OrderableDBInstanceOptions": options})

@@ -17,19 +17,18 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from croniter import croniter
+from moto.awslambda.exceptions import UnknownFunctionException
 from moto.awslambda.models import lambda_backends
 from moto.cloudwatch.models import cloudwatch_backends
-from moto.events import models as events_models
 from moto.events.models import events_backends
 from werkzeug.wrappers import Request
 
 from labkit.localcloud import iam_policy
-
-if TYPE_CHECKING:
-    from labkit.localcloud.server import LocalCloud
+from labkit.localcloud.lambda_service import LambdaService
+from labkit.localcloud.services import CloudContext, Route, Service
 
 log = logging.getLogger("labkit.localcloud.scheduler")
 UTC = dt.timezone.utc
@@ -111,17 +110,25 @@ def events_may_invoke(fn: Any, rule_arn: str) -> bool:
     return allowed
 
 
-class Scheduler:
-    def __init__(self, cloud: LocalCloud) -> None:
-        self.cloud = cloud
+class Scheduler(Service):
+    """The lab clock and the scheduled rules firing on it; Lambda targets run through the ``lambda`` service."""
+
+    name = "scheduler"
+
+    def __init__(self, ctx: CloudContext) -> None:
+        self.ctx = ctx
         self.clock = LabClock()
         self.schedules: dict[str, Schedule] = {}
         self.history: list[dict] = []
         self.lock = threading.RLock()
         self._stop = threading.Event()
-        cloud.route("GET", "/_labkit/clock", lambda _r: self.clock_info())
-        cloud.route("POST", "/_labkit/clock/advance", self._advance_route)
-        cloud.route("GET", "/_labkit/schedule/history", lambda _r: {"firings": self.history[-200:]})
+
+    def routes(self) -> list[tuple[str, str, Route]]:
+        return [("GET", "/_labkit/clock", lambda _r: self.clock_info()),
+                ("POST", "/_labkit/clock/advance", self._advance_route),
+                ("GET", "/_labkit/schedule/history", lambda _r: {"firings": self.history[-200:]})]
+
+    def start(self) -> None:
         self._start_loop()
 
     def _start_loop(self) -> None:
@@ -188,7 +195,11 @@ class Scheduler:
         for target in list(rule.targets):
             record = {"rule": rule.name, "rule_arn": rule.arn, "time": instant.strftime("%Y-%m-%dT%H:%M:%SZ"),
                       "target": target.get("Arn")}
-            record.update(self._deliver(rule, target, instant))
+            try:
+                record.update(self._deliver(rule, target, instant))
+            except Exception as exc:  # a bug in delivery: recorded and logged, never reported as the target's fault
+                log.exception("delivering %s to %s failed", rule.name, target.get("Arn"))
+                record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
             if record["status"] != "ok":
                 log.warning("rule %s could not deliver to %s: %s", rule.name, target.get("Arn"), record.get("error"))
                 self._count_failure(rule)
@@ -203,14 +214,14 @@ class Scheduler:
             return {"status": "skipped", "error": "the local cloud delivers scheduled events to Lambda targets only"}
         try:
             fn = lambda_backends[rule.account_id][rule.region_name].get_function(arn)
-        except Exception:
+        except UnknownFunctionException:
             return {"status": "failed", "error": f"target function {arn} does not exist"}
         if not events_may_invoke(fn, rule.arn):
             return {"status": "denied", "error": (
                 "the function's resource policy does not allow events.amazonaws.com to invoke it for this rule "
                 "(add it with lambda.add_permission, SourceArn = the rule's ARN)")}
         payload = target.get("Input") or json.dumps(scheduled_event(rule, instant))
-        inv = self.cloud.lambdas.run(fn, payload.encode())
+        inv = self.ctx.services.require("lambda", LambdaService).run(fn, payload.encode())
         result = (inv.result or b"").decode(errors="replace")
         return {"status": "ok" if not inv.error_type else "function_error", "request_id": inv.request_id,
                 "function_error": inv.error_type, "result": result[:1000]}
@@ -239,17 +250,3 @@ class Scheduler:
             self.history.clear()
             self.clock.offset = 0.0
         self._start_loop()
-
-
-def install(cloud: LocalCloud) -> Scheduler:
-    scheduler = Scheduler(cloud)
-    backend = events_models.EventsBackend
-    original_put_rule = backend.put_rule
-
-    def put_rule(self: Any, name: str, *args: Any, **kwargs: Any) -> Any:
-        rule = original_put_rule(self, name, *args, **kwargs)
-        scheduler.register(rule)
-        return rule
-
-    backend.put_rule = put_rule
-    return scheduler

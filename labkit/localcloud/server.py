@@ -1,79 +1,96 @@
-"""The local cloud daemon: moto's AWS APIs on 127.0.0.1 plus the hooks that run real processes.
+"""The local cloud daemon: moto's AWS APIs on 127.0.0.1 plus the services that run real processes.
 
 Run as ``python -m labkit.localcloud.server --port N --home DIR --cloud-id ID`` (``labkit cloud start``
-does this). ``/_labkit/...`` paths are the daemon's own API; everything else goes to moto.
+does this). ``/_labkit/...`` paths are the daemon's own API (its routes and the services'),
+``/moto-api/...`` is moto's, and every other request is an AWS API call: the services' request hooks
+see it first, then moto serves it. The services and their hooks are described in
+:mod:`labkit.localcloud.services`; every change to moto is in :mod:`labkit.localcloud.moto_patches`.
 """
 from __future__ import annotations
 
 import argparse
 import hmac
+import importlib
 import json
 import logging
 import os
 import secrets
-import shutil
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
-from moto import backends as moto_backends
-from moto.moto_api._internal.models import moto_api_backend
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
+from werkzeug.test import Client
 from werkzeug.wrappers import Request, Response
 
+from labkit.localcloud import moto_patches
 from labkit.localcloud.control import HOST, TOKEN_ENV, TOKEN_HEADER
 from labkit.localcloud.procs import CLOUD_MARKER
+from labkit.localcloud.services import ApiRequest, CloudContext, Registry, Route, Service, serving
 
 log = logging.getLogger("labkit.localcloud")
+ServiceFactory = Callable[[CloudContext], Service]
 
-# moto lists its own package folders from disk on every request to route it (175 stat calls); the list is
-# fixed for the pinned version, so the daemon reads it once.
-_MOTO_MODULES = tuple(moto_backends.list_of_moto_modules())
-moto_backends.list_of_moto_modules = lambda: _MOTO_MODULES
-Route = Callable[[Request], Any]
+
+def default_services() -> tuple[ServiceFactory, ...]:
+    """The services of every daemon, in registration order (request and launch hooks run in this order,
+    ``stop_all`` in the reverse one). A new model of the cloud adds its factory here."""
+    from labkit.localcloud import ec2, iam_service, imds, lambda_service, rds, scheduler
+
+    return (iam_service.IamService, imds.MetadataService, rds.RdsData, lambda_service.LambdaService, ec2.Sandboxes,
+            scheduler.Scheduler)
+
+
+def load_factory(spec: str) -> ServiceFactory:
+    """``module:attribute`` -> the service factory it names (``--service``, for tests and experiments)."""
+    module, _, attribute = spec.partition(":")
+    if not module or not attribute:
+        raise ValueError(f"a service is given as module:factory, not {spec!r}")
+    return getattr(importlib.import_module(module), attribute)
 
 
 class LocalCloud:
-    """The daemon's state: where it keeps things, the services with processes, and its HTTP server."""
+    """The daemon's state: its folder, its services and its HTTP server."""
 
-    def __init__(self, home: Path, port: int, cloud_id: str) -> None:
-        from labkit.localcloud import ec2, iam_service, imds, lambda_service, rds, scheduler
-
+    def __init__(self, home: Path, port: int, cloud_id: str,
+                 factories: Iterable[ServiceFactory] | None = None) -> None:
         self.home, self.port, self.cloud_id = home, port, cloud_id
         self.control_token = os.environ.pop(TOKEN_ENV, "") or secrets.token_urlsafe(32)
         self.endpoint = f"http://{HOST}:{port}"
         self.started_at = time.time()
+        self.services = Registry()
+        self.context = CloudContext(home, self.endpoint, cloud_id, self.services, self._base_env)
+        for factory in default_services() if factories is None else factories:
+            self.services.add(factory(self.context))
+        self.patches = moto_patches.apply(self.services)
         self.routes: dict[tuple[str, str], Route] = {}
-        self._wipe_leftovers()
-        self.iam = iam_service.install(self)
-        self.imds = imds.MetadataService(self)
-        self.rds = rds.install(self)
-        self.lambdas = lambda_service.install(self)
-        self.ec2 = ec2.install(self)
-        self.scheduler = scheduler.install(self)
         self.route("GET", "/_labkit/health", self._health)
         self.route("POST", "/_labkit/shutdown", self._shutdown_route)
-        self.route("POST", "/_labkit/reset", self._reset_route)
+        self.route("POST", "/_labkit/reset", lambda _r: self.reset())
         # An address that accepts connections and never answers in time: what a service endpoint looks like
         # from a private subnet with no route to it (used to reproduce the tutorial's Lambda timeout).
         self.route("POST", "/_labkit/blackhole/*", self._blackhole)
         self.route("GET", "/_labkit/blackhole/*", self._blackhole)
+        for method, path, handler in self.services.routes():
+            self.route(method, path, handler)
         self._moto = DomainDispatcherApplication(create_backend_app)
         self._server = None
+        self.services.start()
 
-    # -- plumbing shared by the service modules -------------------------------------------------
     def route(self, method: str, path: str, handler: Route) -> None:
         """Register a ``/_labkit`` endpoint; the handler returns a JSON-able value or a Response."""
+        if (method, path) in self.routes:
+            raise ValueError(f"two handlers for {method} {path}")
         self.routes[(method, path)] = handler
 
-    def child_env(self, extra: dict[str, str] | None = None, region: str = "us-east-1") -> dict[str, str]:
-        """Environment for a process the cloud starts: the marker and the endpoint, no credentials (a Lambda
+    def _base_env(self, region: str) -> dict[str, str]:
+        """What every process the cloud starts gets: the marker and the endpoint, no credentials (a Lambda
         worker gets its role session's, an EC2 instance asks its metadata service)."""
-        env = {
+        return {
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
             "LANG": "C.UTF-8",
             "TZ": "UTC",
@@ -82,18 +99,6 @@ class LocalCloud:
             "AWS_REGION": region,
             "AWS_DEFAULT_REGION": region,
         }
-        env.update(extra or {})
-        return env
-
-    def service_dir(self, name: str) -> Path:
-        path = self.home / name
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
-    def _wipe_leftovers(self) -> None:
-        # moto keeps its records in memory only, so data folders from an earlier daemon are orphans.
-        for name in ("rds", "lambda", "ec2"):
-            shutil.rmtree(self.home / name, ignore_errors=True)
 
     # -- the WSGI application ---------------------------------------------------------------------
     def __call__(self, environ: dict, start_response: Callable) -> Any:
@@ -102,10 +107,12 @@ class LocalCloud:
             return self._own_api(environ, start_response)
         if path.startswith("/moto-api"):  # moto's dashboard and data dump would bypass IAM
             return Response("Forbidden", status=403)(environ, start_response)
-        refusal = self.iam(environ)
-        if refusal is not None:
-            return refusal(environ, start_response)
-        return self._moto(environ, start_response)
+        call = ApiRequest(Request(environ))
+        answer = self.services.check_request(call)
+        if answer is not None:
+            return answer(environ, start_response)
+        with serving(call):
+            return self._moto(environ, start_response)
 
     def _authorized(self, request: Request) -> bool:
         """Health, the black hole and instance metadata (which checks its own IMDSv2 tokens) are open; the rest
@@ -115,17 +122,20 @@ class LocalCloud:
         offered = request.headers.get(TOKEN_HEADER, "")
         return hmac.compare_digest(offered.encode(), self.control_token.encode())
 
+    @staticmethod
+    def _forbidden() -> Response:
+        return Response(json.dumps({"error": "this local cloud's control API needs its owner's token"}),
+                        status=403, mimetype="application/json")
+
     def _own_api(self, environ: dict, start_response: Callable) -> Any:
         request = Request(environ)
         if not self._authorized(request):
-            response = Response(json.dumps({"error": "this local cloud's control API needs its owner's token"}),
-                                status=403, mimetype="application/json")
-            return response(environ, start_response)
+            return self._forbidden()(environ, start_response)
         handler = self.routes.get((request.method, request.path))
         if handler is None:
-            prefix = [h for (m, p), h in self.routes.items() if m == request.method and p.endswith("/*")
-                      and request.path.startswith(p[:-1])]
-            handler = prefix[0] if prefix else None
+            prefixes = sorted((p for m, p in self.routes if m == request.method and p.endswith("/*")
+                               and request.path.startswith(p[:-1])), key=len, reverse=True)
+            handler = self.routes[(request.method, prefixes[0])] if prefixes else None
         if handler is None:
             response = Response(json.dumps({"error": f"no such endpoint {request.method} {request.path}"}),
                                 status=404, mimetype="application/json")
@@ -134,7 +144,10 @@ class LocalCloud:
                 result = handler(request)
                 response = result if isinstance(result, Response) else Response(
                     json.dumps(result, default=str), mimetype="application/json")
-            except (ValueError, KeyError) as exc:
+            except LookupError as exc:
+                response = Response(json.dumps({"error": str(exc).strip("'\"")}), status=404,
+                                    mimetype="application/json")
+            except ValueError as exc:
                 response = Response(json.dumps({"error": str(exc)}), status=400, mimetype="application/json")
         return response(environ, start_response)
 
@@ -142,8 +155,7 @@ class LocalCloud:
         return {
             "status": "ok", "pid": os.getpid(), "port": self.port, "home": str(self.home),
             "cloud_id": self.cloud_id, "uptime_seconds": round(time.time() - self.started_at, 3),
-            "services": {"rds": self.rds.summary(), "lambda": self.lambdas.summary(),
-                         "ec2": self.ec2.summary(), "scheduler": self.scheduler.summary()},
+            "services": self.services.summary(),
         }
 
     def _blackhole(self, _request: Request) -> Response:
@@ -151,7 +163,7 @@ class LocalCloud:
         return Response(status=504)
 
     def _shutdown_route(self, _request: Request) -> dict:
-        self.stop_services()
+        self.services.stop_all()
 
         def stop_serving() -> None:
             time.sleep(0.2)  # let this answer reach the caller first
@@ -160,23 +172,15 @@ class LocalCloud:
         threading.Thread(target=stop_serving, daemon=True).start()
         return {"status": "stopping"}
 
-    def _reset_route(self, _request: Request) -> dict:
-        self.stop_services()
-        moto_api_backend.reset()
-        self.iam.install_admin(self.home)
-        self.imds.after_reset()
-        self._wipe_leftovers()
-        self.rds.after_reset()
-        self.scheduler.after_reset()
+    def reset(self) -> dict:
+        """Stop every service's processes, empty moto through its own ``/moto-api/reset``, then let each
+        service forget what referred to moto's state."""
+        self.services.stop_all()
+        answer = Client(self._moto).post("/moto-api/reset")
+        if answer.status_code != 200:
+            raise RuntimeError(f"moto refused its reset: {answer.status} {answer.get_data(as_text=True)}")
+        self.services.after_reset()
         return {"status": "reset"}
-
-    def stop_services(self) -> None:
-        """End every process the cloud runs: schedules first, then functions, instances, databases."""
-        for service in (self.scheduler, self.lambdas, self.ec2, self.rds):
-            try:
-                service.stop_all()
-            except Exception:  # keep stopping the others; the sweep by marker catches the rest
-                log.exception("stopping %s failed", type(service).__name__)
 
     def serve_forever(self) -> None:
         self._server = make_server(HOST, self.port, self, threaded=True, request_handler=QuietRequestHandler)
@@ -190,7 +194,7 @@ class LocalCloud:
         try:
             self._server.serve_forever()
         finally:
-            self.stop_services()
+            self.services.stop_all()
             log.info("local cloud stopped")
 
 
@@ -208,12 +212,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--home", type=Path, required=True)
     parser.add_argument("--cloud-id", required=True)
+    parser.add_argument("--service", action="append", default=[], metavar="MODULE:FACTORY",
+                        help="register one more service after the default ones (tests, experiments)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     os.umask(0o077)  # the lab's state (databases, secrets in records, logs) is its owner's only
     args.home.mkdir(parents=True, exist_ok=True)
+    home = args.home.resolve()
+    moto_patches.prepare_environment(home)
     try:
-        cloud = LocalCloud(args.home.resolve(), args.port, args.cloud_id)
+        factories = [*default_services(), *(load_factory(spec) for spec in args.service)]
+        cloud = LocalCloud(home, args.port, args.cloud_id, factories)
         cloud.serve_forever()
     except OSError as exc:
         print(f"local cloud: cannot listen on {HOST}:{args.port}: {exc}", file=sys.stderr)

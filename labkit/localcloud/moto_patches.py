@@ -1,0 +1,352 @@
+"""Every change the local cloud makes to moto, in one place, for one pinned moto version.
+
+moto keeps the records; the local cloud's services (:mod:`labkit.localcloud.services`) run what AWS
+runs. Where moto has an official way in -- ``MOTO_AMIS_PATH`` for the image catalogue,
+``/moto-api/reset`` for a reset -- the cloud uses it. Everything else is a patch listed in
+:func:`patches`, each with the reason it exists. :func:`apply` refuses any moto but
+:data:`MOTO_VERSION` and any patch whose target has gone, so an upgrade breaks loudly here, once,
+instead of quietly in the services: re-read each patch against the new moto, then move the pin
+(here and in pyproject.toml) together.
+
+The wrappers find the service they call through the registry given to :func:`apply` (``iam``,
+``rds``, ``lambda``, ``ec2``, ``scheduler``); a service that is not registered leaves moto's own
+behaviour.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from labkit.localcloud.services import Registry
+
+MOTO_VERSION = "5.2.5"
+# The local "Ubuntu 22.04" image, registered in every region as Canonical publishes it.
+JAMMY = {"ami_id": "ami-0a1b2c3d4e5f60722", "state": "available", "public": True, "owner_id": "099720109477",
+         "image_location": "099720109477/ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-20260101",
+         "sriov": "simple", "root_device_type": "ebs", "root_device_name": "/dev/sda1",
+         "description": "Canonical, Ubuntu, 22.04 LTS, amd64 jammy image (local cloud sandbox)",
+         "image_type": "machine", "platform": None, "architecture": "x86_64",
+         "name": "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-20260101", "virtualization_type": "hvm",
+         "hypervisor": "xen"}
+# AWS's current defaults (moto 5.2.5's are years old and lack mariadb).
+ENGINE_VERSIONS = {"mysql": "8.0.40", "MySQL": "8.0.40", "mariadb": "10.11.10"}
+
+
+@dataclass(frozen=True)
+class Patch:
+    """``owner.attribute = replace(original)``, and why; ``adds`` for an attribute moto lacks (``replace``
+    then gets None, and moto growing the attribute is an error: check whether the patch is still needed)."""
+
+    owner: Any
+    attribute: str
+    why: str
+    replace: Callable[[Any], Any]
+    adds: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"{getattr(self.owner, '__module__', '')}.{getattr(self.owner, '__qualname__', self.owner.__name__)}" \
+               f".{self.attribute}".lstrip(".")
+
+
+_services = Registry()
+_originals: dict[tuple[int, str], Any] = {}
+
+
+def _service(name: str) -> Any:
+    """The registered service ``name``, or None (then the wrapper keeps moto's own behaviour)."""
+    return _services.get(name)
+
+
+def check_version() -> None:
+    """Refuse any moto but the one these patches were written against."""
+    installed = importlib.metadata.version("moto")
+    if installed != MOTO_VERSION:
+        raise RuntimeError(
+            f"the local cloud's moto patches are written for moto {MOTO_VERSION}, but moto {installed} is installed: "
+            "run `make setup` to install the pinned version, or re-check every patch in "
+            "labkit/localcloud/moto_patches.py against the new moto and move the pin here and in pyproject.toml")
+
+
+def prepare_environment(home: Path) -> None:
+    """moto's documented ways in that must be set before moto's models are imported.
+
+    ``MOTO_AMIS_PATH``: the image catalogue is moto's default list plus the local Ubuntu 22.04 image
+    (the lab launches Canonical's Ubuntu; moto ships no Canonical image).
+    """
+    check_version()
+    if "moto.ec2.models.amis" in sys.modules:
+        raise RuntimeError("prepare_environment() must run before moto's EC2 models are imported")
+    from moto.utilities.utils import load_resource
+
+    images = [image for image in load_resource("ec2/resources/amis.json") if image["ami_id"] != JAMMY["ami_id"]]
+    path = home / "moto" / "amis.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps([*images, JAMMY]))
+    os.environ["MOTO_AMIS_PATH"] = str(path)
+
+
+def _hooked(service: str, hook: str) -> Callable[[Any], Any]:
+    """A backend method wrapper that passes moto's result to ``<service>.<hook>(result)``."""
+    def replace(original: Any) -> Any:
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            result = original(self, *args, **kwargs)
+            target = _service(service)
+            if target is not None:
+                getattr(target, hook)(result)
+            return result
+        return wrapper
+    return replace
+
+
+def _each_changed(service: str, hook: str) -> Callable[[Any], Any]:
+    """For moto's ``*_instances`` that return ``[(instance, previous_state), ...]``."""
+    def replace(original: Any) -> Any:
+        def wrapper(self: Any, instance_ids: list[str]) -> Any:
+            changed = original(self, instance_ids)
+            target = _service(service)
+            for instance, _previous in changed if target is not None else ():
+                getattr(target, hook)(instance)
+            return changed
+        return wrapper
+    return replace
+
+
+def _rds_patches() -> list[Patch]:
+    from moto.rds import models as rds
+    from moto.rds import responses as rds_responses
+
+    from labkit.localcloud import rds_catalog
+
+    def modify_db_instance(original: Any) -> Any:
+        def wrapper(self: Any, db_instance_identifier: str, db_kwargs: dict) -> Any:
+            db = original(self, db_instance_identifier, db_kwargs)
+            target = _service("rds")
+            if target is not None:
+                target.on_modify(db, db_kwargs.get("MasterUserPassword") or db_kwargs.get("master_user_password"))
+            return db
+        return wrapper
+
+    def modify_db_subnet_group(_original: Any) -> Any:
+        def wrapper(self: Any, subnet_name: str, description: str | None, subnets: list) -> Any:
+            group = self.subnet_groups.get(subnet_name)
+            if group is None:
+                raise rds.DBSubnetGroupNotFoundError(subnet_name)
+            group.subnets = subnets
+            if description is not None:
+                group.description = description
+            return group
+        return wrapper
+
+    def orderable_options(original: Any) -> Any:
+        def wrapper(self: Any) -> Any:
+            return rds_catalog.describe_orderable_db_instance_options(self, original)
+        return wrapper
+
+    backend = rds.RDSBackend
+    return [
+        Patch(backend, "create_db_instance", "a mysql/mariadb instance is a real database server (rds.on_create)",
+              _hooked("rds", "on_create")),
+        Patch(backend, "stop_db_instance", "StopDBInstance stops the server process", _hooked("rds", "on_stop")),
+        Patch(backend, "start_db_instance", "StartDBInstance starts it again", _hooked("rds", "on_start")),
+        Patch(backend, "modify_db_instance", "MasterUserPassword changes the real server's password",
+              modify_db_instance),
+        Patch(backend, "delete_db_instance", "DeleteDBInstance ends the server and removes its data",
+              _hooked("rds", "on_delete")),
+        Patch(backend, "modify_db_subnet_group", "moto 5.2.5 pops the group and never stores it back; AWS keeps "
+              "it under its (lower-case) name", modify_db_subnet_group),
+        Patch(rds.DBInstance, "address", "the endpoint is the real server on 127.0.0.1, not a made-up host name",
+              lambda _original: property(lambda self: "127.0.0.1")),
+        Patch(rds.DBInstance, "default_engine_versions", "AWS's current default versions; moto's lack mariadb",
+              lambda original: {**original, **ENGINE_VERSIONS}),
+        Patch(rds_responses.RDSResponse, "describe_db_engine_versions", "moto 5.2.5 lacks DescribeDBEngineVersions "
+              "(rds_catalog answers it for mysql and mariadb)",
+              lambda _missing: rds_catalog.describe_db_engine_versions, adds=True),
+        Patch(rds_responses.RDSResponse, "describe_orderable_db_instance_options", "moto 5.2.5 answers it only for "
+              "Aurora PostgreSQL and Neptune; rds_catalog answers mysql and mariadb", orderable_options),
+    ]
+
+
+def _lambda_patches() -> list[Patch]:
+    from moto.awslambda import models as awslambda
+
+    from labkit.localcloud import iam_service
+
+    def invoke(original: Any) -> Any:
+        def wrapper(self: Any, body: str, request_headers: Any, response_headers: dict) -> bytes:
+            service = _service("lambda")
+            if service is None:
+                return original(self, body, request_headers, response_headers)
+            payload = body.encode() if isinstance(body, str) else (body or b"")
+            payload, headers = service.invoke(
+                self, payload or b"{}", request_headers.get("x-amz-invocation-type") or "RequestResponse",
+                tail=request_headers.get("x-amz-log-type") == "Tail",
+                client_context=request_headers.get("x-amz-client-context"))
+            response_headers.update(headers)
+            return payload
+        return wrapper
+
+    def new_revision(original: Any) -> Any:
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            self._labkit_revision = None
+            return original(self, *args, **kwargs)
+        return wrapper
+
+    def delete_function(original: Any) -> Any:
+        def wrapper(self: Any, function_name: str, qualifier: str | None = None) -> None:
+            arns = [fn.function_arn for fn in self.list_functions()
+                    if function_name in (fn.function_name, fn.function_arn)]
+            original(self, function_name, qualifier)
+            service = _service("lambda")
+            for arn in arns if service is not None else ():
+                service.retire(arn)
+        return wrapper
+
+    def checks_role_on_create(original: Any) -> Any:
+        def wrapper(self: Any, spec: dict[str, Any]) -> Any:
+            if _service("iam") is not None and spec.get("Role"):
+                iam_service.check_execution_role(spec["Role"], spec.get("VpcConfig"))
+            return original(self, spec)
+        return wrapper
+
+    def checks_role_on_update(original: Any) -> Any:
+        def wrapper(self: Any, function_name: str, qualifier: str, body: dict[str, Any]) -> Any:
+            if _service("iam") is not None and ("Role" in body or "VpcConfig" in body):
+                fn = self.get_function(function_name, qualifier)
+                vpc = body.get("VpcConfig", {"SubnetIds": fn._vpc_config.get("SubnetIds")} if fn._vpc_config else None)
+                iam_service.check_execution_role(body.get("Role") or fn.role, vpc)
+            return original(self, function_name, qualifier, body)
+        return wrapper
+
+    fn = awslambda.LambdaFunction
+    return [
+        Patch(fn, "invoke", "Invoke runs the real code in an awslambdaric worker (moto would need docker)", invoke),
+        Patch(fn, "update_configuration", "a new configuration means new workers (a cold start)", new_revision),
+        Patch(fn, "update_function_code", "new code means new workers (a cold start)", new_revision),
+        Patch(awslambda.LambdaBackend, "delete_function", "DeleteFunction ends the function's workers",
+              delete_function),
+        Patch(awslambda.LambdaBackend, "create_function", "CreateFunction refuses a role Lambda cannot assume "
+              "or, in a VPC, one without the ENI permissions (iam_service.check_execution_role)",
+              checks_role_on_create),
+        Patch(awslambda.LambdaBackend, "update_function_configuration", "the same role checks when the role or "
+              "the VPC changes", checks_role_on_update),
+    ]
+
+
+def _ec2_patches() -> list[Patch]:
+    from moto.ec2.models import instances
+    from moto.ssm import models as ssm
+    from moto.ssm import responses as ssm_responses
+
+    def send_command(original: Any) -> Any:
+        def wrapper(self: Any, **kwargs: Any) -> Any:
+            boxes = _service("ec2")
+            if boxes is None:
+                return original(self, **kwargs)
+            return boxes.send_command(lambda: original(self, **kwargs), self.account_id, self.region_name, kwargs)
+        return wrapper
+
+    def response(method: str) -> Callable[[Any], Any]:
+        def replace(_missing: None) -> Any:
+            def wrapper(self: Any) -> str:
+                boxes = _service("ec2")
+                if boxes is None:
+                    raise NotImplementedError(f"{method} is served by the local cloud's ec2 service")
+                return getattr(boxes, method)(self)
+            return wrapper
+        return replace
+
+    backend, instance = instances.InstanceBackend, instances.Instance
+    public_ip = property(lambda self: "127.0.0.1" if self.nics[0].public_ip else None)
+    return [
+        Patch(backend, "run_instances", "an instance is a sandbox folder whose user data runs at launch",
+              _each_instance("ec2", "on_run")),
+        Patch(backend, "stop_instances", "StopInstances ends the sandbox's processes",
+              _each_changed("ec2", "on_stop")),
+        Patch(backend, "start_instances", "StartInstances starts the enabled systemd units again",
+              _each_changed("ec2", "on_start")),
+        Patch(backend, "terminate_instances", "TerminateInstances ends the processes and removes the disk",
+              _each_changed("ec2", "on_terminate")),
+        Patch(instance, "public_ip", "an instance's services are reached on 127.0.0.1",
+              lambda _original: public_ip),
+        Patch(instance, "public_ip_address", "the same address under moto's other name",
+              lambda _original: public_ip),
+        Patch(instance, "public_dns_name", "the public DNS name resolves to this machine",
+              lambda _original: property(lambda self: "localhost" if self.nics[0].public_ip else None)),
+        Patch(ssm.SimpleSystemManagerBackend, "send_command", "SendCommand to a managed instance runs the "
+              "commands in its sandbox; an unmanaged one is refused with InvalidInstanceId", send_command),
+        Patch(ssm_responses.SimpleSystemManagerResponse, "list_command_invocations",
+              "moto 5.2.5 lacks ListCommandInvocations (with Details)", response("list_command_invocations"), adds=True),
+        Patch(ssm_responses.SimpleSystemManagerResponse, "describe_instance_information",
+              "moto 5.2.5 lacks DescribeInstanceInformation: managed instances are those with an SSM role",
+              response("describe_instance_information"), adds=True),
+    ]
+
+
+def _each_instance(service: str, hook: str) -> Callable[[Any], Any]:
+    """For RunInstances, which returns a reservation."""
+    def replace(original: Any) -> Any:
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            reservation = original(self, *args, **kwargs)
+            target = _service(service)
+            for instance in reservation.instances if target is not None else ():
+                getattr(target, hook)(instance)
+            return reservation
+        return wrapper
+    return replace
+
+
+def _events_patches() -> list[Patch]:
+    from moto.events import models as events
+
+    return [Patch(events.EventsBackend, "put_rule", "a scheduled rule is anchored on the lab clock when it is "
+                  "put (AWS starts counting a rate from PutRule)", _hooked("scheduler", "register"))]
+
+
+def _core_patches() -> list[Patch]:
+    from moto import backends
+
+    modules = tuple(backends.list_of_moto_modules())
+    return [Patch(backends, "list_of_moto_modules", "moto lists its own package folders from disk to route every "
+                  "request (175 stat calls); the list is fixed for the pinned version, so read it once",
+                  lambda _original: lambda: modules)]
+
+
+def patches() -> list[Patch]:
+    """Every patch, grouped by the service it serves."""
+    return [*_core_patches(), *_rds_patches(), *_lambda_patches(), *_ec2_patches(), *_events_patches()]
+
+
+def apply(services: Registry) -> list[Patch]:
+    """Check the moto version, patch moto (once per process) and route the wrappers to ``services``."""
+    global _services
+    check_version()
+    _services = services
+    applied = patches()
+    for patch in applied:
+        key = (id(patch.owner), patch.attribute)
+        if key in _originals:
+            continue  # already patched in this process; the wrappers now see the new registry
+        present = patch.attribute in vars(patch.owner)
+        if present == patch.adds:
+            state = "already has" if patch.adds else "has no"
+            raise RuntimeError(f"moto {MOTO_VERSION} {state} {patch.label} ({patch.why}); "
+                               "re-check labkit/localcloud/moto_patches.py")
+        _originals[key] = vars(patch.owner).get(patch.attribute)
+        setattr(patch.owner, patch.attribute, patch.replace(getattr(patch.owner, patch.attribute, None)))
+    return applied
+
+
+def describe() -> list[dict[str, str]]:
+    """The patches as rows (``python -m labkit.localcloud.moto_patches`` prints them)."""
+    return [{"patch": patch.label, "why": patch.why} for patch in patches()]
+
+
+if __name__ == "__main__":
+    for row in describe():
+        print(f"{row['patch']}\n    {row['why']}")

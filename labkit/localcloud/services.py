@@ -1,0 +1,356 @@
+"""The local cloud's services: one small protocol, a registry the daemon loops over, and the hooks.
+
+A *service* is a part of the local cloud that does more than keep moto's records: it runs processes
+(RDS servers, Lambda workers, EC2 sandboxes), keeps a clock (the scheduler) or decides what AWS would
+refuse (the network and IAM models). Each is a :class:`Service` built by a factory that takes a
+:class:`CloudContext` -- everything it may depend on is passed in there, including the
+:class:`Registry` through which services find each other (``ctx.services.require("lambda",
+LambdaService)``), never through attributes of the daemon. ``server.SERVICES`` lists the factories;
+a new model plugs in by adding its factory there (and its moto patches, if any, to
+:mod:`labkit.localcloud.moto_patches`).
+
+Lifecycle -- the daemon calls these on every registered service:
+
+``start()``        once, after every service is registered and before the first request
+``stop_all()``     end every process the service runs (on shutdown and before a reset); called in
+                   reverse registration order, so a service is stopped before those it uses
+``after_reset()``  moto's state was just emptied: forget whatever referred to it
+``summary()``      JSON-able figures shown under ``services.<name>`` by ``/_labkit/health``
+``routes()``       the service's own ``/_labkit/...`` endpoints
+
+Hooks -- no-ops unless a service overrides them:
+
+``on_request(call)``  runs before moto for every AWS API request (everything but ``/_labkit/`` and
+    ``/moto-api/``), in registration order. Return ``None`` to let the request through -- after
+    annotating it if you like (``call.annotations["principal"] = ...``); later hooks and the moto
+    code that serves the request read the annotations through :func:`current_request`. Return a
+    werkzeug ``Response`` to answer the request yourself (usually :func:`aws_error`, which renders
+    an error in the service's own protocol); later hooks and moto are then skipped.
+``on_launch(launch)``  runs for every process the cloud starts (database servers, Lambda workers,
+    user data, SSM commands, systemd units), in registration order. Add variables to
+    ``launch.env``; add shared libraries with ``launch.preload(path)``, never by assigning
+    ``LD_PRELOAD``, so that several services (the clock's libfaketime, the network's connect hook)
+    can preload side by side.
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import io
+import json
+import logging
+import re
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Iterator, TypeVar
+from urllib.parse import parse_qs
+
+from werkzeug.wrappers import Request, Response
+
+log = logging.getLogger("labkit.localcloud")
+Route = Callable[[Request], Any]
+S = TypeVar("S", bound="Service")
+_CURRENT: contextvars.ContextVar[ApiRequest | None] = contextvars.ContextVar("labkit_api_request", default=None)
+_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
+
+
+class Service:
+    """Base class of the local cloud's services; override what the service needs, keep the rest."""
+
+    name: ClassVar[str] = ""
+
+    def start(self) -> None:
+        """Start background threads; every other service is registered by now."""
+
+    def stop_all(self) -> None:
+        """End every process this service runs."""
+
+    def after_reset(self) -> None:
+        """moto's state was emptied (``labkit cloud reset``): drop what referred to it."""
+
+    def summary(self) -> dict:
+        """JSON-able figures for ``/_labkit/health``."""
+        return {}
+
+    def routes(self) -> list[tuple[str, str, Route]]:
+        """``(method, path, handler)`` for the service's ``/_labkit/...`` endpoints; a path ending in
+        ``/*`` matches every path under it. A handler returns a JSON-able value or a ``Response``."""
+        return []
+
+    def on_request(self, call: ApiRequest) -> Response | None:
+        """Look at an AWS API request before moto does; a ``Response`` answers it instead of moto."""
+        return None
+
+    def on_launch(self, launch: Launch) -> None:
+        """Adjust the environment of a process the cloud is about to start."""
+
+
+@dataclass
+class ApiRequest:
+    """One AWS API request on its way to moto, with what the hooks learnt about it."""
+
+    request: Request
+    annotations: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def _scope(self) -> tuple[str | None, str | None, str | None]:
+        auth = self.request.headers.get("Authorization", "")
+        found = _CREDENTIAL.search(auth) or _CREDENTIAL.search("Credential=" + self.request.args.get(
+            "X-Amz-Credential", ""))
+        return (found.group(1), found.group(2), found.group(3)) if found else (None, None, None)
+
+    @property
+    def access_key_id(self) -> str | None:
+        """The caller's access key id from the SigV4 credential scope (header or presigned URL)."""
+        return self._scope[0]
+
+    @property
+    def region(self) -> str | None:
+        return self._scope[1]
+
+    @property
+    def service(self) -> str | None:
+        """The signing name (``ec2``, ``lambda``, ``s3``, ``secretsmanager``, ...)."""
+        return self._scope[2]
+
+    @cached_property
+    def body(self) -> bytes:
+        """The request body; reading it here leaves it readable for moto."""
+        data = self.request.get_data(cache=True)
+        self.request.environ["wsgi.input"] = io.BytesIO(data)
+        self.request.environ["CONTENT_LENGTH"] = str(len(data))
+        return data
+
+    @cached_property
+    def operation(self) -> str | None:
+        """The API operation (``RunInstances``, ``Invoke``, ``GetSecretValue``), from the target header,
+        the query ``Action`` or, for REST services, the botocore model's method and URI templates."""
+        target = self.request.headers.get("X-Amz-Target")
+        if target:
+            return target.rsplit(".", 1)[-1]
+        action = self.request.args.get("Action")
+        if action:
+            return action
+        if self.request.mimetype == "application/x-www-form-urlencoded":
+            action = (parse_qs(self.body.decode(errors="replace")).get("Action") or [None])[0]
+            if action:
+                return action
+        if self.service:
+            return rest_operation(self.service, self.request.method, self.request.path, self.request.args,
+                                  self.request.headers)
+        return None
+
+
+def current_request() -> ApiRequest | None:
+    """The AWS API request the calling thread is serving, or None outside a request (background work)."""
+    return _CURRENT.get()
+
+
+def _service_model(service: str) -> Any:
+    return _botocore().get_service_model(service)
+
+
+@lru_cache(maxsize=1)
+def _botocore() -> Any:
+    import botocore.session
+
+    return botocore.session.get_session()
+
+
+@lru_cache(maxsize=64)
+def _rest_patterns(service: str) -> tuple[tuple[str, re.Pattern, frozenset[str], frozenset[str], str], ...]:
+    try:
+        model = _service_model(service)
+    except Exception:  # botocore.exceptions.UnknownServiceError and data-file errors
+        log.warning("no botocore model for signing name %r", service)
+        return ()
+    patterns = []
+    for name in model.operation_names:
+        operation = model.operation_model(name)
+        uri, _, query = operation.http.get("requestUri", "/").partition("?")
+        regex = re.sub(r"\\{([^}+]+)(\\\+)?\\}", lambda m: "(.+)" if m.group(2) else "([^/]+)", re.escape(uri))
+        keys = frozenset(part.split("=")[0] for part in query.split("&") if part)
+        shape = operation.input_shape
+        headers = frozenset(
+            shape.members[member].serialization.get("name", member).lower()
+            for member in (shape.required_members if shape else ())
+            if shape.members[member].serialization.get("location") == "header")
+        patterns.append((operation.http.get("method", "POST"), re.compile(f"^{regex}/?$"), keys, headers, name))
+    # the most demanding, then the most literal template wins (CopyObject before PutObject; .../policy before
+    # .../{Qualifier})
+    literal = re.compile(r"\(\.\+\)|\(\[\^/\]\+\)")
+    patterns.sort(key=lambda p: (-len(p[2]) - len(p[3]), -len(literal.sub("", p[1].pattern))))
+    return tuple(patterns)
+
+
+def rest_operation(service: str, method: str, path: str, args: Any = None, headers: Any = None) -> str | None:
+    """The operation of a REST (rest-json / rest-xml) request, matched against botocore's model."""
+    keys = set(args or ())
+    present = {h.lower() for h in (headers or {}).keys()}
+    for op_method, regex, required, required_headers, name in _rest_patterns(service):
+        if op_method == method and required <= keys and required_headers <= present and regex.match(path):
+            return name
+    return None
+
+
+def aws_error(call: ApiRequest, code: str, message: str, status: int = 400, sender: bool = True) -> Response:
+    """An error response in the protocol of the request's service, as AWS would send it.
+
+    botocore parses it into ``ClientError`` with ``Error.Code == code`` and ``Error.Message == message``.
+    """
+    from xml.sax.saxutils import escape
+
+    request_id = str(uuid.uuid4())
+    protocol = "query"
+    if call.service:
+        try:
+            protocol = _service_model(call.service).metadata.get("protocol", "query")
+        except Exception:  # an unknown signing name: answer in the query protocol
+            protocol = "query"
+    headers = {"x-amzn-RequestId": request_id}
+    if protocol in ("json", "rest-json"):
+        headers["x-amzn-ErrorType"] = code
+        body = json.dumps({"__type": code, "message": message, "Message": message})
+        return Response(body, status=status, headers=headers, mimetype="application/x-amz-json-1.1"
+                        if protocol == "json" else "application/json")
+    code_x, message_x = escape(code), escape(message)
+    if protocol == "ec2":
+        body = (f"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code_x}</Code>"
+                f"<Message>{message_x}</Message></Error></Errors><RequestID>{request_id}</RequestID></Response>")
+    elif protocol == "rest-xml":
+        body = (f"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code_x}</Code><Message>{message_x}"
+                f"</Message><RequestId>{request_id}</RequestId></Error>")
+    else:
+        kind = "Sender" if sender else "Receiver"
+        body = (f"<ErrorResponse><Error><Type>{kind}</Type><Code>{code_x}</Code><Message>{message_x}</Message>"
+                f"</Error><RequestId>{request_id}</RequestId></ErrorResponse>")
+    return Response(body, status=status, headers=headers, mimetype="text/xml")
+
+
+@dataclass
+class Launch:
+    """A process the cloud is about to start, and the environment it will get.
+
+    ``kind`` is one of ``rds`` (database server and its initialisation), ``lambda`` (a worker),
+    ``ec2`` (anything run inside a sandbox: user data, SSM commands, systemd units); ``resource`` is
+    the DB instance identifier, function ARN or instance id.
+    """
+
+    kind: str
+    resource: str
+    region: str
+    env: dict[str, str]
+
+    def preload(self, library: str) -> None:
+        """Add a shared library to ``LD_PRELOAD``, keeping those other services added."""
+        current = [p for p in re.split(r"[:\s]+", self.env.get("LD_PRELOAD", "")) if p]
+        if library not in current:
+            current.append(library)
+        self.env["LD_PRELOAD"] = ":".join(current)
+
+
+class Registry:
+    """The services of one daemon, in registration order."""
+
+    def __init__(self) -> None:
+        self._services: dict[str, Service] = {}
+
+    def add(self, service: S) -> S:
+        if not service.name:
+            raise ValueError(f"{type(service).__name__} has no name")
+        if service.name in self._services:
+            raise ValueError(f"a service named {service.name!r} is already registered")
+        self._services[service.name] = service
+        return service
+
+    def get(self, name: str) -> Service | None:
+        return self._services.get(name)
+
+    def require(self, name: str, kind: type[S]) -> S:
+        """The service registered as ``name``; it must be a ``kind``."""
+        service = self._services.get(name)
+        if not isinstance(service, kind):
+            raise LookupError(f"no {kind.__name__} registered as {name!r} (have {sorted(self._services)})")
+        return service
+
+    def __iter__(self) -> Iterator[Service]:
+        return iter(list(self._services.values()))
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._services
+
+    def start(self) -> None:
+        for service in self:
+            service.start()
+
+    def stop_all(self) -> None:
+        """Stop every service, last registered first; one failing does not keep the others running."""
+        for service in reversed(list(self)):
+            try:
+                service.stop_all()
+            except Exception:  # keep stopping the others; the sweep by marker catches the rest
+                log.exception("stopping %s failed", service.name)
+
+    def after_reset(self) -> None:
+        for service in self:
+            service.after_reset()
+
+    def summary(self) -> dict[str, dict]:
+        return {service.name: service.summary() for service in self}
+
+    def routes(self) -> list[tuple[str, str, Route]]:
+        return [route for service in self for route in service.routes()]
+
+    def check_request(self, call: ApiRequest) -> Response | None:
+        """Run the request hooks; the first Response answers the request."""
+        for service in self:
+            answer = service.on_request(call)
+            if answer is not None:
+                return answer
+        return None
+
+    def prepare_launch(self, launch: Launch) -> dict[str, str]:
+        """Run the launch hooks and return the finished environment."""
+        for service in self:
+            service.on_launch(launch)
+        return launch.env
+
+
+@contextlib.contextmanager
+def serving(call: ApiRequest) -> Iterator[ApiRequest]:
+    """Make ``call`` the :func:`current_request` of this thread while moto serves it."""
+    token = _CURRENT.set(call)
+    try:
+        yield call
+    finally:
+        _CURRENT.reset(token)
+
+
+@dataclass
+class CloudContext:
+    """What a service may use of the daemon: its folders, its address and the other services."""
+
+    home: Path
+    endpoint: str
+    cloud_id: str
+    services: Registry
+    base_env: Callable[[str], dict[str, str]]
+
+    def service_dir(self, name: str, fresh: bool = False) -> Path:
+        """``home/name``, created; ``fresh`` empties it first (moto keeps records in memory only, so
+        data an earlier daemon left there is orphaned)."""
+        path = self.home / name
+        if fresh:
+            shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def child_env(self, kind: str, resource: str, extra: dict[str, str] | None = None,
+                  region: str = "us-east-1") -> dict[str, str]:
+        """Environment for a process the cloud starts: the cloud's marker and credentials pointing back
+        here, ``extra``, then whatever the services' launch hooks add."""
+        env = {**self.base_env(region), **(extra or {})}
+        return self.services.prepare_launch(Launch(kind, resource, region, env))

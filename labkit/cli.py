@@ -25,7 +25,7 @@ def _cloud(args: argparse.Namespace) -> int:
         if not status.running:
             print(f"local cloud: stopped (home {status.home})")
             return 3
-        health = control.cloud_request("GET", "/_labkit/health", home=home)
+        health = control.cloud_health(home)
         print(f"local cloud: running at {status.endpoint} (pid {status.pid}, home {status.home})")
         print(json.dumps(health["services"], indent=2, default=str))
     elif args.verb == "reset":
@@ -39,7 +39,7 @@ def _cloud(args: argparse.Namespace) -> int:
     elif args.verb == "logs":
         return _instance_log(args, home)
     elif args.verb == "schedule":
-        firings = control.cloud_request("GET", "/_labkit/schedule/history", home=home)["firings"]
+        firings = control.schedule_history(home)
         for firing in firings:
             print(f"{firing['time']}  {firing['rule']} -> {firing['target']}: {firing['status']}"
                   + (f" ({firing['error']})" if firing.get("error") else ""))
@@ -56,7 +56,7 @@ def _clock(args: argparse.Namespace, home: Path | None) -> int:
     if action == "advance":
         if seconds <= 0:
             raise LabkitError("say how far to move the clock", "e.g. `labkit cloud clock advance --hours 24`")
-        result = control.cloud_request("POST", "/_labkit/clock/advance", {"seconds": seconds}, home=home)
+        result = control.advance_clock(seconds, home)
         print(f"lab time is now {result['now']}")
         for firing in result["firings"]:
             print(f"  {firing['time']}  {firing['rule']} -> {firing['target']}: {firing['status']}"
@@ -64,19 +64,18 @@ def _clock(args: argparse.Namespace, home: Path | None) -> int:
         if not result["firings"]:
             print("  no scheduled rule was due")
     else:
-        info = control.cloud_request("GET", "/_labkit/clock", home=home)
+        info = control.lab_clock(home)
         print(f"lab time {info['now']} (real time + {info['offset_seconds']:.0f} s)")
     return 0
 
 
 def _instance_log(args: argparse.Namespace, home: Path | None) -> int:
-    status = control.cloud_status(home)
     if not args.args:
         raise LabkitError("name the instance", "e.g. `labkit cloud logs i-0123456789abcdef0`")
-    path = status.home / "ec2" / args.args[0] / "var" / "log" / "cloud-init-output.log"
-    if not path.exists():
+    text = control.user_data_log(args.args[0], home)
+    if text is None:
         raise LabkitError(f"no user-data log for {args.args[0]}", "check the instance id with `labkit status`")
-    print(path.read_text(errors="replace"), end="")
+    print(text, end="")
     return 0
 
 

@@ -84,16 +84,15 @@ class LocalTarget:
 
     def fire_schedule(self, rule_arn: str, hours: float, invoke: Any) -> list[dict]:
         """Move the lab clock forward; the local scheduler fires the rule at each due instant."""
-        result = control.cloud_request("POST", "/_labkit/clock/advance", {"seconds": hours * 3600},
-                                       home=self.config.home)
+        result = control.advance_clock(hours * 3600, self.config.home)
         return [f for f in result["firings"] if f["rule_arn"] == rule_arn]
 
     def lab_time(self) -> str:
-        return control.cloud_request("GET", "/_labkit/clock", home=self.config.home)["now"]
+        return control.lab_clock(self.config.home)["now"]
 
     def unreachable_endpoint(self) -> str:
         """An endpoint that never answers, as a service without a VPC endpoint looks from a private subnet."""
-        return f"{self.status.endpoint}/_labkit/blackhole/"
+        return control.unreachable_endpoint(self.status.endpoint)
 
     def browser_url(self, url: str) -> str:
         """Where a student's browser opens ``url``: as is on their own machine; through the Hub on JupyterHub.

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from labkit.errors import CloudError
-from labkit.localcloud.procs import CLOUD_MARKER, kill_marked, pid_alive
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
+
+from labkit.localcloud.procs import CLOUD_MARKER, kill_marked, pid_alive, wait_gone
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PORT = 4566
@@ -149,17 +151,22 @@ def start_cloud(port: int | None = None, home: Path | None = None, timeout: floa
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
             start_new_session=True, cwd=str(PROJECT_ROOT),
         )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def answered() -> bool:
         if proc.poll() is not None:
             raise CloudError(
                 f"the local cloud exited while starting (code {proc.returncode}):\n{_tail(log_path)}",
                 f"read {log_path} for the whole log",
             )
         health = _healthy(port)
-        if health and health.get("cloud_id") == cloud_id:
-            return dataclasses.replace(cloud_status(home), note=note)
-        time.sleep(0.05)
+        return bool(health and health.get("cloud_id") == cloud_id)
+
+    try:
+        Retrying(retry=retry_if_result(lambda ok: not ok), stop=stop_after_delay(timeout), wait=wait_fixed(0.05))(
+            answered)
+        return dataclasses.replace(cloud_status(home), note=note)
+    except RetryError:
+        pass
     proc.kill()
     kill_marked(CLOUD_MARKER, cloud_id)
     raise CloudError(f"the local cloud did not become healthy within {timeout:.0f} s", f"read {log_path}")
@@ -213,9 +220,7 @@ def stop_cloud(home: Path | None = None, timeout: float = 20.0) -> bool:
             _http("POST", f"http://{HOST}:{port}/_labkit/shutdown", {}, timeout=timeout, token=state.get("token"))
         except (OSError, ValueError, http.client.HTTPException):
             pass  # a daemon that is already going away may not finish its answer
-        deadline = time.monotonic() + timeout
-        while pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_gone(pid, timeout)
     if cloud_id:
         kill_marked(CLOUD_MARKER, cloud_id)
     _state_file(home).unlink(missing_ok=True)
@@ -259,6 +264,37 @@ def admin_credentials(home: Path | None = None) -> dict[str, str]:
     if keys is None:
         raise CloudError(f"no local cloud credentials in {credentials_path(home)}", "start it with `labkit cloud start`")
     return {"aws_access_key_id": keys.access_key_id, "aws_secret_access_key": keys.secret_access_key}
+
+
+# -- the daemon's own API, one function per route ------------------------------------------------------
+def cloud_health(home: Path | None = None) -> dict:
+    """What ``/_labkit/health`` says: pid, port, home and each service's summary."""
+    return cloud_request("GET", "/_labkit/health", home=home)
+
+
+def lab_clock(home: Path | None = None) -> dict:
+    """The lab clock: ``now`` (ISO 8601) and ``offset_seconds`` ahead of real time."""
+    return cloud_request("GET", "/_labkit/clock", home=home)
+
+
+def advance_clock(seconds: float, home: Path | None = None) -> dict:
+    """Move the lab clock forward; the answer holds the new ``now`` and the ``firings`` of every due rule."""
+    return cloud_request("POST", "/_labkit/clock/advance", {"seconds": seconds}, home=home)
+
+
+def schedule_history(home: Path | None = None) -> list[dict]:
+    """The scheduler's latest firings, oldest first."""
+    return cloud_request("GET", "/_labkit/schedule/history", home=home)["firings"]
+
+
+def user_data_log(instance_id: str, home: Path | None = None) -> str | None:
+    """The instance's ``cloud-init-output.log`` (its user data's output), or None when it has none."""
+    return cloud_request("GET", f"/_labkit/ec2/{instance_id}/user-data-log", home=home)["log"]
+
+
+def unreachable_endpoint(endpoint: str) -> str:
+    """An address of the cloud at ``endpoint`` that accepts connections and never answers in time."""
+    return f"{endpoint}/_labkit/blackhole/"
 
 
 def cloud_env(home: Path | None = None, region: str = "us-east-1") -> dict[str, str]:

@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,15 +26,17 @@ from moto.core.exceptions import JsonRESTError
 from moto.ec2.models import ec2_backends
 from moto.iam.exceptions import NotFoundException as IamNotFound
 from moto.iam.models import iam_backends
+from werkzeug.wrappers import Request
 
 from labkit.localcloud.control import PROJECT_ROOT
 from labkit.localcloud.imds import MetadataService
 from labkit.localcloud.lambda_service import runtime_python
 from labkit.localcloud.procs import INSTANCE_MARKER, kill_marked
-from labkit.localcloud.services import CloudContext, Service
+from labkit.localcloud.services import CloudContext, Route, Service
 
 log = logging.getLogger("labkit.localcloud.ec2")
 OUTPUT_LIMIT = 24000  # AWS truncates StandardOutputContent/StandardErrorContent at 24,000 characters
+INSTANCE_ID = re.compile(r"^i-[0-9a-f]{8,17}$")
 SSM_POLICIES = ("AmazonSSMManagedInstanceCore", "AmazonSSMFullAccess", "AmazonEC2RoleforSSM")
 
 
@@ -59,6 +62,18 @@ class Sandboxes(Service):
     def summary(self) -> dict:
         root = self.ctx.home / "ec2"
         return {"instances": sorted(p.name for p in root.iterdir()) if root.exists() else []}
+
+    def routes(self) -> list[tuple[str, str, Route]]:
+        return [("GET", "/_labkit/ec2/*", self._user_data_log_route)]
+
+    def _user_data_log_route(self, request: Request) -> dict:
+        """``GET /_labkit/ec2/<instance id>/user-data-log``: what cloud-init wrote while running the user data."""
+        instance_id, _, what = request.path.removeprefix("/_labkit/ec2/").partition("/")
+        if what != "user-data-log":
+            raise LookupError(f"no such endpoint {request.path}")
+        path = self.root(instance_id) / "var/log/cloud-init-output.log"
+        found = INSTANCE_ID.match(instance_id) and path.exists()  # never a path outside the sandboxes
+        return {"instance_id": instance_id, "log": path.read_text(errors="replace") if found else None}
 
     def _imds(self) -> MetadataService:
         return self.ctx.services.require("imds", MetadataService)

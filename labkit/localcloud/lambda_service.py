@@ -23,6 +23,7 @@ from typing import Any
 from moto.awslambda.models import lambda_backends
 from moto.core.exceptions import JsonRESTError
 from moto.logs.models import logs_backends
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, stop_when_event_set, wait_fixed
 
 from labkit.localcloud import iam_auth, iam_policy
 from labkit.localcloud.control import PROJECT_ROOT
@@ -137,19 +138,15 @@ class LambdaService(Service):
 
     def _invoke_async(self, fn: Any, payload: bytes) -> None:
         """AWS queues asynchronous events and retries throttled ones; so does this, for up to 5 minutes."""
-        deadline = time.monotonic() + 300
-        while not self._stopping.is_set():
-            try:
-                self.run(fn, payload)
-                return
-            except TooManyRequests:
-                if time.monotonic() > deadline:
-                    log.error("dropped an asynchronous event for %s: throttled for 5 minutes", fn.function_name)
-                    return
-                time.sleep(0.2)
-            except Exception:
-                log.exception("asynchronous invocation of %s failed", fn.function_name)
-                return
+        retrying = Retrying(retry=retry_if_exception_type(TooManyRequests), wait=wait_fixed(0.2), reraise=True,
+                            stop=stop_after_delay(300) | stop_when_event_set(self._stopping))
+        try:
+            retrying(self.run, fn, payload)
+        except TooManyRequests:
+            if not self._stopping.is_set():
+                log.error("dropped an asynchronous event for %s: throttled for 5 minutes", fn.function_name)
+        except Exception:
+            log.exception("asynchronous invocation of %s failed", fn.function_name)
 
     def run(self, fn: Any, payload: bytes, client_context: str | None = None) -> Invocation:
         """Invoke synchronously and return the finished :class:`Invocation` (also used by the scheduler)."""

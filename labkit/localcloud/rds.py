@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pymysql
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from labkit.localcloud.services import CloudContext, Service
 
@@ -63,6 +64,12 @@ class DbServer:
     process: subprocess.Popen | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     _short_socket_dir: str | None = None
+
+    @property
+    def tmpdir(self) -> Path:
+        """The server's own temporary folder (next to its data: inside it, it would be a database). A
+        shared /tmp let concurrent bootstraps of other labs' servers break each other's temporary tables."""
+        return self.datadir.with_name(f"{self.datadir.name}.tmp")
 
     @property
     def socket_path(self) -> str:
@@ -177,20 +184,22 @@ class RdsData(Service):
             with server.lock:
                 self._stop(server)
                 shutil.rmtree(server.datadir, ignore_errors=True)
+                shutil.rmtree(server.tmpdir, ignore_errors=True)
                 if server._short_socket_dir:
                     shutil.rmtree(server._short_socket_dir, ignore_errors=True)
 
     # -- the server process ----------------------------------------------------------------------
     def _initialise(self, server: DbServer) -> None:
-        shutil.rmtree(server.datadir, ignore_errors=True)
-        server.datadir.mkdir(parents=True)
+        for folder in (server.datadir, server.tmpdir):
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
         if server.flavour == "mariadb":
             installer = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
             cmd = [installer, "--no-defaults", f"--datadir={server.datadir}", "--auth-root-authentication-method=normal",
-                   "--skip-test-db", "--innodb-log-file-size=8M", *self._user_arg()]
+                   "--skip-test-db", "--innodb-log-file-size=8M", f"--tmpdir={server.tmpdir}", *self._user_arg()]
         else:
             cmd = [str(self.binary), "--no-defaults", "--initialize-insecure", f"--datadir={server.datadir}",
-                   *self._user_arg()]
+                   f"--tmpdir={server.tmpdir}", *self._user_arg()]
         result = subprocess.run(cmd, capture_output=True, text=True, env=self.ctx.child_env("rds", server.identifier))
         if result.returncode != 0:
             raise RuntimeError(f"initialising {server.datadir} failed: {result.stderr[-2000:]}")
@@ -207,7 +216,7 @@ class RdsData(Service):
                 f"--pid-file={server.datadir / 'server.pid'}", f"--log-error={server.datadir / 'error.log'}",
                 "--skip-name-resolve", "--innodb-buffer-pool-size=32M", "--character-set-server=utf8mb4",
                 "--collation-server=utf8mb4_unicode_ci", "--default-time-zone=+00:00", "--max-connections=200",
-                *self._user_arg()]
+                f"--tmpdir={server.tmpdir}", *self._user_arg()]
         if server.flavour == "mariadb":
             args += ["--innodb-log-file-size=8M"]
         else:
@@ -219,17 +228,19 @@ class RdsData(Service):
         self._wait_ready(server)
 
     def _wait_ready(self, server: DbServer) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
+        def accepting() -> bool:
             if server.process.poll() is not None:
                 log_tail = (server.datadir / "error.log").read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"database server for {server.identifier} exited: {log_tail}")
             with socket.socket() as sock:
                 sock.settimeout(0.2)
-                if sock.connect_ex(("127.0.0.1", server.port)) == 0:
-                    return
-            time.sleep(0.02)
-        raise RuntimeError(f"database server for {server.identifier} did not accept connections in time")
+                return sock.connect_ex(("127.0.0.1", server.port)) == 0
+
+        try:
+            Retrying(retry=retry_if_result(lambda ok: not ok), stop=stop_after_delay(READY_TIMEOUT),
+                     wait=wait_fixed(0.02))(accepting)
+        except RetryError:
+            raise RuntimeError(f"database server for {server.identifier} did not accept connections in time") from None
 
     def _admin(self, server: DbServer, password: str | None) -> pymysql.Connection:
         return pymysql.connect(host="127.0.0.1", port=server.port, user="root",

@@ -7,6 +7,8 @@ import urllib.request
 
 import pytest
 
+from labkit.errors import CloudError
+from labkit.localcloud import control
 from tests.conftest import free_port
 
 TRUST = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}'
@@ -126,3 +128,7 @@ def test_cloud_logs_shows_the_user_data_output(cloud):
     out = subprocess.run([sys.executable, "-m", "labkit.cli", "cloud", "logs", instance_id, "--home", str(cloud.home)],
                          capture_output=True, text=True, check=True).stdout
     assert "configuring the instance" in out and "exit code 0" in out
+    for unknown in ("i-0000000000000000f", "..", "not-an-instance"):  # the cloud answers for its sandboxes only
+        assert control.user_data_log(unknown, cloud.home) is None
+    with pytest.raises(CloudError, match="404"):
+        control.user_data_log("../../logs", cloud.home)

@@ -103,7 +103,7 @@ def ensure_function(lab: Lab, name: str, folder: str, role: str, env: dict[str, 
     """Create the function, or update its code and configuration where they differ; wait until it is ready."""
     lam = lab.client("lambda")
     code = package_function(folder)
-    role_arn = iam.ensure_role(lab, role)
+    role_arn = role if role.startswith("arn:") else iam.ensure_role(lab, role)  # a role's ARN is used as it is
     config: dict[str, Any] = {"Role": role_arn, "Handler": "lambda_function.lambda_handler", "Runtime": RUNTIME,
                               "Timeout": timeout, "MemorySize": memory, "Layers": layers,
                               "Environment": {"Variables": env}}

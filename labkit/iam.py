@@ -19,8 +19,8 @@ from labkit.session import Lab
 from labkit.tagging import claim, ec2_find
 
 __all__ = ["EC2_ROLE", "MANAGED", "REPORT_FUNCTION", "REPORT_ROLE", "SECRET_NAME", "VALIDATOR_FUNCTION",
-           "VALIDATOR_ROLE", "ensure_instance_profile", "ensure_role", "least_privilege_policy", "needed_actions",
-           "policy_mode", "roles_frame"]
+           "VALIDATOR_ROLE", "access_frame", "ensure_instance_profile", "ensure_role", "least_privilege_policy",
+           "needed_actions", "policy_mode", "roles_frame", "trust_frame"]
 AWS_POLICY = "arn:aws:iam::aws:policy/"
 MANAGED = {
     # AmazonSSMManagedInstanceCore is what lets SSM Run Command reach the instance (no SSH needed).
@@ -135,3 +135,63 @@ def roles_frame(lab: Lab) -> pd.DataFrame:
         rows.append({"role": role, "assumed by": SERVICE[role], "managed policies": ", ".join(sorted(managed)),
                      "inline policies": ", ".join(inline), "really needs": ", ".join(needed_actions(lab, role))})
     return pd.DataFrame(rows, columns=["role", "assumed by", "managed policies", "inline policies", "really needs"])
+
+
+def _statements(document: Any) -> list[dict[str, Any]]:
+    data = json.loads(document) if isinstance(document, str) else document
+    statements = data.get("Statement", [])
+    return statements if isinstance(statements, list) else [statements]
+
+
+def _listed(value: Any) -> list[str]:
+    return [str(v) for v in (value if isinstance(value, list) else [value] if value is not None else [])]
+
+
+def _role_policies(lab: Lab, role: str) -> list[tuple[str, str, Any]]:
+    """(policy name, kind, document) of every policy of ``role``: attached managed ones, then inline ones."""
+    iam = lab.client("iam")
+    found = []
+    for attached in iam.list_attached_role_policies(RoleName=role)["AttachedPolicies"]:
+        policy = iam.get_policy(PolicyArn=attached["PolicyArn"])["Policy"]
+        version = iam.get_policy_version(PolicyArn=attached["PolicyArn"], VersionId=policy["DefaultVersionId"])
+        kind = "AWS managed" if attached["PolicyArn"].startswith(AWS_POLICY) else "customer managed"
+        found.append((attached["PolicyName"], kind, version["PolicyVersion"]["Document"]))
+    for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+        found.append((name, "inline", iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]))
+    return found
+
+
+ACCESS_COLUMNS = ["role", "policy", "kind", "effect", "actions", "resources"]
+
+
+def access_frame(lab: Lab, roles: list[str] | None = None) -> pd.DataFrame:
+    """For each role of the lab, what it may do on which resource, one row per policy statement.
+
+    Read from the role's policies (attached and inline), so the tutorial's FullAccess policies and the
+    least-privilege mode's named actions on the lab's own ARNs can be compared side by side."""
+    iam = lab.client("iam")
+    rows = []
+    for role in roles or list(MANAGED):
+        if if_exists(lambda: iam.get_role(RoleName=role), f"reading the role {role}") is None:
+            continue
+        for name, kind, document in _role_policies(lab, role):
+            for statement in _statements(document):
+                negated = "NotAction" in statement
+                actions = _listed(statement.get("NotAction" if negated else "Action"))
+                rows.append({"role": role, "policy": name, "kind": kind, "effect": statement.get("Effect", ""),
+                             "actions": ("everything except " if negated else "") + ", ".join(actions),
+                             "resources": ", ".join(_listed(statement.get("Resource", statement.get("NotResource"))))})
+    return pd.DataFrame(rows, columns=ACCESS_COLUMNS)
+
+
+def trust_frame(lab: Lab, role: str) -> pd.DataFrame:
+    """Who may assume ``role``: its trust policy, one row per principal."""
+    document = lab.client("iam").get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]
+    rows = []
+    for statement in _statements(document):
+        principal = statement.get("Principal", {})
+        pairs = [("*", "*")] if principal == "*" else [(kind, p) for kind, v in principal.items() for p in _listed(v)]
+        for kind, who in pairs:
+            rows.append({"role": role, "effect": statement.get("Effect", ""), "principal type": kind,
+                         "principal": who, "actions": ", ".join(_listed(statement.get("Action")))})
+    return pd.DataFrame(rows, columns=["role", "effect", "principal type", "principal", "actions"])

@@ -10,7 +10,7 @@ import json
 import pandas as pd
 from botocore.exceptions import ClientError
 
-from labkit import functions, iam, secrets
+from labkit import functions, iam, secrets, troubleshoot_iam
 from labkit.errors import if_exists
 from labkit.names import PROBE_CASES, log_group, probe_name
 from labkit.session import Lab
@@ -23,13 +23,13 @@ VALID_ORDER = {"customer_name": "Troubleshooting", "product": "Probe", "quantity
 
 
 def deploy_probe(lab: Lab, case: str, with_layer: bool = True, timeout: int = 30,
-                 env: dict[str, str] | None = None) -> str:
+                 env: dict[str, str] | None = None, role: str = iam.VALIDATOR_ROLE, in_vpc: bool = True) -> str:
     """A copy of order-validator for one case: the same code and role, with the case's mistake."""
     name = probe_name(lab, case)
-    functions.ensure_function(lab, name, "order_validator", iam.VALIDATOR_ROLE,
+    functions.ensure_function(lab, name, "order_validator", role,
                               {"DB_SECRET_NAME": iam.SECRET_NAME, **(env or {})}, timeout=timeout, memory=256,
                               layers=[functions.ensure_layer(lab)] if with_layer else [],
-                              vpc=functions.vpc_config(lab))
+                              vpc=functions.vpc_config(lab) if in_vpc else None)
     return name
 
 
@@ -82,7 +82,7 @@ def unreachable_secrets_endpoint(lab: Lab) -> dict[str, str]:
 
 
 def cleanup(lab: Lab) -> pd.DataFrame:
-    """Delete every probe function and the probe secret; return what was removed."""
+    """Delete every probe function, the probe roles and the probe secret; return what was removed."""
     lam, removed = lab.client("lambda"), []
     for case in PROBE_CASES:
         try:
@@ -101,4 +101,5 @@ def cleanup(lab: Lab) -> pd.DataFrame:
     except ClientError as exc:
         if error_code(exc) != "ResourceNotFoundException":
             raise
+    removed += troubleshoot_iam.delete_probe_roles(lab)
     return pd.DataFrame(removed, columns=["kind", "name"])

@@ -22,7 +22,7 @@ import os
 import secrets
 import string
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -105,9 +105,9 @@ class Principal:
     """Who signed a request: an IAM user, or a session of an IAM role."""
 
     arn: str
-    secret_access_key: str
-    documents: Callable[[], list[str]]
-    session_token: str | None = None
+    secret_access_key: str = field(repr=False)
+    documents: Callable[[], list[str]] = field(repr=False)
+    session_token: str | None = field(default=None, repr=False)
     expiration: dt.datetime | None = None
     username: str | None = None
 

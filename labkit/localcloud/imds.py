@@ -105,7 +105,7 @@ class MetadataService(Service):
             session = self._credentials(instance, role)
             return _json({"Code": "Success", "LastUpdated": _now(), "Type": "AWS-HMAC",
                           "AccessKeyId": session["AccessKeyId"], "SecretAccessKey": session["SecretAccessKey"],
-                          "Token": session["SessionToken"], "Expiration": session["Expiration"]})
+                          "Token": session["SessionToken"], "Expiration": self._on_lab_clock(session["Expiration"])})
         return Response("", status=404)
 
     def _credentials(self, instance: Any, role: Any) -> dict[str, str]:
@@ -116,6 +116,13 @@ class MetadataService(Service):
             fresh = iam_auth.role_session(role.arn, instance.id, instance.region_name, seconds=MAX_TTL)
             self.sessions[instance.id] = {**fresh, "RoleArn": role.arn}
             return fresh
+
+    def _on_lab_clock(self, expiration: str) -> str:
+        """The expiry as the instance's clock (the lab clock) reads it, so boto3 there renews in time."""
+        scheduler = getattr(self.cloud, "scheduler", None)
+        offset = float(getattr(getattr(scheduler, "clock", None), "offset", 0.0) or 0.0)
+        when = dt.datetime.strptime(expiration, "%Y-%m-%dT%H:%M:%SZ") + dt.timedelta(seconds=offset)
+        return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def forget(self, instance_id: str) -> None:
         with self.lock:

@@ -219,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     os.umask(0o077)  # the lab's state (databases, secrets in records, logs) is its owner's only
     args.home.mkdir(parents=True, exist_ok=True)
     home = args.home.resolve()
+    os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")  # AWS managed policies exist, as on AWS
     moto_patches.prepare_environment(home)
     try:
         factories = [*default_services(), *(load_factory(spec) for spec in args.service)]

@@ -119,7 +119,7 @@ class MetadataService(Service):
 
     def _on_lab_clock(self, expiration: str) -> str:
         """The expiry as the instance's clock (the lab clock) reads it, so boto3 there renews in time."""
-        scheduler = getattr(self.cloud, "scheduler", None)
+        scheduler = self.ctx.services.get("scheduler")
         offset = float(getattr(getattr(scheduler, "clock", None), "offset", 0.0) or 0.0)
         when = dt.datetime.strptime(expiration, "%Y-%m-%dT%H:%M:%SZ") + dt.timedelta(seconds=offset)
         return when.strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -6,10 +6,10 @@
 """
 from __future__ import annotations
 
-from labkit.errors import CheckFailed, CloudError, ConfigError, LabkitError, StepError
+from labkit.errors import AccessDenied, CheckFailed, CloudError, ConfigError, LabkitError, StepError
 from labkit.session import Lab
 
-__all__ = ["CheckFailed", "CloudError", "ConfigError", "Lab", "LabkitError", "StepError", "up"]
+__all__ = ["AccessDenied", "CheckFailed", "CloudError", "ConfigError", "Lab", "LabkitError", "StepError", "up"]
 
 
 def up(lab: Lab, through: int = 13, start: int = 1) -> dict:

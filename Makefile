@@ -25,10 +25,13 @@ $(STAMP)/lambda-venv: lambda_code/runtime-requirements.txt
 	@touch $@
 
 # Wheels kept for offline use: the pymysql layer and the packages the EC2 instance installs.
+# The layer's wheels are for AWS Lambda's platform (python3.11, manylinux2014 x86_64), not this machine's.
 $(STAMP)/wheels: lambda_code/layers/pymysql/requirements.txt flask_app/requirements.txt $(STAMP)/venv
 	@mkdir -p $(WHEELS)
+	$(BIN)/pip download -q --disable-pip-version-check --only-binary=:all: -d $(WHEELS) -r flask_app/requirements.txt
 	$(BIN)/pip download -q --disable-pip-version-check --only-binary=:all: -d $(WHEELS) \
-		-r lambda_code/layers/pymysql/requirements.txt -r flask_app/requirements.txt
+		--platform manylinux2014_x86_64 --python-version 3.11 --implementation cp --abi cp311 --abi abi3 --abi none \
+		-r lambda_code/layers/pymysql/requirements.txt
 	@touch $@
 
 $(STAMP)/db-server: scripts/ensure-db-server.sh

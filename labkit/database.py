@@ -7,6 +7,7 @@ Manager into ``MYSQL_PWD`` (never on a command line).
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -24,6 +25,8 @@ __all__ = ["DB_NAME", "ORDER_COLUMNS", "create_database",
 
 SCHEMA = Path(__file__).resolve().parents[1] / "sql" / "schema.sql"
 MASTER_USER = "admin"
+SSM_OUTPUT_LIMIT = 24_000  # characters of StandardOutputContent that GetCommandInvocation returns
+PAGE_ROWS = 75  # an order row is at most ~290 characters (two VARCHAR(100)): 75 rows stay under the limit
 ORDER_COLUMNS = ["order_id", "customer_name", "product", "quantity", "amount", "created_at"]
 
 
@@ -102,19 +105,44 @@ def create_orders_table(lab: Lab) -> pd.DataFrame:
 
 
 def query(lab: Lab, sql: str) -> pd.DataFrame:
-    """Run one read-only SQL statement on the instance and return its result as a DataFrame."""
+    """Run one read-only SQL statement on the instance and return its result as a DataFrame.
+
+    SSM Run Command returns at most 24,000 characters of a command's output; a result that reaches that
+    limit is cut, so it raises instead of returning part of the rows as if they were all (page with LIMIT).
+    """
     out = compute.run_on_instance(lab, _mysql_script(lab, f"USE {DB_NAME};\n{sql}", "--batch"), step="query")
+    if len(out) >= SSM_OUTPUT_LIMIT:
+        raise StepError("query", f"the result reached SSM Run Command's {SSM_OUTPUT_LIMIT:,}-character output limit, "
+                                 "so it is cut", "ask for fewer rows (LIMIT ... OFFSET ...) or fewer columns")
     if not out.strip():
         return pd.DataFrame()
     return pd.read_csv(io.StringIO(out), sep="\t", keep_default_na=False, dtype=str)
 
 
 def orders_frame(lab: Lab, limit: int = 200) -> pd.DataFrame:
-    """The newest orders, as stored in RDS."""
-    frame = query(lab, f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders ORDER BY created_at DESC LIMIT {int(limit)};")
-    if frame.empty:
-        return pd.DataFrame(columns=ORDER_COLUMNS)
+    """The newest ``limit`` orders, as stored in RDS, read in pages that each fit in one SSM output.
+
+    ``frame.attrs["total"]`` is how many orders are stored and ``frame.attrs["partial"]`` whether the frame
+    shows fewer than that; a partial frame also says so with a warning.
+    """
+    pages: list[pd.DataFrame] = []
+    total, offset = 0, 0
+    while offset < limit:
+        rows = min(PAGE_ROWS, limit - offset)
+        page = query(lab, f"SELECT {', '.join(ORDER_COLUMNS)}, (SELECT COUNT(*) FROM orders) AS stored "
+                          f"FROM orders ORDER BY created_at DESC, order_id LIMIT {int(rows)} OFFSET {int(offset)};")
+        if page.empty:
+            break
+        total = int(page["stored"].iloc[0])
+        pages.append(page.drop(columns="stored"))
+        offset += len(page)
+        if len(page) < rows:
+            break
+    frame = pd.concat(pages, ignore_index=True) if pages else pd.DataFrame(columns=ORDER_COLUMNS)
     frame["quantity"] = frame["quantity"].astype(int)
     frame["amount"] = frame["amount"].astype(float)
     frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
+    frame.attrs.update(total=total, partial=total > len(frame))
+    if frame.attrs["partial"]:
+        warnings.warn(f"orders_frame shows the newest {len(frame)} of {total} orders (limit={limit})", stacklevel=2)
     return frame

@@ -38,6 +38,9 @@ PROJECT = Path(__file__).resolve().parents[1]
 CODE = PROJECT / "lambda_code"
 WHEELS = PROJECT / ".cache" / "wheels"
 RUNTIME = "python3.11"
+# The layer runs on AWS Lambda's python3.11 (x86_64): its compiled wheels (cryptography, cffi) are for that.
+LAYER_PLATFORM = ("--platform", "manylinux2014_x86_64", "--python-version", "3.11", "--implementation", "cp",
+                  "--abi", "cp311", "--abi", "abi3", "--abi", "none")
 FIXED_TIME = (2020, 1, 1, 0, 0, 0)
 
 
@@ -67,6 +70,7 @@ def build_layer() -> bytes:
         target = Path(tmp) / "python"
         done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
                                "--no-index", "--find-links", str(WHEELS), "--only-binary=:all:", "--no-compile",
+                               *LAYER_PLATFORM,
                                "--target", str(target), "-r", str(requirements)],
                               capture_output=True, text=True, env={**os.environ, "PIP_NO_INPUT": "1"})
         if done.returncode != 0:

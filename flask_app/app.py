@@ -1,7 +1,12 @@
 """Orders web app: an order form and a JSON API in front of the order-validator Lambda.
 
 ``python3 app.py`` serves it as the tutorial does (HOST, default 0.0.0.0; PORT, default 5000).
-In production: ``gunicorn --bind 0.0.0.0:5000 --workers 1 --threads 8 'app:create_app()'``.
+In production: ``hypercorn --bind 0.0.0.0:5000 --read-timeout 10 'app:create_app()'`` (see labkit/compute.py).
+
+Every order gets its id before the first attempt to store it: the form carries one in a hidden field, the
+JSON API takes ``order_id`` or an ``Idempotency-Key`` header (or makes one). Every retry, by the browser, the
+client or the Lambda client, resends that id, and the function stores an id once, so an order is never
+stored twice; ``GET /api/orders/<id>`` tells whether it is stored, so a 503 or a timeout is never a guess.
 """
 from __future__ import annotations
 
@@ -10,10 +15,11 @@ import logging
 import os
 import secrets
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, jsonify, render_template, request
+from flask import Blueprint, Flask, abort, current_app, jsonify, render_template, request, url_for
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
@@ -21,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from validator import ValidatorClient, ValidatorUnavailable  # noqa: E402
 
 MAX_BODY = 16 * 1024
+MAX_DEPTH = 8  # an order is a flat object; anything nested deeper is not an order
 FIELDS = ("customer_name", "product", "quantity", "amount")
 csrf = CSRFProtect()
 pages = Blueprint("pages", __name__)
@@ -42,6 +49,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.debug = False
     if "VALIDATOR" not in app.config:
         app.config["VALIDATOR"] = ValidatorClient(app.config["ORDER_VALIDATOR_FUNCTION"])
+    app.before_request(_require_whole_body)  # before CSRF reads the form
     csrf.init_app(app)
     csrf.exempt(api)
     app.register_blueprint(pages)
@@ -51,23 +59,44 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     return app
 
 
-def _submit(order: dict[str, Any]):
-    return current_app.config["VALIDATOR"].submit(order)
+def _validator():
+    return current_app.config["VALIDATOR"]
+
+
+def _require_whole_body() -> None:
+    """Refuse a body shorter than its Content-Length (the client gave up or lied): nothing of it is used."""
+    if request.method in ("POST", "PUT", "PATCH") and request.content_length:
+        data = request.get_data(cache=True)
+        if len(data) < request.content_length:
+            abort(400, f"The request body ended after {len(data)} of the {request.content_length} bytes its "
+                       "Content-Length announced; nothing was stored. Send the whole body.")
+
+
+def _parse_uuid(value: str | None) -> str | None:
+    try:
+        return str(uuid.UUID(value.strip())) if value and value.isascii() else None
+    except ValueError:
+        return None
 
 
 @pages.get("/")
 def order_form():
-    return render_template("order_form.html", values={}, errors={})
+    return render_template("order_form.html", values={"order_id": str(uuid.uuid4())}, errors={})
 
 
 @pages.post("/orders")
 def create_order_from_form():
     values = {name: request.form.get(name, "") for name in FIELDS}
+    # The form's hidden order_id is made when the form is shown, so a re-sent form is the same order.
+    values["order_id"] = _parse_uuid(request.form.get("order_id")) or str(uuid.uuid4())
     try:
-        result = _submit(values)
+        result = _validator().submit(values)
     except ValidatorUnavailable as exc:
-        log.error("order not submitted: %s", exc)
+        log.error("order %s not confirmed: %s", values["order_id"], exc)
         return render_template("order_form.html", values=values, errors={}, unavailable=True), 503
+    if result.status == "conflict":
+        values["order_id"] = str(uuid.uuid4())
+        return render_template("order_form.html", values=values, errors={}, conflict=True), 409
     if result.status == "invalid":
         return render_template("order_form.html", values=values, errors=result.errors), 422
     return render_template("order_success.html", order_id=result.order_id, values=values,
@@ -80,27 +109,108 @@ def healthz():
     return jsonify(status="ok", instance_id=current_app.config["INSTANCE_ID"])
 
 
-def _json_body() -> object:
-    """The body as JSON, numbers kept as their exact decimal text (1e309 and NaN stay values to reject)."""
+class BadBody(ValueError):
+    """The body is not an order-shaped JSON object; the message says why, for the client."""
+
+
+def _json_body() -> dict[str, Any]:
+    """The body as a JSON object, numbers kept as their exact decimal text (1e309 and NaN stay values to reject)."""
+    if not request.is_json:
+        raise BadBody("the request body must be a JSON object sent with Content-Type: application/json")
     try:
-        return json.loads(request.get_data(cache=False), parse_float=str, parse_constant=str)
-    except ValueError:
-        return None
+        text = request.get_data(cache=True).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BadBody(f"the request body is not valid UTF-8 (byte {exc.start})") from None
+    try:
+        body = json.loads(text, parse_float=str, parse_constant=str)
+    except RecursionError:
+        raise BadBody(f"the JSON is nested more than {MAX_DEPTH} levels deep") from None
+    except ValueError as exc:
+        raise BadBody(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadBody("the request body must be a JSON object")
+    _check_values(body)
+    return body
+
+
+def _check_values(body: dict[str, Any]) -> None:
+    """Refuse nesting deeper than MAX_DEPTH and text that is not valid Unicode (lone surrogates such as \\ud800)."""
+    stack: list[tuple[Any, int, str]] = [(body, 1, "")]
+    while stack:
+        value, depth, where = stack.pop()
+        if depth > MAX_DEPTH:
+            raise BadBody(f"the JSON is nested more than {MAX_DEPTH} levels deep")
+        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        for key, item in items:
+            path = f"{where}.{key}" if where else str(key)
+            for text in (key, item):
+                if isinstance(text, str) and not _valid_unicode(text):
+                    raise BadBody(f"{path} is not valid Unicode text (it holds an unpaired surrogate such as \\ud800)")
+            if isinstance(item, (dict, list)):
+                stack.append((item, depth + 1, path))
+
+
+def _valid_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _order_id(body: dict[str, Any]) -> str:
+    """The order's id: the body's ``order_id`` or the ``Idempotency-Key`` header (the same if both), else a new one."""
+    given = {name: value for name, value in (("order_id", body.get("order_id")),
+                                             ("Idempotency-Key", request.headers.get("Idempotency-Key")))
+             if value not in (None, "")}
+    ids = {}
+    for name, value in given.items():
+        parsed = _parse_uuid(value) if isinstance(value, str) else None
+        if parsed is None:
+            raise BadBody(f"{name} must be a UUID such as 3f1c2a9e-8d4b-4c6e-9a8f-1b2c3d4e5f60")
+        ids[name] = parsed
+    if len(set(ids.values())) > 1:
+        raise BadBody("order_id and the Idempotency-Key header name different orders; send one id")
+    return next(iter(ids.values()), None) or str(uuid.uuid4())
 
 
 @api.post("/orders")
 def create_order_from_json():
-    body = _json_body() if request.is_json else None
-    if not isinstance(body, dict):
-        return jsonify(error="the request body must be a JSON object"), 400
     try:
-        result = _submit(body)
+        body = _json_body()
+        order = {**body, "order_id": _order_id(body)}
+    except BadBody as exc:
+        return jsonify(error=str(exc)), 400
+    order_id = order["order_id"]
+    location = url_for("api.get_order", order_id=order_id)
+    try:
+        result = _validator().submit(order)
     except ValidatorUnavailable as exc:
-        log.error("order not submitted: %s", exc)
-        return jsonify(error="the order service is unavailable; try again shortly"), 503
+        log.error("order %s not confirmed: %s", order_id, exc)
+        return jsonify(error="the order service did not confirm this order; send it again with the same order_id "
+                             f"(it is never stored twice), or ask GET {location} whether it is stored",
+                       order_id=order_id), 503
+    if result.status == "conflict":
+        return jsonify(errors=result.errors, order_id=order_id), 409
     if result.status == "invalid":
         return jsonify(errors=result.errors), 422
-    return jsonify(order_id=result.order_id, duplicate=result.duplicate), 200 if result.duplicate else 201
+    status = 200 if result.duplicate else 201
+    return jsonify(order_id=result.order_id, duplicate=result.duplicate), status, {"Location": location}
+
+
+@api.get("/orders/<order_id>")
+def get_order(order_id: str):
+    parsed = _parse_uuid(order_id)
+    if parsed is None:
+        return jsonify(error="the order id must be a UUID such as 3f1c2a9e-8d4b-4c6e-9a8f-1b2c3d4e5f60"), 400
+    try:
+        order = _validator().find(parsed)
+    except ValidatorUnavailable as exc:
+        log.error("order %s not looked up: %s", parsed, exc)
+        return jsonify(error="the order service is unavailable; ask again shortly", order_id=parsed), 503
+    if order is None:
+        return jsonify(order_id=parsed, stored=False), 404
+    return jsonify(order_id=parsed, stored=True, order=order), 200
 
 
 def _wants_json() -> bool:

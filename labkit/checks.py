@@ -5,10 +5,10 @@ import http.client
 from typing import Any, Callable
 
 import pandas as pd
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from labkit import compute, database, functions, iam, names, network, schedule, secrets, storage
-from labkit.errors import DENIED, GONE, CheckFailed, StepError, access_denied, error_code
+from labkit import compute, database, functions, health, iam, names, network, schedule, secrets, storage
+from labkit.errors import DENIED, GONE, AccessDenied, CheckFailed, LabkitError, StepError, access_denied, error_code
 from labkit.names import layer_name
 from labkit.session import Lab
 
@@ -135,24 +135,22 @@ def check_step_6(lab: Lab, t: _Table) -> None:
 
 def check_step_7(lab: Lab, t: _Table) -> None:
     out = _safe(lambda: compute.run_on_instance(lab, compute.PRELUDE + '"$APP_DIR/venv/bin/python" -c '
-                                                "'import flask, boto3, pymysql, gunicorn; print(\"ok\")'", step=7), "")
-    t.add("flask, boto3, pymysql, gunicorn importable in the app venv", "ok", out.strip())
+                                                "'import flask, boto3, pymysql, hypercorn; print(\"ok\")'", step=7), "")
+    t.add("flask, boto3, pymysql, hypercorn importable in the app venv", "ok", out.strip())
 
 
 def check_step_8(lab: Lab, t: _Table) -> None:
     url = _safe(lambda: compute.app_url(lab))
-    t.add("app answers /healthz", 200, _safe(lambda: _http_status(url + "healthz")) if url else None)
+    if url is None:
+        t.add("app answers /healthz", 200, "no app URL: the instance is missing (run steps 5 and 8)")
+        return
+    probe = health.http_probe(url + "healthz")
+    t.add("app answers /healthz", 200, probe.status if probe.up else f"{probe.reason}; how to fix: {health.APP_FIX}")
     expected = (_safe(lambda: compute.describe_instance(lab)) or {}).get("InstanceId")
-    answered = _safe(lambda: compute.app_identity(url)) if url else None
+    answered = _safe(lambda: compute.app_identity(url))
     t.add("the app at the URL is this lab's instance", expected, answered, bool(expected) and answered == expected)
-    t.add("order form served", 200, _safe(lambda: _http_status(url)) if url else None)
-
-
-def _http_status(url: str) -> int:
-    import urllib.request
-
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return response.status
+    probe = health.http_probe(url)
+    t.add("order form served", 200, probe.status if probe.up else f"{probe.reason}; how to fix: {health.APP_FIX}")
 
 
 def check_step_9(lab: Lab, t: _Table) -> None:
@@ -216,6 +214,13 @@ def step_checks(lab: Lab, step: int) -> pd.DataFrame:
         if error_code(exc) in DENIED:
             raise access_denied(exc, f"the questions of the step {step} checks") from exc
         table.add("AWS answered the check's questions", "no error", error_code(exc))
+    except AccessDenied:
+        raise
+    except (BotoCoreError, OSError) as exc:  # a part that is down fails the check; it never ends the run
+        table.add("the parts the check asks are reachable", "reachable",
+                  f"{type(exc).__name__}: {exc}; how to fix: start what is down (`labkit status` shows which)", False)
+    except LabkitError as exc:
+        table.add("the check could run", "ran", str(exc).replace("\n", " "), False)
     return table.frame()
 
 

@@ -122,7 +122,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from labkit import checks, compute, functions, network
+    from labkit import checks, compute, functions, health, network
 
     lab = _lab(args)
     if args.urls:
@@ -131,6 +131,11 @@ def _status(args: argparse.Namespace) -> int:
         except LabkitError:
             print("The order app is not deployed yet (step 8).")
         return 0
+    parts = health.health_frame(lab)
+    print("== parts")
+    print(parts.to_string(index=False))
+    if (parts["part"] == "AWS API").any() and parts.iloc[0]["state"] == "down":
+        return 1
     for title, frame in (("network", network.network_frame(lab)), ("instance", compute.instance_frame(lab)),
                          ("functions", functions.functions_frame(lab))):
         print(f"== {title}")

@@ -22,7 +22,8 @@ from tenacity import (RetryCallState, RetryError, Retrying, retry_if_exception, 
 from labkit import iam
 from labkit.errors import StepError
 from labkit.lookups import LIVE_STATES, describe_instance, require_security_group, vpc_ids
-from labkit.names import EC2_ROLE, INSTANCE_TYPE, VALIDATOR_FUNCTION, instance_name, run_first, step_ref
+from labkit.names import EC2_ROLE, INSTANCE_TYPE, VALIDATOR_FUNCTION, VALIDATOR_TIMEOUT, instance_name, run_first
+from labkit.names import step_ref
 from labkit.session import Lab
 from labkit.tagging import error_code, name_tag, tag_spec
 
@@ -147,7 +148,7 @@ def _requirements() -> str:
 
 
 def install_app_dependencies(lab: Lab) -> str:
-    """Step 7: Python, a virtual environment, and flask/boto3/pymysql/gunicorn on the instance."""
+    """Step 7: Python, a virtual environment, and flask/boto3/pymysql/hypercorn on the instance."""
     script = PRELUDE + f"""
 python3 -c 'import ensurepip' 2>/dev/null || apt_install python3-venv
 mkdir -p "$APP_DIR"
@@ -155,7 +156,7 @@ cat > "$APP_DIR/requirements.txt" <<'REQUIREMENTS'
 {_requirements()}REQUIREMENTS
 [ -x "$APP_DIR/venv/bin/python" ] || python3 -m venv "$APP_DIR/venv"
 "$APP_DIR/venv/bin/pip" install --quiet --disable-pip-version-check -r "$APP_DIR/requirements.txt"
-"$APP_DIR/venv/bin/python" -c 'import flask, boto3, pymysql, gunicorn; print("flask", flask.__version__, "boto3", boto3.__version__, "pymysql", pymysql.__version__)'
+"$APP_DIR/venv/bin/python" -c 'import flask, boto3, pymysql, hypercorn; print("flask", flask.__version__, "boto3", boto3.__version__, "pymysql", pymysql.__version__)'
 """
     return run_on_instance(lab, script, step=7).strip()
 
@@ -176,12 +177,15 @@ def _app_archive() -> str:
 UNIT = """[Unit]
 Description=Orders Lab Flask app
 After=network-online.target
+StartLimitIntervalSec=60
+StartLimitBurst=5
 
 [Service]
 WorkingDirectory={app_dir}
 EnvironmentFile={app_dir}/orders-app.env
-ExecStart=/bin/sh -c 'exec {app_dir}/venv/bin/gunicorn --bind "$${{HOST:-0.0.0.0}}:$${{PORT:-5000}}" --workers 1 --threads 8 --access-logfile - "app:create_app()"'
+ExecStart=/bin/sh -c 'exec {app_dir}/venv/bin/hypercorn --config {app_dir}/hypercorn.toml --bind "$${{HOST:-0.0.0.0}}:$${{PORT:-5000}}" "app:create_app()"'
 Restart=always
+RestartSec=2
 
 [Install]
 WantedBy=multi-user.target
@@ -199,7 +203,7 @@ def deploy_app(lab: Lab) -> str:
         raise StepError(8, "the EC2 instance does not exist", run_first(5))
     archive = _app_archive()
     script = PRELUDE + f"""
-[ -x "$APP_DIR/venv/bin/gunicorn" ] || {{ echo "the app's virtual environment is missing: {run_first(7)}" >&2; exit 3; }}
+[ -x "$APP_DIR/venv/bin/hypercorn" ] || {{ echo "the app's virtual environment is missing: {run_first(7)}" >&2; exit 3; }}
 echo '{archive}' | base64 -d > "$APP_DIR/app.tar.gz"
 NEW=$(sha256sum "$APP_DIR/app.tar.gz" | cut -d' ' -f1)
 OLD=$(cat "$APP_DIR/.deployed" 2>/dev/null || true)
@@ -210,6 +214,7 @@ KEY=$(grep -s '^FLASK_SECRET_KEY=' "$ENV_FILE" | cut -d= -f2- || true)
 umask 077
 cat > "$ENV_FILE" <<ENVFILE
 ORDER_VALIDATOR_FUNCTION={VALIDATOR_FUNCTION}
+VALIDATOR_TIMEOUT_SECONDS={VALIDATOR_TIMEOUT}
 AWS_DEFAULT_REGION={lab.region}
 PORT={lab.config.app_port}
 INSTANCE_ID={instance["InstanceId"]}

@@ -20,19 +20,23 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from botocore.config import Config
 from botocore.exceptions import ClientError
 from tenacity import Retrying, retry_if_exception, retry_if_result, stop_after_delay, wait_fixed
 
 from labkit import iam
 from labkit.errors import StepError, if_exists
 from labkit.lookups import function_configuration, require_security_group, vpc_ids
-from labkit.names import FUNCTIONS, REPORT_FUNCTION, REPORT_ROLE, SECRET_NAME, VALIDATOR_FUNCTION, VALIDATOR_ROLE
+from labkit.names import FUNCTIONS, REPORT_FUNCTION, REPORT_ROLE, REPORT_TIMEOUT, SECRET_NAME, VALIDATOR_FUNCTION
+from labkit.names import VALIDATOR_ROLE, VALIDATOR_TIMEOUT
 from labkit.names import bucket_name, layer_name, log_group
 from labkit.session import Lab
 from labkit.tagging import claim, error_code
 
 __all__ = ["Invocation", "create_daily_report_function", "create_order_validator", "ensure_function", "ensure_layer",
            "functions_frame", "invoke", "layer_name", "logs_frame", "vpc_config"]
+
+INVOKE_MARGIN = 10  # seconds a synchronous invoke may take beyond the function's own timeout
 
 PROJECT = Path(__file__).resolve().parents[1]
 CODE = PROJECT / "lambda_code"
@@ -157,7 +161,7 @@ def create_order_validator(lab: Lab) -> dict:
 
     The 30 s timeout survives a cold start in a VPC (the tutorial's "Lambda timeout" fix)."""
     return ensure_function(lab, VALIDATOR_FUNCTION, "order_validator", VALIDATOR_ROLE,
-                           {"DB_SECRET_NAME": SECRET_NAME}, timeout=30, memory=256,
+                           {"DB_SECRET_NAME": SECRET_NAME}, timeout=VALIDATOR_TIMEOUT, memory=256,
                            layers=[ensure_layer(lab)], vpc=vpc_config(lab))
 
 
@@ -165,7 +169,7 @@ def create_daily_report_function(lab: Lab) -> dict:
     """Step 12: role ``lambda-daily-delta-task-role`` and ``daily-delta-processor`` writing to the bucket."""
     return ensure_function(lab, REPORT_FUNCTION, "daily_report", REPORT_ROLE,
                            {"DB_SECRET_NAME": SECRET_NAME, "REPORT_BUCKET": bucket_name(lab),
-                            "REPORT_PREFIX": "reports/"}, timeout=300, memory=256,
+                            "REPORT_PREFIX": "reports/"}, timeout=REPORT_TIMEOUT, memory=256,
                            layers=[ensure_layer(lab)], vpc=vpc_config(lab))
 
 
@@ -179,8 +183,15 @@ class Invocation:
 
 
 def invoke(lab: Lab, function: str, event: Any) -> Invocation:
-    """Invoke synchronously; the result, the FunctionError if any, and the last 4 KB of its log."""
-    response = lab.client("lambda").invoke(FunctionName=function, Payload=json.dumps(event).encode(), LogType="Tail")
+    """Invoke synchronously; the result, the FunctionError if any, and the last 4 KB of its log.
+
+    The client waits the function's own timeout plus a margin, so it never gives up on an invocation that is
+    still running (the default 60 s read timeout re-sent a 300 s function up to 8 times), and tries at most
+    twice: a second attempt follows only a transport failure or a throttle. Order events carry their
+    ``order_id``, so even a second run stores an order once.
+    """
+    response = _invoke_client(lab, function).invoke(FunctionName=function, Payload=json.dumps(event).encode(),
+                                                    LogType="Tail")
     raw = response["Payload"].read()
     try:
         payload = json.loads(raw) if raw else None
@@ -188,6 +199,18 @@ def invoke(lab: Lab, function: str, event: Any) -> Invocation:
         payload = raw.decode(errors="replace")
     tail = base64.b64decode(response.get("LogResult", "")).decode(errors="replace")
     return Invocation(function, response["StatusCode"], response.get("FunctionError"), payload, tail)
+
+
+def _invoke_client(lab: Lab, function: str) -> Any:
+    """A Lambda client whose read timeout is the function's timeout plus a margin, with at most one retry."""
+    timeout = lab.client("lambda").get_function_configuration(FunctionName=function).get("Timeout", 3)
+    key = f"lambda-invoke-{timeout}"
+    if key not in lab._clients:
+        lab._clients[key] = lab._session.client(
+            "lambda", endpoint_url=lab.target.endpoint_url,
+            config=Config(read_timeout=timeout + INVOKE_MARGIN, connect_timeout=10,
+                          retries={"total_max_attempts": 2, "mode": "standard"}))
+    return lab._clients[key]
 
 
 def functions_frame(lab: Lab) -> pd.DataFrame:

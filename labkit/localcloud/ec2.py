@@ -138,12 +138,19 @@ class Sandboxes(Service):
                                     stdout=out, stderr=subprocess.STDOUT)
             out.write(f"Cloud-init finished user data with exit code {result.returncode}\n".encode())
 
-    def on_stop(self, instance: Any) -> None:
+    def _shut_down(self, instance: Any) -> None:
+        """End every process of the instance; unit supervisors see the shutdown mark and restart nothing."""
+        mark = self.root(instance.id) / "run" / "systemd" / "shutdown"
+        if mark.parent.is_dir():
+            mark.write_text("")
         kill_marked(INSTANCE_MARKER, instance.id)
+
+    def on_stop(self, instance: Any) -> None:
+        self._shut_down(instance)
         shutil.rmtree(self.root(instance.id) / "run", ignore_errors=True)
 
     def on_terminate(self, instance: Any) -> None:
-        kill_marked(INSTANCE_MARKER, instance.id)
+        self._shut_down(instance)
         self._imds().forget(instance.id)
         shutil.rmtree(self.root(instance.id), ignore_errors=True)
 

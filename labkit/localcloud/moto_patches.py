@@ -121,7 +121,7 @@ def _rds_patches() -> list[Patch]:
     from moto.rds import models as rds
     from moto.rds import responses as rds_responses
 
-    from labkit.localcloud import rds_catalog
+    from labkit.localcloud import rds_catalog, rds_events
 
     def modify_db_instance(original: Any) -> Any:
         def wrapper(self: Any, db_instance_identifier: str, db_kwargs: dict) -> Any:
@@ -148,8 +148,26 @@ def _rds_patches() -> list[Patch]:
             return rds_catalog.describe_orderable_db_instance_options(self, original)
         return wrapper
 
+    def reboot_db_instance(_original: Any) -> Any:
+        def wrapper(self: Any, db_instance_identifier: str, *args: Any, **kwargs: Any) -> Any:
+            db = self.describe_db_instances(db_instance_identifier)[0]
+            if db.status != "available":  # AWS refuses to reboot an instance that is not available
+                raise rds.RDSClientError("InvalidDBInstanceState",
+                                         f"DB instance {db_instance_identifier} is not in available state.")
+            target = _service("rds")
+            if target is not None:
+                target.on_reboot(db)
+            return db
+        return wrapper
+
     backend = rds.RDSBackend
     return [
+        Patch(backend, "reboot_db_instance", "moto's returns the record and restarts nothing; RDS restarts the "
+              "engine (rebooting -> available)", reboot_db_instance),
+        Patch(backend, "describe_events", "moto ignores EventCategories and the time window (AWS: the last hour "
+              "by default)", rds_events.filtered_describe_events),
+        Patch(rds.Event, "EVENT_MAP", "AWS's event wording, and the availability/recovery/notification events "
+              "the local cloud records", rds_events.aws_event_map),
         Patch(backend, "create_db_instance", "a mysql/mariadb instance is a real database server (rds.on_create)",
               _hooked("rds", "on_create")),
         Patch(backend, "stop_db_instance", "StopDBInstance stops the server process", _hooked("rds", "on_stop")),

@@ -4,6 +4,11 @@ moto keeps the RDS records; :mod:`moto_patches` hands its create/stop/start/modi
 ``on_*`` hooks here, so that each instance of engine ``mysql`` or ``mariadb`` is a MariaDB (or MySQL)
 server on 127.0.0.1 with the requested master user, password and database. Status reads
 ``creating`` until the server accepts connections.
+
+As RDS does, the cloud watches each engine: one that dies is restarted without any user action (InnoDB
+recovers what was committed), the instance reads ``rebooting`` meanwhile, and DescribeEvents tells the
+story with RDS's own categories and messages (:mod:`rds_events`: RDS-EVENT-0020 recovery started, 0021
+complete, 0006 restarted). RebootDBInstance really restarts the engine (``rebooting`` -> ``available``).
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ from typing import Any
 import pymysql
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
+from labkit.localcloud.rds_events import add_event
 from labkit.localcloud.services import CloudContext, Service
 
 log = logging.getLogger("labkit.localcloud.rds")
@@ -34,6 +40,7 @@ MASTER_PRIVILEGES = ("SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, RELOAD, PROC
                      "EVENT, TRIGGER")
 SERVER_BINARIES = ("mariadbd", "mysqld")
 READY_TIMEOUT = 60.0
+WATCH_SECONDS = 1.0
 
 
 def find_server_binary() -> Path | None:
@@ -64,6 +71,8 @@ class DbServer:
     process: subprocess.Popen | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     _short_socket_dir: str | None = None
+    db: Any = None  # moto's DBInstance record
+    recoveries: int = 0
 
     @property
     def tmpdir(self) -> Path:
@@ -96,6 +105,7 @@ class RdsData(Service):
         self.servers: dict[str, DbServer] = {}
         self.binary = find_server_binary()
         self.flavour = self._flavour()
+        self._stopped = threading.Event()
 
     def _flavour(self) -> str:
         if not self.binary:
@@ -105,8 +115,9 @@ class RdsData(Service):
 
     def summary(self) -> dict:
         return {"server_binary": str(self.binary) if self.binary else None, "flavour": self.flavour,
-                "instances": {k: {"port": s.port, "running": bool(s.process and s.process.poll() is None)}
-                              for k, s in self.servers.items()}}
+                "instances": {k: {"port": s.port, "running": bool(s.process and s.process.poll() is None),
+                                  "pid": s.process.pid if s.process else None,
+                                  "recoveries": s.recoveries} for k, s in self.servers.items()}}
 
     # -- moto hooks ------------------------------------------------------------------------------
     def on_create(self, db: Any) -> None:
@@ -118,6 +129,7 @@ class RdsData(Service):
             return
         server = DbServer(db.db_instance_identifier, self.ctx.service_dir("rds") / db.db_instance_identifier,
                           free_port(), secrets.token_urlsafe(24), self.flavour)
+        server.db = db
         self.servers[server.identifier] = server
         db.port = server.port
         db.status = "creating"
@@ -145,6 +157,7 @@ class RdsData(Service):
             with server.lock:
                 self._stop(server)
             db.status = "stopped"
+            add_event(db, "DB_INSTANCE_STOPPED")
 
         threading.Thread(target=stop, daemon=True).start()
 
@@ -159,11 +172,67 @@ class RdsData(Service):
                 with server.lock:
                     self._start(server)
                 db.status = "available"
+                add_event(db, "DB_INSTANCE_STARTED")
             except Exception:
                 log.exception("starting DB instance %s failed", server.identifier)
                 db.status = "failed"
 
         threading.Thread(target=start, daemon=True).start()
+
+    def on_reboot(self, db: Any) -> None:
+        """RebootDBInstance: shut the engine down cleanly and start it again, ``rebooting`` meanwhile."""
+        server = self.servers.get(db.db_instance_identifier)
+        if not server:
+            return
+        db.status = "rebooting"
+
+        def reboot() -> None:
+            with server.lock:
+                self._stop(server)
+                add_event(db, "DB_INSTANCE_SHUTDOWN")
+                self._restart(server, db)
+
+        threading.Thread(target=reboot, daemon=True, name=f"rds-reboot-{server.identifier}").start()
+
+    # -- what RDS does when an engine dies -------------------------------------------------------------
+    def _watch(self) -> None:
+        while not self._stopped.wait(WATCH_SECONDS):
+            for server in list(self.servers.values()):
+                proc, db = server.process, server.db
+                if proc is None or db is None or proc.poll() is None or db.status != "available":
+                    continue
+                if not server.lock.acquire(blocking=False):
+                    continue  # a stop, start or reboot is under way: that is not a crash
+                try:
+                    if server.process is proc and db.status == "available":
+                        self._recover(server, db, proc.returncode)
+                finally:
+                    server.lock.release()
+
+    def _recover(self, server: DbServer, db: Any, returncode: int) -> None:
+        log.warning("DB instance %s: the engine exited (%s); restarting it", server.identifier, returncode)
+        server.recoveries += 1
+        db.status = "rebooting"
+        add_event(db, "DB_INSTANCE_RECOVERY_START")
+        if self._restart(server, db):
+            add_event(db, "DB_INSTANCE_RECOVERY_FINISH")
+
+    def _restart(self, server: DbServer, db: Any, attempts: int = 3) -> bool:
+        """Start the engine again (InnoDB replays its redo log); ``available`` once it accepts connections."""
+        for attempt in range(1, attempts + 1):
+            try:
+                self._start(server)
+            except Exception as exc:
+                message = str(exc).splitlines()[0][:200]
+                log.error("DB instance %s: restart %d failed: %s", server.identifier, attempt, message)
+                add_event(db, "DB_INSTANCE_RESTART_ERROR", message=message)
+                time.sleep(1)
+                continue
+            db.status = "available"
+            add_event(db, "DB_INSTANCE_RESTARTED")
+            return True
+        db.status = "failed"
+        return False
 
     def on_modify(self, db: Any, new_password: str | None) -> None:
         """ModifyDBInstance with MasterUserPassword changes the real server's password."""
@@ -279,6 +348,7 @@ class RdsData(Service):
             proc.wait()
 
     def stop_all(self) -> None:
+        self._stopped.set()
         threads = [threading.Thread(target=self._stop, args=(s,)) for s in self.servers.values()]
         for t in threads:
             t.start()
@@ -287,6 +357,8 @@ class RdsData(Service):
 
     def start(self) -> None:
         self.ctx.service_dir("rds", fresh=True)
+        self._stopped.clear()
+        threading.Thread(target=self._watch, daemon=True, name="rds-watch").start()
 
     def after_reset(self) -> None:
         for server in self.servers.values():
@@ -294,6 +366,9 @@ class RdsData(Service):
                 shutil.rmtree(server._short_socket_dir, ignore_errors=True)
         self.servers.clear()
         self.ctx.service_dir("rds", fresh=True)
+        self._stopped.set()
+        self._stopped = threading.Event()
+        threading.Thread(target=self._watch, daemon=True, name="rds-watch").start()
 
 
 def _ident(name: str) -> str:

@@ -1,8 +1,13 @@
-"""order-validator: validate an order; store a valid one in RDS exactly once.
+"""order-validator: validate an order; store a valid one in RDS exactly once; tell whether an order is stored.
 
-Event: {"customer_name", "product", "quantity", "amount", "order_id"?}
-Returns {"status": "invalid", "errors": {...}} or {"status": "accepted", "order_id", "duplicate"}.
-Database failures raise, so the caller sees a FunctionError.
+Event, to place an order: {"customer_name", "product", "quantity", "amount", "order_id"?}
+  -> {"status": "invalid", "errors": {...}}
+   | {"status": "accepted", "order_id", "duplicate"}      (duplicate: that id was already stored, same order)
+   | {"status": "conflict", "order_id", "errors": {...}}  (that id was already used for a different order)
+Event, to look an order up: {"find_order_id": "<uuid>"}
+  -> {"status": "found", "order": {...}} | {"status": "not_found", "order_id"} | {"status": "invalid", "errors"}
+The caller fixes ``order_id`` before its first attempt and sends the same one on every retry, so a retry
+after a timeout never stores a second copy. Database failures raise, so the caller sees a FunctionError.
 """
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ import logging
 import boto3
 
 from orders_db import Database, secret_name
-from validation import Order, validate_order
+from validation import Order, parse_order_id, validate_order
 
 log = logging.getLogger()
 log.setLevel(logging.INFO)
@@ -23,20 +28,48 @@ database = Database(secret_name(), lambda sid: secrets.get_secret_value(SecretId
 
 INSERT = ("INSERT INTO orders (order_id, customer_name, product, quantity, amount, created_at) "
           "VALUES (%s, %s, %s, %s, %s, %s) ON DUPLICATE KEY UPDATE order_id = order_id")
+SELECT = "SELECT order_id, customer_name, product, quantity, amount, created_at FROM orders WHERE order_id = %s"
 
 
-def store_order(cursor, order: Order, now: dt.datetime) -> bool:
-    """Insert ``order``; return False when that order_id was already stored (nothing changes then)."""
+def store_order(cursor, order: Order, now: dt.datetime) -> str:
+    """Insert ``order`` once: "stored", "duplicate" (same id, same order) or "conflict" (same id, other order)."""
     cursor.execute(INSERT, (order.order_id, order.customer_name, order.product, order.quantity, order.amount,
                             now.replace(tzinfo=None)))
-    return cursor.rowcount == 1
+    if cursor.rowcount == 1:
+        return "stored"
+    cursor.execute(SELECT, (order.order_id,))
+    row = cursor.fetchone()
+    same = row is not None and tuple(row[1:5]) == (order.customer_name, order.product, order.quantity, order.amount)
+    return "duplicate" if same else "conflict"
+
+
+def find_order(cursor, order_id: str) -> dict | None:
+    cursor.execute(SELECT, (order_id,))
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    return {"order_id": row[0], "customer_name": row[1], "product": row[2], "quantity": row[3],
+            "amount": str(row[4]), "created_at": row[5].isoformat() + "Z"}
 
 
 def lambda_handler(event, context):
+    if isinstance(event, dict) and "find_order_id" in event:
+        return _find(event["find_order_id"])
     order, errors = validate_order(event)
     if order is None:
         log.info(json.dumps({"result": "invalid", "fields": sorted(errors)}))
         return {"status": "invalid", "errors": errors}
-    inserted = database.run(lambda cur: store_order(cur, order, dt.datetime.now(dt.timezone.utc)))
-    log.info(json.dumps({"result": "accepted", "order_id": order.order_id, "duplicate": not inserted}))
-    return {"status": "accepted", "order_id": order.order_id, "duplicate": not inserted}
+    outcome = database.run(lambda cur: store_order(cur, order, dt.datetime.now(dt.timezone.utc)))
+    log.info(json.dumps({"result": outcome, "order_id": order.order_id}))
+    if outcome == "conflict":
+        return {"status": "conflict", "order_id": order.order_id,
+                "errors": {"order_id": "this order id was already used for a different order"}}
+    return {"status": "accepted", "order_id": order.order_id, "duplicate": outcome == "duplicate"}
+
+
+def _find(value) -> dict:
+    order_id, error = parse_order_id(value) if value else (None, "order_id is required")
+    if error:
+        return {"status": "invalid", "errors": {"order_id": error}}
+    order = database.run(lambda cur: find_order(cur, order_id))
+    return {"status": "found", "order": order} if order else {"status": "not_found", "order_id": order_id}

@@ -12,7 +12,9 @@ MAX_TEXT = 100
 MAX_QUANTITY = 1000
 MAX_AMOUNT = Decimal("1000000.00")
 CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-INTEGER = re.compile(r"^[+]?\d+$")
+# ASCII digits only: Python's int() and Decimal() also read "١٢" and "１２", which no order form means.
+INTEGER = re.compile(r"^[+]?[0-9]+$")
+DECIMAL = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$")
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,8 @@ class Order:
 def _text(value: Any, label: str) -> tuple[str | None, str | None]:
     if not isinstance(value, str):
         return None, f"{label} is required and must be text"
+    if not is_valid_unicode(value):
+        return None, f"{label} must be valid Unicode text (it holds an unpaired surrogate such as \\ud800)"
     text = value.strip()
     if not text:
         return None, f"{label} must not be empty"
@@ -37,10 +41,21 @@ def _text(value: Any, label: str) -> tuple[str | None, str | None]:
     return text, None
 
 
+def is_valid_unicode(text: str) -> bool:
+    """False when ``text`` holds a lone surrogate (JSON allows ``"\\ud800"``; UTF-8 and MySQL do not)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def parse_quantity(value: Any) -> tuple[int | None, str | None]:
     if isinstance(value, bool) or value is None:
         return None, "quantity must be a whole number from 1 to 1000"
-    if isinstance(value, str) and INTEGER.match(value.strip()):
+    if isinstance(value, str):
+        if not INTEGER.match(value.strip()):
+            return None, "quantity must be a whole number from 1 to 1000, written with the digits 0-9"
         value = int(value.strip())
     if not isinstance(value, int):
         return None, "quantity must be a whole number from 1 to 1000"
@@ -67,6 +82,8 @@ def parse_amount(value: Any) -> tuple[Decimal | None, str | None]:
         value = str(value)
     if not isinstance(value, str) or not value.strip():
         return None, "amount must be a number"
+    if not DECIMAL.match(value.strip()):
+        return None, "amount must be a number written with the digits 0-9, such as 12.50"
     try:
         amount = Decimal(value.strip())
     except InvalidOperation:
@@ -85,7 +102,7 @@ def parse_amount(value: Any) -> tuple[Decimal | None, str | None]:
 def parse_order_id(value: Any) -> tuple[str | None, str | None]:
     if value is None or value == "":
         return str(uuid.uuid4()), None
-    if not isinstance(value, str):
+    if not isinstance(value, str) or not value.isascii():
         return None, "order_id must be a UUID string"
     try:
         return str(uuid.UUID(value.strip())), None

@@ -13,6 +13,7 @@ class FakeValidator:
 
     def __init__(self) -> None:
         self.sent: list[dict] = []
+        self.stored: dict[str, dict] = {}
         self.answer: ValidationResult | Exception = ValidationResult("accepted", order_id="11111111-2222-4333-8444-555555555555")
 
     def submit(self, order: dict) -> ValidationResult:
@@ -20,6 +21,11 @@ class FakeValidator:
         if isinstance(self.answer, Exception):
             raise self.answer
         return self.answer
+
+    def find(self, order_id: str) -> dict | None:
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        return self.stored.get(order_id)
 
 
 @pytest.fixture()

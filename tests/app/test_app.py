@@ -2,10 +2,17 @@
 from __future__ import annotations
 
 import re
+import uuid
 
 from tests.app.conftest import ValidationResult, ValidatorUnavailable, create_app
 
 ORDER = {"customer_name": "Ada", "product": "Pen", "quantity": "2", "amount": "3.50"}
+
+
+def _without_ids(sent: list[dict]) -> list[dict]:
+    for order in sent:
+        assert str(uuid.UUID(order["order_id"])) == order["order_id"]
+    return [{k: v for k, v in order.items() if k != "order_id"} for order in sent]
 
 
 def test_form_page_renders(client):
@@ -16,7 +23,7 @@ def test_form_page_renders(client):
 def test_form_success_shows_the_order_id(client, validator):
     page = client.post("/orders", data=ORDER)
     assert page.status_code == 201 and b"11111111-2222-4333-8444-555555555555" in page.data
-    assert validator.sent == [ORDER]
+    assert _without_ids(validator.sent) == [ORDER]
 
 
 def test_form_errors_refill_the_form(client, validator):
@@ -40,7 +47,7 @@ def test_csrf_is_required_for_the_form(validator):
     assert client.post("/orders", data=ORDER).status_code == 400
     token = re.search(rb'name="csrf_token" value="([^"]+)"', client.get("/").data).group(1).decode()
     assert client.post("/orders", data={**ORDER, "csrf_token": token}).status_code == 201
-    assert validator.sent == [ORDER]
+    assert _without_ids(validator.sent) == [ORDER]
 
 
 def test_api_statuses(client, validator):
@@ -48,11 +55,15 @@ def test_api_statuses(client, validator):
     validator.answer = ValidationResult("accepted", order_id="x", duplicate=True)
     again = client.post("/api/orders", json=ORDER)
     assert again.status_code == 200 and again.json == {"order_id": "x", "duplicate": True}
+    validator.answer = ValidationResult("conflict", order_id="x", errors={"order_id": "used"})
+    assert client.post("/api/orders", json=ORDER).status_code == 409
     validator.answer = ValidationResult("invalid", errors={"amount": "bad"})
     assert client.post("/api/orders", json=ORDER).get_json() == {"errors": {"amount": "bad"}}
     assert client.post("/api/orders", json=ORDER).status_code == 422
     validator.answer = ValidatorUnavailable("boom")
-    assert client.post("/api/orders", json=ORDER).status_code == 503
+    failed = client.post("/api/orders", json=ORDER)
+    assert failed.status_code == 503 and uuid.UUID(failed.json["order_id"])
+    assert validator.sent[-1]["order_id"] == failed.json["order_id"] and "GET /api/orders/" in failed.json["error"]
 
 
 def test_api_rejects_bodies_that_are_not_objects_or_too_large(client, validator):
@@ -118,3 +129,67 @@ def test_python3_app_py_still_serves_it(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_the_form_carries_one_order_id_from_render_to_every_resend(client, validator):
+    page = client.get("/").data.decode()
+    order_id = re.search(r'name="order_id" id="order_id" value="([^"]+)"', page).group(1)
+    validator.answer = ValidatorUnavailable("Task timed out after 30.00 seconds")
+    again = client.post("/orders", data={**ORDER, "order_id": order_id})
+    assert again.status_code == 503 and f'value="{order_id}"'.encode() in again.data  # the resend is the same order
+    validator.answer = ValidationResult("accepted", order_id=order_id)
+    assert client.post("/orders", data={**ORDER, "order_id": order_id}).status_code == 201
+    assert [o["order_id"] for o in validator.sent] == [order_id, order_id]
+
+
+def test_the_api_takes_the_id_from_the_body_or_the_idempotency_key(client, validator):
+    order_id = str(uuid.uuid4())
+    assert client.post("/api/orders", json={**ORDER, "order_id": order_id}).status_code == 201
+    assert client.post("/api/orders", json=ORDER, headers={"Idempotency-Key": order_id.upper()}).status_code == 201
+    assert [o["order_id"] for o in validator.sent] == [order_id, order_id]
+    client.post("/api/orders", json=ORDER)
+    assert validator.sent[-1]["order_id"] != order_id  # a client that sends none gets a fresh one
+    other = str(uuid.uuid4())
+    both = client.post("/api/orders", json={**ORDER, "order_id": order_id}, headers={"Idempotency-Key": other})
+    assert both.status_code == 400 and "different orders" in both.json["error"]
+    bad = client.post("/api/orders", json=ORDER, headers={"Idempotency-Key": "abc"})
+    assert bad.status_code == 400 and "Idempotency-Key must be a UUID" in bad.json["error"]
+    assert len(validator.sent) == 3
+
+
+def test_get_order_tells_whether_it_is_stored(client, validator):
+    order_id = str(uuid.uuid4())
+    assert client.get(f"/api/orders/{order_id}").json == {"order_id": order_id, "stored": False}
+    assert client.get(f"/api/orders/{order_id}").status_code == 404
+    validator.stored[order_id] = {"order_id": order_id, "amount": "3.50"}
+    found = client.get(f"/api/orders/{order_id}")
+    assert found.status_code == 200 and found.json["stored"] is True and found.json["order"]["amount"] == "3.50"
+    assert client.get("/api/orders/not-a-uuid").status_code == 400
+    validator.answer = ValidatorUnavailable("down")
+    assert client.get(f"/api/orders/{order_id}").status_code == 503
+
+
+def test_bad_input_is_answered_as_bad_input(client, validator):
+    deep = b'{"customer_name": ' + b"[" * 8000 + b"]" * 8000 + b"}"
+    answer = client.post("/api/orders", data=deep, content_type="application/json")
+    assert answer.status_code == 400 and "nested more than" in answer.json["error"]
+    shallow_but_deep = {"customer_name": [[[[[[[[["x"]]]]]]]]]}
+    assert "nested more than" in client.post("/api/orders", json=shallow_but_deep).json["error"]
+    surrogate = client.post("/api/orders", data=b'{"customer_name": "\\ud800x", "product": "P", "quantity": 1, '
+                                                  b'"amount": "1"}', content_type="application/json")
+    assert surrogate.status_code == 400 and "customer_name is not valid Unicode" in surrogate.json["error"]
+    latin1 = client.post("/api/orders", data=b'{"customer_name": "Zo\xeb"}', content_type="application/json")
+    assert latin1.status_code == 400 and "not valid UTF-8" in latin1.json["error"]
+    assert validator.sent == []
+
+
+def test_a_body_shorter_than_its_content_length_stores_nothing(app, validator):
+    body = b'{"customer_name": "A", "product": "B", "quantity": 1, "amount": "1"}'
+    environ = {"CONTENT_LENGTH": str(len(body) + 20), "CONTENT_TYPE": "application/json",
+               "wsgi.input_terminated": True}
+    import io
+
+    with app.test_client() as client:
+        answer = client.post("/api/orders", input_stream=io.BytesIO(body), environ_overrides=environ)
+    assert answer.status_code == 400 and "Content-Length" in answer.json["error"]
+    assert validator.sent == []

@@ -86,3 +86,21 @@ def test_all_errors_are_reported_at_once():
 
 def test_non_object_event():
     assert validate_order(["not", "an", "object"]) == (None, {"order": "the order must be a JSON object"})
+
+
+@pytest.mark.parametrize("field, value", [("quantity", "١"), ("quantity", "２"), ("amount", "١٢"), ("amount", "１２"),
+                                          ("amount", "12.5\u0662")])
+def test_only_ascii_digits_are_numbers(field, value):
+    order, errors = validate_order({**VALID, field: value})
+    assert order is None and "0-9" in errors[field]
+
+
+def test_ascii_numbers_in_text_are_read():
+    order, errors = validate_order({**VALID, "quantity": " 3 ", "amount": "12.50"})
+    assert errors == {} and order.quantity == 3 and order.amount == Decimal("12.50")
+
+
+@pytest.mark.parametrize("field", ["customer_name", "product"])
+def test_lone_surrogates_are_invalid_text(field):
+    order, errors = validate_order({**VALID, field: "\ud800x"})
+    assert order is None and "valid Unicode" in errors[field]

@@ -1,0 +1,114 @@
+"""Faults on purpose: kill or stall one real process of the local cloud, as a part fails on AWS.
+
+For the fault tests, the fault benchmark and the troubleshooting notebook. Each function finds the process
+by the cloud's markers (never by name alone), signals it, and returns its pid:
+
+- ``kill_database`` / ``stall_database``: the RDS instance's server (SIGKILL; SIGSTOP then SIGCONT),
+- ``kill_function_workers``: the warm awslambdaric workers of a function (mid-invoke when busy),
+- ``kill_app_master`` / ``kill_app_worker``: the instance's web server, its main process or a worker child.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+from pathlib import Path
+
+from labkit.localcloud import control
+from labkit.localcloud.procs import CLOUD_MARKER, _environ_of, find_marked
+
+
+def _health(home: Path | None) -> dict:
+    return control.cloud_request("GET", "/_labkit/health", home=home)
+
+
+def database_pid(identifier: str, home: Path | None = None) -> int:
+    instance = _health(home)["services"]["rds"]["instances"].get(identifier)
+    if not instance or not instance.get("pid"):
+        raise LookupError(f"no database server runs for DB instance {identifier!r}")
+    return int(instance["pid"])
+
+
+def kill_database(identifier: str, home: Path | None = None) -> int:
+    """SIGKILL the DB instance's server, as an engine crash."""
+    pid = database_pid(identifier, home)
+    os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+def stall_database(identifier: str, seconds: float, home: Path | None = None) -> threading.Thread:
+    """Freeze the server (SIGSTOP) for ``seconds``, then let it go on (SIGCONT); returns the thread doing it."""
+    pid = database_pid(identifier, home)
+    os.kill(pid, signal.SIGSTOP)
+    timer = threading.Timer(seconds, lambda: os.kill(pid, signal.SIGCONT))
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def function_worker_pids(function: str, home: Path | None = None) -> list[int]:
+    cloud_id = control.cloud_status(home).cloud_id
+    return [pid for pid in find_marked(CLOUD_MARKER, cloud_id or "")
+            if _environ_of(pid).get("AWS_LAMBDA_FUNCTION_NAME") == function and "awslambdaric" in _cmdline(pid)]
+
+
+def kill_function_workers(function: str, home: Path | None = None) -> list[int]:
+    """SIGKILL every warm worker of ``function``: invocations in flight end in Runtime.ExitError."""
+    pids = function_worker_pids(function, home)
+    for pid in pids:
+        _kill(pid)
+    return pids
+
+
+def app_main_pid(instance_id: str, unit: str = "orders-app.service", home: Path | None = None) -> int:
+    """The unit's main process on the instance, as its systemd records it."""
+    state = Path(control.cloud_status(home).home) / "ec2" / instance_id / "run" / "systemd" / f"{unit}.json"
+    pid = json.loads(state.read_text()).get("main_pid") if state.exists() else None
+    if not pid:
+        raise LookupError(f"{unit} has no main process on {instance_id}")
+    return int(pid)
+
+
+def kill_app_master(instance_id: str, home: Path | None = None) -> int:
+    pid = app_main_pid(instance_id, home=home)
+    os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+def kill_app_worker(instance_id: str, home: Path | None = None) -> int:
+    """SIGKILL a child process of the web server's master (a worker)."""
+    master = app_main_pid(instance_id, home=home)
+    children = _children(master)
+    workers = [pid for pid in children if "multiprocessing" in _cmdline(pid) and "resource_tracker" not in _cmdline(pid)]
+    if not workers:
+        raise LookupError(f"the web server {master} on {instance_id} has no worker process")
+    os.kill(workers[0], signal.SIGKILL)
+    return workers[0]
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass

@@ -15,8 +15,10 @@ import signal
 import threading
 from pathlib import Path
 
+import psutil
+
 from labkit.localcloud import control
-from labkit.localcloud.procs import CLOUD_MARKER, _environ_of, find_marked
+from labkit.localcloud.procs import CLOUD_MARKER, find_marked
 
 
 def _health(home: Path | None) -> dict:
@@ -50,7 +52,7 @@ def stall_database(identifier: str, seconds: float, home: Path | None = None) ->
 def function_worker_pids(function: str, home: Path | None = None) -> list[int]:
     cloud_id = control.cloud_status(home).cloud_id
     return [pid for pid in find_marked(CLOUD_MARKER, cloud_id or "")
-            if _environ_of(pid).get("AWS_LAMBDA_FUNCTION_NAME") == function and "awslambdaric" in _cmdline(pid)]
+            if _environ(pid).get("AWS_LAMBDA_FUNCTION_NAME") == function and "awslambdaric" in _cmdline(pid)]
 
 
 def kill_function_workers(function: str, home: Path | None = None) -> list[int]:
@@ -98,6 +100,13 @@ def _children(pid: int) -> list[int]:
             if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
                 found.append(int(entry.name))
     return found
+
+
+def _environ(pid: int) -> dict[str, str]:
+    try:
+        return psutil.Process(pid).environ()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return {}
 
 
 def _cmdline(pid: int) -> str:

@@ -8,7 +8,8 @@ STAMP       := .cache/stamps
 
 .PHONY: setup lab jupyter test test-fast bench clean-notebooks cloud-stop clean
 
-setup: $(STAMP)/venv $(STAMP)/lambda-venv $(STAMP)/wheels $(STAMP)/db-server $(STAMP)/browser
+setup: $(STAMP)/venv $(STAMP)/lambda-venv $(STAMP)/wheels $(STAMP)/db-server $(STAMP)/browser $(STAMP)/faketime \
+	.cache/faketime/labkit_faketime_sleep.so
 
 $(STAMP)/venv: pyproject.toml
 	@mkdir -p $(STAMP)
@@ -38,6 +39,17 @@ $(STAMP)/db-server: scripts/ensure-db-server.sh
 	@mkdir -p $(STAMP)
 	scripts/ensure-db-server.sh
 	@touch $@
+
+# The lab clock (labkit/localcloud/clock.py): libfaketime, and the companion preloaded just before it.
+$(STAMP)/faketime: scripts/ensure-faketime.sh
+	@mkdir -p $(STAMP)
+	scripts/ensure-faketime.sh
+	@touch $@
+
+.cache/faketime/labkit_faketime_sleep.so: labkit/localcloud/faketime_sleep.c scripts/ensure-cc.sh
+	@mkdir -p .cache/faketime
+	scripts/ensure-cc.sh
+	cc -O2 -shared -fPIC -Wall -o $@ labkit/localcloud/faketime_sleep.c -ldl
 
 $(STAMP)/browser: scripts/ensure-browser.sh
 	@mkdir -p $(STAMP)

@@ -1,4 +1,4 @@
-"""Pure parts of the daily delta report: the window, the S3 key, and CSV rows."""
+"""Pure parts of the daily delta report: the window, the S3 keys, the CSV rows and the day-over-day change."""
 from __future__ import annotations
 
 import csv
@@ -41,6 +41,31 @@ def report_window(event: Any) -> tuple[dt.datetime, dt.datetime]:
 
 def report_key(start: dt.datetime, prefix: str = "reports/") -> str:
     return f"{prefix}dt={start:%Y-%m-%d}/orders-delta-{start:%Y%m%dT%H%M%SZ}.csv"
+
+
+def change_key(start: dt.datetime, prefix: str = "reports/") -> str:
+    """The day-over-day summary, beside the CSV of the same window."""
+    return report_key(start, prefix).removesuffix(".csv") + ".change.json"
+
+
+def previous_window(start: dt.datetime, end: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """The window of the same length just before [start, end): yesterday, for a daily run."""
+    return start - (end - start), start
+
+
+def day_change(window: tuple[dt.datetime, dt.datetime], orders: int, amount: Decimal,
+               previous_orders: int, previous_amount: Decimal) -> dict[str, Any]:
+    """The window's orders and amount against the previous window's, and the differences."""
+    start, end = window
+    before, _ = previous_window(start, end)
+    return {"window_start": _iso(start), "window_end": _iso(end), "orders": orders, "amount": f"{amount:.2f}",
+            "previous_window_start": _iso(before), "previous_orders": previous_orders,
+            "previous_amount": f"{previous_amount:.2f}", "orders_change": orders - previous_orders,
+            "amount_change": f"{amount - previous_amount:.2f}"}
+
+
+def _iso(instant: dt.datetime) -> str:
+    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def format_row(row: tuple) -> tuple:

@@ -108,8 +108,15 @@ def test_report_over_a_known_window_is_the_exact_csv(provisioned):
     result = functions.invoke(provisioned.lab, iam.REPORT_FUNCTION, event)
     assert result.function_error is None, result.payload
     key = "reports/dt=2020-02-01/orders-delta-20200201T000000Z.csv"
+    change_key = "reports/dt=2020-02-01/orders-delta-20200201T000000Z.change.json"
     assert result.payload == {"status": "ok", "bucket": storage.bucket_name(provisioned.lab), "key": key,
-                              "rows": 2, "total_amount": "1.30"}
+                              "rows": 2, "total_amount": "1.30", "change_key": change_key, "orders_change": 2,
+                              "amount_change": "1.30"}
+    change = provisioned.lab.client("s3").get_object(Bucket=storage.bucket_name(provisioned.lab), Key=change_key)
+    assert json.loads(change["Body"].read()) == {
+        "window_start": "2020-02-01T00:00:00Z", "window_end": "2020-02-02T00:00:00Z", "orders": 2, "amount": "1.30",
+        "previous_window_start": "2020-01-31T00:00:00Z", "previous_orders": 0, "previous_amount": "0.00",
+        "orders_change": 2, "amount_change": "1.30"}
     body = provisioned.lab.client("s3").get_object(Bucket=storage.bucket_name(provisioned.lab), Key=key)["Body"]
     assert body.read().decode() == (
         "order_id,customer_name,product,quantity,amount,created_at\n"

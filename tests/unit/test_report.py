@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from report import WindowError, report_key, report_window, write_csv
+from report import WindowError, change_key, day_change, previous_window, report_key, report_window, write_csv
 
 UTC = dt.timezone.utc
 
@@ -52,3 +52,13 @@ def test_empty_window_is_header_only():
     out = io.StringIO()
     assert write_csv([], out) == (0, Decimal("0.00"))
     assert out.getvalue() == "order_id,customer_name,product,quantity,amount,created_at\n"
+
+
+def test_day_change_compares_the_window_with_the_one_before():
+    start, end = dt.datetime(2026, 3, 2, tzinfo=UTC), dt.datetime(2026, 3, 3, tzinfo=UTC)
+    assert previous_window(start, end) == (dt.datetime(2026, 3, 1, tzinfo=UTC), start)
+    change = day_change((start, end), 3, Decimal("30.50"), 5, Decimal("40.00"))
+    assert change == {"window_start": "2026-03-02T00:00:00Z", "window_end": "2026-03-03T00:00:00Z", "orders": 3,
+                      "amount": "30.50", "previous_window_start": "2026-03-01T00:00:00Z", "previous_orders": 5,
+                      "previous_amount": "40.00", "orders_change": -2, "amount_change": "-9.50"}
+    assert change_key(start) == "reports/dt=2026-03-02/orders-delta-20260302T000000Z.change.json"

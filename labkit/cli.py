@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 from pathlib import Path
@@ -65,7 +66,8 @@ def _clock(args: argparse.Namespace, home: Path | None) -> int:
             print("  no scheduled rule was due")
     else:
         info = control.lab_clock(home)
-        print(f"lab time {info['now']} (real time + {info['offset_seconds']:.0f} s)")
+        offset = dt.timedelta(seconds=round(info["offset_seconds"]))
+        print(f"lab time {info['now']} (real time + {offset}, {info['offset_seconds']:.0f} s)")
     return 0
 
 

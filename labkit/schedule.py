@@ -49,9 +49,10 @@ def scheduled_event(lab: Lab, rule_arn: str, when: dt.datetime) -> dict:
             "resources": [rule_arn], "detail": {}}
 
 
-def manual_window(hours: float = 24) -> dict:
-    """A manual report event for the last ``hours`` (up to now, in whole seconds)."""
-    end = dt.datetime.now(dt.timezone.utc).replace(microsecond=0) + dt.timedelta(seconds=1)
+def manual_window(lab: Lab, hours: float = 24) -> dict:
+    """A manual report event for the last ``hours`` up to the cloud's now (the lab clock locally), in whole seconds."""
+    now = dt.datetime.fromisoformat(lab.target.lab_time()).astimezone(dt.timezone.utc)
+    end = now.replace(microsecond=0) + dt.timedelta(seconds=1)
     start = end - dt.timedelta(hours=hours)
     return {"start": start.strftime("%Y-%m-%dT%H:%M:%SZ"), "end": end.strftime("%Y-%m-%dT%H:%M:%SZ")}
 

@@ -42,39 +42,46 @@ def submissions_frame(submissions: list[tuple[dict, Submission]]) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
-def report_with_orders(lab: Lab, firings: pd.DataFrame,
-                       submitted: list[tuple[dict, Submission]]) -> tuple[str, pd.DataFrame, str]:
-    """The report holding the accepted orders: the scheduled one, as a rule.
-
-    Orders carry the real time, while the local lab clock only moves forward. Once it has been advanced
-    (on a re-run of this notebook), the schedule reports days the new orders are not in. Then the same
-    function is run by hand for the orders' own window, and the third value says so.
-    """
-    wanted = {r.body.get("order_id") for _, r in submitted if r.accepted}
-    for key in firings.loc[firings["status"] == "ok", "key"].dropna():
-        frame = storage.read_report(lab, key)
-        if wanted <= set(frame["order_id"]):
-            return key, frame, "the scheduled run"
-    orders = database.orders_frame(lab, limit=1000)
-    times = orders.loc[orders["order_id"].isin(wanted), "created_at"]
-    if times.empty:
-        return "", pd.DataFrame(), "no accepted orders to report"
-    event = {"start": times.min().floor("s").strftime("%Y-%m-%dT%H:%M:%SZ"),
-             "end": (times.max().floor("s") + pd.Timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")}
-    result = functions.invoke(lab, iam.REPORT_FUNCTION, event)
-    key = (result.payload or {}).get("key", "") if isinstance(result.payload, dict) else ""
-    return key, storage.read_report(lab, key) if key else pd.DataFrame(), (
-        "a manual run for the orders' window (the lab clock had already passed them)")
+def day_report(lab: Lab, firings: pd.DataFrame) -> tuple[str, pd.DataFrame]:
+    """The report of the day that just passed: the last scheduled run's CSV, read from S3."""
+    done = firings.loc[(firings["status"] == "ok") & firings["key"].notna()]
+    if done.empty:
+        return "", pd.DataFrame(columns=["order_id", "customer_name", "product", "quantity", "amount", "created_at"])
+    key = str(done["key"].iloc[-1])
+    return key, storage.read_report(lab, key)
 
 
-def amounts_chart(report: pd.DataFrame):
-    """A bar chart of the report's amounts per product, and its order count per product."""
+def day_window(firings: pd.DataFrame) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """[time - 24 h, time) of the last scheduled run: the day its report covers."""
+    done = firings.loc[firings["status"] == "ok"]
+    end = pd.Timestamp(done["time"].iloc[-1]) if not done.empty else pd.Timestamp.now(tz="UTC")
+    end = end.tz_localize("UTC") if end.tzinfo is None else end
+    return end - pd.Timedelta(hours=24), end
+
+
+def days_frame(lab: Lab, prefix: str = "reports/") -> pd.DataFrame:
+    """Every reported day with its day-over-day change (the ``.change.json`` beside each CSV), oldest first."""
+    s3, bucket = lab.client("s3"), storage.bucket_name(lab)
+    rows = []
+    for key in storage.reports_frame(lab, prefix)["key"]:
+        if key.endswith(".change.json"):
+            change = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+            rows.append({"day": change["window_start"][:16].replace("T", " "), "orders": change["orders"],
+                         "amount": float(change["amount"]), "previous orders": change["previous_orders"],
+                         "previous amount": float(change["previous_amount"]),
+                         "orders change": change["orders_change"], "amount change": float(change["amount_change"])})
+    columns = ["day", "orders", "amount", "previous orders", "previous amount", "orders change", "amount change"]
+    return pd.DataFrame(rows, columns=columns).sort_values("day", ignore_index=True)
+
+
+def days_chart(days: pd.DataFrame):
+    """The reported days side by side: orders and amount per day."""
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
-    by_product = report.groupby("product").agg(orders=("order_id", "count"), amount=("amount", "sum"))
-    by_product["amount"].plot.bar(ax=left, color="#2155d6", title="Amount per product (USD)")
-    by_product["orders"].plot.bar(ax=right, color="#067647", title="Orders per product")
+    by_day = days.set_index("day")
+    by_day["orders"].plot.bar(ax=left, color="#067647", title="Orders per day")
+    by_day["amount"].plot.bar(ax=right, color="#2155d6", title="Amount per day (USD)")
     for axis in (left, right):
         axis.set_xlabel("")
         axis.tick_params(axis="x", rotation=20)
@@ -87,15 +94,19 @@ def verification_checks(lab: Lab, submitted: list[tuple[dict, Submission]], firi
     """The tutorial's five Verification ticks as a check table."""
     accepted = [r.body.get("order_id") for _, r in submitted if r.accepted]
     rejected = [(o, r) for o, r in submitted if r.status == 422]
-    stored = set(database.orders_frame(lab, limit=1000)["order_id"])
+    orders = database.orders_frame(lab, limit=1000)
+    start, end = day_window(firings)
+    of_the_day = set(orders.loc[(orders["created_at"] >= start) & (orders["created_at"] < end), "order_id"])
     logs = functions.logs_frame(lab, iam.REPORT_FUNCTION, contains="REPORT RequestId", wait_seconds=120)
     rows = [
         ("orders submitted from the app are accepted", True, bool(accepted) and len(accepted) == len(submitted) - len(rejected)),
-        ("accepted orders are in the RDS table", True, bool(accepted) and set(accepted) <= stored),
+        ("accepted orders are in the RDS table", True, bool(accepted) and set(accepted) <= set(orders["order_id"])),
         ("invalid order (amount <= 0) rejected and not stored", True,
          bool(rejected) and all(r.body.get("errors", {}).get("amount") for _, r in rejected)),
         ("CSV report generated in S3 with the orders", True,
          not report.empty and set(accepted) <= set(report["order_id"])),
+        ("the report holds exactly the orders of its day", True,
+         not report.empty and set(report["order_id"]) == of_the_day),
         ("scheduled execution ran and is in CloudWatch Logs", True,
          (not firings.empty and (firings["status"] == "ok").all()) and not logs.empty),
     ]

@@ -177,17 +177,14 @@ class LabClock:
         self._remove_shared()
 
 
-def install(cloud: object) -> LabClock:
-    """The lab clock of ``cloud`` (its file under ``<home>/clock``); moto's S3 and Logs stamp with it."""
+
+def patch_moto(clock: LabClock) -> None:
+    """moto's S3 LastModified and the accepted window of log events (Logs) follow the lab's time."""
     from moto.logs import models as logs_models
     from moto.s3 import models as s3_models
-
-    clock = LabClock(cloud.home / "clock", cloud.cloud_id)
 
     def lab_utcnow() -> dt.datetime:
         return clock.now().replace(tzinfo=None)  # moto's utcnow() is naive UTC
 
-    # Object LastModified (S3) and the accepted window of log events (Logs) follow the lab's time.
     s3_models.utcnow = lab_utcnow
     logs_models.utcnow = lab_utcnow
-    return clock

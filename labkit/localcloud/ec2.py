@@ -96,6 +96,11 @@ class Sandboxes(Service):
             extra.update({"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheels), "PIP_DISABLE_PIP_VERSION_CHECK": "1"})
         return self.ctx.child_env("ec2", instance.id, extra, region=instance.region_name)
 
+    def _lab_now(self) -> dt.datetime:
+        """The instance's time: the lab clock (:mod:`labkit.localcloud.clock`)."""
+        scheduler = self.ctx.services.get("scheduler")
+        return scheduler.clock.now() if scheduler is not None else dt.datetime.now(dt.UTC)
+
     def _build_image(self, instance: Any) -> Path:
         root = self.root(instance.id)
         for sub in ("bin", "root", "var/log", "var/lib/cloud/instance", "etc/systemd/system", "run", "opt", "tmp"):
@@ -123,7 +128,7 @@ class Sandboxes(Service):
             instance._state.name, instance._state.code = "running", 16
             if script.strip():
                 self._run_user_data(instance, root, script)
-            (root / "var/lib/cloud/instance/boot-finished").write_text(dt.datetime.now(dt.UTC).isoformat())
+            (root / "var/lib/cloud/instance/boot-finished").write_text(self._lab_now().isoformat())
             self.boot_seconds[instance.id] = time.monotonic() - started
 
         threading.Thread(target=boot, daemon=True, name=f"boot-{instance.id}").start()
@@ -206,7 +211,7 @@ class Sandboxes(Service):
         script = workdir / "_script.sh"
         script.write_text("\n".join(lines) + "\n")
         cwd = Path((params.get("workingDirectory") or [""])[0] or workdir)
-        started = dt.datetime.now(dt.UTC)
+        started = self._lab_now()
         invocation.update(Status="InProgress", StatusDetails="InProgress",
                           ExecutionStartDateTime=started.isoformat(), ResponseCode=-1)
         with open(workdir / "stdout", "wb") as out, open(workdir / "stderr", "wb") as err:
@@ -218,7 +223,7 @@ class Sandboxes(Service):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 code, status = proc.wait(), "TimedOut"
-        ended = dt.datetime.now(dt.UTC)
+        ended = self._lab_now()
         invocation.update(
             Status=status, StatusDetails=status, ResponseCode=code,
             StandardOutputContent=(workdir / "stdout").read_text(errors="replace")[:OUTPUT_LIMIT],

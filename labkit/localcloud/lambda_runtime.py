@@ -3,7 +3,8 @@
 Each worker has its own Runtime API server on 127.0.0.1 (as each AWS sandbox has its own), so an
 invocation is handed to exactly one process and a timeout kills exactly that process. The worker's
 Python is the Lambda runtime venv (boto3 + awslambdaric only); function code and layer folders are
-put on ``PYTHONPATH`` in AWS's order.
+put on ``PYTHONPATH`` in AWS's order. The Runtime API measures timeouts in real (monotonic) time; the
+times it hands the worker (the deadline, the trace id) are on the worker's own clock, the lab clock.
 """
 from __future__ import annotations
 
@@ -47,7 +48,8 @@ class Worker:
     """A warm (or warming) execution environment for one function configuration."""
 
     def __init__(self, python: str, handler: str, cwd: Path, env: dict[str, str],
-                 on_log: Callable[[Worker, str], None]) -> None:
+                 on_log: Callable[[Worker, str], None], clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock  # lab time, as the worker's process reads it
         self.cv = threading.Condition()
         self.pending: Invocation | None = None
         self.current: Invocation | None = None
@@ -57,7 +59,7 @@ class Worker:
         self.init_duration_ms = 0.0
         self.last_used = time.monotonic()
         self.retire_at = float("inf")
-        self.log_stream = f"{time.strftime('%Y/%m/%d', time.gmtime())}/[$LATEST]{uuid.uuid4().hex}"
+        self.log_stream = f"{time.strftime('%Y/%m/%d', time.gmtime(clock()))}/[$LATEST]{uuid.uuid4().hex}"
         self._on_log = on_log
         self._reading = False
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
@@ -115,8 +117,8 @@ class Worker:
         if not started:
             self._fail_before_start(inv)
         elif not done:
-            self._fail(inv, "Sandbox.Timedout", {"errorMessage": f"{_stamp()} {inv.request_id} Task timed out "
-                                                                 f"after {inv.timeout:.2f} seconds"})
+            self._fail(inv, "Sandbox.Timedout", {"errorMessage": f"{_stamp(self.clock())} {inv.request_id} "
+                                                                 f"Task timed out after {inv.timeout:.2f} seconds"})
         elif inv.result is None:  # the process died mid-invocation
             self._fail(inv, "Runtime.ExitError", {"errorType": "Runtime.ExitError", "errorMessage": (
                 f"RequestId: {inv.request_id} Error: Runtime exited with error: {_exit_text(self.proc.poll())}")})
@@ -146,8 +148,9 @@ class Worker:
                 f"RequestId: {inv.request_id} Error: Runtime exited without providing a reason "
                 f"({_exit_text(self.proc.poll())})")})
         else:
-            self._fail(inv, "Sandbox.Timedout", {"errorMessage": f"{_stamp()} {inv.request_id} Task timed out "
-                                                                 f"during init after {INIT_TIMEOUT:.2f} seconds"})
+            self._fail(inv, "Sandbox.Timedout", {"errorMessage": f"{_stamp(self.clock())} {inv.request_id} Task "
+                                                                 f"timed out during init after {INIT_TIMEOUT:.2f} "
+                                                                 "seconds"})
 
     @property
     def usable(self) -> bool:
@@ -216,8 +219,8 @@ def _exit_text(code: int | None) -> str:
     return f"signal: {signal.Signals(-code).name.lower().removeprefix('sig')}" if code < 0 else f"exit status {code}"
 
 
-def _stamp() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z"
+def _stamp(now: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
 
 
 def _handler_for(worker: Worker) -> type[BaseHTTPRequestHandler]:
@@ -251,10 +254,11 @@ def _handler_for(worker: Worker) -> type[BaseHTTPRequestHandler]:
             inv = worker.next_invocation()
             if inv is None:
                 return self._reply(410, b'{"errorMessage": "environment shutting down"}')
-            deadline = int((time.time() + inv.timeout) * 1000)
+            now = worker.clock()
+            deadline = int((now + inv.timeout) * 1000)
             headers = {"Lambda-Runtime-Aws-Request-Id": inv.request_id, "Lambda-Runtime-Deadline-Ms": str(deadline),
                        "Lambda-Runtime-Invoked-Function-Arn": inv.function_arn,
-                       "Lambda-Runtime-Trace-Id": f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};Sampled=0"}
+                       "Lambda-Runtime-Trace-Id": f"Root=1-{int(now):08x}-{uuid.uuid4().hex[:24]};Sampled=0"}
             if inv.client_context:
                 headers["Lambda-Runtime-Client-Context"] = inv.client_context
             self._reply(200, inv.payload, headers)

@@ -237,9 +237,14 @@ class LambdaService(Service):
             raise JsonRESTError("ServiceException", f"The Lambda runtime environment {python} is missing; "
                                                     "run `make setup` to build it.")
         worker = Worker(python, fn.handler or "lambda_function.lambda_handler", task_root, env,
-                        lambda worker, line: self._log(fn, worker, line))
+                        lambda worker, line: self._log(fn, worker, line), clock=self._lab_time)
         worker.retire_at = time.monotonic() + CREDENTIALS_SECONDS - 3600  # never run on expiring credentials
         return worker
+
+    def _lab_time(self) -> float:
+        """The lab clock (the scheduler's; :mod:`labkit.localcloud.clock`), which the workers read too."""
+        scheduler = self.ctx.services.get("scheduler")
+        return scheduler.clock.timestamp() if scheduler is not None else time.time()
 
     def _extract(self, code: bytes, kind: str) -> Path:
         digest = hashlib.sha256(code).hexdigest()[:24]
@@ -269,7 +274,8 @@ class LambdaService(Service):
                 backend.create_log_group(group, {})
             if stream not in backend.groups[group].streams:
                 backend.create_log_stream(group, stream)
-            backend.put_log_events(group, stream, [{"timestamp": int(time.time() * 1000), "message": line}])
+            backend.put_log_events(group, stream, [{"timestamp": int(self._lab_time() * 1000),
+                                                      "message": line}])
 
     def _role_may_log(self, fn: Any, backend: Any, group: str, stream: str) -> bool:
         """Whether the execution role may write this stream; a verdict holds for a second (IAM changes reach

@@ -14,7 +14,6 @@ import json
 import logging
 import re
 import threading
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -26,9 +25,9 @@ from moto.cloudwatch.models import cloudwatch_backends
 from moto.events.models import events_backends
 from werkzeug.wrappers import Request
 
-from labkit.localcloud import iam_policy
+from labkit.localcloud import clock, iam_policy
 from labkit.localcloud.lambda_service import LambdaService
-from labkit.localcloud.services import CloudContext, Route, Service
+from labkit.localcloud.services import CloudContext, Launch, Route, Service
 
 log = logging.getLogger("labkit.localcloud.scheduler")
 UTC = dt.timezone.utc
@@ -36,16 +35,6 @@ RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 CRON = re.compile(r"^cron\((.+)\)$")
 UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 HISTORY_LIMIT = 1000
-
-
-class LabClock:
-    """Real UTC time plus an offset that only ever grows."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def now(self) -> dt.datetime:
-        return dt.datetime.fromtimestamp(time.time() + self.offset, UTC)
 
 
 @dataclass
@@ -117,7 +106,8 @@ class Scheduler(Service):
 
     def __init__(self, ctx: CloudContext) -> None:
         self.ctx = ctx
-        self.clock = LabClock()
+        self.clock = clock.LabClock(ctx.service_dir("clock"), ctx.cloud_id)
+        clock.patch_moto(self.clock)
         self.schedules: dict[str, Schedule] = {}
         self.history: list[dict] = []
         self.lock = threading.RLock()
@@ -139,7 +129,11 @@ class Scheduler(Service):
         return {**self.clock_info(), "rules": len(self.schedules), "firings": len(self.history)}
 
     def clock_info(self) -> dict:
-        return {"now": self.clock.now().isoformat(), "offset_seconds": self.clock.offset}
+        return self.clock.info()
+
+    def on_launch(self, launch: Launch) -> None:
+        """Every process of the lab lives on the lab clock (libfaketime, see :mod:`labkit.localcloud.clock`)."""
+        launch.env.update(self.clock.process_env(launch.env))
 
     def register(self, rule: Any) -> None:
         """Anchor a rule's schedule at the current lab time (kept when its expression is unchanged)."""
@@ -153,15 +147,12 @@ class Scheduler(Service):
 
     def _advance_route(self, request: Request) -> dict:
         body = request.get_json(silent=True) or {}
-        seconds = float(body.get("seconds", 0))
-        if seconds < 0:
-            raise ValueError("the lab clock only moves forward")
-        return self.advance(seconds)
+        return self.advance(float(body.get("seconds", 0)))
 
     def advance(self, seconds: float) -> dict:
         """Move the lab clock forward and fire every instant passed over; return the firings."""
         with self.lock:
-            self.clock.offset += seconds
+            self.clock.advance(seconds)  # returns once every process of the lab reads the new time
             firings = self.fire_due(self.clock.now())
         return {**self.clock_info(), "firings": firings}
 
@@ -248,5 +239,5 @@ class Scheduler(Service):
         with self.lock:
             self.schedules.clear()
             self.history.clear()
-            self.clock.offset = 0.0
+            self.clock.reset()
         self._start_loop()

@@ -93,10 +93,10 @@ PROBES = {
     (iam.VALIDATOR_ROLE, "logs:CreateLogGroup"): lambda lab: _logged(lab, iam.VALIDATOR_FUNCTION, {"amount": "0"}),
     (iam.VALIDATOR_ROLE, "ec2:CreateNetworkInterface"): lambda lab: _vpc_update_ok(lab, iam.VALIDATOR_FUNCTION),
     (iam.REPORT_ROLE, "secretsmanager:GetSecretValue"):
-        lambda lab: _cold_invoke_ok(lab, iam.REPORT_FUNCTION, schedule.manual_window()),
-    (iam.REPORT_ROLE, "logs:CreateLogGroup"): lambda lab: _logged(lab, iam.REPORT_FUNCTION, schedule.manual_window()),
+        lambda lab: _cold_invoke_ok(lab, iam.REPORT_FUNCTION, schedule.manual_window(lab)),
+    (iam.REPORT_ROLE, "logs:CreateLogGroup"): lambda lab: _logged(lab, iam.REPORT_FUNCTION, schedule.manual_window(lab)),
     (iam.REPORT_ROLE, "ec2:CreateNetworkInterface"): lambda lab: _vpc_update_ok(lab, iam.REPORT_FUNCTION),
-    (iam.REPORT_ROLE, "s3:PutObject"): lambda lab: _invoke_ok(lab, iam.REPORT_FUNCTION, schedule.manual_window()),
+    (iam.REPORT_ROLE, "s3:PutObject"): lambda lab: _invoke_ok(lab, iam.REPORT_FUNCTION, schedule.manual_window(lab)),
 }
 
 

@@ -129,15 +129,36 @@ def start_cloud(port: int | None = None, home: Path | None = None, timeout: floa
     if status.pid and pid_alive(status.pid):
         stop_cloud(home)  # a daemon that no longer answers: end it and what it started
     _state_file(home).unlink(missing_ok=True)
-    note = None
-    if port is None:  # the default (4566 or LABKIT_CLOUD_PORT) is a preference; an explicit port is an order
-        port, note = _pick_port(default_port())
-    if not _port_free(port):
-        raise CloudError(
-            f"port {port} on {HOST} is already in use{_holder(port)}, so the local cloud cannot listen there",
-            f"stop what uses port {port} (see `ss -ltnp 'sport = :{port}'`) or pick another port with "
-            "`labkit cloud start --port N`, or leave the port out: labkit then picks a free one",
-        )
+    preferred = port is None  # the default (4566 or LABKIT_CLOUD_PORT) is a preference; --port N is an order
+    for _attempt in range(3):
+        note = None
+        if preferred:
+            port, note = _pick_port(default_port())
+        if not _port_free(port):
+            raise _port_taken(port)
+        started = _launch(home, port, timeout, extra_services)
+        if started:
+            return dataclasses.replace(started, note=note)
+        if not preferred:
+            raise _port_taken(port)
+    raise CloudError(f"other processes kept taking the free ports picked for the local cloud (last {port})",
+                     "try again, or pick a port with `labkit cloud start --port N`")
+
+
+def _port_taken(port: int) -> CloudError:
+    return CloudError(
+        f"port {port} on {HOST} is already in use{_holder(port)}, so the local cloud cannot listen there",
+        f"stop what uses port {port} (see `ss -ltnp 'sport = :{port}'`) or pick another port with "
+        "`labkit cloud start --port N`, or leave the port out: labkit then picks a free one",
+    )
+
+
+class _PortRace(Exception):
+    """Another process took the port between the look and the daemon's bind."""
+
+
+def _launch(home: Path, port: int, timeout: float, extra_services: tuple[str, ...]) -> CloudStatus | None:
+    """Start the daemon on ``port``; None when something else took the port while it started (a race)."""
     _private_folder(home)
     (home / "logs").mkdir(parents=True, exist_ok=True)
     cloud_id = uuid.uuid4().hex
@@ -154,6 +175,8 @@ def start_cloud(port: int | None = None, home: Path | None = None, timeout: floa
 
     def answered() -> bool:
         if proc.poll() is not None:
+            if not _port_free(port):
+                raise _PortRace(port)
             raise CloudError(
                 f"the local cloud exited while starting (code {proc.returncode}):\n{_tail(log_path)}",
                 f"read {log_path} for the whole log",
@@ -164,7 +187,9 @@ def start_cloud(port: int | None = None, home: Path | None = None, timeout: floa
     try:
         Retrying(retry=retry_if_result(lambda ok: not ok), stop=stop_after_delay(timeout), wait=wait_fixed(0.05))(
             answered)
-        return dataclasses.replace(cloud_status(home), note=note)
+        return cloud_status(home)
+    except _PortRace:
+        return None
     except RetryError:
         pass
     proc.kill()

@@ -119,3 +119,22 @@ def test_control_api_needs_the_owners_token(own_cloud):
         assert caught.value.code == 403
     assert control.cloud_status(own_cloud.home).running
     assert own_cloud.request("GET", "/_labkit/clock")["now"]  # the owner, through the state file, is let in
+
+
+def test_a_port_taken_while_the_cloud_starts_is_detoured(tmp_path, own_cloud, monkeypatch):
+    """Two labs starting at the same moment both see the preferred port free; the one that loses picks another."""
+    monkeypatch.setenv("LABKIT_CLOUD_PORT", str(own_cloud.status.port))
+    real_free, looks = control._port_free, []
+
+    def racing(port: int) -> bool:
+        looks.append(port)
+        return True if len(looks) <= 2 else real_free(port)  # the first two looks come before the other lab binds
+
+    monkeypatch.setattr(control, "_port_free", racing)
+    home = tmp_path / "racing"
+    try:
+        started = control.start_cloud(home=home)
+        assert started.running and started.port != own_cloud.status.port
+        assert "is taken by another lab's local cloud" in started.note
+    finally:
+        control.stop_cloud(home)

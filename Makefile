@@ -8,14 +8,16 @@ STAMP       := .cache/stamps
 
 .PHONY: setup lab jupyter test test-fast bench clean-notebooks cloud-stop clean
 
-setup: $(STAMP)/venv $(STAMP)/lambda-venv $(STAMP)/wheels $(STAMP)/db-server $(STAMP)/browser $(STAMP)/faketime \
+setup: $(STAMP)/venv $(STAMP)/lambda-venv $(STAMP)/wheels $(STAMP)/db-server $(STAMP)/browser $(STAMP)/faketime $(STAMP)/hub-proxy \
 	.cache/faketime/labkit_faketime_sleep.so
 
-$(STAMP)/venv: pyproject.toml
+$(STAMP)/venv: pyproject.toml jupyter/overrides.json
 	@mkdir -p $(STAMP)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (Orders Lab)" >/dev/null
+	@mkdir -p $(VENV)/share/jupyter/lab/settings
+	cp jupyter/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	@touch $@
 
 # The Lambda runtime environment: only what AWS's Python runtime holds (boto3) plus awslambdaric.
@@ -51,6 +53,12 @@ $(STAMP)/faketime: scripts/ensure-faketime.sh
 	scripts/ensure-cc.sh
 	cc -O2 -shared -fPIC -Wall -o $@ labkit/localcloud/faketime_sleep.c -ldl
 
+# JupyterHub's proxy (npm's configurable-http-proxy) for the classroom: classroom/jupyterhub_config.py.
+$(STAMP)/hub-proxy: scripts/ensure-hub-proxy.sh
+	@mkdir -p $(STAMP)
+	scripts/ensure-hub-proxy.sh
+	@touch $@
+
 $(STAMP)/browser: scripts/ensure-browser.sh
 	@mkdir -p $(STAMP)
 	scripts/ensure-browser.sh
@@ -63,8 +71,9 @@ lab: setup
 	@echo "The local cloud keeps running (labkit cloud status). Open the notebooks with: make jupyter"
 	@echo "When done: run notebooks/99_teardown.ipynb (or .venv/bin/labkit down), then .venv/bin/labkit cloud stop"
 
+# As root too (the README's set-up runs as root): Jupyter refuses root without --allow-root.
 jupyter: setup
-	$(BIN)/jupyter lab --ip=127.0.0.1 notebooks/
+	$(BIN)/jupyter lab --ip=127.0.0.1 $$([ "$$(id -u)" = 0 ] && echo --allow-root) notebooks/
 
 # Everything runs against the real local cloud on free ports; each test stops what it starts.
 test: setup

@@ -1,0 +1,167 @@
+"""The footprint of one lab, and of K labs side by side.
+
+One lab: every step on a local cloud of its own, a few orders through the app, then idle; prints the
+memory of each part (RSS and USS: what the process alone holds) — the cloud daemon, each database
+server, each warm Lambda worker, the app — and the idle CPU of all of them. Then K labs built at once
+against one lab alone (wall time). Usage: ``python bench/bench_footprint.py [--labs K] [--idle-seconds S]``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from labkit import Lab, compute, teardown  # noqa: E402
+from labkit.localcloud import control  # noqa: E402
+from labkit.localcloud.procs import CLOUD_MARKER, find_marked  # noqa: E402
+from labkit.steps import run_steps  # noqa: E402
+
+MIB = 1024 * 1024
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def build_lab(home: Path, name: str = "bench-lab") -> Lab:
+    lab = Lab(target="local", name=name, cloud_port=free_port(), app_port=free_port(), home=home)
+    run_steps(lab, 1, 13)
+    return lab
+
+
+def send_orders(lab: Lab, count: int = 5) -> None:
+    url = compute.app_url(lab) + "api/orders"
+    for i in range(count):
+        body = json.dumps({"customer_name": f"Bench {i}", "product": "Footprint", "quantity": 1,
+                           "amount": "1.00"}).encode()
+        request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            response.read()
+
+
+def part_of(proc: psutil.Process, daemon_pid: int) -> str:
+    if proc.pid == daemon_pid:
+        return "cloud daemon"
+    try:
+        cmd = " ".join(proc.cmdline())
+    except psutil.Error:
+        return "other"
+    if "mariadbd" in cmd or "mysqld" in cmd:
+        return "database server"
+    if "awslambdaric" in cmd or "lambda_runtime" in cmd or "bootstrap" in cmd:
+        return "Lambda worker"
+    if "gunicorn" in cmd:
+        return "app (gunicorn)"
+    return "other"
+
+
+def parts(status: control.CloudStatus) -> list[tuple[str, psutil.Process]]:
+    found = []
+    for pid in [status.pid, *find_marked(CLOUD_MARKER, status.cloud_id)]:
+        try:
+            proc = psutil.Process(pid)
+            found.append((part_of(proc, status.pid), proc))
+        except psutil.Error:
+            pass
+    return found
+
+
+def memory_table(status: control.CloudStatus) -> float:
+    rows, total_rss, total_uss = [], 0, 0
+    for part, proc in parts(status):
+        try:
+            info = proc.memory_full_info()
+        except psutil.Error:
+            continue
+        rows.append((part, proc.pid, info.rss / MIB, info.uss / MIB))
+        total_rss += info.rss
+        total_uss += info.uss
+    print(f"{'part':<18} {'pid':>8} {'RSS MiB':>9} {'USS MiB':>9}")
+    for part, pid, rss, uss in sorted(rows):
+        print(f"{part:<18} {pid:>8} {rss:>9.1f} {uss:>9.1f}")
+    print(f"{'one idle lab':<18} {'':>8} {total_rss / MIB:>9.1f} {total_uss / MIB:>9.1f}   (aim: <= 300 MiB)")
+    return total_uss / MIB
+
+
+def idle_cpu(status: control.CloudStatus, seconds: float) -> float:
+    procs = [p for _, p in parts(status)]
+
+    def cpu() -> float:
+        total = 0.0
+        for proc in procs:
+            try:
+                times = proc.cpu_times()
+                total += times.user + times.system
+            except psutil.Error:
+                pass
+        return total
+
+    before = cpu()
+    time.sleep(seconds)
+    return (cpu() - before) / seconds * 100
+
+
+def timed_labs(count: int) -> float:
+    homes = [Path(tempfile.mkdtemp(prefix="labkit-bench-")) for _ in range(count)]
+    errors: list[BaseException] = []
+
+    def one(home: Path) -> None:
+        try:
+            build_lab(home)
+        except BaseException as exc:  # noqa: BLE001 - reported after the others finish
+            errors.append(exc)
+
+    started = time.monotonic()
+    threads = [threading.Thread(target=one, args=(h,)) for h in homes]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.monotonic() - started
+    for home in homes:
+        control.stop_cloud(home)
+    if errors:
+        raise errors[0]
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--labs", type=int, default=2, help="K labs built at once (default 2)")
+    parser.add_argument("--idle-seconds", type=float, default=20, help="idle time before measuring")
+    args = parser.parse_args()
+
+    home = Path(tempfile.mkdtemp(prefix="labkit-bench-"))
+    started = time.monotonic()
+    lab = build_lab(home)
+    one_lab = time.monotonic() - started
+    try:
+        send_orders(lab)
+        time.sleep(args.idle_seconds)
+        status = control.cloud_status(home)
+        print(f"== one lab after the series, idle {args.idle_seconds:.0f} s")
+        memory_table(status)
+        print(f"idle CPU of the whole lab: {idle_cpu(status, 10):.2f} % of one core")
+        teardown.delete_everything(lab)
+    finally:
+        control.stop_cloud(home)
+    print("== wall time to build a lab (steps 1-13)")
+    print(f"one lab alone: {one_lab:.1f} s")
+    if args.labs > 1:
+        elapsed = timed_labs(args.labs)
+        print(f"{args.labs} labs at once: {elapsed:.1f} s ({elapsed / one_lab:.2f} x one lab)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# JupyterHub's proxy for the classroom: configurable-http-proxy from npm, pinned, under .cache/node.
+# Needs node and npm (Debian's nodejs and npm, from scripts/ensure-system-packages.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VERSION=5.3.0
+BIN=.cache/node/node_modules/.bin/configurable-http-proxy
+if [ -x "$BIN" ] && [ "$("$BIN" --version 2>/dev/null)" = "$VERSION" ]; then
+  exit 0
+fi
+if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
+  # scripts/ensure-system-packages.sh installs them as root, or says which apt command to run.
+  echo "setup: node and npm not found; the classroom Hub needs them: sudo apt-get install -y nodejs npm" >&2
+  exit 0
+fi
+mkdir -p .cache/node
+echo "setup: installing configurable-http-proxy $VERSION (npm) for the classroom Hub"
+npm install --silent --no-audit --no-fund --prefix .cache/node "configurable-http-proxy@$VERSION" >/dev/null

@@ -115,6 +115,8 @@ class LabClock:
     def reset(self) -> None:
         """Back to real time (a fresh ``labkit cloud reset``)."""
         self.offset = 0.0
+        if self.available and not self.shared:
+            self.shared = self._create_shared()
         self._publish()
 
     def _publish(self) -> None:
@@ -173,8 +175,9 @@ class LabClock:
                 pass
 
     def close(self) -> None:
-        """Remove the shared semaphore and segment (when the daemon stops)."""
+        """Remove the shared semaphore and segment (the lab's processes have ended); ``reset`` makes new ones."""
         self._remove_shared()
+        self.shared = False
 
 
 

@@ -234,6 +234,7 @@ class Scheduler(Service):
 
     def stop_all(self) -> None:
         self._stop.set()
+        self.clock.close()  # the services that ran the lab's processes stop after this one
 
     def after_reset(self) -> None:
         with self.lock:

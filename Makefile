@@ -9,7 +9,7 @@ STAMP       := .cache/stamps
 .PHONY: setup lab jupyter test test-fast bench clean-notebooks cloud-stop clean
 
 setup: $(STAMP)/venv $(STAMP)/lambda-venv $(STAMP)/wheels $(STAMP)/db-server $(STAMP)/browser $(STAMP)/faketime $(STAMP)/hub-proxy \
-	.cache/faketime/labkit_faketime_sleep.so
+	.cache/faketime/labkit_faketime_sleep.so .cache/net/labkit_netlink.so
 
 $(STAMP)/venv: pyproject.toml jupyter/overrides.json
 	@mkdir -p $(STAMP)
@@ -58,6 +58,13 @@ $(STAMP)/hub-proxy: scripts/ensure-hub-proxy.sh
 	@mkdir -p $(STAMP)
 	scripts/ensure-hub-proxy.sh
 	@touch $@
+
+# The local cloud's connect() hook (labkit/localcloud/network.py), preloaded into the processes it runs.
+.cache/net/labkit_netlink.so: labkit/localcloud/netlink.c scripts/ensure-cc.sh
+	@mkdir -p .cache/net
+	scripts/ensure-cc.sh
+	cc -O2 -shared -fPIC -Wall -o $@ labkit/localcloud/netlink.c -ldl
+>>>>>>> 8063a98 (The local cloud enforces the VPC (issue 11) and the endpoint group admits the instance (issue 13 item 1))
 
 $(STAMP)/browser: scripts/ensure-browser.sh
 	@mkdir -p $(STAMP)

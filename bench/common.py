@@ -49,6 +49,13 @@ def client(status: control.CloudStatus, service: str, **kwargs):
                         **control.admin_credentials(status.home), **kwargs)
 
 
+def db_server_port(home: Path, address: str, port: int) -> int:
+    """The database server behind an RDS endpoint (the cloud's wiring: the endpoint itself is private)."""
+    services = control.cloud_request("GET", "/_labkit/health", home=home)["services"]
+    identifier = next(k for k, v in services["network"]["databases"].items() if v == f"{address}:{port}")
+    return services["rds"]["instances"][identifier]["port"]
+
+
 def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))]

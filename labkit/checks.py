@@ -96,6 +96,8 @@ def check_step_3(lab: Lab, t: _Table) -> None:
     endpoints = rules[rules["group"] == network.SG_NAMES["endpoints"]]
     t.add("endpoint group allows 443 from the Lambda group", True,
           (443, "lambda-sg") in set(zip(endpoints["port"], endpoints["from"])))
+    t.add("endpoint group allows 443 from the EC2 group (private DNS covers the instance too)", True,
+          (443, network.SG_NAMES["ec2"]) in set(zip(endpoints["port"], endpoints["from"])))
 
 
 def check_step_4(lab: Lab, t: _Table) -> None:

@@ -90,10 +90,6 @@ class LocalTarget:
     def lab_time(self) -> str:
         return control.lab_clock(self.config.home)["now"]
 
-    def unreachable_endpoint(self) -> str:
-        """An endpoint that never answers, as a service without a VPC endpoint looks from a private subnet."""
-        return control.unreachable_endpoint(self.status.endpoint)
-
     def browser_url(self, url: str) -> str:
         """Where a student's browser opens ``url``: as is on their own machine; through the Hub on JupyterHub.
 
@@ -171,10 +167,6 @@ class AwsTarget:
         import datetime as dt
 
         return dt.datetime.now(dt.timezone.utc).isoformat()
-
-    def unreachable_endpoint(self) -> str:
-        """An unused address inside the lab's VPC: connections to it hang, as to a service with no route."""
-        return "https://10.0.255.254"
 
     def browser_url(self, url: str) -> str:
         """A public address on AWS opens from any browser as it is."""

@@ -209,9 +209,15 @@ def _close_port_80(lab: Lab, group_id: str) -> None:
         ec2.revoke_security_group_ingress(GroupId=group_id, IpPermissions=stale)
 
 
+def allow_from_group(lab: Lab, group_id: str, port: int, source: str, description: str) -> None:
+    """Let TCP ``port`` into ``group_id`` from members of the group ``source`` (no error if already allowed)."""
+    _allow(lab, group_id, port, source=source, description=description)
+
+
 def create_security_groups(lab: Lab) -> dict[str, str]:
-    """Step 3: EC2 (the app port from a CIDR; nothing listens on 80, so it stays closed; 22 only if asked), Lambda, RDS (3306 from those two groups
-    only, by group), and the endpoint group (443 from the Lambda group)."""
+    """Step 3: EC2 (the app port from a CIDR; nothing listens on 80, so it stays closed; 22 only if asked), Lambda,
+    RDS (3306 from those two groups only, by group), and the endpoint group (443 from the Lambda and EC2 groups:
+    private DNS covers the whole VPC)."""
     vpc_id = vpc_ids(lab)["vpc_id"]
     groups = {
         "ec2": ensure_security_group(lab, vpc_id, "ec2", "Flask app on EC2: HTTP and the app port"),
@@ -227,6 +233,9 @@ def create_security_groups(lab: Lab) -> dict[str, str]:
     _allow(lab, groups["rds"], 3306, source=groups["ec2"], description="MySQL from the app instance")
     _allow(lab, groups["rds"], 3306, source=groups["lambda"], description="MySQL from the Lambdas")
     _allow(lab, groups["endpoints"], 443, source=groups["lambda"], description="HTTPS from the Lambdas")
+    # Private DNS sends every Secrets Manager call in the VPC to the endpoint, the instance's too (step 6 reads
+    # the database password there): without this rule those calls hang.
+    _allow(lab, groups["endpoints"], 443, source=groups["ec2"], description="HTTPS from the app instance")
     return groups
 
 

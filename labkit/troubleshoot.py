@@ -1,7 +1,9 @@
 """Reproduce the tutorial's "Troubleshooting Handled" cases with probe copies of order-validator.
 
-Probes are separate functions and a separate secret (named ``<lab>-probe-...``), so the real system is
-never broken; ``cleanup`` removes them (teardown does too).
+Probes are separate functions, a separate secret and a security group of their own (named
+``<lab>-probe-...``), so the real system is never broken; ``cleanup`` removes them (teardown does too).
+The network cases are real on both targets: a probe in its own group is admitted by neither the Secrets
+Manager endpoint's group nor the RDS group, so its connections are dropped until a rule admits it.
 """
 from __future__ import annotations
 
@@ -10,27 +12,57 @@ import json
 import pandas as pd
 from botocore.exceptions import ClientError
 
-from labkit import functions, iam, secrets, troubleshoot_iam
+from labkit import functions, iam, network, secrets, troubleshoot_iam
 from labkit.errors import if_exists
 from labkit.names import PROBE_CASES, log_group, probe_name
 from labkit.session import Lab
-from labkit.tagging import error_code
+from labkit.tagging import error_code, tag_spec
 
-__all__ = ["VALID_ORDER", "cleanup", "deploy_probe", "fix_secret", "probe_name", "secret_keys_frame", "try_order",
-           "unreachable_secrets_endpoint", "write_broken_secret"]
+__all__ = ["VALID_ORDER", "admit_probe", "cleanup", "deploy_probe", "ensure_probe_group", "fix_secret", "probe_name",
+           "secret_keys_frame", "try_order", "write_broken_secret"]
 
 VALID_ORDER = {"customer_name": "Troubleshooting", "product": "Probe", "quantity": 1, "amount": "1.00"}
 
 
 def deploy_probe(lab: Lab, case: str, with_layer: bool = True, timeout: int = 30,
-                 env: dict[str, str] | None = None, role: str = iam.VALIDATOR_ROLE, in_vpc: bool = True) -> str:
-    """A copy of order-validator for one case: the same code and role, with the case's mistake."""
+                 env: dict[str, str] | None = None, role: str = iam.VALIDATOR_ROLE, in_vpc: bool = True,
+                 own_group: bool = False) -> str:
+    """A copy of order-validator for one case: the same code and role, with the case's mistake.
+
+    ``own_group`` puts it in the probe security group instead of ``lambda-sg``: same subnets, but no rule
+    of the lab admits it anywhere."""
     name = probe_name(lab, case)
+    vpc = functions.vpc_config(lab) if in_vpc else None
+    if own_group and vpc:
+        vpc = {**vpc, "SecurityGroupIds": [ensure_probe_group(lab)]}
     functions.ensure_function(lab, name, "order_validator", role,
                               {"DB_SECRET_NAME": iam.SECRET_NAME, **(env or {})}, timeout=timeout, memory=256,
-                              layers=[functions.ensure_layer(lab)] if with_layer else [],
-                              vpc=functions.vpc_config(lab) if in_vpc else None)
+                              layers=[functions.ensure_layer(lab)] if with_layer else [], vpc=vpc)
     return name
+
+
+def ensure_probe_group(lab: Lab) -> str:
+    """The probe's own security group in the lab's VPC (outbound open, as every new group)."""
+    ec2 = lab.client("ec2")
+    vpc_id = network.vpc_ids(lab)["vpc_id"]
+    name = probe_name(lab, "sg")
+    found = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [vpc_id]},
+                                                  {"Name": "group-name", "Values": [name]}])["SecurityGroups"]
+    if found:
+        return found[0]["GroupId"]
+    return ec2.create_security_group(GroupName=name, Description="Troubleshooting probe: admitted nowhere",
+                                     VpcId=vpc_id, TagSpecifications=tag_spec(lab, "security-group", name))["GroupId"]
+
+
+PROBE_RULES = {"endpoints": 443, "rds": 3306}
+
+
+def admit_probe(lab: Lab, role: str) -> pd.DataFrame:
+    """The fix for a network case: let the probe group in to ``role``'s group ("endpoints" or "rds")."""
+    groups = network.security_group_ids(lab)
+    network.allow_from_group(lab, groups[role], PROBE_RULES[role], ensure_probe_group(lab), "troubleshooting probe")
+    rules = network.security_groups_frame(lab)
+    return rules[rules["group"] == network.SG_NAMES[role]].reset_index(drop=True)
 
 
 def try_order(lab: Lab, function: str) -> pd.DataFrame:
@@ -76,13 +108,8 @@ def secret_keys_frame(lab: Lab, name: str) -> pd.DataFrame:
     return pd.DataFrame([{"key": k, "present": k in keys} for k in sorted(set(keys) | set(needed))])
 
 
-def unreachable_secrets_endpoint(lab: Lab) -> dict[str, str]:
-    """Point the probe's Secrets Manager client at an address with no answer, as without a VPC endpoint."""
-    return {"AWS_ENDPOINT_URL_SECRETS_MANAGER": lab.target.unreachable_endpoint()}
-
-
 def cleanup(lab: Lab) -> pd.DataFrame:
-    """Delete every probe function, the probe roles and the probe secret; return what was removed."""
+    """Delete every probe function, the probe roles, the probe secret and the probe group; return what was removed."""
     lam, removed = lab.client("lambda"), []
     for case in PROBE_CASES:
         try:
@@ -102,4 +129,29 @@ def cleanup(lab: Lab) -> pd.DataFrame:
         if error_code(exc) != "ResourceNotFoundException":
             raise
     removed += troubleshoot_iam.delete_probe_roles(lab)
+    removed += _remove_probe_group(lab)
     return pd.DataFrame(removed, columns=["kind", "name"])
+
+
+def _remove_probe_group(lab: Lab) -> list[dict]:
+    """Revoke the rules that admit the probe group, then delete it (on AWS, once Lambda has released its
+    network interfaces; until then it stays, tagged, for teardown)."""
+    ec2 = lab.client("ec2")
+    found = ec2.describe_security_groups(Filters=[*lab.tag_filter(),
+                                                  {"Name": "group-name", "Values": [probe_name(lab, "sg")]}])
+    removed = []
+    for probe in found["SecurityGroups"]:
+        for group in ec2.describe_security_groups(Filters=lab.tag_filter())["SecurityGroups"]:
+            for perm in group.get("IpPermissions", []):
+                pairs = [p for p in perm.get("UserIdGroupPairs", []) if p.get("GroupId") == probe["GroupId"]]
+                if pairs:
+                    ec2.revoke_security_group_ingress(GroupId=group["GroupId"], IpPermissions=[{
+                        "IpProtocol": perm["IpProtocol"], "FromPort": perm.get("FromPort"),
+                        "ToPort": perm.get("ToPort"), "UserIdGroupPairs": pairs}])
+        try:
+            ec2.delete_security_group(GroupId=probe["GroupId"])
+            removed.append({"kind": "security group", "name": probe["GroupName"]})
+        except ClientError as exc:
+            if error_code(exc) != "DependencyViolation":
+                raise
+    return removed

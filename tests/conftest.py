@@ -101,14 +101,23 @@ class ProvisionedLab:
     home: Path
 
     def db_connection(self):
-        """A direct connection to the local RDS server (tests only: on AWS the database is private)."""
+        """A connection to the local RDS server behind the network model (tests only: the database is private,
+        so its advertised endpoint drops your computer's connections, as on AWS)."""
         import json
 
         import pymysql
 
         secret = json.loads(self.lab.client("secretsmanager").get_secret_value(SecretId="order-db-secret")["SecretString"])
-        return pymysql.connect(host=secret["host"], port=int(secret["port"]), user=secret["username"],
+        port = db_server_port(self.home, f"{secret['host']}:{secret['port']}")
+        return pymysql.connect(host="127.0.0.1", port=port, user=secret["username"],
                                password=secret["password"], database=secret["dbname"], autocommit=True)
+
+
+def db_server_port(home: Path, endpoint: str) -> int:
+    """The port of the database server process behind an RDS endpoint ``address:port`` (the cloud's wiring)."""
+    services = control.cloud_request("GET", "/_labkit/health", home=home)["services"]
+    identifier = next(k for k, v in services["network"]["databases"].items() if v == endpoint)
+    return services["rds"]["instances"][identifier]["port"]
 
 
 @pytest.fixture(scope="session")

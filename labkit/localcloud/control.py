@@ -317,11 +317,6 @@ def user_data_log(instance_id: str, home: Path | None = None) -> str | None:
     return cloud_request("GET", f"/_labkit/ec2/{instance_id}/user-data-log", home=home)["log"]
 
 
-def unreachable_endpoint(endpoint: str) -> str:
-    """An address of the cloud at ``endpoint`` that accepts connections and never answers in time."""
-    return f"{endpoint}/_labkit/blackhole/"
-
-
 def cloud_env(home: Path | None = None, region: str = "us-east-1") -> dict[str, str]:
     """The environment a process needs to talk to the running local cloud as its admin user
     (as `labkit cloud env` prints it for ``eval``)."""

@@ -178,8 +178,8 @@ def _rds_patches() -> list[Patch]:
               _hooked("rds", "on_delete")),
         Patch(backend, "modify_db_subnet_group", "moto 5.2.5 pops the group and never stores it back; AWS keeps "
               "it under its (lower-case) name", modify_db_subnet_group),
-        Patch(rds.DBInstance, "address", "the endpoint is the real server on 127.0.0.1, not a made-up host name",
-              lambda _original: property(lambda self: "127.0.0.1")),
+        Patch(rds.DBInstance, "address", "the endpoint is the instance's own address in the lab's loopback block, "
+              "where the network model decides who gets in", lambda _original: property(_db_address)),
         Patch(rds.DBInstance, "default_engine_versions", "AWS's current default versions; moto's lack mariadb",
               lambda original: {**original, **ENGINE_VERSIONS}),
         Patch(rds_responses.RDSResponse, "describe_db_engine_versions", "moto 5.2.5 lacks DescribeDBEngineVersions "
@@ -188,6 +188,27 @@ def _rds_patches() -> list[Patch]:
         Patch(rds_responses.RDSResponse, "describe_orderable_db_instance_options", "moto 5.2.5 answers it only for "
               "Aurora PostgreSQL and Neptune; rds_catalog answers mysql and mariadb", orderable_options),
     ]
+
+
+def _db_address(db: Any) -> str:
+    network = _service("network")
+    return network.db_address(db.db_instance_identifier) if network is not None else "127.0.0.1"
+
+
+def _lambda_vpc_config(fn: Any) -> dict[str, Any] | None:
+    from moto.ec2.models import ec2_backends
+
+    if not fn._vpc_config:
+        return None
+    config = {**fn._vpc_config}
+    subnets = config.get("SubnetIds") or []
+    config.pop("VpcId", None)
+    if subnets:
+        try:
+            config["VpcId"] = ec2_backends[fn.account_id][fn.region].get_subnet(subnets[0]).vpc_id
+        except Exception:  # noqa: BLE001 - an unknown subnet has no VPC to name
+            pass
+    return config
 
 
 def _lambda_patches() -> list[Patch]:
@@ -253,6 +274,8 @@ def _lambda_patches() -> list[Patch]:
               checks_role_on_create),
         Patch(awslambda.LambdaBackend, "update_function_configuration", "the same role checks when the role or "
               "the VPC changes", checks_role_on_update),
+        Patch(fn, "vpc_config", "VpcConfig names its subnets' real VpcId (moto 5.2.5 answers \"vpc-123abc\")",
+              lambda _original: property(_lambda_vpc_config)),
     ]
 
 

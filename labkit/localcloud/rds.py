@@ -28,6 +28,7 @@ from typing import Any
 import pymysql
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
+from labkit.localcloud.network import NetworkModel
 from labkit.localcloud.rds_events import add_event
 from labkit.localcloud.services import CloudContext, Service
 
@@ -117,6 +118,10 @@ class RdsData(Service):
         out = subprocess.run([str(self.binary), "--version"], capture_output=True, text=True).stdout
         return "mariadb" if "mariadb" in out.lower() else "mysql"
 
+    def _network(self) -> NetworkModel:
+        """The network model: it gives each DB instance its endpoint address and decides who reaches it."""
+        return self.ctx.services.require("network", NetworkModel)
+
     def summary(self) -> dict:
         return {"server_binary": str(self.binary) if self.binary else None, "flavour": self.flavour,
                 "instances": {k: {"port": s.port, "running": bool(s.process and s.process.poll() is None),
@@ -135,7 +140,7 @@ class RdsData(Service):
                           free_port(), secrets.token_urlsafe(24), self.flavour)
         server.db = db
         self.servers[server.identifier] = server
-        db.port = server.port
+        _address, db.port = self._network().add_db(server.identifier)
         db.status = "creating"
         threading.Thread(target=self._create, args=(db, server), daemon=True,
                          name=f"rds-create-{server.identifier}").start()
@@ -253,6 +258,7 @@ class RdsData(Service):
 
     def on_delete(self, db: Any) -> None:
         server = self.servers.pop(db.db_instance_identifier, None)
+        self._network().remove_db(db.db_instance_identifier)
         if server:
             with server.lock:
                 self._stop(server)

@@ -39,10 +39,10 @@ ServiceFactory = Callable[[CloudContext], Service]
 def default_services() -> tuple[ServiceFactory, ...]:
     """The services of every daemon, in registration order (request and launch hooks run in this order,
     ``stop_all`` in the reverse one). A new model of the cloud adds its factory here."""
-    from labkit.localcloud import ec2, iam_service, imds, lambda_service, rds, scheduler
+    from labkit.localcloud import ec2, iam_service, imds, lambda_service, network, rds, scheduler
 
-    return (iam_service.IamService, imds.MetadataService, rds.RdsData, lambda_service.LambdaService, ec2.Sandboxes,
-            scheduler.Scheduler)
+    return (iam_service.IamService, imds.MetadataService, network.NetworkModel, rds.RdsData,
+            lambda_service.LambdaService, ec2.Sandboxes, scheduler.Scheduler)
 
 
 def load_factory(spec: str) -> ServiceFactory:
@@ -71,10 +71,6 @@ class LocalCloud:
         self.route("GET", "/_labkit/health", self._health)
         self.route("POST", "/_labkit/shutdown", self._shutdown_route)
         self.route("POST", "/_labkit/reset", lambda _r: self.reset())
-        # An address that accepts connections and never answers in time: what a service endpoint looks like
-        # from a private subnet with no route to it (used to reproduce the tutorial's Lambda timeout).
-        self.route("POST", "/_labkit/blackhole/*", self._blackhole)
-        self.route("GET", "/_labkit/blackhole/*", self._blackhole)
         for method, path, handler in self.services.routes():
             self.route(method, path, handler)
         self._moto = DomainDispatcherApplication(create_backend_app)
@@ -111,13 +107,16 @@ class LocalCloud:
         answer = self.services.check_request(call)
         if answer is not None:
             return answer(environ, start_response)
-        with serving(call):
-            return self._moto(environ, start_response)
+        try:
+            with serving(call):
+                return self._moto(environ, start_response)
+        finally:
+            self.services.after_request(call)
 
     def _authorized(self, request: Request) -> bool:
-        """Health, the black hole and instance metadata (which checks its own IMDSv2 tokens) are open; the rest
-        of /_labkit needs the control token of this lab."""
-        if request.path == "/_labkit/health" or request.path.startswith(("/_labkit/blackhole/", "/_labkit/imds/")):
+        """Health and instance metadata (which checks its own IMDSv2 tokens) are open; the rest of /_labkit
+        needs the control token of this lab."""
+        if request.path == "/_labkit/health" or request.path.startswith("/_labkit/imds/"):
             return True
         offered = request.headers.get(TOKEN_HEADER, "")
         return hmac.compare_digest(offered.encode(), self.control_token.encode())
@@ -157,10 +156,6 @@ class LocalCloud:
             "cloud_id": self.cloud_id, "uptime_seconds": round(time.time() - self.started_at, 3),
             "services": self.services.summary(),
         }
-
-    def _blackhole(self, _request: Request) -> Response:
-        time.sleep(120)
-        return Response(status=504)
 
     def _shutdown_route(self, _request: Request) -> dict:
         self.services.stop_all()

@@ -26,6 +26,8 @@ Hooks -- no-ops unless a service overrides them:
     code that serves the request read the annotations through :func:`current_request`. Return a
     werkzeug ``Response`` to answer the request yourself (usually :func:`aws_error`, which renders
     an error in the service's own protocol); later hooks and moto are then skipped.
+``after_request(call)``  runs once moto has served a request that passed every ``on_request`` (the
+    network model re-decides paths after a change).
 ``on_launch(launch)``  runs for every process the cloud starts (database servers, Lambda workers,
     user data, SSM commands, systemd units), in registration order. Add variables to
     ``launch.env``; add shared libraries with ``launch.preload(path)``, never by assigning
@@ -83,6 +85,9 @@ class Service:
     def on_request(self, call: ApiRequest) -> Response | None:
         """Look at an AWS API request before moto does; a ``Response`` answers it instead of moto."""
         return None
+
+    def after_request(self, call: ApiRequest) -> None:
+        """moto has served (or failed) ``call``; runs for every request that reached moto."""
 
     def on_launch(self, launch: Launch) -> None:
         """Adjust the environment of a process the cloud is about to start."""
@@ -311,6 +316,10 @@ class Registry:
             if answer is not None:
                 return answer
         return None
+
+    def after_request(self, call: ApiRequest) -> None:
+        for service in self:
+            service.after_request(call)
 
     def prepare_launch(self, launch: Launch) -> dict[str, str]:
         """Run the launch hooks and return the finished environment."""

@@ -20,9 +20,9 @@ def test_up_check_status_down(tmp_path):
     try:
         up = labkit("up", "--through", "3", "--lab", "cli-lab")
         assert up.returncode == 0, up.stderr
-        assert "step  1: Create VPC" in up.stdout and "15/15 checks passed" in up.stdout
+        assert "step  1: Create VPC" in up.stdout and "16/16 checks passed" in up.stdout
         check = labkit("check", "--through", "3", "--lab", "cli-lab")
-        assert check.returncode == 0 and "15/15 checks passed" in check.stdout
+        assert check.returncode == 0 and "16/16 checks passed" in check.stdout
         status = labkit("status", "--lab", "cli-lab")
         assert status.returncode == 0 and "cli-lab-vpc" in status.stdout and "== checks" in status.stdout
         assert "no scheduled rule has fired yet" in labkit("cloud", "schedule").stdout

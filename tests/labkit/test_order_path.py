@@ -180,3 +180,45 @@ def test_database_failure_is_a_function_error_that_names_it_and_hides_the_passwo
     finally:
         troubleshoot.cleanup(lab)
         lab.client("secretsmanager").delete_secret(SecretId="wrong-password-secret", ForceDeleteWithoutRecovery=True)
+
+
+def test_troubleshooting_network_cases_are_real(provisioned):
+    """Notebook 15: a probe admitted nowhere times out on Secrets Manager, then on RDS, until rules admit it."""
+    from labkit import troubleshoot
+
+    lab = provisioned.lab
+    probe_group = troubleshoot.ensure_probe_group(lab)
+    try:
+        probe = troubleshoot.deploy_probe(lab, "timeout", timeout=3, own_group=True)
+        answer = troubleshoot.try_order(lab, probe).iloc[0]
+        assert answer["FunctionError"] == "Unhandled"
+        assert answer["answer"].endswith("Task timed out after 3.00 seconds")
+
+        probe = troubleshoot.deploy_probe(lab, "rds", own_group=True)
+        admitted = troubleshoot.admit_probe(lab, "endpoints")
+        assert troubleshoot.probe_name(lab, "sg") in set(admitted["from"])
+        answer = troubleshoot.try_order(lab, probe).iloc[0]
+        assert answer["errorType"] == "DatabaseError" and "[MySQL error 2003]" in answer["answer"]
+        troubleshoot.admit_probe(lab, "rds")
+        answer = troubleshoot.try_order(lab, probe).iloc[0]
+        assert answer["FunctionError"] == "-" and '"accepted"' in answer["answer"]
+    finally:
+        removed = troubleshoot.cleanup(lab)
+    assert {"kind": "security group", "name": troubleshoot.probe_name(lab, "sg")} in removed.to_dict("records")
+    groups = lab.client("ec2").describe_security_groups(Filters=lab.tag_filter())["SecurityGroups"]
+    assert probe_group not in {g["GroupId"] for g in groups}
+    assert not any(pair["GroupId"] == probe_group for g in groups for p in g.get("IpPermissions", [])
+                   for pair in p.get("UserIdGroupPairs", []))
+
+
+def test_reachability_frame_explains_every_path(provisioned):
+    from labkit.paths import reachability_frame
+
+    frame = reachability_frame(provisioned.lab).set_index("path")
+    assert len(frame) == 9 and frame["allowed"].notna().all(), frame
+    closed = {p for p, ok in frame["allowed"].items() if not ok}
+    assert closed == {"your computer -> RDS :3306"}, frame
+    assert "PubliclyAccessible is false" in frame.loc["your computer -> RDS :3306", "because"]
+    assert "interface endpoint" in frame.loc["order-validator -> Secrets Manager", "because"]
+    assert "gateway endpoint" in frame.loc["daily-delta -> S3", "because"]
+    assert "rds-mysql-sg allows tcp 3306 from lambda-sg" == frame.loc["order-validator -> RDS :3306", "because"]

@@ -10,18 +10,29 @@ import pytest
 PASSWORD = "Sup3r-Secret-pw"
 
 
-def _network(ec2, rds, name: str) -> None:
+def _network(ec2, rds, name: str) -> list[str]:
+    """Public subnets (routed to an internet gateway) and a group open on 3306: the test reaches the DB directly."""
     vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
     subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.9.{i}.0/24", AvailabilityZone=f"us-east-1{az}")
                ["Subnet"]["SubnetId"] for i, az in ((1, "a"), (2, "b"))]
-    rds.create_db_subnet_group(DBSubnetGroupName=name, DBSubnetGroupDescription="private", SubnetIds=subnets)
+    igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+    table = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    ec2.create_route(RouteTableId=table, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
+    for subnet in subnets:
+        ec2.associate_route_table(RouteTableId=table, SubnetId=subnet)
+    group = ec2.create_security_group(GroupName=f"{name}-db", Description="MySQL", VpcId=vpc)["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 3306, "ToPort": 3306, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    rds.create_db_subnet_group(DBSubnetGroupName=name, DBSubnetGroupDescription="public", SubnetIds=subnets)
+    return [group]
 
 
-def _create(rds, ident: str, group: str, engine: str = "mysql") -> dict:
+def _create(rds, ident: str, group: str, groups: list[str], engine: str = "mysql") -> dict:
     created = rds.create_db_instance(
         DBInstanceIdentifier=ident, Engine=engine, DBInstanceClass="db.t3.micro", MasterUsername="admin",
         MasterUserPassword=PASSWORD, DBName="ordersdb", AllocatedStorage=20, DBSubnetGroupName=group,
-        PubliclyAccessible=False)["DBInstance"]
+        PubliclyAccessible=True, VpcSecurityGroupIds=groups)["DBInstance"]
     assert created["DBInstanceStatus"] == "creating"
     rds.get_waiter("db_instance_available").wait(DBInstanceIdentifier=ident, WaiterConfig={"Delay": 1})
     return rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
@@ -41,10 +52,10 @@ def _connect(endpoint: dict, password: str = PASSWORD) -> pymysql.Connection:
 
 def test_instance_is_a_real_server_that_keeps_rows_across_stop_start(own_cloud):
     ec2, rds = own_cloud.client("ec2"), own_cloud.client("rds")
-    _network(ec2, rds, "grp")
-    db = _create(rds, "orders-db", "grp")
+    groups = _network(ec2, rds, "grp")
+    db = _create(rds, "orders-db", "grp", groups)
     endpoint = db["Endpoint"]
-    assert endpoint["Address"] == "127.0.0.1" and db["DBInstanceStatus"] == "available"
+    assert endpoint["Address"].startswith("127.") and db["DBInstanceStatus"] == "available"
     with _connect(endpoint) as conn, conn.cursor() as cur:
         cur.execute("CREATE TABLE t (id INT PRIMARY KEY, name VARCHAR(20))")
         cur.execute("INSERT INTO t VALUES (1, 'kept')")
@@ -66,17 +77,17 @@ def test_instance_is_a_real_server_that_keeps_rows_across_stop_start(own_cloud):
     rds.delete_db_instance(DBInstanceIdentifier="orders-db", SkipFinalSnapshot=True)
     assert not datadir.exists()
     with socket.socket() as sock:
-        assert sock.connect_ex(("127.0.0.1", endpoint["Port"])) != 0
+        assert sock.connect_ex((endpoint["Address"], endpoint["Port"])) != 0
 
 
 def test_wrong_password_and_root_are_refused(cloud):
     ec2, rds = cloud.client("ec2"), cloud.client("rds")
-    _network(ec2, rds, "grp-pw")
-    endpoint = _create(rds, "pw-db", "grp-pw", engine="mariadb")["Endpoint"]
+    groups = _network(ec2, rds, "grp-pw")
+    endpoint = _create(rds, "pw-db", "grp-pw", groups, engine="mariadb")["Endpoint"]
     with pytest.raises(pymysql.err.OperationalError, match="Access denied"):
         _connect(endpoint, password="wrong")
     with pytest.raises(pymysql.err.OperationalError, match="Access denied"):
-        pymysql.connect(host="127.0.0.1", port=endpoint["Port"], user="root", password="")
+        pymysql.connect(host=endpoint["Address"], port=endpoint["Port"], user="root", password="")
     rds.delete_db_instance(DBInstanceIdentifier="pw-db", SkipFinalSnapshot=True)
 
 
@@ -98,8 +109,8 @@ def test_master_user_has_rds_privileges_and_the_socket_is_private(cloud):
     from pathlib import Path
 
     ec2, rds = cloud.client("ec2"), cloud.client("rds")
-    _network(ec2, rds, "grp-priv")
-    endpoint = _create(rds, "priv-db", "grp-priv")["Endpoint"]
+    groups = _network(ec2, rds, "grp-priv")
+    endpoint = _create(rds, "priv-db", "grp-priv", groups)["Endpoint"]
     try:
         with _connect(endpoint) as conn, conn.cursor() as cur:
             cur.execute("SHOW GRANTS")

@@ -1,0 +1,317 @@
+"""VPC reachability from describe-shaped data, as AWS's Reachability Analyzer reasons about it.
+
+One set of rules, used twice: labkit explains the lab's paths on both targets (``reachability_frame``),
+and the local cloud's network model (:mod:`labkit.localcloud.network`) enforces them on every
+connection. Inputs are the dictionaries boto3's describe calls return (security groups, route tables,
+VPC endpoints, internet and NAT gateways, subnets); a :class:`Node` says where a component sits.
+
+The rules (TCP only, stateful security groups, network ACLs left at their allow-all default):
+
+* inside one VPC, a connection is carried when the destination's groups allow the port from one of the
+  source's groups or from a CIDR holding the source's private address, and the source's egress allows it;
+* from the internet (your computer) to a component only when it has a public address (an instance's
+  public IP; an RDS instance with PubliclyAccessible), its subnet routes 0.0.0.0/0 to an internet
+  gateway attached to the VPC, and its groups allow the port from 0.0.0.0/0;
+* an AWS API call from inside a VPC goes, in AWS's order: to an interface endpoint of the service with
+  private DNS (which captures the whole VPC, so its groups must allow 443 from the caller); to an S3
+  gateway endpoint on the subnet's route table; through a NAT gateway route; through an internet gateway
+  route when the caller has a public IP (never a Lambda ENI). Otherwise it hangs.
+"""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+INTERNET = "0.0.0.0/0"
+HTTPS = 443
+
+
+@dataclass(frozen=True)
+class Node:
+    """Where a component sits: ``vpc_id`` None means outside every VPC (on the internet)."""
+
+    name: str
+    kind: str  # "internet" | "instance" | "lambda" | "rds" | "endpoint"
+    vpc_id: str | None = None
+    subnet_ids: tuple[str, ...] = ()
+    group_ids: tuple[str, ...] = ()
+    private_ip: str | None = None
+    public: bool = False  # instance public IP / RDS PubliclyAccessible
+
+
+YOUR_COMPUTER = Node("your computer", "internet")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    reason: str
+
+
+@dataclass
+class Network:
+    """Describe-shaped records of one account and region (any number of VPCs)."""
+
+    security_groups: list[dict] = field(default_factory=list)
+    route_tables: list[dict] = field(default_factory=list)
+    endpoints: list[dict] = field(default_factory=list)
+    internet_gateways: list[dict] = field(default_factory=list)
+    nat_gateways: list[dict] = field(default_factory=list)
+    subnets: list[dict] = field(default_factory=list)
+
+    @classmethod
+    def describe(cls, ec2: Any, vpc_ids: Iterable[str] | None = None) -> Network:
+        """Read the records through an EC2 client (both targets); ``vpc_ids`` narrows them."""
+        flt = [{"Name": "vpc-id", "Values": list(vpc_ids)}] if vpc_ids else []
+        igw_flt = [{"Name": "attachment.vpc-id", "Values": list(vpc_ids)}] if vpc_ids else []
+
+        def pages(op: str, key: str, filters: list) -> list[dict]:
+            kwargs = {"Filters": filters} if filters else {}
+            return [item for page in ec2.get_paginator(op).paginate(**kwargs) for item in page[key]]
+
+        return cls(security_groups=pages("describe_security_groups", "SecurityGroups", flt),
+                   route_tables=pages("describe_route_tables", "RouteTables", flt),
+                   endpoints=pages("describe_vpc_endpoints", "VpcEndpoints", flt),
+                   internet_gateways=pages("describe_internet_gateways", "InternetGateways", igw_flt),
+                   nat_gateways=pages("describe_nat_gateways", "NatGateways", flt),
+                   subnets=pages("describe_subnets", "Subnets", flt))
+
+    # -- lookups ------------------------------------------------------------------------------------------
+    def group(self, group_id: str) -> dict | None:
+        return next((g for g in self.security_groups if g["GroupId"] == group_id), None)
+
+    def group_name(self, group_id: str) -> str:
+        found = self.group(group_id)
+        return found["GroupName"] if found else group_id
+
+    def subnet(self, subnet_id: str) -> dict | None:
+        return next((s for s in self.subnets if s["SubnetId"] == subnet_id), None)
+
+    def route_table(self, subnet_id: str) -> dict | None:
+        """The subnet's explicitly associated table, else its VPC's main table."""
+        for table in self.route_tables:
+            if any(a.get("SubnetId") == subnet_id for a in table.get("Associations", [])):
+                return table
+        subnet = self.subnet(subnet_id)
+        vpc = subnet["VpcId"] if subnet else None
+        return next((t for t in self.route_tables if t.get("VpcId") == vpc
+                     and any(a.get("Main") for a in t.get("Associations", []))), None)
+
+    def default_route(self, subnet_id: str) -> dict | None:
+        """The active 0.0.0.0/0 route of the subnet's table."""
+        table = self.route_table(subnet_id)
+        for route in (table or {}).get("Routes", []):
+            if route.get("DestinationCidrBlock") == INTERNET and route.get("State", "active") == "active":
+                return route
+        return None
+
+    def igw_attached(self, igw_id: str, vpc_id: str | None) -> bool:
+        return any(g["InternetGatewayId"] == igw_id and any(
+            a.get("VpcId") == vpc_id and a.get("State", "available") in ("available", "attached")
+            for a in g.get("Attachments", [])) for g in self.internet_gateways)
+
+    def internet_route(self, subnet_id: str, vpc_id: str | None) -> tuple[str, str] | None:
+        """('igw'|'nat', id) when the subnet's default route leads out of the VPC."""
+        route = self.default_route(subnet_id)
+        if not route:
+            return None
+        gateway = route.get("GatewayId") or ""
+        if gateway.startswith("igw-") and self.igw_attached(gateway, vpc_id):
+            return "igw", gateway
+        nat_id = route.get("NatGatewayId")
+        if nat_id:
+            nat = next((n for n in self.nat_gateways if n["NatGatewayId"] == nat_id), None)
+            if nat and nat.get("State") == "available":
+                out = self.internet_route(nat["SubnetId"], vpc_id)
+                if out and out[0] == "igw" and nat.get("ConnectivityType", "public") == "public":
+                    return "nat", nat_id
+        return None
+
+    def interface_endpoint(self, vpc_id: str, service: str, region: str) -> dict | None:
+        name = f"com.amazonaws.{region}.{service}"
+        return next((e for e in self.endpoints if e.get("VpcId") == vpc_id and e.get("ServiceName") == name
+                     and e.get("VpcEndpointType") == "Interface" and e.get("PrivateDnsEnabled")
+                     and str(e.get("State", "")).lower() == "available"), None)
+
+    def gateway_endpoint(self, route_table_id: str, service: str, region: str) -> dict | None:
+        name = f"com.amazonaws.{region}.{service}"
+        return next((e for e in self.endpoints if e.get("ServiceName") == name
+                     and e.get("VpcEndpointType") == "Gateway" and route_table_id in e.get("RouteTableIds", [])
+                     and str(e.get("State", "")).lower() == "available"), None)
+
+    def subnet_cidr(self, subnet_id: str) -> str | None:
+        subnet = self.subnet(subnet_id)
+        return subnet["CidrBlock"] if subnet else None
+
+    # -- security groups ----------------------------------------------------------------------------------
+    def allows(self, group_ids: Iterable[str], port: int, peer: Node, egress: bool = False,
+               peer_cidrs: Iterable[str] = ()) -> str | None:
+        """The first rule of ``group_ids`` that lets TCP ``port`` in from (or out to) ``peer``, described."""
+        peer_groups = set(peer.group_ids)
+        addresses = [peer.private_ip] if peer.private_ip else []
+        for group_id in group_ids:
+            group = self.group(group_id)
+            if group is None:
+                continue
+            for perm in group.get("IpPermissionsEgress" if egress else "IpPermissions", []):
+                if not _covers(perm, port):
+                    continue
+                what = "all traffic" if perm.get("IpProtocol") == "-1" else f"tcp {port}"
+                verb = "to" if egress else "from"
+                for pair in perm.get("UserIdGroupPairs", []):
+                    if pair.get("GroupId") in peer_groups:
+                        return f"{group['GroupName']} allows {what} {verb} {self.group_name(pair['GroupId'])}"
+                for cidr in (r.get("CidrIp") for r in perm.get("IpRanges", [])):
+                    if cidr and _cidr_holds(cidr, addresses, peer_cidrs, peer.vpc_id is None):
+                        return f"{group['GroupName']} allows {what} {verb} {cidr}"
+        return None
+
+
+def _covers(perm: dict, port: int) -> bool:
+    proto = str(perm.get("IpProtocol", ""))
+    if proto == "-1":
+        return True
+    if proto not in ("tcp", "6"):
+        return False
+    low, high = perm.get("FromPort", -1), perm.get("ToPort", -1)
+    return low == -1 or low <= port <= high
+
+
+def _cidr_holds(cidr: str, addresses: list[str], cidrs: Iterable[str], internet: bool) -> bool:
+    try:
+        net = ipaddress.ip_network(cidr, strict=False)
+    except ValueError:
+        return False
+    if internet:  # somewhere on the internet: only a rule open to every address is sure to match
+        return net.prefixlen == 0
+    if any(ipaddress.ip_address(a) in net for a in addresses):
+        return True
+    return any(ipaddress.ip_network(c).subnet_of(net) for c in cidrs if c)
+
+
+def _names(net: Network, group_ids: Iterable[str]) -> str:
+    return ", ".join(net.group_name(g) for g in group_ids) or "no group"
+
+
+# -- the paths --------------------------------------------------------------------------------------------
+def connect(net: Network, source: Node, dest: Node, port: int) -> Verdict:
+    """Whether a TCP connection from ``source`` to ``dest``:``port`` is carried, and the deciding rule."""
+    if source.vpc_id is not None and source.vpc_id == dest.vpc_id:
+        inbound = net.allows(dest.group_ids, port, source)
+        if not inbound:
+            return Verdict(False, f"{_names(net, dest.group_ids)}: no inbound rule for tcp {port} from "
+                                  f"{_names(net, source.group_ids)} ({source.private_ip})")
+        dest_cidrs = [net.subnet_cidr(s) or "" for s in dest.subnet_ids]
+        outbound = net.allows(source.group_ids, port, dest, egress=True, peer_cidrs=dest_cidrs)
+        if not outbound:
+            return Verdict(False, f"{_names(net, source.group_ids)}: no outbound rule for tcp {port} to "
+                                  f"{dest.name}")
+        return Verdict(True, inbound)
+    # From outside the destination's VPC the only way in is its public address through an internet gateway.
+    if not dest.public:
+        what = "PubliclyAccessible is false" if dest.kind == "rds" else "no public IP"
+        return Verdict(False, f"{dest.name} has no public address ({what}); it is reachable only inside "
+                              f"{dest.vpc_id}")
+    subnet = dest.subnet_ids[0] if dest.subnet_ids else ""
+    route = net.internet_route(subnet, dest.vpc_id)
+    if not route or route[0] != "igw":
+        return Verdict(False, f"{subnet} has no 0.0.0.0/0 route to an attached internet gateway")
+    if source.vpc_id is not None:  # leaving its own VPC: the source needs a way out too
+        out = api_path(net, source, "")
+        if not out.allowed:
+            return out
+    inbound = net.allows(dest.group_ids, port, YOUR_COMPUTER)
+    if not inbound:
+        return Verdict(False, f"{_names(net, dest.group_ids)}: no inbound rule for tcp {port} from the "
+                              f"internet (0.0.0.0/0)")
+    return Verdict(True, f"{inbound}; {subnet} routes 0.0.0.0/0 to {route[1]}")
+
+
+def api_path(net: Network, source: Node, service: str, region: str = "us-east-1") -> Verdict:
+    """Whether ``source`` reaches the public endpoint of AWS ``service`` ('' = any internet address)."""
+    if source.vpc_id is None:
+        return Verdict(True, "outside any VPC: the service's public endpoint over the internet")
+    if service:
+        endpoint = net.interface_endpoint(source.vpc_id, service, region)
+        if endpoint:
+            node = Node(endpoint["VpcEndpointId"], "endpoint", endpoint["VpcId"],
+                        tuple(endpoint.get("SubnetIds", [])), tuple(g["GroupId"] for g in endpoint.get("Groups", [])))
+            inbound = net.allows(node.group_ids, HTTPS, source)
+            where = f"interface endpoint {endpoint['VpcEndpointId']} (private DNS for the whole VPC)"
+            if not inbound:
+                return Verdict(False, f"{where}: {_names(net, node.group_ids)} has no inbound rule for tcp 443 "
+                                      f"from {_names(net, source.group_ids)} ({source.private_ip})")
+            cidrs = [net.subnet_cidr(s) or "" for s in node.subnet_ids]
+            if not net.allows(source.group_ids, HTTPS, node, egress=True, peer_cidrs=cidrs):
+                return Verdict(False, f"{where}: {_names(net, source.group_ids)} has no outbound rule for tcp 443")
+            return Verdict(True, f"{where}; {inbound}")
+    verdicts = [_way_out(net, source, subnet, service, region) for subnet in source.subnet_ids or ("",)]
+    return next((v for v in verdicts if not v.allowed), verdicts[0])
+
+
+def _way_out(net: Network, source: Node, subnet: str, service: str, region: str) -> Verdict:
+    table = net.route_table(subnet)
+    table_id = table["RouteTableId"] if table else "no route table"
+    if service == "s3" and table:
+        gateway = net.gateway_endpoint(table_id, "s3", region)
+        if gateway:
+            return Verdict(True, f"gateway endpoint {gateway['VpcEndpointId']} on {table_id}")
+    if not net.allows(source.group_ids, HTTPS, YOUR_COMPUTER, egress=True):
+        return Verdict(False, f"{_names(net, source.group_ids)}: no outbound rule for tcp 443 to 0.0.0.0/0")
+    route = net.internet_route(subnet, source.vpc_id)
+    wanted = f"{service} " if service else ""
+    if route and route[0] == "nat":
+        return Verdict(True, f"{subnet} ({table_id}) routes 0.0.0.0/0 to {route[1]}")
+    if route and route[0] == "igw":
+        if source.kind == "instance" and source.public:
+            return Verdict(True, f"{subnet} ({table_id}) routes 0.0.0.0/0 to {route[1]}; the instance has a "
+                                 "public IP")
+        who = "a Lambda function's network interfaces never get" if source.kind == "lambda" else "the caller has"
+        return Verdict(False, f"{subnet} ({table_id}) routes 0.0.0.0/0 to {route[1]}, but {who} no public IP")
+    return Verdict(False, f"{subnet} ({table_id}) has no route to the {wanted}endpoint: no NAT gateway, "
+                          f"no internet gateway{', no endpoint for ' + service if service else ''}")
+
+
+# -- nodes from describe-shaped records ------------------------------------------------------------------
+def eni_address(net: Network, subnet_id: str, seed: str) -> str | None:
+    """A stable private address in ``subnet_id`` for an interface AWS places (Lambda, RDS)."""
+    import hashlib
+
+    cidr = net.subnet_cidr(subnet_id)
+    if not cidr:
+        return None
+    block = ipaddress.IPv4Network(cidr)
+    index = 4 + int(hashlib.sha256(seed.encode()).hexdigest(), 16) % max(1, block.num_addresses - 5)
+    return str(block.network_address + index)
+
+
+def instance_node(instance: dict) -> Node:
+    """An EC2 instance from DescribeInstances."""
+    groups = {g["GroupId"] for g in instance.get("SecurityGroups", [])}
+    groups |= {g["GroupId"] for nic in instance.get("NetworkInterfaces", []) for g in nic.get("Groups", [])}
+    subnet = instance.get("SubnetId")
+    return Node(instance["InstanceId"], "instance", instance.get("VpcId"), (subnet,) if subnet else (),
+                tuple(sorted(groups)), instance.get("PrivateIpAddress"), bool(instance.get("PublicIpAddress")))
+
+
+def function_node(net: Network, config: dict) -> Node:
+    """A Lambda function from GetFunctionConfiguration: outside every VPC unless it has VpcConfig subnets."""
+    vpc = config.get("VpcConfig") or {}
+    subnets = tuple(vpc.get("SubnetIds") or ())
+    if not subnets:
+        return Node(config["FunctionName"], "lambda")
+    first = net.subnet(subnets[0])
+    return Node(config["FunctionName"], "lambda", first["VpcId"] if first else vpc.get("VpcId"), subnets,
+                tuple(vpc.get("SecurityGroupIds") or ()), eni_address(net, subnets[0], config["FunctionArn"]))
+
+
+def db_node(net: Network, db: dict) -> Node:
+    """An RDS DB instance from DescribeDBInstances."""
+    group = db.get("DBSubnetGroup") or {}
+    subnets = tuple(s["SubnetIdentifier"] for s in group.get("Subnets", []))
+    first = net.subnet(subnets[0]) if subnets else None
+    return Node(db["DBInstanceIdentifier"], "rds", group.get("VpcId") or (first["VpcId"] if first else None),
+                subnets, tuple(g["VpcSecurityGroupId"] for g in db.get("VpcSecurityGroups", [])),
+                eni_address(net, subnets[0], db["DBInstanceIdentifier"]) if subnets else None,
+                bool(db.get("PubliclyAccessible")))

@@ -1,0 +1,284 @@
+"""The VPC is enforced: security groups, routes, endpoints and public access decide every connection.
+
+Each test breaks a path on purpose and asserts AWS's symptom: the SYN goes unanswered, so the client's
+own connect() times out (pymysql 2003 "(timed out)", botocore ConnectTimeoutError, "Task timed out").
+"""
+from __future__ import annotations
+
+import json
+import uuid
+
+import pymysql
+import pytest
+
+from tests.conftest import make_zip
+from tests.localcloud.lambda_helpers import TRUST
+from tests.localcloud.test_ec2 import _profile, run_command
+
+PASSWORD = "Net-w0rk-pw"
+VPC_ACCESS = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+# What the probes call, so that only the network can stop them.
+CALLS = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*", "Action": [
+    "secretsmanager:ListSecrets", "s3:ListAllMyBuckets", "lambda:ListFunctions"]}]})
+# A function that tries what it is asked: TCP connections and AWS API calls, each with a short connect timeout.
+PROBE = '''
+import json, os, socket
+import boto3
+from botocore.config import Config
+
+CONFIG = Config(connect_timeout=1.5, read_timeout=5, retries={"max_attempts": 1})
+
+
+def tcp(host, port):
+    try:
+        socket.create_connection((host, port), timeout=1.5).close()
+        return "connected"
+    except socket.timeout:
+        return "timed out"
+    except OSError as exc:
+        return type(exc).__name__
+
+
+def api(service):
+    client = boto3.client(service, config=CONFIG)
+    calls = {"secretsmanager": lambda: client.list_secrets(), "s3": lambda: client.list_buckets(),
+             "sts": lambda: client.get_caller_identity(), "lambda": lambda: client.list_functions()}
+    try:
+        calls[service]()
+        return "ok"
+    except Exception as exc:
+        return type(exc).__name__
+
+
+def lambda_handler(event, context):
+    if event.get("hang"):
+        boto3.client("secretsmanager").list_secrets()
+    out = {}
+    for host, port in event.get("tcp", []):
+        out[f"{host}:{port}"] = tcp(host, port)
+    for service in event.get("api", []):
+        out[service] = api(service)
+    return out
+'''
+
+
+def _vpc(ec2, cidr_prefix: str) -> dict:
+    """A VPC like the lab's: public subnet (IGW route), two private subnets, groups, a Secrets Manager endpoint."""
+    vpc = ec2.create_vpc(CidrBlock=f"{cidr_prefix}.0.0/16")["Vpc"]["VpcId"]
+    subnet = {name: ec2.create_subnet(VpcId=vpc, CidrBlock=f"{cidr_prefix}.{i}.0/24",
+                                      AvailabilityZone=f"us-east-1{az}")["Subnet"]["SubnetId"]
+              for name, i, az in (("public", 1, "a"), ("public-b", 2, "b"), ("private-a", 11, "a"),
+                                  ("private-b", 12, "b"))}
+    igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+    public_rt = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    ec2.create_route(RouteTableId=public_rt, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
+    for name in ("public", "public-b"):
+        ec2.associate_route_table(RouteTableId=public_rt, SubnetId=subnet[name])
+    private_rt = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
+    for name in ("private-a", "private-b"):
+        ec2.associate_route_table(RouteTableId=private_rt, SubnetId=subnet[name])
+    sg = {name: ec2.create_security_group(GroupName=f"{name}-{cidr_prefix}", Description=name, VpcId=vpc)["GroupId"]
+          for name in ("ec2", "lambda", "rds", "endpoints")}
+    allow(ec2, sg["rds"], 3306, group=sg["lambda"])
+    allow(ec2, sg["endpoints"], 443, group=sg["lambda"])
+    endpoint = ec2.create_vpc_endpoint(
+        VpcId=vpc, VpcEndpointType="Interface", ServiceName="com.amazonaws.us-east-1.secretsmanager",
+        SubnetIds=[subnet["private-a"], subnet["private-b"]], SecurityGroupIds=[sg["endpoints"]],
+        PrivateDnsEnabled=True)["VpcEndpoint"]["VpcEndpointId"]
+    return {"vpc": vpc, "subnet": subnet, "sg": sg, "igw": igw, "public_rt": public_rt, "private_rt": private_rt,
+            "sm_endpoint": endpoint}
+
+
+def allow(ec2, group_id: str, port: int, group: str | None = None, cidr: str | None = None, revoke: bool = False):
+    perm = {"IpProtocol": "tcp", "FromPort": port, "ToPort": port}
+    if group:
+        perm["UserIdGroupPairs"] = [{"GroupId": group}]
+    else:
+        perm["IpRanges"] = [{"CidrIp": cidr}]
+    call = ec2.revoke_security_group_ingress if revoke else ec2.authorize_security_group_ingress
+    call(GroupId=group_id, IpPermissions=[perm])
+
+
+def _db(cloud, net: dict, ident: str, public: bool = False) -> dict:
+    rds = cloud.client("rds")
+    subnets = [net["subnet"]["public"], net["subnet"]["public-b"]] if public else [
+        net["subnet"]["private-a"], net["subnet"]["private-b"]]
+    rds.create_db_subnet_group(DBSubnetGroupName=f"{ident}-grp", DBSubnetGroupDescription="d", SubnetIds=subnets)
+    rds.create_db_instance(DBInstanceIdentifier=ident, Engine="mariadb", DBInstanceClass="db.t3.micro",
+                           MasterUsername="admin", MasterUserPassword=PASSWORD, DBName="ordersdb",
+                           AllocatedStorage=20, DBSubnetGroupName=f"{ident}-grp", PubliclyAccessible=public,
+                           VpcSecurityGroupIds=[net["sg"]["rds"]])
+    rds.get_waiter("db_instance_available").wait(DBInstanceIdentifier=ident, WaiterConfig={"Delay": 1})
+    return rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]["Endpoint"]
+
+
+def _probe_role(iam) -> str:
+    try:
+        return iam.get_role(RoleName="net-probe-role")["Role"]["Arn"]
+    except iam.exceptions.NoSuchEntityException:
+        arn = iam.create_role(RoleName="net-probe-role", AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
+        iam.attach_role_policy(RoleName="net-probe-role", PolicyArn=VPC_ACCESS)
+        iam.put_role_policy(RoleName="net-probe-role", PolicyName="calls", PolicyDocument=CALLS)
+        return arn
+
+
+def _probe(cloud, name: str, net: dict | None, subnets=("private-a", "private-b"), timeout: int = 20) -> str:
+    vpc = {"VpcConfig": {"SubnetIds": [net["subnet"][s] for s in subnets], "SecurityGroupIds": [net["sg"]["lambda"]]}
+           } if net else {}
+    lam = cloud.client("lambda")
+    lam.create_function(FunctionName=name, Runtime="python3.11", Role=_probe_role(cloud.client("iam")),
+                        Handler="lambda_function.lambda_handler", Timeout=timeout,
+                        Code={"ZipFile": make_zip({"lambda_function.py": PROBE})}, **vpc)
+    lam.get_waiter("function_active_v2").wait(FunctionName=name)
+    return name
+
+
+def _ask(cloud, name: str, **event) -> dict:
+    result = cloud.client("lambda").invoke(FunctionName=name, Payload=json.dumps(event).encode())
+    payload = json.loads(result["Payload"].read())
+    assert "FunctionError" not in result, payload
+    return payload
+
+
+@pytest.fixture(scope="module")
+def net(cloud):
+    return _vpc(cloud.client("ec2"), "10.61")
+
+
+@pytest.fixture(scope="module")
+def private_db(cloud, net):
+    endpoint = _db(cloud, net, "net-private-db")
+    yield endpoint
+    cloud.client("rds").delete_db_instance(DBInstanceIdentifier="net-private-db", SkipFinalSnapshot=True)
+
+
+def test_endpoints_are_the_labs_own_addresses(cloud, private_db):
+    assert private_db["Address"].startswith("127.") and private_db["Address"] != "127.0.0.1"
+    assert private_db["Port"] == 3306
+
+
+def test_db_is_reached_only_through_its_security_group(cloud, net, private_db):
+    ec2 = cloud.client("ec2")
+    fn = _probe(cloud, f"net-db-{uuid.uuid4().hex[:6]}", net)
+    target = [[private_db["Address"], private_db["Port"]]]
+    key = f"{private_db['Address']}:{private_db['Port']}"
+    assert _ask(cloud, fn, tcp=target)[key] == "connected"
+    allow(ec2, net["sg"]["rds"], 3306, group=net["sg"]["lambda"], revoke=True)  # takes effect at once
+    try:
+        assert _ask(cloud, fn, tcp=target)[key] == "timed out"
+        allow(ec2, net["sg"]["rds"], 3306, cidr="10.61.0.0/16")  # a CIDR holding the Lambda's private address
+        assert _ask(cloud, fn, tcp=target)[key] == "connected"
+        allow(ec2, net["sg"]["rds"], 3306, cidr="10.61.0.0/16", revoke=True)
+    finally:
+        allow(ec2, net["sg"]["rds"], 3306, group=net["sg"]["lambda"])
+    assert _ask(cloud, fn, tcp=target)[key] == "connected"
+
+
+def test_your_computer_times_out_on_a_private_db(private_db):
+    with pytest.raises(pymysql.err.OperationalError) as caught:
+        pymysql.connect(host=private_db["Address"], port=private_db["Port"], user="admin", password=PASSWORD,
+                        connect_timeout=2)
+    assert caught.value.args[0] == 2003 and "timed out" in caught.value.args[1]
+
+
+def test_a_lambda_outside_the_vpc_reaches_services_but_no_private_db(cloud, private_db):
+    fn = _probe(cloud, "net-no-vpc", None)
+    out = _ask(cloud, fn, tcp=[[private_db["Address"], private_db["Port"]]], api=["secretsmanager", "sts"])
+    assert out == {f"{private_db['Address']}:{private_db['Port']}": "timed out", "secretsmanager": "ok", "sts": "ok"}
+
+
+def test_public_db_is_reached_from_your_computer_only_when_its_group_allows(cloud, net):
+    ec2 = cloud.client("ec2")
+    endpoint = _db(cloud, net, "net-public-db", public=True)
+    try:
+        with pytest.raises(pymysql.err.OperationalError, match="timed out"):  # the group allows only lambda-sg
+            pymysql.connect(host=endpoint["Address"], port=endpoint["Port"], user="admin", password=PASSWORD,
+                            connect_timeout=2)
+        allow(ec2, net["sg"]["rds"], 3306, cidr="0.0.0.0/0")
+        try:
+            with pymysql.connect(host=endpoint["Address"], port=endpoint["Port"], user="admin", password=PASSWORD,
+                                 connect_timeout=2) as conn, conn.cursor() as cur:
+                cur.execute("SELECT 1")
+                assert cur.fetchone() == (1,)
+        finally:
+            allow(ec2, net["sg"]["rds"], 3306, cidr="0.0.0.0/0", revoke=True)
+        with pytest.raises(pymysql.err.OperationalError, match="timed out"):
+            pymysql.connect(host=endpoint["Address"], port=endpoint["Port"], user="admin", password=PASSWORD,
+                            connect_timeout=2)
+    finally:
+        cloud.client("rds").delete_db_instance(DBInstanceIdentifier="net-public-db", SkipFinalSnapshot=True)
+
+
+def test_each_way_out_of_a_private_subnet(cloud, net):
+    ec2 = cloud.client("ec2")
+    fn = _probe(cloud, "net-ways-out", net)
+    # The interface endpoint carries Secrets Manager; nothing carries S3 or STS.
+    assert _ask(cloud, fn, api=["secretsmanager", "s3", "sts"]) == {
+        "secretsmanager": "ok", "s3": "ConnectTimeoutError", "sts": "ConnectTimeoutError"}
+    # An S3 gateway endpoint on the private route table carries S3 only.
+    gateway = ec2.create_vpc_endpoint(VpcId=net["vpc"], VpcEndpointType="Gateway",
+                                      ServiceName="com.amazonaws.us-east-1.s3",
+                                      RouteTableIds=[net["private_rt"]])["VpcEndpoint"]["VpcEndpointId"]
+    assert _ask(cloud, fn, api=["s3", "sts"]) == {"s3": "ok", "sts": "ConnectTimeoutError"}
+    ec2.delete_vpc_endpoints(VpcEndpointIds=[gateway])
+    assert _ask(cloud, fn, api=["s3"]) == {"s3": "ConnectTimeoutError"}
+    # A NAT gateway route carries everything.
+    eip = ec2.allocate_address(Domain="vpc")["AllocationId"]
+    nat = ec2.create_nat_gateway(SubnetId=net["subnet"]["public"], AllocationId=eip)["NatGateway"]["NatGatewayId"]
+    ec2.create_route(RouteTableId=net["private_rt"], DestinationCidrBlock="0.0.0.0/0", NatGatewayId=nat)
+    try:
+        assert _ask(cloud, fn, api=["s3", "sts"]) == {"s3": "ok", "sts": "ok"}
+        # Private DNS sends Secrets Manager to the endpoint even with a NAT route: its group decides.
+        allow(ec2, net["sg"]["endpoints"], 443, group=net["sg"]["lambda"], revoke=True)
+        assert _ask(cloud, fn, api=["secretsmanager", "sts"]) == {
+            "secretsmanager": "ConnectTimeoutError", "sts": "ok"}
+        allow(ec2, net["sg"]["endpoints"], 443, group=net["sg"]["lambda"])
+    finally:
+        ec2.delete_route(RouteTableId=net["private_rt"], DestinationCidrBlock="0.0.0.0/0")
+        ec2.delete_nat_gateway(NatGatewayId=nat)
+    assert _ask(cloud, fn, api=["sts"]) == {"sts": "ConnectTimeoutError"}
+
+
+def test_a_lambda_in_a_public_subnet_has_no_internet(cloud, net):
+    fn = _probe(cloud, "net-public-lambda", net, subnets=("public",))
+    assert _ask(cloud, fn, api=["sts", "lambda"]) == {"sts": "ConnectTimeoutError", "lambda": "ConnectTimeoutError"}
+
+
+def test_a_blocked_call_ends_in_the_lambda_timeout(cloud, net):
+    ec2 = cloud.client("ec2")
+    fn = _probe(cloud, "net-timeout", net, timeout=3)
+    allow(ec2, net["sg"]["endpoints"], 443, group=net["sg"]["lambda"], revoke=True)
+    try:
+        result = cloud.client("lambda").invoke(FunctionName=fn, Payload=b'{"hang": true}')
+        payload = json.loads(result["Payload"].read())
+        assert result["FunctionError"] == "Unhandled"
+        assert payload["errorMessage"].endswith("Task timed out after 3.00 seconds")
+    finally:
+        allow(ec2, net["sg"]["endpoints"], 443, group=net["sg"]["lambda"])
+
+
+def test_private_dns_covers_public_instances_too(cloud, net):
+    """Issue 13 item 1: the instance's Secrets Manager calls go to the endpoint, whose group must allow it."""
+    ec2 = cloud.client("ec2")
+    profile = _profile(cloud.client("iam"), "net-instance-profile")
+    cloud.client("iam").put_role_policy(RoleName=profile, PolicyName="calls", PolicyDocument=CALLS)
+    instance = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, InstanceType="t3.micro",
+                                 IamInstanceProfile={"Name": profile}, NetworkInterfaces=[{
+                                     "DeviceIndex": 0, "SubnetId": net["subnet"]["public"],
+                                     "Groups": [net["sg"]["ec2"]], "AssociatePublicIpAddress": True}]
+                                 )["Instances"][0]["InstanceId"]
+    ec2.get_waiter("instance_running").wait(InstanceIds=[instance], WaiterConfig={"Delay": 1})
+    script = ("python3 -c \"import boto3; from botocore.config import Config; "
+              "c = Config(connect_timeout=1.5, retries={'max_attempts': 1}); "
+              "[print(s, end=' ') or print('ok' if getattr(boto3.client(s, config=c), m)() else '') "
+              "for s, m in (('sts', 'get_caller_identity'), ('secretsmanager', 'list_secrets'))]\"")
+    try:
+        blocked = run_command(cloud, instance, [script])
+        assert blocked["StandardOutputContent"].startswith("sts ok")
+        assert "ConnectTimeoutError" in blocked["StandardErrorContent"]
+        allow(ec2, net["sg"]["endpoints"], 443, group=net["sg"]["ec2"])
+        allowed = run_command(cloud, instance, [script])
+        assert allowed["StandardOutputContent"].split() == ["sts", "ok", "secretsmanager", "ok"], allowed
+    finally:
+        ec2.terminate_instances(InstanceIds=[instance])

@@ -352,8 +352,25 @@ class NetworkModel(Service):
         cached = self._cached("network")
         if cached is None:
             cached = rx.Network.describe(self._client("ec2"))
+            self._complete_default_vpcs(cached)
             self._store("network", cached)
         return cached
+
+    def _complete_default_vpcs(self, net: rx.Network) -> None:
+        """AWS's default VPC comes with an attached internet gateway and a 0.0.0.0/0 route in its main table;
+        moto 5.2.5 creates neither, so the model adds them to what it decides on."""
+        for vpc in self._client("ec2").describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"]:
+            vpc_id = vpc["VpcId"]
+            if any(a.get("VpcId") == vpc_id for g in net.internet_gateways for a in g.get("Attachments", [])):
+                continue
+            igw = f"igw-default-{vpc_id}"
+            net.internet_gateways.append({"InternetGatewayId": igw, "Attachments": [{"VpcId": vpc_id,
+                                                                                       "State": "available"}]})
+            for table in net.route_tables:
+                if table.get("VpcId") == vpc_id and any(a.get("Main") for a in table.get("Associations", [])) \
+                        and not any(r.get("DestinationCidrBlock") == rx.INTERNET for r in table.get("Routes", [])):
+                    table.setdefault("Routes", []).append({"DestinationCidrBlock": rx.INTERNET, "GatewayId": igw,
+                                                          "State": "active"})
 
     def _source(self, who: str) -> rx.Node | None:
         kind, _, ident = who.partition(":")

@@ -35,8 +35,8 @@ def _messages(rds, ident: str, **kwargs) -> list[tuple[list[str], str]]:
 @pytest.fixture()
 def database(own_cloud):
     rds = own_cloud.client("rds")
-    _network(own_cloud.client("ec2"), rds, "grp")
-    db = _create(rds, "crashy", "grp")
+    groups = _network(own_cloud.client("ec2"), rds, "grp")
+    db = _create(rds, "crashy", "grp", groups)
     with _connect(db["Endpoint"]) as conn, conn.cursor() as cur:
         cur.execute("CREATE TABLE t (id INT PRIMARY KEY) ENGINE=InnoDB")
         cur.execute("INSERT INTO t VALUES (1)")  # committed (autocommit) before the crash

@@ -76,7 +76,9 @@ def test_launch_hooks_add_environment_and_combine_preloads(probed):
     # the annotations of the Invoke that started the worker: the caller (by iam) and the probe's own
     caller = probed.client("sts").get_caller_identity()["Arn"]
     assert payload["PROBE_PRINCIPAL"] == f"{caller} let through"
-    assert payload["LD_PRELOAD"] == "libm.so.6:libdl.so.2"
+    # the network model's connect() hook first (registered before the probes), then the probes' two
+    assert payload["LD_PRELOAD"].split(":")[1:] == ["libm.so.6", "libdl.so.2"]
+    assert payload["LD_PRELOAD"].split(":")[0].endswith("labkit_netlink.so")
     assert {"kind": "lambda", "resource": arn} in probed.request("GET", "/_labkit/probe")["launches"]
 
 
@@ -84,7 +86,8 @@ def test_services_find_each_other_and_follow_the_lifecycle(probed):
     probe = probed.request("GET", "/_labkit/probe")
     assert probe["finds_lambda"] == "LambdaService" and probe["finds_second"] == "second-probe"
     health = probed.request("GET", "/_labkit/health")["services"]
-    assert list(health) == ["iam", "imds", "rds", "lambda", "ec2", "scheduler", "probe", "second-probe"]
+    assert list(health) == ["iam", "imds", "network", "rds", "lambda", "ec2", "scheduler", "probe",
+                            "second-probe"]
     assert health["probe"]["requests"] >= 1
     control.reset_cloud(probed.home)
     assert probed.request("GET", "/_labkit/probe")["events"] == ["start", "stop_all", "after_reset"]

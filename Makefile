@@ -64,7 +64,6 @@ $(STAMP)/hub-proxy: scripts/ensure-hub-proxy.sh
 	@mkdir -p .cache/net
 	scripts/ensure-cc.sh
 	cc -O2 -shared -fPIC -Wall -o $@ labkit/localcloud/netlink.c -ldl
->>>>>>> 8063a98 (The local cloud enforces the VPC (issue 11) and the endpoint group admits the instance (issue 13 item 1))
 
 $(STAMP)/browser: scripts/ensure-browser.sh
 	@mkdir -p $(STAMP)

@@ -12,7 +12,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from common import client, control, db_server_port, free_port, percentile, report
+from common import LAMBDA_TRUST, client, control, db_server_port, free_port, percentile, report
 
 SOURCE = '''
 import os, socket, statistics, time
@@ -78,7 +78,9 @@ def main() -> None:
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w") as archive:
             archive.writestr("lambda_function.py", SOURCE)
-        role = iam.create_role(RoleName="bench", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        role = iam.create_role(RoleName="bench", AssumeRolePolicyDocument=LAMBDA_TRUST)["Role"]["Arn"]
+        iam.attach_role_policy(RoleName="bench",
+                               PolicyArn="arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole")
         lam.create_function(FunctionName="probe", Runtime="python3.11", Role=role, Timeout=120,
                             Handler="lambda_function.lambda_handler", Code={"ZipFile": buffer.getvalue()},
                             VpcConfig={"SubnetIds": subnets, "SecurityGroupIds": [fn_sg]})

@@ -83,7 +83,7 @@ jupyter: setup
 
 # Everything runs against the real local cloud on free ports; each test stops what it starts.
 test: setup
-	$(BIN)/python -m pytest tests/unit tests/app tests/localcloud tests/labkit tests/browser tests/notebooks
+	$(BIN)/python -m pytest tests/unit tests/app tests/localcloud tests/labkit tests/faults tests/browser tests/notebooks
 	$(BIN)/python -m pytest -p tests.notebooks.nbval_cloud --nbval-lax \
 		--nbval-sanitize-with tests/notebooks/sanitize.cfg notebooks/
 

@@ -51,8 +51,8 @@ def test_a_warm_worker_reads_the_new_time_right_after_an_advance(own_cloud):
 
 def test_database_now_and_defaults_follow_the_clock_without_a_restart(own_cloud):
     ec2, rds = own_cloud.client("ec2"), own_cloud.client("rds")
-    _network(ec2, rds, "clock-grp")
-    db = _create(rds, "clock-db", "clock-grp")
+    groups = _network(ec2, rds, "clock-grp")
+    db = _create(rds, "clock-db", "clock-grp", groups)
     conn = _connect(db["Endpoint"])
     try:
         with conn.cursor() as cur:

@@ -76,9 +76,12 @@ def test_launch_hooks_add_environment_and_combine_preloads(probed):
     # the annotations of the Invoke that started the worker: the caller (by iam) and the probe's own
     caller = probed.client("sts").get_caller_identity()["Arn"]
     assert payload["PROBE_PRINCIPAL"] == f"{caller} let through"
-    # the network model's connect() hook first (registered before the probes), then the probes' two
-    assert payload["LD_PRELOAD"].split(":")[1:] == ["libm.so.6", "libdl.so.2"]
-    assert payload["LD_PRELOAD"].split(":")[0].endswith("labkit_netlink.so")
+    # the built-in services' preloads (the lab clock's libfaketime, the network model's connect() hook) come
+    # first, as they are registered before the probes; then the probes' two: every service's entries kept
+    preloads = payload["LD_PRELOAD"].split(":")
+    assert preloads[-2:] == ["libm.so.6", "libdl.so.2"]
+    assert any(entry.endswith("labkit_netlink.so") for entry in preloads[:-2])
+    assert any("libfaketime" in entry for entry in preloads[:-2])
     assert {"kind": "lambda", "resource": arn} in probed.request("GET", "/_labkit/probe")["launches"]
 
 

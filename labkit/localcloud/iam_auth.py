@@ -35,6 +35,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.utils import normalize_url_path
 from moto.core import DEFAULT_ACCOUNT_ID
+from moto.iam.exceptions import NotFoundException as RoleNotFound
 from moto.iam.models import iam_backends
 from moto.sts.models import sts_backends
 from werkzeug.datastructures import EnvironHeaders
@@ -139,7 +140,7 @@ def user_documents(user: Any) -> list[str]:
 def role_documents(role_name: str) -> list[str]:
     try:
         return _policy_documents(_iam().get_role(role_name))
-    except Exception:  # a deleted role grants nothing
+    except RoleNotFound:  # a deleted role grants nothing
         return []
 
 
@@ -307,7 +308,7 @@ class Authorizer:
     def _assume_role_verdict(self, principal: Principal, role_arn: str, verdict: str) -> str:
         try:
             role = _iam().get_role_by_arn(role_arn)
-        except Exception:
+        except RoleNotFound:
             return iam_policy.IMPLICIT_DENY
         named = any(statement.get("Effect") == "Allow" and iam_policy.principal_matches(statement, "AWS", principal.arn)
                     for statement in iam_policy.parse(role.assume_role_policy_document))

@@ -15,6 +15,7 @@ from typing import Any, Mapping
 from urllib.parse import parse_qs, unquote
 
 import botocore.session
+from botocore.exceptions import UnknownServiceError
 
 # signing name -> botocore service name, and the IAM prefix where it differs from the signing name
 SERVICES = {"monitoring": "cloudwatch", "email": "ses", "states": "stepfunctions", "execute-api": "apigateway"}
@@ -64,7 +65,7 @@ def protocol_of(signing_name: str) -> tuple[str, str]:
     service = SERVICES.get(signing_name, signing_name)
     try:
         model = _model(service)
-    except Exception:
+    except UnknownServiceError:  # a signing name botocore has no model for: JSON, as most newer services speak
         return service, "json"
     return service, model.metadata.get("protocol", "json")
 

@@ -195,6 +195,16 @@ def _db_address(db: Any) -> str:
     return network.db_address(db.db_instance_identifier) if network is not None else "127.0.0.1"
 
 
+def _statement_id_conflict(sid: str) -> Exception:
+    """Lambda's answer to AddPermission with a StatementId already in the policy (AWS's code, message, 409)."""
+    from moto.awslambda.exceptions import LambdaClientError
+
+    error = LambdaClientError("ResourceConflictException", f"The statement id ({sid}) provided already exists. "
+                              "Please provide a new statement id, or remove the existing statement.")
+    error.code = 409
+    return error
+
+
 def _lambda_vpc_config(fn: Any) -> dict[str, Any] | None:
     from moto.ec2.models import ec2_backends
 
@@ -213,6 +223,7 @@ def _lambda_vpc_config(fn: Any) -> dict[str, Any] | None:
 
 def _lambda_patches() -> list[Patch]:
     from moto.awslambda import models as awslambda
+    from moto.awslambda import policy
 
     from labkit.localcloud import iam_service
 
@@ -262,8 +273,19 @@ def _lambda_patches() -> list[Patch]:
             return original(self, function_name, qualifier, body)
         return wrapper
 
+    def unique_statement_id(original: Any) -> Any:
+        def wrapper(self: Any, raw: str, qualifier: str | None = None) -> Any:
+            sid = (json.loads(raw) if raw else {}).get("StatementId")
+            if sid and any(statement.get("Sid") == sid for statement in self.statements):
+                raise _statement_id_conflict(sid)
+            return original(self, raw, qualifier)
+        return wrapper
+
     fn = awslambda.LambdaFunction
     return [
+        Patch(policy.Policy, "add_statement", "AddPermission with a StatementId the policy already holds is "
+              "refused with ResourceConflictException (moto 5.2.5 appends a second statement)",
+              unique_statement_id),
         Patch(fn, "invoke", "Invoke runs the real code in an awslambdaric worker (moto would need docker)", invoke),
         Patch(fn, "update_configuration", "a new configuration means new workers (a cold start)", new_revision),
         Patch(fn, "update_function_code", "new code means new workers (a cold start)", new_revision),

@@ -224,3 +224,20 @@ def test_idle_workers_are_reaped(tmp_path, monkeypatch):
         assert set(find_marked(CLOUD_MARKER, cloud.status.cloud_id)) == daemon
     finally:
         stop_test_cloud(cloud)
+
+
+def test_a_statement_id_already_in_the_policy_is_refused_as_on_aws(cloud):
+    lam = cloud.client("lambda")
+    create_function(cloud, "permitted-twice", ECHO)
+    permission = {"FunctionName": "permitted-twice", "StatementId": "events-invoke",
+                  "Action": "lambda:InvokeFunction", "Principal": "events.amazonaws.com"}
+    lam.add_permission(**permission)
+    with pytest.raises(lam.exceptions.ResourceConflictException) as refused:
+        lam.add_permission(**permission, SourceArn="arn:aws:events:us-east-1:123456789012:rule/other")
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
+    assert refused.value.response["Error"]["Message"] == (
+        "The statement id (events-invoke) provided already exists. Please provide a new statement id, "
+        "or remove the existing statement.")
+    policy = json.loads(lam.get_policy(FunctionName="permitted-twice")["Policy"])
+    assert [s["Sid"] for s in policy["Statement"]] == ["events-invoke"]
+    assert "Condition" not in policy["Statement"][0]  # the first statement is kept, untouched

@@ -1,14 +1,11 @@
 #!/usr/bin/env bash
 # Make sure a C compiler exists (the local cloud's connect() hook is built with it); install gcc when not.
 set -euo pipefail
+. "$(dirname "$0")/apt-install.sh"
 if command -v cc >/dev/null 2>&1; then
   exit 0
 fi
-if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-  echo "setup: no C compiler found; installing Debian's gcc and libc6-dev"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null
+if apt_install "no C compiler found; installing Debian's gcc and libc6-dev" gcc libc6-dev; then
   exit 0
 fi
 cat >&2 <<'MSG'

@@ -1,16 +1,13 @@
 #!/usr/bin/env bash
 # Make sure a MySQL-compatible server binary exists; install Debian's mariadb-server when it does not.
 set -euo pipefail
+. "$(dirname "$0")/apt-install.sh"
 for bin in mariadbd mysqld; do
   if command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ]; then
     exit 0
   fi
 done
-if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-  echo "setup: no MySQL/MariaDB server found; installing Debian's mariadb-server"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends mariadb-server mariadb-client >/dev/null
+if apt_install "no MySQL/MariaDB server found; installing Debian's mariadb-server" mariadb-server mariadb-client; then
   # The lab starts its own servers; the distribution's service is not needed.
   (command -v systemctl >/dev/null 2>&1 && systemctl disable --now mariadb >/dev/null 2>&1) || true
   (command -v service >/dev/null 2>&1 && service mariadb stop >/dev/null 2>&1) || true

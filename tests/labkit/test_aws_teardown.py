@@ -39,22 +39,22 @@ def _rds_gone(stub: Stubber) -> None:
     stub.add_client_error("describe_db_subnet_groups", "DBSubnetGroupNotFoundFault", http_status_code=404)
 
 
-def test_a_rerun_waits_for_a_deletion_already_going():
-    rds = boto3.client("rds", region_name="us-east-1")
-    with Stubber(rds) as stub:
-        stub.add_response("describe_db_instances", _db("deleting"), {"DBInstanceIdentifier": "stub-lab-db"})
-        _rds_gone(stub)  # no DeleteDBInstance call: it would fail with InvalidDBInstanceState
-        teardown._delete_database(FakeLab(rds=rds))
-        stub.assert_no_pending_responses()
+ALREADY_BEING_DELETED = ("InvalidDBInstanceState", "Instance stub-lab-db is already being deleted.")
 
 
-def test_already_being_deleted_is_treated_as_going():
+@pytest.mark.parametrize("calls", [
+    [("describe_db_instances", _db("deleting"))],  # a re-run: no DeleteDBInstance, which AWS would refuse
+    [("describe_db_instances", _db("available")), ("delete_db_instance", ALREADY_BEING_DELETED),
+     ("describe_db_instances", _db("deleting"))],  # a race: AWS's refusal means "going"
+], ids=["found-deleting", "already-being-deleted"])
+def test_a_deletion_already_going_is_waited_for(calls: list[tuple[str, object]]):
     rds = boto3.client("rds", region_name="us-east-1")
     with Stubber(rds) as stub:
-        stub.add_response("describe_db_instances", _db("available"))
-        stub.add_client_error("delete_db_instance", "InvalidDBInstanceState",
-                              "Instance stub-lab-db is already being deleted.")
-        stub.add_response("describe_db_instances", _db("deleting"))
+        for operation, answer in calls:
+            if isinstance(answer, tuple):
+                stub.add_client_error(operation, *answer)
+            else:
+                stub.add_response(operation, answer)
         _rds_gone(stub)
         teardown._delete_database(FakeLab(rds=rds))
         stub.assert_no_pending_responses()

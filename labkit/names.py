@@ -103,3 +103,37 @@ def step_ref(step: int) -> str:
 def run_first(step: int) -> str:
     """The fix hint for "an earlier step has not run": names the step and its notebook."""
     return f"run {step_ref(step)} first"
+
+
+# -- where each step is in the AWS console (the local cloud has no console: these are AWS's) ---------------
+CONSOLE = "https://console.aws.amazon.com"
+STEP_CONSOLE: dict[int, tuple[str, str]] = {
+    1: ("VPC > Your VPCs > Create VPC (\"VPC and more\": subnets, route tables, internet gateway, endpoints)",
+        "/vpcconsole/home?region={region}#vpcs:"),
+    2: ("RDS > Subnet groups > Create DB subnet group", "/rds/home?region={region}#db-subnet-groups-list:"),
+    3: ("VPC > Security groups > Create security group (then Inbound rules > Edit inbound rules)",
+        "/vpcconsole/home?region={region}#SecurityGroups:"),
+    4: ("RDS > Databases > Create database (Standard create, MySQL, Free tier)", "/rds/home?region={region}#databases:"),
+    5: ("IAM > Roles > Create role; then EC2 > Instances > Launch instances", "/ec2/home?region={region}#Instances:"),
+    6: ("Systems Manager > Run Command > Run command (AWS-RunShellScript on the instance)",
+        "/systems-manager/run-command?region={region}"),
+    7: ("Systems Manager > Run Command > Run command (AWS-RunShellScript on the instance)",
+        "/systems-manager/run-command?region={region}"),
+    8: ("Systems Manager > Run Command > Run command (AWS-RunShellScript on the instance)",
+        "/systems-manager/run-command?region={region}"),
+    9: ("Secrets Manager > Store a new secret > Credentials for Amazon RDS database",
+        "/secretsmanager/listsecrets?region={region}"),
+    10: ("Lambda > Functions > Create function; Lambda > Layers > Create layer; the function's "
+         "Configuration > VPC", "/lambda/home?region={region}#/functions"),
+    11: ("S3 > Buckets > Create bucket (General purpose)", "/s3/buckets?region={region}"),
+    12: ("Lambda > Functions > Create function; the function's Configuration > VPC",
+         "/lambda/home?region={region}#/functions"),
+    13: ("EventBridge > Rules > Create rule (Schedule; target: Lambda function)", "/events/home?region={region}#/rules"),
+}
+EVENT_HISTORY = ("CloudTrail > Event history", "/cloudtrail/home?region={region}#/events")
+
+
+def console_path(step: int, region: str = "us-east-1") -> str:
+    """Where ``step`` is done by hand in the AWS console: the menu path and the page's address."""
+    path, url = STEP_CONSOLE[step]
+    return f"{path} ({CONSOLE}{url.format(region=region)})"

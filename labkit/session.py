@@ -7,6 +7,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from labkit.calls import CallRecorder
 from labkit.config import LabConfig, config_from_environment, make_target
 
 RETRIES = Config(retries={"max_attempts": 8, "mode": "standard"})
@@ -23,6 +24,8 @@ class Lab:
         self.config: LabConfig = config_from_environment(target=target, name=name, region=region, **options)
         self.target = make_target(self.config)
         self._session = boto3.Session(**self.target.session_kwargs())
+        self.calls = CallRecorder()  # every call of this lab's clients (labkit.calls)
+        self.calls.attach(self._session.events)
         self.target.guard(self._session)
         self._clients: dict[str, Any] = {}
 

@@ -1,0 +1,124 @@
+"""labkit's record of its own AWS calls: botocore's event hooks, redaction, the AWS CLI equivalents.
+
+On the aws target with botocore's Stubber (no network); the local target records through the same hooks
+(tests/labkit/test_trail.py shows a step's calls there).
+"""
+from __future__ import annotations
+
+import base64
+
+import pytest
+from botocore.stub import Stubber
+
+from labkit import calls
+from labkit.cli_render import cli_command
+from labkit.names import STEP_NOTEBOOKS, console_path
+from labkit.redact import HIDDEN, Blob, Hidden, redact
+from labkit.session import Lab
+
+PASSWORD = "Sup3r-Secret-Passw0rd"
+
+
+@pytest.fixture()
+def lab():
+    return Lab(target="aws", name="calls-lab", region="eu-west-1", confirm=True)
+
+
+def test_a_cell_shows_its_calls_with_status_error_and_cli(lab):
+    sm = lab.client("secretsmanager")
+    with Stubber(sm) as stub:
+        calls.next_cell()
+        stub.add_response("create_secret", {"ARN": "arn:aws:secretsmanager:eu-west-1:1:secret:s", "Name": "s"})
+        stub.add_client_error("get_secret_value", "AccessDeniedException", "no", http_status_code=400)
+        sm.create_secret(Name="order-db-secret", SecretString='{"password": "%s"}' % PASSWORD)
+        with pytest.raises(sm.exceptions.ClientError):
+            sm.get_secret_value(SecretId="order-db-secret")
+        calls.next_cell()  # the next cell asks for the calls of the cell before
+    frame = calls.calls_frame(lab)
+    assert list(frame["operation"]) == ["CreateSecret", "GetSecretValue"]
+    assert list(frame["answer"]) == ["200", "AccessDeniedException"]
+    assert frame.loc[0, "aws_cli"] == ("aws secretsmanager create-secret --name order-db-secret "
+                                       "--secret-string file://secret.json")
+    assert frame.loc[1, "aws_cli"] == "aws secretsmanager get-secret-value --secret-id order-db-secret"
+    assert PASSWORD not in frame.to_string() and PASSWORD not in calls.cli_script(lab)
+    assert HIDDEN in frame.loc[0, "parameters"]
+
+
+def test_a_waiter_polling_is_one_row_with_its_count(lab):
+    rds = lab.client("rds")
+    with Stubber(rds) as stub:
+        calls.next_cell()
+        for status in ("creating", "creating", "available"):
+            stub.add_response("describe_db_instances", {"DBInstances": [{"DBInstanceStatus": status}]})
+        rds.get_waiter("db_instance_available").wait(DBInstanceIdentifier="orders-lab-db",
+                                                     WaiterConfig={"Delay": 0})
+        calls.next_cell()
+    frame = calls.calls_frame(lab)
+    assert frame[["operation", "count"]].values.tolist() == [["DescribeDBInstances", 3]]
+    assert len(calls.calls_frame(lab, repeats=True)) == 3
+    assert calls.cli_script(lab) == "aws rds describe-db-instances --db-instance-identifier orders-lab-db"
+
+
+def test_an_unconfirmed_write_on_aws_is_refused_before_it_is_sent_and_not_recorded():
+    lab = Lab(target="aws", name="calls-lab", region="eu-west-1")
+    calls.next_cell()
+    with pytest.raises(Exception, match="needs confirmation"):
+        lab.client("ec2").create_vpc(CidrBlock="10.0.0.0/16")
+    assert calls.calls_frame(lab).empty
+
+
+def test_redaction_hides_secrets_and_keeps_sizes():
+    params = {"MasterUserPassword": PASSWORD, "UserData": base64.b64encode(b"#!/bin/sh\necho hi").decode(),
+              "Code": {"ZipFile": b"PK\x03\x04" + bytes(100)},
+              "Environment": {"Variables": {"DB_SECRET_NAME": "order-db-secret", "API_TOKEN": PASSWORD}},
+              "SecretId": "order-db-secret"}
+    shown = redact(params)
+    assert shown["MasterUserPassword"] == Hidden("MasterUserPassword", len(PASSWORD))
+    assert isinstance(shown["UserData"], Hidden)
+    assert shown["Code"]["ZipFile"] == Blob(104, "ZipFile")
+    assert shown["Environment"]["Variables"] == {"DB_SECRET_NAME": "order-db-secret",
+                                                 "API_TOKEN": Hidden("API_TOKEN", len(PASSWORD))}
+    assert shown["SecretId"] == "order-db-secret"
+    assert PASSWORD not in repr(shown) and PASSWORD not in str(calls.short_parameters(shown))
+
+
+@pytest.mark.parametrize("service, operation, params, expected", [
+    ("rds", "CreateDBSubnetGroup",
+     {"DBSubnetGroupName": "order-processing-app-SG", "DBSubnetGroupDescription": "private subnets",
+      "SubnetIds": ["subnet-1", "subnet-2"]},
+     "aws rds create-db-subnet-group --db-subnet-group-name order-processing-app-SG "
+     "--db-subnet-group-description 'private subnets' --subnet-ids subnet-1 subnet-2"),
+    ("rds", "CreateDBInstance", {"DBInstanceIdentifier": "db", "PubliclyAccessible": False, "AllocatedStorage": 20},
+     "aws rds create-db-instance --db-instance-identifier db --no-publicly-accessible --allocated-storage 20"),
+    ("ec2", "RunInstances", {"ImageId": "ami-1", "MinCount": 1, "MaxCount": 1, "UserData": Hidden("UserData", 9),
+                             "TagSpecifications": [{"ResourceType": "instance", "Tags": [{"Key": "lab", "Value": "x"}]}]},
+     "aws ec2 run-instances --count 1 --image-id ami-1 --user-data file://user-data.sh --tag-specifications "
+     "'[{\"ResourceType\":\"instance\",\"Tags\":[{\"Key\":\"lab\",\"Value\":\"x\"}]}]'"),
+    ("lambda", "CreateFunction", {"FunctionName": "order-validator", "Code": {"ZipFile": Blob(10)}},
+     "aws lambda create-function --zip-file fileb://code.zip --function-name order-validator"),
+    ("lambda", "Invoke", {"FunctionName": "f", "Payload": '{"amount": 0}'},
+     "aws lambda invoke --function-name f --payload '{\"amount\": 0}' --cli-binary-format raw-in-base64-out "
+     "response.json"),
+    ("s3", "PutBucketEncryption", {"Bucket": "b"}, "aws s3api put-bucket-encryption --bucket b"),
+])
+def test_cli_commands(service, operation, params, expected):
+    assert cli_command(service, operation, params) == expected
+
+
+def test_every_step_has_a_console_path():
+    for step in STEP_NOTEBOOKS:
+        assert console_path(step, "eu-west-1").endswith(")") and "https://console.aws.amazon.com/" in console_path(
+            step, "eu-west-1")
+    assert "region=eu-west-1" in console_path(4, "eu-west-1")
+
+
+def test_step_calls_renders_console_table_and_cli(lab):
+    ec2 = lab.client("ec2")
+    with Stubber(ec2) as stub:
+        calls.next_cell()
+        stub.add_response("create_vpc", {"Vpc": {"VpcId": "vpc-1"}})
+        ec2.create_vpc(CidrBlock="10.0.0.0/16")
+        calls.next_cell()
+    shown = calls.step_calls(lab, 1)._repr_html_()
+    assert "VPC &gt; Your VPCs" in shown and "aws ec2 create-vpc --cidr-block 10.0.0.0/16" in shown
+    assert "<th>operation</th>" in shown

@@ -1,4 +1,4 @@
-"""Keep notebooks committed clean: no outputs except in cells marked NBVAL_CHECK_OUTPUT, no run metadata.
+"""Keep notebooks committed clean: no outputs except in cells tagged `nbval-check-output`, no run metadata.
 
 Usage: python scripts/clean_notebooks.py [--check] notebooks/*.ipynb
 With --check nothing is written; the exit code is 1 when a notebook would change.
@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-MARK = "NBVAL_CHECK_OUTPUT"
+TAG = "nbval-check-output"  # nbval compares these cells' outputs with the committed ones
 RUN_METADATA = ("papermill", "execution", "widgets")
 
 
@@ -21,7 +21,7 @@ def clean(notebook: dict) -> dict:
             cell.get("metadata", {}).pop(key, None)
         if cell.get("cell_type") != "code":
             continue
-        if MARK in "".join(cell.get("source", [])):
+        if TAG in cell.get("metadata", {}).get("tags", []):
             cell["outputs"] = [o for o in cell.get("outputs", []) if o.get("output_type") == "stream"]
             for output in cell["outputs"]:
                 output.pop("metadata", None)

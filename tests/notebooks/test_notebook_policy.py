@@ -1,4 +1,4 @@
-"""The committed notebooks follow the lab's rules: parameters first, clean outputs, no secrets, one lesson each."""
+"""The committed notebooks follow the lab's rules: title, then parameters; clean outputs, no secrets, one lesson each."""
 from __future__ import annotations
 
 import json
@@ -27,8 +27,12 @@ def test_the_series_is_complete_and_numbered():
 def test_notebook_policy(path: Path):
     notebook = json.loads(path.read_text())
     cells = notebook["cells"]
-    first = cells[0]
-    assert first["cell_type"] == "code" and "parameters" in first["metadata"].get("tags", [])
+    title = "".join(cells[0]["source"])
+    assert cells[0]["cell_type"] == "markdown" and title.startswith("# "), "a notebook opens with its title"
+    assert re.search(r"^\*Time: about .+\*\*Builds on:\*\* .+\*$", title, re.M), "time estimate and what it builds on"
+    first = next(c for c in cells if c["cell_type"] == "code")
+    assert "parameters" in first["metadata"].get("tags", []), "the first code cell holds the parameters"
+    assert cells.index(first) == 1, "the parameters cell follows the introduction"
     source = "".join(first["source"])
     for name in ("target", "lab_name", "region", "confirm"):
         assert re.search(rf"^{name} = ", source, re.M), f"parameter {name} missing"
@@ -46,11 +50,12 @@ def test_notebook_policy(path: Path):
         assert "input(" not in text, f"cell {index} asks for user input"
         if cell["cell_type"] != "code":
             continue
-        if "NBVAL_CHECK_OUTPUT" in text:
+        assert "NBVAL_" not in text, f"cell {index}: nbval's markers are cell tags (nbval-check-output), not comments"
+        if "nbval-check-output" in cell["metadata"].get("tags", []):
             checked += 1
             assert cell["outputs"], f"cell {index} is checked but has no expected output"
         else:
-            assert not cell["outputs"], f"cell {index} has outputs but is not marked NBVAL_CHECK_OUTPUT"
+            assert not cell["outputs"], f"cell {index} has outputs but is not tagged nbval-check-output"
         assert not SECRETISH.search(json.dumps(cell.get("outputs", []))), f"cell {index} output looks secret"
     assert checked >= 1, "every notebook ends with a checked summary line"
 
@@ -65,7 +70,7 @@ def test_clean_script_strips_unmarked_outputs(tmp_path: Path):
     notebook = {"cells": [
         {"cell_type": "code", "metadata": {}, "source": ["1 + 1"], "execution_count": 3,
          "outputs": [{"output_type": "execute_result", "data": {"text/plain": "2"}, "metadata": {}, "execution_count": 3}]},
-        {"cell_type": "code", "metadata": {}, "source": ["# NBVAL_CHECK_OUTPUT\nprint('ok')"], "execution_count": 4,
+        {"cell_type": "code", "metadata": {"tags": ["nbval-check-output"]}, "source": ["print('ok')"], "execution_count": 4,
          "outputs": [{"output_type": "stream", "name": "stdout", "text": "ok\n"}]}],
         "metadata": {"papermill": {"duration": 1}}, "nbformat": 4, "nbformat_minor": 5}
     path = tmp_path / "x.ipynb"

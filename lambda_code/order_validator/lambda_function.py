@@ -14,15 +14,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 
 import boto3
 
 from orders_db import Database, secret_name
-from validation import Order, parse_order_id, validate_order
+from validation import Order, parse_minimum, parse_order_id, validate_order
 
 log = logging.getLogger()
 log.setLevel(logging.INFO)
 
+# The smallest amount an order may have (empty: anything above 0); a bad value stops the function at init.
+MIN_ORDER_AMOUNT = parse_minimum(os.environ.get("MIN_ORDER_AMOUNT"))
 secrets = boto3.client("secretsmanager")
 database = Database(secret_name(), lambda sid: secrets.get_secret_value(SecretId=sid)["SecretString"])
 
@@ -55,7 +58,7 @@ def find_order(cursor, order_id: str) -> dict | None:
 def lambda_handler(event, context):
     if isinstance(event, dict) and "find_order_id" in event:
         return _find(event["find_order_id"])
-    order, errors = validate_order(event)
+    order, errors = validate_order(event, MIN_ORDER_AMOUNT)
     if order is None:
         log.info(json.dumps({"result": "invalid", "fields": sorted(errors)}))
         return {"status": "invalid", "errors": errors}

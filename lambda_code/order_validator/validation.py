@@ -64,8 +64,22 @@ def parse_quantity(value: Any) -> tuple[int | None, str | None]:
     return value, None
 
 
-def parse_amount(value: Any) -> tuple[Decimal | None, str | None]:
-    """Decimal amount > 0 and <= 1,000,000.00 with at most two decimal places.
+def parse_minimum(text: str | None) -> Decimal | None:
+    """The optional smallest amount an order may have (the ``MIN_ORDER_AMOUNT`` environment variable).
+
+    None or empty: no minimum beyond "greater than 0". Anything else must be a valid amount (0.01 to
+    1,000,000.00, at most two decimal places); otherwise ValueError names the variable and the value.
+    """
+    if text is None or not text.strip():
+        return None
+    minimum, error = parse_amount(text)
+    if error:
+        raise ValueError(f"MIN_ORDER_AMOUNT={text!r} is not a valid amount: {error}")
+    return minimum
+
+
+def parse_amount(value: Any, minimum: Decimal | None = None) -> tuple[Decimal | None, str | None]:
+    """Decimal amount > 0 (and >= ``minimum`` when given) and <= 1,000,000.00 with at most two decimal places.
 
     Floats are read through their shortest decimal text (``0.1`` is ``Decimal("0.1")``);
     booleans, NaN, infinities, empty and non-numeric values are invalid.
@@ -92,6 +106,8 @@ def parse_amount(value: Any) -> tuple[Decimal | None, str | None]:
         return None, "amount must be a finite number"
     if amount <= 0:
         return None, "amount must be greater than 0"
+    if minimum is not None and amount < minimum:
+        return None, f"amount must be at least {minimum}"
     if amount > MAX_AMOUNT:
         return None, "amount must be at most 1000000.00"
     if amount.as_tuple().exponent < -2 and amount != amount.quantize(Decimal("0.01")):
@@ -110,14 +126,14 @@ def parse_order_id(value: Any) -> tuple[str | None, str | None]:
         return None, "order_id must be a UUID such as 3f1c2a9e-8d4b-4c6e-9a8f-1b2c3d4e5f60"
 
 
-def validate_order(event: Any) -> tuple[Order | None, dict[str, str]]:
-    """Return the order, or None and a message per invalid field."""
+def validate_order(event: Any, minimum: Decimal | None = None) -> tuple[Order | None, dict[str, str]]:
+    """Return the order, or None and a message per invalid field; ``minimum``: the smallest amount allowed."""
     if not isinstance(event, dict):
         return None, {"order": "the order must be a JSON object"}
     customer, customer_error = _text(event.get("customer_name"), "customer_name")
     product, product_error = _text(event.get("product"), "product")
     quantity, quantity_error = parse_quantity(event.get("quantity"))
-    amount, amount_error = parse_amount(event.get("amount"))
+    amount, amount_error = parse_amount(event.get("amount"), minimum)
     order_id, id_error = parse_order_id(event.get("order_id"))
     errors = {field: message for field, message in (
         ("customer_name", customer_error), ("product", product_error), ("quantity", quantity_error),

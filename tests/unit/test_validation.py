@@ -104,3 +104,28 @@ def test_ascii_numbers_in_text_are_read():
 def test_lone_surrogates_are_invalid_text(field):
     order, errors = validate_order({**VALID, field: "\ud800x"})
     assert order is None and "valid Unicode" in errors[field]
+
+
+def test_a_minimum_amount_refuses_smaller_orders_with_its_value():
+    from validation import parse_minimum
+
+    minimum = parse_minimum("1.00")
+    order, errors = validate_order({**VALID, "amount": "0.50"}, minimum)
+    assert order is None and errors == {"amount": "amount must be at least 1.00"}
+    assert validate_order({**VALID, "amount": "1.00"}, minimum)[0].amount == Decimal("1.00")
+    assert validate_order({**VALID, "amount": 0}, minimum)[1] == {"amount": "amount must be greater than 0"}
+
+
+@pytest.mark.parametrize("text", [None, "", "  "])
+def test_no_minimum_unless_set(text):
+    from validation import parse_minimum
+
+    assert parse_minimum(text) is None
+
+
+@pytest.mark.parametrize("text", ["abc", "0", "-1", "0.001", "2000000"])
+def test_a_bad_minimum_names_the_variable(text):
+    from validation import parse_minimum
+
+    with pytest.raises(ValueError, match=r"MIN_ORDER_AMOUNT="):
+        parse_minimum(text)

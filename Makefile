@@ -8,10 +8,17 @@ STAMP       := .cache/stamps
 
 .PHONY: setup lab jupyter test test-fast bench clean-notebooks cloud-stop clean
 
-setup: $(STAMP)/venv $(STAMP)/lambda-venv $(STAMP)/wheels $(STAMP)/db-server $(STAMP)/browser $(STAMP)/faketime $(STAMP)/hub-proxy \
+setup: $(STAMP)/system-packages $(STAMP)/venv $(STAMP)/lambda-venv $(STAMP)/wheels $(STAMP)/hub-proxy \
 	.cache/faketime/labkit_faketime_sleep.so .cache/net/labkit_netlink.so
 
-$(STAMP)/venv: pyproject.toml jupyter/overrides.json
+# The system's packages first (python3-venv, mariadb-server, libfaketime, gcc, ...): installed as root, else
+# one apt command to run, before anything else fails on their absence.
+$(STAMP)/system-packages: scripts/ensure-system-packages.sh
+	@mkdir -p $(STAMP)
+	scripts/ensure-system-packages.sh
+	@touch $@
+
+$(STAMP)/venv: pyproject.toml jupyter/overrides.json | $(STAMP)/system-packages
 	@mkdir -p $(STAMP)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
@@ -21,7 +28,7 @@ $(STAMP)/venv: pyproject.toml jupyter/overrides.json
 	@touch $@
 
 # The Lambda runtime environment: only what AWS's Python runtime holds (boto3) plus awslambdaric.
-$(STAMP)/lambda-venv: lambda_code/runtime-requirements.txt
+$(STAMP)/lambda-venv: lambda_code/runtime-requirements.txt | $(STAMP)/system-packages
 	@mkdir -p $(STAMP)
 	@test -x $(LAMBDA_VENV)/bin/python || $(PYTHON) -m venv $(LAMBDA_VENV)
 	$(LAMBDA_VENV)/bin/pip install -q --disable-pip-version-check -r lambda_code/runtime-requirements.txt
@@ -37,38 +44,21 @@ $(STAMP)/wheels: lambda_code/layers/pymysql/requirements.txt flask_app/requireme
 		-r lambda_code/layers/pymysql/requirements.txt
 	@touch $@
 
-$(STAMP)/db-server: scripts/ensure-db-server.sh
-	@mkdir -p $(STAMP)
-	scripts/ensure-db-server.sh
-	@touch $@
-
-# The lab clock (labkit/localcloud/clock.py): libfaketime, and the companion preloaded just before it.
-$(STAMP)/faketime: scripts/ensure-faketime.sh
-	@mkdir -p $(STAMP)
-	scripts/ensure-faketime.sh
-	@touch $@
-
-.cache/faketime/labkit_faketime_sleep.so: labkit/localcloud/faketime_sleep.c scripts/ensure-cc.sh
+# The lab clock's companion (labkit/localcloud/clock.py), preloaded just before libfaketime.
+.cache/faketime/labkit_faketime_sleep.so: labkit/localcloud/faketime_sleep.c | $(STAMP)/system-packages
 	@mkdir -p .cache/faketime
-	scripts/ensure-cc.sh
 	cc -O2 -shared -fPIC -Wall -o $@ labkit/localcloud/faketime_sleep.c -ldl
 
 # JupyterHub's proxy (npm's configurable-http-proxy) for the classroom: classroom/jupyterhub_config.py.
-$(STAMP)/hub-proxy: scripts/ensure-hub-proxy.sh
+$(STAMP)/hub-proxy: scripts/ensure-hub-proxy.sh | $(STAMP)/system-packages
 	@mkdir -p $(STAMP)
 	scripts/ensure-hub-proxy.sh
 	@touch $@
 
 # The local cloud's connect() hook (labkit/localcloud/network.py), preloaded into the processes it runs.
-.cache/net/labkit_netlink.so: labkit/localcloud/netlink.c scripts/ensure-cc.sh
+.cache/net/labkit_netlink.so: labkit/localcloud/netlink.c | $(STAMP)/system-packages
 	@mkdir -p .cache/net
-	scripts/ensure-cc.sh
 	cc -O2 -shared -fPIC -Wall -o $@ labkit/localcloud/netlink.c -ldl
-
-$(STAMP)/browser: scripts/ensure-browser.sh
-	@mkdir -p $(STAMP)
-	scripts/ensure-browser.sh
-	@touch $@
 
 # The main job: every notebook through the verification, on the local cloud; the lab stays up afterwards.
 lab: setup

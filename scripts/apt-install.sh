@@ -1,4 +1,4 @@
-# Sourced by the ensure-*.sh scripts: install Debian packages when we can, say so when we cannot.
+# Sourced by scripts/ensure-system-packages.sh: install Debian packages when we can, say so when we cannot.
 #   apt_install WHY PACKAGE...   as root with apt-get: print "setup: WHY", install the packages without
 #                                recommends and return 0 (retrying while another apt holds the lock);
 #                                otherwise return 1, so the caller prints how to install them by hand.

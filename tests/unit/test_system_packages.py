@@ -17,7 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "ensure-system-packages.sh"
 HIDDEN = ["/usr/sbin", "/usr/local/sbin", *(str(p) for p in Path("/usr/lib").glob("*/faketime")), "/usr/lib/faketime"]
-BASICS = ("bash", "id", "cat", "sleep")
+BASICS = ("bash", "id", "cat", "dirname")
 
 
 @pytest.fixture()

@@ -27,7 +27,7 @@ import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable
 from urllib.parse import quote
 
 from botocore.auth import S3SigV4Auth, SigV4Auth
@@ -43,7 +43,8 @@ from werkzeug.wrappers import Response
 
 from labkit.localcloud import iam_policy
 from labkit.localcloud.iam_errors import Refusal, access_denied, auth_failure, render
-from labkit.localcloud.iam_requests import ApiRequest, classify, protocol_of, resource_arn
+from labkit.localcloud.iam_requests import Classified, resource_arn
+from labkit.localcloud.services import ApiRequest
 
 log = logging.getLogger("labkit.localcloud.iam")
 ADMIN_USER = "lab-admin"
@@ -200,17 +201,6 @@ def _scope(authorization: str) -> dict[str, str]:
     return fields
 
 
-def _guess_protocol(environ: Mapping[str, Any], headers: EnvironHeaders) -> str:
-    """For a request with no signature (so no service named): the protocol its shape shows."""
-    if headers.get("X-Amz-Target"):
-        return "json"
-    if environ.get("PATH_INFO", "").startswith("/2015-03-31/"):
-        return "rest-json"
-    if "Action=" in environ.get("QUERY_STRING", "") or "x-www-form-urlencoded" in (headers.get("Content-Type") or ""):
-        return "query"
-    return "rest-xml"
-
-
 class Authorizer:
     """The request hook: authenticate, authorize, refuse as AWS does, or let the request through."""
 
@@ -234,40 +224,29 @@ class Authorizer:
         self.admin = keys
         return keys
 
-    def __call__(self, environ: dict) -> Response | None:
+    def __call__(self, call: ApiRequest) -> Response | None:
         """None to let the request through (with ``environ['labkit.principal']`` set), or the refusal."""
-        headers = EnvironHeaders(environ)
+        environ, headers = call.request.environ, call.request.headers
         authorization = headers.get("Authorization") or ""
         if not authorization.startswith("AWS4-HMAC-SHA256"):
-            if not self.enforce:
-                return None
-            return render(auth_failure("unsigned", _guess_protocol(environ, headers)), _guess_protocol(environ, headers))
+            return render(auth_failure("unsigned", call.protocol), call.protocol) if self.enforce else None
         fields = _scope(authorization)
         key_id, date, region, signing_name, _ = (fields.get("Credential", "") + "////").split("/", 4)
-        service, protocol = protocol_of(signing_name)
         s3 = signing_name == "s3"
-        body = b"" if s3 else _read_body(environ)
-        if headers.get("X-Amz-Target"):
-            protocol = "json"
-        elif "rpc-v2-cbor" in (headers.get("Smithy-Protocol") or ""):
-            protocol = "smithy-rpc-v2-cbor"
+        body = b"" if s3 else call.body
         try:
-            principal = self._authenticate(environ, headers, body, fields, key_id, region, signing_name, s3)
+            principal = self._authenticate(environ, headers, body, fields, key_id, region, signing_name, s3,
+                                           call.protocol)
             environ["labkit.principal"] = principal.arn
             if not self.enforce:
                 return None
-            request = classify(signing_name, environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""),
-                               environ.get("QUERY_STRING", ""), headers, body)
-            self._authorize(principal, request, region)
+            self._authorize(principal, call.classified, region)
         except Refusal as refusal:
-            return render(refusal, protocol)
+            return render(refusal, call.protocol)
         return None
 
     def _authenticate(self, environ: dict, headers: EnvironHeaders, body: bytes, fields: dict, key_id: str,
-                      region: str, signing_name: str, s3: bool) -> Principal:
-        service, protocol = protocol_of(signing_name)
-        if headers.get("X-Amz-Target"):
-            protocol = "json"
+                      region: str, signing_name: str, s3: bool, protocol: str) -> Principal:
         principal = find_principal(key_id)
         if principal is None:
             raise auth_failure("unknown-key", protocol)
@@ -280,7 +259,7 @@ class Authorizer:
             raise auth_failure("signature", protocol)
         return principal
 
-    def _authorize(self, principal: Principal, request: ApiRequest, region: str) -> None:
+    def _authorize(self, principal: Principal, request: Classified, region: str) -> None:
         action = request.action
         if action in ALWAYS_ALLOWED:
             return
@@ -315,16 +294,6 @@ class Authorizer:
         if named:  # a trust policy naming the principal itself is enough within the account
             return iam_policy.ALLOW
         return verdict if trust_allows(role, principal_arn=principal.arn) else iam_policy.IMPLICIT_DENY
-
-
-def _read_body(environ: dict) -> bytes:
-    """Read the body once and put it back for moto."""
-    import io
-
-    length = int(environ.get("CONTENT_LENGTH") or 0)
-    body = environ["wsgi.input"].read(length) if length else b""
-    environ["wsgi.input"] = io.BytesIO(body)
-    return body
 
 
 @lru_cache(maxsize=256)

@@ -40,8 +40,8 @@ ACTION_NAMES = {
 
 
 @dataclass
-class ApiRequest:
-    """One request as IAM sees it."""
+class Classified:
+    """One request as IAM (and every request hook) sees it: who serves it, in which protocol, what it asks."""
 
     signing_name: str
     service: str  # botocore name
@@ -83,7 +83,11 @@ def _required(operation: Any, location: str) -> tuple[str, ...]:
 def _routes(service: str) -> list[tuple[str, re.Pattern[str], tuple[str, ...], tuple[str, ...], int, str]]:
     """(method, path regex, required query keys, required headers, specificity, operation) from the model."""
     routes = []
-    for name in _model(service).operation_names:
+    try:
+        names = _model(service).operation_names
+    except UnknownServiceError:  # a signing name botocore has no model for: no REST routes to match
+        return routes
+    for name in names:
         operation = _model(service).operation_model(name)
         http = operation.http
         path, _, query = http.get("requestUri", "/").partition("?")
@@ -126,28 +130,39 @@ def _match_rest(service: str, method: str, path: str, query: frozenset[str],
 
 
 def classify(signing_name: str, method: str, path: str, query_string: str, headers: Mapping[str, str],
-             body: bytes | None) -> ApiRequest:
+             body: bytes | None) -> Classified:
     """Name the operation and gather its parameters (top-level only; enough to find the resource)."""
     service, protocol = protocol_of(signing_name)
     query = {k: v[0] for k, v in parse_qs(query_string, keep_blank_values=True).items()}
     target = headers.get("X-Amz-Target")
     if target:
         params = _json(body)
-        return ApiRequest(signing_name, service, "json", target.rsplit(".", 1)[-1], params)
+        return Classified(signing_name, service, "json", target.rsplit(".", 1)[-1], params)
     if "rpc-v2-cbor" in (headers.get("Smithy-Protocol") or ""):
-        return ApiRequest(signing_name, service, "smithy-rpc-v2-cbor", path.rstrip("/").rsplit("/", 1)[-1], {})
+        return Classified(signing_name, service, "smithy-rpc-v2-cbor", path.rstrip("/").rsplit("/", 1)[-1], {})
     if protocol in ("query", "ec2") or "Action" in query:
         form = {}
         if body and "x-www-form-urlencoded" in (headers.get("Content-Type") or ""):
             form = {k: v[0] for k, v in parse_qs(body.decode(errors="replace"), keep_blank_values=True).items()}
         params = {**query, **form}
-        return ApiRequest(signing_name, service, protocol if protocol in ("query", "ec2") else "query",
+        return Classified(signing_name, service, protocol if protocol in ("query", "ec2") else "query",
                           params.get("Action", ""), params)
     operation, path_params = _rest_operation(service, method, path, query, headers)
     params = {**query, **path_params}
     if protocol == "rest-json" and body:
         params.update({k: v for k, v in _json(body).items() if k not in params})
-    return ApiRequest(signing_name, service, protocol, operation, params)
+    return Classified(signing_name, service, protocol, operation, params)
+
+
+def guess_protocol(path: str, query_string: str, headers: Mapping[str, str]) -> str:
+    """For a request with no signature (so no service named): the protocol its shape shows."""
+    if headers.get("X-Amz-Target"):
+        return "json"
+    if path.startswith("/2015-03-31/"):
+        return "rest-json"
+    if "Action=" in query_string or "x-www-form-urlencoded" in (headers.get("Content-Type") or ""):
+        return "query"
+    return "rest-xml"
 
 
 def _json(body: bytes | None) -> dict:
@@ -159,14 +174,14 @@ def _json(body: bytes | None) -> dict:
 
 
 # -- resources --------------------------------------------------------------------------------------------
-def resource_arn(request: ApiRequest, region: str, account: str) -> str:
+def resource_arn(request: Classified, region: str, account: str) -> str:
     """The ARN IAM authorizes this request on (``*`` when the action has no resource in the lab's model)."""
     finder = RESOURCES.get(request.service)
     arn = finder(request, region, account) if finder else None
     return arn or "*"
 
 
-def _lambda(request: ApiRequest, region: str, account: str) -> str | None:
+def _lambda(request: Classified, region: str, account: str) -> str | None:
     p = request.params
     if "LayerName" in p:
         layer = p["LayerName"] if p["LayerName"].startswith("arn:") else \
@@ -182,7 +197,7 @@ def _lambda(request: ApiRequest, region: str, account: str) -> str | None:
     return f"arn:aws:lambda:{region}:{account}:function:{name}"
 
 
-def _secretsmanager(request: ApiRequest, region: str, account: str) -> str | None:
+def _secretsmanager(request: Classified, region: str, account: str) -> str | None:
     secret_id = request.params.get("SecretId") or request.params.get("Name")
     if not secret_id:
         return None
@@ -194,28 +209,28 @@ def _secretsmanager(request: ApiRequest, region: str, account: str) -> str | Non
     return secret_id if secret_id.startswith("arn:") else f"arn:aws:secretsmanager:{region}:{account}:secret:{secret_id}"
 
 
-def _s3(request: ApiRequest, region: str, account: str) -> str | None:
+def _s3(request: Classified, region: str, account: str) -> str | None:
     bucket, key = request.params.get("Bucket"), request.params.get("Key")
     if not bucket:
         return None
     return f"arn:aws:s3:::{bucket}/{key}" if key else f"arn:aws:s3:::{bucket}"
 
 
-def _logs(request: ApiRequest, region: str, account: str) -> str | None:
+def _logs(request: Classified, region: str, account: str) -> str | None:
     group = request.params.get("logGroupName")
     if group is None:
         return None
     return f"arn:aws:logs:{region}:{account}:log-group:{group}:log-stream:{request.params.get('logStreamName', '')}"
 
 
-def _events(request: ApiRequest, region: str, account: str) -> str | None:
+def _events(request: Classified, region: str, account: str) -> str | None:
     name = request.params.get("Rule") or (request.params.get("Name") if "Rule" in request.operation else None)
     if not name:
         return None
     return name if name.startswith("arn:") else f"arn:aws:events:{region}:{account}:rule/{name}"
 
 
-def _iam(request: ApiRequest, region: str, account: str) -> str | None:
+def _iam(request: Classified, region: str, account: str) -> str | None:
     p = request.params
     if request.operation in ("PassRole",):
         return p.get("RoleArn")
@@ -228,18 +243,18 @@ def _iam(request: ApiRequest, region: str, account: str) -> str | None:
     return None
 
 
-def _sts(request: ApiRequest, region: str, account: str) -> str | None:
+def _sts(request: Classified, region: str, account: str) -> str | None:
     return request.params.get("RoleArn")
 
 
-def _ssm(request: ApiRequest, region: str, account: str) -> str | None:
+def _ssm(request: Classified, region: str, account: str) -> str | None:
     name = request.params.get("Name")
     if name and "Parameter" in request.operation:
         return f"arn:aws:ssm:{region}:{account}:parameter/{name.lstrip('/')}"
     return None
 
 
-def _rds(request: ApiRequest, region: str, account: str) -> str | None:
+def _rds(request: Classified, region: str, account: str) -> str | None:
     if "DBInstanceIdentifier" in request.params:
         return f"arn:aws:rds:{region}:{account}:db:{request.params['DBInstanceIdentifier']}"
     return None

@@ -59,7 +59,7 @@ class IamService(Service):
         return {"enforcing": self.authorizer.enforce}
 
     def on_request(self, call: ApiRequest) -> Response | None:
-        refusal = self.authorizer(call.request.environ)
+        refusal = self.authorizer(call)
         if refusal is None:
             call.annotations["principal"] = call.request.environ.get("labkit.principal")
         return refusal

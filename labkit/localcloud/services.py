@@ -24,8 +24,8 @@ Hooks -- no-ops unless a service overrides them:
     ``/moto-api/``), in registration order. Return ``None`` to let the request through -- after
     annotating it if you like (``call.annotations["principal"] = ...``); later hooks and the moto
     code that serves the request read the annotations through :func:`current_request`. Return a
-    werkzeug ``Response`` to answer the request yourself (usually :func:`aws_error`, which renders
-    an error in the service's own protocol); later hooks and moto are then skipped.
+    werkzeug ``Response`` to answer the request yourself (usually ``call.refuse(code, message, status)``,
+    which renders an error in the request's own protocol); later hooks and moto are then skipped.
 ``after_request(call)``  runs once moto has served a request that passed every ``on_request`` (the
     network model re-decides paths after a change).
 ``on_launch(launch)``  runs for every process the cloud starts (database servers, Lambda workers,
@@ -39,18 +39,18 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import io
-import json
 import logging
 import re
 import shutil
-import uuid
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator, TypeVar
-from urllib.parse import parse_qs
 
 from werkzeug.wrappers import Request, Response
+
+from labkit.localcloud.iam_errors import Refusal, render
+from labkit.localcloud.iam_requests import Classified, classify, guess_protocol
 
 log = logging.getLogger("labkit.localcloud")
 Route = Callable[[Request], Any]
@@ -130,109 +130,35 @@ class ApiRequest:
         return data
 
     @cached_property
+    def classified(self) -> Classified | None:
+        """What the request asks, by :func:`iam_requests.classify` (the one classification every hook and IAM
+        share): ``operation`` (``RunInstances``, ``Invoke``, ``GetSecretValue``), ``protocol``, ``params``,
+        ``action``. None for a request without a SigV4 signature (no service named)."""
+        if not self.service:
+            return None
+        environ = self.request.environ
+        return classify(self.service, self.request.method, self.request.path, environ.get("QUERY_STRING", ""),
+                        self.request.headers, None if self.service == "s3" else self.body)
+
+    @property
     def operation(self) -> str | None:
-        """The API operation (``RunInstances``, ``Invoke``, ``GetSecretValue``), from the target header,
-        the query ``Action`` or, for REST services, the botocore model's method and URI templates."""
-        target = self.request.headers.get("X-Amz-Target")
-        if target:
-            return target.rsplit(".", 1)[-1]
-        action = self.request.args.get("Action")
-        if action:
-            return action
-        if self.request.mimetype == "application/x-www-form-urlencoded":
-            action = (parse_qs(self.body.decode(errors="replace")).get("Action") or [None])[0]
-            if action:
-                return action
-        if self.service:
-            return rest_operation(self.service, self.request.method, self.request.path, self.request.args,
-                                  self.request.headers)
-        return None
+        return (self.classified.operation or None) if self.classified else None
+
+    @property
+    def protocol(self) -> str:
+        """The protocol to answer in (an unsigned request: the one its shape shows)."""
+        if self.classified:
+            return self.classified.protocol
+        return guess_protocol(self.request.path, self.request.environ.get("QUERY_STRING", ""), self.request.headers)
+
+    def refuse(self, code: str, message: str, status: int = 400) -> Response:
+        """An error answer in the request's own protocol, as AWS sends it (:func:`iam_errors.render`)."""
+        return render(Refusal(code, message, status), self.protocol)
 
 
 def current_request() -> ApiRequest | None:
     """The AWS API request the calling thread is serving, or None outside a request (background work)."""
     return _CURRENT.get()
-
-
-def _service_model(service: str) -> Any:
-    return _botocore().get_service_model(service)
-
-
-@lru_cache(maxsize=1)
-def _botocore() -> Any:
-    import botocore.session
-
-    return botocore.session.get_session()
-
-
-@lru_cache(maxsize=64)
-def _rest_patterns(service: str) -> tuple[tuple[str, re.Pattern, frozenset[str], frozenset[str], str], ...]:
-    try:
-        model = _service_model(service)
-    except Exception:  # botocore.exceptions.UnknownServiceError and data-file errors
-        log.warning("no botocore model for signing name %r", service)
-        return ()
-    patterns = []
-    for name in model.operation_names:
-        operation = model.operation_model(name)
-        uri, _, query = operation.http.get("requestUri", "/").partition("?")
-        regex = re.sub(r"\\{([^}+]+)(\\\+)?\\}", lambda m: "(.+)" if m.group(2) else "([^/]+)", re.escape(uri))
-        keys = frozenset(part.split("=")[0] for part in query.split("&") if part)
-        shape = operation.input_shape
-        headers = frozenset(
-            shape.members[member].serialization.get("name", member).lower()
-            for member in (shape.required_members if shape else ())
-            if shape.members[member].serialization.get("location") == "header")
-        patterns.append((operation.http.get("method", "POST"), re.compile(f"^{regex}/?$"), keys, headers, name))
-    # the most demanding, then the most literal template wins (CopyObject before PutObject; .../policy before
-    # .../{Qualifier})
-    literal = re.compile(r"\(\.\+\)|\(\[\^/\]\+\)")
-    patterns.sort(key=lambda p: (-len(p[2]) - len(p[3]), -len(literal.sub("", p[1].pattern))))
-    return tuple(patterns)
-
-
-def rest_operation(service: str, method: str, path: str, args: Any = None, headers: Any = None) -> str | None:
-    """The operation of a REST (rest-json / rest-xml) request, matched against botocore's model."""
-    keys = set(args or ())
-    present = {h.lower() for h in (headers or {}).keys()}
-    for op_method, regex, required, required_headers, name in _rest_patterns(service):
-        if op_method == method and required <= keys and required_headers <= present and regex.match(path):
-            return name
-    return None
-
-
-def aws_error(call: ApiRequest, code: str, message: str, status: int = 400, sender: bool = True) -> Response:
-    """An error response in the protocol of the request's service, as AWS would send it.
-
-    botocore parses it into ``ClientError`` with ``Error.Code == code`` and ``Error.Message == message``.
-    """
-    from xml.sax.saxutils import escape
-
-    request_id = str(uuid.uuid4())
-    protocol = "query"
-    if call.service:
-        try:
-            protocol = _service_model(call.service).metadata.get("protocol", "query")
-        except Exception:  # an unknown signing name: answer in the query protocol
-            protocol = "query"
-    headers = {"x-amzn-RequestId": request_id}
-    if protocol in ("json", "rest-json"):
-        headers["x-amzn-ErrorType"] = code
-        body = json.dumps({"__type": code, "message": message, "Message": message})
-        return Response(body, status=status, headers=headers, mimetype="application/x-amz-json-1.1"
-                        if protocol == "json" else "application/json")
-    code_x, message_x = escape(code), escape(message)
-    if protocol == "ec2":
-        body = (f"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error><Code>{code_x}</Code>"
-                f"<Message>{message_x}</Message></Error></Errors><RequestID>{request_id}</RequestID></Response>")
-    elif protocol == "rest-xml":
-        body = (f"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code_x}</Code><Message>{message_x}"
-                f"</Message><RequestId>{request_id}</RequestId></Error>")
-    else:
-        kind = "Sender" if sender else "Receiver"
-        body = (f"<ErrorResponse><Error><Type>{kind}</Type><Code>{code_x}</Code><Message>{message_x}</Message>"
-                f"</Error><RequestId>{request_id}</RequestId></ErrorResponse>")
-    return Response(body, status=status, headers=headers, mimetype="text/xml")
 
 
 @dataclass

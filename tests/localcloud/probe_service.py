@@ -1,7 +1,7 @@
 """Two services a test registers in a real daemon (``--service``) to see that the hooks are called."""
 from __future__ import annotations
 
-from labkit.localcloud.services import ApiRequest, CloudContext, Launch, Service, aws_error, current_request
+from labkit.localcloud.services import ApiRequest, CloudContext, Launch, Service, current_request
 
 # operation -> the error code the refusing service answers with, as the service's own API spells it
 REFUSED = {"CreateBucket": "AccessDenied", "CreateSecret": "AccessDeniedException", "CreateVpc": "UnauthorizedOperation",
@@ -42,7 +42,7 @@ class Probe(Service):
                           "access_key_id": call.access_key_id, "principal": call.annotations.get("principal")})
         code = REFUSED.get(call.operation or "")
         if code:
-            return aws_error(call, code, f"the probe refuses {call.operation}", status=403)
+            return call.refuse(code, f"the probe refuses {call.operation}", status=403)
         call.annotations["probe"] = "let through"
         return None
 

@@ -11,7 +11,8 @@ from botocore.exceptions import ClientError
 
 from labkit.errors import CloudError
 from labkit.localcloud import control, moto_patches
-from labkit.localcloud.services import Launch, Registry, Service, rest_operation
+from labkit.localcloud.iam_requests import classify
+from labkit.localcloud.services import Launch, Registry, Service
 from tests.conftest import Cloud, free_port, stop_test_cloud
 from tests.localcloud.lambda_helpers import create_function
 from tests.localcloud.probe_service import REFUSED
@@ -111,13 +112,17 @@ def test_preload_keeps_what_is_there():
     assert launch.env["LD_PRELOAD"] == "/a.so:/b.so:/c.so"
 
 
+def _operation(service: str, method: str, path: str, query: str = "") -> str:
+    return classify(service, method, path, query, {}, None).operation
+
+
 def test_rest_operations_are_read_from_the_botocore_model():
-    assert rest_operation("lambda", "POST", "/2015-03-31/functions/fn/invocations") == "Invoke"
-    assert rest_operation("lambda", "GET", "/2015-03-31/functions/fn/policy") == "GetPolicy"
-    assert rest_operation("lambda", "GET", "/2015-03-31/functions/fn") == "GetFunction"
-    assert rest_operation("s3", "PUT", "/bucket") == "CreateBucket"
-    assert rest_operation("s3", "PUT", "/bucket/key.csv") == "PutObject"
-    assert rest_operation("s3", "PUT", "/bucket", {"tagging": ""}) == "PutBucketTagging"
+    assert _operation("lambda", "POST", "/2015-03-31/functions/fn/invocations") == "Invoke"
+    assert _operation("lambda", "GET", "/2015-03-31/functions/fn/policy") == "GetPolicy"
+    assert _operation("lambda", "GET", "/2015-03-31/functions/fn") == "GetFunction"
+    assert _operation("s3", "PUT", "/bucket") == "CreateBucket"
+    assert _operation("s3", "PUT", "/bucket/key.csv") == "PutObject"
+    assert _operation("s3", "PUT", "/bucket", "tagging") == "PutBucketTagging"
 
 
 def test_registry_stops_in_reverse_order_and_names_what_is_missing():

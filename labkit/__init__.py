@@ -6,10 +6,13 @@
 """
 from __future__ import annotations
 
+from labkit import display
 from labkit.errors import AccessDenied, CheckFailed, CloudError, ConfigError, LabkitError, StepError
 from labkit.session import Lab
 
 __all__ = ["AccessDenied", "CheckFailed", "CloudError", "ConfigError", "Lab", "LabkitError", "StepError", "up"]
+
+display.install()  # in a notebook: every DataFrame in the lab's one style (labkit/display.py)
 
 
 def up(lab: Lab, through: int = 13, start: int = 1) -> dict:

@@ -12,7 +12,7 @@ from labkit.errors import DENIED, GONE, AccessDenied, CheckFailed, LabkitError, 
 from labkit.names import layer_name
 from labkit.session import Lab
 
-COLUMNS = ["check", "expected", "actual", "passed"]
+COLUMNS = ["check", "expected", "actual", "passed"]  # expected/actual as text: yes/no, lists comma-separated
 # What a check may meet when the thing it looks at is missing: AWS's "not there" codes (with S3's for an
 # unset configuration), an earlier step that has not run (StepError), an app that does not answer.
 ABSENT = GONE | {"NoSuchPublicAccessBlockConfiguration", "ServerSideEncryptionConfigurationNotFoundError"}
@@ -24,11 +24,23 @@ class _Table:
         self.rows: list[dict[str, Any]] = []
 
     def add(self, check: str, expected: Any, actual: Any, passed: bool | None = None) -> None:
-        self.rows.append({"check": check, "expected": str(expected), "actual": str(actual),
+        """One check, phrased positively ("SSH port 22 closed": expected yes), its values as they read."""
+        self.rows.append({"check": check, "expected": shown(expected), "actual": shown(actual),
                           "passed": bool(expected == actual if passed is None else passed)})
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(self.rows, columns=COLUMNS)
+
+
+def shown(value: Any) -> str:
+    """A check's expected or actual value as it reads: yes/no, lists comma-separated, "(none)" when missing."""
+    if value is None:
+        return "(none)"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple, set)):
+        return ", ".join(map(str, value)) or "(none)"
+    return str(value)
 
 
 def _safe(fn: Callable[[], Any], default: Any = None) -> Any:
@@ -91,8 +103,11 @@ def check_step_3(lab: Lab, t: _Table) -> None:
           sorted(zip(rds["port"], rds["from"])) == [(3306, "ec2-app-sg"), (3306, "lambda-sg")])
     ec2 = rules[rules["group"] == network.SG_NAMES["ec2"]]
     t.add(f"EC2 group allows the app port {lab.config.app_port}", True, lab.config.app_port in set(ec2["port"]))
-    t.add("SSH closed unless asked for", lab.config.ssh_cidr is not None, 22 in set(ec2["port"]))
-    t.add("port 80 closed (nothing listens there)", False, 80 in set(ec2["port"]))
+    if lab.config.ssh_cidr:
+        t.add(f"SSH port 22 open to {lab.config.ssh_cidr} (asked for)", True, 22 in set(ec2["port"]))
+    else:
+        t.add("SSH port 22 closed (commands go through SSM Run Command)", True, 22 not in set(ec2["port"]))
+    t.add("port 80 closed (nothing listens there)", True, 80 not in set(ec2["port"]))
     endpoints = rules[rules["group"] == network.SG_NAMES["endpoints"]]
     t.add("endpoint group allows 443 from the Lambda group", True,
           (443, "lambda-sg") in set(zip(endpoints["port"], endpoints["from"])))
@@ -107,7 +122,7 @@ def check_step_4(lab: Lab, t: _Table) -> None:
     t.add(f"engine version pinned ({names.DB_PARAMETER_GROUP_FAMILY})", True,
           str(db.get("EngineVersion", "")).startswith(names.DB_PARAMETER_GROUP_FAMILY.removeprefix("mysql") + "."))
     t.add("database ordersdb", database.DB_NAME, db.get("DBName"))
-    t.add("not publicly accessible", False, db.get("PubliclyAccessible"))
+    t.add("database not publicly accessible", True, db.get("PubliclyAccessible") is False)
     t.add("storage encrypted", True, db.get("StorageEncrypted"))
     group = db.get("DBSubnetGroup", {}).get("DBSubnetGroupName", "")
     t.add("in the private subnet group", network.DB_SUBNET_GROUP.lower(), group.lower())  # RDS lower-cases names

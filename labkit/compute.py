@@ -303,5 +303,6 @@ def instance_frame(lab: Lab) -> pd.DataFrame:
     return pd.DataFrame([{
         "name": name_tag(instance), "instance id": instance["InstanceId"], "state": instance["State"]["Name"],
         "type": instance["InstanceType"], "image": instance["ImageId"],
-        "public address": instance.get("PublicDnsName") or instance.get("PublicIpAddress"),
+        "public address": lab.target.as_on_aws("instance", instance.get("PublicDnsName")
+                                               or instance.get("PublicIpAddress") or ""),
         "profile": instance.get("IamInstanceProfile", {}).get("Arn", "").rsplit("/", 1)[-1]}])

@@ -73,8 +73,20 @@ class LocalTarget:
         return self.status.endpoint
 
     def describe(self) -> dict[str, str]:
-        return {"target": "local cloud", "endpoint": self.status.endpoint or "", "region": self.config.region,
-                "account": "123456789012 (simulated)", "cost": "free"}
+        return {"target": "local cloud", "endpoint": self.as_on_aws("api", self.status.endpoint or ""),
+                "region": self.config.region, "account": "123456789012 (simulated)", "cost": "free"}
+
+    def aws_name(self, kind: str, name: str = "") -> str:
+        """What stands on AWS where the local cloud shows an address: ``kind`` is api, instance or db."""
+        region = self.config.region
+        return {"api": f"each service's own endpoint, e.g. https://ec2.{region}.amazonaws.com",
+                "instance": "a public DNS name like ec2-3-91-20-4."
+                            + ("compute-1.amazonaws.com" if region == "us-east-1" else f"{region}.compute.amazonaws.com"),
+                "db": f"{name or 'name'}.c1a2b3c4d5e6.{region}.rds.amazonaws.com"}[kind]
+
+    def as_on_aws(self, kind: str, address: str, name: str = "") -> str:
+        """A local address, with what stands there on AWS (a DNS name)."""
+        return f"{address} (on AWS: {self.aws_name(kind, name)})" if address else address
 
     def require_confirmation(self, action: str, confirm: bool = False) -> None:
         """Nothing on the local cloud costs money or touches a real account."""
@@ -171,6 +183,14 @@ class AwsTarget:
     def browser_url(self, url: str) -> str:
         """A public address on AWS opens from any browser as it is."""
         return url
+
+    def aws_name(self, kind: str, name: str = "") -> str:
+        """Nothing to add: on AWS an address is already AWS's own."""
+        return ""
+
+    def as_on_aws(self, kind: str, address: str, name: str = "") -> str:
+        """On AWS an address is already AWS's own DNS name."""
+        return address
 
 
 def make_target(config: LabConfig) -> LocalTarget | AwsTarget:

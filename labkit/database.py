@@ -72,11 +72,12 @@ def db_instance_frame(lab: Lab) -> pd.DataFrame:
         return pd.DataFrame(columns=["setting", "value"])
     rows = {"identifier": db["DBInstanceIdentifier"], "status": db["DBInstanceStatus"], "engine": f"{db['Engine']} {db.get('EngineVersion', '')}".strip(),
             "class": db["DBInstanceClass"], "database": db.get("DBName"),
-            "endpoint": f"{db['Endpoint']['Address']}:{db['Endpoint']['Port']}" if db.get("Endpoint") else "",
+            "endpoint": lab.target.as_on_aws("db", f"{db['Endpoint']['Address']}:{db['Endpoint']['Port']}",
+                                             db["DBInstanceIdentifier"]) if db.get("Endpoint") else "",
             "publicly accessible": db.get("PubliclyAccessible"), "encrypted": db.get("StorageEncrypted"),
             "subnet group": db.get("DBSubnetGroup", {}).get("DBSubnetGroupName"),
             "security groups": ", ".join(g["VpcSecurityGroupId"] for g in db.get("VpcSecurityGroups", []))}
-    return pd.DataFrame({"setting": list(rows), "value": [str(v) for v in rows.values()]})
+    return pd.DataFrame({"setting": list(rows), "value": [v if isinstance(v, bool) else str(v) for v in rows.values()]})
 
 
 def _mysql_script(lab: Lab, sql_heredoc: str, args: str = "") -> str:

@@ -1,77 +1,145 @@
-"""The system's architecture as a matplotlib figure, labelled from the lab's configuration."""
+"""The system's architecture as a matplotlib figure, drawn from the lab's live configuration.
+
+What exists is labelled as AWS describes it (CIDRs, instance type, the database endpoint, the bucket, the rule's
+schedule, the VPC endpoints' ids); what is not built yet keeps its planned name and is drawn dashed. Arrows run
+along the gaps between the boxes, never through one, and the two VPC endpoints sit on the VPC's edge where the
+Lambdas' traffic leaves it.
+"""
 from __future__ import annotations
 
-from labkit import iam, network, schedule
+from dataclasses import dataclass
+from typing import Any
+
+from labkit import names, network, schedule
+from labkit.errors import if_exists
+from labkit.lookups import describe_db_instance, describe_instance, function_configuration
 from labkit.session import Lab
 
-BOXES = {  # key: (x, y, width, height, colour)
-    "internet": (0.38, 0.90, 0.24, 0.07, "#e8ecf4"),
-    "vpc": (0.03, 0.05, 0.70, 0.80, "#f5f8ff"),
-    "public": (0.06, 0.58, 0.64, 0.22, "#eaf6ee"),
-    "private": (0.06, 0.10, 0.64, 0.44, "#fdf1e7"),
-    "ec2": (0.22, 0.63, 0.30, 0.12, "#ffffff"),
-    "validator": (0.09, 0.36, 0.27, 0.12, "#ffffff"),
-    "report": (0.41, 0.36, 0.27, 0.12, "#ffffff"),
-    "rds": (0.22, 0.14, 0.30, 0.12, "#ffffff"),
-    "secrets": (0.77, 0.58, 0.21, 0.12, "#ffffff"),
-    "s3": (0.77, 0.36, 0.21, 0.12, "#ffffff"),
-    "events": (0.77, 0.14, 0.21, 0.12, "#ffffff"),
+INK, MUTED, ARROW = "#1d2433", "#5b6478", "#2155d6"
+# key: (x, y, width, height, fill) in axes fractions; containers are dashed, the rest are parts of the system.
+CONTAINERS = {"vpc": (0.15, 0.02, 0.58, 0.86, "#f5f8ff"), "public": (0.17, 0.67, 0.54, 0.16, "#eaf6ee"),
+              "private": (0.17, 0.04, 0.54, 0.59, "#fdf1e7")}
+BOXES = {
+    "internet": (0.35, 0.915, 0.26, 0.07, "#e8ecf4"),
+    "ec2": (0.35, 0.69, 0.26, 0.10, "#ffffff"),
+    "report": (0.19, 0.35, 0.22, 0.12, "#ffffff"),
+    "validator": (0.45, 0.35, 0.22, 0.12, "#ffffff"),
+    "rds": (0.23, 0.11, 0.36, 0.13, "#ffffff"),
+    "sm_endpoint": (0.655, 0.525, 0.15, 0.085, "#fff7d6"),
+    "s3_endpoint": (0.655, 0.025, 0.15, 0.085, "#fff7d6"),
+    "secrets": (0.835, 0.51, 0.16, 0.115, "#ffffff"),
+    "s3": (0.835, 0.01, 0.16, 0.115, "#ffffff"),
+    "events": (0.005, 0.35, 0.125, 0.12, "#ffffff"),
 }
-ARROWS = [("internet", "ec2", "HTTP :{port}", 0.0), ("ec2", "validator", "invoke", 0.0),
-          ("validator", "rds", "INSERT", 0.0), ("report", "rds", "SELECT", 0.0),
-          ("validator", "secrets", "credentials", -0.25), ("report", "s3", "CSV", 0.0),
-          ("events", "report", "every 24 h", 0.0)]
+# Each arrow: the points it runs through (axes fractions), its label and where the label sits.
+ARROWS = [
+    ([(0.48, 0.915), (0.48, 0.79)], "HTTP :{port}", (0.49, 0.85), "left"),
+    ([(0.53, 0.69), (0.53, 0.47)], "invoke", (0.54, 0.58), "left"),
+    ([(0.62, 0.47), (0.62, 0.567), (0.655, 0.567)], "credentials", (0.61, 0.49), "right"),
+    ([(0.805, 0.567), (0.835, 0.567)], "", None, ""),
+    ([(0.49, 0.35), (0.49, 0.24)], "INSERT", (0.50, 0.285), "left"),
+    ([(0.34, 0.35), (0.34, 0.24)], "SELECT", (0.33, 0.285), "right"),
+    ([(0.22, 0.35), (0.22, 0.0675), (0.655, 0.0675)], "CSV report (PutObject)", (0.40, 0.072), "center"),
+    ([(0.805, 0.0675), (0.835, 0.0675)], "", None, ""),
+    ([(0.13, 0.41), (0.19, 0.41)], "", None, ""),
+]
 
 
-def _centre(key: str) -> tuple[float, float]:
-    x, y, w, h, _ = BOXES[key]
-    return x + w / 2, y + h / 2
+@dataclass
+class Part:
+    label: str
+    built: bool
 
 
-def architecture_figure(lab: Lab):
-    """Boxes for each part of the system, named as this lab names them."""
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import FancyBboxPatch
+def _wrap(text: str, width: int = 22) -> str:
+    """Break a long AWS name at its dashes or dots so it fits its box (never cut)."""
+    lines, line = [], ""
+    for piece in text.replace(".", ".\0").replace("-", "-\0").split("\0"):
+        if line and len(line) + len(piece) > width:
+            lines.append(line)
+            line = ""
+        line += piece
+    return "\n".join(lines + [line])
 
-    labels = {
-        "internet": "Internet (your browser)",
-        "vpc": f"VPC {network.VPC_CIDR}  ({lab.name}-vpc)",
-        "public": "public subnets 10.0.1.0/24, 10.0.2.0/24",
-        "private": f"private subnets 10.0.11.0/24, 10.0.12.0/24  (DB subnet group {network.DB_SUBNET_GROUP})",
-        "ec2": f"EC2 t3.micro\nFlask app :{lab.config.app_port}",
-        "validator": f"Lambda\n{iam.VALIDATOR_FUNCTION}",
-        "report": f"Lambda\n{iam.REPORT_FUNCTION}",
-        "rds": f"RDS MySQL\n{lab.name}-db / ordersdb",
-        "secrets": f"Secrets Manager\n{iam.SECRET_NAME}",
-        "s3": f"S3\n{lab.name}-reports-…",
-        "events": f"EventBridge\n{schedule.rule_name(lab)}",
+
+def _facts(lab: Lab) -> dict[str, Part]:
+    """Each part's label from what AWS reports now, or its planned name when it is not built yet."""
+    ec2 = lab.client("ec2")
+    vpcs = ec2.describe_vpcs(Filters=lab.tag_filter())["Vpcs"]
+    subnets = ec2.describe_subnets(Filters=lab.tag_filter())["Subnets"]
+    cidrs = {public: sorted(s["CidrBlock"] for s in subnets if bool(s.get("MapPublicIpOnLaunch")) == public)
+             for public in (True, False)}
+    planned = {public: sorted(c for c, _, p in network.SUBNETS.values() if p == public) for public in (True, False)}
+    endpoints = ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [v["VpcId"] for v in vpcs]}]
+                                           )["VpcEndpoints"] if vpcs else []
+    by_service = {e["ServiceName"].rsplit(".", 1)[-1]: e["VpcEndpointId"] for e in endpoints}
+    instance, db = describe_instance(lab), describe_db_instance(lab)
+    rule = if_exists(lambda: lab.client("events").describe_rule(Name=names.rule_name(lab)), "reading the rule")
+    bucket = names.bucket_name(lab)
+    has_bucket = bool(if_exists(lambda: lab.client("s3").head_bucket(Bucket=bucket), "reading the bucket"))
+    secret = if_exists(lambda: lab.client("secretsmanager").describe_secret(SecretId=names.SECRET_NAME),
+                       "reading the secret")
+    endpoint = (db or {}).get("Endpoint") or {}
+    port = lab.config.app_port
+    aws_db = lab.target.aws_name("db", names.lab_resource(lab, "db"))
+    return {
+        "vpc": Part(f"VPC {vpcs[0]['CidrBlock'] if vpcs else network.VPC_CIDR}  ({names.lab_resource(lab, 'vpc')})",
+                    bool(vpcs)),
+        "public": Part("public subnets " + ", ".join(cidrs[True] or planned[True]), bool(cidrs[True])),
+        "private": Part("private subnets " + ", ".join(cidrs[False] or planned[False])
+                        + f"  (DB subnet group {network.DB_SUBNET_GROUP})", bool(cidrs[False])),
+        "internet": Part("Internet (your browser)", True),
+        "ec2": Part(f"EC2 {instance['InstanceType'] if instance else names.INSTANCE_TYPE}: Flask app :{port}\n"
+                    + (instance["InstanceId"] if instance else "(not launched yet)"), bool(instance)),
+        "validator": Part(f"Lambda\n{names.VALIDATOR_FUNCTION}",
+                          bool(function_configuration(lab, names.VALIDATOR_FUNCTION))),
+        "report": Part(f"Lambda\n{names.REPORT_FUNCTION}", bool(function_configuration(lab, names.REPORT_FUNCTION))),
+        "rds": Part(f"RDS MySQL {names.lab_resource(lab, 'db')}\ndatabase ordersdb"
+                    + (f"\nendpoint {endpoint['Address']}:{endpoint['Port']}" if endpoint else "\n(not created yet)")
+                    + (f"\n(on AWS: {aws_db})" if endpoint and aws_db else ""),
+                    bool(db)),
+        "sm_endpoint": Part("interface endpoint\n" + by_service.get("secretsmanager", "(not created yet)")
+                            + "\nprivate DNS", "secretsmanager" in by_service),
+        "s3_endpoint": Part("gateway endpoint\n" + by_service.get("s3", "(not created yet)"), "s3" in by_service),
+        "secrets": Part(f"Secrets Manager\n{names.SECRET_NAME}", bool(secret)),
+        "s3": Part("S3 bucket\n" + _wrap(bucket), has_bucket),
+        "events": Part("EventBridge\n" + _wrap(names.rule_name(lab), 14) + "\n"
+                       + (rule or {}).get("ScheduleExpression", schedule.SCHEDULE), bool(rule)),
     }
-    fig, ax = plt.subplots(figsize=(11, 6.5))
+
+
+def architecture_figure(lab: Lab) -> Any:
+    """Boxes for each part of the system as this lab has it now; dashed grey for what is not built yet."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+    from matplotlib.path import Path as MplPath
+
+    parts = _facts(lab)
+    fig, ax = plt.subplots(figsize=(13, 7.8))
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.axis("off")
-    for key, (x, y, w, h, colour) in BOXES.items():
-        container = key in ("vpc", "public", "private")
-        ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.005,rounding_size=0.01",
-                                    facecolor=colour, edgecolor="#8a94a8" if container else "#1d2433",
-                                    linewidth=1 if container else 1.4, linestyle="--" if container else "-"))
-        if container:
-            ax.text(x + 0.01, y + h - 0.01, labels[key], va="top", ha="left", fontsize=8.5, color="#5b6478")
-        else:
-            ax.text(x + w / 2, y + h / 2, labels[key], va="center", ha="center", fontsize=9.5)
-    for start, end, label, bend in ARROWS:
-        (x1, y1), (x2, y2) = _centre(start), _centre(end)
-        if bend:  # leave over the top of the boxes in between
-            y1, y2 = BOXES[start][1] + BOXES[start][3], _centre(end)[1]
-            x2 = BOXES[end][0]
-        ax.annotate("", xy=(x2, y2), xytext=(x1, y1),
-                    arrowprops={"arrowstyle": "-|>", "color": "#2155d6", "lw": 1.4, "shrinkA": 4 if bend else 28,
-                                "shrinkB": 2 if bend else 28, "connectionstyle": f"arc3,rad={bend}"})
-        mid_y = (y1 + y2) / 2 + (0.07 if bend else 0)
-        ax.text((x1 + x2) / 2, mid_y, label.format(port=lab.config.app_port), fontsize=8,
-                color="#2155d6", ha="center", va="bottom", backgroundcolor="white")
-    ax.text(0.03, 0.005, "VPC endpoints keep the Lambdas' traffic to S3 (gateway) and Secrets Manager (interface) "
-                         "inside the VPC", fontsize=8, color="#5b6478")
-    ax.set_title(f"Automated Order Processing System — lab '{lab.name}' on the {lab.config.target} target",
+    for key, (x, y, w, h, fill) in CONTAINERS.items():
+        ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.003,rounding_size=0.01", facecolor=fill,
+                                    edgecolor="#8a94a8", linewidth=1, linestyle="--"))
+        ax.text(x + 0.01, y + h - 0.012, parts[key].label, va="top", ha="left", fontsize=8.5, color=MUTED)
+    for key, (x, y, w, h, fill) in BOXES.items():
+        built = parts[key].built
+        ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.003,rounding_size=0.01",
+                                    facecolor=fill if built else "#f4f4f4", edgecolor=INK if built else "#9aa1ad",
+                                    linewidth=1.4, linestyle="-" if built else "--", zorder=3))
+        ax.text(x + w / 2, y + h / 2, parts[key].label, va="center", ha="center", zorder=4,
+                fontsize=8.5 if key not in ("sm_endpoint", "s3_endpoint") else 7.5, color=INK if built else MUTED)
+    for points, label, at, align in ARROWS:
+        codes = [MplPath.MOVETO] + [MplPath.LINETO] * (len(points) - 1)
+        ax.add_patch(FancyArrowPatch(path=MplPath(points, codes), arrowstyle="-|>", mutation_scale=12,
+                                     color=ARROW, linewidth=1.4, zorder=2))
+        if label:
+            ax.text(at[0], at[1], label.format(port=lab.config.app_port),
+                    fontsize=8, color=ARROW, ha=align, va="bottom", zorder=5)
+    ax.text(0.15, -0.02, "Yellow: the VPC endpoints. The Lambdas have no route to the internet: their calls to "
+                         "Secrets Manager and S3 leave the VPC only through these.", fontsize=8, color=MUTED)
+    fig.suptitle(f"Automated Order Processing System — lab '{lab.name}' on the {lab.config.target} target",
                  fontsize=11)
+    fig.subplots_adjust(left=0.01, right=0.99, top=0.94, bottom=0.04)
     return fig

@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -34,7 +35,7 @@ from labkit.session import Lab
 from labkit.tagging import claim, error_code
 
 __all__ = ["Invocation", "create_daily_report_function", "create_order_validator", "ensure_function", "ensure_layer",
-           "functions_frame", "invoke", "layer_name", "logs_frame", "vpc_config"]
+           "functions_frame", "invocations_frame", "invoke", "layer_name", "logs_frame", "report_fields", "vpc_config"]
 
 INVOKE_MARGIN = 10  # seconds a synchronous invoke may take beyond the function's own timeout
 
@@ -251,3 +252,26 @@ def _log_lines(lab: Lab, function: str, contains: str | None) -> pd.DataFrame:
     rows = [{"time": pd.to_datetime(e["timestamp"], unit="ms", utc=True), "stream": e.get("logStreamName", ""),
              "message": e["message"].rstrip()} for e in events if not contains or contains in e["message"]]
     return pd.DataFrame(rows, columns=["time", "stream", "message"])
+
+
+REPORT_FIELD = re.compile(r"(Duration|Billed Duration|Memory Size|Max Memory Used|Init Duration|Status): ([^\t]+?)\s*(?:\t|$)")
+REPORT_COLUMNS = {"Duration": "duration (ms)", "Billed Duration": "billed (ms)", "Memory Size": "memory (MB)",
+                  "Max Memory Used": "max memory used (MB)", "Init Duration": "init (ms)", "Status": "status"}
+
+
+def report_fields(message: str) -> dict[str, Any]:
+    """The fields of a Lambda ``REPORT RequestId: ...`` log line, numbers as numbers (ms, MB)."""
+    fields: dict[str, Any] = {"request id": (message.split("RequestId: ", 1)[-1].split() or [""])[0]}
+    for name, value in REPORT_FIELD.findall(message):
+        number = value.removesuffix(" ms").removesuffix(" MB")
+        fields[REPORT_COLUMNS[name]] = float(number) if name != "Status" else value
+    return fields
+
+
+def invocations_frame(lab: Lab, function: str, limit: int = 50, wait_seconds: float = 0) -> pd.DataFrame:
+    """One row per invocation of ``function``, from its REPORT log lines: duration, billed time, memory."""
+    lines = logs_frame(lab, function, contains="REPORT RequestId", limit=limit, wait_seconds=wait_seconds)
+    columns = ["time", "request id", *REPORT_COLUMNS.values()]
+    rows = [{"time": line.time, **report_fields(line.message)} for line in lines.itertuples()]
+    frame = pd.DataFrame(rows, columns=columns)
+    return frame.dropna(axis=1, how="all") if not frame.empty else frame

@@ -279,7 +279,9 @@ def security_groups_frame(lab: Lab) -> pd.DataFrame:
                 rows.append({"group": group["GroupName"], "port": perm.get("FromPort"), "from": source})
         if not group.get("IpPermissions"):
             rows.append({"group": group["GroupName"], "port": None, "from": "(no inbound rules)"})
-    return pd.DataFrame(rows, columns=["group", "port", "from"])
+    frame = pd.DataFrame(rows, columns=["group", "port", "from"])
+    frame["port"] = frame["port"].astype("Int64")  # a group without rules has no port: a blank, not NaN
+    return frame
 
 
 def db_subnet_group_frame(lab: Lab) -> pd.DataFrame:

@@ -39,7 +39,7 @@ def bucket_frame(lab: Lab) -> pd.DataFrame:
     rows = {"bucket": name, "block public access": all(block.values()),
             "default encryption": encryption["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"],
             "region": lab.region}
-    return pd.DataFrame({"setting": list(rows), "value": [str(v) for v in rows.values()]})
+    return pd.DataFrame({"setting": list(rows), "value": [v if isinstance(v, bool) else str(v) for v in rows.values()]})
 
 
 def reports_frame(lab: Lab, prefix: str = "reports/") -> pd.DataFrame:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from labkit import compute, database, functions, iam, schedule, storage
+from labkit import checks, compute, database, functions, iam, schedule, storage
 from labkit.session import Lab
 
 
@@ -34,11 +34,21 @@ def submit_order(lab: Lab, order: dict[str, Any]) -> Submission:
         return Submission(exc.code, json.loads(exc.read() or b"{}"))
 
 
+def _answer(result: Submission) -> str:
+    """What the app answered, in words: the stored order's id, or each field's reason for a 422."""
+    if result.body.get("order_id") and result.accepted:
+        return f"stored as order {result.body['order_id']}"
+    errors = result.body.get("errors")
+    if isinstance(errors, dict):
+        return "rejected: " + "; ".join(f"{field} {reason}" if not str(reason).startswith(field) else str(reason)
+                                        for field, reason in errors.items())
+    return json.dumps(result.body)
+
+
 def submissions_frame(submissions: list[tuple[dict, Submission]]) -> pd.DataFrame:
+    """Each submitted order with the app's HTTP status and its answer (the 422 reasons in full)."""
     rows = [{**{k: order.get(k) for k in ("customer_name", "product", "quantity", "amount")},
-             "HTTP status": result.status,
-             "result": result.body.get("order_id") or json.dumps(result.body.get("errors", result.body))}
-            for order, result in submissions]
+             "HTTP status": result.status, "answer": _answer(result)} for order, result in submissions]
     return pd.DataFrame(rows)
 
 
@@ -82,8 +92,13 @@ def days_chart(days: pd.DataFrame):
     by_day = days.set_index("day")
     by_day["orders"].plot.bar(ax=left, color="#067647", title="Orders per day")
     by_day["amount"].plot.bar(ax=right, color="#2155d6", title="Amount per day (USD)")
+    from matplotlib.ticker import MaxNLocator
+
+    left.set_ylabel("orders")
+    left.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: whole numbers only
+    right.set_ylabel("amount (USD)")
     for axis in (left, right):
-        axis.set_xlabel("")
+        axis.set_xlabel("day (UTC, start of the 24 h window)")
         axis.tick_params(axis="x", rotation=20)
     fig.tight_layout()
     return fig
@@ -110,7 +125,8 @@ def verification_checks(lab: Lab, submitted: list[tuple[dict, Submission]], firi
         ("scheduled execution ran and is in CloudWatch Logs", True,
          (not firings.empty and (firings["status"] == "ok").all()) and not logs.empty),
     ]
-    return pd.DataFrame([{"check": c, "expected": str(e), "actual": str(a), "passed": e == a} for c, e, a in rows])
+    return pd.DataFrame([{"check": c, "expected": checks.shown(e), "actual": checks.shown(a), "passed": e == a}
+                         for c, e, a in rows])
 
 
 def schedule_once(lab: Lab) -> pd.DataFrame:

@@ -6,7 +6,7 @@ WHEELS      := .cache/wheels
 BIN         := $(VENV)/bin
 STAMP       := .cache/stamps
 
-.PHONY: setup lab jupyter test test-fast bench clean-notebooks cloud-stop clean
+.PHONY: setup lab jupyter test test-clouds test-lab test-notebooks test-fast bench clean-notebooks cloud-stop clean
 
 setup: $(STAMP)/system-packages $(STAMP)/venv $(STAMP)/lambda-venv $(STAMP)/wheels $(STAMP)/hub-proxy \
 	.cache/faketime/labkit_faketime_sleep.so .cache/net/labkit_netlink.so
@@ -72,8 +72,19 @@ jupyter: setup
 	$(BIN)/jupyter lab --ip=127.0.0.1 $$([ "$$(id -u)" = 0 ] && echo --allow-root) notebooks/
 
 # Everything runs against the real local cloud on free ports; each test stops what it starts.
+# Three groups side by side (each has its own clouds; they mostly wait on servers, not on the CPU);
+# each group's output is printed whole when it ends, and any failure fails the target.
 test: setup
-	$(BIN)/python -m pytest tests/unit tests/app tests/localcloud tests/labkit tests/faults tests/browser tests/notebooks
+	@echo "Running three test groups side by side (clouds, lab, notebooks); each prints when it ends."
+	@$(MAKE) --no-print-directory -j3 --output-sync=target test-clouds test-lab test-notebooks
+
+test-clouds: setup
+	$(BIN)/python -m pytest tests/unit tests/app tests/localcloud
+
+test-lab: setup
+	$(BIN)/python -m pytest tests/labkit tests/faults tests/browser tests/notebooks
+
+test-notebooks: setup
 	$(BIN)/python -m pytest -p tests.notebooks.nbval_cloud --nbval-lax \
 		--nbval-sanitize-with tests/notebooks/sanitize.cfg notebooks/
 

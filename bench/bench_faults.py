@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -46,7 +45,11 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--only", choices=SCENARIOS)
     args = parser.parse_args()
-    home = Path(tempfile.mkdtemp(prefix="labkit-bench-faults-"))
+    with scratch_home("labkit-bench-faults-") as home:
+        return _bench(home, args)
+
+
+def _bench(home: Path, args: argparse.Namespace) -> int:
     lab = Lab(target="local", name="bench-faults", cloud_port=free_port(), app_port=free_port(), home=home)
     failed = False
     try:

@@ -1,16 +1,19 @@
 """Daemon start to healthy; CreateDBInstance to available; single-row autocommit INSERT rate."""
 from __future__ import annotations
 
-import tempfile
 import time
 from pathlib import Path
 
 import pymysql
-from common import client, control, db_server_port, free_port, report
+from common import client, control, db_server_port, free_port, report, scratch_home
 
 
 def main() -> None:
-    home = Path(tempfile.mkdtemp(prefix="labkit-bench-"))
+    with scratch_home() as home:
+        _bench(home)
+
+
+def _bench(home: Path) -> None:
     started = time.perf_counter()
     status = control.start_cloud(port=free_port(), home=home)
     report("daemon start to healthy", time.perf_counter() - started, "s", "(target <= 3 s)")

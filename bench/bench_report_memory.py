@@ -9,12 +9,11 @@ import datetime as dt
 import json
 import re
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pymysql
-from common import db_server_port, free_port, report
+from common import db_server_port, free_port, report, scratch_home
 
 from labkit import Lab, functions, iam
 from labkit.database import SCHEMA
@@ -26,7 +25,11 @@ BATCH = 10_000
 
 
 def main() -> None:
-    home = Path(tempfile.mkdtemp(prefix="labkit-bench-"))
+    with scratch_home() as home:
+        _bench(home)
+
+
+def _bench(home: Path) -> None:
     lab = Lab(target="local", name="bench-lab", cloud_port=free_port(), app_port=free_port(), home=home)
     try:
         for step in (1, 2, 3, 4, 9, 11, 12):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import statistics
 import sys
@@ -26,22 +27,39 @@ LAMBDA_TRUST = ('{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Pr
 
 
 @contextlib.contextmanager
+def scratch_home(prefix: str = "labkit-bench-"):
+    """A LABKIT_HOME for one benchmark run, removed afterwards (the cloud must be stopped inside it)."""
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield home
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@contextlib.contextmanager
 def local_cloud(iam: str = "on"):
     """A throwaway cloud; ``iam="off"`` starts it without authorization (to measure what IAM costs)."""
-    home = Path(tempfile.mkdtemp(prefix="labkit-bench-"))
+    with scratch_home() as home:
+        with _iam_setting(iam):
+            status = control.start_cloud(port=free_port(), home=home)
+        try:
+            yield status
+        finally:
+            control.stop_cloud(home)
+
+
+@contextlib.contextmanager
+def _iam_setting(iam: str):
+    """LABKIT_IAM for the daemon about to start, restored once it has started."""
     previous = os.environ.get("LABKIT_IAM")
     os.environ["LABKIT_IAM"] = iam
     try:
-        status = control.start_cloud(port=free_port(), home=home)
+        yield
     finally:
         if previous is None:
             os.environ.pop("LABKIT_IAM", None)
         else:
             os.environ["LABKIT_IAM"] = previous
-    try:
-        yield status
-    finally:
-        control.stop_cloud(home)
 
 
 def client(status: control.CloudStatus, service: str, **kwargs):

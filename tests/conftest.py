@@ -120,6 +120,12 @@ def db_server_port(home: Path, endpoint: str) -> int:
     return services["rds"]["instances"][identifier]["port"]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that tear the provisioned lab down run last, whatever order the paths were given in."""
+    last = [item for item in items if item.get_closest_marker("tears_down_the_lab")]
+    items[:] = [item for item in items if item not in last] + last
+
+
 @pytest.fixture(scope="session")
 def provisioned(tmp_path_factory: pytest.TempPathFactory):
     """A whole lab, steps 1-13, on a cloud of its own; torn down and stopped at the end of the session."""

@@ -51,8 +51,9 @@ def _inventory(lab) -> list[tuple[str, ...]]:
             items.append(("function", fn["FunctionName"], fn["CodeSha256"]))
             items += [("version", fn["FunctionName"], v["Version"])
                       for v in lam.list_versions_by_function(FunctionName=fn["FunctionName"])["Versions"]]
-    policy = json.loads(lam.get_policy(FunctionName=iam.REPORT_FUNCTION)["Policy"])
-    items += [("permission", s["Sid"]) for s in policy["Statement"]]
+            if fn["FunctionName"] == iam.REPORT_FUNCTION:
+                policy = json.loads(lam.get_policy(FunctionName=iam.REPORT_FUNCTION)["Policy"])
+                items += [("permission", s["Sid"]) for s in policy["Statement"]]
     items += [("layer version", v["LayerVersionArn"]) for layer in lam.list_layers()["Layers"]
               if layer["LayerName"].startswith(lab.name)
               for v in lam.list_layer_versions(LayerName=layer["LayerName"])["LayerVersions"]]
@@ -254,20 +255,14 @@ def test_a_second_lab_keeps_off_the_first_labs_resources(provisioned):
     assert not network.network_frame(provisioned.lab).empty  # the other lab is untouched
 
 
-def test_full_teardown_removes_every_resource_and_process(tmp_path):
-    from labkit import Lab
-    from labkit.steps import run_steps
-    from tests.conftest import free_port
-
-    lab = Lab(target="local", name="gone-lab", cloud_port=free_port(), app_port=free_port(), home=tmp_path)
-    try:
-        run_steps(lab, 1, 13)
-        instance_id = compute.describe_instance(lab)["InstanceId"]
-        assert find_marked(INSTANCE_MARKER, instance_id)  # the app service runs
-        left = teardown.delete_everything(lab)
-        assert left.empty, left.to_string()
-        assert find_marked(INSTANCE_MARKER, instance_id) == []
-        health = control.cloud_request("GET", "/_labkit/health", home=tmp_path)["services"]
-        assert health["rds"]["instances"] == {} and health["lambda"]["functions"] == {}
-    finally:
-        control.stop_cloud(tmp_path)
+@pytest.mark.tears_down_the_lab
+def test_full_teardown_removes_every_resource_and_process(provisioned):
+    lab = provisioned.lab
+    instance_id = compute.describe_instance(lab)["InstanceId"]
+    assert find_marked(INSTANCE_MARKER, instance_id)  # the app service runs
+    left = teardown.delete_everything(lab)
+    assert left.empty, left.to_string()
+    assert not _inventory(lab)
+    assert find_marked(INSTANCE_MARKER, instance_id) == []
+    health = control.cloud_request("GET", "/_labkit/health", home=provisioned.home)["services"]
+    assert health["rds"]["instances"] == {} and health["lambda"]["functions"] == {}

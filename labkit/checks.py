@@ -214,7 +214,8 @@ def check_step_13(lab: Lab, t: _Table) -> None:
     frame = schedule.schedule_frame(lab)
     row = frame.iloc[0] if not frame.empty else {}
     t.add("rule enabled", "ENABLED", row.get("state") if len(frame) else None)
-    t.add("every 24 hours", schedule.SCHEDULE, row.get("schedule") if len(frame) else None)
+    expression = row.get("schedule") if len(frame) else None
+    t.add("runs at least every 24 hours", schedule.SCHEDULE, expression, schedule.runs_at_least_daily(expression))
     t.add(f"target {iam.REPORT_FUNCTION}", iam.REPORT_FUNCTION, row.get("target") if len(frame) else None)
     t.add("Lambda permission for the rule", True, bool(row.get("permission")) if len(frame) else False)
 

@@ -167,7 +167,7 @@ def _run(args: argparse.Namespace) -> int:
     summary = run_notebooks(target=args.target or "local", start=args.start, end=args.end,
                             output_dir=Path(args.output_dir) if args.output_dir else None,
                             lab_name=args.lab or "orders-lab", region=args.region, confirm=args.yes,
-                            cell_timeout=args.cell_timeout)
+                            cell_timeout=args.cell_timeout, solutions=not args.no_solutions)
     print(summary.table())
     print(f"executed notebooks and summary.json in {summary.output_dir}")
     return 0
@@ -220,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--from", dest="start", type=int, default=None, metavar="NN")
     run.add_argument("--to", dest="end", type=int, default=None, metavar="NN")
     run.add_argument("--output-dir", default=None, help="default runs/<timestamp>/")
+    run.add_argument("--no-solutions", action="store_true",
+                     help="leave the 'Your turn' tasks to you (by default their reference solutions run)")
     run.set_defaults(func=_run)
     return parser
 

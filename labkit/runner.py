@@ -79,6 +79,16 @@ def select_notebooks(start: int | None = None, end: int | None = None, folder: P
     return chosen
 
 
+def declared_parameters(path: Path) -> set[str]:
+    """The names the notebook's ``parameters`` cell assigns (papermill warns about any other it is given)."""
+    import nbformat
+
+    for cell in nbformat.read(path, as_version=4).cells:
+        if "parameters" in cell.metadata.get("tags", []):
+            return set(re.findall(r"^([A-Za-z_]\w*)\s*=", cell.source, re.M))
+    return set()
+
+
 def _failure_detail(exc: Exception) -> tuple[str, str]:
     cell = getattr(exc, "exec_count", None)
     ename, evalue = getattr(exc, "ename", type(exc).__name__), getattr(exc, "evalue", str(exc))
@@ -88,11 +98,12 @@ def _failure_detail(exc: Exception) -> tuple[str, str]:
 def run_notebooks(target: str = "local", start: int | None = None, end: int | None = None,
                   output_dir: Path | None = None, lab_name: str = "orders-lab", region: str | None = None,
                   kernel: str = "python3", cell_timeout: int | None = None, show_progress: bool = True,
-                  folder: Path = NOTEBOOKS, confirm: bool = False) -> RunSummary:
+                  folder: Path = NOTEBOOKS, confirm: bool = False, solutions: bool = True) -> RunSummary:
     """Run the selected notebooks with papermill; write them and ``summary.json`` to ``output_dir``.
 
     ``confirm`` is passed to every notebook as its ``confirm`` parameter (the aws target needs it). On the
-    aws target a run that stops lists what of the lab still exists, and how to delete it.
+    aws target a run that stops lists what of the lab still exists, and how to delete it. ``solutions`` goes
+    to the notebooks that have a "Your turn" task: their reference solutions run, and their checks must pass.
     """
     import papermill
     from tqdm.auto import tqdm
@@ -114,8 +125,9 @@ def run_notebooks(target: str = "local", start: int | None = None, end: int | No
     for path in bar:
         bar.set_description(path.stem)
         started = time.monotonic()
+        given = {**parameters, "solutions": solutions} if "solutions" in declared_parameters(path) else parameters
         try:
-            papermill.execute_notebook(str(path), str(out / path.name), parameters=parameters, kernel_name=kernel,
+            papermill.execute_notebook(str(path), str(out / path.name), parameters=given, kernel_name=kernel,
                                        execution_timeout=cell_timeout, progress_bar=False, cwd=str(path.parent),
                                        log_output=False, kernel_manager_class=_kernel_manager_class())
         except (Exception, KeyboardInterrupt) as exc:  # PapermillExecutionError, a dead kernel, Ctrl-C

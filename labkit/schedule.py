@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import uuid
 
 import pandas as pd
@@ -19,7 +20,7 @@ from labkit.session import Lab
 from labkit.tagging import error_code
 
 __all__ = ["SCHEDULE", "create_schedule", "events_permission", "manual_window", "rule_name", "run_scheduled_report",
-           "schedule_frame", "scheduled_event"]
+           "runs_at_least_daily", "schedule_frame", "scheduled_event"]
 
 SCHEDULE = "rate(1 day)"
 
@@ -40,6 +41,16 @@ def create_schedule(lab: Lab) -> str:
         if error_code(exc) != "ResourceConflictException":
             raise
     return rule_arn
+
+
+def runs_at_least_daily(expression: str | None) -> bool:
+    """Whether a ``rate(...)`` schedule runs at least once every 24 hours (the report covers the 24 hours before
+    each run, so a shorter rate, such as step 13's "your turn" ``rate(12 hours)``, misses no order)."""
+    match = re.fullmatch(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)", expression or "")
+    if not match:
+        return False
+    minutes = int(match[1]) * {"minute": 1, "hour": 60, "day": 1440}[match[2].rstrip("s")]
+    return 0 < minutes <= 1440
 
 
 def scheduled_event(lab: Lab, rule_arn: str, when: dt.datetime) -> dict:

@@ -32,6 +32,16 @@ def pytest_configure(config: pytest.Config) -> None:
                        "LABKIT_APP_PORT": str(_free_port()), "MPLBACKEND": "Agg"})
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the notebooks as ``labkit run`` does: with ``solutions = True`` in each parameters cell that has it,
+    so every "Your turn" reference solution runs and its check must pass (papermill's way: the value is
+    assigned after the notebook's own)."""
+    for item in items:
+        cell = getattr(item, "cell", None)
+        if cell is not None and "parameters" in cell.metadata.get("tags", []) and "solutions = " in cell.source:
+            cell.source += "\nsolutions = True  # set by tests/notebooks/nbval_cloud.py"
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     home = _state.get("home")
     if not home:

@@ -79,3 +79,31 @@ def test_clean_script_strips_unmarked_outputs(tmp_path: Path):
     cleaned = json.loads(path.read_text())
     assert cleaned["cells"][0]["outputs"] == [] and cleaned["cells"][1]["outputs"][0]["text"] == "ok\n"
     assert "papermill" not in cleaned["metadata"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_students_do_and_check_their_understanding(path: Path):
+    """01-13 end with a "Your turn" task: a cell for the student, a reference solution that runs only with
+    ``solutions = True`` (False by default), and a check; every notebook ends with a three-question knowledge
+    check whose answers are folded; in 15 every case asks for a prediction before the break."""
+    cells = {c.get("id"): c for c in json.loads(path.read_text())["cells"]}
+    number = int(path.stem[:2])
+    params = "".join(next(c for c in cells.values() if "parameters" in c["metadata"].get("tags", []))["source"])
+    if 1 <= number <= 13:
+        assert re.search(r"^solutions = False ", params, re.M), "the student's run leaves the task to the student"
+        nn = f"{number:02d}"
+        assert "## Your turn" in "".join(cells[f"your-turn-{nn}"]["source"])
+        solution = "".join(cells[f"your-turn-{nn}-solution"]["source"])
+        assert re.search(r"^if solutions:\n", solution, re.M) and not re.search(r"^[^#\s]", solution.split(
+            "if solutions:", 1)[1], re.M), "the whole reference solution sits under `if solutions:`"
+        assert f"tasks.task_check({number}, lab, require=solutions)" in "".join(cells[f"your-turn-{nn}-check"]["source"])
+    else:
+        assert "solutions" not in params
+    quiz = "".join(json.loads(path.read_text())["cells"][-1]["source"])
+    assert quiz.startswith("## Knowledge check") and quiz.count("<details><summary>Answer</summary>") == 3
+    if number == 15:
+        cases = [c for c in cells.values() if c["cell_type"] == "markdown" and re.match(r"## \d\. ", "".join(c["source"]))]
+        assert len(cases) == 6
+        for case in cases:
+            text = "".join(case["source"])
+            assert "**Predict**" in text and "<details><summary>Answer</summary>" in text, text[:60]

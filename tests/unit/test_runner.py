@@ -52,3 +52,14 @@ def test_function_packages_never_carry_pymysql():
         assert "lambda_function.py" in names and "orders_db.py" in names
         assert not any(n.startswith(("pymysql", "python/")) for n in names)
         assert package_function(folder) == package_function(folder)  # deterministic: same CodeSha256
+
+
+def test_solutions_go_only_to_notebooks_that_declare_them(tmp_path):
+    from labkit.runner import declared_parameters
+
+    _notebook(tmp_path / "01_a.ipynb", "1")
+    assert declared_parameters(tmp_path / "01_a.ipynb") == {"target", "lab_name", "region"}
+    nb = nbformat.read(tmp_path / "01_a.ipynb", as_version=4)
+    nb.cells[0].source += "\nsolutions = False  # the reference solutions"
+    nbformat.write(nb, tmp_path / "02_b.ipynb")
+    assert "solutions" in declared_parameters(tmp_path / "02_b.ipynb")

@@ -1,0 +1,310 @@
+""""Your turn": one short task per step (01-13) that the student does with boto3 or the AWS CLI, and its check.
+
+Each check asks the cloud (never the notebook's variables) whether the task is done, so a task done in the
+console or a terminal counts too. ``task_check(step, lab)`` answers passed / not yet with a hint;
+``tasks_frame(lab)`` is every task's answer, for the lab report.
+"""
+from __future__ import annotations
+
+import json
+import socket
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Callable
+
+import pandas as pd
+from botocore.exceptions import ClientError
+
+from labkit import functions, names
+from labkit.errors import GONE, LabkitError, error_code
+from labkit.lookups import describe_db_instance, describe_instance
+from labkit.session import Lab
+
+MIN_AMOUNT = Decimal("1.00")   # step 10: the validator's new minimum
+REPORT_RETENTION_DAYS = 14     # step 12: how long the report function's logs are kept
+SCHEDULE_12H = "rate(12 hours)"
+TAGS = {1: ("owner", None), 2: ("tier", "data"), 4: ("reachable-from-my-computer", "no"),
+        9: ("data-classification", "confidential")}
+
+
+class TaskNotDone(LabkitError):
+    """The reference solution ran (``solutions = True``) but the task's check still says "not yet"."""
+
+
+@dataclass(frozen=True, repr=False)
+class TaskResult:
+    step: int
+    task: str
+    passed: bool
+    detail: str
+    hint: str
+
+    def _repr_markdown_(self) -> str:
+        if self.passed:
+            return f"**Your turn, step {self.step}: passed** ✅ — {self.detail}"
+        return f"**Your turn, step {self.step}: not yet** ⏳ — {self.detail}  \n*Hint:* {self.hint}"
+
+    def __str__(self) -> str:
+        if self.passed:
+            return f"Your turn, step {self.step}: passed: {self.detail}"
+        return f"Your turn, step {self.step}: not yet: {self.detail}\n  Hint: {self.hint}"
+
+    __repr__ = __str__
+
+
+Check = Callable[[Lab], "tuple[bool, str]"]
+
+
+@dataclass(frozen=True)
+class Task:
+    step: int
+    title: str
+    hint: str
+    check: Check
+
+
+# ---- the checks: (passed, what the cloud shows) ------------------------------------------------------------
+
+def _tag(tags: list[dict] | None, key: str) -> str | None:
+    return next((t["Value"] for t in tags or [] if t["Key"] == key), None)
+
+
+def _vpc_owner(lab: Lab) -> tuple[bool, str]:
+    ec2 = lab.client("ec2")
+    vpcs = ec2.describe_vpcs(Filters=lab.tag_filter())["Vpcs"]
+    if not vpcs:
+        return False, "the lab has no VPC yet (run this notebook's cells above)"
+    subnets = ec2.describe_subnets(Filters=lab.tag_filter())["Subnets"]
+    items = [(v["VpcId"], v.get("Tags")) for v in vpcs] + [(s["SubnetId"], s.get("Tags")) for s in subnets]
+    missing = [rid for rid, tags in items if not _tag(tags, "owner")]
+    if missing:
+        return False, f"{len(missing)} of {len(items)} (VPC and subnets) carry no owner tag: {', '.join(missing)}"
+    return True, f"the VPC and its {len(subnets)} subnets carry owner={_tag(vpcs[0].get('Tags'), 'owner')}"
+
+
+def _rds_tag(arn: str, key: str, lab: Lab) -> str | None:
+    return _tag(lab.client("rds").list_tags_for_resource(ResourceName=arn).get("TagList"), key)
+
+
+def _subnet_group_tier(lab: Lab) -> tuple[bool, str]:
+    try:
+        group = lab.client("rds").describe_db_subnet_groups(DBSubnetGroupName=names.DB_SUBNET_GROUP)["DBSubnetGroups"][0]
+    except ClientError as exc:
+        if error_code(exc) in GONE:
+            return False, f"the subnet group {names.DB_SUBNET_GROUP} does not exist yet"
+        raise
+    value = _rds_tag(group["DBSubnetGroupArn"], "tier", lab)
+    return value == "data", f"the subnet group's tier tag is {value!r}"
+
+
+def _https_from_one_address(lab: Lab) -> tuple[bool, str]:
+    groups = lab.client("ec2").describe_security_groups(Filters=[
+        *lab.tag_filter(), {"Name": "group-name", "Values": [names.SG_NAMES["ec2"]]}])["SecurityGroups"]
+    if not groups:
+        return False, f"{names.SG_NAMES['ec2']} does not exist yet"
+    rules = [p for p in groups[0]["IpPermissions"] if p.get("FromPort") == 443 or p.get("ToPort") == 443]
+    sources = [r["CidrIp"] for p in rules for r in p.get("IpRanges", [])]
+    others = [r["CidrIpv6"] for p in rules for r in p.get("Ipv6Ranges", [])]
+    others += [g["GroupId"] for p in rules for g in p.get("UserIdGroupPairs", [])]
+    if not sources:
+        return False, f"{names.SG_NAMES['ec2']} has no rule for port 443"
+    wide = [c for c in sources if not c.endswith("/32")] + others
+    if wide or any(p.get("FromPort") != p.get("ToPort") for p in rules):
+        return False, f"443 is open to more than one address: {', '.join(wide) or 'a port range'}"
+    return True, f"443 is open to {', '.join(sources)} only"
+
+
+def _connects(host: str, port: int, seconds: float = 2.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=seconds):
+            return True
+    except OSError:
+        return False
+
+
+def _database_private(lab: Lab) -> tuple[bool, str]:
+    db = describe_db_instance(lab)
+    if db is None or "Endpoint" not in db:
+        return False, "the database has no endpoint yet (run this notebook's cells above)"
+    key, wanted = TAGS[4]
+    claim = _rds_tag(db["DBInstanceArn"], key, lab)
+    if claim is None:
+        return False, f"the instance carries no {key} tag yet"
+    endpoint = f"{db['Endpoint']['Address']}:{db['Endpoint']['Port']}"
+    reached = db.get("PubliclyAccessible") or _connects(db["Endpoint"]["Address"], db["Endpoint"]["Port"])
+    if claim != wanted or reached:
+        return False, (f"your tag says {claim!r}, and this computer "
+                       f"{'reached' if reached else 'could not reach'} {endpoint}")
+    return True, f"{endpoint} is not reachable from this computer, as your tag says"
+
+
+def _ran_on_instance(lab: Lab, *alternatives: tuple[str, ...]) -> tuple[bool, str]:
+    """A successful SSM Run Command on the lab's instance whose commands hold all words of one alternative
+    (labkit's own commands, whose comment starts with "Orders Lab", do not count)."""
+    instance = describe_instance(lab)
+    if instance is None:
+        return False, "the lab has no instance yet"
+    ssm, found = lab.client("ssm"), []
+    for page in ssm.get_paginator("list_commands").paginate(InstanceId=instance["InstanceId"]):
+        for command in page["Commands"]:
+            if command.get("Comment", "").startswith("Orders Lab"):
+                continue
+            text = "\n".join(command.get("Parameters", {}).get("commands", []))
+            if any(all(word in text for word in words) for words in alternatives):
+                found.append(command["Status"])
+    if "Success" in found:
+        return True, f"your command ran on {instance['InstanceId']} (status Success)"
+    if found:
+        return False, f"your command reached {instance['InstanceId']} but ended {found[-1]}"
+    return False, f"no such command was sent to {instance['InstanceId']} yet"
+
+
+def _db_port_from_instance(lab: Lab) -> tuple[bool, str]:
+    db = describe_db_instance(lab)
+    if db is None or "Endpoint" not in db:
+        return False, "the database has no endpoint yet"
+    return _ran_on_instance(lab, (db["Endpoint"]["Address"], str(db["Endpoint"]["Port"])))
+
+
+def _secret_classified(lab: Lab) -> tuple[bool, str]:
+    try:
+        secret = lab.client("secretsmanager").describe_secret(SecretId=names.SECRET_NAME)
+    except ClientError as exc:
+        if error_code(exc) in GONE:
+            return False, f"the secret {names.SECRET_NAME} does not exist yet"
+        raise
+    key, wanted = TAGS[9]
+    value = _tag(secret.get("Tags"), key)
+    return value == wanted, f"the secret's {key} tag is {value!r}"
+
+
+def _minimum_amount(lab: Lab) -> tuple[bool, str]:
+    lam = lab.client("lambda")
+    try:
+        env = lam.get_function_configuration(FunctionName=names.VALIDATOR_FUNCTION).get("Environment", {})
+    except ClientError as exc:
+        if error_code(exc) in GONE:
+            return False, f"{names.VALIDATOR_FUNCTION} does not exist yet"
+        raise
+    variables = env.get("Variables", {})
+    if "DB_SECRET_NAME" not in variables:
+        return False, "DB_SECRET_NAME is gone: Environment replaces every variable, so send the old ones too"
+    if not variables.get("MIN_ORDER_AMOUNT"):
+        return False, "MIN_ORDER_AMOUNT is not set"
+    try:
+        minimum = Decimal(variables["MIN_ORDER_AMOUNT"])
+    except InvalidOperation:
+        return False, f"MIN_ORDER_AMOUNT is {variables.get('MIN_ORDER_AMOUNT')!r}, not {MIN_AMOUNT}"
+    if minimum != MIN_AMOUNT:
+        return False, f"MIN_ORDER_AMOUNT is {minimum}, not {MIN_AMOUNT}"
+    answer = functions.invoke(lab, names.VALIDATOR_FUNCTION,
+                              {"customer_name": "Your turn", "product": "Check", "quantity": 1, "amount": "0.50"})
+    error = (answer.payload or {}).get("errors", {}).get("amount") if isinstance(answer.payload, dict) else None
+    if not error:
+        return False, f"an order of 0.50 was not refused: {json.dumps(answer.payload)[:200]}"
+    return True, f"MIN_ORDER_AMOUNT={minimum}; an order of 0.50 is refused: {error}"
+
+
+def _reports_expire(lab: Lab) -> tuple[bool, str]:
+    try:
+        rules = lab.client("s3").get_bucket_lifecycle_configuration(Bucket=names.bucket_name(lab))["Rules"]
+    except ClientError as exc:
+        if error_code(exc) in GONE | {"NoSuchLifecycleConfiguration"}:
+            return False, "the bucket has no lifecycle rule yet"
+        raise
+    for rule in rules:
+        prefix = rule.get("Filter", {}).get("Prefix", rule.get("Prefix"))
+        days = rule.get("Expiration", {}).get("Days")
+        if rule.get("Status") == "Enabled" and prefix == "reports/" and days and 1 <= days <= 365:
+            return True, f"reports/ objects expire after {days} days"
+    return False, "no enabled rule expires objects under reports/ within a year"
+
+
+def _log_retention(lab: Lab) -> tuple[bool, str]:
+    group = f"/aws/lambda/{names.REPORT_FUNCTION}"
+    found = lab.client("logs").describe_log_groups(logGroupNamePrefix=group)["logGroups"]
+    days = next((g.get("retentionInDays") for g in found if g["logGroupName"] == group), None)
+    if not found:
+        return False, f"{group} does not exist yet (invoke the function once)"
+    return days == REPORT_RETENTION_DAYS, f"{group} keeps its logs {f'{days} days' if days else 'forever'}"
+
+
+def _every_12_hours(lab: Lab) -> tuple[bool, str]:
+    try:
+        rule = lab.client("events").describe_rule(Name=names.rule_name(lab))
+    except ClientError as exc:
+        if error_code(exc) in GONE:
+            return False, "the rule does not exist yet"
+        raise
+    return rule.get("ScheduleExpression") == SCHEDULE_12H, f"the rule's schedule is {rule.get('ScheduleExpression')}"
+
+
+TASKS: dict[int, Task] = {task.step: task for task in [
+    Task(1, "Tag the VPC and its four subnets owner=<your name>",
+         "ec2.create_tags(Resources=[...ids...], Tags=[{'Key': 'owner', 'Value': ...}]); find the ids with "
+         "describe_subnets(Filters=[{'Name': 'tag:lab', 'Values': [lab.name]}])", _vpc_owner),
+    Task(2, "Tag the DB subnet group tier=data",
+         "rds.add_tags_to_resource(ResourceName=<the group's DBSubnetGroupArn>, Tags=[...]); the ARN is in "
+         "describe_db_subnet_groups", _subnet_group_tier),
+    Task(3, "Open 443 on ec2-app-sg to your own address only",
+         "ec2.authorize_security_group_ingress(GroupId=..., IpPermissions=[{'IpProtocol': 'tcp', 'FromPort': 443, "
+         "'ToPort': 443, 'IpRanges': [{'CidrIp': 'YOUR.ADDRESS/32'}]}]); never 0.0.0.0/0", _https_from_one_address),
+    Task(4, "Prove the database is private, then tag it reachable-from-my-computer=no",
+         "the endpoint is in describe_db_instances; socket.create_connection((address, port), timeout=3) times out; "
+         "then rds.add_tags_to_resource on the instance's DBInstanceArn", _database_private),
+    Task(5, "Send the instance your first SSM command: uname -a",
+         "ssm.send_command(InstanceIds=[...], DocumentName='AWS-RunShellScript', Parameters={'commands': "
+         "['uname -a']}), then get_command_invocation", lambda lab: _ran_on_instance(lab, ("uname",))),
+    Task(6, "From the instance, prove it reaches the database's port",
+         "through SSM: timeout 3 bash -c '</dev/tcp/ENDPOINT/3306' && echo open (the endpoint address and port "
+         "from describe_db_instances)", _db_port_from_instance),
+    Task(7, "List the packages in the app's virtual environment through SSM",
+         "the command: ~/orders-app/venv/bin/pip list (or pip freeze), sent with ssm.send_command",
+         lambda lab: _ran_on_instance(lab, ("pip", "list"), ("pip", "freeze"))),
+    Task(8, "Read the app's last log lines through SSM",
+         "the app is the systemd unit orders-app: journalctl -u orders-app -n 20 --no-pager, sent with "
+         "ssm.send_command", lambda lab: _ran_on_instance(lab, ("journalctl",))),
+    Task(9, "Tag the secret data-classification=confidential, without reading its value",
+         "secretsmanager.tag_resource(SecretId='order-db-secret', Tags=[...]); describe_secret shows the tags, "
+         "never the value", _secret_classified),
+    Task(10, f"Raise the validator's minimum amount to {MIN_AMOUNT} through an environment variable",
+         "lambda.update_function_configuration(FunctionName='order-validator', Environment={'Variables': {...}}) "
+         "with MIN_ORDER_AMOUNT='1.00' added to the current variables (Environment replaces them all)",
+         _minimum_amount),
+    Task(11, "Make reports expire: a lifecycle rule on reports/",
+         "s3.put_bucket_lifecycle_configuration(Bucket=..., LifecycleConfiguration={'Rules': [{'ID': ..., "
+         "'Filter': {'Prefix': 'reports/'}, 'Status': 'Enabled', 'Expiration': {'Days': 90}}]})", _reports_expire),
+    Task(12, f"Keep the report function's logs {REPORT_RETENTION_DAYS} days",
+         f"logs.put_retention_policy(logGroupName='/aws/lambda/{names.REPORT_FUNCTION}', "
+         f"retentionInDays={REPORT_RETENTION_DAYS})", _log_retention),
+    Task(13, "Run the report every 12 hours",
+         f"events.put_rule(Name=<the rule's name>, ScheduleExpression='{SCHEDULE_12H}'); the target and the "
+         "Lambda permission stay as they are", _every_12_hours),
+]}
+
+
+def task_check(step: int, lab: Lab, require: bool = False) -> TaskResult:
+    """Whether step ``step``'s task is done, asked of the cloud; ``require`` raises ``TaskNotDone`` if not
+    (the notebooks pass their ``solutions`` parameter: a reference solution that ran must pass)."""
+    if step not in TASKS:
+        raise LabkitError(f"step {step} has no task", f"tasks are numbered {min(TASKS)}-{max(TASKS)}")
+    task = TASKS[step]
+    passed, detail = task.check(lab)
+    result = TaskResult(step, task.title, passed, detail, task.hint)
+    if require and not passed:
+        raise TaskNotDone(str(result), "the reference solution ran but the check says not yet")
+    return result
+
+
+def tasks_frame(lab: Lab, steps: list[int] | None = None) -> pd.DataFrame:
+    """Every task (or those of ``steps``) with passed / not yet: step, task, passed, detail, hint."""
+    rows = []
+    for step in steps or sorted(TASKS):
+        try:
+            result = task_check(step, lab)
+            rows.append({"step": step, "task": result.task, "passed": result.passed, "detail": result.detail,
+                         "hint": "" if result.passed else result.hint})
+        except (ClientError, LabkitError) as exc:  # e.g. a step not built yet on a half-made lab
+            rows.append({"step": step, "task": TASKS[step].title, "passed": False, "detail": str(exc).splitlines()[0],
+                         "hint": TASKS[step].hint})
+    return pd.DataFrame(rows, columns=["step", "task", "passed", "detail", "hint"])

@@ -58,7 +58,7 @@ $(STAMP)/hub-proxy: scripts/ensure-hub-proxy.sh | $(STAMP)/system-packages
 # The local cloud's connect() hook (labkit/localcloud/network.py), preloaded into the processes it runs.
 .cache/net/labkit_netlink.so: labkit/localcloud/netlink.c | $(STAMP)/system-packages
 	@mkdir -p .cache/net
-	cc -O2 -shared -fPIC -Wall -o $@ labkit/localcloud/netlink.c -ldl
+	cc -O2 -shared -fPIC -Wall -o $@ labkit/localcloud/netlink.c -ldl -pthread
 
 # The main job: every notebook through the verification, on the local cloud; the lab stays up afterwards.
 lab: setup

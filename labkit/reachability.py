@@ -228,6 +228,16 @@ def connect(net: Network, source: Node, dest: Node, port: int) -> Verdict:
     return Verdict(True, f"{inbound}; {subnet} routes 0.0.0.0/0 to {route[1]}")
 
 
+def connect_public(net: Network, source: Node, dest: Node, port: int) -> Verdict:
+    """A connection to ``dest``'s public address: it leaves the source's VPC through its way out (even when
+    both sit in one VPC, the packets go through the internet gateway) and comes in as from the internet."""
+    if source.vpc_id is not None:
+        out = api_path(net, source, "")
+        if not out.allowed:
+            return out
+    return connect(net, YOUR_COMPUTER, dest, port)
+
+
 def api_path(net: Network, source: Node, service: str, region: str = "us-east-1") -> Verdict:
     """Whether ``source`` reaches the public endpoint of AWS ``service`` ('' = any internet address)."""
     if source.vpc_id is None:

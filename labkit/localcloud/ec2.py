@@ -86,8 +86,6 @@ class Sandboxes(Service):
         extra = {
             "HOME": str(root / "root"), "USER": "root", "LABKIT_SANDBOX": str(root), INSTANCE_MARKER: instance.id,
             "PATH": f"{root / 'bin'}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            # The instance's only network interface is loopback: services bind there.
-            "HOST": "127.0.0.1",
             # Where boto3 finds the instance metadata service (credentials of the instance profile's role).
             "AWS_EC2_METADATA_SERVICE_ENDPOINT": self._imds().endpoint(instance),
         }
@@ -157,6 +155,9 @@ class Sandboxes(Service):
     def on_terminate(self, instance: Any) -> None:
         self._shut_down(instance)
         self._imds().forget(instance.id)
+        network = self.ctx.services.get("network")
+        if network is not None:
+            network.forget_instance(instance.id)
         shutil.rmtree(self.root(instance.id), ignore_errors=True)
 
     def on_start(self, instance: Any) -> None:
@@ -282,7 +283,8 @@ class Sandboxes(Service):
         ec2 = ec2_backends[response.current_account][response.region]
         rows = [{"InstanceId": i.id, "PingStatus": "Online", "PlatformType": "Linux", "PlatformName": "Ubuntu",
                  "PlatformVersion": "22.04", "AgentVersion": "3.3.0.0", "IsLatestVersion": True,
-                 "ResourceType": "EC2Instance", "IPAddress": "127.0.0.1", "ComputerName": "localhost"}
+                 "ResourceType": "EC2Instance", "IPAddress": i.private_ip,
+                 "ComputerName": i.private_dns_name}
                 for i in ec2.all_instances() if self.is_managed(i) and (not wanted or i.id in wanted)]
         return json.dumps({"InstanceInformationList": rows})
 

@@ -302,6 +302,8 @@ def _lambda_patches() -> list[Patch]:
 
 
 def _ec2_patches() -> list[Patch]:
+    from moto.ec2.models import elastic_ip_addresses as eips
+    from moto.ec2.models import elastic_network_interfaces as enis
     from moto.ec2.models import instances
     from moto.ssm import models as ssm
     from moto.ssm import responses as ssm_responses
@@ -325,7 +327,6 @@ def _ec2_patches() -> list[Patch]:
         return replace
 
     backend, instance = instances.InstanceBackend, instances.Instance
-    public_ip = property(lambda self: "127.0.0.1" if self.nics[0].public_ip else None)
     return [
         Patch(backend, "run_instances", "an instance is a sandbox folder whose user data runs at launch",
               _each_instance("ec2", "on_run")),
@@ -335,12 +336,12 @@ def _ec2_patches() -> list[Patch]:
               _each_changed("ec2", "on_start")),
         Patch(backend, "terminate_instances", "TerminateInstances ends the processes and removes the disk",
               _each_changed("ec2", "on_terminate")),
-        Patch(instance, "public_ip", "an instance's services are reached on 127.0.0.1",
-              lambda _original: public_ip),
-        Patch(instance, "public_ip_address", "the same address under moto's other name",
-              lambda _original: public_ip),
-        Patch(instance, "public_dns_name", "the public DNS name resolves to this machine",
-              lambda _original: property(lambda self: "localhost" if self.nics[0].public_ip else None)),
+        Patch(enis, "random_public_ip", "an instance's public IP is an address of the lab's loopback block, where "
+              "the network model opens its ports as its security groups say", _lab_public_ip),
+        Patch(eips, "random_ip", "an Elastic IP too is an address of the lab's block", _lab_public_ip),
+        Patch(instance, "public_dns_name", "no name the local cloud could give resolves to the lab's address on "
+              "this machine, so it shows none, as AWS does for a VPC without DNS hostnames: the app is reached at "
+              "the public IP, as the tutorial says", lambda _original: property(lambda self: "")),
         Patch(ssm.SimpleSystemManagerBackend, "send_command", "SendCommand to a managed instance runs the "
               "commands in its sandbox; an unmanaged one is refused with InvalidInstanceId", send_command),
         Patch(ssm_responses.SimpleSystemManagerResponse, "list_command_invocations",
@@ -349,6 +350,13 @@ def _ec2_patches() -> list[Patch]:
               "moto 5.2.5 lacks DescribeInstanceInformation: managed instances are those with an SSM role",
               response("describe_instance_information"), adds=True),
     ]
+
+
+def _lab_public_ip(original: Callable[[], str]) -> Callable[[], str]:
+    def allocate() -> str:
+        network = _service("network")
+        return network.new_public_address() if network is not None else original()
+    return allocate
 
 
 def _each_instance(service: str, hook: str) -> Callable[[Any], Any]:

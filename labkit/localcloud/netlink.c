@@ -1,34 +1,70 @@
-/* The local cloud's connect() hook, preloaded (LD_PRELOAD) into every process the cloud starts.
+/* The local cloud's network hook, preloaded (LD_PRELOAD) into every process the cloud starts.
  *
- * A connection to an address of the lab's loopback block (LABKIT_NET_BLOCK, e.g. 127.77.12.0/24: RDS
- * endpoints, service endpoints, public IPs) is not made as asked: the hook asks the cloud's network model
- * (unix socket LABKIT_NET_SOCK, owner-only) where this process (LABKIT_NET_WHO) may go, and connects
- * there instead: to the real server when the VPC carries the path, to a black hole that never answers
- * the SYN when it does not. Everything else (the Runtime API, DNS, other hosts) is untouched.
+ * connect(): a connection to an address of the lab's loopback block (LABKIT_NET_BLOCK, e.g. 127.77.12.0/24:
+ * RDS endpoints, service endpoints, instances' public IPs) is not made as asked: the hook asks the cloud's
+ * network model (unix socket LABKIT_NET_SOCK, owner-only) where this process (LABKIT_NET_WHO) may go, and
+ * connects there instead: to the real server when the VPC carries the path, to a black hole that never
+ * answers the SYN when it does not. In an instance's processes (LABKIT_NET_BIND set) a connection to
+ * 127.0.0.1 is asked about too: the instance's own services are on its own address.
+ * Answers are kept per (address, port) while the model's generation (a counter the model publishes in the
+ * file LABKIT_NET_GEN, mapped read-only here) is unchanged: any change of the VPC bumps it, so the next
+ * connection follows the new state, and the common case costs no round trip.
+ *
+ * bind()/listen(): in an instance's processes a socket bound to the wildcard address (0.0.0.0, or :: on a
+ * dual-stack socket) is bound to the instance's own address (LABKIT_NET_BIND) instead, and the model is told
+ * of each port the instance listens on, so that it can open that port at the instance's public IP (or keep
+ * it closed) as the instance's security groups say. Everything else is untouched.
  * Built by `make setup` with cc; see labkit/localcloud/network.py for the design.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 typedef int (*connect_fn)(int, const struct sockaddr *, socklen_t);
+typedef int (*bind_fn)(int, const struct sockaddr *, socklen_t);
+typedef int (*listen_fn)(int, int);
 
-static connect_fn real_connect_fn(void) {
-    static connect_fn real;
-    if (!real) real = (connect_fn)dlsym(RTLD_NEXT, "connect");
-    return real;
-}
+#define CACHE_SIZE 64
+#define LOCALHOST 0x7f000001u
+
+struct entry {
+    uint64_t generation;
+    uint32_t ip;
+    uint16_t port;
+    int used;
+    struct sockaddr_in dest;
+};
+
+static struct {
+    connect_fn connect;
+    bind_fn bind;
+    listen_fn listen;
+    int has_block;
+    uint32_t net, mask;
+    int has_bind;
+    struct in_addr bind_addr;
+    const volatile uint64_t *generation; /* NULL: no cache */
+} hook;
+
+static pthread_once_t once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct entry cache[CACHE_SIZE];
+static unsigned next_slot;
 
 /* The lab's block from LABKIT_NET_BLOCK ("a.b.c.d/n"); 0 when unset or malformed. */
-static int lab_block(uint32_t *net, uint32_t *mask) {
+static int parse_block(uint32_t *net, uint32_t *mask) {
     const char *spec = getenv("LABKIT_NET_BLOCK");
     char buf[32];
     if (!spec || strlen(spec) >= sizeof buf) return 0;
@@ -44,6 +80,24 @@ static int lab_block(uint32_t *net, uint32_t *mask) {
     return 1;
 }
 
+static void init(void) {
+    hook.connect = (connect_fn)dlsym(RTLD_NEXT, "connect");
+    hook.bind = (bind_fn)dlsym(RTLD_NEXT, "bind");
+    hook.listen = (listen_fn)dlsym(RTLD_NEXT, "listen");
+    hook.has_block = parse_block(&hook.net, &hook.mask);
+    const char *own = getenv("LABKIT_NET_BIND");
+    hook.has_bind = own && inet_pton(AF_INET, own, &hook.bind_addr) == 1;
+    const char *gen = getenv("LABKIT_NET_GEN");
+    if (gen && hook.has_block) {
+        int fd = open(gen, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            void *map = mmap(NULL, sizeof(uint64_t), PROT_READ, MAP_SHARED, fd, 0);
+            close(fd);
+            if (map != MAP_FAILED) hook.generation = (const volatile uint64_t *)map;
+        }
+    }
+}
+
 static int write_all(int fd, const char *buf, size_t len) {
     while (len > 0) {
         ssize_t n = write(fd, buf, len);
@@ -55,61 +109,147 @@ static int write_all(int fd, const char *buf, size_t len) {
     return 0;
 }
 
-/* Ask the network model where (ip, port) leads for this process. 0 and *out set on an answer. */
-static int ask(const struct sockaddr_in *wanted, struct sockaddr_in *out) {
+/* One request line to the model, its one-line answer into ``answer``. 0 on an answer. */
+static int exchange(const char *request, char *answer, size_t size) {
     const char *path = getenv("LABKIT_NET_SOCK");
-    const char *who = getenv("LABKIT_NET_WHO");
-    if (!path || !who || strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) return -1;
+    if (!path || strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) return -1;
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
     struct sockaddr_un un;
     memset(&un, 0, sizeof un);
     un.sun_family = AF_UNIX;
     strcpy(un.sun_path, path);
-    char line[512], ip[INET_ADDRSTRLEN];
     int rc = -1;
-    if (real_connect_fn()(fd, (struct sockaddr *)&un, sizeof un) == 0 &&
-        inet_ntop(AF_INET, &wanted->sin_addr, ip, sizeof ip)) {
-        int n = snprintf(line, sizeof line, "%s %s %u\n", who, ip, (unsigned)ntohs(wanted->sin_port));
-        if (n > 0 && (size_t)n < sizeof line && write_all(fd, line, (size_t)n) == 0) {
-            size_t got = 0;
-            while (got < sizeof line - 1) {
-                ssize_t r = read(fd, line + got, sizeof line - 1 - got);
-                if (r < 0 && errno == EINTR) continue;
-                if (r <= 0) break;
-                got += (size_t)r;
-                if (memchr(line, '\n', got)) break;
-            }
-            line[got] = '\0';
-            char to_ip[64];
-            unsigned to_port;
-            if (sscanf(line, "%63s %u", to_ip, &to_port) == 2 && to_port > 0 && to_port < 65536) {
-                memset(out, 0, sizeof *out);
-                out->sin_family = AF_INET;
-                out->sin_port = htons((uint16_t)to_port);
-                if (inet_pton(AF_INET, to_ip, &out->sin_addr) == 1) rc = 0;
-            }
+    if (hook.connect(fd, (struct sockaddr *)&un, sizeof un) == 0 && write_all(fd, request, strlen(request)) == 0) {
+        size_t got = 0;
+        while (got < size - 1) {
+            ssize_t r = read(fd, answer + got, size - 1 - got);
+            if (r < 0 && errno == EINTR) continue;
+            if (r <= 0) break;
+            got += (size_t)r;
+            if (memchr(answer, '\n', got)) break;
         }
+        answer[got] = '\0';
+        rc = got > 0 ? 0 : -1;
     }
     close(fd);
     return rc;
 }
 
+/* Where (ip, port) leads for this process: from the cache while the generation holds, else from the model. */
+static int ask(const struct sockaddr_in *wanted, struct sockaddr_in *out) {
+    const char *who = getenv("LABKIT_NET_WHO");
+    if (!who) return -1;
+    uint32_t ip = ntohl(wanted->sin_addr.s_addr);
+    uint16_t port = ntohs(wanted->sin_port);
+    uint64_t generation = hook.generation ? *hook.generation : 0;
+    /* trylock: a lock held by a thread that did not survive fork() must never block the child */
+    if (hook.generation && pthread_mutex_trylock(&cache_lock) == 0) {
+        int found = 0;
+        for (int i = 0; i < CACHE_SIZE; i++) {
+            if (cache[i].used && cache[i].ip == ip && cache[i].port == port && cache[i].generation == generation) {
+                *out = cache[i].dest;
+                found = 1;
+                break;
+            }
+        }
+        pthread_mutex_unlock(&cache_lock);
+        if (found) return 0;
+    }
+    char line[512], ipbuf[INET_ADDRSTRLEN], to_ip[64];
+    unsigned to_port;
+    if (!inet_ntop(AF_INET, &wanted->sin_addr, ipbuf, sizeof ipbuf)) return -1;
+    int n = snprintf(line, sizeof line, "connect %s %s %u\n", who, ipbuf, (unsigned)port);
+    if (n <= 0 || (size_t)n >= sizeof line || exchange(line, line, sizeof line) != 0) return -1;
+    if (sscanf(line, "%63s %u", to_ip, &to_port) != 2 || to_port == 0 || to_port > 65535) return -1;
+    memset(out, 0, sizeof *out);
+    out->sin_family = AF_INET;
+    out->sin_port = htons((uint16_t)to_port);
+    if (inet_pton(AF_INET, to_ip, &out->sin_addr) != 1) return -1;
+    if (hook.generation && pthread_mutex_trylock(&cache_lock) == 0) {
+        struct entry *slot = NULL;
+        for (int i = 0; i < CACHE_SIZE && !slot; i++)
+            if (cache[i].used && cache[i].ip == ip && cache[i].port == port) slot = &cache[i];
+        if (!slot) slot = &cache[next_slot++ % CACHE_SIZE];
+        slot->ip = ip;
+        slot->port = port;
+        slot->generation = generation; /* read before asking: a change meanwhile makes it stale, never wrong */
+        slot->dest = *out;
+        slot->used = 1;
+        pthread_mutex_unlock(&cache_lock);
+    }
+    return 0;
+}
+
 int connect(int fd, const struct sockaddr *addr, socklen_t len) {
-    uint32_t net, mask;
-    if (addr && addr->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in) &&
-        lab_block(&net, &mask)) {
+    pthread_once(&once, init);
+    if (addr && addr->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
         const struct sockaddr_in *sin = (const struct sockaddr_in *)addr;
-        if ((ntohl(sin->sin_addr.s_addr) & mask) == net) {
+        uint32_t ip = ntohl(sin->sin_addr.s_addr);
+        int in_block = hook.has_block && (ip & hook.mask) == hook.net;
+        int own_local = hook.has_bind && (ip == LOCALHOST || ip == 0);
+        if (in_block || own_local) {
             int saved = errno;
             struct sockaddr_in dest;
             if (ask(sin, &dest) != 0) {
+                if (own_local) return hook.connect(fd, addr, len); /* the model is gone: localhost as it is */
                 errno = EHOSTUNREACH; /* the network model is gone: nothing in the lab is reachable */
                 return -1;
             }
             errno = saved;
-            return real_connect_fn()(fd, (const struct sockaddr *)&dest, sizeof dest);
+            return hook.connect(fd, (const struct sockaddr *)&dest, sizeof dest);
         }
     }
-    return real_connect_fn()(fd, addr, len);
+    return hook.connect(fd, addr, len);
+}
+
+int bind(int fd, const struct sockaddr *addr, socklen_t len) {
+    pthread_once(&once, init);
+    if (hook.has_bind && addr && addr->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in) &&
+        ((const struct sockaddr_in *)addr)->sin_addr.s_addr == htonl(INADDR_ANY)) {
+        struct sockaddr_in own = *(const struct sockaddr_in *)addr;
+        own.sin_addr = hook.bind_addr;
+        return hook.bind(fd, (const struct sockaddr *)&own, sizeof own);
+    }
+    if (hook.has_bind && addr && addr->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *six = (const struct sockaddr_in6 *)addr;
+        int v6only = 0;
+        socklen_t optlen = sizeof v6only;
+        if (IN6_IS_ADDR_UNSPECIFIED(&six->sin6_addr) &&
+            getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &optlen) == 0 && !v6only) {
+            /* a dual-stack wildcard: the instance's own address, as an IPv4-mapped one */
+            struct sockaddr_in6 own = *six;
+            memset(&own.sin6_addr, 0, sizeof own.sin6_addr);
+            own.sin6_addr.s6_addr[10] = own.sin6_addr.s6_addr[11] = 0xff;
+            memcpy(&own.sin6_addr.s6_addr[12], &hook.bind_addr, 4);
+            return hook.bind(fd, (const struct sockaddr *)&own, sizeof own);
+        }
+    }
+    return hook.bind(fd, addr, len);
+}
+
+int listen(int fd, int backlog) {
+    pthread_once(&once, init);
+    int rc = hook.listen(fd, backlog);
+    if (rc != 0 || !hook.has_bind) return rc;
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) return rc;
+    unsigned port = 0;
+    if (ss.ss_family == AF_INET && ((struct sockaddr_in *)&ss)->sin_addr.s_addr == hook.bind_addr.s_addr) {
+        port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *six = (struct sockaddr_in6 *)&ss;
+        if (IN6_IS_ADDR_V4MAPPED(&six->sin6_addr) && !memcmp(&six->sin6_addr.s6_addr[12], &hook.bind_addr, 4))
+            port = ntohs(six->sin6_port);
+    }
+    const char *who = getenv("LABKIT_NET_WHO");
+    if (port && who) {
+        int saved = errno;
+        char line[512];
+        int n = snprintf(line, sizeof line, "listen %s %u\n", who, port);
+        if (n > 0 && (size_t)n < sizeof line) exchange(line, line, sizeof line); /* answered once it is open */
+        errno = saved;
+    }
+    return rc;
 }

@@ -4,8 +4,10 @@ Design (Linux, no root, no network namespaces, no iptables, so it runs in an unp
 
 * **Addresses.** Each lab gets a /24 of loopback addresses (``127.x.y.0/24``, derived from its home
   folder, skipped while anything else listens in it). The cloud shows these addresses and only these:
-  each RDS instance's endpoint, and, for the processes it runs, one address per AWS service
-  (``AWS_ENDPOINT_URL_<SERVICE>``), as each service has its own host name on AWS.
+  each RDS instance's endpoint, each public IP (instances, Elastic IPs), and, for the processes it runs,
+  one address per AWS service (``AWS_ENDPOINT_URL_<SERVICE>``), as each service has its own host name on
+  AWS. Each instance also has an address of its own, where its wildcard binds land
+  (:mod:`labkit.localcloud.net_instances`).
 * **Processes the cloud starts** (Lambda workers, instance processes, user data, SSM commands) carry
   ``LD_PRELOAD`` of a small C ``connect()`` hook (``netlink.c``; entries already in ``LD_PRELOAD``, such
   as libfaketime, are kept) and their identity (``LABKIT_NET_WHO=lambda:<arn>`` / ``instance:<id>``). A
@@ -16,11 +18,14 @@ Design (Linux, no root, no network namespaces, no iptables, so it runs in an unp
   drops packets on AWS (pymysql 2003 "(timed out)", botocore ConnectTimeoutError, a Lambda's "Task
   timed out"). Works for C clients (the mysql CLI) as for Python, since it is libc's connect().
 * **Your computer** (notebook kernel, browser, tests) is unhooked and on the internet: it connects to the
-  advertised address itself, where this model keeps either a forwarder (the path from the internet is
-  open: publicly accessible DB, IGW route, group open to 0.0.0.0/0) or a black hole listener.
+  advertised address itself (a DB endpoint, an instance's public IP and app port), where this model keeps
+  either a forwarder (the path from the internet is open: public address, IGW route, group open to
+  0.0.0.0/0) or a black hole listener (:mod:`labkit.localcloud.net_listeners`).
 * **Decisions** come from :mod:`labkit.reachability` over describe-shaped records read from the cloud's
   own API, cached per *generation*: any mutating EC2/RDS/Lambda request bumps it, and the advertised
-  listeners are re-decided before that request returns, so a change applies to the next connection.
+  listeners are re-decided before that request returns, so a change applies to the next connection. The
+  generation is published in a mapped file (``net.gen``), so each hooked process keeps its answers while
+  it holds and asks again after any change: a repeated connection costs no round trip to the model.
 """
 from __future__ import annotations
 
@@ -29,8 +34,9 @@ import ipaddress
 import logging
 import os
 import shutil
-import socket
+import mmap
 import socketserver
+import struct
 import subprocess
 import threading
 from pathlib import Path
@@ -42,6 +48,8 @@ from botocore.config import Config
 
 from labkit import reachability as rx
 from labkit.localcloud.control import PROJECT_ROOT, admin_credentials
+from labkit.localcloud.net_instances import Instances, moto_public_addresses
+from labkit.localcloud.net_listeners import BlackHole, Front
 from labkit.localcloud.services import ApiRequest, CloudContext, Launch, Service
 
 log = logging.getLogger("labkit.localcloud.network")
@@ -70,7 +78,7 @@ def ensure_library() -> Path:
         raise RuntimeError("no C compiler to build the network hook; run `make setup` (installs gcc)")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}")
-    subprocess.run([compiler, "-O2", "-shared", "-fPIC", "-Wall", "-o", str(tmp), str(SOURCE), "-ldl"],
+    subprocess.run([compiler, "-O2", "-shared", "-fPIC", "-Wall", "-o", str(tmp), str(SOURCE), "-ldl", "-pthread"],
                    check=True, capture_output=True)
     tmp.replace(target)
     return target
@@ -102,94 +110,6 @@ def allocate_block(home: Path) -> ipaddress.IPv4Network:
     raise RuntimeError("no free 127.x.y.0/24 block for the lab's network")
 
 
-class BlackHole:
-    """A listener whose accept queue is full: SYNs to it go unanswered, so connect() times out."""
-
-    def __init__(self, address: tuple[str, int]) -> None:
-        self.sock = _listener(address, backlog=0)
-        self.address = self.sock.getsockname()
-        self.filler = socket.create_connection(self.address, timeout=2)
-
-    def close(self) -> None:
-        for sock in (self.filler, self.sock):
-            sock.close()
-
-
-class Forwarder:
-    """A listener that carries every connection to ``target`` (the path from the internet is open)."""
-
-    def __init__(self, address: tuple[str, int], target: tuple[str, int]) -> None:
-        self.sock, self.target = _listener(address, backlog=128), target
-        threading.Thread(target=self._accept, daemon=True, name=f"fwd-{address[0]}").start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._carry, args=(client,), daemon=True).start()
-
-    def _carry(self, client: socket.socket) -> None:
-        try:
-            server = socket.create_connection(self.target, timeout=5)
-        except OSError:
-            client.close()
-            return
-        server.settimeout(None)
-        threading.Thread(target=_pump, args=(server, client), daemon=True).start()
-        _pump(client, server)
-
-    def close(self) -> None:
-        try:
-            self.sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
-        self.sock.close()
-
-
-def _pump(src: socket.socket, dst: socket.socket) -> None:
-    try:
-        while chunk := src.recv(65536):
-            dst.sendall(chunk)
-    except OSError:
-        pass
-    finally:
-        for sock in (src, dst):
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            sock.close()
-
-
-def _listener(address: tuple[str, int], backlog: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(address)
-    sock.listen(backlog)
-    return sock
-
-
-class Front:
-    """What your computer meets at an advertised address: a forwarder or a black hole, switched live."""
-
-    def __init__(self, address: tuple[str, int]) -> None:
-        self.address = address
-        self.target: tuple[str, int] | None = None
-        self.current: BlackHole | Forwarder = BlackHole(address)
-
-    def point(self, target: tuple[str, int] | None) -> None:
-        if target == self.target:
-            return
-        self.current.close()
-        self.target = target
-        self.current = Forwarder(self.address, target) if target else BlackHole(self.address)
-
-    def close(self) -> None:
-        self.current.close()
-
-
 class NetworkModel(Service):
     """Identities, addresses, decisions and the listeners that carry or drop connections."""
 
@@ -206,7 +126,10 @@ class NetworkModel(Service):
         self._cache_generation = -1
         self.dbs: dict[str, str] = {}  # DB identifier -> its address
         self.fronts: dict[str, Front] = {}  # DB identifier -> its advertised listener
+        self.instances = Instances(self.address)
         self.black_hole = BlackHole((self.address(BLACK_HOLE_OFFSET), 0))
+        self.gen_path = ctx.home / "net.gen"
+        self._generation_map = _generation_file(self.gen_path)
         self.sock_path = self._socket_path()
         self._server = _DecisionServer(self.sock_path, self)
         threading.Thread(target=self._server.serve_forever, daemon=True, name="net-decisions").start()
@@ -226,7 +149,7 @@ class NetworkModel(Service):
     def summary(self) -> dict:
         return {"block": str(self.block), "generation": self.generation, "library": self.library,
                 "databases": {k: f"{v}:{self.fronts[k].address[1]}" for k, v in self.dbs.items() if k in self.fronts},
-                "internet_open": sorted(k for k, f in self.fronts.items() if f.target)}
+                "internet_open": sorted(k for k, f in self.fronts.items() if f.target), **self.instances.summary()}
 
     # -- processes ----------------------------------------------------------------------------------------
     def on_launch(self, launch: Launch) -> None:
@@ -235,7 +158,9 @@ class NetworkModel(Service):
         if who is None:
             return
         extra = {"LABKIT_NET_BLOCK": str(self.block), "LABKIT_NET_SOCK": self.sock_path,
-                 "LABKIT_NET_WHO": f"{who}:{launch.resource}"}
+                 "LABKIT_NET_WHO": f"{who}:{launch.resource}", "LABKIT_NET_GEN": str(self.gen_path)}
+        if who == "instance":  # its wildcard binds land on its own address; its 127.0.0.1 reaches them
+            extra["LABKIT_NET_BIND"] = self.instances.own_address(launch.resource)
         for offset, suffix in SERVICES.values():
             key = f"AWS_ENDPOINT_URL_{suffix}" if suffix else "AWS_ENDPOINT_URL"
             if key == "AWS_ENDPOINT_URL" or key not in launch.env:  # a function's own setting stays
@@ -257,11 +182,56 @@ class NetworkModel(Service):
             self.changed()
 
     def changed(self, refresh: bool = True) -> None:
-        """Something that decides paths changed: forget decisions, re-decide what your computer meets."""
+        """Something that decides paths changed: forget decisions (here and, through the published generation,
+        in every hooked process), re-decide what your computer meets."""
         with self.lock:
             self.generation += 1
+            struct.pack_into("<Q", self._generation_map, 0, self.generation)
         if refresh:
             self.refresh_fronts()
+
+    # -- instances ----------------------------------------------------------------------------------------
+    def new_public_address(self) -> str:
+        """A public IP for moto to hand out (an instance's, an Elastic IP): an address of the lab's block."""
+        return self.instances.new_public_address(moto_public_addresses())
+
+    def listened(self, who: str, port: int) -> None:
+        """A process of an instance listens on ``port`` of the instance's own address: open it (or keep it
+        closed) at the instance's public IP."""
+        kind, _, instance_id = who.partition(":")
+        if kind != "instance":
+            return
+        if self.instances.listened(instance_id, port):
+            self.changed(refresh=False)  # the instance's 127.0.0.1:port now leads to it
+        self._refresh_instance(instance_id)
+
+    def forget_instance(self, instance_id: str) -> None:
+        """TerminateInstances: the instance's fronts close and its own address is free again."""
+        self.instances.forget(instance_id)
+        self.changed(refresh=False)
+
+    def _refresh_instance(self, instance_id: str) -> None:
+        try:
+            instance = self._instance(instance_id)
+            net = self._network()
+            self.instances.refresh(instance_id, instance,
+                                   lambda node, port: rx.connect(net, rx.YOUR_COMPUTER, node, port))
+        except Exception:  # a half-created record: close its ports
+            log.exception("deciding the paths to %s failed", instance_id)
+            self.instances.refresh(instance_id, None, lambda node, port: rx.Verdict(False, "unknown"))
+
+    def _instance(self, instance_id: str) -> dict | None:
+        return next((i for i in self._instances() if i["InstanceId"] == instance_id), None)
+
+    def _instances(self) -> list[dict]:
+        """Every instance the cloud holds, as DescribeInstances shows it (terminated ones left out)."""
+        cached = self._cached("instances")
+        if cached is None:
+            pages = self._client("ec2").get_paginator("describe_instances").paginate()
+            cached = [i for page in pages for r in page["Reservations"] for i in r["Instances"]
+                      if i["State"]["Name"] not in ("terminated", "shutting-down")]
+            self._store("instances", cached)
+        return cached
 
     # -- databases ----------------------------------------------------------------------------------------
     def add_db(self, identifier: str) -> tuple[str, int]:
@@ -273,7 +243,6 @@ class NetworkModel(Service):
                 front = Front((ip, 3306))
             except OSError:
                 front = Front((ip, 0))
-                front.address = front.current.address
             self.dbs[identifier], self.fronts[identifier] = ip, front
             return front.address
 
@@ -288,6 +257,8 @@ class NetworkModel(Service):
         return self.dbs.get(identifier, "127.0.0.1")
 
     def refresh_fronts(self) -> None:
+        for instance_id in self.instances.instance_ids():
+            self._refresh_instance(instance_id)
         for identifier, front in list(self.fronts.items()):
             try:
                 db = self._db_node(identifier)
@@ -312,9 +283,20 @@ class NetworkModel(Service):
         return answer
 
     def _verdict(self, who: str, ip: str, port: int) -> tuple[rx.Verdict, tuple[str, int] | None]:
+        kind, _, ident = who.partition(":")
+        if ipaddress.IPv4Address(ip) not in self.block:  # an instance's own 127.0.0.1 (or 0.0.0.0)
+            return rx.Verdict(True, "the instance's own loopback"), self.instances.local_target(ident, ip, port)
+        owner = self.instances.owner_of(ip)
+        if owner is not None:  # an instance's own address: its own processes only
+            return rx.Verdict(owner == ident, f"{ip} is {owner}'s own address"), (ip, port)
         source = self._source(who)
         if source is None:
             return rx.Verdict(False, f"unknown caller {who}"), None
+        instance = next((i for i in self._instances() if i.get("PublicIpAddress") == ip), None)
+        if instance is not None:
+            own = self.instances.own.get(instance["InstanceId"])
+            verdict = rx.connect_public(self._network(), source, rx.instance_node(instance), port)
+            return verdict, (own, port) if own else None
         offset = int(ipaddress.IPv4Address(ip)) - int(self.block.network_address)
         service = next((s for s, (o, _) in SERVICES.items() if o == offset), None)
         if service is not None:
@@ -410,6 +392,7 @@ class NetworkModel(Service):
         self._server.server_close()
         for identifier in list(self.fronts):
             self.remove_db(identifier)
+        self.instances.close()
         self.black_hole.close()
         try:
             os.unlink(self.sock_path)
@@ -420,6 +403,7 @@ class NetworkModel(Service):
         self._clients.clear()  # the admin user is made anew
         for identifier in list(self.fronts):
             self.remove_db(identifier)
+        self.instances.close()
         self.changed()
 
 
@@ -437,14 +421,34 @@ class _DecisionServer(socketserver.ThreadingUnixStreamServer):
 
 
 class _DecisionHandler(socketserver.StreamRequestHandler):
+    """One line each way: ``connect <who> <ip> <port>`` -> ``<ip> <port>``; ``listen <who> <port>`` -> ``ok``."""
+
     def handle(self) -> None:
         line = self.rfile.readline(512).decode(errors="replace").split()
-        if len(line) != 3:
+        model = self.server.model
+        if len(line) == 3 and line[0] == "listen" and line[2].isdigit():
+            try:
+                model.listened(line[1], int(line[2]))
+            except Exception:
+                log.exception("opening %s's port %s failed", line[1], line[2])
+            self.wfile.write(b"ok\n")
             return
-        who, ip, port = line
+        if len(line) != 4 or line[0] != "connect" or not line[3].isdigit():
+            return
+        _, who, ip, port = line
         try:
-            to_ip, to_port = self.server.model.decide(who, ip, int(port))
+            to_ip, to_port = model.decide(who, ip, int(port))
         except Exception:
             log.exception("deciding %s -> %s:%s failed", who, ip, port)
-            to_ip, to_port = self.server.model.black_hole.address
+            to_ip, to_port = model.black_hole.address
         self.wfile.write(f"{to_ip} {to_port}\n".encode())
+
+
+def _generation_file(path: Path) -> mmap.mmap:
+    """The file through which hooked processes see the model's generation (8 bytes, owner-only, mapped)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.ftruncate(fd, 8)
+        return mmap.mmap(fd, 8)
+    finally:
+        os.close(fd)

@@ -6,12 +6,16 @@ own connect() times out (pymysql 2003 "(timed out)", botocore ConnectTimeoutErro
 from __future__ import annotations
 
 import json
+import socket
+import time
+import urllib.error
+import urllib.request
 import uuid
 
 import pymysql
 import pytest
 
-from tests.conftest import make_zip
+from tests.conftest import free_port, make_zip
 from tests.localcloud.lambda_helpers import TRUST
 from tests.localcloud.test_ec2 import _profile, run_command
 
@@ -282,3 +286,57 @@ def test_private_dns_covers_public_instances_too(cloud, net):
         assert allowed["StandardOutputContent"].split() == ["sts", "ok", "secretsmanager", "ok"], allowed
     finally:
         ec2.terminate_instances(InstanceIds=[instance])
+
+
+def _http(url: str) -> int | str:
+    try:
+        with urllib.request.urlopen(url, timeout=0.75) as response:
+            return response.status
+    except urllib.error.URLError as exc:
+        return "timed out" if isinstance(exc.reason, socket.timeout) else type(exc.reason).__name__
+    except TimeoutError:
+        return "timed out"
+
+
+def test_the_app_port_opens_at_the_public_ip_as_the_instance_group_says(cloud, net):
+    """Issue 11 point 2: your computer reaches an instance's port only through its public IP, an internet
+    gateway route and a rule open to the internet; otherwise the request times out."""
+    ec2, port = cloud.client("ec2"), free_port()
+    profile = _profile(cloud.client("iam"), "net-app-profile")
+    instance = ec2.run_instances(
+        ImageId="ami-12c6146b", MinCount=1, MaxCount=1, InstanceType="t3.micro", IamInstanceProfile={"Name": profile},
+        UserData=f"#!/bin/sh\nnohup python3 -m http.server {port} >/dev/null 2>&1 &\n",  # binds 0.0.0.0, as apps do
+        NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": net["subnet"]["public"], "Groups": [net["sg"]["ec2"]],
+                            "AssociatePublicIpAddress": True}])["Instances"][0]
+    public = instance["PublicIpAddress"]
+    assert public.startswith("127.") and public != "127.0.0.1"
+    url = f"http://{public}:{port}/"
+    allow(ec2, net["sg"]["ec2"], port, cidr="0.0.0.0/0")
+    try:
+        deadline = time.monotonic() + 20
+        while _http(url) != 200 and time.monotonic() < deadline:  # until the server has started
+            time.sleep(0.1)
+        assert _http(url) == 200
+        # On the instance, 127.0.0.1 reaches its own server, as on a real machine.
+        local = run_command(cloud, instance["InstanceId"], [
+            f"python3 -c \"import urllib.request as u; print(u.urlopen('http://127.0.0.1:{port}/').status)\""])
+        assert local["StandardOutputContent"] == "200\n", local
+    finally:
+        allow(ec2, net["sg"]["ec2"], port, cidr="0.0.0.0/0", revoke=True)
+    try:
+        assert _http(url) == "timed out"  # the group has no rule for the port: the SYN goes unanswered
+        allow(ec2, net["sg"]["ec2"], port, cidr="10.61.0.0/16")  # the VPC only: still closed to the internet
+        assert _http(url) == "timed out"
+        allow(ec2, net["sg"]["ec2"], port, cidr="0.0.0.0/0")
+        assert _http(url) == 200
+        ec2.delete_route(RouteTableId=net["public_rt"], DestinationCidrBlock="0.0.0.0/0")  # no internet gateway route
+        try:
+            assert _http(url) == "timed out"
+        finally:
+            ec2.create_route(RouteTableId=net["public_rt"], DestinationCidrBlock="0.0.0.0/0", GatewayId=net["igw"])
+        # A Lambda in the VPC has no way out to a public address (no public IP, no NAT).
+        fn = _probe(cloud, "net-to-app", net, subnets=("public",))
+        assert _ask(cloud, fn, tcp=[[public, port]]) == {f"{public}:{port}": "timed out"}
+        allow(ec2, net["sg"]["ec2"], port, cidr="0.0.0.0/0", revoke=True)
+    finally:
+        ec2.terminate_instances(InstanceIds=[instance["InstanceId"]])

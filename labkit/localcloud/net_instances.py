@@ -1,0 +1,144 @@
+"""Instances on the lab's network: public IPs, each instance's own address, and the app ports they open.
+
+On AWS an instance's public IP is reached from the internet through the internet gateway, which hands the
+packets to the instance's private address; its security groups decide what gets in. Locally (see
+:mod:`labkit.localcloud.network` for the whole design):
+
+* every public IP moto hands out (an instance's auto-assigned address, an Elastic IP) is an address of the
+  lab's block, so the address DescribeInstances shows is the one that is really reached;
+* every instance has an address of its own in the block, where its processes' wildcard binds
+  (``0.0.0.0:5000``, as the tutorial's app binds) land, so two instances (or two labs) never collide, and the
+  instance's ``127.0.0.1`` reaches its own services as on a real machine;
+* for each port an instance listens on, the model keeps a :class:`~labkit.localcloud.net_listeners.Front` at
+  the instance's public IP: a forwarder to the instance when its groups allow the port from the internet
+  (and its subnet routes to an attached internet gateway), else a black hole, so a browser times out.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Callable
+
+from labkit import reachability as rx
+from labkit.localcloud.net_listeners import Front
+
+log = logging.getLogger("labkit.localcloud.network")
+PUBLIC_OFFSETS = range(128, 192)  # public IPs and Elastic IPs
+OWN_OFFSETS = range(192, 250)  # each instance's own address
+
+
+def moto_public_addresses() -> set[str]:
+    """Every public address moto's EC2 records hold now (network interfaces and Elastic IPs)."""
+    from moto.ec2.models import ec2_backends
+
+    held: set[str] = set()
+    for regions in list(ec2_backends.values()):
+        for backend in list(regions.values()):
+            held |= {eni.public_ip for eni in list(backend.enis.values()) if eni.public_ip}
+            held |= {eip.public_ip for eip in list(backend.addresses) if eip.public_ip}
+    return held
+
+
+class Instances:
+    """Public addresses, own addresses, listening ports and the fronts at public IPs."""
+
+    def __init__(self, address: Callable[[int], str]) -> None:
+        self.address = address
+        self.lock = threading.RLock()
+        self._cursor = 0
+        self.own: dict[str, str] = {}  # instance id -> its own address
+        self.ports: dict[str, set[int]] = {}  # instance id -> the ports it listens on
+        self.fronts: dict[tuple[str, int], Front] = {}  # (instance id, port) -> the front at its public IP
+
+    # -- addresses ----------------------------------------------------------------------------------------
+    def new_public_address(self, held: set[str]) -> str:
+        """The next public address nothing holds (rotating, so a stopped and started instance gets a new one,
+        as on AWS)."""
+        with self.lock:
+            for step in range(len(PUBLIC_OFFSETS)):
+                candidate = self.address(PUBLIC_OFFSETS[(self._cursor + step) % len(PUBLIC_OFFSETS)])
+                if candidate not in held:
+                    self._cursor += step + 1
+                    return candidate
+        raise RuntimeError(f"all {len(PUBLIC_OFFSETS)} public addresses of the lab's block are in use")
+
+    def own_address(self, instance_id: str) -> str:
+        """The instance's own address (allocated on first use, kept until it is terminated)."""
+        with self.lock:
+            if instance_id not in self.own:
+                used = set(self.own.values())
+                free = next((self.address(o) for o in OWN_OFFSETS if self.address(o) not in used), None)
+                if free is None:
+                    raise RuntimeError(f"more than {len(OWN_OFFSETS)} instances in one local cloud")
+                self.own[instance_id] = free
+            return self.own[instance_id]
+
+    def owner_of(self, ip: str) -> str | None:
+        """The instance whose own address ``ip`` is."""
+        return next((i for i, a in self.own.items() if a == ip), None)
+
+    def local_target(self, instance_id: str, ip: str, port: int) -> tuple[str, int]:
+        """Where the instance's own ``127.0.0.1:port`` leads: its own services, else the machine's loopback
+        (the cloud's endpoint and the instance metadata service are reached there)."""
+        with self.lock:
+            if port in self.ports.get(instance_id, ()) and instance_id in self.own:
+                return self.own[instance_id], port
+        return ip, port
+
+    # -- ports and fronts ---------------------------------------------------------------------------------
+    def listened(self, instance_id: str, port: int) -> bool:
+        """The instance listens on ``port`` now; True when the port is new."""
+        with self.lock:
+            ports = self.ports.setdefault(instance_id, set())
+            new = port not in ports
+            ports.add(port)
+            return new
+
+    def refresh(self, instance_id: str, instance: dict | None, decide: Callable[[rx.Node, int], rx.Verdict]) -> None:
+        """Put the instance's fronts at its current public IP (none without one) and point each as ``decide``
+        says about the path from your computer."""
+        public = (instance or {}).get("PublicIpAddress")
+        own = self.own.get(instance_id)
+        node = rx.instance_node(instance) if instance and instance.get("VpcId") else None
+        with self.lock:
+            for port in sorted(self.ports.get(instance_id, ())):
+                key = (instance_id, port)
+                front = self.fronts.get(key)
+                if front is not None and (not public or front.address[0] != public):
+                    self.fronts.pop(key).close()
+                    front = None
+                if not public or own is None:
+                    continue
+                if front is None:
+                    try:
+                        front = self.fronts[key] = Front((public, port))
+                    except OSError as exc:
+                        log.error("cannot open %s:%s for %s: %s", public, port, instance_id, exc)
+                        continue
+                verdict = decide(node, port) if node else rx.Verdict(False, "the instance is in no VPC")
+                if not verdict.allowed:
+                    log.info("closed to the internet: %s:%s (%s): %s", public, port, instance_id, verdict.reason)
+                front.point((own, port) if verdict.allowed else None)
+
+    def instance_ids(self) -> list[str]:
+        with self.lock:
+            return sorted(set(self.ports) | {i for i, _ in self.fronts})
+
+    def forget(self, instance_id: str) -> None:
+        """A terminated instance: close its fronts, free its own address."""
+        with self.lock:
+            for key in [k for k in self.fronts if k[0] == instance_id]:
+                self.fronts.pop(key).close()
+            self.ports.pop(instance_id, None)
+            self.own.pop(instance_id, None)
+
+    def close(self) -> None:
+        with self.lock:
+            for instance_id in list(set(self.own) | set(self.ports)):
+                self.forget(instance_id)
+
+    def summary(self) -> dict[str, Any]:
+        with self.lock:
+            return {"own_addresses": dict(self.own),
+                    "public_ports": {f"{f.address[0]}:{f.address[1]}": {"instance": i, "open": bool(f.target)}
+                                     for (i, _), f in self.fronts.items()}}

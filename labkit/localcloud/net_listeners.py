@@ -1,0 +1,125 @@
+"""The listeners the network model puts where your computer connects: a forwarder or a black hole.
+
+Your computer (the notebook kernel, a browser, the tests) runs no hook, so what it meets at an address the
+cloud shows (an RDS endpoint, an instance's public IP and port) is one of these, switched live by
+:mod:`labkit.localcloud.network` as the VPC changes:
+
+* :class:`BlackHole`: ``listen(0)`` with its one queue slot held by a connection never accepted, so the kernel
+  drops every further SYN and the client's own connect() times out, as when a security group or a missing
+  route drops packets on AWS (pymysql 2003 "(timed out)", urllib's timeout, a browser spinning).
+* :class:`Forwarder`: carries each connection to the real server (the path from the internet is open).
+"""
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+
+LINGER_RESET = struct.pack("ii", 1, 0)
+
+
+def listener(address: tuple[str, int], backlog: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+        sock.listen(backlog)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class BlackHole:
+    """A listener whose accept queue is full: SYNs to it go unanswered, so connect() times out."""
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        self.sock = listener(address, backlog=0)
+        self.address = self.sock.getsockname()
+        self.filler = socket.create_connection(self.address, timeout=2)
+
+    def close(self) -> None:
+        for sock in (self.filler, self.sock):
+            sock.close()
+
+
+class Forwarder:
+    """A listener that carries every connection to ``target``; a refused target resets the client, as the
+    server's own refusal would."""
+
+    def __init__(self, address: tuple[str, int], target: tuple[str, int]) -> None:
+        self.sock, self.target = listener(address, backlog=128), target
+        threading.Thread(target=self._accept, daemon=True, name=f"fwd-{address[0]}:{address[1]}").start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._carry, args=(client,), daemon=True).start()
+
+    def _carry(self, client: socket.socket) -> None:
+        try:
+            server = socket.create_connection(self.target, timeout=5)
+        except OSError:
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
+            client.close()
+            return
+        server.settimeout(None)
+        for sock in (client, server):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        splice(client, server)
+
+    def close(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+
+
+def splice(a: socket.socket, b: socket.socket) -> None:
+    """Copy both ways until both ends are done; a half-close is passed on, an error resets both."""
+    left, lock = [2], threading.Lock()
+
+    def copy(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while chunk := src.recv(65536):
+                dst.sendall(chunk)
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            for sock in (a, b):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+        finally:
+            with lock:
+                left[0] -= 1
+                last = left[0] == 0
+            if last:
+                a.close()
+                b.close()
+
+    threading.Thread(target=copy, args=(b, a), daemon=True).start()
+    copy(a, b)
+
+
+class Front:
+    """What your computer meets at an address the cloud shows: a forwarder or a black hole, switched live."""
+
+    def __init__(self, address: tuple[str, int]) -> None:
+        self.current: BlackHole | Forwarder = BlackHole(address)
+        self.address = self.current.address
+        self.target: tuple[str, int] | None = None
+
+    def point(self, target: tuple[str, int] | None) -> None:
+        if target == self.target:
+            return
+        self.current.close()
+        self.target = target
+        self.current = Forwarder(self.address, target) if target else BlackHole(self.address)
+
+    def close(self) -> None:
+        self.current.close()

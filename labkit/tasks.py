@@ -23,6 +23,7 @@ from labkit.session import Lab
 MIN_AMOUNT = Decimal("1.00")   # step 10: the validator's new minimum
 REPORT_RETENTION_DAYS = 14     # step 12: how long the report function's logs are kept
 SCHEDULE_12H = "rate(12 hours)"
+# the tag each tagging task asks for: (key, value); None: any value (the student's name)
 TAGS = {1: ("owner", None), 2: ("tier", "data"), 4: ("reachable-from-my-computer", "no"),
         9: ("data-classification", "confidential")}
 
@@ -76,10 +77,11 @@ def _vpc_owner(lab: Lab) -> tuple[bool, str]:
         return False, "the lab has no VPC yet (run this notebook's cells above)"
     subnets = ec2.describe_subnets(Filters=lab.tag_filter())["Subnets"]
     items = [(v["VpcId"], v.get("Tags")) for v in vpcs] + [(s["SubnetId"], s.get("Tags")) for s in subnets]
-    missing = [rid for rid, tags in items if not _tag(tags, "owner")]
+    key = TAGS[1][0]
+    missing = [rid for rid, tags in items if not _tag(tags, key)]
     if missing:
-        return False, f"{len(missing)} of {len(items)} (VPC and subnets) carry no owner tag: {', '.join(missing)}"
-    return True, f"the VPC and its {len(subnets)} subnets carry owner={_tag(vpcs[0].get('Tags'), 'owner')}"
+        return False, f"{len(missing)} of {len(items)} (VPC and subnets) carry no {key} tag: {', '.join(missing)}"
+    return True, f"the VPC and its {len(subnets)} subnets carry {key}={_tag(vpcs[0].get('Tags'), key)}"
 
 
 def _rds_tag(arn: str, key: str, lab: Lab) -> str | None:
@@ -93,8 +95,9 @@ def _subnet_group_tier(lab: Lab) -> tuple[bool, str]:
         if error_code(exc) in GONE:
             return False, f"the subnet group {names.DB_SUBNET_GROUP} does not exist yet"
         raise
-    value = _rds_tag(group["DBSubnetGroupArn"], "tier", lab)
-    return value == "data", f"the subnet group's tier tag is {value!r}"
+    key, wanted = TAGS[2]
+    value = _rds_tag(group["DBSubnetGroupArn"], key, lab)
+    return value == wanted, f"the subnet group's {key} tag is {value!r}"
 
 
 def _https_from_one_address(lab: Lab) -> tuple[bool, str]:
@@ -102,15 +105,18 @@ def _https_from_one_address(lab: Lab) -> tuple[bool, str]:
         *lab.tag_filter(), {"Name": "group-name", "Values": [names.SG_NAMES["ec2"]]}])["SecurityGroups"]
     if not groups:
         return False, f"{names.SG_NAMES['ec2']} does not exist yet"
-    rules = [p for p in groups[0]["IpPermissions"] if p.get("FromPort") == 443 or p.get("ToPort") == 443]
+    rules = [p for p in groups[0]["IpPermissions"]  # every rule that lets 443 in: all traffic, or a range with it
+             if p.get("IpProtocol") == "-1" or p.get("FromPort", 0) <= 443 <= p.get("ToPort", -1)]
     sources = [r["CidrIp"] for p in rules for r in p.get("IpRanges", [])]
     others = [r["CidrIpv6"] for p in rules for r in p.get("Ipv6Ranges", [])]
     others += [g["GroupId"] for p in rules for g in p.get("UserIdGroupPairs", [])]
-    if not sources:
+    if not rules:
         return False, f"{names.SG_NAMES['ec2']} has no rule for port 443"
     wide = [c for c in sources if not c.endswith("/32")] + others
-    if wide or any(p.get("FromPort") != p.get("ToPort") for p in rules):
-        return False, f"443 is open to more than one address: {', '.join(wide) or 'a port range'}"
+    if wide or len(set(sources)) > 1:
+        return False, f"443 is open to more than one address: {', '.join(wide or sources)}"
+    if any(p.get("IpProtocol") == "-1" or p.get("FromPort") != p.get("ToPort") for p in rules):
+        return False, "a rule opens more ports than 443: open 443 alone"
     return True, f"443 is open to {', '.join(sources)} only"
 
 

@@ -93,6 +93,13 @@ def test_a_wrong_answer_says_not_yet_with_what_the_cloud_shows(provisioned):
             tasks.task_check(3, lab, require=True)
     finally:
         ec2.revoke_security_group_ingress(GroupId=group_id, IpPermissions=wide)
+    ports = [{"IpProtocol": "tcp", "FromPort": 400, "ToPort": 500, "IpRanges": [{"CidrIp": "198.51.100.9/32"}]}]
+    ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=ports)
+    try:
+        result = tasks.task_check(3, lab)
+        assert not result.passed and "more ports than 443" in result.detail, result.detail
+    finally:
+        ec2.revoke_security_group_ingress(GroupId=group_id, IpPermissions=ports)
     arn = rds.describe_db_instances(DBInstanceIdentifier=db_instance_id(lab))["DBInstances"][0]["DBInstanceArn"]
     rds.add_tags_to_resource(ResourceName=arn, Tags=[{"Key": "reachable-from-my-computer", "Value": "yes"}])
     try:

@@ -114,6 +114,9 @@ class MetadataService(Service):
             if current and current["RoleArn"] == role.arn and _seconds_left(current["Expiration"]) > RENEW_BEFORE:
                 return {k: v for k, v in current.items() if k != "RoleArn"}
             fresh = iam_auth.role_session(role.arn, instance.id, instance.region_name, seconds=MAX_TTL)
+            trail = self.ctx.services.get("cloudtrail")
+            if trail is not None:  # as on AWS: EC2 assumed the instance profile's role
+                trail.service_assumed_role("ec2.amazonaws.com", role.arn, instance.id, instance.region_name)
             self.sessions[instance.id] = {**fresh, "RoleArn": role.arn}
             return fresh
 

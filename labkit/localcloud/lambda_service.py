@@ -222,6 +222,9 @@ class LambdaService(Service):
         region = fn.region
         # As on AWS: the execution role's session, named after the function, in the standard variables.
         session = iam_auth.role_session(fn.role, fn.function_name, region, CREDENTIALS_SECONDS)
+        trail = self.ctx.services.get("cloudtrail")
+        if trail is not None:  # as on AWS, the event history shows Lambda assuming the role for the function
+            trail.service_assumed_role("lambda.amazonaws.com", fn.role, fn.function_name, region)
         env = self.ctx.child_env("lambda", fn.function_arn, {
             **{k: str(v) for k, v in (fn.environment_vars or {}).items() if k not in RESERVED_ENV},
             "PYTHONPATH": os.pathsep.join(paths), "PYTHONNOUSERSITE": "1", "PYTHONUNBUFFERED": "1",

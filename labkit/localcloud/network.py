@@ -50,7 +50,7 @@ from labkit import reachability as rx
 from labkit.localcloud.control import PROJECT_ROOT, admin_credentials
 from labkit.localcloud.net_instances import Instances, moto_public_addresses
 from labkit.localcloud.net_listeners import BlackHole, Front
-from labkit.localcloud.services import ApiRequest, CloudContext, Launch, Service
+from labkit.localcloud.services import INTERNAL_AGENT, ApiRequest, CloudContext, Launch, Service
 
 log = logging.getLogger("labkit.localcloud.network")
 SOURCE = Path(__file__).with_name("netlink.c")
@@ -324,7 +324,8 @@ class NetworkModel(Service):
             self._clients[service] = boto3.client(
                 service, endpoint_url=self.ctx.endpoint, region_name=self._region(),
                 **admin_credentials(self.ctx.home),
-                config=Config(retries={"max_attempts": 1}, connect_timeout=5, read_timeout=30))
+                config=Config(retries={"max_attempts": 1}, connect_timeout=5, read_timeout=30,
+                              user_agent_extra=INTERNAL_AGENT))
         return self._clients[service]
 
     def _region(self) -> str:

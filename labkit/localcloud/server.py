@@ -39,9 +39,9 @@ ServiceFactory = Callable[[CloudContext], Service]
 def default_services() -> tuple[ServiceFactory, ...]:
     """The services of every daemon, in registration order (request and launch hooks run in this order,
     ``stop_all`` in the reverse one). A new model of the cloud adds its factory here."""
-    from labkit.localcloud import ec2, iam_service, imds, lambda_service, network, rds, scheduler
+    from labkit.localcloud import ec2, iam_service, imds, lambda_service, network, rds, scheduler, trail
 
-    return (iam_service.IamService, imds.MetadataService, network.NetworkModel, rds.RdsData,
+    return (iam_service.IamService, trail.Trail, imds.MetadataService, network.NetworkModel, rds.RdsData,
             lambda_service.LambdaService, ec2.Sandboxes, scheduler.Scheduler)
 
 
@@ -106,10 +106,29 @@ class LocalCloud:
         call = ApiRequest(Request(environ))
         answer = self.services.check_request(call)
         if answer is not None:
+            error = answer.status_code >= 400
+            self.services.answered(call, answer.status_code, answer.get_data() if error else None,
+                                   answer.headers.get("x-amzn-ErrorType") if error else None)
             return answer(environ, start_response)
+        sent: list[Any] = []
+
+        def noting_status(status: str, headers: list, exc_info: Any = None) -> Any:
+            sent[:] = [int(status[:3]), headers]
+            return start_response(status, headers, exc_info)
+
         try:
             with serving(call):
-                return self._moto(environ, start_response)
+                result = self._moto(environ, noting_status)
+                status, headers = sent if sent else (200, [])  # a lazy start_response: judged as it came
+                if status < 400:
+                    self.services.answered(call, status, None, None)
+                    return result
+                body = b"".join(result)  # an error answer is small: read it for the event history
+                if hasattr(result, "close"):
+                    result.close()
+                error_type = next((v for k, v in headers if k.lower() == "x-amzn-errortype"), None)
+                self.services.answered(call, status, body, error_type)
+                return [body]
         finally:
             self.services.after_request(call)
 

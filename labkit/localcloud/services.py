@@ -28,6 +28,8 @@ Hooks -- no-ops unless a service overrides them:
     which renders an error in the request's own protocol); later hooks and moto are then skipped.
 ``after_request(call)``  runs once moto has served a request that passed every ``on_request`` (the
     network model re-decides paths after a change).
+``on_answer(call, status, error_body, error_type)``  runs for every AWS API request once it has been
+    answered, refused or not (the event history records it).
 ``on_launch(launch)``  runs for every process the cloud starts (database servers, Lambda workers,
     user data, SSM commands, systemd units), in registration order. Add variables to
     ``launch.env``; add shared libraries with ``launch.preload(path)``, never by assigning
@@ -56,6 +58,9 @@ log = logging.getLogger("labkit.localcloud")
 Route = Callable[[Request], Any]
 S = TypeVar("S", bound="Service")
 _CURRENT: contextvars.ContextVar[ApiRequest | None] = contextvars.ContextVar("labkit_api_request", default=None)
+# The user agent of the cloud's own bookkeeping calls (the network model reading the VPC): not the account's
+# activity, so the event history (labkit.localcloud.trail) leaves them out.
+INTERNAL_AGENT = "labkit-localcloud-internal"
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
 
 
@@ -91,6 +96,10 @@ class Service:
 
     def on_launch(self, launch: Launch) -> None:
         """Adjust the environment of a process the cloud is about to start."""
+
+    def on_answer(self, call: ApiRequest, status: int, error_body: bytes | None, error_type: str | None) -> None:
+        """``call`` has been answered with HTTP ``status`` (by moto, or refused by a request hook); for an error,
+        ``error_body`` and the ``x-amzn-ErrorType`` header. Runs on the request path: keep it cheap."""
 
 
 @dataclass
@@ -246,6 +255,13 @@ class Registry:
     def after_request(self, call: ApiRequest) -> None:
         for service in self:
             service.after_request(call)
+
+    def answered(self, call: ApiRequest, status: int, error_body: bytes | None, error_type: str | None) -> None:
+        for service in self:
+            try:
+                service.on_answer(call, status, error_body, error_type)
+            except Exception:  # a record that cannot be made must not fail the answer already given
+                log.exception("%s could not note the answer to %s", service.name, call.operation)
 
     def prepare_launch(self, launch: Launch) -> dict[str, str]:
         """Run the launch hooks and return the finished environment."""

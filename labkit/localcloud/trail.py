@@ -14,11 +14,11 @@ is recorded as AWS records it (``userIdentity.type`` ``AWSService``).
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hashlib
 import itertools
 import json
 import os
+import time
 import uuid
 from collections import deque
 from typing import Any
@@ -31,7 +31,6 @@ from labkit.localcloud.trail_events import Recorded, is_management, service_iden
 LIMIT = int(os.environ.get("LABKIT_TRAIL_EVENTS", "20000"))  # CloudTrail keeps 90 days; the lab the newest N
 ATTRIBUTE_KEYS = ("EventId", "EventName", "ReadOnly", "Username", "ResourceType", "ResourceName", "EventSource",
                   "AccessKeyId")
-UTC = dt.timezone.utc
 
 
 class Trail(Service):
@@ -41,7 +40,7 @@ class Trail(Service):
 
     def __init__(self, ctx: CloudContext, limit: int = LIMIT) -> None:
         self.ctx = ctx
-        self.events: deque[tuple[int, Recorded]] = deque(maxlen=limit)
+        self.events: deque[Recorded] = deque(maxlen=limit)
         self._numbers = itertools.count(1)
         self._clock: Any = None
 
@@ -55,8 +54,8 @@ class Trail(Service):
     def summary(self) -> dict:
         return {"events": len(self.events), "limit": self.events.maxlen}
 
-    def _now(self) -> dt.datetime:
-        return self._clock.now() if self._clock is not None else dt.datetime.now(UTC)
+    def _now(self) -> float:
+        return self._clock.timestamp() if self._clock is not None else time.time()
 
     # -- recording (on the request path: keep it to a few microseconds) ----------------------------------------
     def on_answer(self, call: ApiRequest, status: int, error_body: bytes | None, error_type: str | None) -> None:
@@ -74,17 +73,17 @@ class Trail(Service):
             from labkit.redact import redact
 
             params = redact(params, limit=1000)
-        self.events.append((next(self._numbers), Recorded(
-            str(uuid.uuid4()), self._now(), principal, call.access_key_id or "", service, operation,
+        self.events.append(Recorded(
+            next(self._numbers), self._now(), principal, call.access_key_id or "", service, operation,
             call.region or "us-east-1", params, status, environ.get("REMOTE_ADDR", "127.0.0.1"),
-            environ.get("HTTP_USER_AGENT", ""), str(uuid.uuid4()), error_body, error_type)))
+            environ.get("HTTP_USER_AGENT", ""), error_body, error_type))
 
     def service_assumed_role(self, service_principal: str, role_arn: str, session_name: str, region: str) -> None:
         """An AWS service assumed a role for you (Lambda for a function, EC2 for an instance profile)."""
-        self.events.append((next(self._numbers), Recorded(
-            str(uuid.uuid4()), self._now(), "", "", "sts", "AssumeRole", region,
+        self.events.append(Recorded(
+            next(self._numbers), self._now(), "", "", "sts", "AssumeRole", region,
             {"RoleArn": role_arn, "RoleSessionName": session_name}, 200, service_principal, service_principal,
-            str(uuid.uuid4()), identity=service_identity(service_principal))))
+            identity=service_identity(service_principal)))
 
     # -- LookupEvents ---------------------------------------------------------------------------------------
     def on_request(self, call: ApiRequest) -> Response | None:
@@ -129,10 +128,11 @@ class Trail(Service):
             return {"Events": []}  # the lab enables no CloudTrail Insights
         found: list[dict] = []
         last = None
-        for number, event in reversed(self.events):
+        for event in reversed(self.events):
+            number = event.number
             if before is not None and number >= before:
                 continue
-            stamp = event.time.timestamp()
+            stamp = event.stamp
             if (start is not None and stamp < start) or (end is not None and stamp > end):
                 continue
             if wanted and not _matches(event, *wanted):

@@ -13,12 +13,15 @@ import datetime as dt
 import html
 import json
 import re
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from labkit.redact import plain, redact
 
 ACCOUNT = "123456789012"
+# ids look random, as AWS's do, but are made only when someone looks: a random base per daemon, xor the number
+EVENT_IDS, REQUEST_IDS = uuid.uuid4().int, uuid.uuid4().int
 EVENT_VERSION = "1.09"
 READ_ONLY = ("Describe", "Get", "List", "Head", "Lookup", "Search", "BatchGet", "Select", "Check", "Filter",
              "Simulate")
@@ -76,8 +79,8 @@ def read_only(operation: str) -> bool:
 class Recorded:
     """What the request path keeps of one API request (rendering waits until someone looks)."""
 
-    event_id: str
-    time: dt.datetime
+    number: int  # the event's place in the history; its ids derive from it
+    stamp: float  # lab time, seconds since the epoch
     principal: str
     access_key_id: str
     service: str  # the signing name
@@ -87,11 +90,22 @@ class Recorded:
     status: int
     source_ip: str
     user_agent: str
-    request_id: str
     error_body: bytes | None = None
     error_type: str | None = None
     identity: dict | None = None  # set for events a service itself records (AssumeRole by lambda.amazonaws.com)
     cached: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def event_id(self) -> str:
+        return str(uuid.UUID(int=EVENT_IDS ^ self.number))
+
+    @property
+    def request_id(self) -> str:
+        return str(uuid.UUID(int=REQUEST_IDS ^ self.number))
+
+    @property
+    def time(self) -> dt.datetime:
+        return dt.datetime.fromtimestamp(self.stamp, dt.timezone.utc)
 
     @property
     def name(self) -> str:
@@ -172,7 +186,7 @@ class Recorded:
     def lookup_event(self) -> dict:
         """The ``Event`` of a LookupEvents answer."""
         event = {"EventId": self.event_id, "EventName": self.name, "ReadOnly": str(self.read_only).lower(),
-                 "EventTime": self.time.timestamp(), "EventSource": self.source,
+                 "EventTime": self.stamp, "EventSource": self.source,
                  "Resources": self.resources(), "CloudTrailEvent": json.dumps(self.record())}
         if self.access_key_id:
             event["AccessKeyId"] = self.access_key_id

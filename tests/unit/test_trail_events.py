@@ -32,8 +32,9 @@ def test_lambda_event_names_carry_the_api_version_and_data_events_are_not_manage
 
 
 def _recorded(service, operation, params, status=200, body=None):
-    return Recorded("id", dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc), "arn:aws:iam::123456789012:user/gone",
-                    "AKIAEXAMPLE", service, operation, "us-east-1", params, status, "127.0.0.1", "ua", "rid", body)
+    return Recorded(7, dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc).timestamp(),
+                    "arn:aws:iam::123456789012:user/gone", "AKIAEXAMPLE", service, operation, "us-east-1", params,
+                    status, "127.0.0.1", "ua", body)
 
 
 def test_an_ec2_refusal_is_a_client_error_and_secrets_are_hidden():
@@ -49,4 +50,6 @@ def test_a_lookup_event_carries_the_record_as_a_json_string():
     event = _recorded("secretsmanager", "GetSecretValue", {"SecretId": "order-db-secret"}).lookup_event()
     assert event["ReadOnly"] == "true" and event["Username"] == "gone"
     assert event["Resources"] == [{"ResourceType": "AWS::SecretsManager::Secret", "ResourceName": "order-db-secret"}]
-    assert json.loads(event["CloudTrailEvent"])["eventTime"] == "2026-01-01T00:00:00Z"
+    record = json.loads(event["CloudTrailEvent"])
+    assert record["eventTime"] == "2026-01-01T00:00:00Z" and record["eventID"] == event["EventId"]
+    assert len(event["EventId"]) == 36 and record["requestID"] != event["EventId"]

@@ -245,10 +245,13 @@ def app_log(lab: Lab, lines: int = 40) -> str:
         return f"(the service log could not be read: {exc})"
 
 
-def app_identity(url: str) -> str | None:
-    """The instance id the app at ``url`` names on ``/healthz``; None when nothing answers as the Orders app."""
+def app_identity(url: str, timeout: float = 10) -> str | None:
+    """The instance id the app at ``url`` names on ``/healthz``; None when nothing answers as the Orders app.
+
+    The timeout is the health probe's: on a busy machine the app may take seconds to answer.
+    """
     try:
-        with urllib.request.urlopen(url + "healthz", timeout=3) as response:
+        with urllib.request.urlopen(url + "healthz", timeout=timeout) as response:
             body = json.loads(response.read() or b"{}")
     except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
         return None

@@ -7,7 +7,7 @@ from typing import Any, Callable
 import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
-from labkit import compute, database, functions, health, iam, names, network, schedule, secrets, storage
+from labkit import compute, database, functions, health, iam, names, network, paths, schedule, secrets, storage
 from labkit.errors import DENIED, GONE, AccessDenied, CheckFailed, LabkitError, StepError, access_denied, error_code
 from labkit.names import layer_name
 from labkit.session import Lab
@@ -57,6 +57,19 @@ def _safe(fn: Callable[[], Any], default: Any = None) -> Any:
         raise
     except (StepError, *UNREACHABLE):  # an earlier step has not run, or the app does not answer
         return default
+
+
+def _paths(lab: Lab, t: _Table, wanted: dict[str, bool]) -> None:
+    """The network paths a step opens (True) or must keep closed (False), decided by the rules the local cloud
+    enforces (:mod:`labkit.paths`); a path that fails names the rule, route or endpoint that decides it."""
+    frame = _safe(lambda: paths.reachability_frame(lab))
+    for prefix, expected in wanted.items():
+        rows = frame[frame["path"].str.startswith(prefix)] if frame is not None else pd.DataFrame()
+        row = rows.iloc[0] if not rows.empty else None
+        state = None if row is None or row["allowed"] is None else ("open" if row["allowed"] else "closed")
+        wanted_state = "open" if expected else "closed"
+        actual = state if state in (None, wanted_state) else f"{state}: {row['because']}"
+        t.add(f"path {prefix} {wanted_state}", wanted_state, actual, state == wanted_state)
 
 
 def check_step_1(lab: Lab, t: _Table) -> None:
@@ -126,6 +139,7 @@ def check_step_4(lab: Lab, t: _Table) -> None:
     t.add("storage encrypted", True, db.get("StorageEncrypted"))
     group = db.get("DBSubnetGroup", {}).get("DBSubnetGroupName", "")
     t.add("in the private subnet group", network.DB_SUBNET_GROUP.lower(), group.lower())  # RDS lower-cases names
+    _paths(lab, t, {"your computer -> RDS :3306": False})
 
 
 def check_step_5(lab: Lab, t: _Table) -> None:
@@ -140,6 +154,8 @@ def check_step_5(lab: Lab, t: _Table) -> None:
         Filters=[{"Key": "InstanceIds", "Values": [instance["InstanceId"]]}])["InstanceInformationList"], []
                  ) if instance else []
     t.add("reachable by SSM Run Command", "Online", info[0]["PingStatus"] if info else None)
+    _paths(lab, t, {"app -> Lambda API": True, "app instance -> Secrets Manager": True,
+                    "app instance -> RDS :3306": True})
 
 
 def check_step_6(lab: Lab, t: _Table) -> None:
@@ -168,6 +184,7 @@ def check_step_8(lab: Lab, t: _Table) -> None:
     t.add("the app at the URL is this lab's instance", expected, answered, bool(expected) and answered == expected)
     probe = health.http_probe(url)
     t.add("order form served", 200, probe.status if probe.up else f"{probe.reason}; how to fix: {health.APP_FIX}")
+    _paths(lab, t, {f"your computer -> app :{lab.config.app_port}": True})
 
 
 def check_step_9(lab: Lab, t: _Table) -> None:
@@ -195,6 +212,7 @@ def check_step_10(lab: Lab, t: _Table) -> None:
                                                                  "quantity": 1, "amount": 0}))
     t.add("invalid order (amount 0) answered invalid", "invalid",
           (result.payload or {}).get("status") if result and isinstance(result.payload, dict) else result)
+    _paths(lab, t, {"order-validator -> Secrets Manager": True, "order-validator -> RDS :3306": True})
 
 
 def check_step_11(lab: Lab, t: _Table) -> None:
@@ -208,6 +226,7 @@ def check_step_11(lab: Lab, t: _Table) -> None:
 
 def check_step_12(lab: Lab, t: _Table) -> None:
     _check_function(lab, t, iam.REPORT_FUNCTION, iam.REPORT_ROLE, "REPORT_BUCKET")
+    _paths(lab, t, {"daily-delta -> RDS :3306": True, "daily-delta -> S3": True})
 
 
 def check_step_13(lab: Lab, t: _Table) -> None:

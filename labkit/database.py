@@ -7,6 +7,7 @@ Manager into ``MYSQL_PWD`` (never on a command line).
 from __future__ import annotations
 
 import io
+import time
 import warnings
 from pathlib import Path
 
@@ -78,6 +79,30 @@ def db_instance_frame(lab: Lab) -> pd.DataFrame:
             "subnet group": db.get("DBSubnetGroup", {}).get("DBSubnetGroupName"),
             "security groups": ", ".join(g["VpcSecurityGroupId"] for g in db.get("VpcSecurityGroups", []))}
     return pd.DataFrame({"setting": list(rows), "value": [v if isinstance(v, bool) else str(v) for v in rows.values()]})
+
+
+def connect_from_your_computer(lab: Lab, timeout: float = 3.0) -> pd.DataFrame:
+    """Step 4's proof of "Public access: No": a real MySQL connection from this computer to the endpoint.
+
+    From outside the VPC the SYN of a private database goes unanswered, so the client's own connect() times
+    out (pymysql error 2003 "... (timed out)"), never a refusal and never a password prompt. No password is
+    sent: a database that answered at all would be reachable, whatever it then says about the login."""
+    import pymysql
+
+    db = describe_db_instance(lab)
+    if db is None or not db.get("Endpoint"):
+        raise StepError(4, "the RDS instance does not exist yet", run_first(4))
+    host, port = db["Endpoint"]["Address"], db["Endpoint"]["Port"]
+    started = time.monotonic()
+    try:
+        pymysql.connect(host=host, port=port, user=db["MasterUsername"], password="", connect_timeout=timeout).close()
+        answer, reached = "connected", True
+    except pymysql.err.OperationalError as exc:
+        answer = f"OperationalError{exc.args}"
+        reached = exc.args[0] != 2003  # 2003: the server never answered; anything else came from the server
+    where = lab.target.as_on_aws("db", f"{host}:{port}", db["DBInstanceIdentifier"])
+    return pd.DataFrame([{"from": "your computer", "to": where, "reached": reached, "answer": answer,
+                          "after": f"{time.monotonic() - started:.1f} s"}])
 
 
 def _mysql_script(lab: Lab, sql_heredoc: str, args: str = "") -> str:

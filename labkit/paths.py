@@ -2,19 +2,23 @@
 
 Reads the lab's records through the describe APIs and applies :mod:`labkit.reachability` (the same rules
 the local cloud enforces), so the table means the same on both targets, as AWS's Reachability Analyzer
-would explain it.
+would explain it. A part not built yet is judged where the lab will put it (its subnets and security
+group, once steps 1 and 3 made them): after step 3 the table already says what the groups will let through.
 """
 from __future__ import annotations
+
+from typing import Callable
 
 import pandas as pd
 
 from labkit import names
 from labkit import reachability as rx
 from labkit.errors import if_exists
-from labkit.lookups import describe_db_instance, describe_instance
+from labkit.lookups import describe_db_instance, describe_instance, security_group_ids, subnet_ids
 from labkit.session import Lab
 
-COLUMNS = ["path", "allowed", "because"]
+COLUMNS = ["path", "allowed", "because", "as"]
+BUILT, PLANNED = "built", "planned"
 
 
 def _function(lab: Lab, net: rx.Network, name: str) -> rx.Node | None:
@@ -32,37 +36,66 @@ def lab_nodes(lab: Lab, net: rx.Network) -> dict[str, rx.Node | None]:
             "db": rx.db_node(net, db) if db else None}
 
 
-def reachability_frame(lab: Lab) -> pd.DataFrame:
-    """One row per path of the system: allowed or blocked, and why."""
+def planned_nodes(lab: Lab, net: rx.Network) -> dict[str, rx.Node | None]:
+    """Where the lab puts each component (steps 4, 5, 10, 12): None until its subnets and group exist."""
+    groups = security_group_ids(lab)
+    public, private = sorted(subnet_ids(lab, public=True)), tuple(sorted(subnet_ids(lab, public=False)))
+    vpc = (net.subnet(private[0]) or {}).get("VpcId") if private else None
+    if not vpc or not public:
+        return dict.fromkeys(("app", "validator", "report", "db"))
+
+    def place(name: str, kind: str, role: str, subnets: tuple[str, ...], public_ip: bool = False) -> rx.Node | None:
+        if role not in groups:
+            return None
+        return rx.Node(name, kind, vpc, subnets, (groups[role],), rx.eni_address(net, subnets[0], name), public_ip)
+
+    return {"app": place(names.instance_name(lab), "instance", "ec2", (public[0],), public_ip=True),
+            "validator": place(names.VALIDATOR_FUNCTION, "lambda", "lambda", private),
+            "report": place(names.REPORT_FUNCTION, "lambda", "lambda", private),
+            "db": place(names.db_instance_id(lab), "rds", "rds", private)}
+
+
+def _paths(port: int, region: str) -> list[tuple[str, str, Callable[..., rx.Verdict]]]:
+    you = rx.YOUR_COMPUTER
+    return [
+        (f"your computer -> app :{port}", "app", lambda net, n: rx.connect(net, you, n["app"], port)),
+        ("app -> Lambda API", "app", lambda net, n: rx.api_path(net, n["app"], "lambda", region)),
+        ("app instance -> Secrets Manager", "app", lambda net, n: rx.api_path(net, n["app"], "secretsmanager", region)),
+        ("order-validator -> Secrets Manager", "validator",
+         lambda net, n: rx.api_path(net, n["validator"], "secretsmanager", region)),
+        ("order-validator -> RDS :3306", "validator+db", lambda net, n: rx.connect(net, n["validator"], n["db"], 3306)),
+        ("daily-delta -> RDS :3306", "report+db", lambda net, n: rx.connect(net, n["report"], n["db"], 3306)),
+        ("daily-delta -> S3", "report", lambda net, n: rx.api_path(net, n["report"], "s3", region)),
+        ("app instance -> RDS :3306", "app+db", lambda net, n: rx.connect(net, n["app"], n["db"], 3306)),
+        ("your computer -> RDS :3306", "db", lambda net, n: rx.connect(net, you, n["db"], 3306)),
+    ]
+
+
+def reachability_frame(lab: Lab, path_prefix: str = "") -> pd.DataFrame:
+    """One row per path of the system (those starting with ``path_prefix``): allowed or blocked, why, and
+    whether the parts are judged as built or where the lab will put them."""
     vpcs = lab.client("ec2").describe_vpcs(Filters=lab.tag_filter())["Vpcs"]
     net = rx.Network.describe(lab.client("ec2"), [v["VpcId"] for v in vpcs]) if vpcs else rx.Network()
-    nodes, you, port = lab_nodes(lab, net), rx.YOUR_COMPUTER, lab.config.app_port
-    region = lab.region
-    wanted = [
-        (f"your computer -> app :{port}", "app", lambda: rx.connect(net, you, nodes["app"], port)),
-        ("app -> Lambda API", "app", lambda: rx.api_path(net, nodes["app"], "lambda", region)),
-        ("app instance -> Secrets Manager", "app", lambda: rx.api_path(net, nodes["app"], "secretsmanager", region)),
-        ("order-validator -> Secrets Manager", "validator",
-         lambda: rx.api_path(net, nodes["validator"], "secretsmanager", region)),
-        ("order-validator -> RDS :3306", "validator+db", lambda: rx.connect(net, nodes["validator"], nodes["db"], 3306)),
-        ("daily-delta -> RDS :3306", "report+db", lambda: rx.connect(net, nodes["report"], nodes["db"], 3306)),
-        ("daily-delta -> S3", "report", lambda: rx.api_path(net, nodes["report"], "s3", region)),
-        ("app instance -> RDS :3306", "app+db", lambda: rx.connect(net, nodes["app"], nodes["db"], 3306)),
-        ("your computer -> RDS :3306", "db", lambda: rx.connect(net, you, nodes["db"], 3306)),
-    ]
+    built = lab_nodes(lab, net)
+    planned = planned_nodes(lab, net) if vpcs and None in built.values() else dict.fromkeys(built)
     rows = []
-    for path, needs, decide in wanted:
-        missing = [n for n in needs.split("+") if nodes[n] is None]
-        if missing:
-            rows.append({"path": path, "allowed": None, "because": f"not built yet ({', '.join(missing)})"})
+    for path, needs, decide in _paths(lab.config.app_port, lab.region):
+        if not path.startswith(path_prefix):
             continue
-        verdict = decide()
-        rows.append({"path": path, "allowed": verdict.allowed, "because": verdict.reason})
+        parts = needs.split("+")
+        nodes = {n: built[n] or planned[n] for n in built}
+        missing = [n for n in parts if nodes[n] is None]
+        if missing:
+            rows.append({"path": path, "allowed": None, "because": f"not built yet ({', '.join(missing)})",
+                         "as": None})
+            continue
+        verdict = decide(net, nodes)
+        rows.append({"path": path, "allowed": verdict.allowed, "because": verdict.reason,
+                     "as": PLANNED if any(built[n] is None for n in parts) else BUILT})
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def path_allowed(lab: Lab, path_prefix: str) -> bool | None:
     """Whether the path whose name starts with ``path_prefix`` is allowed (None when not built yet)."""
-    frame = reachability_frame(lab)
-    row = frame[frame["path"].str.startswith(path_prefix)]
-    return None if row.empty else row.iloc[0]["allowed"]
+    frame = reachability_frame(lab, path_prefix)
+    return None if frame.empty else frame.iloc[0]["allowed"]

@@ -222,3 +222,24 @@ def test_reachability_frame_explains_every_path(provisioned):
     assert "interface endpoint" in frame.loc["order-validator -> Secrets Manager", "because"]
     assert "gateway endpoint" in frame.loc["daily-delta -> S3", "because"]
     assert "rds-mysql-sg allows tcp 3306 from lambda-sg" == frame.loc["order-validator -> RDS :3306", "because"]
+    assert set(frame["as"]) == {"built"}
+
+
+def test_the_planned_placement_is_where_the_lab_puts_each_part(provisioned):
+    """Step 3's table judges parts not built yet where the lab will put them: the same verdicts as built."""
+    from labkit import paths
+    from labkit import reachability as rx
+
+    lab = provisioned.lab
+    vpcs = [v["VpcId"] for v in lab.client("ec2").describe_vpcs(Filters=lab.tag_filter())["Vpcs"]]
+    net = rx.Network.describe(lab.client("ec2"), vpcs)
+    built, planned = paths.lab_nodes(lab, net), paths.planned_nodes(lab, net)
+    for path, _needs, decide in paths._paths(lab.config.app_port, lab.region):
+        assert decide(net, planned).allowed == decide(net, built).allowed, path
+
+
+def test_your_computer_cannot_reach_the_private_database(provisioned):
+    from labkit import database
+
+    row = database.connect_from_your_computer(provisioned.lab, timeout=1).iloc[0]
+    assert not row["reached"] and row["answer"].startswith("OperationalError(2003") and "timed out" in row["answer"]

@@ -123,6 +123,15 @@ def _check(args: argparse.Namespace) -> int:
     return 0 if frame["passed"].all() else 1
 
 
+def _tasks(args: argparse.Namespace) -> int:
+    from labkit import tasks
+
+    frame = tasks.tasks_frame(_lab(args))
+    print(frame.to_string(index=False))
+    print(f"{int(frame['passed'].sum())}/{len(frame)} tasks passed")
+    return 0
+
+
 def _status(args: argparse.Namespace) -> int:
     from labkit import checks, compute, functions, health, network
 
@@ -201,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     lab_options(check)
     check.add_argument("--through", type=int, default=13)
     check.set_defaults(func=_check)
+    your_turn = sub.add_parser("tasks", help="the 'Your turn' tasks of steps 1-13: passed or not yet, with hints")
+    lab_options(your_turn)
+    your_turn.set_defaults(func=_tasks)
     status = sub.add_parser("status", help="resources as tables")
     lab_options(status)
     status.add_argument("--urls", action="store_true", help="only print the app's URL")

@@ -23,6 +23,9 @@ def test_up_check_status_down(tmp_path):
         assert "step  1: Create VPC" in up.stdout and "16/16 checks passed" in up.stdout
         check = labkit("check", "--through", "3", "--lab", "cli-lab")
         assert check.returncode == 0 and "16/16 checks passed" in check.stdout
+        tasks = labkit("tasks", "--lab", "cli-lab")  # a half-built lab: every task is open, none fails the command
+        assert tasks.returncode == 0 and "0/13 tasks passed" in tasks.stdout, tasks.stdout + tasks.stderr
+        assert "owner tag" in tasks.stdout and "the lab has no instance yet" in tasks.stdout
         status = labkit("status", "--lab", "cli-lab")
         assert status.returncode == 0 and "cli-lab-vpc" in status.stdout and "== checks" in status.stdout
         assert "no scheduled rule has fired yet" in labkit("cloud", "schedule").stdout

@@ -178,16 +178,3 @@ class LabClock:
         """Remove the shared semaphore and segment (the lab's processes have ended); ``reset`` makes new ones."""
         self._remove_shared()
         self.shared = False
-
-
-
-def patch_moto(clock: LabClock) -> None:
-    """moto's S3 LastModified and the accepted window of log events (Logs) follow the lab's time."""
-    from moto.logs import models as logs_models
-    from moto.s3 import models as s3_models
-
-    def lab_utcnow() -> dt.datetime:
-        return clock.now().replace(tzinfo=None)  # moto's utcnow() is naive UTC
-
-    s3_models.utcnow = lab_utcnow
-    logs_models.utcnow = lab_utcnow

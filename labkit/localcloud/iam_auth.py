@@ -19,6 +19,7 @@ import configparser
 import datetime as dt
 import hashlib
 import hmac
+import json
 import logging
 import os
 import secrets
@@ -47,6 +48,7 @@ from labkit.localcloud.iam_requests import Classified, resource_arn
 from labkit.localcloud.services import ApiRequest
 
 log = logging.getLogger("labkit.localcloud.iam")
+_SERVICE_LOCK = threading.Lock()
 ADMIN_USER = "lab-admin"
 ADMIN_POLICY = "arn:aws:iam::aws:policy/AdministratorAccess"
 CREDENTIALS_FILE = "credentials"
@@ -145,8 +147,30 @@ def role_documents(role_name: str) -> list[str]:
         return []
 
 
+_SERVICE_PRINCIPALS: dict[str, Principal] = {}
+
+
+def service_keys(service: str, actions: tuple[str, ...]) -> AdminKeys:
+    """Keys for the local cloud's own part named ``service`` (``lambda.amazonaws.com``) to call the public API
+    where AWS acts by itself (Lambda and EventBridge publishing their metrics, EventBridge reading its rules).
+    They are allowed ``actions`` only, live in this daemon's memory only, and identify the caller by the
+    service principal's name, as CloudTrail shows such calls (``invokedBy``)."""
+    with _SERVICE_LOCK:
+        for key_id, principal in _SERVICE_PRINCIPALS.items():
+            if principal.arn == service:
+                return AdminKeys(key_id, principal.secret_access_key)
+        keys = _new_keys()
+        document = json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": list(actions), "Resource": "*"}]})
+        _SERVICE_PRINCIPALS[keys.access_key_id] = Principal(service, keys.secret_access_key, lambda: [document])
+        return keys
+
+
 def find_principal(access_key_id: str) -> Principal | None:
-    """The user or role session owning ``access_key_id`` (moto's IAM and STS records)."""
+    """The user or role session owning ``access_key_id`` (moto's IAM and STS records), or one of the cloud's
+    own service principals (:func:`service_keys`)."""
+    if access_key_id in _SERVICE_PRINCIPALS:
+        return _SERVICE_PRINCIPALS[access_key_id]
     if access_key_id.startswith("ASIA"):
         for session in reversed(sts_backends[ACCOUNT]["aws"].assumed_roles):
             if session.access_key_id == access_key_id:

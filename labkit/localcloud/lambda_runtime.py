@@ -22,7 +22,7 @@ import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 API = "/2018-06-01/runtime"
 INIT_TIMEOUT = 10.0  # AWS gives the init phase 10 seconds
@@ -48,7 +48,8 @@ class Worker:
     """A warm (or warming) execution environment for one function configuration."""
 
     def __init__(self, python: str, handler: str, cwd: Path, env: dict[str, str],
-                 on_log: Callable[[Worker, str], None], clock: Callable[[], float] = time.time) -> None:
+                 on_log: Callable[[Worker, str], None], clock: Callable[[], float] = time.time,
+                 credentials: Any = None) -> None:
         self.clock = clock  # lab time, as the worker's process reads it
         self.cv = threading.Condition()
         self.pending: Invocation | None = None
@@ -59,6 +60,7 @@ class Worker:
         self.init_duration_ms = 0.0
         self.last_used = time.monotonic()
         self.retire_at = float("inf")
+        self.credentials = credentials  # the execution role's session, which the logs are written with
         self.log_stream = f"{time.strftime('%Y/%m/%d', time.gmtime(clock()))}/[$LATEST]{uuid.uuid4().hex}"
         self._on_log = on_log
         self._reading = False

@@ -1,12 +1,14 @@
-"""Lambda as a service: warm pools per function configuration, Invoke, and CloudWatch Logs.
+"""Lambda as a service: warm pools per function configuration, Invoke, CloudWatch Logs and metrics.
 
 :mod:`moto_patches` routes moto's ``LambdaFunction.invoke`` here, so ``lambda.invoke`` runs the real code in a worker
-(:mod:`labkit.localcloud.lambda_runtime`), and writes START/END/REPORT plus everything the
-handler prints to the log group ``/aws/lambda/<name>``, as AWS does.
+(:mod:`labkit.localcloud.lambda_runtime`). START/END/REPORT plus everything the handler prints go to the log
+group ``/aws/lambda/<name>`` with the execution role's session, and Invocations/Errors/Duration/Throttles to
+``AWS/Lambda`` with Lambda's own identity, both through the public API (:mod:`labkit.localcloud.telemetry`).
 """
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import io
 import json
@@ -22,13 +24,13 @@ from typing import Any
 
 from moto.awslambda.models import lambda_backends
 from moto.core.exceptions import JsonRESTError
-from moto.logs.models import logs_backends
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, stop_when_event_set, wait_fixed
 
-from labkit.localcloud import iam_auth, iam_policy
+from labkit.localcloud import iam_auth
 from labkit.localcloud.control import PROJECT_ROOT
 from labkit.localcloud.lambda_runtime import Invocation, Worker
 from labkit.localcloud.services import CloudContext, Service
+from labkit.localcloud.telemetry import Keys, Telemetry
 
 log = logging.getLogger("labkit.localcloud.lambda")
 IDLE_SECONDS = float(os.environ.get("LABKIT_LAMBDA_IDLE_SECONDS", "300"))
@@ -38,6 +40,7 @@ RESERVED_ENV = {"AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_VERSION", "AWS_
                 "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "_HANDLER",
                 "AWS_EXECUTION_ENV", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_ACCESS_KEY_ID",
                 "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
+LAMBDA_PRINCIPAL = "lambda.amazonaws.com"
 
 
 class TooManyRequests(JsonRESTError):
@@ -102,9 +105,13 @@ class LambdaService(Service):
         self.ctx = ctx
         self.pools: dict[str, Pool] = {}
         self.lock = threading.Lock()
-        self.logs_lock = threading.Lock()
-        self._log_verdicts: dict[tuple, tuple[bool, float]] = {}
         self._stopping = threading.Event()
+        keys = iam_auth.service_keys(LAMBDA_PRINCIPAL, ("cloudwatch:PutMetricData",))
+        self._own_keys = Keys(keys.access_key_id, keys.secret_access_key, service_own=True)
+
+    @property
+    def telemetry(self) -> Telemetry:
+        return self.ctx.services.require("telemetry", Telemetry)
 
     def start(self) -> None:
         self.ctx.service_dir("lambda", fresh=True)
@@ -150,7 +157,11 @@ class LambdaService(Service):
 
     def run(self, fn: Any, payload: bytes, client_context: str | None = None) -> Invocation:
         """Invoke synchronously and return the finished :class:`Invocation` (also used by the scheduler)."""
-        worker, pool = self._acquire(fn)
+        try:
+            worker, pool = self._acquire(fn)
+        except TooManyRequests:
+            self._metric(fn, "Throttles", 1.0, "Count")
+            raise
         inv = Invocation(str(uuid.uuid4()), payload, fn.function_arn, float(fn.timeout), client_context)
         cold = worker.cold
         self._log(fn, worker, f"START RequestId: {inv.request_id} Version: $LATEST", inv)
@@ -168,6 +179,9 @@ class LambdaService(Service):
         if cold:
             report += f"\tInit Duration: {worker.init_duration_ms:.2f} ms"
         self._log(fn, worker, report + ("\tStatus: timeout" if inv.error_type == "Sandbox.Timedout" else ""), inv)
+        self._metric(fn, "Invocations", 1.0, "Count")
+        self._metric(fn, "Errors", 1.0 if inv.error_type else 0.0, "Count")
+        self._metric(fn, "Duration", round(duration, 2), "Milliseconds")
         return inv
 
     def _acquire(self, fn: Any) -> tuple[Worker, Pool]:
@@ -240,7 +254,8 @@ class LambdaService(Service):
             raise JsonRESTError("ServiceException", f"The Lambda runtime environment {python} is missing; "
                                                     "run `make setup` to build it.")
         worker = Worker(python, fn.handler or "lambda_function.lambda_handler", task_root, env,
-                        lambda worker, line: self._log(fn, worker, line), clock=self._lab_time)
+                        lambda worker, line: self._log(fn, worker, line), clock=self._lab_time,
+                        credentials=Keys(session["AccessKeyId"], session["SecretAccessKey"], session["SessionToken"]))
         worker.retire_at = time.monotonic() + CREDENTIALS_SECONDS - 3600  # never run on expiring credentials
         return worker
 
@@ -263,41 +278,23 @@ class LambdaService(Service):
             shutil.rmtree(staging, ignore_errors=True)
         return target
 
-    # -- logs ------------------------------------------------------------------------------------------------
+    # -- logs and metrics -----------------------------------------------------------------------------------
     def _log(self, fn: Any, worker: Worker, line: str, inv: Invocation | None = None) -> None:
+        """Keep the line for the invocation's tail; queue it for CloudWatch Logs, written with the worker's
+        execution-role session (as on AWS: a role that may not write logs leaves none)."""
         inv = inv or worker.current
         if inv is not None:
             inv.log_lines.append(line)
-        group, stream = f"/aws/lambda/{fn.function_name}", worker.log_stream
-        with self.logs_lock:
-            backend = logs_backends[fn.account_id][fn.region]
-            if not self._role_may_log(fn, backend, group, stream):
-                return  # as on AWS: Lambda writes the logs with the execution role, or not at all
-            if group not in backend.groups:
-                backend.create_log_group(group, {})
-            if stream not in backend.groups[group].streams:
-                backend.create_log_stream(group, stream)
-            backend.put_log_events(group, stream, [{"timestamp": int(self._lab_time() * 1000),
-                                                      "message": line}])
+        if worker.credentials is not None:
+            self.telemetry.log(worker.credentials, fn.region, f"/aws/lambda/{fn.function_name}", worker.log_stream,
+                               int(self._lab_time() * 1000), line)
 
-    def _role_may_log(self, fn: Any, backend: Any, group: str, stream: str) -> bool:
-        """Whether the execution role may write this stream; a verdict holds for a second (IAM changes reach
-        AWS's services after a moment too)."""
-        new_group = group not in backend.groups
-        key = (fn.role, group, stream, new_group)
-        cached = self._log_verdicts.get(key)
-        if cached and cached[1] > time.monotonic():
-            return cached[0]
-        prefix = f"arn:aws:logs:{fn.region}:{fn.account_id}:log-group:{group}:log-stream:"
-        wanted = [("logs:CreateLogStream", prefix + stream), ("logs:PutLogEvents", prefix + stream)]
-        if new_group:
-            wanted.append(("logs:CreateLogGroup", prefix))
-        documents = iam_auth.role_documents(fn.role.rsplit("/", 1)[-1])
-        verdict = all(iam_policy.allowed_by(documents, action, resource) for action, resource in wanted)
-        if len(self._log_verdicts) > 4096:
-            self._log_verdicts.clear()
-        self._log_verdicts[key] = (verdict, time.monotonic() + 1.0)
-        return verdict
+    def _metric(self, fn: Any, name: str, value: float, unit: str) -> None:
+        """Queue one ``AWS/Lambda`` data point, published with Lambda's own identity."""
+        self.telemetry.metric(self._own_keys, fn.region, "AWS/Lambda", {
+            "MetricName": name, "Dimensions": [{"Name": "FunctionName", "Value": fn.function_name}],
+            "Timestamp": dt.datetime.fromtimestamp(self._lab_time(), dt.timezone.utc), "Value": value,
+            "Unit": unit})
 
     # -- lifetime --------------------------------------------------------------------------------------------
     def _reap(self) -> None:

@@ -379,6 +379,21 @@ def _events_patches() -> list[Patch]:
                   "put (AWS starts counting a rate from PutRule)", _hooked("scheduler", "register"))]
 
 
+def _clock_patches() -> list[Patch]:
+    from moto.logs import models as logs_models
+    from moto.s3 import models as s3_models
+
+    def lab_utcnow(original: Any) -> Any:
+        def wrapper() -> Any:
+            scheduler = _service("scheduler")
+            return scheduler.clock.now().replace(tzinfo=None) if scheduler is not None else original()
+        return wrapper  # moto's utcnow() is naive UTC
+
+    return [Patch(s3_models, "utcnow", "S3's LastModified is lab time (labkit.localcloud.clock)", lab_utcnow),
+            Patch(logs_models, "utcnow", "Logs accepts events in a window around lab time, not real time",
+                  lab_utcnow)]
+
+
 def _core_patches() -> list[Patch]:
     from moto import backends
 
@@ -390,7 +405,8 @@ def _core_patches() -> list[Patch]:
 
 def patches() -> list[Patch]:
     """Every patch, grouped by the service it serves."""
-    return [*_core_patches(), *_rds_patches(), *_lambda_patches(), *_ec2_patches(), *_events_patches()]
+    return [*_core_patches(), *_rds_patches(), *_lambda_patches(), *_ec2_patches(), *_events_patches(),
+            *_clock_patches()]
 
 
 def apply(services: Registry) -> list[Patch]:

@@ -6,6 +6,10 @@ over, in order, with the event's ``time`` set to that instant, before it returns
 runs only if its resource policy lets ``events.amazonaws.com`` invoke it for that rule, as on AWS;
 a denied or failed delivery is kept in the history and counted in the CloudWatch metric
 ``AWS/Events FailedInvocations`` where AWS users look for it.
+
+EventBridge reads its rules and targets (ListRules, ListTargetsByRule, only when a schedule is due) and
+publishes its metric through the public API with its own identity (:func:`iam_auth.service_keys`);
+moto tells it of a rule's schedule when the rule is put (:mod:`moto_patches`).
 """
 from __future__ import annotations
 
@@ -21,13 +25,12 @@ from typing import Any
 from croniter import croniter
 from moto.awslambda.exceptions import UnknownFunctionException
 from moto.awslambda.models import lambda_backends
-from moto.cloudwatch.models import cloudwatch_backends
-from moto.events.models import events_backends
 from werkzeug.wrappers import Request
 
-from labkit.localcloud import clock, iam_policy
+from labkit.localcloud import clock, iam_auth, iam_policy
 from labkit.localcloud.lambda_service import LambdaService
 from labkit.localcloud.services import CloudContext, Launch, Route, Service
+from labkit.localcloud.telemetry import Keys, Telemetry
 
 log = logging.getLogger("labkit.localcloud.scheduler")
 UTC = dt.timezone.utc
@@ -35,12 +38,32 @@ RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
 CRON = re.compile(r"^cron\((.+)\)$")
 UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 HISTORY_LIMIT = 1000
+EVENTS_PRINCIPAL = "events.amazonaws.com"
+EVENTS_ACTIONS = ("events:ListRules", "events:ListTargetsByRule", "cloudwatch:PutMetricData")
 
 
 @dataclass
 class Schedule:
     expression: str
     next_due: dt.datetime
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A scheduled rule as ListRules describes it."""
+
+    name: str
+    arn: str
+    state: str
+    expression: str
+
+    @property
+    def region_name(self) -> str:
+        return self.arn.split(":")[3]
+
+    @property
+    def account_id(self) -> str:
+        return self.arn.split(":")[4]
 
 
 def next_after(expression: str, after: dt.datetime) -> dt.datetime:
@@ -107,11 +130,12 @@ class Scheduler(Service):
     def __init__(self, ctx: CloudContext) -> None:
         self.ctx = ctx
         self.clock = clock.LabClock(ctx.service_dir("clock"), ctx.cloud_id)
-        clock.patch_moto(self.clock)
         self.schedules: dict[str, Schedule] = {}
         self.history: list[dict] = []
         self.lock = threading.RLock()
         self._stop = threading.Event()
+        keys = iam_auth.service_keys(EVENTS_PRINCIPAL, EVENTS_ACTIONS)
+        self._own_keys = Keys(keys.access_key_id, keys.secret_access_key, service_own=True)
 
     def routes(self) -> list[tuple[str, str, Route]]:
         return [("GET", "/_labkit/clock", lambda _r: self.clock_info()),
@@ -158,10 +182,10 @@ class Scheduler(Service):
 
     def fire_due(self, until: dt.datetime) -> list[dict]:
         with self.lock:
-            due: list[tuple[dt.datetime, Any]] = []
-            for rule in self._rules():
+            due: list[tuple[dt.datetime, Rule]] = []
+            for rule in self._due_rules(until):
                 schedule = self.schedules.get(rule.arn)
-                if schedule is None:
+                if schedule is None or schedule.expression != rule.expression:
                     continue
                 while schedule.next_due <= until:
                     if rule.state == "ENABLED":
@@ -170,20 +194,29 @@ class Scheduler(Service):
             due.sort(key=lambda item: item[0])
             return [f for instant, rule in due for f in self._fire(rule, instant)]
 
-    def _rules(self) -> list[Any]:
-        rules = []
-        for account, regions in list(events_backends.items()):
-            for region, backend in list(regions.items()):
-                for bus in list(backend.event_buses.values()):
-                    rules += [r for r in list(bus.rules.values()) if r.scheduled_expression]
-        live = {r.arn for r in rules}
-        for arn in [a for a in self.schedules if a not in live]:
-            del self.schedules[arn]
+    def _client(self, service: str, region: str) -> Any:
+        return self.ctx.services.require("telemetry", Telemetry).client(self._own_keys, service, region)
+
+    def _due_rules(self, until: dt.datetime) -> list[Rule]:
+        """The rules of every region where a schedule is due, read with ListRules (nothing is asked while
+        nothing is due); a schedule whose rule is gone is forgotten."""
+        regions = {arn.split(":")[3] for arn, schedule in self.schedules.items() if schedule.next_due <= until}
+        rules: list[Rule] = []
+        for region in sorted(regions):
+            listed = [Rule(r["Name"], r["Arn"], r.get("State", ""), r["ScheduleExpression"])
+                      for page in self._client("events", region).get_paginator("list_rules").paginate()
+                      for r in page["Rules"] if r.get("ScheduleExpression")]
+            live = {rule.arn for rule in listed}
+            for arn in [a for a in self.schedules if a.split(":")[3] == region and a not in live]:
+                del self.schedules[arn]
+            rules += listed
         return rules
 
-    def _fire(self, rule: Any, instant: dt.datetime) -> list[dict]:
+    def _fire(self, rule: Rule, instant: dt.datetime) -> list[dict]:
         results = []
-        for target in list(rule.targets):
+        targets = [t for page in self._client("events", rule.region_name).get_paginator("list_targets_by_rule")
+                   .paginate(Rule=rule.name) for t in page["Targets"]]
+        for target in targets:
             record = {"rule": rule.name, "rule_arn": rule.arn, "time": instant.strftime("%Y-%m-%dT%H:%M:%SZ"),
                       "target": target.get("Arn")}
             try:
@@ -199,7 +232,7 @@ class Scheduler(Service):
             results.append(record)
         return results
 
-    def _deliver(self, rule: Any, target: dict, instant: dt.datetime) -> dict:
+    def _deliver(self, rule: Rule, target: dict, instant: dt.datetime) -> dict:
         arn = target.get("Arn", "")
         if ":lambda:" not in arn:
             return {"status": "skipped", "error": "the local cloud delivers scheduled events to Lambda targets only"}
@@ -217,13 +250,12 @@ class Scheduler(Service):
         return {"status": "ok" if not inv.error_type else "function_error", "request_id": inv.request_id,
                 "function_error": inv.error_type, "result": result[:1000]}
 
-    def _count_failure(self, rule: Any) -> None:
-        try:
-            cloudwatch_backends[rule.account_id][rule.region_name].put_metric_data("AWS/Events", [{
-                "MetricName": "FailedInvocations", "Value": 1.0, "Unit": "Count",
-                "Dimensions": [{"Name": "RuleName", "Value": rule.name}]}])
-        except Exception:
-            log.exception("could not record the FailedInvocations metric")
+    def _count_failure(self, rule: Rule) -> None:
+        """One ``AWS/Events FailedInvocations`` data point, published with EventBridge's own identity."""
+        self.ctx.services.require("telemetry", Telemetry).metric(self._own_keys, rule.region_name, "AWS/Events", {
+            "MetricName": "FailedInvocations", "Value": 1.0, "Unit": "Count",
+            "Dimensions": [{"Name": "RuleName", "Value": rule.name}],
+            "Timestamp": self.clock.now()})
 
     def _loop(self, stop: threading.Event) -> None:
         while not stop.wait(1.0):

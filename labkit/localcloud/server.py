@@ -39,9 +39,10 @@ ServiceFactory = Callable[[CloudContext], Service]
 def default_services() -> tuple[ServiceFactory, ...]:
     """The services of every daemon, in registration order (request and launch hooks run in this order,
     ``stop_all`` in the reverse one). A new model of the cloud adds its factory here."""
-    from labkit.localcloud import ec2, iam_service, imds, lambda_service, network, rds, scheduler, trail
+    from labkit.localcloud import ec2, iam_service, imds, lambda_service, network, rds, scheduler, telemetry, trail
 
-    return (iam_service.IamService, trail.Trail, imds.MetadataService, network.NetworkModel, rds.RdsData,
+    return (iam_service.IamService, trail.Trail, imds.MetadataService, network.NetworkModel, telemetry.Telemetry,
+            rds.RdsData,
             lambda_service.LambdaService, ec2.Sandboxes, scheduler.Scheduler)
 
 

@@ -280,8 +280,12 @@ def test_a_function_whose_role_may_not_write_logs_leaves_none(cloud):
                         Code={"ZipFile": _zip("def lambda_handler(e, c):\n    print('hello')\n    return 1\n")})
     lam.get_waiter("function_active_v2").wait(FunctionName="silent")
     assert json.loads(lam.invoke(FunctionName="silent")["Payload"].read()) == 1
-    groups = cloud.client("logs").describe_log_groups(logGroupNamePrefix="/aws/lambda/silent")["logGroups"]
-    assert groups == []
+    logs = cloud.client("logs")
+    assert logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/silent")["logGroups"] == []
+    iam.attach_role_policy(RoleName="silent-role", PolicyArn=BASIC)  # the console's default: now it may
+    assert json.loads(lam.invoke(FunctionName="silent")["Payload"].read()) == 1
+    messages = [e["message"] for e in logs.filter_log_events(logGroupName="/aws/lambda/silent")["events"]]
+    assert sum(m.startswith("START RequestId") for m in messages) == 1 and any("hello" in m for m in messages)
 
 
 def _zip(source: str) -> bytes:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import threading
 import time
@@ -179,6 +180,25 @@ def test_logs_go_to_cloudwatch_and_tail_returns_the_last_4kb(cloud):
     assert any(m.startswith("END RequestId") for m in messages)
     assert any(m.startswith("REPORT RequestId") and "Init Duration" in m for m in messages)
     assert any("hello-logs" in m for m in messages)
+
+
+def test_lambda_publishes_invocations_errors_and_duration(cloud):
+    lam = cloud.client("lambda")
+    create_function(cloud, "measured", ECHO)
+    _invoke(lam, "measured", {"say": "counted"})
+    _invoke(lam, "measured", {"fail": True})
+    now = dt.datetime.fromisoformat(cloud.request("GET", "/_labkit/clock")["now"])  # data points carry lab time
+    cloudwatch = cloud.client("cloudwatch")
+
+    def statistic(metric: str, statistic: str) -> float:
+        points = cloudwatch.get_metric_statistics(
+            Namespace="AWS/Lambda", MetricName=metric, Dimensions=[{"Name": "FunctionName", "Value": "measured"}],
+            StartTime=now - dt.timedelta(hours=1), EndTime=now + dt.timedelta(minutes=5), Period=3900,
+            Statistics=[statistic])["Datapoints"]
+        return sum(p[statistic] for p in points)
+
+    assert statistic("Invocations", "Sum") == 2 and statistic("Errors", "Sum") == 1
+    assert statistic("Duration", "SampleCount") == 2
 
 
 def test_code_from_s3_and_get_function(cloud):

@@ -2,13 +2,14 @@
 
 One lab: every step on a local cloud of its own, a few orders through the app, then idle; prints the
 memory of each part (RSS and USS: what the process alone holds) — the cloud daemon, each database
-server, each warm Lambda worker, the app — and the idle CPU of all of them. Then K labs built at once
-against one lab alone (wall time). Usage: ``python bench/bench_footprint.py [--labs K] [--idle-seconds S]``.
+server, each warm Lambda worker, the app — and the idle CPU of all of them; again once the idle Lambda
+workers are reaped. Then K labs built at once against one lab alone (wall time). Usage: ``python bench/bench_footprint.py [--labs K] [--idle-seconds S]``.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import sys
 import tempfile
@@ -51,24 +52,26 @@ def send_orders(lab: Lab, count: int = 5) -> None:
 
 
 def part_of(proc: psutil.Process, daemon_pid: int) -> str:
-    if proc.pid == daemon_pid:
-        return "cloud daemon"
-    try:
-        cmd = " ".join(proc.cmdline())
-    except psutil.Error:
-        return "other"
-    if "mariadbd" in cmd or "mysqld" in cmd:
-        return "database server"
-    if "awslambdaric" in cmd or "lambda_runtime" in cmd or "bootstrap" in cmd:
-        return "Lambda worker"
-    if "gunicorn" in cmd:
-        return "app (gunicorn)"
+    """The part of the lab a process belongs to, by its command line or its nearest known ancestor's."""
+    for each in [proc, *proc.parents()]:
+        if each.pid == daemon_pid:
+            return "cloud daemon" if each is proc else "other"
+        try:
+            cmd = " ".join(each.cmdline())
+        except psutil.Error:
+            continue
+        if "mariadbd" in cmd or "mysqld" in cmd:
+            return "database server"
+        if "awslambdaric" in cmd or "lambda_runtime" in cmd or "bootstrap" in cmd:
+            return "Lambda worker"
+        if "hypercorn" in cmd or "gunicorn" in cmd:
+            return "app (hypercorn)"
     return "other"
 
 
 def parts(status: control.CloudStatus) -> list[tuple[str, psutil.Process]]:
     found = []
-    for pid in [status.pid, *find_marked(CLOUD_MARKER, status.cloud_id)]:
+    for pid in dict.fromkeys([status.pid, *find_marked(CLOUD_MARKER, status.cloud_id)]):
         try:
             proc = psutil.Process(pid)
             found.append((part_of(proc, status.pid), proc))
@@ -77,21 +80,23 @@ def parts(status: control.CloudStatus) -> list[tuple[str, psutil.Process]]:
     return found
 
 
-def memory_table(status: control.CloudStatus) -> float:
+def memory_table(status: control.CloudStatus, title: str) -> tuple[float, float]:
     rows, total_rss, total_uss = [], 0, 0
     for part, proc in parts(status):
         try:
             info = proc.memory_full_info()
+            what = " ".join(proc.cmdline())[:60] if part == "other" else ""
         except psutil.Error:
             continue
-        rows.append((part, proc.pid, info.rss / MIB, info.uss / MIB))
+        rows.append((part, proc.pid, info.rss / MIB, info.uss / MIB, what))
         total_rss += info.rss
         total_uss += info.uss
+    print(f"== {title}")
     print(f"{'part':<18} {'pid':>8} {'RSS MiB':>9} {'USS MiB':>9}")
-    for part, pid, rss, uss in sorted(rows):
-        print(f"{part:<18} {pid:>8} {rss:>9.1f} {uss:>9.1f}")
-    print(f"{'one idle lab':<18} {'':>8} {total_rss / MIB:>9.1f} {total_uss / MIB:>9.1f}   (aim: <= 300 MiB)")
-    return total_uss / MIB
+    for part, pid, rss, uss, what in sorted(rows):
+        print(f"{part:<18} {pid:>8} {rss:>9.1f} {uss:>9.1f}  {what}")
+    print(f"{'the whole lab':<18} {'':>8} {total_rss / MIB:>9.1f} {total_uss / MIB:>9.1f}   (aim: <= 300 MiB idle)")
+    return total_rss / MIB, total_uss / MIB
 
 
 def idle_cpu(status: control.CloudStatus, seconds: float) -> float:
@@ -140,7 +145,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--labs", type=int, default=2, help="K labs built at once (default 2)")
     parser.add_argument("--idle-seconds", type=float, default=20, help="idle time before measuring")
+    parser.add_argument("--reap-seconds", type=float, default=40,
+                        help="the Lambda service's idle limit for this bench (LABKIT_LAMBDA_IDLE_SECONDS; 300 in a "
+                             "lab): the bench measures again once the idle workers are reaped")
     args = parser.parse_args()
+    os.environ["LABKIT_LAMBDA_IDLE_SECONDS"] = str(args.reap_seconds)
 
     home = Path(tempfile.mkdtemp(prefix="labkit-bench-"))
     started = time.monotonic()
@@ -150,8 +159,10 @@ def main() -> None:
         send_orders(lab)
         time.sleep(args.idle_seconds)
         status = control.cloud_status(home)
-        print(f"== one lab after the series, idle {args.idle_seconds:.0f} s")
-        memory_table(status)
+        memory_table(status, f"one lab after the series, idle {args.idle_seconds:.0f} s (Lambda workers warm)")
+        print(f"idle CPU of the whole lab: {idle_cpu(status, 10):.2f} % of one core")
+        time.sleep(max(0.0, args.reap_seconds - args.idle_seconds))  # idle since the orders: reap + 10 s
+        memory_table(status, f"the same lab once its idle Lambda workers are reaped (after {args.reap_seconds:.0f} s)")
         print(f"idle CPU of the whole lab: {idle_cpu(status, 10):.2f} % of one core")
         teardown.delete_everything(lab)
     finally:

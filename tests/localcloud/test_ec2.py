@@ -6,7 +6,9 @@ import time
 import urllib.error
 import urllib.request
 
+import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from labkit.errors import CloudError
 from labkit.localcloud import control
@@ -135,3 +137,20 @@ def test_cloud_logs_shows_the_user_data_output(cloud):
         assert control.user_data_log(unknown, cloud.home) is None
     with pytest.raises(CloudError, match="404"):
         control.user_data_log("../../logs", cloud.home)
+
+
+def test_instance_type_offerings_are_moto_s_own_read_per_region(cloud):
+    """The daemon reads each region's offerings when first asked (not every region's at start): same answers."""
+    from moto.utilities.utils import load_resource
+
+    for region, location_type in (("us-east-1", "availability-zone"), ("eu-west-1", "region")):
+        ec2 = boto3.client("ec2", endpoint_url=cloud.endpoint, region_name=region,
+                           **control.admin_credentials(cloud.home))
+        pages = ec2.get_paginator("describe_instance_type_offerings").paginate(LocationType=location_type)
+        seen = {(o["InstanceType"], o["Location"]) for page in pages for o in page["InstanceTypeOfferings"]}
+        files = load_resource(f"ec2/resources/instance_type_offerings/{location_type}/{region}.json")
+        assert seen == {(o["InstanceType"], o["Location"]) for o in files} and len(seen) > 100
+    with pytest.raises(ClientError) as refused:  # the placement check reads us-east-1's zones
+        cloud.client("ec2").run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, InstanceType="t3.micro",
+                                          Placement={"AvailabilityZone": "eu-west-1a"})
+    assert refused.value.response["Error"]["Code"] == "InvalidParameterValue"

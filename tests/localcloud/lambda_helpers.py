@@ -25,6 +25,9 @@ def role_arn(iam, name: str = "test-lambda-role") -> str:
 
 
 def create_function(cloud, name: str, source: str, **kwargs) -> str:
+    """A python3.11 function from ``source``; 30 s unless the test sets Timeout (a cold boto3 client on a busy
+    machine can take longer than AWS's default 3 s, and only timeout tests are about the timeout)."""
+    kwargs.setdefault("Timeout", 30)
     lam = cloud.client("lambda")
     arn = lam.create_function(FunctionName=name, Runtime="python3.11", Role=role_arn(cloud.client("iam")),
                               Handler="lambda_function.lambda_handler",

@@ -7,7 +7,6 @@ console or a terminal counts too. ``task_check(step, lab)`` answers passed / not
 from __future__ import annotations
 
 import json
-import socket
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Callable
@@ -24,8 +23,8 @@ MIN_AMOUNT = Decimal("1.00")   # step 10: the validator's new minimum
 REPORT_RETENTION_DAYS = 14     # step 12: how long the report function's logs are kept
 SCHEDULE_12H = "rate(12 hours)"
 # the tag each tagging task asks for: (key, value); None: any value (the student's name)
-TAGS = {1: ("owner", None), 2: ("tier", "data"), 4: ("reachable-from-my-computer", "no"),
-        9: ("data-classification", "confidential")}
+TAGS = {1: ("owner", None), 2: ("tier", "data"), 9: ("data-classification", "confidential")}
+BACKUP_DAYS = 7                # step 4: how long RDS keeps the automated backups
 
 
 class TaskNotDone(LabkitError):
@@ -120,28 +119,12 @@ def _https_from_one_address(lab: Lab) -> tuple[bool, str]:
     return True, f"443 is open to {', '.join(sources)} only"
 
 
-def _connects(host: str, port: int, seconds: float = 2.0) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=seconds):
-            return True
-    except OSError:
-        return False
-
-
-def _database_private(lab: Lab) -> tuple[bool, str]:
+def _backups_kept(lab: Lab) -> tuple[bool, str]:
     db = describe_db_instance(lab)
-    if db is None or "Endpoint" not in db:
-        return False, "the database has no endpoint yet (run this notebook's cells above)"
-    key, wanted = TAGS[4]
-    claim = _rds_tag(db["DBInstanceArn"], key, lab)
-    if claim is None:
-        return False, f"the instance carries no {key} tag yet"
-    endpoint = f"{db['Endpoint']['Address']}:{db['Endpoint']['Port']}"
-    reached = db.get("PubliclyAccessible") or _connects(db["Endpoint"]["Address"], db["Endpoint"]["Port"])
-    if claim != wanted or reached:
-        return False, (f"your tag says {claim!r}, and this computer "
-                       f"{'reached' if reached else 'could not reach'} {endpoint}")
-    return True, f"{endpoint} is not reachable from this computer, as your tag says"
+    if db is None:
+        return False, "the database does not exist yet (run this notebook's cells above)"
+    days = db.get("BackupRetentionPeriod", 0)
+    return days >= BACKUP_DAYS, f"automated backups are kept {days} day{'s' if days != 1 else ''}"
 
 
 def _ran_on_instance(lab: Lab, *alternatives: tuple[str, ...]) -> tuple[bool, str]:
@@ -255,9 +238,9 @@ TASKS: dict[int, Task] = {task.step: task for task in [
     Task(3, "Open 443 on ec2-app-sg to your own address only",
          "ec2.authorize_security_group_ingress(GroupId=..., IpPermissions=[{'IpProtocol': 'tcp', 'FromPort': 443, "
          "'ToPort': 443, 'IpRanges': [{'CidrIp': 'YOUR.ADDRESS/32'}]}]); never 0.0.0.0/0", _https_from_one_address),
-    Task(4, "Prove the database is private, then tag it reachable-from-my-computer=no",
-         "the endpoint is in describe_db_instances; socket.create_connection((address, port), timeout=3) times out; "
-         "then rds.add_tags_to_resource on the instance's DBInstanceArn", _database_private),
+    Task(4, f"Keep the database's automated backups {BACKUP_DAYS} days",
+         f"rds.modify_db_instance(DBInstanceIdentifier=f'{{lab.name}}-db', BackupRetentionPeriod={BACKUP_DAYS}, "
+         "ApplyImmediately=True), then the db_instance_available waiter", _backups_kept),
     Task(5, "Send the instance your first SSM command: uname -a",
          "ssm.send_command(InstanceIds=[...], DocumentName='AWS-RunShellScript', Parameters={'commands': "
          "['uname -a']}), then get_command_invocation", lambda lab: _ran_on_instance(lab, ("uname",))),

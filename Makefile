@@ -65,6 +65,7 @@ lab: setup
 	$(BIN)/labkit run --target local --to 14
 	@$(BIN)/labkit status --urls
 	@echo "The local cloud keeps running (labkit cloud status). Open the notebooks with: make jupyter"
+	@echo "  (this run's executed notebooks are in runs/latest/ there: start with runs/latest/14_verification.ipynb)"
 	@echo "When done: run notebooks/99_teardown.ipynb (or .venv/bin/labkit down), then .venv/bin/labkit cloud stop"
 
 # As root too (the README's set-up runs as root): Jupyter refuses root without --allow-root.

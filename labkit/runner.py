@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 import time
 from dataclasses import asdict, dataclass, field
@@ -119,6 +120,8 @@ def run_notebooks(target: str = "local", start: int | None = None, end: int | No
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(output_dir or Path.cwd() / "runs" / stamp)
     out.mkdir(parents=True, exist_ok=True)
+    if output_dir is None:
+        link_latest(out, folder)
     summary = RunSummary(str(out), target)
     parameters: dict[str, Any] = {"target": target, "lab_name": lab_name, "region": region, "confirm": confirm}
     bar = tqdm(notebooks, unit="notebook", disable=not show_progress)
@@ -142,9 +145,35 @@ def run_notebooks(target: str = "local", start: int | None = None, end: int | No
                             f"`labkit run {options} --from {NUMBER.match(path.name).group(1)}`"
                             + (f", or delete everything with `labkit down {options} --yes`"
                                if target == "aws" else "")) from exc
+        trust(out / path.name)
         summary.results.append(NotebookResult(path.stem, "ok", time.monotonic() - started))
         _write(summary, out)
     return summary
+
+
+def link_latest(out: Path, folder: Path = NOTEBOOKS) -> Path:
+    """``<folder>/runs/latest``: a link to the run's executed notebooks, so ``make jupyter`` (rooted at the
+    notebooks) opens them beside the empty ones. Relative when it can be, replaced on every run."""
+    link = folder / "runs" / "latest"
+    link.parent.mkdir(exist_ok=True)
+    try:
+        target = Path(os.path.relpath(out.resolve(), link.parent.resolve()))
+    except ValueError:  # another drive
+        target = out.resolve()
+    if link.is_symlink() or link.exists():
+        link.unlink()
+    link.symlink_to(target, target_is_directory=True)
+    return link
+
+
+def trust(notebook: Path) -> None:
+    """Sign a notebook this run executed (as ``jupyter trust`` does): JupyterLab then shows its outputs as they
+    were made, tables with their style, instead of sanitizing them as it does for notebooks from elsewhere."""
+    import nbformat
+    from nbformat.sign import NotebookNotary
+
+    nb = nbformat.read(notebook, as_version=4)
+    NotebookNotary().sign(nb)
 
 
 def leftovers(target: str, lab_name: str, region: str) -> str:

@@ -63,3 +63,22 @@ def test_solutions_go_only_to_notebooks_that_declare_them(tmp_path):
     nb.cells[0].source += "\nsolutions = False  # the reference solutions"
     nbformat.write(nb, tmp_path / "02_b.ipynb")
     assert "solutions" in declared_parameters(tmp_path / "02_b.ipynb")
+
+
+def test_a_default_run_is_linked_as_notebooks_runs_latest_and_trusted(tmp_path, monkeypatch):
+    """`make jupyter` opens the notebooks folder: runs/latest there leads to the last run's executed notebooks,
+    signed so that JupyterLab shows their outputs with their style."""
+    from nbformat.sign import NotebookNotary
+
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "jupyter-data"))
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    _notebook(folder / "01_ok.ipynb", "x = 1")
+    summary = run_notebooks(show_progress=False, cell_timeout=60, folder=folder)
+    latest = folder / "runs" / "latest"
+    assert latest.is_symlink() and not latest.readlink().is_absolute()
+    assert latest.resolve() == (tmp_path / summary.output_dir).resolve()
+    executed = nbformat.read(latest / "01_ok.ipynb", as_version=4)
+    assert NotebookNotary().check_signature(executed)
+    assert not NotebookNotary().check_signature(nbformat.read(folder / "01_ok.ipynb", as_version=4))

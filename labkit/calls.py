@@ -19,6 +19,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from labkit import display
 from labkit.cli_render import cli_command, short_parameters
 from labkit.names import console_path
 from labkit.redact import redact
@@ -217,11 +218,11 @@ class StepCalls:
 
     def _repr_html_(self) -> str:
         count = int(self.frame["count"].sum()) if len(self.frame) else 0
-        table = self.frame.drop(columns=["aws_cli"]).to_html(index=False) if len(self.frame) else "<p>(no calls)</p>"
+        table = display.to_html(self.frame.drop(columns=["aws_cli"])) if len(self.frame) else "<p>(no calls)</p>"
         return (f"<p><b>In the console (on AWS):</b> {html.escape(self.console)}</p>"
                 f"<p><b>{count} API calls</b>, recorded as they were sent:</p>{table}"
                 f"<p><b>The same with the AWS CLI:</b></p><pre>{html.escape(self.cli)}</pre>")
 
     def __repr__(self) -> str:
-        return (f"In the console (on AWS): {self.console}\n{self.frame.drop(columns=['aws_cli']).to_string(index=False)}"
+        return (f"In the console (on AWS): {self.console}\n{display.to_text(self.frame.drop(columns=['aws_cli']))}"
                 f"\n\nThe same with the AWS CLI:\n{self.cli}")

@@ -1,4 +1,5 @@
-"""The ``labkit`` command: ``cloud`` (the local cloud), ``up``/``check``/``status``/``down`` (the lab), ``run``."""
+"""The ``labkit`` command: ``cloud`` (the local cloud), ``up``/``check``/``status``/``down``/``report`` (the lab),
+``run``."""
 from __future__ import annotations
 
 import argparse
@@ -182,6 +183,14 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from labkit.report import write_report
+
+    path = write_report(_lab(args), args.output)
+    print(f"the lab report: {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="labkit", description="Orders Lab: the AWS order system, step by step.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -221,6 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
     lab_options(down)
     down.add_argument("--yes", action="store_true", help="confirm deleting on AWS")
     down.set_defaults(func=_down)
+    report = sub.add_parser("report", help="write the lab report: one self-contained HTML page")
+    lab_options(report)
+    report.add_argument("--output", default=None, help="default runs/report-<lab>-<time>.html")
+    report.set_defaults(func=_report)
     run = sub.add_parser("run", help="execute the notebooks in order with papermill")
     run.add_argument("--target", choices=["local", "aws"], default="local")
     run.add_argument("--lab", default=None, help="lab name, the lab=<name> tag (default orders-lab)")

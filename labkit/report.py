@@ -1,0 +1,116 @@
+"""The lab report: one self-contained HTML page a student hands in and an instructor reads.
+
+It holds the architecture diagram drawn from the live configuration, every step's checks, the network paths,
+the "your turn" results, the orders and the daily report chart, the cost table, the lab time and the date.
+Everything is inline (the pictures as data: URIs, the style in the page): no script, no external resource.
+No secret reaches it: it shows what the checks and tables show, never a secret's value.
+"""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import io
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+from labkit import checks, costs, diagram, display, paths, steps, verify
+from labkit.errors import LabkitError
+from labkit.session import Lab
+
+PAGE_CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d2433; margin: 2em auto;
+       max-width: 1200px; padding: 0 1.5em; line-height: 1.45; }
+h1 { margin-bottom: 0.2em; } h2 { margin-top: 1.8em; border-bottom: 1px solid #d5dbe5; padding-bottom: 0.2em; }
+h3 { margin: 1.2em 0 0.3em 0; } .meta td { padding: 2px 12px 2px 0; } img { max-width: 100%; }
+.summary { font-weight: 600; } .passed { color: #067647; } .failed { color: #b42318; } .note { color: #5b6478; }
+"""
+
+
+def _png(fig: Any) -> str:
+    """A matplotlib figure as an inline <img> (a data: URI), closed afterwards."""
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return f'<img alt="figure" src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
+
+
+def _section(title: str, build: Callable[[], str]) -> str:
+    """A section of the page; a part of the lab that cannot be read says why instead of ending the report."""
+    try:
+        body = build()
+    except (LabkitError, OSError) as exc:
+        body = f'<p class="failed">Not available: {html.escape(str(exc).splitlines()[0])}</p>'
+    return f"<h2>{html.escape(title)}</h2>\n{body}"
+
+
+def _checks(lab: Lab) -> str:
+    parts = []
+    for number, step in steps.STEPS.items():
+        frame = checks.step_checks(lab, number)
+        ok = bool(frame["passed"].all())
+        parts.append(f'<h3 id="step-{number}">Step {number}: {html.escape(step.title)}</h3>'
+                     f'<p class="summary {"passed" if ok else "failed"}">{checks.summary(number, frame)}</p>'
+                     + display.to_html(frame))
+    return "\n".join(parts)
+
+
+def _tasks(lab: Lab) -> str:
+    try:
+        from labkit import tasks  # "your turn" (issue 16): one task per step, checked through the cloud
+    except ImportError:
+        return '<p class="note">This version of the lab has no "your turn" tasks.</p>'
+    frame = tasks.tasks_frame(lab)
+    done = int(frame["passed"].sum()) if len(frame) else 0
+    return f'<p class="summary">{done}/{len(frame)} tasks done</p>' + display.to_html(frame)
+
+
+def _orders(lab: Lab) -> str:
+    from labkit import database
+
+    orders = database.orders_frame(lab)
+    days = verify.days_frame(lab)
+    chart = _png(verify.days_chart(days)) if not days.empty else '<p class="note">No daily report yet (step 13).</p>'
+    total = orders.attrs.get("total", len(orders))
+    return (f"<p>{total} orders stored in RDS (the newest {len(orders)} shown).</p>" + display.to_html(orders)
+            + "<h3>The daily reports</h3>" + display.to_html(days) + chart)
+
+
+def build_report(lab: Lab) -> str:
+    """The whole page as one HTML string."""
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    try:
+        lab_time = pd.Timestamp(lab.target.lab_time()).tz_convert("UTC").strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (LabkitError, OSError, ValueError) as exc:
+        lab_time = f"unknown ({exc})"
+    meta = {"lab": lab.name, "target": lab.config.target, "region": lab.region, "lab time": lab_time,
+            "report written": now}
+    rows = "".join(f"<tr><td><b>{html.escape(k)}</b></td><td>{html.escape(str(v))}</td></tr>" for k, v in meta.items())
+    sections = [
+        _section("Architecture (as built now)", lambda: _png(diagram.architecture_figure(lab))),
+        _section("Every step's checks", lambda: _checks(lab)),
+        _section("Network paths (reachability)", lambda: display.to_html(paths.reachability_frame(lab))),
+        _section("Your turn", lambda: _tasks(lab)),
+        _section("Orders and the daily report", lambda: _orders(lab)),
+        _section("What it costs on AWS per hour", lambda: display.to_html(costs.cost_frame(lab.region))),
+    ]
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>Orders Lab report: {html.escape(lab.name)}</title><style>{PAGE_CSS}</style></head><body>\n"
+            f"<h1>Orders Lab report: {html.escape(lab.name)}</h1>\n"
+            "<p>The Automated Order Processing System, built step by step: VPC, RDS MySQL, a Flask app on EC2, "
+            "two Lambdas, Secrets Manager, S3 and EventBridge.</p>\n"
+            f'<table class="meta">{rows}</table>\n' + "\n".join(sections) + "\n</body></html>\n")
+
+
+def write_report(lab: Lab, path: Path | str | None = None) -> Path:
+    """Write the report (default ``runs/report-<lab>-<time>.html`` under the current folder); return its path."""
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    target = Path(path) if path else Path.cwd() / "runs" / f"report-{lab.name}-{stamp}.html"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(build_report(lab), encoding="utf-8")
+    return target
+

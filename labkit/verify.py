@@ -52,6 +52,27 @@ def submissions_frame(submissions: list[tuple[dict, Submission]]) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
+STEP_10_ORDER = "Ada"  # the customer of 10_lambda_order_validator's test invoke
+
+
+def orders_explained(lab: Lab, submitted: list[tuple[dict, Submission]]) -> pd.DataFrame:
+    """The stored orders, each with where it comes from: submitted above, the step-10 test, an earlier run."""
+    orders = database.orders_frame(lab)
+    now = {r.body.get("order_id") for _, r in submitted if r.accepted}
+    names = {o.get("customer_name") for o, _ in submitted}
+
+    def origin(row: pd.Series) -> str:
+        if row["order_id"] in now:
+            return "submitted above (1. Submit orders)"
+        if row["customer_name"] == STEP_10_ORDER:
+            return "step 10: the notebook's test of order-validator"
+        if row["customer_name"] in names:
+            return "an earlier run of this notebook"
+        return "another order: yours (the form of step 8) or a task's"
+    orders["where it comes from"] = orders.apply(origin, axis=1) if len(orders) else pd.Series(dtype=str)
+    return orders
+
+
 def day_report(lab: Lab, firings: pd.DataFrame) -> tuple[str, pd.DataFrame]:
     """The report of the day that just passed: the last scheduled run's CSV, read from S3."""
     done = firings.loc[(firings["status"] == "ok") & firings["key"].notna()]

@@ -121,4 +121,4 @@ def test_step_calls_renders_console_table_and_cli(lab):
         calls.next_cell()
     shown = calls.step_calls(lab, 1)._repr_html_()
     assert "VPC &gt; Your VPCs" in shown and "aws ec2 create-vpc --cidr-block 10.0.0.0/16" in shown
-    assert "<th>operation</th>" in shown
+    assert ">operation</th>" in shown and "row_heading" not in shown  # labkit.display: no index column

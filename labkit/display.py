@@ -15,6 +15,8 @@ import hashlib
 import html
 import math
 import sys
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -130,6 +132,38 @@ def ids_frame(ids: dict[str, Any], kind: str = "") -> pd.DataFrame:
         else:
             rows.append({"resource": what, "id": cell_text(value)})
     return pd.DataFrame(rows, columns=["resource", "id"])
+
+
+ROOT = Path(__file__).resolve().parents[1]
+CODE_BOX = ("max-height: 34em; overflow: auto; border: 1px solid #d5dbe5; border-radius: 4px; "
+            "padding: 0.4em 0.8em; font-size: 12.5px;")
+
+
+@dataclass(frozen=True)
+class Code:
+    """A file of the repository as the lab deploys it, shown highlighted (read from disk, never a copy)."""
+
+    path: str
+    text: str
+
+    def _repr_html_(self) -> str:
+        from pygments import highlight
+        from pygments.formatters import HtmlFormatter
+        from pygments.lexers import get_lexer_for_filename
+
+        # Inline styles (noclasses): they survive JupyterLab's sanitizer, which drops <style> blocks.
+        body = highlight(self.text, get_lexer_for_filename(self.path), HtmlFormatter(noclasses=True, nowrap=False))
+        lines = len(self.text.splitlines())
+        return (f'<p><b><code>{html.escape(self.path)}</code></b> ({lines} lines, as deployed)</p>'
+                f'<div style="{CODE_BOX}">{body}</div>')
+
+    def __repr__(self) -> str:
+        return f"# {self.path}\n{self.text}"
+
+
+def code(path: str) -> Code:
+    """The repository file ``path`` (e.g. ``flask_app/app.py``), for a notebook to show the code a step deploys."""
+    return Code(path, (ROOT / path).read_text(encoding="utf-8"))
 
 
 def install() -> bool:

@@ -82,7 +82,7 @@ def cell_text(value: Any, column: str = "") -> str:
 
 def _cell_html(value: Any, column: str) -> str:
     text = html.escape(cell_text(value, column))
-    if column == "passed" and not _is_missing(value):
+    if column in ("passed", "done") and not _is_missing(value):
         colour = GREEN if value else RED
         return f'<span style="color: {colour}; font-weight: 600;">{text}</span>'
     return text

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pandas as pd
+from botocore.exceptions import BotoCoreError, ClientError
 
 from labkit import checks, costs, database, diagram, display, paths, steps, tasks, verify
 from labkit.errors import LabkitError
@@ -43,7 +44,7 @@ def _section(title: str, build: Callable[[], str]) -> str:
     """A section of the page; a part of the lab that cannot be read says why instead of ending the report."""
     try:
         body = build()
-    except (LabkitError, OSError) as exc:
+    except (LabkitError, OSError, BotoCoreError, ClientError) as exc:
         body = f'<p class="failed">Not available: {html.escape(str(exc).splitlines()[0])}</p>'
     return f"<h2>{html.escape(title)}</h2>\n{body}"
 
@@ -62,7 +63,8 @@ def _checks(lab: Lab) -> str:
 def _tasks(lab: Lab) -> str:
     frame = tasks.tasks_frame(lab)  # "your turn": one task per step, each checked through the cloud
     done = int(frame["passed"].sum()) if len(frame) else 0
-    return f'<p class="summary">{done}/{len(frame)} tasks done</p>' + display.to_html(frame)
+    return (f'<p class="summary">{done}/{len(frame)} tasks done</p>'
+            + display.to_html(frame.rename(columns={"passed": "done"})))  # ✓ or "not yet"
 
 
 def _orders(lab: Lab) -> str:

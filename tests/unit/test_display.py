@@ -1,6 +1,9 @@
 """The one display style of labkit's tables (labkit/display.py), and the check and log tables it shows."""
 from __future__ import annotations
 
+import html
+import re
+
 import pandas as pd
 import pytest
 
@@ -99,3 +102,15 @@ def test_report_log_lines_split_into_columns():
                                    "memory (MB)": 256.0, "max memory used (MB)": 61.0, "init (ms)": 822.63}
     shown = display.to_text(pd.DataFrame([report_fields(line)]))
     assert "437" in shown and "437.0" not in shown and "256" in shown
+
+
+@pytest.mark.parametrize("path", ["flask_app/app.py", "lambda_code/order_validator/lambda_function.py",
+                                  "lambda_code/daily_report/lambda_function.py"])
+def test_the_deployed_code_is_read_from_the_repository_and_highlighted_inline(path):
+    shown = display.code(path)
+    text = (display.ROOT / path).read_text()
+    assert repr(shown) == f"# {path}\n{text}"  # the file itself, never a copy
+    page = shown._repr_html_()
+    assert '<span style="color:' in page  # inline colours: JupyterLab's sanitizer keeps them
+    code = html.unescape(re.sub(r"<[^>]+>", "", page.split("</p>", 1)[1]))
+    assert code.strip() == text.strip()  # highlighted, nothing left out

@@ -166,6 +166,22 @@ def code(path: str) -> Code:
     return Code(path, (ROOT / path).read_text(encoding="utf-8"))
 
 
+@dataclass(frozen=True)
+class Page:
+    """A page of the lab (the app's form) embedded in the notebook, with its address as the plain-text form."""
+
+    url: str
+    height: int = 520
+
+    def _repr_html_(self) -> str:
+        url = html.escape(self.url, quote=True)
+        return (f'<p>The app: <a href="{url}" target="_blank">{html.escape(self.url)}</a></p>'
+                f'<iframe src="{url}" width="100%" height="{self.height}" style="border: 1px solid #d5dbe5;"></iframe>')
+
+    def __repr__(self) -> str:
+        return f"The app: {self.url}"
+
+
 def install() -> bool:
     """Show every DataFrame in the running IPython kernel in the lab's style; False outside IPython."""
     ipython_module = sys.modules.get("IPython")

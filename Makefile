@@ -1,5 +1,6 @@
 # Orders Lab. The two commands a student needs: `make lab` and `make test`.
 PYTHON      ?= python3
+LAMBDA_PYTHON ?= $(shell command -v python3.11 2>/dev/null || echo $(PYTHON))
 VENV        := .venv
 LAMBDA_VENV := .venv-lambda
 WHEELS      := .cache/wheels
@@ -28,9 +29,10 @@ $(STAMP)/venv: pyproject.toml jupyter/overrides.json | $(STAMP)/system-packages
 	@touch $@
 
 # The Lambda runtime environment: only what AWS's Python runtime holds (boto3) plus awslambdaric.
+# Its Python is the functions' runtime (labkit/functions.py RUNTIME, python3.11): the layer's wheels are built for it.
 $(STAMP)/lambda-venv: lambda_code/runtime-requirements.txt | $(STAMP)/system-packages
 	@mkdir -p $(STAMP)
-	@test -x $(LAMBDA_VENV)/bin/python || $(PYTHON) -m venv $(LAMBDA_VENV)
+	@test -x $(LAMBDA_VENV)/bin/python || $(LAMBDA_PYTHON) -m venv $(LAMBDA_VENV)
 	$(LAMBDA_VENV)/bin/pip install -q --disable-pip-version-check -r lambda_code/runtime-requirements.txt
 	@touch $@
 

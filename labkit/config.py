@@ -11,12 +11,13 @@ import re
 import socket
 import sys
 import urllib.parse
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from labkit.costs import cost_frame
-from labkit.errors import ConfigError
+from labkit.errors import CloudError, ConfigError
 from labkit.localcloud import control
 
 TARGETS = ("local", "aws")
@@ -94,6 +95,15 @@ class LocalTarget:
     def guard(self, session: Any) -> None:
         """Nothing to guard: every call stays on this machine."""
 
+    def db_ca_bundle(self) -> bytes:
+        """The local cloud's RDS CA certificate: what the RDS CA bundle is on AWS (it signs every DB server's
+        certificate), for clients to verify the database server and its name."""
+        path = Path(self.status.home) / "rds-ca" / "ca.pem"
+        if not path.exists():
+            raise CloudError(f"the local cloud has no RDS CA certificate at {path}",
+                             "restart the local cloud: labkit cloud stop, then run the step again")
+        return path.read_bytes()
+
     def fire_schedule(self, rule_arn: str, hours: float, invoke: Any) -> list[dict]:
         """Move the lab clock forward; the local scheduler fires the rule at each due instant."""
         result = control.advance_clock(hours * 3600, self.config.home)
@@ -119,6 +129,10 @@ class LocalTarget:
         return f"{server.rstrip('/')}/proxy/{host}:{parts.port or 80}{parts.path or '/'}"
 
 
+# RDS's global CA bundle: the certificate authorities of every region (docs: "Using SSL/TLS to encrypt a connection
+# to a DB instance"). Downloaded once, when the aws target first packages a function, and kept in .cache.
+RDS_CA_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
+RDS_CA_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "rds-global-bundle.pem"
 READ_ONLY = ("Describe", "Get", "List", "Head", "Filter", "Lookup", "Search", "Simulate")
 
 
@@ -171,6 +185,23 @@ class AwsTarget:
             "once you have read the table: set `confirm = True` in the notebook's parameters cell, "
             "`labkit run|up|down --yes`, or `labkit.Lab(..., confirm=True)`; finish with 99_teardown")
 
+    def db_ca_bundle(self) -> bytes:
+        """RDS's global CA bundle (every region's RDS certificate authorities), downloaded once into .cache."""
+        if RDS_CA_CACHE.exists():
+            return RDS_CA_CACHE.read_bytes()
+        hint = f"download {RDS_CA_URL} yourself to {RDS_CA_CACHE}"
+        try:
+            with urllib.request.urlopen(RDS_CA_URL, timeout=30) as response:
+                data = response.read()
+        except OSError as exc:
+            raise ConfigError(f"could not download the RDS CA bundle from {RDS_CA_URL}: {exc}", hint) from exc
+        _check_bundle(data, hint)
+        RDS_CA_CACHE.parent.mkdir(parents=True, exist_ok=True)
+        partial = RDS_CA_CACHE.with_suffix(".part")
+        partial.write_bytes(data)
+        partial.replace(RDS_CA_CACHE)  # never a half-written bundle in the cache
+        return data
+
     def fire_schedule(self, rule_arn: str, hours: float, invoke: Any) -> list[dict]:
         """AWS's clock cannot be moved: invoke the target with the scheduled event the rule would send."""
         return [invoke()]
@@ -191,6 +222,20 @@ class AwsTarget:
     def as_on_aws(self, kind: str, address: str, name: str = "") -> str:
         """On AWS an address is already AWS's own DNS name."""
         return address
+
+
+def _check_bundle(data: bytes, hint: str) -> None:
+    """Raise ConfigError unless ``data`` is PEM certificates of certificate authorities."""
+    from cryptography import x509
+
+    try:
+        certificates = x509.load_pem_x509_certificates(data)
+        authorities = [c for c in certificates
+                       if c.extensions.get_extension_for_class(x509.BasicConstraints).value.ca]
+    except (ValueError, x509.ExtensionNotFound) as exc:  # not PEM, or a certificate without BasicConstraints
+        raise ConfigError(f"{RDS_CA_URL} did not return CA certificates ({exc})", hint) from None
+    if len(authorities) != len(certificates):
+        raise ConfigError(f"{RDS_CA_URL} returned certificates that are not certificate authorities", hint)
 
 
 def make_target(config: LabConfig) -> LocalTarget | AwsTarget:

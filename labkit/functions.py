@@ -42,10 +42,17 @@ INVOKE_MARGIN = 10  # seconds a synchronous invoke may take beyond the function'
 PROJECT = Path(__file__).resolve().parents[1]
 CODE = PROJECT / "lambda_code"
 WHEELS = PROJECT / ".cache" / "wheels"
+# The functions' runtime and architecture, and the platform of the layer's compiled wheels (cryptography, cffi):
+# one place for all three, so they agree. `make setup` downloads the wheels with the same pip options
+# (tests/unit/test_lambda_platform.py checks the Makefile), and the local cloud runs a python3.11 function only
+# on a Python 3.11 interpreter.
 RUNTIME = "python3.11"
-# The layer runs on AWS Lambda's python3.11 (x86_64): its compiled wheels (cryptography, cffi) are for that.
-LAYER_PLATFORM = ("--platform", "manylinux2014_x86_64", "--python-version", "3.11", "--implementation", "cp",
-                  "--abi", "cp311", "--abi", "abi3", "--abi", "none")
+ARCHITECTURE = "x86_64"
+_PYTHON = RUNTIME.removeprefix("python")
+LAYER_PLATFORM = ("--platform", {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}[ARCHITECTURE],
+                  "--python-version", _PYTHON, "--implementation", "cp",
+                  "--abi", "cp" + _PYTHON.replace(".", ""), "--abi", "abi3", "--abi", "none")
+CA_BUNDLE_FILE = "rds-ca-bundle.pem"  # lambda_code/shared/orders_db.py reads it beside itself
 FIXED_TIME = (2020, 1, 1, 0, 0, 0)
 
 
@@ -59,10 +66,14 @@ def _zip(files: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def package_function(folder: str) -> bytes:
-    """The function's own ``*.py`` plus ``lambda_code/shared``; never pymysql (that is the layer's job)."""
+def package_function(folder: str, ca_bundle: bytes) -> bytes:
+    """The function's own ``*.py`` plus ``lambda_code/shared``; never pymysql (that is the layer's job).
+
+    ``ca_bundle`` (the RDS CA certificates: ``lab.target.db_ca_bundle()``) goes beside the code as
+    ``rds-ca-bundle.pem``: the code connects to the database only with TLS, verifying the server against it."""
     files = {p.name: p.read_bytes() for p in sorted((CODE / "shared").glob("*.py"))}
     files.update({p.name: p.read_bytes() for p in sorted((CODE / folder).glob("*.py"))})
+    files[CA_BUNDLE_FILE] = ca_bundle
     return _zip(files)
 
 
@@ -97,7 +108,8 @@ def ensure_layer(lab: Lab) -> str:
         if digest in version.get("Description", ""):
             return version["LayerVersionArn"]
     return lam.publish_layer_version(LayerName=layer_name(lab), Content={"ZipFile": content},
-                                     CompatibleRuntimes=[RUNTIME], Description=f"pymysql for Orders Lab sha256:{digest}",
+                                     CompatibleRuntimes=[RUNTIME], CompatibleArchitectures=[ARCHITECTURE],
+                                     Description=f"pymysql for Orders Lab sha256:{digest}",
                                      LicenseInfo="MIT")["LayerVersionArn"]
 
 
@@ -111,7 +123,7 @@ def ensure_function(lab: Lab, name: str, folder: str, role: str, env: dict[str, 
                     layers: list[str], vpc: dict | None) -> dict:
     """Create the function, or update its code and configuration where they differ; wait until it is ready."""
     lam = lab.client("lambda")
-    code = package_function(folder)
+    code = package_function(folder, lab.target.db_ca_bundle())
     role_arn = role if role.startswith("arn:") else iam.ensure_role(lab, role)  # a role's ARN is used as it is
     config: dict[str, Any] = {"Role": role_arn, "Handler": "lambda_function.lambda_handler", "Runtime": RUNTIME,
                               "Timeout": timeout, "MemorySize": memory, "Layers": layers,
@@ -124,8 +136,8 @@ def ensure_function(lab: Lab, name: str, folder: str, role: str, env: dict[str, 
         _create_with_role_retry(lam, name, code, config, lab)
         lam.get_waiter("function_active_v2").wait(FunctionName=name)
     else:
-        if current["CodeSha256"] != _sha(code):
-            lam.update_function_code(FunctionName=name, ZipFile=code)
+        if current["CodeSha256"] != _sha(code) or current.get("Architectures", ["x86_64"]) != [ARCHITECTURE]:
+            lam.update_function_code(FunctionName=name, ZipFile=code, Architectures=[ARCHITECTURE])
             lam.get_waiter("function_updated_v2").wait(FunctionName=name)
         if _config_differs(current, config):
             lam.update_function_configuration(FunctionName=name, **config)
@@ -154,7 +166,8 @@ def _create_with_role_retry(lam: Any, name: str, code: bytes, config: dict, lab:
 
     Retrying(retry=retry_if_exception(role_not_ready), stop=stop_after_delay(seconds), wait=wait_fixed(5),
              reraise=True)(lambda: lam.create_function(FunctionName=name, Code={"ZipFile": code},
-                                                       Tags={"lab": lab.name}, **config))
+                                                       Architectures=[ARCHITECTURE], Tags={"lab": lab.name},
+                                                       **config))
 
 
 def create_order_validator(lab: Lab) -> dict:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import io
 import json
 import logging
 import os
 import shutil
+import subprocess
 import threading
 import time
 import uuid
@@ -84,6 +86,13 @@ def runtime_python() -> str:
     """The Lambda runtime venv's interpreter (``make setup`` builds ``.venv-lambda``)."""
     configured = os.environ.get("LABKIT_LAMBDA_PYTHON")
     return configured or str(PROJECT_ROOT / ".venv-lambda" / "bin" / "python")
+
+
+@functools.cache
+def python_version(python: str) -> str:
+    """``major.minor`` of the interpreter ``python`` (what its Lambda runtime name ends with)."""
+    return subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], capture_output=True,
+                          text=True, check=True, timeout=30).stdout.strip()
 
 
 class Pool:
@@ -253,6 +262,11 @@ class LambdaService(Service):
         if not Path(python).exists():
             raise JsonRESTError("ServiceException", f"The Lambda runtime environment {python} is missing; "
                                                     "run `make setup` to build it.")
+        version = python_version(python)
+        if fn.run_time != f"python{version}":  # a layer's compiled wheels are built for the function's runtime
+            raise JsonRESTError("ServiceException", f"This function's runtime is {fn.run_time}, but the local cloud's "
+                                                    f"Lambda runtime environment {python} is Python {version}; "
+                                                    f"rebuild it with {fn.run_time} (`make setup`).")
         worker = Worker(python, fn.handler or "lambda_function.lambda_handler", task_root, env,
                         lambda worker, line: self._log(fn, worker, line), clock=self._lab_time,
                         credentials=Keys(session["AccessKeyId"], session["SecretAccessKey"], session["SessionToken"]))

@@ -9,6 +9,9 @@ As RDS does, the cloud watches each engine: one that dies is restarted without a
 recovers what was committed), the instance reads ``rebooting`` meanwhile, and DescribeEvents tells the
 story with RDS's own categories and messages (:mod:`rds_events`: RDS-EVENT-0020 recovery started, 0021
 complete, 0006 restarted). RebootDBInstance really restarts the engine (``rebooting`` -> ``available``).
+
+Each server serves TLS as RDS does (:mod:`rds_tls`): a certificate for its endpoint, signed by the cloud's
+RDS CA, so clients that carry the CA's certificate (the RDS CA bundle on AWS) verify it by name.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from typing import Any
 import pymysql
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
+from labkit.localcloud import rds_tls
 from labkit.localcloud.network import NetworkModel
 from labkit.localcloud.rds_events import add_event
 from labkit.localcloud.services import CloudContext, Service
@@ -45,6 +49,10 @@ SERVER_BINARIES = ("mariadbd", "mysqld")
 SIZED_FOR_TEACHING = ("--innodb-buffer-pool-size=16M", "--innodb-log-buffer-size=2M", "--key-buffer-size=1M",
                       "--performance-schema=OFF")
 READY_TIMEOUT = 60.0
+# The master user's login plugin. MySQL 8.4 on RDS logs users in with caching_sha2_password; a MySQL server here
+# does the same. MariaDB has no server side of that plugin (its plugin folder holds auth_ed25519 and auth_pam;
+# caching_sha2_password.so ships only with its client library), so there the user gets MariaDB's default.
+LOGIN_PLUGINS = {"mysql": "caching_sha2_password", "mariadb": "mysql_native_password"}
 WATCH_SECONDS = 1.0
 
 
@@ -78,12 +86,19 @@ class DbServer:
     _short_socket_dir: str | None = None
     db: Any = None  # moto's DBInstance record
     recoveries: int = 0
+    address: str = "127.0.0.1"  # the endpoint's address: what clients connect to, and what the certificate names
+    tls: rds_tls.TlsFiles | None = None
 
     @property
     def tmpdir(self) -> Path:
         """The server's own temporary folder (next to its data: inside it, it would be a database). A
         shared /tmp let concurrent bootstraps of other labs' servers break each other's temporary tables."""
         return self.datadir.with_name(f"{self.datadir.name}.tmp")
+
+    @property
+    def tls_dir(self) -> Path:
+        """The server's certificate and key (next to its data, which a re-initialisation empties)."""
+        return self.datadir.with_name(f"{self.datadir.name}.tls")
 
     @property
     def socket_path(self) -> str:
@@ -111,6 +126,7 @@ class RdsData(Service):
         self.binary = find_server_binary()
         self.flavour = self._flavour()
         self._stopped = threading.Event()
+        self.ca_dir = ctx.home / "rds-ca"  # RDS's certificate authority for this cloud (made by start())
 
     def _flavour(self) -> str:
         if not self.binary:
@@ -124,8 +140,9 @@ class RdsData(Service):
 
     def summary(self) -> dict:
         return {"server_binary": str(self.binary) if self.binary else None, "flavour": self.flavour,
+                "ca_certificate": str(self.ca_dir / rds_tls.CA_FILE),
                 "instances": {k: {"port": s.port, "running": bool(s.process and s.process.poll() is None),
-                                  "pid": s.process.pid if s.process else None,
+                                  "pid": s.process.pid if s.process else None, "tls": s.tls is not None,
                                   "recoveries": s.recoveries} for k, s in self.servers.items()}}
 
     # -- moto hooks ------------------------------------------------------------------------------
@@ -140,7 +157,7 @@ class RdsData(Service):
                           free_port(), secrets.token_urlsafe(24), self.flavour)
         server.db = db
         self.servers[server.identifier] = server
-        _address, db.port = self._network().add_db(server.identifier)
+        (server.address, db.port) = self._network().add_db(server.identifier)
         db.status = "creating"
         threading.Thread(target=self._create, args=(db, server), daemon=True,
                          name=f"rds-create-{server.identifier}").start()
@@ -149,6 +166,8 @@ class RdsData(Service):
         try:
             with server.lock:
                 self._initialise(server)
+                server.tls = rds_tls.issue_server_files(self.ca_dir, server.tls_dir, server.identifier,
+                                                        (server.address,))
                 self._start(server)
                 self._bootstrap(server, db.master_username, getattr(db, "_master_user_password", None) or "", db.db_name)
             db.status = "available"
@@ -252,7 +271,8 @@ class RdsData(Service):
             conn = self._admin(server, password=None)
             try:
                 with conn.cursor() as cur:
-                    cur.execute("ALTER USER %s@'%%' IDENTIFIED BY %s", (db.master_username, new_password))
+                    cur.execute(f"ALTER USER %s@'%%' {_identified(server.flavour)} %s",
+                                (db.master_username, new_password))
             finally:
                 conn.close()
 
@@ -264,6 +284,7 @@ class RdsData(Service):
                 self._stop(server)
                 shutil.rmtree(server.datadir, ignore_errors=True)
                 shutil.rmtree(server.tmpdir, ignore_errors=True)
+                shutil.rmtree(server.tls_dir, ignore_errors=True)
                 if server._short_socket_dir:
                     shutil.rmtree(server._short_socket_dir, ignore_errors=True)
 
@@ -300,6 +321,8 @@ class RdsData(Service):
             args += ["--innodb-log-file-size=8M", "--aria-pagecache-buffer-size=2M", "--query-cache-size=0"]
         else:
             args += ["--mysqlx=OFF", "--disable-log-bin"]
+        if server.tls:
+            args += server.tls.server_args()
         server.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                           stderr=subprocess.DEVNULL,
                                           env=self.ctx.child_env("rds", server.identifier),
@@ -331,7 +354,7 @@ class RdsData(Service):
         conn = self._admin(server, password="")
         try:
             with conn.cursor() as cur:
-                cur.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (user, password))
+                cur.execute(f"CREATE USER %s@'%%' {_identified(server.flavour)} %s", (user, password))
                 cur.execute(f"GRANT {MASTER_PRIVILEGES} ON *.* TO `{_ident(user)}`@'%' WITH GRANT OPTION")
                 if db_name:
                     cur.execute(f"CREATE DATABASE IF NOT EXISTS `{_ident(db_name)}` "
@@ -367,6 +390,7 @@ class RdsData(Service):
 
     def start(self) -> None:
         self.ctx.service_dir("rds", fresh=True)
+        rds_tls.ensure_ca(self.ctx.service_dir("rds-ca", fresh=True))
         self._stopped.clear()
         threading.Thread(target=self._watch, daemon=True, name="rds-watch").start()
 
@@ -379,6 +403,11 @@ class RdsData(Service):
         self._stopped.set()
         self._stopped = threading.Event()
         threading.Thread(target=self._watch, daemon=True, name="rds-watch").start()
+
+
+def _identified(flavour: str) -> str:
+    """The ``IDENTIFIED ...`` clause (before the password) that gives a user the flavour's login plugin."""
+    return f"IDENTIFIED WITH {LOGIN_PLUGINS['mysql']} BY" if flavour == "mysql" else "IDENTIFIED BY"
 
 
 def _ident(name: str) -> str:

@@ -1,6 +1,8 @@
 """Database access shared by the order Lambdas: the RDS secret, and one connection per warm container.
 
-Packaged into each function's zip beside ``lambda_function.py``. pymysql comes from the layer.
+Packaged into each function's zip beside ``lambda_function.py``, with the RDS CA bundle
+(``rds-ca-bundle.pem``): every connection uses TLS and verifies the server's certificate and its name (the
+endpoint in the secret). pymysql comes from the layer.
 """
 from __future__ import annotations
 
@@ -8,11 +10,15 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 import pymysql
 
 log = logging.getLogger(__name__)
+# The RDS CA bundle, packaged beside this file. Over TLS, MySQL 8.4's caching_sha2_password login needs no RSA
+# key exchange; the layer still carries `cryptography` for a client that connects without TLS.
+CA_BUNDLE = Path(__file__).with_name("rds-ca-bundle.pem")
 REQUIRED_KEYS = ("username", "password", "host", "dbname")
 ACCESS_DENIED = 1045
 
@@ -58,8 +64,10 @@ def parse_secret(secret_string: str | None) -> DbSettings:
 class Database:
     """The secret and connection of one warm container: fetched once, reused, re-opened when stale."""
 
-    def __init__(self, secret_id: str, fetch_secret: Callable[[str], str], connect_timeout: int = 5) -> None:
+    def __init__(self, secret_id: str, fetch_secret: Callable[[str], str], connect_timeout: int = 5,
+                 ca_bundle: Path = CA_BUNDLE) -> None:
         self.secret_id = secret_id
+        self.ca_bundle = ca_bundle
         self._fetch_secret = fetch_secret
         self._settings: DbSettings | None = None
         self._conn: pymysql.connections.Connection | None = None
@@ -94,12 +102,21 @@ class Database:
 
     def _connect(self) -> pymysql.connections.Connection:
         s = self.settings
+        if not self.ca_bundle.is_file():
+            raise DatabaseError(f"the RDS CA bundle {self.ca_bundle.name} is not packaged beside {Path(__file__).name}, "
+                                "so the database server cannot be verified (package the function with labkit)")
         return pymysql.connect(host=s.host, port=s.port, user=s.username, password=s.password, database=s.dbname,
-                               connect_timeout=self._connect_timeout, charset="utf8mb4", autocommit=False)
+                               connect_timeout=self._connect_timeout, charset="utf8mb4", autocommit=False,
+                               ssl_ca=str(self.ca_bundle), ssl_verify_cert=True, ssl_verify_identity=True)
 
     def _describe(self, exc: pymysql.err.Error) -> str:
         s = self.settings
         code = exc.args[0] if exc.args else "?"
+        detail = str(exc.args[-1]) if exc.args else ""
+        if "CERTIFICATE_VERIFY_FAILED" in detail:  # PyMySQL reports TLS failures as error 2003 "Can't connect"
+            return (f"database {s.host}:{s.port} failed TLS verification against {self.ca_bundle.name} (check the "
+                    f"bundle is the RDS CA bundle and the secret's host is the instance's endpoint): {detail} "
+                    f"[MySQL error {code}]")
         reason = {ACCESS_DENIED: "refused the login (check the secret's username and password)",
                   2003: "could not be reached (check the security group allows 3306 from this function, and "
                         "that the instance is available)",

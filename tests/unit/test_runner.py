@@ -48,10 +48,11 @@ def test_function_packages_never_carry_pymysql():
     from labkit.functions import package_function
 
     for folder in ("order_validator", "daily_report"):
-        names = zipfile.ZipFile(io.BytesIO(package_function(folder))).namelist()
-        assert "lambda_function.py" in names and "orders_db.py" in names
+        bundle = b"-----BEGIN CERTIFICATE-----\n"
+        names = zipfile.ZipFile(io.BytesIO(package_function(folder, bundle))).namelist()
+        assert "lambda_function.py" in names and "orders_db.py" in names and "rds-ca-bundle.pem" in names
         assert not any(n.startswith(("pymysql", "python/")) for n in names)
-        assert package_function(folder) == package_function(folder)  # deterministic: same CodeSha256
+        assert package_function(folder, bundle) == package_function(folder, bundle)  # same CodeSha256
 
 
 def test_solutions_go_only_to_notebooks_that_declare_them(tmp_path):

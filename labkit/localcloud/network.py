@@ -33,13 +33,8 @@ import hashlib
 import ipaddress
 import logging
 import os
-import shutil
-import mmap
-import socketserver
 import struct
-import subprocess
 import threading
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -47,13 +42,13 @@ import boto3
 from botocore.config import Config
 
 from labkit import reachability as rx
-from labkit.localcloud.control import PROJECT_ROOT, admin_credentials
+from labkit.localcloud.control import admin_credentials
 from labkit.localcloud.net_instances import Instances, moto_public_addresses
 from labkit.localcloud.net_listeners import BlackHole, Front
+from labkit.localcloud.net_wiring import DecisionServer, allocate_block, ensure_library, generation_file
 from labkit.localcloud.services import INTERNAL_AGENT, ApiRequest, CloudContext, Launch, Service
 
 log = logging.getLogger("labkit.localcloud.network")
-SOURCE = Path(__file__).with_name("netlink.c")
 # AWS services the cloud's processes call, each at its own address of the lab's block (offset, env suffix).
 SERVICES = {"": (1, ""), "secretsmanager": (2, "SECRETS_MANAGER"), "s3": (3, "S3"), "lambda": (4, "LAMBDA"),
             "sts": (5, "STS"), "ssm": (6, "SSM"), "logs": (7, "CLOUDWATCH_LOGS"), "ec2": (8, "EC2"),
@@ -62,52 +57,6 @@ SERVICES = {"": (1, ""), "secretsmanager": (2, "SECRETS_MANAGER"), "s3": (3, "S3
 DB_OFFSETS = range(32, 128)
 BLACK_HOLE_OFFSET = 250
 READ_ONLY = ("Describe", "List", "Get", "Invoke")
-
-
-def library_path() -> Path:
-    return Path(os.environ.get("LABKIT_NETLINK") or PROJECT_ROOT / ".cache" / "net" / "labkit_netlink.so")
-
-
-def ensure_library() -> Path:
-    """The compiled connect() hook; built here with cc when ``make setup`` has not built it yet."""
-    target = library_path()
-    if target.exists() and target.stat().st_mtime >= SOURCE.stat().st_mtime:
-        return target
-    compiler = shutil.which("cc") or shutil.which("gcc")
-    if not compiler:
-        raise RuntimeError("no C compiler to build the network hook; run `make setup` (installs gcc)")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}")
-    subprocess.run([compiler, "-O2", "-shared", "-fPIC", "-Wall", "-o", str(tmp), str(SOURCE), "-ldl", "-pthread"],
-                   check=True, capture_output=True)
-    tmp.replace(target)
-    return target
-
-
-def listeners_in(block: ipaddress.IPv4Network) -> bool:
-    """True when any TCP socket on this machine is bound to an address of ``block``."""
-    for table in ("/proc/net/tcp",):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            return False
-        for line in lines:
-            hex_ip = line.split()[1].split(":")[0]
-            ip = ipaddress.IPv4Address(int.from_bytes(bytes.fromhex(hex_ip), "little"))
-            if ip in block:
-                return True
-    return False
-
-
-def allocate_block(home: Path) -> ipaddress.IPv4Network:
-    """A /24 of 127.0.0.0/8 for this lab: derived from its home folder, the first one nothing uses."""
-    digest = hashlib.sha256(str(home.resolve()).encode()).digest()
-    for attempt in range(64):
-        value = int.from_bytes(digest[2 * attempt % 30:2 * attempt % 30 + 2], "big") + attempt
-        block = ipaddress.IPv4Network(f"127.{2 + value % 250}.{(value >> 8) % 256}.0/24")
-        if not listeners_in(block):
-            return block
-    raise RuntimeError("no free 127.x.y.0/24 block for the lab's network")
 
 
 class NetworkModel(Service):
@@ -129,9 +78,9 @@ class NetworkModel(Service):
         self.instances = Instances(self.address)
         self.black_hole = BlackHole((self.address(BLACK_HOLE_OFFSET), 0))
         self.gen_path = ctx.home / "net.gen"
-        self._generation_map = _generation_file(self.gen_path)
+        self._generation_map = generation_file(self.gen_path)
         self.sock_path = self._socket_path()
-        self._server = _DecisionServer(self.sock_path, self)
+        self._server = DecisionServer(self.sock_path, self)
         threading.Thread(target=self._server.serve_forever, daemon=True, name="net-decisions").start()
         self._clients: dict[str, Any] = {}
 
@@ -406,50 +355,3 @@ class NetworkModel(Service):
             self.remove_db(identifier)
         self.instances.close()
         self.changed()
-
-
-class _DecisionServer(socketserver.ThreadingUnixStreamServer):
-    daemon_threads = True
-
-    def __init__(self, path: str, model: NetworkModel) -> None:
-        self.model = model
-        old = os.umask(0o177)
-        try:
-            super().__init__(path, _DecisionHandler)
-        finally:
-            os.umask(old)
-        os.chmod(path, 0o600)
-
-
-class _DecisionHandler(socketserver.StreamRequestHandler):
-    """One line each way: ``connect <who> <ip> <port>`` -> ``<ip> <port>``; ``listen <who> <port>`` -> ``ok``."""
-
-    def handle(self) -> None:
-        line = self.rfile.readline(512).decode(errors="replace").split()
-        model = self.server.model
-        if len(line) == 3 and line[0] == "listen" and line[2].isdigit():
-            try:
-                model.listened(line[1], int(line[2]))
-            except Exception:
-                log.exception("opening %s's port %s failed", line[1], line[2])
-            self.wfile.write(b"ok\n")
-            return
-        if len(line) != 4 or line[0] != "connect" or not line[3].isdigit():
-            return
-        _, who, ip, port = line
-        try:
-            to_ip, to_port = model.decide(who, ip, int(port))
-        except Exception:
-            log.exception("deciding %s -> %s:%s failed", who, ip, port)
-            to_ip, to_port = model.black_hole.address
-        self.wfile.write(f"{to_ip} {to_port}\n".encode())
-
-
-def _generation_file(path: Path) -> mmap.mmap:
-    """The file through which hooked processes see the model's generation (8 bytes, owner-only, mapped)."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.ftruncate(fd, 8)
-        return mmap.mmap(fd, 8)
-    finally:
-        os.close(fd)

@@ -91,12 +91,13 @@ test-notebooks: setup
 	$(BIN)/python -m pytest -p tests.notebooks.nbval_cloud --nbval-lax \
 		--nbval-sanitize-with tests/notebooks/sanitize.cfg notebooks/
 
-# The classroom on one server, for real (scripts/classroom_check.py, as root): JupyterHub on 127.0.0.1 with two
-# throwaway students, the series in each, their isolation checked; it removes all it creates. CI runs it after
-# `make test` (outside test's 15-minute budget). --app-port-per-student until each EC2 instance has an address
-# of its own (issue 11): both apps on one address would collide; drop the flag then.
+# Many labs on one machine, for real: two clones' labs with default settings (tests/classroom), then the
+# classroom on one server (scripts/classroom_check.py, as root): JupyterHub on 127.0.0.1 with two throwaway
+# students, the series in each, their isolation checked. Both remove all they create. CI runs this after
+# `make test` (outside test's 15-minute budget).
 classroom-check: setup
-	$(BIN)/python scripts/classroom_check.py --app-port-per-student
+	$(BIN)/python -m pytest tests/classroom
+	$(BIN)/python scripts/classroom_check.py
 
 test-fast: setup
 	$(BIN)/python -m pytest tests/unit tests/app -q

@@ -2,7 +2,7 @@
 
 Run as root from the project folder (CI runs it as `make classroom-check`, after `make test`):
 
-    .venv/bin/python scripts/classroom_check.py [--app-port-per-student]
+    .venv/bin/python scripts/classroom_check.py
 
 It creates two Linux accounts, starts the Hub (classroom/jupyterhub_config.py) on 127.0.0.1 with free
 ports, spawns both students' servers through the Hub's REST API, runs the notebook series in each
@@ -73,7 +73,6 @@ class Hub:
         self.url = f"http://127.0.0.1:{self.port}"
         self.token = secrets.token_hex(32)
         self.cloud_port, self.app_port = free_port(), free_port()
-        self.app_ports: dict[str, str] = {}
         self.proc: subprocess.Popen | None = None
 
     def config(self) -> Path:
@@ -87,10 +86,6 @@ c.JupyterHub.load_roles.append({{"name": "classroom-check", "services": ["classr
 # second student's cloud shows the detour and both instances serve the same app port on their own addresses.
 c.Spawner.environment.update({{"LABKIT_CLOUD_PORT": "{self.cloud_port}", "LABKIT_APP_PORT": "{self.app_port}"}})
 """)
-        if self.app_ports:  # --app-port-per-student: a diagnosis of everything else while addresses are shared
-            with path.open("a") as config:
-                config.write(f"_ports = {self.app_ports!r}\n"
-                             "c.Spawner.environment['LABKIT_APP_PORT'] = lambda spawner: _ports[spawner.user.name]\n")
         return path
 
     def start(self) -> None:
@@ -400,9 +395,6 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--to", type=int, default=14, help="run the series up to this notebook (default 14)")
-    parser.add_argument("--app-port-per-student", action="store_true",
-                        help="give each student's app a port of its own, to check everything else while instances "
-                             "share one address (issue 11): the address check is then reported open, not passed")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("classroom check: run as root (it creates two Linux accounts and runs JupyterHub)", file=sys.stderr)
@@ -422,8 +414,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for student in students:
             student.create()
-        if args.app_port_per_student:
-            hub.app_ports = {s.name: str(free_port()) for s in students}
         hub.start()
         hub.api("POST", "/users", {"usernames": [s.name for s in students]})
         for student in students:
@@ -457,12 +447,8 @@ def main(argv: list[str] | None = None) -> int:
         ra, rb = results[a.name], results[b.name]
         check.add("each lab has its own cloud", ra["endpoint"] != rb["endpoint"], (ra["endpoint"], rb["endpoint"]))
         (host_a, port_a), (host_b, port_b) = (urllib.parse.urlsplit(r["url"])[1].rsplit(":", 1) for r in (ra, rb))
-        name = "each instance has its own address for the same app port"
-        if args.app_port_per_student and host_a == host_b:
-            print(f"  [open] {name}: needs each instance's own address (issue 11); now {ra['url']} and {rb['url']}",
-                  flush=True)
-        else:
-            check.add(name, host_a != host_b and port_a == port_b, (ra["url"], rb["url"]))
+        check.add("each instance has its own address for the same app port", host_a != host_b and port_a == port_b,
+                  (ra["url"], rb["url"]))
 
         # The order form and an order, through the Hub's public address, as each student's browser sends them.
         for student, result in ((a, ra), (b, rb)):

@@ -40,6 +40,7 @@ def ensure_library() -> Path:
     tmp = target.with_name(f".{target.name}.{os.getpid()}")
     subprocess.run([compiler, "-O2", "-shared", "-fPIC", "-Wall", "-o", str(tmp), str(SOURCE), "-ldl", "-pthread"],
                    check=True, capture_output=True)
+    tmp.chmod(0o755)  # the daemon's umask is 077; on a shared install every student's processes preload it
     tmp.replace(target)
     return target
 

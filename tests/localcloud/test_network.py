@@ -340,3 +340,18 @@ def test_the_app_port_opens_at_the_public_ip_as_the_instance_group_says(cloud, n
         allow(ec2, net["sg"]["ec2"], port, cidr="0.0.0.0/0", revoke=True)
     finally:
         ec2.terminate_instances(InstanceIds=[instance["InstanceId"]])
+
+
+def test_the_hook_built_by_a_private_daemon_is_readable_by_every_account(tmp_path, monkeypatch):
+    """The daemon runs with umask 077; on a shared install each student's processes must still preload the hook."""
+    import os
+
+    from labkit.localcloud import net_wiring
+
+    monkeypatch.setenv("LABKIT_NETLINK", str(tmp_path / "labkit_netlink.so"))
+    previous = os.umask(0o077)
+    try:
+        built = net_wiring.ensure_library()
+    finally:
+        os.umask(previous)
+    assert built.stat().st_mode & 0o777 == 0o755

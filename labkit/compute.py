@@ -299,6 +299,13 @@ def browser_url(lab: Lab) -> str:
     return lab.target.browser_url(app_url(lab))
 
 
+def app_link(lab: Lab) -> str:
+    """The app's address as a Markdown link, with what stands there on AWS when the address is a local one."""
+    link = browser_url(lab)
+    on_aws = lab.target.aws_name("instance")
+    return f"[{link}]({link})" + (f" (on AWS a DNS name like http://{on_aws}:{lab.config.app_port}/)" if on_aws else "")
+
+
 def instance_frame(lab: Lab) -> pd.DataFrame:
     instance = describe_instance(lab)
     if instance is None:

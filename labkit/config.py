@@ -78,16 +78,17 @@ class LocalTarget:
                 "region": self.config.region, "account": "123456789012 (simulated)", "cost": "free"}
 
     def aws_name(self, kind: str, name: str = "") -> str:
-        """What stands on AWS where the local cloud shows an address: ``kind`` is api, instance or db."""
+        """An example of the DNS name AWS gives where the local cloud shows an address: ``kind`` is api, instance
+        or db (``name``: the DB instance's identifier)."""
         region = self.config.region
-        return {"api": f"each service's own endpoint, e.g. https://ec2.{region}.amazonaws.com",
-                "instance": "a public DNS name like ec2-3-91-20-4."
-                            + ("compute-1.amazonaws.com" if region == "us-east-1" else f"{region}.compute.amazonaws.com"),
+        return {"api": f"https://ec2.{region}.amazonaws.com, one per service",
+                "instance": "ec2-3-91-20-4." + ("compute-1.amazonaws.com" if region == "us-east-1"
+                                                 else f"{region}.compute.amazonaws.com"),
                 "db": f"{name or 'name'}.c1a2b3c4d5e6.{region}.rds.amazonaws.com"}[kind]
 
     def as_on_aws(self, kind: str, address: str, name: str = "") -> str:
-        """A local address, with what stands there on AWS (a DNS name)."""
-        return f"{address} (on AWS: {self.aws_name(kind, name)})" if address else address
+        """A local address, with the kind of DNS name that stands there on AWS."""
+        return f"{address} (on AWS a DNS name like {self.aws_name(kind, name)})" if address else address
 
     def require_confirmation(self, action: str, confirm: bool = False) -> None:
         """Nothing on the local cloud costs money or touches a real account."""

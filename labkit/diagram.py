@@ -96,7 +96,7 @@ def _facts(lab: Lab) -> dict[str, Part]:
         "report": Part(f"Lambda\n{names.REPORT_FUNCTION}", bool(function_configuration(lab, names.REPORT_FUNCTION))),
         "rds": Part(f"RDS MySQL {names.lab_resource(lab, 'db')}\ndatabase ordersdb"
                     + (f"\nendpoint {endpoint['Address']}:{endpoint['Port']}" if endpoint else "\n(not created yet)")
-                    + (f"\n(on AWS: {aws_db})" if endpoint and aws_db else ""),
+                    + (f"\n(on AWS a DNS name like {aws_db})" if endpoint and aws_db else ""),
                     bool(db)),
         "sm_endpoint": Part("interface endpoint\n" + by_service.get("secretsmanager", "(not created yet)")
                             + "\nprivate DNS", "secretsmanager" in by_service),

@@ -33,6 +33,10 @@ def test_valid_order_shows_success_and_is_stored(browser, provisioned, tmp_path)
     order_id = browser.find_element(By.ID, "order-id").text
     assert len(order_id) == 36
     assert _rows(provisioned, "Browser Ada") == [("Slide rule", 3, "42.50")]
+    from labkit import verify  # step 8's read-back of the student's own order finds it
+
+    form = verify.form_orders(provisioned.lab)
+    assert order_id in set(form.orders["order_id"]) and "stored" in repr(form)
     browser.save_screenshot(str(tmp_path / "success.png"))
 
 

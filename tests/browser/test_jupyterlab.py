@@ -62,7 +62,7 @@ def jupyterlab(executed, tmp_path_factory):
                 time.sleep(0.3)
         yield f"http://127.0.0.1:{port}", token
     finally:
-        server.send_signal(signal.SIGINT)  # Jupyter's own shutdown: it stops the kernels it started
+        server.send_signal(signal.SIGTERM)  # Jupyter's own shutdown: it stops the kernels it started
         try:
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:

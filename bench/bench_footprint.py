@@ -8,11 +8,10 @@ workers are reaped. Then K labs built at once against one lab alone (wall time).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
-import socket
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
@@ -25,14 +24,9 @@ from labkit import Lab, compute, teardown  # noqa: E402
 from labkit.localcloud import control  # noqa: E402
 from labkit.localcloud.procs import CLOUD_MARKER, find_marked  # noqa: E402
 from labkit.steps import run_steps  # noqa: E402
+from common import free_port, scratch_home  # noqa: E402
 
 MIB = 1024 * 1024
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def build_lab(home: Path, name: str = "bench-lab") -> Lab:
@@ -118,7 +112,11 @@ def idle_cpu(status: control.CloudStatus, seconds: float) -> float:
 
 
 def timed_labs(count: int) -> float:
-    homes = [Path(tempfile.mkdtemp(prefix="labkit-bench-")) for _ in range(count)]
+    with contextlib.ExitStack() as stack:
+        return _timed_labs([stack.enter_context(scratch_home()) for _ in range(count)])
+
+
+def _timed_labs(homes: list[Path]) -> float:
     errors: list[BaseException] = []
 
     def one(home: Path) -> None:
@@ -151,7 +149,17 @@ def main() -> None:
     args = parser.parse_args()
     os.environ["LABKIT_LAMBDA_IDLE_SECONDS"] = str(args.reap_seconds)
 
-    home = Path(tempfile.mkdtemp(prefix="labkit-bench-"))
+    with scratch_home() as home:
+        one_lab = one_lab_idle(home, args)
+    print("== wall time to build a lab (steps 1-13)")
+    print(f"one lab alone: {one_lab:.1f} s")
+    if args.labs > 1:
+        elapsed = timed_labs(args.labs)
+        print(f"{args.labs} labs at once: {elapsed:.1f} s ({elapsed / one_lab:.2f} x one lab)")
+
+
+def one_lab_idle(home: Path, args: argparse.Namespace) -> float:
+    """Build one lab, measure it warm and once its workers are reaped, delete it; the build's wall time."""
     started = time.monotonic()
     lab = build_lab(home)
     one_lab = time.monotonic() - started
@@ -167,11 +175,7 @@ def main() -> None:
         teardown.delete_everything(lab)
     finally:
         control.stop_cloud(home)
-    print("== wall time to build a lab (steps 1-13)")
-    print(f"one lab alone: {one_lab:.1f} s")
-    if args.labs > 1:
-        elapsed = timed_labs(args.labs)
-        print(f"{args.labs} labs at once: {elapsed:.1f} s ({elapsed / one_lab:.2f} x one lab)")
+    return one_lab
 
 
 if __name__ == "__main__":

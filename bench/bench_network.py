@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import io
 import json
-import tempfile
 import time
 import zipfile
 from pathlib import Path
 
-from common import LAMBDA_TRUST, client, control, db_server_port, free_port, percentile, report
+from common import LAMBDA_TRUST, client, control, db_server_port, free_port, percentile, report, scratch_home
 
 SOURCE = '''
 import os, socket, statistics, time
@@ -48,7 +47,11 @@ def lambda_handler(event, context):
 
 
 def main() -> None:
-    home = Path(tempfile.mkdtemp(prefix="labkit-bench-"))
+    with scratch_home() as home:
+        _bench(home)
+
+
+def _bench(home: Path) -> None:
     status = control.start_cloud(port=free_port(), home=home)
     try:
         ec2, rds, lam, iam = (client(status, s) for s in ("ec2", "rds", "lambda", "iam"))

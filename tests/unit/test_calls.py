@@ -122,3 +122,28 @@ def test_step_calls_renders_console_table_and_cli(lab):
     shown = calls.step_calls(lab, 1)._repr_html_()
     assert "VPC &gt; Your VPCs" in shown and "aws ec2 create-vpc --cidr-block 10.0.0.0/16" in shown
     assert ">operation</th>" in shown and "row_heading" not in shown  # labkit.display: no index column
+
+
+def test_the_api_history_on_aws_reads_cloudtrail_lookup_events(lab):
+    import datetime as dt
+    import json
+
+    from labkit import history
+
+    record = {"userIdentity": {"type": "AssumedRole", "arn": "arn:aws:sts::1:assumed-role/r/order-validator"},
+              "errorCode": "AccessDenied", "errorMessage": "no", "sourceIPAddress": "10.0.3.7"}
+    trail = lab.client("cloudtrail")
+    with Stubber(trail) as stub:
+        stub.add_response("lookup_events", {"Events": [{
+            "EventId": "e", "EventName": "GetSecretValue", "EventTime": dt.datetime(2026, 1, 1, 12, tzinfo=dt.timezone.utc),
+            "EventSource": "secretsmanager.amazonaws.com", "CloudTrailEvent": json.dumps(record),
+            "Resources": [{"ResourceType": "AWS::SecretsManager::Secret", "ResourceName": "order-db-secret"}]}]},
+            {"LookupAttributes": [{"AttributeKey": "Username", "AttributeValue": "order-validator"}],
+             "MaxResults": 50})
+        frame = history.api_history_frame(lab, Username="order-validator")
+    assert frame.iloc[0].to_dict() == {
+        "time": "2026-01-01 12:00:00", "who": "assumed-role/r/order-validator", "event": "GetSecretValue",
+        "service": "secretsmanager", "resource": "order-db-secret", "result": "AccessDenied", "message": "no",
+        "source_ip": "10.0.3.7"}
+    with pytest.raises(ValueError, match="one attribute"):
+        history.lookup(lab, Username="a", EventName="b")

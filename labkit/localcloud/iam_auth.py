@@ -3,10 +3,12 @@
 - Your computer is the IAM user ``lab-admin`` (AdministratorAccess). Its keys are made once per
   ``LABKIT_HOME`` and kept in ``LABKIT_HOME/credentials`` (mode 0600); the cloud re-creates the user with
   the same keys whenever it starts or is reset.
-- A request must be SigV4-signed with the keys of an IAM user or of a role session (STS); otherwise it is
-  refused with the code AWS uses for that protocol (InvalidClientTokenId, UnrecognizedClientException,
-  InvalidAccessKeyId, SignatureDoesNotMatch, ...). The request time is not checked against the cloud's
-  clock: code in the lab signs with the lab clock, which may run ahead of real time.
+- A request must be SigV4-signed (:mod:`iam_signing`: in the Authorization header, or in the query string of a
+  presigned URL) with the keys of an IAM user or of a role session (STS); otherwise it is refused with the
+  code AWS uses for that protocol (InvalidClientTokenId, UnrecognizedClientException, InvalidAccessKeyId,
+  SignatureDoesNotMatch, ...). The request time is not checked against the cloud's clock: code in the lab
+  signs with the lab clock, which may run ahead of real time. A presigned S3 URL's expiry is checked against
+  real time, as S3 does.
 - The request is then authorized against the principal's identity policies (:mod:`iam_policy`); a
   denial answers as AWS does (:mod:`iam_errors`). ``sts:AssumeRole`` also needs the role's trust policy,
   and a call that hands a role to Lambda needs ``iam:PassRole``.
@@ -17,8 +19,6 @@ from __future__ import annotations
 
 import configparser
 import datetime as dt
-import hashlib
-import hmac
 import json
 import logging
 import os
@@ -26,23 +26,16 @@ import secrets
 import string
 import threading
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import quote
 
-from botocore.auth import S3SigV4Auth, SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
-from botocore.utils import normalize_url_path
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.iam.exceptions import NotFoundException as RoleNotFound
 from moto.iam.models import iam_backends
 from moto.sts.models import sts_backends
-from werkzeug.datastructures import EnvironHeaders
 from werkzeug.wrappers import Response
 
-from labkit.localcloud import iam_policy
+from labkit.localcloud import iam_policy, iam_signing
 from labkit.localcloud.iam_errors import Refusal, access_denied, auth_failure, render
 from labkit.localcloud.iam_requests import Classified, resource_arn
 from labkit.localcloud.services import ApiRequest
@@ -216,15 +209,6 @@ def role_may(role: Any, action: str, resource: str = "*") -> bool:
 
 
 # -- the request hook --------------------------------------------------------------------------------------
-def _scope(authorization: str) -> dict[str, str]:
-    _, _, rest = authorization.partition(" ")
-    fields = {}
-    for part in rest.split(","):
-        key, _, value = part.strip().partition("=")
-        fields[key] = value
-    return fields
-
-
 class Authorizer:
     """The request hook: authenticate, authorize, refuse as AWS does, or let the request through."""
 
@@ -251,35 +235,33 @@ class Authorizer:
     def __call__(self, call: ApiRequest) -> Response | None:
         """None to let the request through (with ``environ['labkit.principal']`` set), or the refusal."""
         environ, headers = call.request.environ, call.request.headers
-        authorization = headers.get("Authorization") or ""
-        if not authorization.startswith("AWS4-HMAC-SHA256"):
-            return render(auth_failure("unsigned", call.protocol), call.protocol) if self.enforce else None
-        fields = _scope(authorization)
-        key_id, date, region, signing_name, _ = (fields.get("Credential", "") + "////").split("/", 4)
-        s3 = signing_name == "s3"
-        body = b"" if s3 else call.body
         try:
-            principal = self._authenticate(environ, headers, body, fields, key_id, region, signing_name, s3,
-                                           call.protocol)
-            environ["labkit.principal"] = principal.arn
-            if not self.enforce:
+            signed = iam_signing.read(headers, call.request.args, call.protocol)
+            if signed is None:
+                if self.enforce:
+                    raise auth_failure("unsigned", call.protocol)
                 return None
-            self._authorize(principal, call.classified, region)
+            principal = self._authenticate(call, b"" if signed.s3 else call.body, signed)
+            environ["labkit.principal"] = principal.arn
+            if signed.presigned and not signed.s3:  # moto finds the service (and caller) in this header only
+                environ["HTTP_AUTHORIZATION"] = iam_signing.as_header(signed)
+            if self.enforce:
+                self._authorize(principal, call.classified, signed.region or call.region or "")
         except Refusal as refusal:
             return render(refusal, call.protocol)
         return None
 
-    def _authenticate(self, environ: dict, headers: EnvironHeaders, body: bytes, fields: dict, key_id: str,
-                      region: str, signing_name: str, s3: bool, protocol: str) -> Principal:
-        principal = find_principal(key_id)
+    def _authenticate(self, call: ApiRequest, body: bytes, signed: iam_signing.Signed) -> Principal:
+        protocol = call.protocol
+        principal = find_principal(signed.key_id)
         if principal is None:
             raise auth_failure("unknown-key", protocol)
-        token = headers.get("X-Amz-Security-Token")
-        if token != principal.session_token:
+        if signed.token != principal.session_token:
             raise auth_failure("bad-token", protocol)
         if principal.expiration and principal.expiration < dt.datetime.now(dt.timezone.utc).replace(tzinfo=None):
             raise auth_failure("expired", protocol)
-        if not _signature_matches(environ, headers, body, fields, principal, region, signing_name, s3):
+        if not iam_signing.matches(call.request.environ, call.request.headers, call.request.args, body, signed,
+                                   principal.secret_access_key, principal.session_token):
             raise auth_failure("signature", protocol)
         return principal
 
@@ -318,50 +300,3 @@ class Authorizer:
         if named:  # a trust policy naming the principal itself is enough within the account
             return iam_policy.ALLOW
         return verdict if trust_allows(role, principal_arn=principal.arn) else iam_policy.IMPLICIT_DENY
-
-
-@lru_cache(maxsize=256)
-def _signing_key(secret: str, date: str, region: str, service: str) -> bytes:
-    key = ("AWS4" + secret).encode()
-    for part in (date, region, service, "aws4_request"):
-        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
-    return key
-
-
-def _quick_signature(environ: dict, headers: EnvironHeaders, body: bytes, signed: list[str], fields: dict,
-                     principal: Principal, region: str, signing_name: str, s3: bool) -> str:
-    """SigV4 written out (canonical request, string to sign, cached signing key): the common path."""
-    raw = environ.get("REQUEST_URI") or environ.get("RAW_URI") or environ.get("PATH_INFO", "/")
-    path, _, query = raw.partition("?")
-    uri = path if s3 else quote(normalize_url_path(path), safe="/~")
-    pairs = sorted(pair.partition("=")[::2] for pair in query.split("&")) if query else []
-    canonical = "\n".join([
-        environ["REQUEST_METHOD"].upper(), uri, "&".join(f"{k}={v}" for k, v in pairs),
-        "".join(f"{name}:{' '.join(headers.get(name, '').split())}\n" for name in signed), ";".join(signed),
-        headers.get("X-Amz-Content-SHA256") or hashlib.sha256(body).hexdigest()])
-    date = headers.get("X-Amz-Date", "")
-    scope = f"{date[:8]}/{region}/{signing_name}/aws4_request"
-    to_sign = f"AWS4-HMAC-SHA256\n{date}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
-    key = _signing_key(principal.secret_access_key, date[:8], region, signing_name)
-    return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
-
-
-def _signature_matches(environ: dict, headers: EnvironHeaders, body: bytes, fields: dict, principal: Principal,
-                       region: str, signing_name: str, s3: bool) -> bool:
-    """SigV4 over the request exactly as it arrived; where the quick computation differs, botocore's decides."""
-    signed = [h for h in fields.get("SignedHeaders", "").split(";") if h]
-    if "host" not in signed:
-        return False
-    offered = fields.get("Signature", "")
-    if secrets.compare_digest(_quick_signature(environ, headers, body, signed, fields, principal, region,
-                                               signing_name, s3), offered):
-        return True
-    raw = environ.get("REQUEST_URI") or environ.get("RAW_URI") or environ.get("PATH_INFO", "/")
-    request = AWSRequest(method=environ["REQUEST_METHOD"], url=f"http://{headers.get('Host')}{raw}", data=body,
-                         headers={name: headers.get(name, "") for name in signed})
-    request.context["timestamp"] = headers.get("X-Amz-Date", "")
-    credentials = Credentials("-", principal.secret_access_key, principal.session_token)
-    auth = (S3SigV4Auth if s3 else SigV4Auth)(credentials, signing_name, region)
-    canonical = auth.canonical_request(request)
-    expected = auth.signature(auth.string_to_sign(request, canonical), request)
-    return secrets.compare_digest(expected, offered)

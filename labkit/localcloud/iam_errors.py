@@ -47,6 +47,7 @@ class Refusal(Exception):
     code: str
     message: str
     status: int = 403
+    details: tuple[tuple[str, str], ...] = ()  # S3 adds elements after the message (Expires, ServerTime)
 
 
 def auth_failure(kind: str, protocol: str) -> Refusal:
@@ -100,8 +101,9 @@ def render(refusal: Refusal, protocol: str) -> Response:
         body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>{code}</Code><Message>'
                 f"{escape(message)}</Message></Error></Errors><RequestID>{request_id}</RequestID></Response>")
     elif protocol == "rest-xml":
+        details = "".join(f"<{name}>{escape(value)}</{name}>" for name, value in refusal.details)
         body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{escape(message)}'
-                f"</Message><RequestId>{request_id[:16].upper()}</RequestId><HostId>{request_id}</HostId></Error>")
+                f"</Message>{details}<RequestId>{request_id[:16].upper()}</RequestId><HostId>{request_id}</HostId></Error>")
         headers["x-amz-request-id"] = request_id[:16].upper()
     else:
         body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{escape(message)}</Message>"

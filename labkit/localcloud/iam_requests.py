@@ -129,11 +129,15 @@ def _match_rest(service: str, method: str, path: str, query: frozenset[str],
     return (best[1], best[2]) if best else ("", {})
 
 
+# a presigned URL's signature and session token (SigV4, SigV2): no parameters of the call (CloudTrail records neither)
+NOT_PARAMETERS = frozenset({"X-Amz-Signature", "X-Amz-Security-Token", "Signature", "x-amz-security-token"})
+
+
 def classify(signing_name: str, method: str, path: str, query_string: str, headers: Mapping[str, str],
              body: bytes | None) -> Classified:
     """Name the operation and gather its parameters (top-level only; enough to find the resource)."""
     service, protocol = protocol_of(signing_name)
-    query = {k: v[0] for k, v in parse_qs(query_string, keep_blank_values=True).items()}
+    query = {k: v[0] for k, v in parse_qs(query_string, keep_blank_values=True).items() if k not in NOT_PARAMETERS}
     target = headers.get("X-Amz-Target")
     if target:
         params = _json(body)

@@ -61,6 +61,7 @@ _CURRENT: contextvars.ContextVar[ApiRequest | None] = contextvars.ContextVar("la
 # The user agent of the cloud's own bookkeeping calls (the network model reading the VPC): not the account's
 # activity, so the event history (labkit.localcloud.trail) leaves them out.
 INTERNAL_AGENT = "labkit-localcloud-internal"
+SIGV2_REGION = "us-east-1"  # S3 takes SigV2 only where it always has; the lab's region
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
 
 
@@ -111,9 +112,10 @@ class ApiRequest:
 
     @cached_property
     def _scope(self) -> tuple[str | None, str | None, str | None]:
-        auth = self.request.headers.get("Authorization", "")
-        found = _CREDENTIAL.search(auth) or _CREDENTIAL.search("Credential=" + self.request.args.get(
-            "X-Amz-Credential", ""))
+        auth, args = self.request.headers.get("Authorization", ""), self.request.args
+        found = _CREDENTIAL.search(auth) or _CREDENTIAL.search("Credential=" + args.get("X-Amz-Credential", ""))
+        if not found and not auth and "AWSAccessKeyId" in args:  # an S3 URL presigned with SigV2 names no region
+            return args["AWSAccessKeyId"], SIGV2_REGION, "s3"
         return (found.group(1), found.group(2), found.group(3)) if found else (None, None, None)
 
     @property

@@ -9,6 +9,10 @@ packets to the instance's private address; its security groups decide what gets 
 * every instance has an address of its own in the block, where its processes' wildcard binds
   (``0.0.0.0:5000``, as the tutorial's app binds) land, so two instances (or two labs) never collide, and the
   instance's ``127.0.0.1`` reaches its own services as on a real machine;
+* a process of an instance that binds the instance's loopback (``127.0.0.1``, ``::1``) lands on that own
+  address too, not on the machine's shared loopback; its port is the instance's loopback only: the
+  instance's own ``127.0.0.1`` reaches it, no front opens at the public IP, and any other process of the
+  cloud sent there is refused, as on AWS, where an instance's loopback does not exist from outside;
 * for each port an instance listens on, the model keeps a :class:`~labkit.localcloud.net_listeners.Front` at
   the instance's public IP: a forwarder to the instance when its groups allow the port from the internet
   (and its subnet routes to an attached internet gateway), else a black hole, so a browser times out.
@@ -47,7 +51,8 @@ class Instances:
         self.lock = threading.RLock()
         self._cursor = 0
         self.own: dict[str, str] = {}  # instance id -> its own address
-        self.ports: dict[str, set[int]] = {}  # instance id -> the ports it listens on
+        self.ports: dict[str, set[int]] = {}  # instance id -> the ports it listens on (wildcard binds)
+        self.loopback: dict[str, set[int]] = {}  # instance id -> the ports on its loopback only
         self.fronts: dict[tuple[str, int], Front] = {}  # (instance id, port) -> the front at its public IP
 
     # -- addresses ----------------------------------------------------------------------------------------
@@ -81,18 +86,26 @@ class Instances:
         """Where the instance's own ``127.0.0.1:port`` leads: its own services, else the machine's loopback
         (the cloud's endpoint and the instance metadata service are reached there)."""
         with self.lock:
-            if port in self.ports.get(instance_id, ()) and instance_id in self.own:
+            listening = port in self.ports.get(instance_id, ()) or port in self.loopback.get(instance_id, ())
+            if listening and instance_id in self.own:
                 return self.own[instance_id], port
         return ip, port
 
     # -- ports and fronts ---------------------------------------------------------------------------------
-    def listened(self, instance_id: str, port: int) -> bool:
-        """The instance listens on ``port`` now; True when the port is new."""
-        with self.lock:
-            ports = self.ports.setdefault(instance_id, set())
-            new = port not in ports
+    def listened(self, instance_id: str, port: int, loopback: bool = False) -> bool:
+        """The instance listens on ``port`` now (on its loopback only when ``loopback``); True when new."""
+        with self.lock:  # the last listener on a port decides what it is (both cannot hold one address)
+            mine, other = (self.loopback, self.ports) if loopback else (self.ports, self.loopback)
+            ports, others = mine.setdefault(instance_id, set()), other.setdefault(instance_id, set())
+            new = port not in ports or port in others
             ports.add(port)
+            others.discard(port)
             return new
+
+    def loopback_only(self, instance_id: str, port: int) -> bool:
+        """True when the instance listens on ``port`` on its loopback and not on its own address."""
+        with self.lock:
+            return port in self.loopback.get(instance_id, ()) and port not in self.ports.get(instance_id, ())
 
     def refresh(self, instance_id: str, instance: dict | None, decide: Callable[[rx.Node, int], rx.Verdict]) -> None:
         """Put the instance's fronts at its current public IP (none without one) and point each as ``decide``
@@ -101,6 +114,8 @@ class Instances:
         own = self.own.get(instance_id)
         node = rx.instance_node(instance) if instance and instance.get("VpcId") else None
         with self.lock:
+            for key in [k for k in self.fronts if k[0] == instance_id and k[1] not in self.ports.get(instance_id, ())]:
+                self.fronts.pop(key).close()  # a port now on the instance's loopback only
             for port in sorted(self.ports.get(instance_id, ())):
                 key = (instance_id, port)
                 front = self.fronts.get(key)
@@ -130,11 +145,12 @@ class Instances:
             for key in [k for k in self.fronts if k[0] == instance_id]:
                 self.fronts.pop(key).close()
             self.ports.pop(instance_id, None)
+            self.loopback.pop(instance_id, None)
             self.own.pop(instance_id, None)
 
     def close(self) -> None:
         with self.lock:
-            for instance_id in list(set(self.own) | set(self.ports)):
+            for instance_id in list(set(self.own) | set(self.ports) | set(self.loopback)):
                 self.forget(instance_id)
 
     def summary(self) -> dict[str, Any]:

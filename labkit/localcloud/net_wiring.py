@@ -85,14 +85,15 @@ class DecisionServer(socketserver.ThreadingUnixStreamServer):
 
 
 class _DecisionHandler(socketserver.StreamRequestHandler):
-    """One line each way: ``connect <who> <ip> <port>`` -> ``<ip> <port>``; ``listen <who> <port>`` -> ``ok``."""
+    """One line each way: ``connect <who> <ip> <port>`` -> ``<ip> <port>``; ``listen <who> <port> [loopback]``
+    -> ``ok`` (``loopback``: the port is on the instance's 127.0.0.1 / ::1 only)."""
 
     def handle(self) -> None:
         line = self.rfile.readline(512).decode(errors="replace").split()
         model = self.server.model
-        if len(line) == 3 and line[0] == "listen" and line[2].isdigit():
+        if len(line) in (3, 4) and line[0] == "listen" and line[2].isdigit():
             try:
-                model.listened(line[1], int(line[2]))
+                model.listened(line[1], int(line[2]), loopback=line[3:] == ["loopback"])
             except Exception:
                 log.exception("opening %s's port %s failed", line[1], line[2])
             self.wfile.write(b"ok\n")

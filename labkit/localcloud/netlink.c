@@ -13,7 +13,10 @@
  * bind()/listen(): in an instance's processes a socket bound to the wildcard address (0.0.0.0, or :: on a
  * dual-stack socket) is bound to the instance's own address (LABKIT_NET_BIND) instead, and the model is told
  * of each port the instance listens on, so that it can open that port at the instance's public IP (or keep
- * it closed) as the instance's security groups say. Everything else is untouched.
+ * it closed) as the instance's security groups say. A socket bound to the instance's loopback (127.0.0.1,
+ * ::1) is bound to its own address too, so it is not on the machine's shared loopback, and the model is told
+ * the port is the instance's loopback only: its own 127.0.0.1 reaches it, nothing outside the instance does.
+ * Connections to ::1 from an instance's processes are asked about as 127.0.0.1. Everything else is untouched.
  * Built by `make setup` with cc; see labkit/localcloud/network.py for the design.
  */
 #define _GNU_SOURCE
@@ -38,6 +41,7 @@ typedef int (*listen_fn)(int, int);
 
 #define CACHE_SIZE 64
 #define LOCALHOST 0x7f000001u
+#define MAX_FDS 65536
 
 struct entry {
     uint64_t generation;
@@ -62,6 +66,19 @@ static pthread_once_t once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct entry cache[CACHE_SIZE];
 static unsigned next_slot;
+static unsigned char loopback_fd[MAX_FDS]; /* 1: this socket asked for the instance's loopback */
+
+static void mark(int fd, unsigned char loopback) {
+    if (fd >= 0 && fd < MAX_FDS) loopback_fd[fd] = loopback;
+}
+
+/* ::1 or ::ffff:127.0.0.1 */
+static int is_loopback6(const struct in6_addr *a) {
+    if (IN6_IS_ADDR_LOOPBACK(a)) return 1;
+    uint32_t v4;
+    memcpy(&v4, &a->s6_addr[12], 4);
+    return IN6_IS_ADDR_V4MAPPED(a) && ntohl(v4) == LOCALHOST;
+}
 
 /* The lab's block from LABKIT_NET_BLOCK ("a.b.c.d/n"); 0 when unset or malformed. */
 static int parse_block(uint32_t *net, uint32_t *mask) {
@@ -200,28 +217,58 @@ int connect(int fd, const struct sockaddr *addr, socklen_t len) {
             return hook.connect(fd, (const struct sockaddr *)&dest, sizeof dest);
         }
     }
+    if (hook.has_bind && addr && addr->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6) &&
+        is_loopback6(&((const struct sockaddr_in6 *)addr)->sin6_addr)) {
+        /* the instance's ::1 is its loopback as 127.0.0.1 is: its own services are on its own address */
+        const struct sockaddr_in6 *six = (const struct sockaddr_in6 *)addr;
+        struct sockaddr_in wanted, dest;
+        memset(&wanted, 0, sizeof wanted);
+        wanted.sin_family = AF_INET;
+        wanted.sin_port = six->sin6_port;
+        wanted.sin_addr.s_addr = htonl(LOCALHOST);
+        int saved = errno;
+        if (ask(&wanted, &dest) == 0 && ntohl(dest.sin_addr.s_addr) != LOCALHOST) {
+            struct sockaddr_in6 mapped = *six;
+            memset(&mapped.sin6_addr, 0, sizeof mapped.sin6_addr);
+            mapped.sin6_addr.s6_addr[10] = mapped.sin6_addr.s6_addr[11] = 0xff;
+            memcpy(&mapped.sin6_addr.s6_addr[12], &dest.sin_addr, 4);
+            mapped.sin6_port = dest.sin_port;
+            errno = saved;
+            return hook.connect(fd, (const struct sockaddr *)&mapped, sizeof mapped);
+        }
+        errno = saved;
+    }
     return hook.connect(fd, addr, len);
 }
 
 int bind(int fd, const struct sockaddr *addr, socklen_t len) {
     pthread_once(&once, init);
-    if (hook.has_bind && addr && addr->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in) &&
-        ((const struct sockaddr_in *)addr)->sin_addr.s_addr == htonl(INADDR_ANY)) {
-        struct sockaddr_in own = *(const struct sockaddr_in *)addr;
-        own.sin_addr = hook.bind_addr;
-        return hook.bind(fd, (const struct sockaddr *)&own, sizeof own);
+    if (hook.has_bind && addr && addr->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
+        uint32_t ip = ntohl(((const struct sockaddr_in *)addr)->sin_addr.s_addr);
+        if (ip == INADDR_ANY || ip == LOCALHOST) {
+            struct sockaddr_in own = *(const struct sockaddr_in *)addr;
+            own.sin_addr = hook.bind_addr;
+            mark(fd, ip == LOCALHOST);
+            return hook.bind(fd, (const struct sockaddr *)&own, sizeof own);
+        }
     }
     if (hook.has_bind && addr && addr->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
         const struct sockaddr_in6 *six = (const struct sockaddr_in6 *)addr;
-        int v6only = 0;
+        int v6only = 0, off = 0;
         socklen_t optlen = sizeof v6only;
-        if (IN6_IS_ADDR_UNSPECIFIED(&six->sin6_addr) &&
-            getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &optlen) == 0 && !v6only) {
-            /* a dual-stack wildcard: the instance's own address, as an IPv4-mapped one */
+        int wildcard = IN6_IS_ADDR_UNSPECIFIED(&six->sin6_addr) &&
+                       getsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, &optlen) == 0 && !v6only;
+        /* ::1: the instance's loopback, on its own address (an IPv6-only socket is made dual-stack for it) */
+        int loopback = is_loopback6(&six->sin6_addr) &&
+                       setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off) == 0;
+        if (wildcard || loopback) {
+            /* the instance's own address, as an IPv4-mapped one */
             struct sockaddr_in6 own = *six;
             memset(&own.sin6_addr, 0, sizeof own.sin6_addr);
             own.sin6_addr.s6_addr[10] = own.sin6_addr.s6_addr[11] = 0xff;
             memcpy(&own.sin6_addr.s6_addr[12], &hook.bind_addr, 4);
+            own.sin6_scope_id = 0;
+            mark(fd, (unsigned char)loopback);
             return hook.bind(fd, (const struct sockaddr *)&own, sizeof own);
         }
     }
@@ -247,7 +294,8 @@ int listen(int fd, int backlog) {
     if (port && who) {
         int saved = errno;
         char line[512];
-        int n = snprintf(line, sizeof line, "listen %s %u\n", who, port);
+        int loopback = fd >= 0 && fd < MAX_FDS && loopback_fd[fd];
+        int n = snprintf(line, sizeof line, "listen %s %u%s\n", who, port, loopback ? " loopback" : "");
         if (n > 0 && (size_t)n < sizeof line) exchange(line, line, sizeof line); /* answered once it is open */
         errno = saved;
     }

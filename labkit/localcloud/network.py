@@ -56,6 +56,7 @@ SERVICES = {"": (1, ""), "secretsmanager": (2, "SECRETS_MANAGER"), "s3": (3, "S3
             "sns": (13, "SNS"), "kms": (14, "KMS"), "dynamodb": (15, "DYNAMODB"), "monitoring": (16, "CLOUDWATCH")}
 DB_OFFSETS = range(32, 128)
 BLACK_HOLE_OFFSET = 250
+CLOSED_OFFSET = 251  # nothing ever listens here: a connection sent to it is refused, as by a closed port
 READ_ONLY = ("Describe", "List", "Get", "Invoke")
 
 
@@ -144,13 +145,14 @@ class NetworkModel(Service):
         """A public IP for moto to hand out (an instance's, an Elastic IP): an address of the lab's block."""
         return self.instances.new_public_address(moto_public_addresses())
 
-    def listened(self, who: str, port: int) -> None:
+    def listened(self, who: str, port: int, loopback: bool = False) -> None:
         """A process of an instance listens on ``port`` of the instance's own address: open it (or keep it
-        closed) at the instance's public IP."""
+        closed) at the instance's public IP; a port on the instance's loopback only is reached by the instance
+        itself and nothing else."""
         kind, _, instance_id = who.partition(":")
         if kind != "instance":
             return
-        if self.instances.listened(instance_id, port):
+        if self.instances.listened(instance_id, port, loopback):
             self.changed(refresh=False)  # the instance's 127.0.0.1:port now leads to it
         self._refresh_instance(instance_id)
 
@@ -245,6 +247,8 @@ class NetworkModel(Service):
         if instance is not None:
             own = self.instances.own.get(instance["InstanceId"])
             verdict = rx.connect_public(self._network(), source, rx.instance_node(instance), port)
+            if self.instances.loopback_only(instance["InstanceId"], port):  # its loopback does not exist outside
+                return verdict, (self.address(CLOSED_OFFSET), 1)
             return verdict, (own, port) if own else None
         offset = int(ipaddress.IPv4Address(ip)) - int(self.block.network_address)
         service = next((s for s, (o, _) in SERVICES.items() if o == offset), None)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -12,6 +13,7 @@ from botocore.exceptions import ClientError
 
 from labkit.errors import CloudError
 from labkit.localcloud import control
+from labkit.localcloud.procs import INSTANCE_MARKER, find_marked
 from tests.conftest import free_port
 
 TRUST = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}'
@@ -26,9 +28,9 @@ def _profile(iam, name: str, ssm: bool = True) -> str:
     return name
 
 
-def launch(cloud, profile: str | None, user_data: str = "") -> str:
+def launch(cloud, profile: str | None, user_data: str = "", **kwargs) -> str:
     ec2 = cloud.client("ec2")
-    kwargs = {"IamInstanceProfile": {"Name": profile}} if profile else {}
+    kwargs.update({"IamInstanceProfile": {"Name": profile}} if profile else {})
     instance = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, InstanceType="t3.micro",
                                  UserData=user_data, **kwargs)["Instances"][0]
     assert instance["State"]["Name"] == "pending"
@@ -61,21 +63,50 @@ def run_command(cloud, instance_id: str, commands: list[str]) -> dict:
     pytest.fail("command did not finish")
 
 
-def test_user_data_runs_and_its_server_answers_until_stop(cloud):
-    port = free_port()
+def local_get(cloud, instance_id: str, *urls: str, seconds: float = 10) -> str:
+    """GET each URL on the instance itself (through SSM, as a user would), retrying until ``seconds`` pass:
+    the statuses (or the last error's name), one a line."""
+    script = (f"python3 - <<'EOF'\nimport time, urllib.request\ndeadline = time.monotonic() + {seconds}\n"
+              f"for url in {list(urls)!r}:\n"
+              f"    while True:\n        try:\n            print(urllib.request.urlopen(url, timeout=1).status)\n"
+              f"            break\n        except OSError as exc:\n            if time.monotonic() > deadline:\n"
+              f"                print(type(getattr(exc, 'reason', exc)).__name__)\n                break\n"
+              f"            time.sleep(0.1)\nEOF")
+    result = run_command(cloud, instance_id, [script])
+    assert result["Status"] == "Success", result
+    return result["StandardOutputContent"].strip()
+
+
+def _refused(address: tuple[str, int]) -> bool:
+    try:
+        socket.create_connection(address, timeout=1).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def test_user_data_runs_and_a_server_on_the_instance_loopback_answers_only_the_instance(cloud):
+    """On AWS an instance's 127.0.0.1 (and ::1) is its own: its processes reach a server bound there, nothing
+    outside the instance does (from outside, its loopback does not exist)."""
+    port, port6 = free_port(), free_port()
     user_data = (f"#!/bin/bash\necho written > $HOME/proof.txt\n"
-                 f"nohup python3 -m http.server {port} --bind 127.0.0.1 >/dev/null 2>&1 &\n")
+                 f"nohup python3 -m http.server {port} --bind 127.0.0.1 >/dev/null 2>&1 &\n"
+                 f"nohup python3 -m http.server {port6} --bind ::1 >/dev/null 2>&1 &\n")
     instance_id = launch(cloud, _profile(cloud.client("iam"), "ud-profile"), user_data)
     described = cloud.client("ec2").describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
     block = cloud.request("GET", "/_labkit/health")["services"]["network"]["block"]
-    assert ipaddress.ip_address(described["PublicIpAddress"]) in ipaddress.ip_network(block)  # the lab's own
+    public = described["PublicIpAddress"]
+    assert ipaddress.ip_address(public) in ipaddress.ip_network(block)  # the lab's own
     assert described["PublicDnsName"] == ""  # no name would resolve to it on this machine
-    assert _get(f"http://127.0.0.1:{port}/") == 200
     assert (cloud.home / "ec2" / instance_id / "root" / "proof.txt").read_text() == "written\n"
+    assert local_get(cloud, instance_id, f"http://127.0.0.1:{port}/", f"http://localhost:{port}/",
+                     f"http://[::1]:{port6}/").split() == ["200", "200", "200"]
+    # Your computer's loopback is not the instance's, and the public IP has no such port.
+    assert _refused(("127.0.0.1", port)) and _refused(("::1", port6))
+    assert _refused((public, port)) and _refused((public, port6))
 
     cloud.client("ec2").stop_instances(InstanceIds=[instance_id])
-    with pytest.raises((urllib.error.URLError, ConnectionError)):
-        _get(f"http://127.0.0.1:{port}/", seconds=0)
+    assert not find_marked(INSTANCE_MARKER, instance_id)  # stop ended the servers
 
 
 def test_ssm_command_output_and_failure(cloud):
@@ -91,22 +122,33 @@ def test_ssm_command_output_and_failure(cloud):
 
 
 def test_background_process_survives_the_command_and_a_service_restarts_on_start(cloud):
-    instance_id = launch(cloud, _profile(cloud.client("iam"), "svc-profile"))
+    """The app port follows the instance to the new public IP a stop and start gives it (as on AWS)."""
+    ec2 = cloud.client("ec2")
+    group = ec2.describe_security_groups(GroupNames=["default"])["SecurityGroups"][0]["GroupId"]  # default VPC's
+    instance_id = launch(cloud, _profile(cloud.client("iam"), "svc-profile"), SecurityGroupIds=[group])
     port = free_port()
     unit = (f"[Unit]\nDescription=web\n[Service]\nWorkingDirectory=/tmp\n"
-            f"ExecStart=python3 -m http.server {port} --bind 127.0.0.1\n[Install]\nWantedBy=multi-user.target\n")
-    result = run_command(cloud, instance_id, [f"cat > $HOME/web.service <<'EOF'\n{unit}EOF",
-                                              "systemctl enable --now $HOME/web.service", "systemctl is-active web"])
-    assert result["Status"] == "Success", result["StandardErrorContent"]
-    assert _get(f"http://127.0.0.1:{port}/") == 200
-    ec2 = cloud.client("ec2")
-    ec2.stop_instances(InstanceIds=[instance_id])
-    ec2.get_waiter("instance_stopped").wait(InstanceIds=[instance_id], WaiterConfig={"Delay": 1})
-    with pytest.raises((urllib.error.URLError, ConnectionError)):
-        _get(f"http://127.0.0.1:{port}/", seconds=0)
-    ec2.start_instances(InstanceIds=[instance_id])
-    ec2.get_waiter("instance_running").wait(InstanceIds=[instance_id], WaiterConfig={"Delay": 1})
-    assert _get(f"http://127.0.0.1:{port}/") == 200
+            f"ExecStart=python3 -m http.server {port}\n[Install]\nWantedBy=multi-user.target\n")
+    first = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["PublicIpAddress"]
+    rule = [{"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
+    ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=rule)
+    try:
+        result = run_command(cloud, instance_id, [f"cat > $HOME/web.service <<'EOF'\n{unit}EOF",
+                                                  "systemctl enable --now $HOME/web.service", "systemctl is-active web"])
+        assert result["Status"] == "Success", result["StandardErrorContent"]
+        assert _get(f"http://{first}:{port}/") == 200
+        ec2.stop_instances(InstanceIds=[instance_id])
+        ec2.get_waiter("instance_stopped").wait(InstanceIds=[instance_id], WaiterConfig={"Delay": 1})
+        assert not find_marked(INSTANCE_MARKER, instance_id)
+        assert _refused((first, port))  # a stopped instance has no public IP
+        ec2.start_instances(InstanceIds=[instance_id])
+        ec2.get_waiter("instance_running").wait(InstanceIds=[instance_id], WaiterConfig={"Delay": 1})
+        second = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["PublicIpAddress"]
+        assert second != first
+        assert _get(f"http://{second}:{port}/") == 200  # the enabled service came back, at the new address
+        assert _refused((first, port))
+    finally:
+        ec2.revoke_security_group_ingress(GroupId=group, IpPermissions=rule)
     ec2.terminate_instances(InstanceIds=[instance_id])
     assert not (cloud.home / "ec2" / instance_id).exists()
 

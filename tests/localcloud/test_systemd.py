@@ -13,7 +13,7 @@ import pytest
 
 from labkit.localcloud.procs import INSTANCE_MARKER, find_marked, kill_marked
 from tests.conftest import free_port
-from tests.localcloud.test_ec2 import _get, _profile, launch, run_command
+from tests.localcloud.test_ec2 import _profile, launch, local_get, run_command
 
 SHIM = Path(__file__).resolve().parents[2] / "labkit" / "localcloud" / "systemctl_shim.py"
 
@@ -109,10 +109,10 @@ def test_the_app_comes_back_after_its_master_is_killed_and_stop_ends_everything(
                                               "systemctl enable --now $HOME/web.service",
                                               "systemctl show web -p MainPID"])
     assert result["Status"] == "Success", result["StandardErrorContent"]
-    assert _get(f"http://127.0.0.1:{port}/") == 200
+    assert local_get(cloud, instance_id, f"http://127.0.0.1:{port}/") == "200"  # on the instance, as a user would
     os.kill(int(result["StandardOutputContent"].strip().split("=")[1]), signal.SIGKILL)
     killed_at = time.monotonic()
-    assert _get(f"http://127.0.0.1:{port}/", seconds=15) == 200
+    assert local_get(cloud, instance_id, f"http://127.0.0.1:{port}/", seconds=15) == "200"
     assert time.monotonic() - killed_at < 10
     status = run_command(cloud, instance_id, ["systemctl status web || true"])["StandardOutputContent"]
     assert "restart counter is at 1" in status and "status=9/KILL" in status

@@ -92,7 +92,9 @@ def test_user_data_runs_and_a_server_on_the_instance_loopback_answers_only_the_i
     user_data = (f"#!/bin/bash\necho written > $HOME/proof.txt\n"
                  f"nohup python3 -m http.server {port} --bind 127.0.0.1 >/dev/null 2>&1 &\n"
                  f"nohup python3 -m http.server {port6} --bind ::1 >/dev/null 2>&1 &\n")
-    instance_id = launch(cloud, _profile(cloud.client("iam"), "ud-profile"), user_data)
+    ec2 = cloud.client("ec2")
+    group = ec2.describe_security_groups(GroupNames=["default"])["SecurityGroups"][0]["GroupId"]  # default VPC's
+    instance_id = launch(cloud, _profile(cloud.client("iam"), "ud-profile"), user_data, SecurityGroupIds=[group])
     described = cloud.client("ec2").describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
     block = cloud.request("GET", "/_labkit/health")["services"]["network"]["block"]
     public = described["PublicIpAddress"]
@@ -101,9 +103,16 @@ def test_user_data_runs_and_a_server_on_the_instance_loopback_answers_only_the_i
     assert (cloud.home / "ec2" / instance_id / "root" / "proof.txt").read_text() == "written\n"
     assert local_get(cloud, instance_id, f"http://127.0.0.1:{port}/", f"http://localhost:{port}/",
                      f"http://[::1]:{port6}/").split() == ["200", "200", "200"]
-    # Your computer's loopback is not the instance's, and the public IP has no such port.
+    # Your computer's loopback is not the instance's, and even with the port open to the internet the public IP
+    # has no such port, for your computer as for the instance itself (its public IP is not its loopback).
     assert _refused(("127.0.0.1", port)) and _refused(("::1", port6))
-    assert _refused((public, port)) and _refused((public, port6))
+    rule = [{"IpProtocol": "tcp", "FromPort": p, "ToPort": p, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]} for p in (port, port6)]
+    ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=rule)
+    try:
+        assert _refused((public, port)) and _refused((public, port6))
+        assert local_get(cloud, instance_id, f"http://{public}:{port}/", seconds=0) == "ConnectionRefusedError"
+    finally:
+        ec2.revoke_security_group_ingress(GroupId=group, IpPermissions=rule)
 
     cloud.client("ec2").stop_instances(InstanceIds=[instance_id])
     assert not find_marked(INSTANCE_MARKER, instance_id)  # stop ended the servers

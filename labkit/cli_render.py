@@ -68,17 +68,14 @@ def _option(name: str, value: Any, type_name: str | None) -> list[str]:
     return [flag, shlex.quote(json.dumps(plain(value), separators=(",", ":"), default=str))]
 
 
-def short_parameters(params: dict[str, Any], width: int = 60) -> str:
-    """The key parameters of a call on one line: ``Name=value`` for each, long values shortened."""
+def short_parameters(params: dict[str, Any]) -> str:
+    """The key parameters of a call on one line: ``Name=value`` for each, in full (the table wraps them);
+    secrets are already hidden and bytes already shown as their size."""
     parts = []
     for name, value in params.items():
-        if isinstance(value, (Hidden, Blob)):
-            text = str(value)
-        elif isinstance(value, (dict, list)):
+        if isinstance(value, (dict, list)) and not isinstance(value, (Hidden, Blob)):
             text = json.dumps(plain(value), separators=(",", ":"), default=str)
         else:
             text = str(value)
-        if len(text) > width:
-            text = text[: width - 1] + "…"
         parts.append(f"{name}={text}")
     return ", ".join(parts)

@@ -1,6 +1,10 @@
 # Orders Lab. The two commands a student needs: `make lab` and `make test`.
 PYTHON      ?= python3
-LAMBDA_PYTHON ?= $(shell command -v python3.11 2>/dev/null || echo $(PYTHON))
+# The Lambda runtime environment's Python, which is the functions' runtime (labkit/lambda_platform.py): python3.11
+# (the tutorial's runtime) when the machine has it, else the newest AWS Lambda Python runtime it has (the longest
+# supported on AWS): 3.13 (Debian 13), 3.12 (Ubuntu 24.04), 3.10 (Ubuntu 22.04).
+LAMBDA_PYTHONS := python3.11 python3.13 python3.12 python3.10
+LAMBDA_PYTHON ?= $(firstword $(foreach p,$(LAMBDA_PYTHONS),$(shell command -v $(p) 2>/dev/null)) $(PYTHON))
 VENV        := .venv
 LAMBDA_VENV := .venv-lambda
 WHEELS      := .cache/wheels
@@ -29,21 +33,24 @@ $(STAMP)/venv: pyproject.toml jupyter/overrides.json | $(STAMP)/system-packages
 	@touch $@
 
 # The Lambda runtime environment: only what AWS's Python runtime holds (boto3) plus awslambdaric.
-# Its Python is the functions' runtime (labkit/functions.py RUNTIME, python3.11): the layer's wheels are built for it.
+# Its Python (LAMBDA_PYTHON) is the functions' runtime (labkit/lambda_platform.py): the layer's wheels are for it.
 $(STAMP)/lambda-venv: lambda_code/runtime-requirements.txt | $(STAMP)/system-packages
 	@mkdir -p $(STAMP)
 	@test -x $(LAMBDA_VENV)/bin/python || $(LAMBDA_PYTHON) -m venv $(LAMBDA_VENV)
 	$(LAMBDA_VENV)/bin/pip install -q --disable-pip-version-check -r lambda_code/runtime-requirements.txt
 	@touch $@
 
-# Wheels kept for offline use: the pymysql layer and the packages the EC2 instance installs.
-# The layer's wheels are for AWS Lambda's platform (python3.11, manylinux2014 x86_64), not this machine's.
-$(STAMP)/wheels: lambda_code/layers/pymysql/requirements.txt flask_app/requirements.txt $(STAMP)/venv
+# Wheels kept for offline use: the pymysql layer and the packages the EC2 instance installs (for the Lambda
+# runtime's Python, which the local EC2 image's python3 is).
+# The layer's wheels are for AWS Lambda's platform (.venv-lambda's Python, manylinux2014 x86_64), not this machine's:
+# pip's options come from `python -m labkit.lambda_platform`, as labkit builds the layer with them.
+$(STAMP)/wheels: lambda_code/layers/pymysql/requirements.txt flask_app/requirements.txt $(STAMP)/venv \
+		$(STAMP)/lambda-venv
 	@mkdir -p $(WHEELS)
-	$(BIN)/pip download -q --disable-pip-version-check --only-binary=:all: -d $(WHEELS) -r flask_app/requirements.txt
-	$(BIN)/pip download -q --disable-pip-version-check --only-binary=:all: -d $(WHEELS) \
-		--platform manylinux2014_x86_64 --python-version 3.11 --implementation cp --abi cp311 --abi abi3 --abi none \
-		-r lambda_code/layers/pymysql/requirements.txt
+	$(LAMBDA_VENV)/bin/pip download -q --disable-pip-version-check --only-binary=:all: -d $(WHEELS) \
+		-r flask_app/requirements.txt
+	platform="$$($(BIN)/python -m labkit.lambda_platform)" && $(BIN)/pip download -q --disable-pip-version-check \
+		--only-binary=:all: -d $(WHEELS) $$platform -r lambda_code/layers/pymysql/requirements.txt
 	@touch $@
 
 # The lab clock's companion (labkit/localcloud/clock.py), preloaded just before libfaketime.

@@ -6,6 +6,7 @@ import time
 import zipfile
 
 from common import client, control, local_cloud, report
+from labkit.lambda_platform import runtime as lambda_runtime
 
 
 def main() -> None:
@@ -38,7 +39,7 @@ def main() -> None:
             archive.writestr("lambda_function.py", "def lambda_handler(e, c):\n    return e['time']\n")
         lam, events = client(status, "lambda"), client(status, "events")
         role = iam.create_role(RoleName="bench-fn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-        fn = lam.create_function(FunctionName="daily", Runtime="python3.11", Role=role,
+        fn = lam.create_function(FunctionName="daily", Runtime=lambda_runtime(), Role=role,
                                  Handler="lambda_function.lambda_handler",
                                  Code={"ZipFile": buffer.getvalue()})["FunctionArn"]
         rule = events.put_rule(Name="daily", ScheduleExpression="rate(1 day)")["RuleArn"]

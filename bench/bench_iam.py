@@ -10,6 +10,7 @@ import time
 import zipfile
 
 from common import LAMBDA_TRUST, client, local_cloud, percentile, report
+from labkit.lambda_platform import runtime as lambda_runtime
 
 SOURCE = "def lambda_handler(event, context):\n    return {'ok': True}\n"
 POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
@@ -33,7 +34,7 @@ def measure(mode: str) -> None:
         iam, lam, sm = client(status, "iam"), client(status, "lambda"), client(status, "secretsmanager")
         role = iam.create_role(RoleName="bench", AssumeRolePolicyDocument=LAMBDA_TRUST)["Role"]["Arn"]
         iam.attach_role_policy(RoleName="bench", PolicyArn=POLICY)
-        lam.create_function(FunctionName="trivial", Runtime="python3.11", Role=role,
+        lam.create_function(FunctionName="trivial", Runtime=lambda_runtime(), Role=role,
                             Handler="lambda_function.lambda_handler", Code={"ZipFile": buffer.getvalue()})
         lam.get_waiter("function_active_v2").wait(FunctionName="trivial")
         sm.create_secret(Name="bench-secret", SecretString="x")

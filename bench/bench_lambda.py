@@ -7,6 +7,7 @@ import time
 import zipfile
 
 from common import LAMBDA_TRUST, client, local_cloud, percentile, report
+from labkit.lambda_platform import runtime as lambda_runtime
 
 SOURCE = "def lambda_handler(event, context):\n    return {'ok': True}\n"
 
@@ -18,7 +19,7 @@ def main() -> None:
     with local_cloud() as status:
         iam, lam = client(status, "iam"), client(status, "lambda")
         role = iam.create_role(RoleName="bench", AssumeRolePolicyDocument=LAMBDA_TRUST)["Role"]["Arn"]
-        lam.create_function(FunctionName="trivial", Runtime="python3.11", Role=role,
+        lam.create_function(FunctionName="trivial", Runtime=lambda_runtime(), Role=role,
                             Handler="lambda_function.lambda_handler", Code={"ZipFile": buffer.getvalue()})
         started = time.perf_counter()
         lam.invoke(FunctionName="trivial")["Payload"].read()

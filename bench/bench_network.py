@@ -14,6 +14,7 @@ import zipfile
 from pathlib import Path
 
 from common import LAMBDA_TRUST, client, control, db_server_port, free_port, percentile, report, scratch_home
+from labkit.lambda_platform import runtime as lambda_runtime
 
 SOURCE = '''
 import os, socket, statistics, time
@@ -86,10 +87,10 @@ def _bench(home: Path) -> None:
         role = iam.create_role(RoleName="bench", AssumeRolePolicyDocument=LAMBDA_TRUST)["Role"]["Arn"]
         iam.attach_role_policy(RoleName="bench",
                                PolicyArn="arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole")
-        lam.create_function(FunctionName="probe", Runtime="python3.11", Role=role, Timeout=120,
+        lam.create_function(FunctionName="probe", Runtime=lambda_runtime(), Role=role, Timeout=120,
                             Handler="lambda_function.lambda_handler", Code={"ZipFile": buffer.getvalue()},
                             VpcConfig={"SubnetIds": subnets, "SecurityGroupIds": [fn_sg]})
-        lam.create_function(FunctionName="plain", Runtime="python3.11", Role=role, Timeout=120,
+        lam.create_function(FunctionName="plain", Runtime=lambda_runtime(), Role=role, Timeout=120,
                             Handler="lambda_function.lambda_handler", Code={"ZipFile": buffer.getvalue()})
         times: dict[str, list[float]] = {"probe": [], "plain": []}
         for name in times:

@@ -25,7 +25,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 from tenacity import Retrying, retry_if_exception, retry_if_result, stop_after_delay, wait_fixed
 
-from labkit import iam
+from labkit import iam, lambda_platform
 from labkit.errors import StepError, if_exists
 from labkit.lookups import function_configuration, require_security_group, vpc_ids
 from labkit.names import FUNCTIONS, REPORT_FUNCTION, REPORT_ROLE, REPORT_TIMEOUT, SECRET_NAME, VALIDATOR_FUNCTION
@@ -42,16 +42,26 @@ INVOKE_MARGIN = 10  # seconds a synchronous invoke may take beyond the function'
 PROJECT = Path(__file__).resolve().parents[1]
 CODE = PROJECT / "lambda_code"
 WHEELS = PROJECT / ".cache" / "wheels"
-# The functions' runtime and architecture, and the platform of the layer's compiled wheels (cryptography, cffi):
-# one place for all three, so they agree. `make setup` downloads the wheels with the same pip options
-# (tests/unit/test_lambda_platform.py checks the Makefile), and the local cloud runs a python3.11 function only
-# on a Python 3.11 interpreter.
-RUNTIME = "python3.11"
-ARCHITECTURE = "x86_64"
-_PYTHON = RUNTIME.removeprefix("python")
-LAYER_PLATFORM = ("--platform", {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}[ARCHITECTURE],
-                  "--python-version", _PYTHON, "--implementation", "cp",
-                  "--abi", "cp" + _PYTHON.replace(".", ""), "--abi", "abi3", "--abi", "none")
+# The functions' runtime is the Python of the Lambda runtime environment `make setup` built (.venv-lambda), read
+# once, on first use; the layer's compiled wheels (cryptography, cffi) are for that runtime and ARCHITECTURE, and
+# `make setup` downloads them with the same pip options (labkit/lambda_platform.py), so the three agree.
+ARCHITECTURE = lambda_platform.ARCHITECTURE
+
+
+@functools.cache
+def _runtime() -> str:
+    return lambda_platform.runtime()
+
+
+def __getattr__(name: str) -> Any:
+    """``RUNTIME`` (``python3.11``) and ``LAYER_PLATFORM`` (pip's options), derived from .venv-lambda on first use."""
+    if name == "RUNTIME":
+        return _runtime()
+    if name == "LAYER_PLATFORM":
+        return lambda_platform.layer_platform(_runtime(), ARCHITECTURE)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 CA_BUNDLE_FILE = "rds-ca-bundle.pem"  # lambda_code/shared/orders_db.py reads it beside itself
 FIXED_TIME = (2020, 1, 1, 0, 0, 0)
 
@@ -86,7 +96,7 @@ def build_layer() -> bytes:
         target = Path(tmp) / "python"
         done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
                                "--no-index", "--find-links", str(WHEELS), "--only-binary=:all:", "--no-compile",
-                               *LAYER_PLATFORM,
+                               *lambda_platform.layer_platform(_runtime(), ARCHITECTURE),
                                "--target", str(target), "-r", str(requirements)],
                               capture_output=True, text=True, env={**os.environ, "PIP_NO_INPUT": "1"})
         if done.returncode != 0:
@@ -108,7 +118,7 @@ def ensure_layer(lab: Lab) -> str:
         if digest in version.get("Description", ""):
             return version["LayerVersionArn"]
     return lam.publish_layer_version(LayerName=layer_name(lab), Content={"ZipFile": content},
-                                     CompatibleRuntimes=[RUNTIME], CompatibleArchitectures=[ARCHITECTURE],
+                                     CompatibleRuntimes=[_runtime()], CompatibleArchitectures=[ARCHITECTURE],
                                      Description=f"pymysql for Orders Lab sha256:{digest}",
                                      LicenseInfo="MIT")["LayerVersionArn"]
 
@@ -125,7 +135,7 @@ def ensure_function(lab: Lab, name: str, folder: str, role: str, env: dict[str, 
     lam = lab.client("lambda")
     code = package_function(folder, lab.target.db_ca_bundle())
     role_arn = role if role.startswith("arn:") else iam.ensure_role(lab, role)  # a role's ARN is used as it is
-    config: dict[str, Any] = {"Role": role_arn, "Handler": "lambda_function.lambda_handler", "Runtime": RUNTIME,
+    config: dict[str, Any] = {"Role": role_arn, "Handler": "lambda_function.lambda_handler", "Runtime": _runtime(),
                               "Timeout": timeout, "MemorySize": memory, "Layers": layers,
                               "Environment": {"Variables": env}}
     if vpc:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pymysql
 
 from tests.conftest import make_zip
+from labkit.lambda_platform import runtime as lambda_runtime
 
 TRUST = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}'
 
@@ -25,11 +26,11 @@ def role_arn(iam, name: str = "test-lambda-role") -> str:
 
 
 def create_function(cloud, name: str, source: str, **kwargs) -> str:
-    """A python3.11 function from ``source``; 30 s unless the test sets Timeout (a cold boto3 client on a busy
+    """A function (runtime: .venv-lambda's Python) from ``source``; 30 s unless the test sets Timeout (a cold boto3 client on a busy
     machine can take longer than AWS's default 3 s, and only timeout tests are about the timeout)."""
     kwargs.setdefault("Timeout", 30)
     lam = cloud.client("lambda")
-    arn = lam.create_function(FunctionName=name, Runtime="python3.11", Role=role_arn(cloud.client("iam")),
+    arn = lam.create_function(FunctionName=name, Runtime=lambda_runtime(), Role=role_arn(cloud.client("iam")),
                               Handler="lambda_function.lambda_handler",
                               Code={"ZipFile": make_zip({"lambda_function.py": source})}, **kwargs)["FunctionArn"]
     lam.get_waiter("function_active_v2").wait(FunctionName=name)

@@ -13,6 +13,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from labkit.localcloud import control
+from labkit.lambda_platform import runtime as lambda_runtime
 from tests.conftest import REGION
 from tests.localcloud.lambda_helpers import BASIC, TRUST, create_function, role_arn
 
@@ -209,7 +210,7 @@ def test_handing_a_role_to_lambda_needs_pass_role(cloud):
     keys = _user(cloud, "no-pass-role", {"Effect": "Allow", "Action": "lambda:*", "Resource": "*"})
     role = role_arn(cloud.client("iam"))
     code, message, _ = _error(lambda: cloud.client("lambda", **keys).create_function(
-        FunctionName="passed", Runtime="python3.11", Role=role, Handler="lambda_function.lambda_handler",
+        FunctionName="passed", Runtime=lambda_runtime(), Role=role, Handler="lambda_function.lambda_handler",
         Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18}))
     assert code == "AccessDeniedException"
     assert f"iam:PassRole on resource: {role}" in message
@@ -244,7 +245,7 @@ def test_role_not_trusting_lambda_cannot_be_used(cloud):
     arn = iam.create_role(RoleName="ec2-trust-only", AssumeRolePolicyDocument=TRUST.replace("lambda", "ec2"))["Role"]["Arn"]
     lam = cloud.client("lambda")
     assert _error(lambda: lam.create_function(
-        FunctionName="untrusted", Runtime="python3.11", Role=arn, Handler="lambda_function.lambda_handler",
+        FunctionName="untrusted", Runtime=lambda_runtime(), Role=arn, Handler="lambda_function.lambda_handler",
         Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18}))[:2] == (
         "InvalidParameterValueException", "The role defined for the function cannot be assumed by Lambda.")
 
@@ -262,7 +263,7 @@ def test_vpc_function_needs_a_role_that_may_manage_network_interfaces(cloud):
     arn = iam.create_role(RoleName="no-vpc-access", AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
     iam.attach_role_policy(RoleName="no-vpc-access", PolicyArn=BASIC)
     vpc = _vpc(cloud)
-    spec = dict(FunctionName="in-vpc", Runtime="python3.11", Role=arn, Handler="lambda_function.lambda_handler",
+    spec = dict(FunctionName="in-vpc", Runtime=lambda_runtime(), Role=arn, Handler="lambda_function.lambda_handler",
                 Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18})
     denied = ("InvalidParameterValueException",
               "The provided execution role does not have permissions to call CreateNetworkInterface on EC2")
@@ -276,7 +277,7 @@ def test_vpc_function_needs_a_role_that_may_manage_network_interfaces(cloud):
 def test_a_function_whose_role_may_not_write_logs_leaves_none(cloud):
     iam, lam = cloud.client("iam"), cloud.client("lambda")
     arn = iam.create_role(RoleName="silent-role", AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
-    lam.create_function(FunctionName="silent", Runtime="python3.11", Role=arn, Handler="lambda_function.lambda_handler",
+    lam.create_function(FunctionName="silent", Runtime=lambda_runtime(), Role=arn, Handler="lambda_function.lambda_handler",
                         Code={"ZipFile": _zip("def lambda_handler(e, c):\n    print('hello')\n    return 1\n")})
     lam.get_waiter("function_active_v2").wait(FunctionName="silent")
     assert json.loads(lam.invoke(FunctionName="silent")["Payload"].read()) == 1

@@ -10,6 +10,7 @@ import time
 import pytest
 from botocore.config import Config
 
+from labkit.lambda_platform import runtime as lambda_runtime
 from tests.localcloud.lambda_helpers import create_function, pymysql_layer_zip
 
 ECHO = '''
@@ -77,7 +78,7 @@ def test_missing_layer_is_an_import_module_error_until_the_layer_is_attached(clo
     assert body["errorMessage"] == "Unable to import module 'lambda_function': No module named 'pymysql'"
 
     layer = lam.publish_layer_version(LayerName="pymysql", Content={"ZipFile": pymysql_layer_zip()},
-                                      CompatibleRuntimes=["python3.11"])
+                                      CompatibleRuntimes=[lambda_runtime()])
     lam.update_function_configuration(FunctionName="needs-pymysql", Layers=[layer["LayerVersionArn"]])
     lam.get_waiter("function_updated_v2").wait(FunctionName="needs-pymysql")
     response, body = _invoke(lam, "needs-pymysql")
@@ -211,7 +212,7 @@ def test_code_from_s3_and_get_function(cloud):
     s3.put_object(Bucket="code-bucket", Key="fn.zip",
                   Body=make_zip({"lambda_function.py": "def lambda_handler(e, c):\n    return 'from s3'\n"}))
     lam = cloud.client("lambda")
-    lam.create_function(FunctionName="from-s3", Runtime="python3.11", Role=role_arn(cloud.client("iam")),
+    lam.create_function(FunctionName="from-s3", Runtime=lambda_runtime(), Role=role_arn(cloud.client("iam")),
                         Handler="lambda_function.lambda_handler", Code={"S3Bucket": "code-bucket", "S3Key": "fn.zip"})
     lam.get_waiter("function_active_v2").wait(FunctionName="from-s3")
     assert lam.get_function(FunctionName="from-s3")["Configuration"]["State"] == "Active"
@@ -226,6 +227,23 @@ def test_unknown_function_is_resource_not_found(cloud):
     lam = cloud.client("lambda")
     with pytest.raises(lam.exceptions.ResourceNotFoundException):
         lam.invoke(FunctionName="does-not-exist")
+
+
+def test_a_function_of_another_python_than_the_runtime_environment_is_refused(cloud):
+    """A set-up whose functions' runtime differs from .venv-lambda's Python is refused, saying so, rather than
+    failing later on the layer's compiled wheels (`make setup` keeps them equal; this breaks it on purpose)."""
+    from tests.conftest import make_zip
+    from tests.localcloud.lambda_helpers import role_arn
+
+    other = "python3.10" if lambda_runtime() != "python3.10" else "python3.11"
+    lam = cloud.client("lambda")
+    lam.create_function(FunctionName="other-python", Runtime=other, Role=role_arn(cloud.client("iam")),
+                        Handler="lambda_function.lambda_handler",
+                        Code={"ZipFile": make_zip({"lambda_function.py": "def lambda_handler(e, c):\n    return 1\n"})})
+    lam.get_waiter("function_active_v2").wait(FunctionName="other-python")
+    with pytest.raises(lam.exceptions.ServiceException, match=f"runtime is {other}, but .* is Python "
+                                                                 f"{lambda_runtime().removeprefix('python')}"):
+        lam.invoke(FunctionName="other-python")
 
 
 def test_idle_workers_are_reaped(tmp_path, monkeypatch):

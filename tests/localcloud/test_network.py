@@ -15,6 +15,7 @@ import uuid
 import pymysql
 import pytest
 
+from labkit.lambda_platform import runtime as lambda_runtime
 from tests.conftest import free_port, make_zip
 from tests.localcloud.lambda_helpers import TRUST
 from tests.localcloud.test_ec2 import _profile, run_command
@@ -131,7 +132,7 @@ def _probe(cloud, name: str, net: dict | None, subnets=("private-a", "private-b"
     vpc = {"VpcConfig": {"SubnetIds": [net["subnet"][s] for s in subnets], "SecurityGroupIds": [net["sg"]["lambda"]]}
            } if net else {}
     lam = cloud.client("lambda")
-    lam.create_function(FunctionName=name, Runtime="python3.11", Role=_probe_role(cloud.client("iam")),
+    lam.create_function(FunctionName=name, Runtime=lambda_runtime(), Role=_probe_role(cloud.client("iam")),
                         Handler="lambda_function.lambda_handler", Timeout=timeout,
                         Code={"ZipFile": make_zip({"lambda_function.py": PROBE})}, **vpc)
     lam.get_waiter("function_active_v2").wait(FunctionName=name)

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import io
 import re
-import shlex
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from labkit import ConfigError, config, functions
+from labkit import ConfigError, config, functions, lambda_platform
 from labkit.localcloud import lambda_service, rds_tls
 
 MAKEFILE = Path(__file__).resolve().parents[2] / "Makefile"
@@ -17,9 +19,54 @@ MAKEFILE = Path(__file__).resolve().parents[2] / "Makefile"
 def test_make_setup_downloads_the_layer_wheels_for_the_functions_platform():
     text = MAKEFILE.read_text().replace("\\\n", " ")
     download = next(line for line in text.splitlines() if "pip download" in line and "layers/pymysql" in line)
-    assert " ".join(functions.LAYER_PLATFORM) in " ".join(shlex.split(download))
+    assert "$(BIN)/python -m labkit.lambda_platform" in download and "$$platform" in download
+    printed = subprocess.run([sys.executable, "-m", "labkit.lambda_platform"], capture_output=True, text=True,
+                             check=True).stdout.split()
+    assert tuple(printed) == functions.LAYER_PLATFORM
     assert functions.LAYER_PLATFORM[1] == {"x86_64": "manylinux2014_x86_64"}[functions.ARCHITECTURE]
     assert functions.RUNTIME == "python" + functions.LAYER_PLATFORM[3]
+
+
+@pytest.mark.parametrize("cfg, runtime", [
+    ("home = /usr/bin\ninclude-system-site-packages = false\nversion = 3.12.1\n", "python3.12"),
+    ("home = /usr/bin\nversion_info = 3.13.0.final.0\n", "python3.13"),  # uv's form
+    ("version = 3.11.2\n", "python3.11"),
+])
+def test_the_runtime_is_the_lambda_environments_python(tmp_path, cfg, runtime):
+    (tmp_path / "pyvenv.cfg").write_text(cfg)
+    assert lambda_platform.runtime(tmp_path) == runtime
+
+
+def test_the_layer_wheels_follow_the_runtime():
+    assert lambda_platform.layer_platform("python3.13") == (
+        "--platform", "manylinux2014_x86_64", "--python-version", "3.13", "--implementation", "cp",
+        "--abi", "cp313", "--abi", "abi3", "--abi", "none")
+    assert lambda_platform.layer_platform("python3.10", "arm64")[1] == "manylinux2014_aarch64"
+
+
+@pytest.mark.parametrize("cfg", [None, "home = /usr/bin\n"])
+def test_a_missing_or_odd_lambda_environment_says_make_setup(tmp_path, cfg):
+    if cfg is not None:
+        (tmp_path / "pyvenv.cfg").write_text(cfg)
+    with pytest.raises(ConfigError, match="make setup"):
+        lambda_platform.runtime(tmp_path)
+
+
+@pytest.mark.parametrize("present, chosen", [
+    (["python3.10", "python3.11", "python3.12", "python3.13"], "python3.11"),  # this machine: as always
+    (["python3.10", "python3.12", "python3.13"], "python3.13"),  # Debian 13 with extras: the newest
+    (["python3.12"], "python3.12"),  # Ubuntu 24.04
+    (["python3.10"], "python3.10"),  # Ubuntu 22.04
+    ([], "python3"),  # none: $(PYTHON), and labkit then derives the runtime from what it built
+])
+def test_make_setup_chooses_the_lambda_python(tmp_path, present, chosen):
+    for name in present:
+        (tmp_path / name).write_text("#!/bin/sh\n")
+        (tmp_path / name).chmod(0o755)
+    shown = subprocess.run([shutil.which("make"), "-s", "-f", str(MAKEFILE), "--eval", "x: ; $(info $(LAMBDA_PYTHON))",
+                            "x"], capture_output=True, text=True, check=True, cwd=tmp_path,
+                           env={"PATH": str(tmp_path)}).stdout.strip()
+    assert Path(shown).name == chosen
 
 
 def test_the_local_lambda_runtime_is_the_functions_python():

@@ -1,0 +1,51 @@
+"""The functions' Lambda runtime: the Python of the Lambda runtime environment ``make setup`` built (.venv-lambda).
+
+One source for the functions' ``Runtime``, the layer's ``CompatibleRuntimes`` and the pip options of the layer's
+compiled wheels (cryptography, cffi), so the three always agree, on both targets. ``make setup`` builds
+.venv-lambda with python3.11 when the machine has it, else the newest of python3.13/3.12/3.10 (all AWS Lambda
+runtimes); ``python -m labkit.lambda_platform`` prints the pip options the Makefile downloads the wheels with.
+"""
+from __future__ import annotations
+
+import configparser
+import re
+import sys
+from pathlib import Path
+
+from labkit.errors import ConfigError
+
+LAMBDA_VENV = Path(__file__).resolve().parents[1] / ".venv-lambda"
+ARCHITECTURE = "x86_64"
+PLATFORMS = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
+
+
+def runtime(venv: Path = LAMBDA_VENV) -> str:
+    """``pythonX.Y`` of the Lambda runtime environment ``venv``, from its ``pyvenv.cfg``."""
+    cfg = venv / "pyvenv.cfg"
+    try:
+        text = cfg.read_text()
+    except OSError as exc:
+        raise ConfigError(f"the Lambda runtime environment {venv} is missing ({exc.strerror}): it decides the "
+                          "functions' Python runtime", "run `make setup`") from exc
+    parser = configparser.ConfigParser()
+    parser.read_string("[venv]\n" + text)
+    version = parser.get("venv", "version", fallback=None) or parser.get("venv", "version_info", fallback="")
+    found = re.match(r"(3)\.(\d+)\.", version.strip() + ".")
+    if not found:
+        raise ConfigError(f"{cfg} names no Python version (version = {version!r})",
+                          f"delete {venv} and run `make setup`")
+    return f"python{found[1]}.{found[2]}"
+
+
+def layer_platform(runtime_name: str, architecture: str = ARCHITECTURE) -> tuple[str, ...]:
+    """pip's options for wheels that load on AWS Lambda's ``runtime_name`` (``python3.12``) and ``architecture``."""
+    version = runtime_name.removeprefix("python")
+    return ("--platform", PLATFORMS[architecture], "--python-version", version, "--implementation", "cp",
+            "--abi", "cp" + version.replace(".", ""), "--abi", "abi3", "--abi", "none")
+
+
+if __name__ == "__main__":  # the Makefile: pip download $(python -m labkit.lambda_platform) ...
+    try:
+        print(" ".join(layer_platform(runtime())))
+    except ConfigError as exc:
+        sys.exit(str(exc))

@@ -11,6 +11,7 @@ import base64
 import datetime as dt
 import html
 import io
+import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -102,11 +103,26 @@ def build_report(lab: Lab) -> str:
             f'<table class="meta">{rows}</table>\n' + "\n".join(sections) + "\n</body></html>\n")
 
 
+RUN_DIR = "LABKIT_RUN_DIR"  # set by `labkit run` for its kernels: the folder of the executed notebooks
+
+
+def report_folder() -> Path:
+    """Where a report goes: beside the executed notebooks in a `labkit run` (``LABKIT_RUN_DIR``), else ``runs/``
+    under the current folder; a student's own folder either way, never the shared notebooks of a classroom."""
+    return Path(os.environ.get(RUN_DIR) or Path.cwd() / "runs")
+
+
 def write_report(lab: Lab, path: Path | str | None = None) -> Path:
-    """Write the report (default ``runs/report-<lab>-<time>.html`` under the current folder); return its path."""
+    """Write the report (default ``report-<lab>-<time>.html`` in :func:`report_folder`); return its path."""
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    target = Path(path) if path else Path.cwd() / "runs" / f"report-{lab.name}-{stamp}.html"
+    target = Path(path) if path else report_folder() / f"report-{lab.name}-{stamp}.html"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(build_report(lab), encoding="utf-8")
     return target
+
+
+def report_link(page: Path) -> str:
+    """The report's address relative to the notebook showing it (the executed copy in a `labkit run`)."""
+    start = os.environ.get(RUN_DIR) or Path.cwd()
+    return Path(os.path.relpath(page, start)).as_posix()
 

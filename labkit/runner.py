@@ -1,6 +1,7 @@
 """``labkit run``: execute the notebooks in order with papermill, with progress, stopping at the first failure."""
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -125,30 +126,47 @@ def run_notebooks(target: str = "local", start: int | None = None, end: int | No
     summary = RunSummary(str(out), target)
     parameters: dict[str, Any] = {"target": target, "lab_name": lab_name, "region": region, "confirm": confirm}
     bar = tqdm(notebooks, unit="notebook", disable=not show_progress)
-    for path in bar:
-        bar.set_description(path.stem)
-        started = time.monotonic()
-        given = {**parameters, "solutions": solutions} if "solutions" in declared_parameters(path) else parameters
-        try:
-            papermill.execute_notebook(str(path), str(out / path.name), parameters=given, kernel_name=kernel,
-                                       execution_timeout=cell_timeout, progress_bar=False, cwd=str(path.parent),
-                                       log_output=False, kernel_manager_class=_kernel_manager_class())
-        except (Exception, KeyboardInterrupt) as exc:  # PapermillExecutionError, a dead kernel, Ctrl-C
-            where, what = _failure_detail(exc)
-            summary.results.append(NotebookResult(path.stem, "failed", time.monotonic() - started, f"{where}: {what}"))
-            summary.left = leftovers(target, lab_name, region) if target == "aws" else ""
+    with _run_dir_for_kernels(out):
+        for path in bar:
+            bar.set_description(path.stem)
+            started = time.monotonic()
+            given = {**parameters, "solutions": solutions} if "solutions" in declared_parameters(path) else parameters
+            try:
+                papermill.execute_notebook(str(path), str(out / path.name), parameters=given, kernel_name=kernel,
+                                           execution_timeout=cell_timeout, progress_bar=False, cwd=str(path.parent),
+                                           log_output=False, kernel_manager_class=_kernel_manager_class())
+            except (Exception, KeyboardInterrupt) as exc:  # PapermillExecutionError, a dead kernel, Ctrl-C
+                where, what = _failure_detail(exc)
+                summary.results.append(NotebookResult(path.stem, "failed", time.monotonic() - started, f"{where}: {what}"))
+                summary.left = leftovers(target, lab_name, region) if target == "aws" else ""
+                _write(summary, out)
+                bar.close()
+                options = f"--target {target} --lab {lab_name} --region {region}"
+                raise RunFailed(f"{path.name} failed at {where}: {what}" + (f"\n{summary.left}" if summary.left else ""),
+                                f"open {out / path.name} to see the cell and its traceback; fix it and re-run with "
+                                f"`labkit run {options} --from {NUMBER.match(path.name).group(1)}`"
+                                + (f", or delete everything with `labkit down {options} --yes`"
+                                   if target == "aws" else "")) from exc
+            trust(out / path.name)
+            summary.results.append(NotebookResult(path.stem, "ok", time.monotonic() - started))
             _write(summary, out)
-            bar.close()
-            options = f"--target {target} --lab {lab_name} --region {region}"
-            raise RunFailed(f"{path.name} failed at {where}: {what}" + (f"\n{summary.left}" if summary.left else ""),
-                            f"open {out / path.name} to see the cell and its traceback; fix it and re-run with "
-                            f"`labkit run {options} --from {NUMBER.match(path.name).group(1)}`"
-                            + (f", or delete everything with `labkit down {options} --yes`"
-                               if target == "aws" else "")) from exc
-        trust(out / path.name)
-        summary.results.append(NotebookResult(path.stem, "ok", time.monotonic() - started))
-        _write(summary, out)
     return summary
+
+
+@contextlib.contextmanager
+def _run_dir_for_kernels(out: Path):
+    """Kernels started meanwhile know where the executed notebooks go (a report cell writes beside them)."""
+    from labkit.report import RUN_DIR
+
+    previous = os.environ.get(RUN_DIR)
+    os.environ[RUN_DIR] = str(out.resolve())
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(RUN_DIR, None)
+        else:
+            os.environ[RUN_DIR] = previous
 
 
 def link_latest(out: Path, folder: Path = NOTEBOOKS) -> Path:

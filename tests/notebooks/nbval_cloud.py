@@ -29,7 +29,8 @@ def pytest_configure(config: pytest.Config) -> None:
     home = Path(tempfile.mkdtemp(prefix="labkit-nbval-"))
     _state.update(home=home, secrets=set())
     os.environ.update({"LABKIT_HOME": str(home), "LABKIT_CLOUD_PORT": str(_free_port()),
-                       "LABKIT_APP_PORT": str(_free_port()), "MPLBACKEND": "Agg"})
+                       "LABKIT_APP_PORT": str(_free_port()), "MPLBACKEND": "Agg",
+                       "LABKIT_RUN_DIR": str(home / "runs")})  # the lab report, not into the repository
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

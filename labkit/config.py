@@ -24,6 +24,8 @@ TARGETS = ("local", "aws")
 POLICY_MODES = ("managed", "least-privilege")
 NAME = re.compile(r"^[a-z][a-z0-9-]{2,30}$")
 
+RUN_DIR = "LABKIT_RUN_DIR"  # set by `labkit run` for its kernels: the folder of the executed notebooks
+
 
 @dataclass(frozen=True)
 class LabConfig:

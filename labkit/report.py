@@ -19,6 +19,7 @@ import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
 from labkit import checks, costs, database, diagram, display, paths, steps, tasks, verify
+from labkit.config import RUN_DIR
 from labkit.errors import LabkitError
 from labkit.session import Lab
 
@@ -101,9 +102,6 @@ def build_report(lab: Lab) -> str:
             "<p>The Automated Order Processing System, built step by step: VPC, RDS MySQL, a Flask app on EC2, "
             "two Lambdas, Secrets Manager, S3 and EventBridge.</p>\n"
             f'<table class="meta">{rows}</table>\n' + "\n".join(sections) + "\n</body></html>\n")
-
-
-RUN_DIR = "LABKIT_RUN_DIR"  # set by `labkit run` for its kernels: the folder of the executed notebooks
 
 
 def report_folder() -> Path:

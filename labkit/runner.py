@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit import teardown
-from labkit.config import AwsTarget, LabConfig, default_region
+from labkit.config import RUN_DIR, AwsTarget, LabConfig, default_region
 from labkit.errors import LabkitError
 from labkit.session import Lab
 
@@ -156,8 +156,6 @@ def run_notebooks(target: str = "local", start: int | None = None, end: int | No
 @contextlib.contextmanager
 def _run_dir_for_kernels(out: Path):
     """Kernels started meanwhile know where the executed notebooks go (a report cell writes beside them)."""
-    from labkit.report import RUN_DIR
-
     previous = os.environ.get(RUN_DIR)
     os.environ[RUN_DIR] = str(out.resolve())
     try:

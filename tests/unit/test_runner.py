@@ -89,12 +89,13 @@ def test_a_report_goes_beside_the_executed_notebooks_and_links_from_there(tmp_pa
     """In a run (a classroom's shared notebooks are read-only to students) the report is written to the run's
     folder, which the runner gives its kernels, and the notebook links it relative to its executed copy."""
     from labkit import report, runner
+    from labkit.config import RUN_DIR
 
     out = tmp_path / "run"
-    monkeypatch.delenv(report.RUN_DIR, raising=False)
+    monkeypatch.delenv(RUN_DIR, raising=False)
     with runner._run_dir_for_kernels(out):
         assert report.report_folder() == out.resolve()
         assert report.report_link(out.resolve() / "report-x.html") == "report-x.html"
-    assert report.RUN_DIR not in __import__("os").environ
+    assert RUN_DIR not in __import__("os").environ
     monkeypatch.chdir(tmp_path)
     assert report.report_folder() == tmp_path / "runs"

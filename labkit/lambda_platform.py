@@ -8,6 +8,7 @@ runtimes); ``python -m labkit.lambda_platform`` prints the pip options the Makef
 from __future__ import annotations
 
 import configparser
+import os
 import re
 import sys
 from pathlib import Path
@@ -19,8 +20,17 @@ ARCHITECTURE = "x86_64"
 PLATFORMS = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
 
 
-def runtime(venv: Path = LAMBDA_VENV) -> str:
-    """``pythonX.Y`` of the Lambda runtime environment ``venv``, from its ``pyvenv.cfg``."""
+def lambda_venv() -> Path:
+    """The Lambda runtime environment the local cloud runs functions with: the one of ``LABKIT_LAMBDA_PYTHON``
+    when set (as the cloud's Lambda service reads it), else this project's ``.venv-lambda``."""
+    python = os.environ.get("LABKIT_LAMBDA_PYTHON")
+    return Path(python).parent.parent if python else LAMBDA_VENV
+
+
+def runtime(venv: Path | None = None) -> str:
+    """``pythonX.Y`` of the Lambda runtime environment ``venv`` (default :func:`lambda_venv`), from its
+    ``pyvenv.cfg``."""
+    venv = venv or lambda_venv()
     cfg = venv / "pyvenv.cfg"
     try:
         text = cfg.read_text()

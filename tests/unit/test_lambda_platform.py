@@ -116,3 +116,11 @@ def test_a_server_certificate_is_not_taken_for_a_bundle(monkeypatch, tmp_path):
     _serve(monkeypatch, tmp_path, files.cert.read_bytes())
     with pytest.raises(ConfigError, match="not certificate authorities"):
         config.AwsTarget(config.LabConfig(target="aws", region="eu-west-1")).db_ca_bundle()
+
+
+def test_the_runtime_follows_the_interpreter_the_cloud_is_told_to_use(tmp_path, monkeypatch):
+    """LABKIT_LAMBDA_PYTHON (a clone sharing another checkout's Lambda environment) decides the runtime too."""
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "pyvenv.cfg").write_text("home = /usr/bin\nversion = 3.12.1\n")
+    monkeypatch.setenv("LABKIT_LAMBDA_PYTHON", str(tmp_path / "bin" / "python"))
+    assert lambda_platform.lambda_venv() == tmp_path and lambda_platform.runtime() == "python3.12"

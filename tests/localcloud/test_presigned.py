@@ -23,9 +23,9 @@ BODY = b"order_id,total\n1,9.50\n"
 TEXT = "text/plain"
 
 
-def _open(url: str, method: str = "GET", data: bytes | None = None) -> tuple[int, bytes]:
+def _open(url: str, method: str = "GET", data: bytes | None = None, content_type: str = TEXT) -> tuple[int, bytes]:
     """What a browser would get: the status and body, errors included (an upload says what it sends)."""
-    headers = {"Content-Type": TEXT} if data is not None else {}
+    headers = {"Content-Type": content_type} if data is not None else {}
     request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=30) as answer:

@@ -11,7 +11,7 @@ WHEELS      := .cache/wheels
 BIN         := $(VENV)/bin
 STAMP       := .cache/stamps
 
-.PHONY: setup lab jupyter test test-clouds test-lab test-notebooks test-fast classroom-check bench clean-notebooks cloud-stop clean
+.PHONY: FORCE setup lab jupyter test test-clouds test-lab test-notebooks test-fast classroom-check bench clean-notebooks cloud-stop clean
 
 setup: $(STAMP)/system-packages $(STAMP)/venv $(STAMP)/lambda-venv $(STAMP)/wheels $(STAMP)/hub-proxy \
 	.cache/faketime/labkit_faketime_sleep.so .cache/net/labkit_netlink.so
@@ -34,8 +34,18 @@ $(STAMP)/venv: pyproject.toml jupyter/overrides.json | $(STAMP)/system-packages
 
 # The Lambda runtime environment: only what AWS's Python runtime holds (boto3) plus awslambdaric.
 # Its Python (LAMBDA_PYTHON) is the functions' runtime (labkit/lambda_platform.py): the layer's wheels are for it.
-$(STAMP)/lambda-venv: lambda_code/runtime-requirements.txt | $(STAMP)/system-packages
+# The runtime LAMBDA_PYTHON gives (pythonX.Y) is kept in a file rewritten only when it changes: a new choice
+# (python3.11 removed, 3.12 picked) builds .venv-lambda anew, and the layer's wheels after it.
+$(STAMP)/lambda-runtime: FORCE
 	@mkdir -p $(STAMP)
+	@runtime="$$($(LAMBDA_PYTHON) -c 'import sys; print("python%d.%d" % sys.version_info[:2])')" && \
+		{ test "$$runtime" = "$$(cat $@ 2>/dev/null)" || echo "$$runtime" > $@; }
+
+$(STAMP)/lambda-venv: lambda_code/runtime-requirements.txt $(STAMP)/lambda-runtime | $(STAMP)/system-packages \
+		$(STAMP)/venv
+	@mkdir -p $(STAMP)
+	@reason="$$($(BIN)/python -m labkit.lambda_platform --rebuild-reason $(LAMBDA_VENV) $$(cat $(STAMP)/lambda-runtime))" \
+		&& if [ -n "$$reason" ]; then echo "building $(LAMBDA_VENV) anew: $$reason"; rm -rf $(LAMBDA_VENV); fi
 	@test -x $(LAMBDA_VENV)/bin/python || $(LAMBDA_PYTHON) -m venv $(LAMBDA_VENV)
 	$(LAMBDA_VENV)/bin/pip install -q --disable-pip-version-check -r lambda_code/runtime-requirements.txt
 	@touch $@
@@ -52,6 +62,8 @@ $(STAMP)/wheels: lambda_code/layers/pymysql/requirements.txt flask_app/requireme
 	platform="$$($(BIN)/python -m labkit.lambda_platform)" && $(BIN)/pip download -q --disable-pip-version-check \
 		--only-binary=:all: -d $(WHEELS) $$platform -r lambda_code/layers/pymysql/requirements.txt
 	@touch $@
+
+FORCE:
 
 # The lab clock's companion (labkit/localcloud/clock.py), preloaded just before libfaketime.
 .cache/faketime/labkit_faketime_sleep.so: labkit/localcloud/faketime_sleep.c | $(STAMP)/system-packages

@@ -124,3 +124,78 @@ def test_the_runtime_follows_the_interpreter_the_cloud_is_told_to_use(tmp_path, 
     (tmp_path / "pyvenv.cfg").write_text("home = /usr/bin\nversion = 3.12.1\n")
     monkeypatch.setenv("LABKIT_LAMBDA_PYTHON", str(tmp_path / "bin" / "python"))
     assert lambda_platform.lambda_venv() == tmp_path and lambda_platform.runtime() == "python3.12"
+
+
+def _venv(path: Path, version: str | None, interpreter: bool = True) -> Path:
+    (path / "bin").mkdir(parents=True)
+    if version is not None:
+        (path / "pyvenv.cfg").write_text(f"home = /usr/bin\ninclude-system-site-packages = false\nversion = {version}\n")
+    if interpreter:
+        (path / "bin" / "python").symlink_to(sys.executable)
+    return path
+
+
+@pytest.mark.parametrize("version, interpreter, reason", [
+    ("3.12.3", True, ""),
+    ("3.12.9", True, ""),  # a patch release is the same runtime
+    ("3.11.7", True, "it is python3.11, and the Lambda runtime is now python3.12"),
+    ("3.12.3", False, "its interpreter .*/bin/python is gone"),
+    (None, True, ".*venv has no pyvenv.cfg"),
+])
+def test_the_lambda_environment_is_built_anew_when_it_is_not_the_chosen_runtime(tmp_path, version, interpreter,
+                                                                                reason):
+    found = lambda_platform.rebuild_reason(_venv(tmp_path / "venv", version, interpreter), "python3.12")
+    assert re.fullmatch(reason, found) if reason else found == ""
+
+
+FAKE_PYTHON = """#!/bin/sh
+# A Python {version} for make: says its version, makes a venv (whose pip notes what it is asked).
+case "$1" in
+  -c) echo python{version} ;;
+  -m) mkdir -p "$3/bin" && printf 'home = /fake\\nversion = {version}.0\\n' > "$3/pyvenv.cfg" &&
+      ln -s "$0" "$3/bin/python" && printf '#!/bin/sh\\necho "$@" >> "%s/pip.log"\\n' "$3" > "$3/bin/pip" &&
+      chmod +x "$3/bin/pip" ;;
+esac
+"""
+
+
+def _make(scratch: Path, python: str, *targets: str) -> subprocess.CompletedProcess:
+    return subprocess.run([shutil.which("make"), "-f", str(MAKEFILE), f"LAMBDA_PYTHON={python}", *targets],
+                          cwd=scratch, capture_output=True, text=True)
+
+
+def test_make_setup_builds_the_lambda_environment_anew_when_its_python_changes(tmp_path):
+    """python3.11 gone, python3.12 chosen: .venv-lambda (a 3.11 one) is built anew with 3.12, the layer's wheels
+    are fetched again for it; a second run changes nothing."""
+    scratch = tmp_path / "lab"
+    for name in ("lambda_code/runtime-requirements.txt", "lambda_code/layers/pymysql/requirements.txt",
+                 "flask_app/requirements.txt", "pyproject.toml", "jupyter/overrides.json",
+                 "scripts/ensure-system-packages.sh"):
+        (scratch / name).parent.mkdir(parents=True, exist_ok=True)
+        (scratch / name).write_text("")
+    (scratch / ".venv").symlink_to(Path(sys.executable).parent.parent)  # runs labkit.lambda_platform
+    for version in ("3.11", "3.12"):
+        fake = tmp_path / "bin" / f"python{version}"
+        fake.parent.mkdir(exist_ok=True)
+        fake.write_text(FAKE_PYTHON.format(version=version))
+        fake.chmod(0o755)
+    stamps = scratch / ".cache" / "stamps"
+    stamps.mkdir(parents=True)
+    for stamp in ("system-packages", "venv"):
+        (stamps / stamp).touch()
+    built = _make(scratch, str(tmp_path / "bin" / "python3.11"), ".cache/stamps/lambda-venv")
+    assert built.returncode == 0, built.stderr
+    (stamps / "wheels").touch()  # the wheels fetched for 3.11 (pip download needs a network: not run here)
+
+    chosen = str(tmp_path / "bin" / "python3.12")
+    rebuilt = _make(scratch, chosen, ".cache/stamps/lambda-venv")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "building .venv-lambda anew: it is python3.11, and the Lambda runtime is now python3.12" in rebuilt.stdout
+    assert lambda_platform.runtime(scratch / ".venv-lambda") == "python3.12"
+    assert (scratch / ".venv-lambda" / "pip.log").read_text().count("install") == 1  # the old venv is gone
+    built_at = (stamps / "lambda-venv").stat().st_mtime_ns
+    assert built_at > (stamps / "wheels").stat().st_mtime_ns  # so make fetches the wheels again, for 3.12
+
+    again = _make(scratch, chosen, ".cache/stamps/lambda-venv")
+    assert again.returncode == 0 and "anew" not in again.stdout
+    assert (stamps / "lambda-venv").stat().st_mtime_ns == built_at  # the same choice: nothing to do

@@ -1,9 +1,12 @@
 """Shared fixtures: a real local cloud on a free port in a temporary LABKIT_HOME, stopped at the end."""
 from __future__ import annotations
 
+import atexit
 import io
 import os
+import shutil
 import socket
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +24,18 @@ for _var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SEC
 os.environ.update({"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
                    "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"})
 REGION = "us-east-1"
+
+# Nor may a test write into the user's home: `labkit run` signs what it executed in Jupyter's signature store, and
+# the kernels it starts keep IPython, Jupyter and matplotlib files there. Each test session (and every kernel,
+# notebook and JupyterLab it starts, which inherit the environment) gets folders of its own, removed at exit.
+USER_DIRS = {"JUPYTER_DATA_DIR": "jupyter-data", "JUPYTER_RUNTIME_DIR": "jupyter-runtime",
+             "JUPYTER_CONFIG_DIR": "jupyter-config", "IPYTHONDIR": "ipython", "MPLCONFIGDIR": "matplotlib"}
+_user_dirs = Path(tempfile.mkdtemp(prefix="labkit-tests-user-"))
+os.environ.update({name: str(_user_dirs / folder) for name, folder in USER_DIRS.items()})
+(_user_dirs / "matplotlib").mkdir()
+for _fonts in (Path.home() / ".cache" / "matplotlib").glob("fontlist-*.json"):  # read, not written: saves its
+    shutil.copy(_fonts, _user_dirs / "matplotlib")  # kernels rebuilding the font list (5 s)
+atexit.register(shutil.rmtree, _user_dirs, ignore_errors=True)
 
 
 def free_port() -> int:

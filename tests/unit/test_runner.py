@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -68,15 +71,24 @@ def test_solutions_go_only_to_notebooks_that_declare_them(tmp_path):
 
 def test_a_default_run_is_linked_as_notebooks_runs_latest_and_trusted(tmp_path, monkeypatch):
     """`make jupyter` opens the notebooks folder: runs/latest there leads to the last run's executed notebooks,
-    signed so that JupyterLab shows their outputs with their style."""
+    signed so that JupyterLab shows their outputs with their style. In the tests, the signature store (and every
+    other file Jupyter, IPython or matplotlib keep) is the session's own (tests/conftest.py), never the user's:
+    with HOME an empty folder, the run leaves it empty."""
     from nbformat.sign import NotebookNotary
 
-    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "jupyter-data"))
+    from tests.conftest import USER_DIRS
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
     monkeypatch.chdir(tmp_path)
     folder = tmp_path / "notebooks"
     folder.mkdir()
-    _notebook(folder / "01_ok.ipynb", "x = 1")
+    _notebook(folder / "01_ok.ipynb", "import matplotlib.pyplot\nx = 1")
     summary = run_notebooks(show_progress=False, cell_timeout=60, folder=folder)
+    assert not list(home.iterdir())
+    assert all(os.environ[name].startswith(tempfile.gettempdir()) for name in USER_DIRS)
+    assert (Path(os.environ["JUPYTER_DATA_DIR"]) / "nbsignatures.db").exists()
     latest = folder / "runs" / "latest"
     assert latest.is_symlink() and not latest.readlink().is_absolute()
     assert latest.resolve() == (tmp_path / summary.output_dir).resolve()

@@ -72,6 +72,9 @@ class NetworkModel(Service):
         self.block = allocate_block(ctx.home)
         self.generation = 0
         self.lock = threading.RLock()
+        # Fronts are pointed one refresh at a time, each from a description read inside it: a refresh that read
+        # the VPC before a change can never point a front after the refresh that change started.
+        self._refreshing = threading.RLock()
         self._cache: dict[Any, Any] = {}
         self._cache_generation = -1
         self.dbs: dict[str, str] = {}  # DB identifier -> its address
@@ -162,26 +165,27 @@ class NetworkModel(Service):
         self.changed(refresh=False)
 
     def _refresh_instance(self, instance_id: str) -> None:
-        try:
-            instance = self._instance(instance_id)
-            net = self._network()
-            self.instances.refresh(instance_id, instance,
-                                   lambda node, port: rx.connect(net, rx.YOUR_COMPUTER, node, port))
-        except Exception:  # a half-created record: close its ports
-            log.exception("deciding the paths to %s failed", instance_id)
-            self.instances.refresh(instance_id, None, lambda node, port: rx.Verdict(False, "unknown"))
+        with self._refreshing:
+            try:
+                instance = self._instance(instance_id)
+                net = self._network()
+                self.instances.refresh(instance_id, instance,
+                                       lambda node, port: rx.connect(net, rx.YOUR_COMPUTER, node, port))
+            except Exception:  # a half-created record: close its ports
+                log.exception("deciding the paths to %s failed", instance_id)
+                self.instances.refresh(instance_id, None, lambda node, port: rx.Verdict(False, "unknown"))
 
     def _instance(self, instance_id: str) -> dict | None:
         return next((i for i in self._instances() if i["InstanceId"] == instance_id), None)
 
     def _instances(self) -> list[dict]:
         """Every instance the cloud holds, as DescribeInstances shows it (terminated ones left out)."""
-        cached = self._cached("instances")
+        cached, generation = self._cached("instances")
         if cached is None:
             pages = self._client("ec2").get_paginator("describe_instances").paginate()
             cached = [i for page in pages for r in page["Reservations"] for i in r["Instances"]
                       if i["State"]["Name"] not in ("terminated", "shutting-down")]
-            self._store("instances", cached)
+            self._store("instances", cached, generation)
         return cached
 
     # -- databases ----------------------------------------------------------------------------------------
@@ -208,29 +212,30 @@ class NetworkModel(Service):
         return self.dbs.get(identifier, "127.0.0.1")
 
     def refresh_fronts(self) -> None:
-        for instance_id in self.instances.instance_ids():
-            self._refresh_instance(instance_id)
-        for identifier, front in list(self.fronts.items()):
-            try:
-                db = self._db_node(identifier)
-                verdict = rx.connect(self._network(), rx.YOUR_COMPUTER, db[0], front.address[1]) if db else None
-                front.point(db[1] if db and verdict.allowed else None)
-            except Exception:  # a half-created record: keep it closed
-                log.exception("deciding the path to %s failed", identifier)
-                front.point(None)
+        with self._refreshing:
+            for instance_id in self.instances.instance_ids():
+                self._refresh_instance(instance_id)
+            for identifier, front in list(self.fronts.items()):
+                try:
+                    db = self._db_node(identifier)
+                    verdict = rx.connect(self._network(), rx.YOUR_COMPUTER, db[0], front.address[1]) if db else None
+                    front.point(db[1] if db and verdict.allowed else None)
+                except Exception:  # a half-created record: keep it closed
+                    log.exception("deciding the path to %s failed", identifier)
+                    front.point(None)
 
     # -- decisions ----------------------------------------------------------------------------------------
     def decide(self, who: str, ip: str, port: int) -> tuple[str, int]:
         """Where a connection from ``who`` to ``ip``:``port`` really goes (a black hole when dropped)."""
         key = ("decide", who, ip, port)
-        cached = self._cached(key)
+        cached, generation = self._cached(key)
         if cached is not None:
             return cached
         verdict, target = self._verdict(who, ip, port)
         answer = target if verdict.allowed and target else self.black_hole.address
         if not verdict.allowed:
             log.info("dropped %s -> %s:%s: %s", who, ip, port, verdict.reason)
-        self._store(key, answer)
+        self._store(key, answer, generation)
         return answer
 
     def _verdict(self, who: str, ip: str, port: int) -> tuple[rx.Verdict, tuple[str, int] | None]:
@@ -261,15 +266,18 @@ class NetworkModel(Service):
                 return rx.connect(self._network(), source, db[0], port), db[1]
         return rx.Verdict(False, f"nothing listens at {ip}:{port}"), None
 
-    def _cached(self, key: Any) -> Any:
+    def _cached(self, key: Any) -> tuple[Any, int]:
+        """The kept answer for ``key`` (None if none) and the generation it is read at."""
         with self.lock:
             if self._cache_generation != self.generation:
                 self._cache, self._cache_generation = {}, self.generation
-            return self._cache.get(key)
+            return self._cache.get(key), self.generation
 
-    def _store(self, key: Any, value: Any) -> None:
+    def _store(self, key: Any, value: Any, generation: int) -> None:
+        """Keep an answer worked out from what was read at ``generation``, unless the VPC changed since: a
+        description read before a change must not be kept as the answer after it."""
         with self.lock:
-            if self._cache_generation == self.generation:
+            if self._cache_generation == self.generation == generation:
                 self._cache[key] = value
 
     def _client(self, service: str) -> Any:
@@ -285,11 +293,11 @@ class NetworkModel(Service):
         return os.environ.get("AWS_REGION") or "us-east-1"
 
     def _network(self) -> rx.Network:
-        cached = self._cached("network")
+        cached, generation = self._cached("network")
         if cached is None:
             cached = rx.Network.describe(self._client("ec2"))
             self._complete_default_vpcs(cached)
-            self._store("network", cached)
+            self._store("network", cached, generation)
         return cached
 
     def _complete_default_vpcs(self, net: rx.Network) -> None:
@@ -311,7 +319,7 @@ class NetworkModel(Service):
     def _source(self, who: str) -> rx.Node | None:
         kind, _, ident = who.partition(":")
         key = ("source", who)
-        cached = self._cached(key)
+        cached, generation = self._cached(key)
         if cached is not None:
             return cached
         node = None
@@ -321,12 +329,12 @@ class NetworkModel(Service):
         elif kind == "instance":
             found = self._client("ec2").describe_instances(InstanceIds=[ident])["Reservations"]
             node = rx.instance_node(found[0]["Instances"][0])
-        self._store(key, node)
+        self._store(key, node, generation)
         return node
 
     def _db_node(self, identifier: str) -> tuple[rx.Node, tuple[str, int]] | None:
         key = ("db", identifier)
-        cached = self._cached(key)
+        cached, generation = self._cached(key)
         if cached is not None:
             return cached
         rds = self.ctx.services.get("rds")
@@ -337,7 +345,7 @@ class NetworkModel(Service):
             return None
         node = rx.db_node(self._network(), db)
         result = (node, ("127.0.0.1", server.port)) if server else None
-        self._store(key, result)
+        self._store(key, result, generation)
         return result
 
     def close(self) -> None:

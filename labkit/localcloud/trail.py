@@ -43,6 +43,7 @@ class Trail(Service):
         self.events: deque[Recorded] = deque(maxlen=limit)
         self._numbers = itertools.count(1)
         self._clock: Any = None
+        self._sessions: dict[str, float] = {}  # "role/session" -> when its AssumeRole was answered (creationDate)
 
     def start(self) -> None:
         scheduler = self.ctx.services.get("scheduler")
@@ -50,6 +51,12 @@ class Trail(Service):
 
     def after_reset(self) -> None:
         self.events.clear()  # a reset is a fresh account
+        self._sessions.clear()
+
+    def _session_started(self, role_arn: Any, session_name: Any, stamp: float) -> None:
+        self._sessions[f"{str(role_arn).rsplit('/', 1)[-1]}/{session_name}"] = stamp
+        if len(self._sessions) > 2 * (self.events.maxlen or LIMIT):
+            self._sessions.pop(next(iter(self._sessions)))
 
     def summary(self) -> dict:
         return {"events": len(self.events), "limit": self.events.maxlen}
@@ -73,15 +80,22 @@ class Trail(Service):
             from labkit.redact import redact
 
             params = redact(params, limit=1000)
+        now = self._now()
+        if operation == "AssumeRole" and status < 400 and params:
+            self._session_started(params.get("RoleArn"), params.get("RoleSessionName"), now)
+        _, _, session = principal.partition(":assumed-role/")
         self.events.append(Recorded(
-            next(self._numbers), self._now(), principal, call.access_key_id or "", service, operation,
+            next(self._numbers), now, principal, call.access_key_id or "", service, operation,
             call.region or "us-east-1", params, status, environ.get("REMOTE_ADDR", "127.0.0.1"),
-            environ.get("HTTP_USER_AGENT", ""), error_body, error_type))
+            environ.get("HTTP_USER_AGENT", ""), error_body, error_type,
+            session_created=self._sessions.get(session) if session else None))
 
     def service_assumed_role(self, service_principal: str, role_arn: str, session_name: str, region: str) -> None:
         """An AWS service assumed a role for you (Lambda for a function, EC2 for an instance profile)."""
+        now = self._now()
+        self._session_started(role_arn, session_name, now)
         self.events.append(Recorded(
-            next(self._numbers), self._now(), "", "", "sts", "AssumeRole", region,
+            next(self._numbers), now, "", "", "sts", "AssumeRole", region,
             {"RoleArn": role_arn, "RoleSessionName": session_name}, 200, service_principal, service_principal,
             identity=service_identity(service_principal)))
 

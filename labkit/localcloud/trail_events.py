@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from labkit.localcloud.trail_params import request_parameters
 from labkit.redact import plain, redact
 
 ACCOUNT = "123456789012"
@@ -24,7 +25,7 @@ ACCOUNT = "123456789012"
 EVENT_IDS, REQUEST_IDS = uuid.uuid4().int, uuid.uuid4().int
 EVENT_VERSION = "1.09"
 READ_ONLY = ("Describe", "Get", "List", "Head", "Lookup", "Search", "BatchGet", "Select", "Check", "Filter",
-             "Simulate")
+             "Simulate", "Assume")  # STS's AssumeRole* are read-only events too
 # Data events (not management events): event history does not hold them
 DATA_EVENTS = {
     "lambda": {"Invoke", "InvokeAsync", "InvokeWithResponseStream"},
@@ -93,6 +94,7 @@ class Recorded:
     error_body: bytes | None = None
     error_type: str | None = None
     identity: dict | None = None  # set for events a service itself records (AssumeRole by lambda.amazonaws.com)
+    session_created: float | None = None  # a role session's: when its AssumeRole was answered
     cached: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -102,10 +104,6 @@ class Recorded:
     @property
     def request_id(self) -> str:
         return str(uuid.UUID(int=REQUEST_IDS ^ self.number))
-
-    @property
-    def time(self) -> dt.datetime:
-        return dt.datetime.fromtimestamp(self.stamp, dt.timezone.utc)
 
     @property
     def name(self) -> str:
@@ -131,18 +129,17 @@ class Recorded:
         return self.cached["error"]
 
     def parameters(self) -> dict | None:
-        if "params" not in self.cached:
-            params = {k: v for k, v in (self.params or {}).items() if k not in ("Action", "Version")}  # query protocol
-            shown = plain(redact(params, limit=1000))
-            # CloudTrail names request parameters in lower camel case (secretId, functionName, dBInstanceIdentifier)
-            self.cached["params"] = {k[:1].lower() + k[1:]: v for k, v in shown.items()} or None
+        if "params" not in self.cached:  # as the service reads them (trail_params), secrets hidden
+            sent = {k: v for k, v in (self.params or {}).items() if k not in ("Action", "Version")}
+            shown = request_parameters(self.service, self.operation, redact(sent, limit=1000))
+            self.cached["params"] = plain(shown) if shown else None
         return self.cached["params"]
 
     def user_identity(self) -> dict:
         if self.identity is not None:
             return self.identity
         if "identity" not in self.cached:
-            self.cached["identity"] = user_identity(self.principal, self.access_key_id)
+            self.cached["identity"] = user_identity(self.principal, self.access_key_id, self.session_created)
         return self.cached["identity"]
 
     @property
@@ -157,6 +154,9 @@ class Recorded:
     def resources(self) -> list[dict[str, str]]:
         found = []
         for key, value in (self.params or {}).items():
+            name, _, number = key.partition(".")
+            if number.isdigit():  # a list of ids in a query request (EC2's InstanceId.1)
+                key = name
             kind = RESOURCE_TYPES.get(f"{key}@{self.service}") or RESOURCE_TYPES.get(key)
             if kind and isinstance(value, str):
                 found.append({"ResourceType": kind, "ResourceName": value})
@@ -167,7 +167,7 @@ class Recorded:
         code, message = self.error()
         event = {
             "eventVersion": EVENT_VERSION, "userIdentity": self.user_identity(),
-            "eventTime": self.time.strftime("%Y-%m-%dT%H:%M:%SZ"), "eventSource": self.source,
+            "eventTime": _iso(self.stamp), "eventSource": self.source,
             "eventName": self.name, "awsRegion": self.region, "sourceIPAddress": self.source_ip,
             "userAgent": self.user_agent}
         if code:
@@ -195,20 +195,24 @@ class Recorded:
         return event
 
 
-def user_identity(principal: str, access_key_id: str) -> dict:
-    """``userIdentity`` of a principal ARN (an IAM user, or a session of a role) and its access key."""
+def user_identity(principal: str, access_key_id: str, session_created: float | None = None) -> dict:
+    """``userIdentity`` of a principal ARN (an IAM user, or a session of a role, made at ``session_created``)
+    and its access key."""
     from labkit.localcloud import iam_auth
 
     found = re.match(r"arn:aws:sts::(\d+):assumed-role/([^/]+)/(.+)$", principal)
     if found:
         account, role_name, session = found.groups()
         role_id = _entity_id(lambda: iam_auth._iam().get_role(role_name).id, "AROA")
+        attributes = {"mfaAuthenticated": "false"}
+        if session_created is not None:
+            attributes = {"creationDate": _iso(session_created), **attributes}
         identity = {"type": "AssumedRole", "principalId": f"{role_id}:{session}", "arn": principal,
                     "accountId": account, "accessKeyId": access_key_id,
                     "sessionContext": {"sessionIssuer": {
                         "type": "Role", "principalId": role_id, "arn": f"arn:aws:iam::{account}:role/{role_name}",
                         "accountId": account, "userName": role_name},
-                        "attributes": {"mfaAuthenticated": "false"}}}
+                        "webIdFederationData": {}, "attributes": attributes}}
         if session.startswith("i-"):
             identity["sessionContext"]["ec2RoleDelivery"] = "2.0"  # the credentials came from IMDSv2
         return identity
@@ -219,6 +223,10 @@ def user_identity(principal: str, access_key_id: str) -> dict:
         return {"type": "IAMUser", "principalId": user_id, "arn": principal, "accountId": account,
                 "accessKeyId": access_key_id, "userName": name}
     return {"type": "Unknown", "arn": principal, "accessKeyId": access_key_id}
+
+
+def _iso(stamp: float) -> str:
+    return dt.datetime.fromtimestamp(stamp, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def service_identity(service_principal: str) -> dict:

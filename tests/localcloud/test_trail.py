@@ -121,3 +121,25 @@ def test_looking_up_events_needs_cloudtrail_lookup_events(cloud, history):
         cloud.client("cloudtrail", **history["keys"]).lookup_events()
     assert info.value.response["Error"]["Code"] == "AccessDeniedException"
     assert "cloudtrail:LookupEvents" in info.value.response["Error"]["Message"]
+
+
+def test_a_role_session_says_when_it_began_and_assume_role_is_read_only(cloud, history):
+    assumed = next(e for e in _by(cloud, "EventName", "AssumeRole")
+                   if json.loads(e["CloudTrailEvent"])["requestParameters"]["roleSessionName"] == "validator")
+    assert assumed["ReadOnly"] == "true" and assumed["Username"] == "lab-admin"
+    denied = next(e for e in _by(cloud, "Username", "validator") if e["EventName"] == "GetSecretValue")
+    context = json.loads(denied["CloudTrailEvent"])["userIdentity"]["sessionContext"]
+    assert context["webIdFederationData"] == {} and context["attributes"]["mfaAuthenticated"] == "false"
+    assert context["attributes"]["creationDate"] == json.loads(assumed["CloudTrailEvent"])["eventTime"]
+
+
+def test_ec2_calls_are_recorded_with_ec2s_item_sets(cloud, history):
+    cloud.client("ec2").describe_vpcs(Filters=[{"Name": "tag:trail-test", "Values": ["item-sets"]}])
+    event = next(e for e in _by(cloud, "EventName", "DescribeVpcs")
+                 if "item-sets" in e["CloudTrailEvent"])
+    record = json.loads(event["CloudTrailEvent"])
+    assert record["requestParameters"] == {
+        "filterSet": {"items": [{"name": "tag:trail-test", "valueSet": {"items": [{"value": "item-sets"}]}}]}}
+    assert record["responseElements"] is None and record["readOnly"] is True
+    assert (record["eventType"], record["managementEvent"], record["eventCategory"]) == (
+        "AwsApiCall", True, "Management")

@@ -7,10 +7,11 @@
 from __future__ import annotations
 
 from labkit import display
-from labkit.errors import AccessDenied, CheckFailed, CloudError, ConfigError, LabkitError, StepError
+from labkit.errors import AccessDenied, AddressUnknown, CheckFailed, CloudError, ConfigError, LabkitError, StepError
 from labkit.session import Lab
 
-__all__ = ["AccessDenied", "CheckFailed", "CloudError", "ConfigError", "Lab", "LabkitError", "StepError", "up"]
+__all__ = ["AccessDenied", "AddressUnknown", "CheckFailed", "CloudError", "ConfigError", "Lab", "LabkitError",
+           "StepError", "up"]
 
 display.install()  # in a notebook: every DataFrame in the lab's one style (labkit/display.py)
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from labkit import myip
 from labkit.costs import cost_frame
 from labkit.errors import CloudError, ConfigError
 from labkit.localcloud import control
@@ -37,7 +38,7 @@ class LabConfig:
     policies: str | None = None  # None: the mode stored with the lab (iam.policy_mode), else "managed"
     confirm: bool = False
     app_port: int = 5000
-    app_cidr: str = "0.0.0.0/0"
+    app_cidr: str = "0.0.0.0/0"  # or "my-ip": your address /32 (myip.your_address), as the console's "My IP"
     ssh_cidr: str | None = None
     cloud_port: int | None = None
     home: Path = field(default_factory=control.default_home)
@@ -50,6 +51,11 @@ class LabConfig:
                               "use 3-31 lower-case letters, digits and dashes, starting with a letter")
         if self.policies is not None and self.policies not in POLICY_MODES:
             raise ConfigError(f"unknown policies mode {self.policies!r}", f"use one of {', '.join(POLICY_MODES)}")
+        for option in ("app_cidr", "ssh_cidr"):
+            problem = myip.check_cidr_option(option, getattr(self, option))
+            if problem:
+                raise ConfigError(problem, f'give a CIDR such as "203.0.113.7/32" or "0.0.0.0/0", or "{myip.MY_IP}" '
+                                           "for your own address")
 
     @property
     def tags(self) -> list[dict[str, str]]:
@@ -115,6 +121,10 @@ class LocalTarget:
     def lab_time(self) -> str:
         return control.lab_clock(self.config.home)["now"]
 
+    def checkip_url(self) -> str:
+        """Where the local cloud tells a caller its address, as https://checkip.amazonaws.com does on AWS."""
+        return control.checkip_url(self.config.home)
+
     def browser_url(self, url: str) -> str:
         """Where a student's browser opens ``url``: as is on their own machine; through the Hub on JupyterHub.
 
@@ -137,6 +147,7 @@ class LocalTarget:
 RDS_CA_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
 RDS_CA_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "rds-global-bundle.pem"
 READ_ONLY = ("Describe", "Get", "List", "Head", "Filter", "Lookup", "Search", "Simulate")
+CHECKIP_URL = "https://checkip.amazonaws.com"
 
 
 class AwsTarget:
@@ -208,6 +219,10 @@ class AwsTarget:
     def fire_schedule(self, rule_arn: str, hours: float, invoke: Any) -> list[dict]:
         """AWS's clock cannot be moved: invoke the target with the scheduled event the rule would send."""
         return [invoke()]
+
+    def checkip_url(self) -> str:
+        """AWS's own service that answers the caller's public address (the console's "My IP" comes from it)."""
+        return CHECKIP_URL
 
     def lab_time(self) -> str:
         import datetime as dt

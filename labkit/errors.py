@@ -44,6 +44,10 @@ class CheckFailed(LabkitError):
     """A verification found the system not as it should be."""
 
 
+class AddressUnknown(LabkitError):
+    """Your computer's address could not be learned (https://checkip.amazonaws.com, or the local cloud's)."""
+
+
 class AccessDenied(LabkitError):
     """AWS (or the local cloud, which enforces IAM the same way) refused a call for lack of permission.
 

@@ -12,7 +12,8 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import ClientError
 
-from labkit.errors import StepError, if_exists
+from labkit import myip
+from labkit.errors import AddressUnknown, StepError, if_exists
 from labkit.iam import policy_mode
 from labkit.lookups import engine_version, security_group_ids, subnet_ids, vpc_ids
 from labkit.names import DB_ENGINE, DB_INSTANCE_CLASS, DB_SUBNET_GROUP, INSTANCE_TYPE, SG_NAMES, SUBNET_KEYS
@@ -25,6 +26,7 @@ __all__ = ["DB_SUBNET_GROUP", "SG_NAMES", "SUBNETS", "VPC_CIDR", "choose_zones",
            "subnet_ids", "vpc_ids"]
 
 VPC_CIDR = "10.0.0.0/16"
+APP_RULE = "Flask app"  # the description of the app port's rule
 SUBNETS = dict(zip(SUBNET_KEYS, (("10.0.1.0/24", 0, True), ("10.0.2.0/24", 1, True),
                                  ("10.0.11.0/24", 0, False), ("10.0.12.0/24", 1, False))))
 
@@ -209,15 +211,28 @@ def _close_port_80(lab: Lab, group_id: str) -> None:
         ec2.revoke_security_group_ingress(GroupId=group_id, IpPermissions=stale)
 
 
+def _app_rule_from(lab: Lab, group_id: str, port: int, cidr: str) -> None:
+    """The app port open from ``cidr`` only: a rule the lab made earlier from another CIDR (a re-run with another
+    ``app_cidr``, such as "my-ip") is revoked once the new one is in."""
+    _allow(lab, group_id, port, cidr=cidr, description=APP_RULE)
+    ec2 = lab.client("ec2")
+    group = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
+    stale = [{"IpProtocol": "tcp", "FromPort": port, "ToPort": port, "IpRanges": [{"CidrIp": r["CidrIp"]}]}
+             for p in group.get("IpPermissions", []) if p.get("FromPort") == port and p.get("ToPort") == port
+             for r in p.get("IpRanges", []) if r.get("Description") == APP_RULE and r.get("CidrIp") != cidr]
+    if stale:
+        ec2.revoke_security_group_ingress(GroupId=group_id, IpPermissions=stale)
+
+
 def allow_from_group(lab: Lab, group_id: str, port: int, source: str, description: str) -> None:
     """Let TCP ``port`` into ``group_id`` from members of the group ``source`` (no error if already allowed)."""
     _allow(lab, group_id, port, source=source, description=description)
 
 
 def create_security_groups(lab: Lab) -> dict[str, str]:
-    """Step 3: EC2 (the app port from a CIDR; nothing listens on 80, so it stays closed; 22 only if asked), Lambda,
-    RDS (3306 from those two groups only, by group), and the endpoint group (443 from the Lambda and EC2 groups:
-    private DNS covers the whole VPC)."""
+    """Step 3: EC2 (the app port from ``app_cidr``, "my-ip" for your address /32; nothing listens on 80, so it
+    stays closed; 22 only if asked), Lambda, RDS (3306 from those two groups only, by group), and the endpoint
+    group (443 from the Lambda and EC2 groups: private DNS covers the whole VPC)."""
     vpc_id = vpc_ids(lab)["vpc_id"]
     groups = {
         "ec2": ensure_security_group(lab, vpc_id, "ec2", "Flask app on EC2: HTTP and the app port"),
@@ -226,10 +241,14 @@ def create_security_groups(lab: Lab) -> dict[str, str]:
         "endpoints": ensure_security_group(lab, vpc_id, "endpoints", "HTTPS to VPC interface endpoints"),
     }
     config = lab.config
-    _allow(lab, groups["ec2"], config.app_port, cidr=config.app_cidr, description="Flask app")
+    try:  # "my-ip": your address /32, as the console's "My IP" source
+        app_cidr, ssh_cidr = (myip.resolve_cidr(lab, c) if c else None for c in (config.app_cidr, config.ssh_cidr))
+    except AddressUnknown as exc:
+        raise StepError(3, f"app_cidr/ssh_cidr {myip.MY_IP!r}: {exc}", exc.hint) from None
+    _app_rule_from(lab, groups["ec2"], config.app_port, app_cidr)
     _close_port_80(lab, groups["ec2"])
-    if config.ssh_cidr:
-        _allow(lab, groups["ec2"], 22, cidr=config.ssh_cidr, description="SSH (asked for)")
+    if ssh_cidr:
+        _allow(lab, groups["ec2"], 22, cidr=ssh_cidr, description="SSH (asked for)")
     _allow(lab, groups["rds"], 3306, source=groups["ec2"], description="MySQL from the app instance")
     _allow(lab, groups["rds"], 3306, source=groups["lambda"], description="MySQL from the Lambdas")
     _allow(lab, groups["endpoints"], 443, source=groups["lambda"], description="HTTPS from the Lambdas")

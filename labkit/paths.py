@@ -4,6 +4,8 @@ Reads the lab's records through the describe APIs and applies :mod:`labkit.reach
 the local cloud enforces), so the table means the same on both targets, as AWS's Reachability Analyzer
 would explain it. A part not built yet is judged where the lab will put it (its subnets and security
 group, once steps 1 and 3 made them): after step 3 the table already says what the groups will let through.
+Your computer is where AWS sees it (:func:`labkit.myip.your_address`), so a rule for your address /32 opens
+its paths; when the address cannot be learned, only a 0.0.0.0/0 rule is sure to, and the table says why.
 """
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from typing import Callable
 
 import pandas as pd
 
-from labkit import names
+from labkit import myip, names
 from labkit import reachability as rx
 from labkit.errors import if_exists
 from labkit.lookups import describe_db_instance, describe_instance, security_group_ids, subnet_ids
@@ -55,8 +57,7 @@ def planned_nodes(lab: Lab, net: rx.Network) -> dict[str, rx.Node | None]:
             "db": place(names.db_instance_id(lab), "rds", "rds", private)}
 
 
-def _paths(port: int, region: str) -> list[tuple[str, str, Callable[..., rx.Verdict]]]:
-    you = rx.YOUR_COMPUTER
+def _paths(port: int, region: str, you: rx.Node = rx.YOUR_COMPUTER) -> list[tuple[str, str, Callable[..., rx.Verdict]]]:
     return [
         (f"your computer -> app :{port}", "app", lambda net, n: rx.connect(net, you, n["app"], port)),
         ("app -> Lambda API", "app", lambda net, n: rx.api_path(net, n["app"], "lambda", region)),
@@ -78,8 +79,9 @@ def reachability_frame(lab: Lab, path_prefix: str = "") -> pd.DataFrame:
     net = rx.Network.describe(lab.client("ec2"), [v["VpcId"] for v in vpcs]) if vpcs else rx.Network()
     built = lab_nodes(lab, net)
     planned = planned_nodes(lab, net) if vpcs and None in built.values() else dict.fromkeys(built)
+    address, unknown = myip.lookup(lab)
     rows = []
-    for path, needs, decide in _paths(lab.config.app_port, lab.region):
+    for path, needs, decide in _paths(lab.config.app_port, lab.region, rx.your_computer(address)):
         if not path.startswith(path_prefix):
             continue
         parts = needs.split("+")
@@ -90,7 +92,10 @@ def reachability_frame(lab: Lab, path_prefix: str = "") -> pd.DataFrame:
                          "as": None})
             continue
         verdict = decide(net, nodes)
-        rows.append({"path": path, "allowed": verdict.allowed, "because": verdict.reason,
+        because = verdict.reason
+        if unknown and not verdict.allowed and path.startswith("your computer"):
+            because = f"{because}; {unknown}"
+        rows.append({"path": path, "allowed": verdict.allowed, "because": because,
                      "as": PLANNED if any(built[n] is None for n in parts) else BUILT})
     return pd.DataFrame(rows, columns=COLUMNS)
 

@@ -9,9 +9,11 @@ The rules (TCP only, stateful security groups, network ACLs left at their allow-
 
 * inside one VPC, a connection is carried when the destination's groups allow the port from one of the
   source's groups or from a CIDR holding the source's private address, and the source's egress allows it;
-* from the internet (your computer) to a component only when it has a public address (an instance's
-  public IP; an RDS instance with PubliclyAccessible), its subnet routes 0.0.0.0/0 to an internet
-  gateway attached to the VPC, and its groups allow the port from 0.0.0.0/0;
+* from the internet to a component only when it has a public address (an instance's public IP; an RDS
+  instance with PubliclyAccessible), its subnet routes 0.0.0.0/0 to an internet gateway attached to the
+  VPC, and its groups allow the port from a CIDR holding the source's address (0.0.0.0/0 holds every
+  address; your computer's is what https://checkip.amazonaws.com answers, :func:`your_computer`; a
+  component of a VPC comes out of it at its public IP, or at its NAT gateway's);
 * an AWS API call from inside a VPC goes, in AWS's order: to an interface endpoint of the service with
   private DNS (which captures the whole VPC, so its groups must allow 443 from the caller); to an S3
   gateway endpoint on the subnet's route table; through a NAT gateway route; through an internet gateway
@@ -38,9 +40,15 @@ class Node:
     group_ids: tuple[str, ...] = ()
     private_ip: str | None = None
     public: bool = False  # instance public IP / RDS PubliclyAccessible
+    public_ip: str | None = None  # an instance's public IP; on the internet, the node's address (None: unknown)
 
 
-YOUR_COMPUTER = Node("your computer", "internet")
+YOUR_COMPUTER = Node("your computer", "internet")  # its address unknown: only a 0.0.0.0/0 rule is sure to match
+
+
+def your_computer(address: str | None) -> Node:
+    """Your computer on the internet, at ``address`` (what https://checkip.amazonaws.com answers it)."""
+    return Node("your computer", "internet", public_ip=address) if address else YOUR_COMPUTER
 
 
 @dataclass(frozen=True)
@@ -140,6 +148,10 @@ class Network:
                      and e.get("VpcEndpointType") == "Gateway" and route_table_id in e.get("RouteTableIds", [])
                      and str(e.get("State", "")).lower() == "available"), None)
 
+    def nat_public_ip(self, nat_id: str) -> str | None:
+        nat = next((n for n in self.nat_gateways if n["NatGatewayId"] == nat_id), {})
+        return next((a["PublicIp"] for a in nat.get("NatGatewayAddresses", []) if a.get("PublicIp")), None)
+
     def subnet_cidr(self, subnet_id: str) -> str | None:
         subnet = self.subnet(subnet_id)
         return subnet["CidrBlock"] if subnet else None
@@ -149,7 +161,8 @@ class Network:
                peer_cidrs: Iterable[str] = ()) -> str | None:
         """The first rule of ``group_ids`` that lets TCP ``port`` in from (or out to) ``peer``, described."""
         peer_groups = set(peer.group_ids)
-        addresses = [peer.private_ip] if peer.private_ip else []
+        internet = peer.vpc_id is None  # on the internet a node has one address, its public one
+        addresses = [a for a in ([peer.public_ip] if internet else [peer.private_ip]) if a]
         for group_id in group_ids:
             group = self.group(group_id)
             if group is None:
@@ -163,7 +176,7 @@ class Network:
                     if pair.get("GroupId") in peer_groups:
                         return f"{group['GroupName']} allows {what} {verb} {self.group_name(pair['GroupId'])}"
                 for cidr in (r.get("CidrIp") for r in perm.get("IpRanges", [])):
-                    if cidr and _cidr_holds(cidr, addresses, peer_cidrs, peer.vpc_id is None):
+                    if cidr and _cidr_holds(cidr, addresses, peer_cidrs, internet):
                         return f"{group['GroupName']} allows {what} {verb} {cidr}"
         return None
 
@@ -183,11 +196,20 @@ def _cidr_holds(cidr: str, addresses: list[str], cidrs: Iterable[str], internet:
         net = ipaddress.ip_network(cidr, strict=False)
     except ValueError:
         return False
-    if internet:  # somewhere on the internet: only a rule open to every address is sure to match
-        return net.prefixlen == 0
-    if any(ipaddress.ip_address(a) in net for a in addresses):
+    if net.prefixlen == 0 or any(ipaddress.ip_address(a) in net for a in addresses):
         return True
+    if internet:  # an address on the internet (unknown: only a rule open to every address is sure to match)
+        return False
     return any(ipaddress.ip_network(c).subnet_of(net) for c in cidrs if c)
+
+
+def _who(node: Node) -> str:
+    """A source as a rule sees it: its groups inside a VPC, its address on the internet."""
+    if node.vpc_id is not None:
+        return f"{node.name} ({node.private_ip})"
+    if node.public_ip:
+        return f"{node.name} ({node.public_ip})"
+    return f"{node.name} (address unknown: only a 0.0.0.0/0 rule is sure to match)"
 
 
 def _names(net: Network, group_ids: Iterable[str]) -> str:
@@ -208,7 +230,38 @@ def connect(net: Network, source: Node, dest: Node, port: int) -> Verdict:
             return Verdict(False, f"{_names(net, source.group_ids)}: no outbound rule for tcp {port} to "
                                   f"{dest.name}")
         return Verdict(True, inbound)
-    # From outside the destination's VPC the only way in is its public address through an internet gateway.
+    if source.vpc_id is not None:  # from another VPC: out through its way out, in at the public address
+        return connect_public(net, source, dest, port)
+    return _from_internet(net, source, dest, port)
+
+
+def connect_public(net: Network, source: Node, dest: Node, port: int) -> Verdict:
+    """A connection to ``dest``'s public address: it leaves the source's VPC through its way out (even when
+    both sit in one VPC, the packets go through the internet gateway) and comes in from the address it left
+    at (:func:`public_source`)."""
+    if source.vpc_id is not None:
+        out = api_path(net, source, "")
+        if not out.allowed:
+            return out
+        source = public_source(net, source)
+    return _from_internet(net, source, dest, port)
+
+
+def public_source(net: Network, source: Node) -> Node:
+    """Where a connection leaving ``source``'s VPC comes from on the internet: its public IP through an
+    internet gateway, its NAT gateway's public IP through a NAT gateway."""
+    subnet = source.subnet_ids[0] if source.subnet_ids else ""
+    route = net.internet_route(subnet, source.vpc_id)
+    address = None
+    if route and route[0] == "nat":
+        address = net.nat_public_ip(route[1])
+    elif route and route[0] == "igw":
+        address = source.public_ip
+    return Node(source.name, "internet", public_ip=address)
+
+
+def _from_internet(net: Network, source: Node, dest: Node, port: int) -> Verdict:
+    """From the internet the only way in is the destination's public address through an internet gateway."""
     if not dest.public:
         what = "PubliclyAccessible is false" if dest.kind == "rds" else "no public IP"
         return Verdict(False, f"{dest.name} has no public address ({what}); it is reachable only inside "
@@ -217,25 +270,10 @@ def connect(net: Network, source: Node, dest: Node, port: int) -> Verdict:
     route = net.internet_route(subnet, dest.vpc_id)
     if not route or route[0] != "igw":
         return Verdict(False, f"{subnet} has no 0.0.0.0/0 route to an attached internet gateway")
-    if source.vpc_id is not None:  # leaving its own VPC: the source needs a way out too
-        out = api_path(net, source, "")
-        if not out.allowed:
-            return out
-    inbound = net.allows(dest.group_ids, port, YOUR_COMPUTER)
+    inbound = net.allows(dest.group_ids, port, source)
     if not inbound:
-        return Verdict(False, f"{_names(net, dest.group_ids)}: no inbound rule for tcp {port} from the "
-                              f"internet (0.0.0.0/0)")
+        return Verdict(False, f"{_names(net, dest.group_ids)}: no inbound rule for tcp {port} from {_who(source)}")
     return Verdict(True, f"{inbound}; {subnet} routes 0.0.0.0/0 to {route[1]}")
-
-
-def connect_public(net: Network, source: Node, dest: Node, port: int) -> Verdict:
-    """A connection to ``dest``'s public address: it leaves the source's VPC through its way out (even when
-    both sit in one VPC, the packets go through the internet gateway) and comes in as from the internet."""
-    if source.vpc_id is not None:
-        out = api_path(net, source, "")
-        if not out.allowed:
-            return out
-    return connect(net, YOUR_COMPUTER, dest, port)
 
 
 def api_path(net: Network, source: Node, service: str, region: str = "us-east-1") -> Verdict:
@@ -301,8 +339,9 @@ def instance_node(instance: dict) -> Node:
     groups = {g["GroupId"] for g in instance.get("SecurityGroups", [])}
     groups |= {g["GroupId"] for nic in instance.get("NetworkInterfaces", []) for g in nic.get("Groups", [])}
     subnet = instance.get("SubnetId")
+    public = instance.get("PublicIpAddress")
     return Node(instance["InstanceId"], "instance", instance.get("VpcId"), (subnet,) if subnet else (),
-                tuple(sorted(groups)), instance.get("PrivateIpAddress"), bool(instance.get("PublicIpAddress")))
+                tuple(sorted(groups)), instance.get("PrivateIpAddress"), bool(public), public)
 
 
 def function_node(net: Network, config: dict) -> Node:

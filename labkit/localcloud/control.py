@@ -318,6 +318,11 @@ def user_data_log(instance_id: str, home: Path | None = None) -> str | None:
     return cloud_request("GET", f"/_labkit/ec2/{instance_id}/user-data-log", home=home)["log"]
 
 
+def checkip_url(home: Path | None = None) -> str:
+    """Where the running cloud answers a caller's address (open, as https://checkip.amazonaws.com on AWS)."""
+    return f"{_require_running(home).endpoint}/_labkit/checkip"
+
+
 def cloud_env(home: Path | None = None, region: str = "us-east-1") -> dict[str, str]:
     """The environment a process needs to talk to the running local cloud as its admin user
     (as `labkit cloud env` prints it for ``eval``)."""

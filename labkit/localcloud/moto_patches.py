@@ -377,6 +377,7 @@ def _ec2_patches() -> list[Patch]:
 
     backend, instance = instances.InstanceBackend, instances.Instance
     return [
+        *_default_group_patches(),
         Patch(backend, "run_instances", "an instance is a sandbox folder whose user data runs at launch",
               _each_instance("ec2", "on_run")),
         Patch(backend, "stop_instances", "StopInstances ends the sandbox's processes",
@@ -399,6 +400,36 @@ def _ec2_patches() -> list[Patch]:
               "moto 5.2.5 lacks DescribeInstanceInformation: managed instances are those with an SSM role",
               response("describe_instance_information"), adds=True),
     ]
+
+
+def _default_group_patches() -> list[Patch]:
+    """AWS's default security group (CreateSecurityGroup: "If you don't specify a security group when you launch
+    an instance, the instance is launched into the appropriate default security group. A default security group
+    includes a default rule that grants instances unrestricted network access to each other.")."""
+    from moto.ec2.models import instances, security_groups
+
+    def with_self_rule(original: Any) -> Any:
+        def wrapper(self: Any, name: str, description: str, *args: Any, **kwargs: Any) -> Any:
+            group = original(self, name, description, *args, **kwargs)
+            if group.is_default:
+                self.authorize_security_group_ingress(group.id, "-1", None, None, [], vpc_id=group.vpc_id,
+                                                      source_groups=[{"GroupId": group.id}])
+            return group
+        return wrapper
+
+    def groups_of_primary_interface(original: Any) -> Any:
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
+            original(self, *args, **kwargs)
+            primary = self.nics.get(0)
+            if not self.security_groups and primary is not None:
+                self.security_groups = list(primary._group_set)
+        return wrapper
+
+    return [Patch(security_groups.SecurityGroupBackend, "create_security_group", "a VPC's default group lets in "
+                  "all traffic from itself, as on AWS (moto 5.2.5's has no inbound rule)", with_self_rule),
+            Patch(instances.Instance, "prep_nics", "an instance launched without groups (SecurityGroupIds, or "
+                  "Groups on its network interface) shows its primary interface's: the VPC's default group when none "
+                  "was given, as on AWS (moto 5.2.5 shows none)", groups_of_primary_interface)]
 
 
 def _lab_public_ip(original: Callable[[], str]) -> Callable[[], str]:

@@ -17,10 +17,13 @@ Design (Linux, no root, no network namespaces, no iptables, so it runs in an unp
   further SYN and the client's own connect() times out, exactly as a security group or a missing route
   drops packets on AWS (pymysql 2003 "(timed out)", botocore ConnectTimeoutError, a Lambda's "Task
   timed out"). Works for C clients (the mysql CLI) as for Python, since it is libc's connect().
-* **Your computer** (notebook kernel, browser, tests) is unhooked and on the internet: it connects to the
-  advertised address itself (a DB endpoint, an instance's public IP and app port), where this model keeps
-  either a forwarder (the path from the internet is open: public address, IGW route, group open to
-  0.0.0.0/0) or a black hole listener (:mod:`labkit.localcloud.net_listeners`).
+* **Your computer** (notebook kernel, browser, tests) is unhooked and on the internet, at the address the
+  cloud sees its connections come from: ``127.0.0.1`` for every process on this machine the cloud did not
+  start. ``GET /_labkit/checkip`` answers it, as https://checkip.amazonaws.com answers your public address
+  on AWS (labkit asks there; a rule for "My IP" is that address /32). It connects to the advertised address
+  itself (a DB endpoint, an instance's public IP and app port), where this model keeps either a forwarder
+  (the path from your computer is open: public address, IGW route, a rule holding your address) or a black
+  hole listener (:mod:`labkit.localcloud.net_listeners`).
 * **Decisions** come from :mod:`labkit.reachability` over describe-shaped records read from the cloud's
   own API, cached per *generation*: any mutating EC2/RDS/Lambda request bumps it, and the advertised
   listeners are re-decided before that request returns, so a change applies to the next connection. The
@@ -40,13 +43,14 @@ from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
+from werkzeug.wrappers import Request, Response
 
 from labkit import reachability as rx
 from labkit.localcloud.control import admin_credentials
 from labkit.localcloud.net_instances import Instances, moto_public_addresses
 from labkit.localcloud.net_listeners import BlackHole, Front
 from labkit.localcloud.net_wiring import DecisionServer, allocate_block, ensure_library, generation_file
-from labkit.localcloud.services import INTERNAL_AGENT, ApiRequest, CloudContext, Launch, Service
+from labkit.localcloud.services import INTERNAL_AGENT, ApiRequest, CloudContext, Launch, Route, Service
 
 log = logging.getLogger("labkit.localcloud.network")
 # AWS services the cloud's processes call, each at its own address of the lab's block (offset, env suffix).
@@ -58,6 +62,8 @@ DB_OFFSETS = range(32, 128)
 BLACK_HOLE_OFFSET = 250
 CLOSED_OFFSET = 251  # nothing ever listens here: a connection sent to it is refused, as by a closed port
 READ_ONLY = ("Describe", "List", "Get", "Invoke")
+YOUR_ADDRESS = "127.0.0.1"  # where the connections of processes the cloud did not start come from
+CHECKIP_PATH = "/_labkit/checkip"
 
 
 class NetworkModel(Service):
@@ -87,6 +93,15 @@ class NetworkModel(Service):
         self._server = DecisionServer(self.sock_path, self)
         threading.Thread(target=self._server.serve_forever, daemon=True, name="net-decisions").start()
         self._clients: dict[str, Any] = {}
+        self.you = rx.your_computer(YOUR_ADDRESS)
+
+    def routes(self) -> list[tuple[str, str, Route]]:
+        return [("GET", CHECKIP_PATH, self._checkip)]
+
+    @staticmethod
+    def _checkip(request: Request) -> Response:
+        """The caller's address as the cloud sees it, one line of text, as https://checkip.amazonaws.com."""
+        return Response(f"{request.remote_addr}\n", mimetype="text/plain")
 
     def _socket_path(self) -> str:
         path = str(self.ctx.home / "net.sock")
@@ -170,7 +185,7 @@ class NetworkModel(Service):
                 instance = self._instance(instance_id)
                 net = self._network()
                 self.instances.refresh(instance_id, instance,
-                                       lambda node, port: rx.connect(net, rx.YOUR_COMPUTER, node, port))
+                                       lambda node, port: rx.connect(net, self.you, node, port))
             except Exception:  # a half-created record: close its ports
                 log.exception("deciding the paths to %s failed", instance_id)
                 self.instances.refresh(instance_id, None, lambda node, port: rx.Verdict(False, "unknown"))
@@ -218,7 +233,7 @@ class NetworkModel(Service):
             for identifier, front in list(self.fronts.items()):
                 try:
                     db = self._db_node(identifier)
-                    verdict = rx.connect(self._network(), rx.YOUR_COMPUTER, db[0], front.address[1]) if db else None
+                    verdict = rx.connect(self._network(), self.you, db[0], front.address[1]) if db else None
                     front.point(db[1] if db and verdict.allowed else None)
                 except Exception:  # a half-created record: keep it closed
                     log.exception("deciding the path to %s failed", identifier)

@@ -154,9 +154,9 @@ class LocalCloud:
             self.services.after_request(call)
 
     def _authorized(self, request: Request) -> bool:
-        """Health and instance metadata (which checks its own IMDSv2 tokens) are open; the rest of /_labkit
-        needs the control token of this lab."""
-        if request.path == "/_labkit/health" or request.path.startswith("/_labkit/imds/"):
+        """Health, checkip (open, as AWS's is) and instance metadata (which checks its own IMDSv2 tokens) are open;
+        the rest of /_labkit needs the control token of this lab."""
+        if request.path in ("/_labkit/health", "/_labkit/checkip") or request.path.startswith("/_labkit/imds/"):
             return True
         offered = request.headers.get(TOKEN_HEADER, "")
         return hmac.compare_digest(offered.encode(), self.control_token.encode())

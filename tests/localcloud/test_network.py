@@ -200,17 +200,28 @@ def test_public_db_is_reached_from_your_computer_only_when_its_group_allows(clou
         with pytest.raises(pymysql.err.OperationalError, match="timed out"):  # the group allows only lambda-sg
             pymysql.connect(host=endpoint["Address"], port=endpoint["Port"], user="admin", password=PASSWORD,
                             connect_timeout=2)
-        allow(ec2, net["sg"]["rds"], 3306, cidr="0.0.0.0/0")
-        try:
-            with pymysql.connect(host=endpoint["Address"], port=endpoint["Port"], user="admin", password=PASSWORD,
-                                 connect_timeout=2) as conn, conn.cursor() as cur:
-                cur.execute("SELECT 1")
-                assert cur.fetchone() == (1,)
-        finally:
-            allow(ec2, net["sg"]["rds"], 3306, cidr="0.0.0.0/0", revoke=True)
-        with pytest.raises(pymysql.err.OperationalError, match="timed out"):
-            pymysql.connect(host=endpoint["Address"], port=endpoint["Port"], user="admin", password=PASSWORD,
-                            connect_timeout=2)
+        # Your address /32 (what GET /_labkit/checkip answers, as checkip.amazonaws.com on AWS) opens it, as
+        # 0.0.0.0/0 does; another /32 leaves it dropped; a revoke closes it at once.
+        mine = urllib.request.urlopen(f"{cloud.endpoint}/_labkit/checkip", timeout=5).read().decode().strip()
+        assert mine == "127.0.0.1"
+        for cidr, other in ((f"{mine}/32", "203.0.113.7/32"), ("0.0.0.0/0", None)):
+            allow(ec2, net["sg"]["rds"], 3306, cidr=cidr)
+            try:
+                with pymysql.connect(host=endpoint["Address"], port=endpoint["Port"], user="admin",
+                                     password=PASSWORD, connect_timeout=2) as conn, conn.cursor() as cur:
+                    cur.execute("SELECT 1")
+                    assert cur.fetchone() == (1,)
+                if other:
+                    allow(ec2, net["sg"]["rds"], 3306, cidr=other)
+            finally:
+                allow(ec2, net["sg"]["rds"], 3306, cidr=cidr, revoke=True)
+            try:
+                with pytest.raises(pymysql.err.OperationalError, match="timed out"):
+                    pymysql.connect(host=endpoint["Address"], port=endpoint["Port"], user="admin",
+                                    password=PASSWORD, connect_timeout=2)
+            finally:
+                if other:
+                    allow(ec2, net["sg"]["rds"], 3306, cidr=other, revoke=True)
     finally:
         cloud.client("rds").delete_db_instance(DBInstanceIdentifier="net-public-db", SkipFinalSnapshot=True)
 
@@ -342,6 +353,59 @@ def test_the_app_port_opens_at_the_public_ip_as_the_instance_group_says(cloud, n
         assert _ask(cloud, fn, tcp=[[public, port]]) == {f"{public}:{port}": "timed out"}
         allow(ec2, net["sg"]["ec2"], port, cidr="0.0.0.0/0", revoke=True)
     finally:
+        ec2.terminate_instances(InstanceIds=[instance["InstanceId"]])
+
+
+def _listening_behind_a_black_hole(address: tuple[str, int], seconds: float = 60) -> bool:
+    """Wait until the instance's server listens: before, nothing is at its public IP (refused); after, the SYN
+    goes unanswered (its group lets nothing in from your computer)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(address, timeout=0.5).close()
+            return False  # answered: not dropped
+        except ConnectionRefusedError:
+            time.sleep(0.1)
+        except (socket.timeout, TimeoutError):
+            return True
+    return False
+
+
+def test_an_instance_launched_without_groups_is_in_the_default_group(cloud, net):
+    """RunInstances without groups puts the instance in its VPC's default group, which lets in only its own
+    members: the app is not reachable from your computer until a rule for your address /32 lets it in."""
+    ec2, port = cloud.client("ec2"), free_port()
+    instance = ec2.run_instances(
+        ImageId="ami-12c6146b", MinCount=1, MaxCount=1, InstanceType="t3.micro",
+        UserData=f"#!/bin/sh\nnohup python3 -m http.server {port} >/dev/null 2>&1 &\n",
+        NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": net["subnet"]["public"], "AssociatePublicIpAddress": True}]
+    )["Instances"][0]
+    default = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [net["vpc"]]},
+                                                    {"Name": "group-name", "Values": ["default"]}])["SecurityGroups"][0]
+    url, described = f"http://{instance['PublicIpAddress']}:{port}/", ec2.describe_instances(
+        InstanceIds=[instance["InstanceId"]])["Reservations"][0]["Instances"][0]
+    mine, other = "127.0.0.1/32", "203.0.113.7/32"
+    try:
+        expected = [{"GroupId": default["GroupId"], "GroupName": "default"}]
+        assert instance["SecurityGroups"] == described["SecurityGroups"] == expected
+        assert described["NetworkInterfaces"][0]["Groups"] == expected
+        assert [(p["IpProtocol"], [g["GroupId"] for g in p["UserIdGroupPairs"]], p["IpRanges"])
+                for p in default["IpPermissions"]] == [("-1", [default["GroupId"]], [])]  # from itself only
+        assert [(p["IpProtocol"], p["IpRanges"]) for p in default["IpPermissionsEgress"]] == [
+            ("-1", [{"CidrIp": "0.0.0.0/0"}])]
+        assert _listening_behind_a_black_hole((instance["PublicIpAddress"], port))
+        assert _http(url) == "timed out"
+        allow(ec2, default["GroupId"], port, cidr=mine)  # your address /32 (what checkip answers)
+        assert _http(url, 10) == 200
+        allow(ec2, default["GroupId"], port, cidr=other)
+        allow(ec2, default["GroupId"], port, cidr=mine, revoke=True)  # at once: the next request is dropped
+        assert _http(url) == "timed out"
+    finally:
+        for cidr in (mine, other):
+            try:
+                allow(ec2, default["GroupId"], port, cidr=cidr, revoke=True)
+            except Exception:  # noqa: BLE001 - not there (already revoked, or never reached)
+                pass
         ec2.terminate_instances(InstanceIds=[instance["InstanceId"]])
 
 

@@ -406,7 +406,7 @@ def _default_group_patches() -> list[Patch]:
     """AWS's default security group (CreateSecurityGroup: "If you don't specify a security group when you launch
     an instance, the instance is launched into the appropriate default security group. A default security group
     includes a default rule that grants instances unrestricted network access to each other.")."""
-    from moto.ec2.models import instances, security_groups
+    from moto.ec2.models import instances, security_groups, vpcs
 
     def with_self_rule(original: Any) -> Any:
         def wrapper(self: Any, name: str, description: str, *args: Any, **kwargs: Any) -> Any:
@@ -425,11 +425,24 @@ def _default_group_patches() -> list[Patch]:
                 self.security_groups = list(primary._group_set)
         return wrapper
 
+    def endpoint_in_default_group(original: Any) -> Any:
+        def wrapper(self: Any, vpc_id: str, service_name: str, endpoint_type: str | None, *args: Any,
+                    **kwargs: Any) -> Any:
+            endpoint = original(self, vpc_id, service_name, endpoint_type, *args, **kwargs)
+            default = self.get_default_security_group(vpc_id)
+            if (endpoint_type or "").lower() == "interface" and not endpoint.security_group_ids and default:
+                endpoint.security_group_ids = [default.id]
+            return endpoint
+        return wrapper
+
     return [Patch(security_groups.SecurityGroupBackend, "create_security_group", "a VPC's default group lets in "
                   "all traffic from itself, as on AWS (moto 5.2.5's has no inbound rule)", with_self_rule),
             Patch(instances.Instance, "prep_nics", "an instance launched without groups (SecurityGroupIds, or "
                   "Groups on its network interface) shows its primary interface's: the VPC's default group when none "
-                  "was given, as on AWS (moto 5.2.5 shows none)", groups_of_primary_interface)]
+                  "was given, as on AWS (moto 5.2.5 shows none)", groups_of_primary_interface),
+            Patch(vpcs.VPCBackend, "create_vpc_endpoint", "an interface endpoint created without SecurityGroupIds is "
+                  "in the VPC's default group (CreateVpcEndpoint: \"If this parameter is not specified, we use the "
+                  "default security group for the VPC\"); moto 5.2.5 gives it none", endpoint_in_default_group)]
 
 
 def _lab_public_ip(original: Callable[[], str]) -> Callable[[], str]:

@@ -409,6 +409,20 @@ def test_an_instance_launched_without_groups_is_in_the_default_group(cloud, net)
         ec2.terminate_instances(InstanceIds=[instance["InstanceId"]])
 
 
+def test_an_interface_endpoint_created_without_groups_is_in_the_default_group(cloud, net):
+    ec2 = cloud.client("ec2")
+    default = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [net["vpc"]]},
+                                                    {"Name": "group-name", "Values": ["default"]}])["SecurityGroups"][0]
+    endpoint = ec2.create_vpc_endpoint(VpcId=net["vpc"], VpcEndpointType="Interface", PrivateDnsEnabled=False,
+                                       ServiceName="com.amazonaws.us-east-1.kms", SubnetIds=[net["subnet"]["private-a"]]
+                                       )["VpcEndpoint"]["VpcEndpointId"]
+    try:
+        described = ec2.describe_vpc_endpoints(VpcEndpointIds=[endpoint])["VpcEndpoints"][0]
+        assert described["Groups"] == [{"GroupId": default["GroupId"], "GroupName": "default"}]
+    finally:
+        ec2.delete_vpc_endpoints(VpcEndpointIds=[endpoint])
+
+
 def test_the_hook_built_by_a_private_daemon_is_readable_by_every_account(tmp_path, monkeypatch):
     """The daemon runs with umask 077; on a shared install each student's processes must still preload the hook."""
     import os

@@ -18,7 +18,7 @@ import pytest
 from labkit.lambda_platform import runtime as lambda_runtime
 from tests.conftest import free_port, make_zip
 from tests.localcloud.lambda_helpers import TRUST
-from tests.localcloud.test_ec2 import _profile, run_command
+from tests.localcloud.test_ec2 import _profile, local_get, run_command
 
 PASSWORD = "Net-w0rk-pw"
 VPC_ACCESS = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
@@ -373,10 +373,12 @@ def _listening_behind_a_black_hole(address: tuple[str, int], seconds: float = 60
 
 def test_an_instance_launched_without_groups_is_in_the_default_group(cloud, net):
     """RunInstances without groups puts the instance in its VPC's default group, which lets in only its own
-    members: the app is not reachable from your computer until a rule for your address /32 lets it in."""
+    members: the app is not reachable from your computer until a rule for your address /32 lets it in; a rule
+    for the instance's public IP /32 lets in what leaves the VPC from there (the instance itself), not you."""
     ec2, port = cloud.client("ec2"), free_port()
+    profile = _profile(cloud.client("iam"), "net-default-group-profile")
     instance = ec2.run_instances(
-        ImageId="ami-12c6146b", MinCount=1, MaxCount=1, InstanceType="t3.micro",
+        ImageId="ami-12c6146b", MinCount=1, MaxCount=1, InstanceType="t3.micro", IamInstanceProfile={"Name": profile},
         UserData=f"#!/bin/sh\nnohup python3 -m http.server {port} >/dev/null 2>&1 &\n",
         NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": net["subnet"]["public"], "AssociatePublicIpAddress": True}]
     )["Instances"][0]
@@ -384,7 +386,7 @@ def test_an_instance_launched_without_groups_is_in_the_default_group(cloud, net)
                                                     {"Name": "group-name", "Values": ["default"]}])["SecurityGroups"][0]
     url, described = f"http://{instance['PublicIpAddress']}:{port}/", ec2.describe_instances(
         InstanceIds=[instance["InstanceId"]])["Reservations"][0]["Instances"][0]
-    mine, other = "127.0.0.1/32", "203.0.113.7/32"
+    mine, other = "127.0.0.1/32", f"{instance['PublicIpAddress']}/32"
     try:
         expected = [{"GroupId": default["GroupId"], "GroupName": "default"}]
         assert instance["SecurityGroups"] == described["SecurityGroups"] == expected
@@ -400,6 +402,7 @@ def test_an_instance_launched_without_groups_is_in_the_default_group(cloud, net)
         allow(ec2, default["GroupId"], port, cidr=other)
         allow(ec2, default["GroupId"], port, cidr=mine, revoke=True)  # at once: the next request is dropped
         assert _http(url) == "timed out"
+        assert local_get(cloud, instance["InstanceId"], url, seconds=5) == "200"  # out through the IGW, in as other
     finally:
         for cidr in (mine, other):
             try:

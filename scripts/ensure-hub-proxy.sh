@@ -15,4 +15,11 @@ if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then
 fi
 mkdir -p .cache/node
 echo "setup: installing configurable-http-proxy $VERSION (npm) for the classroom Hub"
-npm install --silent --no-audit --no-fund --prefix .cache/node "configurable-http-proxy@$VERSION" >/dev/null
+# node trusts its own built-in certificate authorities only; --use-openssl-ca makes npm trust the system's, as
+# pip and apt do (a machine whose network inspects TLS has its authority there, and a user's shell may not set
+# NODE_EXTRA_CA_CERTS). The Hub is optional: a failure says how to retry and does not stop the set-up.
+if ! NODE_OPTIONS="${NODE_OPTIONS:+$NODE_OPTIONS }--use-openssl-ca" \
+    npm install --silent --no-audit --no-fund --prefix .cache/node "configurable-http-proxy@$VERSION" >/dev/null; then
+  echo "setup: could not install configurable-http-proxy (npm's error above); the classroom Hub needs it:" \
+    "fix what npm says, then run make setup again" >&2
+fi

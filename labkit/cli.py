@@ -140,6 +140,8 @@ def _status(args: argparse.Namespace) -> int:
     if args.urls:
         try:
             print(f"The order app: {compute.browser_url(lab)}")
+            if note := compute.app_note(lab):
+                print(f"  ({note})")
         except LabkitError:
             print("The order app is not deployed yet (step 8).")
         return 0

@@ -27,7 +27,8 @@ from labkit.names import step_ref
 from labkit.session import Lab
 from labkit.tagging import error_code, name_tag, tag_spec
 
-__all__ = ["INSTANCE_TYPE", "LIVE_STATES", "PRELUDE", "UBUNTU_PARAMETER", "app_identity", "app_url", "browser_url",
+__all__ = ["INSTANCE_TYPE", "LIVE_STATES", "PRELUDE", "UBUNTU_PARAMETER", "app_identity", "app_note", "app_url",
+           "browser_url",
            "deploy_app", "describe_instance", "find_ubuntu_ami", "install_app_dependencies", "instance_frame",
            "launch_instance", "run_on_instance", "wait_for_app", "wait_for_ssm"]
 
@@ -284,14 +285,27 @@ def wait_for_app(lab: Lab, url: str, instance_id: str, step: int | str, seconds:
                     "then re-run this step")
 
 
-def app_url(lab: Lab) -> str:
+def _app_address(lab: Lab) -> tuple[str, int, str]:
+    """The app's host and port as your computer reaches them, and a note when the port is not the app's."""
     instance = describe_instance(lab)
     if instance is None:
         raise StepError(8, "the EC2 instance does not exist", run_first(5))
     host = instance.get("PublicDnsName") or instance.get("PublicIpAddress")
     if not host:
         raise StepError(8, "the instance has no public address", f"launch it in a public subnet ({step_ref(5)})")
-    return f"http://{host}:{lab.config.app_port}/"
+    port, note = lab.target.public_port(instance.get("PublicIpAddress") or host, lab.config.app_port)
+    return host, port, note
+
+
+def app_url(lab: Lab) -> str:
+    """The app's URL as your computer reaches it: deployment, checks and orders all go through it."""
+    host, port, _ = _app_address(lab)
+    return f"http://{host}:{port}/"
+
+
+def app_note(lab: Lab) -> str:
+    """Why the app's URL has a port other than the app's (empty when it has not)."""
+    return _app_address(lab)[2]
 
 
 def browser_url(lab: Lab) -> str:
@@ -303,7 +317,9 @@ def app_link(lab: Lab) -> str:
     """The app's address as a Markdown link, with what stands there on AWS when the address is a local one."""
     link = browser_url(lab)
     on_aws = lab.target.aws_name("instance")
-    return f"[{link}]({link})" + (f" (on AWS a DNS name like http://{on_aws}:{lab.config.app_port}/)" if on_aws else "")
+    note = app_note(lab)
+    return (f"[{link}]({link})" + (f" (on AWS a DNS name like http://{on_aws}:{lab.config.app_port}/)" if on_aws else "")
+            + (f"\n\nNote: {note}." if note else ""))
 
 
 def instance_frame(lab: Lab) -> pd.DataFrame:

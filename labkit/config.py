@@ -125,6 +125,16 @@ class LocalTarget:
         """Where the local cloud tells a caller its address, as https://checkip.amazonaws.com does on AWS."""
         return control.checkip_url(self.config.home)
 
+    def public_port(self, address: str, port: int) -> tuple[int, str]:
+        """The port at which your computer reaches ``port`` of the public IP ``address``, with a one-line note
+        when it is another: the local cloud remaps a port that another program on this computer holds."""
+        reached = control.remapped_ports(self.config.home).get(f"{address}:{port}")
+        if not reached:
+            return port, ""
+        local = int(reached.rsplit(":", 1)[1])
+        return local, (f"port {port} is remapped to {local} on this computer because another program here holds "
+                       f"port {port}; on AWS the instance's own port {port} answers")
+
     def browser_url(self, url: str) -> str:
         """Where a student's browser opens ``url``: as is on their own machine; through the Hub on JupyterHub.
 
@@ -228,6 +238,10 @@ class AwsTarget:
         import datetime as dt
 
         return dt.datetime.now(dt.timezone.utc).isoformat()
+
+    def public_port(self, address: str, port: int) -> tuple[int, str]:
+        """On AWS a public IP's port is the instance's own."""
+        return port, ""
 
     def browser_url(self, url: str) -> str:
         """A public address on AWS opens from any browser as it is."""

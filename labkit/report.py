@@ -18,7 +18,7 @@ from typing import Any, Callable
 import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
-from labkit import checks, costs, database, diagram, display, paths, steps, tasks, verify
+from labkit import checks, compute, costs, database, diagram, display, paths, steps, tasks, verify
 from labkit.config import RUN_DIR
 from labkit.errors import LabkitError
 from labkit.session import Lab
@@ -78,6 +78,15 @@ def _orders(lab: Lab) -> str:
             + "<h3>The daily reports</h3>" + display.to_html(days) + chart)
 
 
+def _app(lab: Lab) -> str:
+    """The order app's URL as the student's browser opens it, with the note when its port is remapped."""
+    try:
+        note = compute.app_note(lab)
+        return compute.browser_url(lab) + (f" ({note})" if note else "")
+    except (LabkitError, OSError, BotoCoreError, ClientError) as exc:
+        return f"not available: {str(exc).splitlines()[0]}"
+
+
 def build_report(lab: Lab) -> str:
     """The whole page as one HTML string."""
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -86,7 +95,7 @@ def build_report(lab: Lab) -> str:
     except (LabkitError, OSError, ValueError) as exc:
         lab_time = f"unknown ({exc})"
     meta = {"lab": lab.name, "target": lab.config.target, "region": lab.region, "lab time": lab_time,
-            "report written": now}
+            "order app": _app(lab), "report written": now}
     rows = "".join(f"<tr><td><b>{html.escape(k)}</b></td><td>{html.escape(str(v))}</td></tr>" for k, v in meta.items())
     sections = [
         _section("Architecture (as built now)", lambda: _png(diagram.architecture_figure(lab))),

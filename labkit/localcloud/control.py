@@ -298,6 +298,12 @@ def cloud_health(home: Path | None = None) -> dict:
     return cloud_request("GET", "/_labkit/health", home=home)
 
 
+def remapped_ports(home: Path | None = None) -> dict[str, str]:
+    """Public ``ip:port`` -> the ``ip:port`` where your computer reaches it, for each port of an instance's public
+    IP that another program on this computer holds (the local cloud opened it on a free port instead)."""
+    return cloud_request("GET", "/_labkit/network/remapped", home=home, timeout=30)
+
+
 def lab_clock(home: Path | None = None) -> dict:
     """The lab clock: ``now`` (ISO 8601) and ``offset_seconds`` ahead of real time."""
     return cloud_request("GET", "/_labkit/clock", home=home)

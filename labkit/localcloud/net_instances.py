@@ -16,10 +16,18 @@ packets to the instance's private address; its security groups decide what gets 
 * for each port an instance listens on, the model keeps a :class:`~labkit.localcloud.net_listeners.Front` at
   the instance's public IP: a forwarder to the instance when its groups allow the port from the internet
   (and its subnet routes to an attached internet gateway), else a black hole, so a browser times out.
+
+Where a program outside the lab holds a port on the machine's wildcard address (``0.0.0.0:5000``: no
+address of the lab's block can bind it then), the port is **remapped**, locally only: the instance's process
+is bound to a free port of its own address, which its own ``127.0.0.1:5000`` and the rest of the lab still
+reach as ``5000``, and the front opens on a free port of the public IP (as it does when only the public IP's
+port is held) and moves back to the port once it is free. :meth:`Instances.summary` lists the public ports
+remapped so, and labkit shows those URLs.
 """
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 from typing import Any, Callable
 
@@ -46,14 +54,16 @@ def moto_public_addresses() -> set[str]:
 class Instances:
     """Public addresses, own addresses, listening ports and the fronts at public IPs."""
 
-    def __init__(self, address: Callable[[int], str]) -> None:
+    def __init__(self, address: Callable[[int], str], probe: str) -> None:
         self.address = address
+        self.probe = probe  # an address of the block where nothing ever listens: a connection there is refused
         self.lock = threading.RLock()
         self._cursor = 0
         self.own: dict[str, str] = {}  # instance id -> its own address
         self.ports: dict[str, set[int]] = {}  # instance id -> the ports it listens on (wildcard binds)
         self.loopback: dict[str, set[int]] = {}  # instance id -> the ports on its loopback only
         self.fronts: dict[tuple[str, int], Front] = {}  # (instance id, port) -> the front at its public IP
+        self.remapped: dict[tuple[str, int], int] = {}  # (instance id, port) -> where it is bound, when elsewhere
 
     # -- addresses ----------------------------------------------------------------------------------------
     def new_public_address(self, held: set[str]) -> str:
@@ -88,18 +98,49 @@ class Instances:
         with self.lock:
             listening = port in self.ports.get(instance_id, ()) or port in self.loopback.get(instance_id, ())
             if listening and instance_id in self.own:
-                return self.own[instance_id], port
+                return self.target(instance_id, port)
         return ip, port
 
+    def target(self, instance_id: str, port: int) -> tuple[str, int]:
+        """Where a connection to the instance's ``port`` goes: its own address, at the port the instance's socket
+        is really bound to (remapped, when a program outside the lab holds ``port``); while the instance has no
+        socket for a port held so, a refusal (what answers there is not the instance's)."""
+        with self.lock:
+            own, remapped = self.own.get(instance_id), self.remapped.get((instance_id, port))
+        if own and remapped:
+            return own, remapped
+        return (own, port) if own and _bindable((self.probe, port)) else (self.probe, 1)
+
+    def remap(self, instance_id: str, port: int) -> int:
+        """A free port of the instance's own address to bind instead of ``port`` when a program outside the lab
+        holds ``port`` on the machine's wildcard address (then the probe address cannot bind it either); the
+        same one again while it is free. 0 when only the instance's own address is taken: the instance holds
+        the port itself, and its bind fails as it would on AWS."""
+        if _bindable((self.probe, port)):
+            return 0
+        own = self.own_address(instance_id)
+        with self.lock:
+            before = self.remapped.get((instance_id, port))
+            chosen = before if before and _bindable((own, before)) else _free_port(own)
+            self.remapped[(instance_id, port)] = chosen
+        log.warning("port %s is held outside the lab: %s's port %s is bound at %s:%s", port, instance_id, port,
+                    own, chosen)
+        return chosen
+
     # -- ports and fronts ---------------------------------------------------------------------------------
-    def listened(self, instance_id: str, port: int, loopback: bool = False) -> bool:
-        """The instance listens on ``port`` now (on its loopback only when ``loopback``); True when new."""
+    def listened(self, instance_id: str, port: int, loopback: bool = False, bound: int | None = None) -> bool:
+        """The instance listens on ``port`` now (on its loopback only when ``loopback``; really at ``bound`` when
+        remapped); True when new."""
         with self.lock:  # the last listener on a port decides what it is (both cannot hold one address)
             mine, other = (self.loopback, self.ports) if loopback else (self.ports, self.loopback)
             ports, others = mine.setdefault(instance_id, set()), other.setdefault(instance_id, set())
-            new = port not in ports or port in others
+            new = port not in ports or port in others or self.remapped.get((instance_id, port)) != bound
             ports.add(port)
             others.discard(port)
+            if bound is None:
+                self.remapped.pop((instance_id, port), None)
+            else:
+                self.remapped[(instance_id, port)] = bound
             return new
 
     def loopback_only(self, instance_id: str, port: int) -> bool:
@@ -124,16 +165,45 @@ class Instances:
                     front = None
                 if not public or own is None:
                     continue
+                if front is not None and front.address[1] != port:  # remapped: back on its port once that is free
+                    front = self._reopen(key, front)
                 if front is None:
-                    try:
-                        front = self.fronts[key] = Front((public, port))
-                    except OSError as exc:
-                        log.error("cannot open %s:%s for %s: %s", public, port, instance_id, exc)
+                    front = self._open_front(instance_id, public, port)
+                    if front is None:
                         continue
+                    self.fronts[key] = front
                 verdict = decide(node, port) if node else rx.Verdict(False, "the instance is in no VPC")
                 if not verdict.allowed:
                     log.info("closed to the internet: %s:%s (%s): %s", public, port, instance_id, verdict.reason)
-                front.point((own, port) if verdict.allowed else None)
+                front.point(self.target(instance_id, port) if verdict.allowed else None)
+
+    def _reopen(self, key: tuple[str, int], front: Front) -> Front:
+        """A remapped front moved back to the instance's port, when nothing else holds it any more."""
+        try:
+            moved = Front((front.address[0], key[1]))
+        except OSError:
+            return front
+        self.fronts.pop(key).close()
+        self.fronts[key] = moved
+        log.info("%s:%s is free again: %s's port %s is there", *moved.address, *key)
+        return moved
+
+    @staticmethod
+    def _open_front(instance_id: str, public: str, port: int) -> Front | None:
+        """The front at ``public``:``port``; on a free port of ``public`` when another program holds that one
+        (remapped, locally only)."""
+        try:
+            return Front((public, port))
+        except OSError as exc:
+            held = exc
+        try:
+            front = Front((public, 0))
+        except OSError as exc:
+            log.error("cannot open %s:%s for %s: %s; nor any other port: %s", public, port, instance_id, held, exc)
+            return None
+        log.warning("%s:%s is held by another program (%s): %s's port %s is at %s:%s", public, port, held,
+                    instance_id, port, *front.address)
+        return front
 
     def instance_ids(self) -> list[str]:
         with self.lock:
@@ -147,6 +217,8 @@ class Instances:
             self.ports.pop(instance_id, None)
             self.loopback.pop(instance_id, None)
             self.own.pop(instance_id, None)
+            for key in [k for k in self.remapped if k[0] == instance_id]:
+                del self.remapped[key]
 
     def close(self) -> None:
         with self.lock:
@@ -157,4 +229,24 @@ class Instances:
         with self.lock:
             return {"own_addresses": dict(self.own),
                     "public_ports": {f"{f.address[0]}:{f.address[1]}": {"instance": i, "open": bool(f.target)}
-                                     for (i, _), f in self.fronts.items()}}
+                                     for (i, _), f in self.fronts.items()},
+                    # public ip:port -> where your computer reaches it, where another program holds the port
+                    "remapped": {f"{f.address[0]}:{port}": f"{f.address[0]}:{f.address[1]}"
+                                 for (_, port), f in self.fronts.items() if f.address[1] != port}}
+
+
+def _bindable(address: tuple[str, int]) -> bool:
+    """True when a server could listen at ``address`` now (as servers do, with SO_REUSEADDR)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError:
+            return False
+        return True
+
+
+def _free_port(address: str) -> int:
+    with socket.socket() as sock:
+        sock.bind((address, 0))
+        return sock.getsockname()[1]

@@ -85,15 +85,27 @@ class DecisionServer(socketserver.ThreadingUnixStreamServer):
 
 
 class _DecisionHandler(socketserver.StreamRequestHandler):
-    """One line each way: ``connect <who> <ip> <port>`` -> ``<ip> <port>``; ``listen <who> <port> [loopback]``
-    -> ``ok`` (``loopback``: the port is on the instance's 127.0.0.1 / ::1 only)."""
+    """One line each way: ``connect <who> <ip> <port>`` -> ``<ip> <port>``; ``listen <who> <port> [loopback]
+    [at <bound port>]`` -> ``ok`` (``loopback``: the port is on the instance's 127.0.0.1 / ::1 only; ``at``: the
+    socket was remapped there); ``remap <who> <port>`` -> the port to bind instead (0: none)."""
 
     def handle(self) -> None:
         line = self.rfile.readline(512).decode(errors="replace").split()
         model = self.server.model
-        if len(line) in (3, 4) and line[0] == "listen" and line[2].isdigit():
+        if len(line) == 3 and line[0] == "remap" and line[2].isdigit():
             try:
-                model.listened(line[1], int(line[2]), loopback=line[3:] == ["loopback"])
+                to = model.remap(line[1], int(line[2]))
+            except Exception:
+                log.exception("remapping %s's port %s failed", line[1], line[2])
+                to = 0
+            self.wfile.write(f"{to}\n".encode())
+            return
+        if len(line) >= 3 and line[0] == "listen" and line[2].isdigit():
+            flags = line[3:]
+            at = flags[flags.index("at") + 1] if "at" in flags[:-1] else ""
+            try:
+                model.listened(line[1], int(line[2]), loopback="loopback" in flags,
+                               bound=int(at) if at.isdigit() else None)
             except Exception:
                 log.exception("opening %s's port %s failed", line[1], line[2])
             self.wfile.write(b"ok\n")

@@ -17,6 +17,10 @@
  * ::1) is bound to its own address too, so it is not on the machine's shared loopback, and the model is told
  * the port is the instance's loopback only: its own 127.0.0.1 reaches it, nothing outside the instance does.
  * Connections to ::1 from an instance's processes are asked about as 127.0.0.1. Everything else is untouched.
+ * A port that a program outside the lab holds on the machine's wildcard address (0.0.0.0:5000: no address of
+ * the block can bind it then) is remapped: the model picks a free port of the instance's own address, the
+ * socket is bound there, and the model is told the instance listens on the port it asked for, which still
+ * leads there for the instance itself and the rest of the lab.
  * Built by `make setup` with cc; see labkit/localcloud/network.py for the design.
  */
 #define _GNU_SOURCE
@@ -67,6 +71,7 @@ static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct entry cache[CACHE_SIZE];
 static unsigned next_slot;
 static unsigned char loopback_fd[MAX_FDS]; /* 1: this socket asked for the instance's loopback */
+static uint16_t asked_port[MAX_FDS]; /* the port a remapped socket asked for; 0: not remapped */
 
 static void mark(int fd, unsigned char loopback) {
     if (fd >= 0 && fd < MAX_FDS) loopback_fd[fd] = loopback;
@@ -241,15 +246,44 @@ int connect(int fd, const struct sockaddr *addr, socklen_t len) {
     return hook.connect(fd, addr, len);
 }
 
+/* The port of the instance's own address to bind instead of ``port``, which a program outside the lab holds on
+ * the machine's wildcard address: the model picks and records it. 0 when the instance itself holds the port
+ * (the bind fails with EADDRINUSE, as on AWS). */
+static unsigned remapped(unsigned port) {
+    const char *who = getenv("LABKIT_NET_WHO");
+    char line[512];
+    unsigned to = 0;
+    if (!who || !port) return 0;
+    int n = snprintf(line, sizeof line, "remap %s %u\n", who, port);
+    if (n <= 0 || (size_t)n >= sizeof line || exchange(line, line, sizeof line) != 0) return 0;
+    return sscanf(line, "%u", &to) == 1 && to < 65536 ? to : 0;
+}
+
+/* bind() on the instance's own address, ``port`` pointing into ``addr``; a port held outside the lab is
+ * remapped (see remapped()). */
+static int bind_own(int fd, const struct sockaddr *addr, socklen_t len, in_port_t *port) {
+    int rc = hook.bind(fd, addr, len);
+    if (rc == 0 || errno != EADDRINUSE) return rc;
+    int saved = errno;
+    unsigned asked = ntohs(*port), to = remapped(asked);
+    errno = saved;
+    if (!to) return rc;
+    *port = htons((uint16_t)to);
+    rc = hook.bind(fd, addr, len);
+    if (rc == 0 && fd >= 0 && fd < MAX_FDS) asked_port[fd] = (uint16_t)asked;
+    return rc;
+}
+
 int bind(int fd, const struct sockaddr *addr, socklen_t len) {
     pthread_once(&once, init);
+    if (fd >= 0 && fd < MAX_FDS) asked_port[fd] = 0;
     if (hook.has_bind && addr && addr->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
         uint32_t ip = ntohl(((const struct sockaddr_in *)addr)->sin_addr.s_addr);
         if (ip == INADDR_ANY || ip == LOCALHOST) {
             struct sockaddr_in own = *(const struct sockaddr_in *)addr;
             own.sin_addr = hook.bind_addr;
             mark(fd, ip == LOCALHOST);
-            return hook.bind(fd, (const struct sockaddr *)&own, sizeof own);
+            return bind_own(fd, (const struct sockaddr *)&own, sizeof own, &own.sin_port);
         }
     }
     if (hook.has_bind && addr && addr->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
@@ -269,7 +303,7 @@ int bind(int fd, const struct sockaddr *addr, socklen_t len) {
             memcpy(&own.sin6_addr.s6_addr[12], &hook.bind_addr, 4);
             own.sin6_scope_id = 0;
             mark(fd, (unsigned char)loopback);
-            return hook.bind(fd, (const struct sockaddr *)&own, sizeof own);
+            return bind_own(fd, (const struct sockaddr *)&own, sizeof own, &own.sin6_port);
         }
     }
     return hook.bind(fd, addr, len);
@@ -295,7 +329,11 @@ int listen(int fd, int backlog) {
         int saved = errno;
         char line[512];
         int loopback = fd >= 0 && fd < MAX_FDS && loopback_fd[fd];
-        int n = snprintf(line, sizeof line, "listen %s %u%s\n", who, port, loopback ? " loopback" : "");
+        unsigned asked = fd >= 0 && fd < MAX_FDS ? asked_port[fd] : 0;
+        char at[16] = "";
+        if (asked) snprintf(at, sizeof at, " at %u", port); /* the port it asked for leads here */
+        int n = snprintf(line, sizeof line, "listen %s %u%s%s\n", who, asked ? asked : port,
+                         loopback ? " loopback" : "", at);
         if (n > 0 && (size_t)n < sizeof line) exchange(line, line, sizeof line); /* answered once it is open */
         errno = saved;
     }

@@ -85,7 +85,7 @@ class NetworkModel(Service):
         self._cache_generation = -1
         self.dbs: dict[str, str] = {}  # DB identifier -> its address
         self.fronts: dict[str, Front] = {}  # DB identifier -> its advertised listener
-        self.instances = Instances(self.address)
+        self.instances = Instances(self.address, self.address(CLOSED_OFFSET))
         self.black_hole = BlackHole((self.address(BLACK_HOLE_OFFSET), 0))
         self.gen_path = ctx.home / "net.gen"
         self._generation_map = generation_file(self.gen_path)
@@ -118,6 +118,11 @@ class NetworkModel(Service):
         return {"block": str(self.block), "generation": self.generation, "library": self.library,
                 "databases": {k: f"{v}:{self.fronts[k].address[1]}" for k, v in self.dbs.items() if k in self.fronts},
                 "internet_open": sorted(k for k, f in self.fronts.items() if f.target), **self.instances.summary()}
+
+    def routes(self) -> list[tuple[str, str, Any]]:
+        """``GET /_labkit/network/remapped``: public ``ip:port`` -> where your computer reaches it, for each
+        port another program on this computer holds (labkit shows those URLs)."""
+        return [("GET", "/_labkit/network/remapped", lambda _r: self.instances.summary()["remapped"])]
 
     # -- processes ----------------------------------------------------------------------------------------
     def on_launch(self, launch: Launch) -> None:
@@ -163,16 +168,22 @@ class NetworkModel(Service):
         """A public IP for moto to hand out (an instance's, an Elastic IP): an address of the lab's block."""
         return self.instances.new_public_address(moto_public_addresses())
 
-    def listened(self, who: str, port: int, loopback: bool = False) -> None:
-        """A process of an instance listens on ``port`` of the instance's own address: open it (or keep it
-        closed) at the instance's public IP; a port on the instance's loopback only is reached by the instance
-        itself and nothing else."""
+    def listened(self, who: str, port: int, loopback: bool = False, bound: int | None = None) -> None:
+        """A process of an instance listens on ``port`` of the instance's own address (really on ``bound`` when
+        remapped): open it (or keep it closed) at the instance's public IP; a port on the instance's loopback
+        only is reached by the instance itself and nothing else."""
         kind, _, instance_id = who.partition(":")
         if kind != "instance":
             return
-        if self.instances.listened(instance_id, port, loopback):
+        if self.instances.listened(instance_id, port, loopback, bound):
             self.changed(refresh=False)  # the instance's 127.0.0.1:port now leads to it
         self._refresh_instance(instance_id)
+
+    def remap(self, who: str, port: int) -> int:
+        """The port an instance's process binds instead of ``port`` when a program outside the lab holds it on
+        the machine's wildcard address (0: the instance holds it itself)."""
+        kind, _, instance_id = who.partition(":")
+        return self.instances.remap(instance_id, port) if kind == "instance" else 0
 
     def forget_instance(self, instance_id: str) -> None:
         """TerminateInstances: the instance's fronts close and its own address is free again."""
@@ -259,7 +270,7 @@ class NetworkModel(Service):
             return rx.Verdict(True, "the instance's own loopback"), self.instances.local_target(ident, ip, port)
         owner = self.instances.owner_of(ip)
         if owner is not None:  # an instance's own address: its own processes only
-            return rx.Verdict(owner == ident, f"{ip} is {owner}'s own address"), (ip, port)
+            return rx.Verdict(owner == ident, f"{ip} is {owner}'s own address"), self.instances.target(owner, port)
         source = self._source(who)
         if source is None:
             return rx.Verdict(False, f"unknown caller {who}"), None
@@ -269,7 +280,7 @@ class NetworkModel(Service):
             verdict = rx.connect_public(self._network(), source, rx.instance_node(instance), port)
             if self.instances.loopback_only(instance["InstanceId"], port):  # its loopback does not exist outside
                 return verdict, (self.address(CLOSED_OFFSET), 1)
-            return verdict, (own, port) if own else None
+            return verdict, self.instances.target(instance["InstanceId"], port) if own else None
         offset = int(ipaddress.IPv4Address(ip)) - int(self.block.network_address)
         service = next((s for s, (o, _) in SERVICES.items() if o == offset), None)
         if service is not None:

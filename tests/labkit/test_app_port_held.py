@@ -1,0 +1,71 @@
+"""Issue 15: another program on this computer holds the app's port, and the lab still takes its orders.
+
+The lab's app port (a free port standing in for 5000) is held on the machine's wildcard address, as by another
+program or a student's own server, when the instance boots: its app and the front at its public IP are
+remapped to free ports, and every URL labkit shows for the app is the one that reaches this lab's instance,
+with a note that says why. Released, the port is the app's own again.
+"""
+from __future__ import annotations
+
+import socket
+import time
+import uuid
+
+from labkit import compute, verify
+
+
+def _hold(port: int, seconds: float = 30) -> socket.socket:
+    """Another program listening on 0.0.0.0:``port`` (once the stopped instance's front has let it go)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        held = socket.socket()
+        held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            held.bind(("0.0.0.0", port))
+            held.listen()
+            held.setblocking(False)
+            return held
+        except OSError:
+            held.close()
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def test_an_app_port_held_by_another_program_is_remapped_and_still_takes_this_labs_orders(provisioned):
+    lab, port = provisioned.lab, provisioned.lab.config.app_port
+    instance_id = compute.describe_instance(lab)["InstanceId"]
+    ec2 = lab.client("ec2")
+    ec2.stop_instances(InstanceIds=[instance_id])  # its app stops, its public IP (and the front there) goes
+    ec2.get_waiter("instance_stopped").wait(InstanceIds=[instance_id], WaiterConfig={"Delay": 0.5})
+    held = _hold(port)
+    try:
+        compute.launch_instance(lab)  # starts it again: systemd starts the app, which finds its port held
+        url = compute.app_url(lab)
+        assert f":{port}/" not in url, url
+        note = compute.app_note(lab)
+        assert f"port {port} is remapped to" in note and "another program" in note, note
+        assert note in compute.app_link(lab)
+        compute.wait_for_app(lab, url, instance_id, step=8)  # deploy verification goes through the shown URL
+        name = f"Held port {uuid.uuid4().hex[:8]}"
+        stored = verify.submit_order(lab, {"customer_name": name, "product": "Held port", "quantity": 1,
+                                           "amount": "2.50"})  # through compute.app_url, the shown URL
+        assert stored.status == 201, stored
+        with provisioned.db_connection() as conn, conn.cursor() as cur:
+            cur.execute("SELECT customer_name FROM orders WHERE order_id = %s", (stored.body["order_id"],))
+            assert cur.fetchall() == ((name,),)  # in this lab's database
+        try:
+            held.accept()
+            raise AssertionError("an order meant for the lab reached the other program")
+        except BlockingIOError:
+            pass
+    finally:
+        held.close()
+    # Released: the app's next start binds its own port, and the front at the public IP moves back to it.
+    compute.run_on_instance(lab, "systemctl restart orders-app", step=8)
+    deadline = time.monotonic() + 60
+    while compute.app_note(lab) and time.monotonic() < deadline:
+        time.sleep(0.25)
+    url = compute.app_url(lab)
+    assert url.endswith(f":{port}/") and not compute.app_note(lab), url
+    compute.wait_for_app(lab, url, instance_id, step=8)

@@ -240,7 +240,9 @@ def connect_public(net: Network, source: Node, dest: Node, port: int) -> Verdict
     both sit in one VPC, the packets go through the internet gateway) and comes in from the address it left
     at (:func:`public_source`)."""
     if source.vpc_id is not None:
-        out = api_path(net, source, "")
+        destination = Node(dest.name, "internet", public_ip=dest.public_ip)
+        verdicts = [_way_out(net, source, subnet, "", "", port, destination) for subnet in source.subnet_ids or ("",)]
+        out = next((v for v in verdicts if not v.allowed), verdicts[0])
         if not out.allowed:
             return out
         source = public_source(net, source)
@@ -298,15 +300,19 @@ def api_path(net: Network, source: Node, service: str, region: str = "us-east-1"
     return next((v for v in verdicts if not v.allowed), verdicts[0])
 
 
-def _way_out(net: Network, source: Node, subnet: str, service: str, region: str) -> Verdict:
+def _way_out(net: Network, source: Node, subnet: str, service: str, region: str, port: int = HTTPS,
+             to: Node = YOUR_COMPUTER) -> Verdict:
+    """How ``source`` leaves ``subnet`` for the internet: tcp ``port`` to ``to`` (an AWS endpoint: 443 to an
+    address of AWS's, which only a rule open to every address is sure to hold)."""
     table = net.route_table(subnet)
     table_id = table["RouteTableId"] if table else "no route table"
     if service == "s3" and table:
         gateway = net.gateway_endpoint(table_id, "s3", region)
         if gateway:
             return Verdict(True, f"gateway endpoint {gateway['VpcEndpointId']} on {table_id}")
-    if not net.allows(source.group_ids, HTTPS, YOUR_COMPUTER, egress=True):
-        return Verdict(False, f"{_names(net, source.group_ids)}: no outbound rule for tcp 443 to 0.0.0.0/0")
+    if not net.allows(source.group_ids, port, to, egress=True):
+        return Verdict(False, f"{_names(net, source.group_ids)}: no outbound rule for tcp {port} to "
+                              f"{to.public_ip or '0.0.0.0/0'}")
     route = net.internet_route(subnet, source.vpc_id)
     wanted = f"{service} " if service else ""
     if route and route[0] == "nat":

@@ -92,3 +92,17 @@ def test_the_default_group_lets_in_its_members_only():
     assert rx.connect(net, member, app, 5000).reason == "default allows all traffic from default"
     assert not rx.connect(net, outsider, app, 5000).allowed
     assert not rx.connect(net, rx.your_computer("127.0.0.1"), app, 5000).allowed
+
+
+def test_leaving_for_a_public_address_needs_an_outbound_rule_for_that_port_and_address():
+    """Egress is checked for the connection's own port and destination, not for HTTPS to anywhere."""
+    client = rx.Node("client", "instance", VPC, ("subnet-pub",), ("sg-client",), "10.0.1.11", True, "198.51.100.11")
+    egress = {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+    https_only = {**_group("sg-client"), "IpPermissionsEgress": [egress]}
+    net = _network(_group("sg-app", _rule(5000, "0.0.0.0/0")), https_only)
+    assert rx.connect_public(net, client, _app(), 5000).reason == (
+        "sg-client: no outbound rule for tcp 5000 to 198.51.100.10")
+    to_app = {**egress, "FromPort": 5000, "ToPort": 5000, "IpRanges": [{"CidrIp": "198.51.100.10/32"}]}
+    net = _network(_group("sg-app", _rule(5000, "0.0.0.0/0")), {**https_only, "IpPermissionsEgress": [to_app]})
+    assert rx.connect_public(net, client, _app(), 5000).allowed
+    assert not rx.connect_public(net, client, _app(public_ip="198.51.100.99"), 5000).allowed

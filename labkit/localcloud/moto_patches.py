@@ -425,6 +425,15 @@ def _default_group_patches() -> list[Patch]:
                 self.security_groups = list(primary._group_set)
         return wrapper
 
+    def groups_replace_the_interfaces(original: Any) -> Any:
+        def wrapper(self: Any, instance_id: str, new_group_id_list: list[str]) -> Any:
+            instance = original(self, instance_id, new_group_id_list)
+            primary = instance.nics.get(0)
+            if primary is not None:
+                primary._group_set = list(instance.security_groups)
+            return instance
+        return wrapper
+
     def endpoint_in_default_group(original: Any) -> Any:
         def wrapper(self: Any, vpc_id: str, service_name: str, endpoint_type: str | None, *args: Any,
                     **kwargs: Any) -> Any:
@@ -440,6 +449,9 @@ def _default_group_patches() -> list[Patch]:
             Patch(instances.Instance, "prep_nics", "an instance launched without groups (SecurityGroupIds, or "
                   "Groups on its network interface) shows its primary interface's: the VPC's default group when none "
                   "was given, as on AWS (moto 5.2.5 shows none)", groups_of_primary_interface),
+            Patch(instances.InstanceBackend, "modify_instance_security_groups", "ModifyInstanceAttribute Groups "
+                  "replaces the groups of the instance's primary interface (moto 5.2.5 keeps the old ones on it, "
+                  "so the instance showed both)", groups_replace_the_interfaces),
             Patch(vpcs.VPCBackend, "create_vpc_endpoint", "an interface endpoint created without SecurityGroupIds is "
                   "in the VPC's default group (CreateVpcEndpoint: \"If this parameter is not specified, we use the "
                   "default security group for the VPC\"); moto 5.2.5 gives it none", endpoint_in_default_group)]

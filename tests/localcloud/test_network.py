@@ -403,6 +403,11 @@ def test_an_instance_launched_without_groups_is_in_the_default_group(cloud, net)
         allow(ec2, default["GroupId"], port, cidr=mine, revoke=True)  # at once: the next request is dropped
         assert _http(url) == "timed out"
         assert local_get(cloud, instance["InstanceId"], url, seconds=5) == "200"  # out through the IGW, in as other
+        # ModifyInstanceAttribute Groups replaces the groups, on the instance and on its network interface.
+        ec2.modify_instance_attribute(InstanceId=instance["InstanceId"], Groups=[net["sg"]["ec2"]])
+        moved = ec2.describe_instances(InstanceIds=[instance["InstanceId"]])["Reservations"][0]["Instances"][0]
+        assert [g["GroupId"] for g in moved["SecurityGroups"]] == [net["sg"]["ec2"]]
+        assert moved["NetworkInterfaces"][0]["Groups"] == moved["SecurityGroups"]
     finally:
         for cidr in (mine, other):
             try:

@@ -11,6 +11,8 @@ import socket
 import time
 import uuid
 
+import pytest
+
 from labkit import compute, verify
 
 
@@ -32,7 +34,21 @@ def _hold(port: int, seconds: float = 30) -> socket.socket:
             time.sleep(0.1)
 
 
-def test_an_app_port_held_by_another_program_is_remapped_and_still_takes_this_labs_orders(provisioned):
+def _shown_by_labkit_status(provisioned, capsys) -> str:
+    """What `labkit status --urls` prints for the lab, as from a shell in the lab's folder."""
+    from labkit.cli import main
+
+    lab = provisioned.lab
+    capsys.readouterr()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("LABKIT_HOME", str(provisioned.home))
+        env.setenv("LABKIT_CLOUD_PORT", str(lab.config.cloud_port))
+        env.setenv("LABKIT_APP_PORT", str(lab.config.app_port))
+        assert main(["status", "--urls", "--lab", lab.name]) == 0
+    return capsys.readouterr().out
+
+
+def test_an_app_port_held_by_another_program_is_remapped_and_still_takes_this_labs_orders(provisioned, capsys):
     lab, port = provisioned.lab, provisioned.lab.config.app_port
     instance_id = compute.describe_instance(lab)["InstanceId"]
     ec2 = lab.client("ec2")
@@ -46,6 +62,7 @@ def test_an_app_port_held_by_another_program_is_remapped_and_still_takes_this_la
         note = compute.app_note(lab)
         assert f"port {port} is remapped to" in note and "another program" in note, note
         assert note in compute.app_link(lab)
+        assert _shown_by_labkit_status(provisioned, capsys) == f"The order app: {url}\n  ({note})\n"
         compute.wait_for_app(lab, url, instance_id, step=8)  # deploy verification goes through the shown URL
         name = f"Held port {uuid.uuid4().hex[:8]}"
         stored = verify.submit_order(lab, {"customer_name": name, "product": "Held port", "quantity": 1,

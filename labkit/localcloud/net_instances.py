@@ -1,21 +1,29 @@
-"""Instances on the lab's network: public IPs, each instance's own address, and the app ports they open.
+"""Instances on the lab's network: public IPs, each instance's own address, and what answers at its ports.
 
 On AWS an instance's public IP is reached from the internet through the internet gateway, which hands the
-packets to the instance's private address; its security groups decide what gets in. Locally (see
-:mod:`labkit.localcloud.network` for the whole design):
+packets to the instance's private address; its security groups decide what gets in: a port they do not allow
+is dropped (the client times out), a port they allow and nothing listens on is refused by the instance's
+kernel, a port they allow and the app listens on answers. Locally (see :mod:`labkit.localcloud.network` for
+the whole design):
 
 * every public IP moto hands out (an instance's auto-assigned address, an Elastic IP) is an address of the
   lab's block, so the address DescribeInstances shows is the one that is really reached;
 * every instance has an address of its own in the block, where its processes' wildcard binds
   (``0.0.0.0:5000``, as the tutorial's app binds) land, so two instances (or two labs) never collide, and the
-  instance's ``127.0.0.1`` reaches its own services as on a real machine;
+  instance's ``127.0.0.1`` reaches its own services as on a real machine; the hook lets no packet from outside
+  the lab's block in there (``netlink.c``), so the own address is no way around the security groups;
 * a process of an instance that binds the instance's loopback (``127.0.0.1``, ``::1``) lands on that own
   address too, not on the machine's shared loopback; its port is the instance's loopback only: the
-  instance's own ``127.0.0.1`` reaches it, no front opens at the public IP, and any other process of the
+  instance's own ``127.0.0.1`` reaches it, nothing answers at the public IP, and any other process of the
   cloud sent there is refused, as on AWS, where an instance's loopback does not exist from outside;
-* for each port an instance listens on, the model keeps a :class:`~labkit.localcloud.net_listeners.Front` at
-  the instance's public IP: a forwarder to the instance when its groups allow the port from the internet
-  (and its subnet routes to an attached internet gateway), else a black hole, so a browser times out.
+* at each public IP the model answers for the ports a student of this lab tries (:data:`TRIED_PORTS`, the
+  app port, every port a rule of the instance's groups names or has named, every port the instance listens on): a
+  :class:`~labkit.localcloud.net_listeners.Front` that forwards to the instance when its groups allow the port
+  from the internet (and its subnet routes to an attached internet gateway) and the instance listens on it,
+  a black hole (a browser times out) when they do not allow it, and nothing (refused) when they allow it and
+  nothing listens. Any other port is refused, whatever the groups say. A public address with no running
+  instance behind it (an Elastic IP not associated, a stopped instance's, a NAT gateway's) drops every
+  modelled port; a released address is nobody's: refused.
 
 Where a program outside the lab holds a port on the machine's wildcard address (``0.0.0.0:5000``: no
 address of the lab's block can bind it then), the port is **remapped**, locally only: the instance's process
@@ -27,16 +35,23 @@ remapped so, and labkit shows those URLs.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 
 from labkit import reachability as rx
 from labkit.localcloud.net_listeners import Front
+from labkit.localcloud.net_wiring import listening_ports
 
 log = logging.getLogger("labkit.localcloud.network")
 PUBLIC_OFFSETS = range(128, 192)  # public IPs and Elastic IPs
 OWN_OFFSETS = range(192, 250)  # each instance's own address
+TRIED_PORTS = frozenset({22, 80, 443, 3306, 5000, 8080})  # what a student of this lab tries at an instance
+RANGE_PORTS = 16  # a rule's port range up to this wide is modelled port by port, a wider one at its two ends
+NO_HOST = ("stopping", "stopped", "shutting-down", "terminated")  # no kernel answers: every packet is dropped
+Decide = Callable[[rx.Node, int], rx.Verdict]
+Plan = Dict[int, Optional[Tuple[str, int]]]  # port -> where it forwards, None: dropped; a port not in it: refused
 
 
 def moto_public_addresses() -> set[str]:
@@ -51,20 +66,41 @@ def moto_public_addresses() -> set[str]:
     return held
 
 
-class Instances:
-    """Public addresses, own addresses, listening ports and the fronts at public IPs."""
+def tried_ports() -> set[int]:
+    """The ports modelled at every public address: :data:`TRIED_PORTS` and the lab's app port."""
+    try:
+        return set(TRIED_PORTS) | {int(os.environ.get("LABKIT_APP_PORT") or 5000)}
+    except ValueError:
+        return set(TRIED_PORTS)
 
-    def __init__(self, address: Callable[[int], str], probe: str) -> None:
+
+def named_ports(net: rx.Network, group_ids: Iterable[str]) -> set[int]:
+    """The TCP ports named in the inbound rules of ``group_ids`` (a wide range by its two ends)."""
+    ports: set[int] = set()
+    for group_id in group_ids:
+        for perm in (net.group(group_id) or {}).get("IpPermissions", []):
+            low, high = perm.get("FromPort", -1), perm.get("ToPort", -1)
+            if str(perm.get("IpProtocol")) in ("tcp", "6") and 0 <= low <= high:
+                ports |= set(range(low, high + 1)) if high - low < RANGE_PORTS else {low, high}
+    return {p for p in ports if 0 < p < 65536}
+
+
+class Instances:
+    """Public addresses, own addresses, listening ports and what answers at public IPs."""
+
+    def __init__(self, address: Callable[[int], str], probe: str, on_gone: Callable[[str], None] | None = None) -> None:
         self.address = address
         self.probe = probe  # an address of the block where nothing ever listens: a connection there is refused
+        self.on_gone = on_gone  # told of an instance whose forwarded port turned out to have no listener any more
         self.lock = threading.RLock()
         self._cursor = 0
         self.own: dict[str, str] = {}  # instance id -> its own address
         self.ports: dict[str, set[int]] = {}  # instance id -> the ports it listens on (wildcard binds)
         self.loopback: dict[str, set[int]] = {}  # instance id -> the ports on its loopback only
-        self.fronts: dict[tuple[str, int], Front] = {}  # (instance id, port) -> the front at its public IP
+        self.named: dict[str, set[int]] = {}  # instance id -> every port its groups' rules have named (kept)
+        self.fronts: dict[tuple[str, int], Front] = {}  # (public address, port) -> what answers there
+        self.owners: dict[str, str | None] = {}  # public address -> its instance (None: no running host)
         self.remapped: dict[tuple[str, int], int] = {}  # (instance id, port) -> where it is bound, when elsewhere
-
     # -- addresses ----------------------------------------------------------------------------------------
     def new_public_address(self, held: set[str]) -> str:
         """The next public address nothing holds (rotating, so a stopped and started instance gets a new one,
@@ -148,91 +184,146 @@ class Instances:
         with self.lock:
             return port in self.loopback.get(instance_id, ()) and port not in self.ports.get(instance_id, ())
 
-    def refresh(self, instance_id: str, instance: dict | None, decide: Callable[[rx.Node, int], rx.Verdict]) -> None:
-        """Put the instance's fronts at its current public IP (none without one) and point each as ``decide``
-        says about the path from your computer."""
-        public = (instance or {}).get("PublicIpAddress")
-        own = self.own.get(instance_id)
-        node = rx.instance_node(instance) if instance and instance.get("VpcId") else None
+    def refresh_all(self, instances: list[dict], held: Iterable[str], decide: Decide,
+                    named: Callable[[dict], set[int]]) -> None:
+        """Put what answers at every public address: each instance's public IP port by port as ``decide`` says
+        about the path from your computer (``named``: the ports its groups' rules name); every other address
+        moto holds (``held``) drops the tried ports; an address nobody holds any more answers nothing."""
+        listening = listening_ports(list(self.own.values()))
+        plans = {i["PublicIpAddress"]: (i["InstanceId"], self._plan(i, decide, named(i), listening))
+                 for i in instances if i.get("PublicIpAddress")}
+        idle: Plan = {port: None for port in tried_ports()}
+        for address in held:
+            plans.setdefault(address, (None, idle))
         with self.lock:
-            for key in [k for k in self.fronts if k[0] == instance_id and k[1] not in self.ports.get(instance_id, ())]:
-                self.fronts.pop(key).close()  # a port now on the instance's loopback only
-            for port in sorted(self.ports.get(instance_id, ())):
-                key = (instance_id, port)
-                front = self.fronts.get(key)
-                if front is not None and (not public or front.address[0] != public):
-                    self.fronts.pop(key).close()
-                    front = None
-                if not public or own is None:
-                    continue
-                if front is not None and front.address[1] != port:  # remapped: back on its port once that is free
-                    front = self._reopen(key, front)
-                if front is None:
-                    front = self._open_front(instance_id, public, port)
-                    if front is None:
-                        continue
-                    self.fronts[key] = front
-                verdict = decide(node, port) if node else rx.Verdict(False, "the instance is in no VPC")
-                if not verdict.allowed:
-                    log.info("closed to the internet: %s:%s (%s): %s", public, port, instance_id, verdict.reason)
-                front.point(self.target(instance_id, port) if verdict.allowed else None)
+            for address in set(self.owners) - set(plans):
+                self._settle(address, None, {})
+            for address, (owner, plan) in plans.items():
+                self._settle(address, owner, plan)
+
+    def refresh(self, instance: dict, decide: Decide, named: set[int]) -> None:
+        """The same for one instance (it listens on a new port, or a forwarded port lost its listener)."""
+        public, instance_id = instance.get("PublicIpAddress"), instance["InstanceId"]
+        own = self.own.get(instance_id)
+        plan = self._plan(instance, decide, named, listening_ports([own] if own else []))
+        with self.lock:
+            for address in [a for a, owner in self.owners.items() if owner == instance_id and a != public]:
+                self._settle(address, None, {})
+            if public:
+                self._settle(public, instance_id, plan)
+
+    def _plan(self, instance: dict, decide: Decide, named_now: set[int], listening: dict[str, set[int]]) -> Plan:
+        """What answers at each modelled port of the instance's public IP."""
+        instance_id = instance["InstanceId"]
+        own = self.own.get(instance_id)
+        with self.lock:
+            mine, loopback = self.ports.setdefault(instance_id, set()), self.loopback.setdefault(instance_id, set())
+            named = self.named.setdefault(instance_id, set())
+            named |= named_now  # a revoked rule's port stays modelled: it is dropped again, not refused
+            if instance.get("State", {}).get("Name") in NO_HOST:
+                mine.clear()  # its processes have ended
+                loopback.clear()
+                return {port: None for port in tried_ports() | named}
+            ports = tried_ports() | named | mine | loopback
+            bound = {port: self.remapped.get((instance_id, port), port) for port in ports}
+            answering = listening.get(own, set()) - {bound[p] for p in loopback} if own else set()
+        node = rx.instance_node(instance) if instance.get("VpcId") else None
+        plan: Plan = {}
+        for port in sorted(ports):
+            verdict = decide(node, port) if node else rx.Verdict(False, "the instance is in no VPC")
+            if not verdict.allowed:
+                plan[port] = None
+            elif bound[port] in answering:
+                plan[port] = (str(own), bound[port])
+            elif port in mine and not _bindable((self.probe, port)):  # held outside: refused, never the holder
+                plan[port] = (self.probe, 1)
+        return plan
+
+    def _settle(self, address: str, owner: str | None, plan: Plan) -> None:
+        """Make what answers at ``address`` match ``plan`` (with the lock held)."""
+        for key in [k for k in self.fronts if k[0] == address and k[1] not in plan]:
+            self.fronts.pop(key).close()  # refused from now on
+        if not plan:
+            self.owners.pop(address, None)
+            return
+        self.owners[address] = owner
+        listened = self.ports.get(owner or "", set())
+        for port, target in plan.items():
+            key = (address, port)
+            front = self.fronts.get(key)
+            if front is not None and front.address[1] != port:  # remapped: back on its port once that is free
+                front = self._reopen(key, front)
+            if front is not None:
+                front.point(target)
+                continue
+            front = self._open_front(key, target, remap=port in listened)
+            if front is not None:
+                self.fronts[key] = front
+
+    def _open_front(self, key: tuple[str, int], target: tuple[str, int] | None, remap: bool) -> Front | None:
+        """The front at ``key`` (address, port); for a port the instance listens on, on a free port of the address
+        when another program holds that one (remapped, locally only); None when it cannot open."""
+        try:
+            return Front(key, target, source=key[0], on_refused=self._gone)
+        except OSError as exc:
+            held = exc
+        if not remap:  # a port nothing of the lab's listens on, held by another program: not modelled
+            log.debug("cannot open %s:%s: %s", *key, held)
+            return None
+        try:
+            front = Front((key[0], 0), target, source=key[0], on_refused=self._gone)
+        except OSError as exc:
+            log.error("cannot open %s:%s: %s; nor any other port: %s", *key, held, exc)
+            return None
+        log.warning("%s:%s is held by another program (%s): it is at %s:%s", *key, held, *front.address)
+        return front
 
     def _reopen(self, key: tuple[str, int], front: Front) -> Front:
-        """A remapped front moved back to the instance's port, when nothing else holds it any more."""
+        """A remapped front moved back to its port, when nothing else holds it any more."""
         try:
-            moved = Front((front.address[0], key[1]))
+            moved = Front(key, front.target, source=key[0], on_refused=self._gone)
         except OSError:
             return front
         self.fronts.pop(key).close()
         self.fronts[key] = moved
-        log.info("%s:%s is free again: %s's port %s is there", *moved.address, *key)
+        log.info("%s:%s is free again", *key)
         return moved
 
-    @staticmethod
-    def _open_front(instance_id: str, public: str, port: int) -> Front | None:
-        """The front at ``public``:``port``; on a free port of ``public`` when another program holds that one
-        (remapped, locally only)."""
-        try:
-            return Front((public, port))
-        except OSError as exc:
-            held = exc
-        try:
-            front = Front((public, 0))
-        except OSError as exc:
-            log.error("cannot open %s:%s for %s: %s; nor any other port: %s", public, port, instance_id, held, exc)
-            return None
-        log.warning("%s:%s is held by another program (%s): %s's port %s is at %s:%s", public, port, held,
-                    instance_id, port, *front.address)
-        return front
-
-    def instance_ids(self) -> list[str]:
-        with self.lock:
-            return sorted(set(self.ports) | {i for i, _ in self.fronts})
+    def _gone(self, address: tuple[str, int]) -> None:
+        """A forwarded port's listener has gone (the app stopped): answer as the instance's kernel would now."""
+        owner = self.owners.get(address[0])
+        if owner and self.on_gone is not None:
+            self.on_gone(owner)
 
     def forget(self, instance_id: str) -> None:
-        """A terminated instance: close its fronts, free its own address."""
+        """A terminated instance: nothing answers at its public IP, its own address is free."""
         with self.lock:
-            for key in [k for k in self.fronts if k[0] == instance_id]:
-                self.fronts.pop(key).close()
+            for address in [a for a, owner in self.owners.items() if owner == instance_id]:
+                self._settle(address, None, {})
             self.ports.pop(instance_id, None)
             self.loopback.pop(instance_id, None)
+            self.named.pop(instance_id, None)
             self.own.pop(instance_id, None)
             for key in [k for k in self.remapped if k[0] == instance_id]:
                 del self.remapped[key]
 
     def close(self) -> None:
         with self.lock:
-            for instance_id in list(set(self.own) | set(self.ports) | set(self.loopback)):
+            for address in list(self.owners):
+                self._settle(address, None, {})
+            for instance_id in list(set(self.own) | set(self.ports) | set(self.loopback) | set(self.named)):
                 self.forget(instance_id)
 
     def summary(self) -> dict[str, Any]:
         with self.lock:
-            return {"own_addresses": dict(self.own),
-                    "public_ports": {f"{f.address[0]}:{f.address[1]}": {"instance": i, "open": bool(f.target)}
-                                     for (i, _), f in self.fronts.items()},
+            ports: dict[str, dict[str, Any]] = {
+                a: {"instance": owner, "forwarded": [], "dropped": []} for a, owner in self.owners.items()}
+            for (address, port), front in sorted(self.fronts.items()):
+                ports[address]["forwarded" if front.target else "dropped"].append(port)
+            return {"own_addresses": dict(self.own), "public_addresses": ports,
                     # public ip:port -> where your computer reaches it, where another program holds the port
-                    "remapped": {f"{f.address[0]}:{port}": f"{f.address[0]}:{f.address[1]}"
-                                 for (_, port), f in self.fronts.items() if f.address[1] != port}}
+                    "remapped": {f"{a}:{p}": f"{a}:{f.address[1]}" for (a, p), f in self.fronts.items()
+                                 if f.address[1] != p}}
 
 
 def _bindable(address: tuple[str, int]) -> bool:

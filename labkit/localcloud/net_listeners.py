@@ -7,13 +7,18 @@ cloud shows (an RDS endpoint, an instance's public IP and port) is one of these,
 * :class:`BlackHole`: ``listen(0)`` with its one queue slot held by a connection never accepted, so the kernel
   drops every further SYN and the client's own connect() times out, as when a security group or a missing
   route drops packets on AWS (pymysql 2003 "(timed out)", urllib's timeout, a browser spinning).
-* :class:`Forwarder`: carries each connection to the real server (the path from the internet is open).
+* :class:`Forwarder`: carries each connection to the real server (the path from the internet is open), from a
+  source address of the lab's block when given one (an instance's own address lets in no other source).
+* nothing at all (no :class:`Front`): the port is refused, as a host's kernel refuses a port nothing listens on.
 """
 from __future__ import annotations
 
 import socket
 import struct
 import threading
+from typing import Callable, Optional
+
+Refused = Optional[Callable[[tuple], None]]
 
 LINGER_RESET = struct.pack("ii", 1, 0)
 
@@ -44,11 +49,14 @@ class BlackHole:
 
 
 class Forwarder:
-    """A listener that carries every connection to ``target``; a refused target resets the client, as the
-    server's own refusal would."""
+    """A listener that carries every connection to ``target`` (from ``source``'s address when given); a refused
+    target resets the client, as the server's own refusal would, and is told to ``on_refused``."""
 
-    def __init__(self, address: tuple[str, int], target: tuple[str, int]) -> None:
+    def __init__(self, address: tuple[str, int], target: tuple[str, int], source: str | None = None,
+                 on_refused: Refused = None) -> None:
         self.sock, self.target = listener(address, backlog=128), target
+        self.address, self.on_refused = self.sock.getsockname(), on_refused
+        self.source = (source, 0) if source else None
         threading.Thread(target=self._accept, daemon=True, name=f"fwd-{address[0]}:{address[1]}").start()
 
     def _accept(self) -> None:
@@ -61,10 +69,12 @@ class Forwarder:
 
     def _carry(self, client: socket.socket) -> None:
         try:
-            server = socket.create_connection(self.target, timeout=5)
-        except OSError:
+            server = socket.create_connection(self.target, timeout=5, source_address=self.source)
+        except OSError as exc:
             client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
             client.close()
+            if isinstance(exc, ConnectionRefusedError) and self.on_refused is not None:
+                self.on_refused(self.address)
             return
         server.settimeout(None)
         for sock in (client, server):
@@ -107,19 +117,25 @@ def splice(a: socket.socket, b: socket.socket) -> None:
 
 
 class Front:
-    """What your computer meets at an address the cloud shows: a forwarder or a black hole, switched live."""
+    """What your computer meets at an address the cloud shows: a forwarder to ``target`` or (None) a black hole,
+    switched live; a forwarder's connections come from ``source``'s address when given."""
 
-    def __init__(self, address: tuple[str, int]) -> None:
-        self.current: BlackHole | Forwarder = BlackHole(address)
+    def __init__(self, address: tuple[str, int], target: tuple[str, int] | None = None,
+                 source: str | None = None, on_refused: Refused = None) -> None:
+        self.source, self.on_refused = source, on_refused
+        self.current: BlackHole | Forwarder = self._make(address, target)
         self.address = self.current.address
-        self.target: tuple[str, int] | None = None
+        self.target = target
+
+    def _make(self, address: tuple[str, int], target: tuple[str, int] | None) -> BlackHole | Forwarder:
+        return Forwarder(address, target, self.source, self.on_refused) if target else BlackHole(address)
 
     def point(self, target: tuple[str, int] | None) -> None:
         if target == self.target:
             return
         self.current.close()
         self.target = target
-        self.current = Forwarder(self.address, target) if target else BlackHole(self.address)
+        self.current = self._make(self.address, target)
 
     def close(self) -> None:
         self.current.close()

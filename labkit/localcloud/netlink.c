@@ -21,6 +21,17 @@
  * the block can bind it then) is remapped: the model picks a free port of the instance's own address, the
  * socket is bound there, and the model is told the instance listens on the port it asked for, which still
  * leads there for the instance itself and the rest of the lab.
+ *
+ * Who may reach an instance's own address: any process on the machine can connect to any loopback address,
+ * so without more the instance's own address would let a process the cloud did not start (your computer)
+ * past the security groups. So a socket listening on it gets a classic BPF socket filter (SO_ATTACH_FILTER,
+ * no privilege needed) that drops every packet whose source is not an address of the lab's block (for a port
+ * on the instance's loopback only: not the instance's own address): a stranger's SYN goes unanswered and its
+ * connect() times out, as a packet to a private address from the internet is dropped on AWS. The cloud's
+ * own peers come from the block: the fronts' forwarders bind their connections to the public IP, and a hooked
+ * process connecting to an address of the block binds its socket to its own source first (LABKIT_NET_SRC:
+ * an instance's own address, the Lambda workers' address), unless it is bound already. Accepted connections
+ * inherit the filter. See docs/localcloud.md for what this cannot stop.
  * Built by `make setup` with cc; see labkit/localcloud/network.py for the design.
  */
 #define _GNU_SOURCE
@@ -28,6 +39,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/filter.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -63,6 +75,8 @@ static struct {
     uint32_t net, mask;
     int has_bind;
     struct in_addr bind_addr;
+    int has_src;
+    struct in_addr src_addr; /* the source of this process's connections into the block */
     const volatile uint64_t *generation; /* NULL: no cache */
 } hook;
 
@@ -109,6 +123,8 @@ static void init(void) {
     hook.has_block = parse_block(&hook.net, &hook.mask);
     const char *own = getenv("LABKIT_NET_BIND");
     hook.has_bind = own && inet_pton(AF_INET, own, &hook.bind_addr) == 1;
+    const char *src = getenv("LABKIT_NET_SRC");
+    hook.has_src = hook.has_block && src && inet_pton(AF_INET, src, &hook.src_addr) == 1;
     const char *gen = getenv("LABKIT_NET_GEN");
     if (gen && hook.has_block) {
         int fd = open(gen, O_RDONLY | O_CLOEXEC);
@@ -203,14 +219,47 @@ static int ask(const struct sockaddr_in *wanted, struct sockaddr_in *out) {
     return 0;
 }
 
+static void put_v4(struct in6_addr *six, struct in_addr v4) {
+    memset(six, 0, sizeof *six);
+    six->s6_addr[10] = six->s6_addr[11] = 0xff;
+    memcpy(&six->s6_addr[12], &v4, 4);
+}
+
+/* Bind a socket about to connect into the block to this process's source address (the instance's own address,
+ * the Lambda workers' one), so that the filter of the instance it reaches lets it in; a bound socket is left. */
+static void bind_source(int fd) {
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    if (!hook.has_src || getsockname(fd, (struct sockaddr *)&ss, &len) != 0) return;
+    int one = 1, saved = errno;
+    if (ss.ss_family == AF_INET) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+        if (sin->sin_addr.s_addr != INADDR_ANY || sin->sin_port) return;
+        sin->sin_addr = hook.src_addr;
+    } else if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *six = (struct sockaddr_in6 *)&ss;
+        if (!IN6_IS_ADDR_UNSPECIFIED(&six->sin6_addr) || six->sin6_port) return;
+        put_v4(&six->sin6_addr, hook.src_addr);
+    } else {
+        return;
+    }
+    /* the port is chosen at connect() with the destination known, as for an unbound socket */
+    setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+    hook.bind(fd, (struct sockaddr *)&ss, len);
+    errno = saved;
+}
+
+static int in_block(uint32_t ip) {
+    return hook.has_block && (ip & hook.mask) == hook.net;
+}
+
 int connect(int fd, const struct sockaddr *addr, socklen_t len) {
     pthread_once(&once, init);
     if (addr && addr->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
         const struct sockaddr_in *sin = (const struct sockaddr_in *)addr;
         uint32_t ip = ntohl(sin->sin_addr.s_addr);
-        int in_block = hook.has_block && (ip & hook.mask) == hook.net;
         int own_local = hook.has_bind && (ip == LOCALHOST || ip == 0);
-        if (in_block || own_local) {
+        if (in_block(ip) || own_local) {
             int saved = errno;
             struct sockaddr_in dest;
             if (ask(sin, &dest) != 0) {
@@ -218,6 +267,7 @@ int connect(int fd, const struct sockaddr *addr, socklen_t len) {
                 errno = EHOSTUNREACH; /* the network model is gone: nothing in the lab is reachable */
                 return -1;
             }
+            if (in_block(ntohl(dest.sin_addr.s_addr))) bind_source(fd);
             errno = saved;
             return hook.connect(fd, (const struct sockaddr *)&dest, sizeof dest);
         }
@@ -234,10 +284,9 @@ int connect(int fd, const struct sockaddr *addr, socklen_t len) {
         int saved = errno;
         if (ask(&wanted, &dest) == 0 && ntohl(dest.sin_addr.s_addr) != LOCALHOST) {
             struct sockaddr_in6 mapped = *six;
-            memset(&mapped.sin6_addr, 0, sizeof mapped.sin6_addr);
-            mapped.sin6_addr.s6_addr[10] = mapped.sin6_addr.s6_addr[11] = 0xff;
-            memcpy(&mapped.sin6_addr.s6_addr[12], &dest.sin_addr, 4);
+            put_v4(&mapped.sin6_addr, dest.sin_addr);
             mapped.sin6_port = dest.sin_port;
+            if (in_block(ntohl(dest.sin_addr.s_addr))) bind_source(fd);
             errno = saved;
             return hook.connect(fd, (const struct sockaddr *)&mapped, sizeof mapped);
         }
@@ -298,9 +347,7 @@ int bind(int fd, const struct sockaddr *addr, socklen_t len) {
         if (wildcard || loopback) {
             /* the instance's own address, as an IPv4-mapped one */
             struct sockaddr_in6 own = *six;
-            memset(&own.sin6_addr, 0, sizeof own.sin6_addr);
-            own.sin6_addr.s6_addr[10] = own.sin6_addr.s6_addr[11] = 0xff;
-            memcpy(&own.sin6_addr.s6_addr[12], &hook.bind_addr, 4);
+            put_v4(&own.sin6_addr, hook.bind_addr);
             own.sin6_scope_id = 0;
             mark(fd, (unsigned char)loopback);
             return bind_own(fd, (const struct sockaddr *)&own, sizeof own, &own.sin6_port);
@@ -309,26 +356,48 @@ int bind(int fd, const struct sockaddr *addr, socklen_t len) {
     return hook.bind(fd, addr, len);
 }
 
-int listen(int fd, int backlog) {
-    pthread_once(&once, init);
-    int rc = hook.listen(fd, backlog);
-    if (rc != 0 || !hook.has_bind) return rc;
+/* Drop every packet to this listening socket (and the connections it accepts) whose source is not an address of
+ * the lab's block, or, for a port on the instance's loopback only, not the instance's own address. */
+static void guard(int fd, int loopback) {
+    uint32_t own = ntohl(hook.bind_addr.s_addr);
+    struct sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)(SKF_NET_OFF + 12)), /* the IPv4 source address */
+        BPF_STMT(BPF_ALU | BPF_AND | BPF_K, loopback ? 0xffffffffu : hook.mask),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, loopback ? own : hook.net, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, 0xffffffffu),
+        BPF_STMT(BPF_RET | BPF_K, 0),
+    };
+    struct sock_fprog prog = {.len = sizeof code / sizeof code[0], .filter = code};
+    int saved = errno;
+    setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &prog, sizeof prog);
+    errno = saved;
+}
+
+/* The port of a socket bound to the instance's own address; 0 for any other socket. */
+static unsigned own_port(int fd) {
     struct sockaddr_storage ss;
     socklen_t len = sizeof ss;
-    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) return rc;
-    unsigned port = 0;
-    if (ss.ss_family == AF_INET && ((struct sockaddr_in *)&ss)->sin_addr.s_addr == hook.bind_addr.s_addr) {
-        port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    } else if (ss.ss_family == AF_INET6) {
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) return 0;
+    if (ss.ss_family == AF_INET && ((struct sockaddr_in *)&ss)->sin_addr.s_addr == hook.bind_addr.s_addr)
+        return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    if (ss.ss_family == AF_INET6) {
         struct sockaddr_in6 *six = (struct sockaddr_in6 *)&ss;
         if (IN6_IS_ADDR_V4MAPPED(&six->sin6_addr) && !memcmp(&six->sin6_addr.s6_addr[12], &hook.bind_addr, 4))
-            port = ntohs(six->sin6_port);
+            return ntohs(six->sin6_port);
     }
+    return 0;
+}
+
+int listen(int fd, int backlog) {
+    pthread_once(&once, init);
+    unsigned port = hook.has_bind && hook.has_block ? own_port(fd) : 0;
+    int loopback = fd >= 0 && fd < MAX_FDS && loopback_fd[fd];
+    if (port) guard(fd, loopback); /* before the first SYN can arrive */
+    int rc = hook.listen(fd, backlog);
     const char *who = getenv("LABKIT_NET_WHO");
-    if (port && who) {
+    if (rc == 0 && port && who) {
         int saved = errno;
         char line[512];
-        int loopback = fd >= 0 && fd < MAX_FDS && loopback_fd[fd];
         unsigned asked = fd >= 0 && fd < MAX_FDS ? asked_port[fd] : 0;
         char at[16] = "";
         if (asked) snprintf(at, sizeof at, " at %u", port); /* the port it asked for leads here */

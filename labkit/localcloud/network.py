@@ -38,7 +38,7 @@ import logging
 import os
 import struct
 import threading
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
 import boto3
@@ -47,7 +47,7 @@ from werkzeug.wrappers import Request, Response
 
 from labkit import reachability as rx
 from labkit.localcloud.control import admin_credentials
-from labkit.localcloud.net_instances import Instances, moto_public_addresses
+from labkit.localcloud.net_instances import NO_HOST, Instances, moto_public_addresses, named_ports
 from labkit.localcloud.net_listeners import BlackHole, Front
 from labkit.localcloud.net_wiring import DecisionServer, allocate_block, ensure_library, generation_file
 from labkit.localcloud.services import INTERNAL_AGENT, ApiRequest, CloudContext, Launch, Route, Service
@@ -61,6 +61,7 @@ SERVICES = {"": (1, ""), "secretsmanager": (2, "SECRETS_MANAGER"), "s3": (3, "S3
 DB_OFFSETS = range(32, 128)
 BLACK_HOLE_OFFSET = 250
 CLOSED_OFFSET = 251  # nothing ever listens here: a connection sent to it is refused, as by a closed port
+WORKERS_OFFSET = 252  # the source of the Lambda workers' connections into the block (instances use their own)
 READ_ONLY = ("Describe", "List", "Get", "Invoke")
 YOUR_ADDRESS = "127.0.0.1"  # where the connections of processes the cloud did not start come from
 CHECKIP_PATH = "/_labkit/checkip"
@@ -85,7 +86,7 @@ class NetworkModel(Service):
         self._cache_generation = -1
         self.dbs: dict[str, str] = {}  # DB identifier -> its address
         self.fronts: dict[str, Front] = {}  # DB identifier -> its advertised listener
-        self.instances = Instances(self.address, self.address(CLOSED_OFFSET))
+        self.instances = Instances(self.address, self.address(CLOSED_OFFSET), on_gone=self._refresh_instance)
         self.black_hole = BlackHole((self.address(BLACK_HOLE_OFFSET), 0))
         self.gen_path = ctx.home / "net.gen"
         self._generation_map = generation_file(self.gen_path)
@@ -134,6 +135,8 @@ class NetworkModel(Service):
                  "LABKIT_NET_WHO": f"{who}:{launch.resource}", "LABKIT_NET_GEN": str(self.gen_path)}
         if who == "instance":  # its wildcard binds land on its own address; its 127.0.0.1 reaches them
             extra["LABKIT_NET_BIND"] = self.instances.own_address(launch.resource)
+        # the source of its connections into the block, which an instance's own address lets in (netlink.c)
+        extra["LABKIT_NET_SRC"] = extra.get("LABKIT_NET_BIND") or self.address(WORKERS_OFFSET)
         for offset, suffix in SERVICES.values():
             key = f"AWS_ENDPOINT_URL_{suffix}" if suffix else "AWS_ENDPOINT_URL"
             if key == "AWS_ENDPOINT_URL" or key not in launch.env:  # a function's own setting stays
@@ -194,12 +197,28 @@ class NetworkModel(Service):
         with self._refreshing:
             try:
                 instance = self._instance(instance_id)
-                net = self._network()
-                self.instances.refresh(instance_id, instance,
-                                       lambda node, port: rx.connect(net, self.you, node, port))
-            except Exception:  # a half-created record: close its ports
+                if instance is not None:
+                    net = self._network()
+                    self.instances.refresh(instance, self._from_you(net), named_ports(net, self._groups(instance)))
+            except Exception:  # a half-created record: left as it was until the next change
                 log.exception("deciding the paths to %s failed", instance_id)
-                self.instances.refresh(instance_id, None, lambda node, port: rx.Verdict(False, "unknown"))
+
+    def _refresh_instances(self) -> None:
+        """What your computer meets at every public address: each instance's ports, every idle address's."""
+        with self._refreshing:
+            try:
+                net = self._network()
+                self.instances.refresh_all(self._instances(), moto_public_addresses(), self._from_you(net),
+                                           lambda instance: named_ports(net, self._groups(instance)))
+            except Exception:
+                log.exception("deciding the paths to the instances failed")
+
+    def _from_you(self, net: rx.Network) -> Callable[[rx.Node, int], rx.Verdict]:
+        return lambda node, port: rx.connect(net, self.you, node, port)
+
+    @staticmethod
+    def _groups(instance: dict) -> tuple[str, ...]:
+        return rx.instance_node(instance).group_ids
 
     def _instance(self, instance_id: str) -> dict | None:
         return next((i for i in self._instances() if i["InstanceId"] == instance_id), None)
@@ -239,8 +258,7 @@ class NetworkModel(Service):
 
     def refresh_fronts(self) -> None:
         with self._refreshing:
-            for instance_id in self.instances.instance_ids():
-                self._refresh_instance(instance_id)
+            self._refresh_instances()
             for identifier, front in list(self.fronts.items()):
                 try:
                     db = self._db_node(identifier)
@@ -278,6 +296,8 @@ class NetworkModel(Service):
         if instance is not None:
             own = self.instances.own.get(instance["InstanceId"])
             verdict = rx.connect_public(self._network(), source, rx.instance_node(instance), port)
+            if instance["State"]["Name"] in NO_HOST:  # an Elastic IP of a stopped instance: nothing answers
+                verdict = rx.Verdict(False, f"{instance['InstanceId']} is {instance['State']['Name']}")
             if self.instances.loopback_only(instance["InstanceId"], port):  # its loopback does not exist outside
                 return verdict, (self.address(CLOSED_OFFSET), 1)
             return verdict, self.instances.target(instance["InstanceId"], port) if own else None

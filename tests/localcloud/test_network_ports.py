@@ -1,0 +1,132 @@
+"""What your computer meets at an instance: its security groups decide every port, as on AWS.
+
+A port the groups do not allow drops the SYN (the client's connect() times out); a port they allow and nothing
+listens on is refused (the instance's kernel answers RST); a port they allow and the app listens on answers.
+The instance's own address (where its wildcard binds land) lets nothing from outside the lab's block in, so it
+is no way around the groups.
+"""
+from __future__ import annotations
+
+import socket
+import time
+
+import pymysql
+import pytest
+
+from tests.conftest import free_port
+from tests.localcloud.test_ec2 import _profile, run_command
+from tests.localcloud.test_network import _http, _vpc, allow
+
+APP = "#!/bin/sh\nnohup python3 -m http.server {port} >/dev/null 2>&1 &\necho $! > $HOME/app.pid\n"
+
+
+def _tcp(address: tuple[str, int], timeout: float = 0.75) -> str:
+    """What a plain connect() meets: "connected", "timed out" or the error's name."""
+    try:
+        socket.create_connection(address, timeout=timeout).close()
+        return "connected"
+    except socket.timeout:
+        return "timed out"
+    except OSError as exc:
+        return type(exc).__name__
+
+
+def _mysql(host: str, port: int = 3306) -> str:
+    try:
+        pymysql.connect(host=host, port=port, user="admin", password="x", connect_timeout=1).close()
+        return "connected"
+    except pymysql.err.OperationalError as exc:
+        return f"{exc.args[0]} {exc.args[1]}"
+
+
+def _own_address(cloud, instance_id: str) -> str:
+    return cloud.request("GET", "/_labkit/health")["services"]["network"]["own_addresses"][instance_id]
+
+
+@pytest.fixture(scope="module")
+def app(cloud):
+    """An instance in a public subnet whose app listens on a free port the group opens to the internet."""
+    ec2, port = cloud.client("ec2"), free_port()
+    net = _vpc(ec2, "10.62")
+    group = net["sg"]["ec2"]
+    allow(ec2, group, port, cidr="0.0.0.0/0")
+    instance = ec2.run_instances(
+        ImageId="ami-12c6146b", MinCount=1, MaxCount=1, InstanceType="t3.micro", UserData=APP.format(port=port),
+        IamInstanceProfile={"Name": _profile(cloud.client("iam"), "net-ports-profile")},
+        NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": net["subnet"]["public"], "Groups": [group],
+                            "AssociatePublicIpAddress": True}])["Instances"][0]
+    url = f"http://{instance['PublicIpAddress']}:{port}/"
+    deadline = time.monotonic() + 60
+    while _http(url, 5) != 200 and time.monotonic() < deadline:  # until the server has started
+        time.sleep(0.1)
+    yield {"id": instance["InstanceId"], "public": instance["PublicIpAddress"], "port": port, "group": group,
+           "net": net}
+    ec2.terminate_instances(InstanceIds=[instance["InstanceId"]])
+
+
+def test_each_port_of_a_public_ip_answers_as_the_group_says(cloud, app):
+    """Allowed and listened: answers; allowed and unused: refused; not allowed: the SYN goes unanswered."""
+    ec2, public, unused = cloud.client("ec2"), app["public"], free_port()
+    assert _http(f"http://{public}:{app['port']}/", 10) == 200
+    assert _tcp((public, 22)) == "timed out"  # no rule for SSH: dropped, as a student's ssh hangs on AWS
+    assert _tcp((public, 80)) == "timed out"
+    assert _mysql(public).endswith("(timed out)")  # pymysql's 2003 "... (timed out)"
+    allow(ec2, app["group"], unused, cidr="0.0.0.0/0")
+    allow(ec2, app["group"], 3306, cidr="0.0.0.0/0")
+    try:
+        assert _tcp((public, unused)) == "ConnectionRefusedError"  # a rule names it, nothing listens: RST
+        assert _mysql(public).startswith("2003 ") and "Connection refused" in _mysql(public)
+        assert _tcp((public, 22)) == "timed out"
+    finally:
+        allow(ec2, app["group"], unused, cidr="0.0.0.0/0", revoke=True)
+        allow(ec2, app["group"], 3306, cidr="0.0.0.0/0", revoke=True)
+    assert _tcp((public, unused)) == "timed out"  # revoked: dropped again at once
+    # A port no rule names and a student would not try is not modelled: refused, whatever the groups say.
+    assert _tcp((public, free_port())) == "ConnectionRefusedError"
+
+
+def test_a_stranger_cannot_reach_the_instances_own_address(cloud, app):
+    """The own address (where the app's 0.0.0.0 bind lands) drops every SYN from outside the lab's block, so
+    the front (the security groups) is the only way in from your computer; the instance itself, its SSM
+    commands and the front still get through."""
+    own = _own_address(cloud, app["id"])
+    assert _tcp((own, app["port"])) == "timed out"
+    assert _http(f"http://{app['public']}:{app['port']}/", 10) == 200
+    script = ("python3 -c \"import sys, urllib.request as u; print(*[u.urlopen('http://' + h + ':' + sys.argv[1], "
+              f"timeout=10).status for h in sys.argv[2:]])\" {app['port']} 127.0.0.1 {own} {app['public']}")
+    result = run_command(cloud, app["id"], [script])
+    assert result["StandardOutputContent"].split() == ["200", "200", "200"], result
+
+
+def test_an_app_that_stops_is_refused_where_it_answered(cloud, app):
+    """The app ends (the group still allows its port): the port is refused, as by the instance's kernel."""
+    url = f"http://{app['public']}:{app['port']}/"
+    assert _http(url, 10) == 200
+    result = run_command(cloud, app["id"], ["kill $(cat $HOME/app.pid)"])
+    assert result["Status"] == "Success", result
+    first = _http(url, 5)  # the front learns of it from this first attempt, which the app's end resets
+    assert first in ("ConnectionResetError", "RemoteDisconnected", "ConnectionRefusedError"), first
+    assert _tcp((app["public"], app["port"])) == "ConnectionRefusedError"
+
+
+def test_an_elastic_ip_drops_until_it_reaches_a_running_instance(cloud, app):
+    """An Elastic IP with no instance behind it drops every port; associated, it is the instance's public IP;
+    released, it is nobody's."""
+    ec2 = cloud.client("ec2")
+    allocation = ec2.allocate_address(Domain="vpc")
+    address = allocation["PublicIp"]
+    try:
+        assert _tcp((address, 22)) == "timed out"
+        assert _tcp((address, 5000)) == "timed out"
+        allow(ec2, app["group"], 22, cidr="0.0.0.0/0")
+        try:
+            association = ec2.associate_address(AllocationId=allocation["AllocationId"], InstanceId=app["id"])
+            assert _tcp((address, 22)) == "ConnectionRefusedError"  # allowed now, and no SSH server listens
+            assert _tcp((address, 80)) == "timed out"
+            ec2.disassociate_address(AssociationId=association["AssociationId"])
+            assert _tcp((address, 22)) == "timed out"
+        finally:
+            allow(ec2, app["group"], 22, cidr="0.0.0.0/0", revoke=True)
+    finally:
+        ec2.release_address(AllocationId=allocation["AllocationId"])
+    assert _tcp((address, 22)) == "ConnectionRefusedError"  # nothing holds the address any more

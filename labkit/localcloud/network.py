@@ -97,7 +97,10 @@ class NetworkModel(Service):
         self.you = rx.your_computer(YOUR_ADDRESS)
 
     def routes(self) -> list[tuple[str, str, Route]]:
-        return [("GET", CHECKIP_PATH, self._checkip)]
+        """``GET /_labkit/checkip`` (open) and ``GET /_labkit/network/remapped``: public ``ip:port`` -> where your
+        computer reaches it, for each port another program on this computer holds (labkit shows those URLs)."""
+        return [("GET", CHECKIP_PATH, self._checkip),
+                ("GET", "/_labkit/network/remapped", lambda _r: self.instances.summary()["remapped"])]
 
     @staticmethod
     def _checkip(request: Request) -> Response:
@@ -119,11 +122,6 @@ class NetworkModel(Service):
         return {"block": str(self.block), "generation": self.generation, "library": self.library,
                 "databases": {k: f"{v}:{self.fronts[k].address[1]}" for k, v in self.dbs.items() if k in self.fronts},
                 "internet_open": sorted(k for k, f in self.fronts.items() if f.target), **self.instances.summary()}
-
-    def routes(self) -> list[tuple[str, str, Any]]:
-        """``GET /_labkit/network/remapped``: public ``ip:port`` -> where your computer reaches it, for each
-        port another program on this computer holds (labkit shows those URLs)."""
-        return [("GET", "/_labkit/network/remapped", lambda _r: self.instances.summary()["remapped"])]
 
     # -- processes ----------------------------------------------------------------------------------------
     def on_launch(self, launch: Launch) -> None:

@@ -114,7 +114,7 @@ def _mysql_script(lab: Lab, sql_heredoc: str, args: str = "") -> str:
              + lab.region + "').get_secret_value(SecretId='" + SECRET_NAME + "')['SecretString'])['password'])")
     return compute.PRELUDE + f"""
 command -v mysql >/dev/null 2>&1 || apt_install mysql-client
-python3 -c 'import boto3' 2>/dev/null || apt_install python3-boto3
+python3 -c 'import importlib.util, sys; sys.exit(not importlib.util.find_spec("boto3"))' || apt_install python3-boto3
 MYSQL_PWD="$(python3 -c "{fetch}")"
 export MYSQL_PWD
 mysql --host={host} --port={port} --user={db['MasterUsername']} --default-character-set=utf8mb4 {args} <<'SQL'

@@ -12,6 +12,7 @@ import datetime as dt
 import html
 import io
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,6 +23,9 @@ from labkit import checks, compute, costs, database, diagram, display, paths, st
 from labkit.config import RUN_DIR
 from labkit.errors import LabkitError
 from labkit.session import Lab
+from labkit.snapshot import shared_reads
+
+WORKERS = 6  # the sections' questions asked at once (the cloud answers them; this process mostly waits)
 
 PAGE_CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d2433; margin: 2em auto;
@@ -51,10 +55,10 @@ def _section(title: str, build: Callable[[], str]) -> str:
     return f"<h2>{html.escape(title)}</h2>\n{body}"
 
 
-def _checks(lab: Lab) -> str:
+def _checks(frames: dict[int, Future]) -> str:
     parts = []
     for number, step in steps.STEPS.items():
-        frame = checks.step_checks(lab, number)
+        frame = frames[number].result()
         ok = bool(frame["passed"].all())
         parts.append(f'<h3 id="step-{number}">Step {number}: {html.escape(step.title)}</h3>'
                      f'<p class="summary {"passed" if ok else "failed"}">{checks.summary(number, frame)}</p>'
@@ -62,16 +66,13 @@ def _checks(lab: Lab) -> str:
     return "\n".join(parts)
 
 
-def _tasks(lab: Lab) -> str:
-    frame = tasks.tasks_frame(lab)  # "your turn": one task per step, each checked through the cloud
-    done = int(frame["passed"].sum()) if len(frame) else 0
+def _tasks(frame: pd.DataFrame) -> str:
+    done = int(frame["passed"].sum()) if len(frame) else 0  # "your turn": one task per step, checked in the cloud
     return (f'<p class="summary">{done}/{len(frame)} tasks done</p>'
             + display.to_html(frame.rename(columns={"passed": "done"})))  # ✓ or "not yet"
 
 
-def _orders(lab: Lab) -> str:
-    orders = database.orders_frame(lab)
-    days = verify.days_frame(lab)
+def _orders(orders: pd.DataFrame, days: pd.DataFrame) -> str:
     chart = _png(verify.days_chart(days)) if not days.empty else '<p class="note">No daily report yet (step 13).</p>'
     total = orders.attrs.get("total", len(orders))
     return (f"<p>{total} orders stored in RDS (the newest {len(orders)} shown).</p>" + display.to_html(orders)
@@ -88,7 +89,11 @@ def _app(lab: Lab) -> str:
 
 
 def build_report(lab: Lab) -> str:
-    """The whole page as one HTML string."""
+    """The whole page as one HTML string.
+
+    The lab is read once (:func:`labkit.snapshot.shared_reads`: every section asks the same describes), and the
+    sections' questions are asked side by side (most of the time is the cloud answering: SSM commands on the
+    instance, SQL, HTTP); the figures are drawn here, in this thread, as matplotlib wants."""
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
     try:
         lab_time = pd.Timestamp(lab.target.lab_time()).tz_convert("UTC").strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -97,14 +102,19 @@ def build_report(lab: Lab) -> str:
     meta = {"lab": lab.name, "target": lab.config.target, "region": lab.region, "lab time": lab_time,
             "order app": _app(lab), "report written": now}
     rows = "".join(f"<tr><td><b>{html.escape(k)}</b></td><td>{html.escape(str(v))}</td></tr>" for k, v in meta.items())
-    sections = [
-        _section("Architecture (as built now)", lambda: _png(diagram.architecture_figure(lab))),
-        _section("Every step's checks", lambda: _checks(lab)),
-        _section("Network paths (reachability)", lambda: display.to_html(paths.reachability_frame(lab))),
-        _section("Your turn", lambda: _tasks(lab)),
-        _section("Orders and the daily report", lambda: _orders(lab)),
-        _section("What it costs on AWS per hour", lambda: display.to_html(costs.cost_frame(lab.region))),
-    ]
+    with shared_reads(lab), ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="report") as pool:
+        step_frames = {number: pool.submit(checks.step_checks, lab, number) for number in steps.STEPS}
+        reachability = pool.submit(paths.reachability_frame, lab)
+        your_turn = pool.submit(tasks.tasks_frame, lab)
+        orders, days = pool.submit(database.orders_frame, lab), pool.submit(verify.days_frame, lab)
+        sections = [
+            _section("Architecture (as built now)", lambda: _png(diagram.architecture_figure(lab))),
+            _section("Every step's checks", lambda: _checks(step_frames)),
+            _section("Network paths (reachability)", lambda: display.to_html(reachability.result())),
+            _section("Your turn", lambda: _tasks(your_turn.result())),
+            _section("Orders and the daily report", lambda: _orders(orders.result(), days.result())),
+            _section("What it costs on AWS per hour", lambda: display.to_html(costs.cost_frame(lab.region))),
+        ]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>Orders Lab report: {html.escape(lab.name)}</title><style>{PAGE_CSS}</style></head><body>\n"
             f"<h1>Orders Lab report: {html.escape(lab.name)}</h1>\n"

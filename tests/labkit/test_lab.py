@@ -140,6 +140,21 @@ def test_a_broken_resource_fails_the_check_that_names_it(provisioned, step, chec
     assert frame["passed"].all(), frame.to_string()  # re-running the step repaired it
 
 
+def test_a_missing_created_at_index_fails_step_6(provisioned):
+    """Step 6 reads the table's columns and its created_at index in one command on the instance."""
+    lab, conn = provisioned.lab, provisioned.db_connection()
+    with conn.cursor() as cur:
+        cur.execute("DROP INDEX idx_orders_created_at ON orders")
+    try:
+        frame = checks.step_checks(lab, 6)
+        assert list(frame.loc[~frame["passed"], "check"]) == ["index on created_at"], frame.to_string()
+    finally:
+        with conn.cursor() as cur:
+            cur.execute("CREATE INDEX idx_orders_created_at ON orders (created_at)")
+        conn.close()
+    assert checks.step_checks(lab, 6)["passed"].all()
+
+
 def test_a_failed_command_reports_its_exit_code_and_output(provisioned):
     with pytest.raises(StepError, match=r"ended Failed \(exit code 3\)[\s\S]*broken on purpose"):
         compute.run_on_instance(provisioned.lab, "echo 'broken on purpose' >&2; exit 3", step="test")

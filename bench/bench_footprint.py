@@ -3,7 +3,7 @@
 One lab: every step on a local cloud of its own, a few orders through the app, then idle; prints the
 memory of each part (RSS and USS: what the process alone holds) — the cloud daemon, each database
 server, each warm Lambda worker, the app — and the idle CPU of all of them; again once the idle Lambda
-workers are reaped. Then K labs built at once against one lab alone (wall time). Usage: ``python bench/bench_footprint.py [--labs K] [--idle-seconds S]``.
+workers are reaped; and the peak while the series ran (for a pod's memory limit). Then K labs built at once against one lab alone (wall time). Usage: ``python bench/bench_footprint.py [--labs K] [--idle-seconds S]``.
 """
 from __future__ import annotations
 
@@ -111,6 +111,33 @@ def idle_cpu(status: control.CloudStatus, seconds: float) -> float:
     return (cpu() - before) / seconds * 100
 
 
+class PeakSampler(threading.Thread):
+    """The highest RSS, sampled twice a second while the series runs, of the lab's processes together and of
+    this process (which runs the steps, as a notebook kernel would)."""
+
+    def __init__(self, home: Path) -> None:
+        super().__init__(daemon=True)
+        self.home, self.lab, self.steps = home, 0.0, 0.0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.5):
+            status = control.cloud_status(self.home)
+            if status.running:
+                total = 0
+                for _, proc in parts(status):
+                    with contextlib.suppress(psutil.Error):
+                        total += proc.memory_info().rss
+                self.lab = max(self.lab, total / MIB)
+            self.steps = max(self.steps, psutil.Process().memory_info().rss / MIB)
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join()
+        print(f"peak while the series ran: the lab's processes {self.lab:.0f} MiB RSS together, the process "
+              f"running the steps {self.steps:.0f} MiB")
+
+
 def timed_labs(count: int) -> float:
     with contextlib.ExitStack() as stack:
         return _timed_labs([stack.enter_context(scratch_home()) for _ in range(count)])
@@ -160,11 +187,14 @@ def main() -> None:
 
 def one_lab_idle(home: Path, args: argparse.Namespace) -> float:
     """Build one lab, measure it warm and once its workers are reaped, delete it; the build's wall time."""
+    sampler = PeakSampler(home)
+    sampler.start()
     started = time.monotonic()
     lab = build_lab(home)
     one_lab = time.monotonic() - started
     try:
         send_orders(lab)
+        sampler.stop()
         time.sleep(args.idle_seconds)
         status = control.cloud_status(home)
         memory_table(status, f"one lab after the series, idle {args.idle_seconds:.0f} s (Lambda workers warm)")

@@ -6,7 +6,8 @@ Where to look: :mod:`.control` starts, stops and asks the daemon from outside; :
 the daemon; :mod:`.services` is the protocol every part of it implements (start, stop_all,
 after_reset, summary, routes) and the hooks the network and IAM models use (a request hook before
 moto for every AWS API call, a launch hook for the environment of every process the cloud starts);
-:mod:`.moto_patches` is every change made to moto, checked against the pinned moto version;
+:mod:`.moto_patches` is every change made to moto, checked against the pinned moto version (with
+:mod:`.moto_ondemand`, which keeps moto's big catalogues out of an idle lab's memory);
 :mod:`.rds`, :mod:`.lambda_service`, :mod:`.ec2` and :mod:`.scheduler` are the services.
 """
 from __future__ import annotations

@@ -14,8 +14,9 @@ from functools import lru_cache
 from typing import Any, Mapping
 from urllib.parse import parse_qs, unquote
 
-import botocore.session
 from botocore.exceptions import UnknownServiceError
+
+from labkit.localcloud.moto_ondemand import botocore_session
 
 # signing name -> botocore service name, and the IAM prefix where it differs from the signing name
 SERVICES = {"monitoring": "cloudwatch", "email": "ses", "states": "stepfunctions", "execute-api": "apigateway"}
@@ -57,7 +58,7 @@ class Classified:
 
 @lru_cache(maxsize=None)
 def _model(service: str) -> Any:
-    return botocore.session.get_session().get_service_model(service)
+    return botocore_session().get_service_model(service)
 
 
 def protocol_of(signing_name: str) -> tuple[str, str]:

@@ -78,7 +78,8 @@ def prepare_environment(home: Path) -> None:
     """moto's documented ways in that must be set before moto's models are imported.
 
     ``MOTO_AMIS_PATH``: the image catalogue is moto's default list plus the local Ubuntu 22.04 image
-    (the lab launches Canonical's Ubuntu; moto ships no Canonical image).
+    (the lab launches Canonical's Ubuntu; moto ships no Canonical image). Published layers' zips are kept
+    under ``home/moto/layers`` (:func:`labkit.localcloud.moto_ondemand.keep_layers_in`).
     """
     check_version()
     if "moto.ec2.models.amis" in sys.modules:
@@ -91,6 +92,9 @@ def prepare_environment(home: Path) -> None:
     path.write_text(json.dumps([*images, JAMMY]))
     os.environ["MOTO_AMIS_PATH"] = str(path)
     _offerings_on_demand()
+    from labkit.localcloud import moto_ondemand
+
+    moto_ondemand.keep_layers_in(home / "moto" / "layers")
 
 
 class _Offerings(dict):
@@ -559,8 +563,10 @@ def _core_patches() -> list[Patch]:
 
 def patches() -> list[Patch]:
     """Every patch, grouped by the service it serves."""
+    from labkit.localcloud import moto_ondemand
+
     return [*_core_patches(), *_rds_patches(), *_lambda_patches(), *_ec2_patches(), *_events_patches(),
-            *_s3_patches(), *_clock_patches()]
+            *_s3_patches(), *_clock_patches(), *moto_ondemand.patches()]
 
 
 def apply(services: Registry) -> list[Patch]:

@@ -41,12 +41,12 @@ import threading
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-import boto3
 from botocore.config import Config
 from werkzeug.wrappers import Request, Response
 
 from labkit import reachability as rx
 from labkit.localcloud.control import admin_credentials
+from labkit.localcloud.moto_ondemand import botocore_session
 from labkit.localcloud.net_instances import NO_HOST, Instances, moto_public_addresses, named_ports
 from labkit.localcloud.net_listeners import BlackHole, Front
 from labkit.localcloud.net_wiring import DecisionServer, allocate_block, ensure_library, generation_file
@@ -326,7 +326,7 @@ class NetworkModel(Service):
 
     def _client(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = boto3.client(
+            self._clients[service] = botocore_session().create_client(
                 service, endpoint_url=self.ctx.endpoint, region_name=self._region(),
                 **admin_credentials(self.ctx.home),
                 config=Config(retries={"max_attempts": 1}, connect_timeout=5, read_timeout=30,

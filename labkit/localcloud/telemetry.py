@@ -16,11 +16,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-import botocore.session
 from botocore.config import Config
 from botocore.exceptions import ClientError, EndpointConnectionError
 from werkzeug.wrappers import Response
 
+from labkit.localcloud.moto_ondemand import botocore_session
 from labkit.localcloud.services import INTERNAL_AGENT, ApiRequest, CloudContext, Service
 
 log = logging.getLogger("labkit.localcloud.telemetry")
@@ -60,7 +60,7 @@ class Telemetry(Service):
         self._metrics: dict[tuple[Keys, str, str], list[dict]] = defaultdict(list)
         self._streams: set[tuple[str, str, str, str]] = set()  # (key id, region, group, stream) created
         self._clients: dict[tuple[Keys, str, str], Any] = {}
-        self._botocore = botocore.session.get_session()
+        self._botocore = botocore_session()
         self._config = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=2, read_timeout=30)
         self._stop = threading.Event()
         self.sent = {"log_events": 0, "metric_data": 0, "dropped_log_events": 0}

@@ -35,7 +35,8 @@ class Probe(Service):
         return [("GET", "/_labkit/probe", lambda _r: {
             "seen": self.seen, "launches": self.launches, "events": self.events,
             "finds_lambda": type(self.ctx.services.get("lambda")).__name__,
-            "finds_second": self.ctx.services.require("second-probe", SecondProbe).name})]
+            "finds_second": self.ctx.services.require("second-probe", SecondProbe).name}),
+                ("GET", "/_labkit/probe/inside", lambda _r: inside())]
 
     def on_request(self, call: ApiRequest) -> object:
         self.seen.append({"service": call.service, "operation": call.operation, "region": call.region,
@@ -53,6 +54,20 @@ class Probe(Service):
         launch.env["PROBE_PRINCIPAL"] = f"{annotations.get('principal')} {annotations.get('probe')}"
         launch.preload("libm.so.6")
         self.launches.append({"kind": launch.kind, "resource": launch.resource})
+
+
+def inside() -> dict:
+    """What the daemon holds of moto's catalogues (labkit.localcloud.moto_ondemand)."""
+    from moto.core.utils import get_service_model
+    from moto.iam.models import AWSManagedPolicy, iam_backends
+
+    from labkit.localcloud import iam_requests
+
+    aws = iam_backends["123456789012"]["aws"]
+    return {"iam_partitions": {account: sorted(dict.keys(backends)) for account, backends in iam_backends.items()},
+            "aws_managed_policies_made": sum(isinstance(p, AWSManagedPolicy) for p in dict.values(aws.managed_policies)),
+            "one_ec2_model": get_service_model("ec2")._service_description
+            is iam_requests._model("ec2")._service_description}
 
 
 class SecondProbe(Service):

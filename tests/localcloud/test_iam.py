@@ -298,3 +298,25 @@ def _zip(source: str) -> bytes:
 def test_no_secret_in_the_cloud_log(cloud):
     text = (cloud.home / "logs" / "cloud.log").read_text(errors="replace")
     assert control.admin_credentials(cloud.home)["aws_secret_access_key"] not in text
+
+
+def test_aws_managed_policies_are_moto_s_own_made_when_named(cloud):
+    """moto_ondemand makes an AWS managed policy when a request names it; every answer is moto's own data."""
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+
+    data = json.loads(aws_managed_policies_data)
+    iam = cloud.client("iam")
+    for name in ("AmazonSSMManagedInstanceCore", "AWSLambdaVPCAccessExecutionRole", "ReadOnlyAccess"):
+        arn = f"arn:aws:iam::aws:policy{data[name]['Path']}{name}"
+        policy = iam.get_policy(PolicyArn=arn)["Policy"]
+        assert (policy["Arn"], policy["DefaultVersionId"]) == (arn, data[name]["DefaultVersionId"])
+        version = iam.get_policy_version(PolicyArn=arn, VersionId=policy["DefaultVersionId"])["PolicyVersion"]
+        assert version["Document"] == data[name]["Document"]
+    wrong_path = "arn:aws:iam::aws:policy/AWSLambdaVPCAccessExecutionRole"  # it lives under /service-role/
+    assert _error(lambda: iam.get_policy(PolicyArn=wrong_path))[0] == "NoSuchEntity"
+    iam.create_role(RoleName="managed-on-demand", AssumeRolePolicyDocument=TRUST)
+    assert _error(lambda: iam.attach_role_policy(RoleName="managed-on-demand", PolicyArn=wrong_path))[0] == \
+        "NoSuchEntity"
+    listed = {p["PolicyName"] for page in iam.get_paginator("list_policies").paginate(
+        Scope="AWS", PaginationConfig={"PageSize": 1000}) for p in page["Policies"]}
+    assert listed == set(data)  # ListPolicies lists every one, as moto does

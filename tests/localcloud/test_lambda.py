@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 import threading
 import time
@@ -77,8 +78,11 @@ def test_missing_layer_is_an_import_module_error_until_the_layer_is_attached(clo
     assert body["errorType"] == "Runtime.ImportModuleError"
     assert body["errorMessage"] == "Unable to import module 'lambda_function': No module named 'pymysql'"
 
-    layer = lam.publish_layer_version(LayerName="pymysql", Content={"ZipFile": pymysql_layer_zip()},
+    content = pymysql_layer_zip()
+    layer = lam.publish_layer_version(LayerName="pymysql", Content={"ZipFile": content},
                                       CompatibleRuntimes=[lambda_runtime()])
+    assert layer["Content"]["CodeSize"] == len(content)  # kept in a file, not in the daemon's memory
+    assert (cloud.home / "moto" / "layers" / f"{hashlib.sha256(content).hexdigest()}.zip").read_bytes() == content
     lam.update_function_configuration(FunctionName="needs-pymysql", Layers=[layer["LayerVersionArn"]])
     lam.get_waiter("function_updated_v2").wait(FunctionName="needs-pymysql")
     response, body = _invoke(lam, "needs-pymysql")

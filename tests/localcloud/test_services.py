@@ -106,6 +106,17 @@ def test_moto_api_is_closed_even_to_the_owner(probed):
     assert probed.client("ssm").get_parameter(Name="probe-kept")["Parameter"]["Value"] == "v"  # no reset
 
 
+def test_the_daemon_holds_only_what_the_lab_asked_for(probed):
+    """moto_ondemand: one IAM backend (moto would make one per partition, each with every AWS managed policy),
+    the AWS managed policies named so far (lab-admin's AdministratorAccess), one copy of each service model."""
+    probed.client("ec2").describe_vpcs()
+    probed.client("iam").get_policy(PolicyArn="arn:aws:iam::aws:policy/ReadOnlyAccess")
+    inside = probed.request("GET", "/_labkit/probe/inside")
+    assert inside["iam_partitions"] == {"123456789012": ["aws"]}
+    assert inside["aws_managed_policies_made"] == 2
+    assert inside["one_ec2_model"]
+
+
 def test_preload_keeps_what_is_there():
     launch = Launch("ec2", "i-1", "us-east-1", {"LD_PRELOAD": "/a.so /b.so"})
     launch.preload("/c.so")

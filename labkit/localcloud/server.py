@@ -25,13 +25,14 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import make_server
 from werkzeug.test import Client
 from werkzeug.wrappers import Request, Response
 
 from labkit.localcloud import moto_patches
 from labkit.localcloud.control import HOST, TOKEN_ENV, TOKEN_HEADER
+from labkit.localcloud.http_keepalive import KeepAliveRequestHandler, noting_failures
 from labkit.localcloud.procs import CLOUD_MARKER
 from labkit.localcloud.services import ApiRequest, CloudContext, Registry, Route, Service, serving
 
@@ -218,7 +219,8 @@ class LocalCloud:
         return {"status": "reset"}
 
     def serve_forever(self) -> None:
-        self._server = make_server(HOST, self.port, self, threaded=True, request_handler=QuietRequestHandler)
+        self._server = make_server(HOST, self.port, noting_failures(self), threaded=True,
+                                   request_handler=KeepAliveRequestHandler)
         state = {"pid": os.getpid(), "port": self.port, "cloud_id": self.cloud_id, "started_at": self.started_at,
                  "token": self.control_token}
         tmp = self.home / "cloud.json.tmp"
@@ -231,15 +233,6 @@ class LocalCloud:
         finally:
             self.services.stop_all()
             log.info("local cloud stopped")
-
-
-class QuietRequestHandler(MotoRequestHandler):
-    """moto's request handler with keep-alive connections and without one log line per API call."""
-
-    protocol_version = "HTTP/1.1"
-
-    def log_request(self, *args: Any, **kwargs: Any) -> None:
-        pass
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,10 +45,10 @@ import logging
 import re
 import shutil
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator, TypeVar
 
+from werkzeug.utils import cached_property
 from werkzeug.wrappers import Request, Response
 
 from labkit.localcloud.iam_errors import Refusal, render
@@ -105,7 +105,10 @@ class Service:
 
 @dataclass
 class ApiRequest:
-    """One AWS API request on its way to moto, with what the hooks learnt about it."""
+    """One AWS API request on its way to moto, with what the hooks learnt about it.
+
+    Its cached properties are werkzeug's, which take no lock: Python 3.11's ``functools.cached_property`` holds one
+    lock per property across all instances, so one request classifying a big body stalled every other request."""
 
     request: Request
     annotations: dict[str, Any] = field(default_factory=dict)

@@ -13,12 +13,28 @@ from __future__ import annotations
 
 import io
 import socket
+import threading
 from typing import Any, Callable
 
 from moto.moto_server.werkzeug_app import MotoRequestHandler
 
 IDLE_SECONDS = 60.0
 FAILED = "labkit.keepalive.failed"
+_lock = threading.Lock()
+_idle: set[socket.socket] = set()  # connections waiting for their next request
+_epoch = [0]  # bumped by close_idle_connections; a connection opened or used before it ends after its answer
+
+
+def close_idle_connections() -> None:
+    """End every kept connection: the idle ones now, the busy ones once they have answered."""
+    with _lock:
+        _epoch[0] += 1
+        idle = list(_idle)
+    for sock in idle:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)  # its handler's read of the next request line returns at once
+        except OSError:
+            pass
 
 
 class KeepAliveRequestHandler(MotoRequestHandler):
@@ -32,6 +48,24 @@ class KeepAliveRequestHandler(MotoRequestHandler):
         super().setup()
         # an answer's last segment must not wait for the client's delayed ACK of the one before it
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._epoch = _epoch[0]
+
+    def handle_one_request(self) -> None:
+        with _lock:
+            if self._epoch != _epoch[0]:  # the VPC changed since this connection was opened: connect again
+                self.close_connection = True
+                return
+            _idle.add(self.connection)
+        try:
+            super().handle_one_request()
+        finally:
+            with _lock:
+                _idle.discard(self.connection)
+
+    def parse_request(self) -> bool:
+        with _lock:  # the request line is in: no longer idle (nothing may cut this request off now)
+            _idle.discard(self.connection)
+        return super().parse_request()
 
     def log_request(self, *args: Any, **kwargs: Any) -> None:
         pass
@@ -47,8 +81,12 @@ class KeepAliveRequestHandler(MotoRequestHandler):
             self.close_connection = True
             return super().run_wsgi()
         socket_file = self.rfile
+        body = socket_file.read(length) if length else b""
+        if len(body) < length:  # the client went (or the connection was cut): nothing to answer
+            self.close_connection = True
+            return
         # werkzeug reads the body from (and, once answered, drains) self.rfile: give it this request's body only
-        self.rfile = io.BytesIO(socket_file.read(length) if length else b"")
+        self.rfile = io.BytesIO(body)
         self._keep_alive = True
         try:
             super().run_wsgi()

@@ -46,6 +46,7 @@ from werkzeug.wrappers import Request, Response
 
 from labkit import reachability as rx
 from labkit.localcloud.control import admin_credentials
+from labkit.localcloud.http_keepalive import close_idle_connections
 from labkit.localcloud.moto_ondemand import botocore_session
 from labkit.localcloud.net_instances import NO_HOST, Instances, moto_public_addresses, named_ports
 from labkit.localcloud.net_listeners import BlackHole, Front
@@ -161,6 +162,7 @@ class NetworkModel(Service):
         with self.lock:
             self.generation += 1
             struct.pack_into("<Q", self._generation_map, 0, self.generation)
+        close_idle_connections()  # a kept connection to the API would skip the new decision
         if refresh:
             self.refresh_fronts()
 

@@ -78,3 +78,17 @@ def test_an_http_1_0_client_gets_its_connection_closed(cloud):
         assert status.split()[1] == "200" and json.loads(body)["status"] == "ok"
         sock.settimeout(5)
         assert sock.recv(4096) == b""
+
+
+def test_a_change_of_the_vpc_closes_kept_connections_so_the_next_one_is_decided_anew(cloud):
+    idle = _connection(cloud)
+    idle.request("GET", "/_labkit/health")
+    idle.getresponse().read()
+    vpc = cloud.client("ec2").describe_vpcs()["Vpcs"][0]["VpcId"]
+    group = cloud.client("ec2").create_security_group(GroupName="keepalive-change", Description="d", VpcId=vpc)
+    try:
+        idle.sock.settimeout(5)
+        assert idle.sock.recv(1) == b""  # closed by the daemon, not by a timeout
+    finally:
+        idle.close()
+        cloud.client("ec2").delete_security_group(GroupId=group["GroupId"])

@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from moto.moto_server.werkzeug_app import MotoRequestHandler
 
-IDLE_SECONDS = 60.0
+IDLE_SECONDS = 20.0  # a lab calls in bursts; an idle connection holds a thread of the daemon until then
 FAILED = "labkit.keepalive.failed"
 _lock = threading.Lock()
 _idle: set[socket.socket] = set()  # connections waiting for their next request

@@ -103,9 +103,9 @@ class KeepAliveRequestHandler(MotoRequestHandler):
 
     def send_header(self, keyword: str, value: str) -> None:
         if keyword.lower() == "connection" and value.lower() == "close" and getattr(self, "_keep_alive", False) \
-                and not self.close_connection:
+                and not self.close_connection and self._epoch == _epoch[0]:
             return  # werkzeug's unconditional "Connection: close": this connection stays open
-        super().send_header(keyword, value)
+        super().send_header(keyword, value)  # sent: the client does not reuse this connection
 
 
 def _body_length(headers: Any) -> int | None:

@@ -84,11 +84,15 @@ def test_a_change_of_the_vpc_closes_kept_connections_so_the_next_one_is_decided_
     idle = _connection(cloud)
     idle.request("GET", "/_labkit/health")
     idle.getresponse().read()
-    vpc = cloud.client("ec2").describe_vpcs()["Vpcs"][0]["VpcId"]
-    group = cloud.client("ec2").create_security_group(GroupName="keepalive-change", Description="d", VpcId=vpc)
+    ec2 = cloud.client("ec2")
+    vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    changing = ec2.create_security_group(GroupName="keepalive-change", Description="d", VpcId=vpc)
+    group = changing["GroupId"]
+    # the change's own connection says so in its answer: the client must not send the next request on it
+    assert changing["ResponseMetadata"]["HTTPHeaders"].get("connection") == "close"
     try:
         idle.sock.settimeout(5)
         assert idle.sock.recv(1) == b""  # closed by the daemon, not by a timeout
     finally:
         idle.close()
-        cloud.client("ec2").delete_security_group(GroupId=group["GroupId"])
+        ec2.delete_security_group(GroupId=group)

@@ -22,6 +22,7 @@ IDLE_SECONDS = 20.0  # a lab calls in bursts; an idle connection holds a thread 
 FAILED = "labkit.keepalive.failed"
 _lock = threading.Lock()
 _idle: set[socket.socket] = set()  # connections waiting for their next request
+_cut: set[socket.socket] = set()  # idle connections ended by close_idle_connections: they run no further request
 _epoch = [0]  # bumped by close_idle_connections; a connection opened or used before it ends after its answer
 
 
@@ -30,6 +31,8 @@ def close_idle_connections() -> None:
     with _lock:
         _epoch[0] += 1
         idle = list(_idle)
+        _cut.update(idle)  # a request already read off one of them is not run (see parse_request)
+        _idle.clear()
     for sock in idle:
         try:
             sock.shutdown(socket.SHUT_RDWR)  # its handler's read of the next request line returns at once
@@ -61,9 +64,15 @@ class KeepAliveRequestHandler(MotoRequestHandler):
         finally:
             with _lock:
                 _idle.discard(self.connection)
+                _cut.discard(self.connection)
 
     def parse_request(self) -> bool:
         with _lock:  # the request line is in: no longer idle (nothing may cut this request off now)
+            if self.connection in _cut:
+                # Cut while its request was arriving: its answer could not be sent, and a client resends a
+                # request that got no answer, so running it would run a RunInstances or an Invoke twice.
+                self.close_connection = True
+                return False
             _idle.discard(self.connection)
         return super().parse_request()
 

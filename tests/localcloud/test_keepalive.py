@@ -96,3 +96,53 @@ def test_a_change_of_the_vpc_closes_kept_connections_so_the_next_one_is_decided_
     finally:
         idle.close()
         ec2.delete_security_group(GroupId=group)
+
+
+def test_a_request_arriving_on_a_connection_as_it_is_cut_is_not_run():
+    """close_idle_connections may cut a connection whose next request is already read but not yet parsed: that
+    request must not run, since its answer cannot be sent and the client resends it (a RunInstances twice)."""
+    import threading
+
+    from werkzeug.serving import ThreadedWSGIServer
+
+    from labkit.localcloud import http_keepalive
+
+    runs, arrived, go, done = [], threading.Event(), threading.Event(), threading.Event()
+
+    class Paused(http_keepalive.KeepAliveRequestHandler):
+        def parse_request(self) -> bool:
+            if self.raw_requestline.startswith(b"POST /second"):
+                arrived.set()
+                go.wait(10)
+            return super().parse_request()
+
+        def handle_one_request(self) -> None:
+            try:
+                super().handle_one_request()
+            finally:
+                if arrived.is_set():
+                    done.set()  # the second request is handled (run or not)
+
+    def app(environ, start_response):
+        runs.append(environ["PATH_INFO"])
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
+        return [b"ok"]
+
+    server = ThreadedWSGIServer("127.0.0.1", 0, app, handler=Paused)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.server_port), timeout=10) as sock:
+            sock.sendall(b"POST /first HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+            status, _, body = _read_response(sock)
+            assert status.split()[1] == "200" and body == b"ok"  # kept open: idle now
+            sock.sendall(b"POST /second HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+            assert arrived.wait(10)  # read off the socket, not parsed yet
+            http_keepalive.close_idle_connections()
+            go.set()
+            assert sock.recv(4096) == b""  # closed without an answer: the client may resend
+        assert done.wait(10)
+        assert runs == ["/first"]
+    finally:
+        go.set()
+        server.shutdown()
+        server.server_close()

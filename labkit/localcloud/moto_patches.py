@@ -410,6 +410,7 @@ def _default_group_patches() -> list[Patch]:
     """AWS's default security group (CreateSecurityGroup: "If you don't specify a security group when you launch
     an instance, the instance is launched into the appropriate default security group. A default security group
     includes a default rule that grants instances unrestricted network access to each other.")."""
+    from moto.ec2.models import elastic_network_interfaces as enis
     from moto.ec2.models import instances, security_groups, vpcs
 
     def with_self_rule(original: Any) -> Any:
@@ -438,6 +439,14 @@ def _default_group_patches() -> list[Patch]:
             return instance
         return wrapper
 
+    def interface_groups_are_the_instances(original: Any) -> Any:
+        def wrapper(self: Any, eni_id: str, group_ids: list[str], *args: Any, **kwargs: Any) -> None:
+            original(self, eni_id, group_ids, *args, **kwargs)
+            eni = self.get_network_interface(eni_id)
+            if group_ids and eni.instance is not None and eni.device_index == 0:
+                eni.instance.security_groups = list(eni._group_set)
+        return wrapper
+
     def endpoint_in_default_group(original: Any) -> Any:
         def wrapper(self: Any, vpc_id: str, service_name: str, endpoint_type: str | None, *args: Any,
                     **kwargs: Any) -> Any:
@@ -456,6 +465,9 @@ def _default_group_patches() -> list[Patch]:
             Patch(instances.InstanceBackend, "modify_instance_security_groups", "ModifyInstanceAttribute Groups "
                   "replaces the groups of the instance's primary interface (moto 5.2.5 keeps the old ones on it, "
                   "so the instance showed both)", groups_replace_the_interfaces),
+            Patch(enis.NetworkInterfaceBackend, "modify_network_interface_attribute", "ModifyNetworkInterfaceAttribute "
+                  "Groups on an instance's primary interface are the instance's groups (moto 5.2.5 kept the old "
+                  "ones on the instance, so it counted as in both)", interface_groups_are_the_instances),
             Patch(vpcs.VPCBackend, "create_vpc_endpoint", "an interface endpoint created without SecurityGroupIds is "
                   "in the VPC's default group (CreateVpcEndpoint: \"If this parameter is not specified, we use the "
                   "default security group for the VPC\"); moto 5.2.5 gives it none", endpoint_in_default_group)]

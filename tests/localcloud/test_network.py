@@ -408,6 +408,11 @@ def test_an_instance_launched_without_groups_is_in_the_default_group(cloud, net)
         moved = ec2.describe_instances(InstanceIds=[instance["InstanceId"]])["Reservations"][0]["Instances"][0]
         assert [g["GroupId"] for g in moved["SecurityGroups"]] == [net["sg"]["ec2"]]
         assert moved["NetworkInterfaces"][0]["Groups"] == moved["SecurityGroups"]
+        # ... and ModifyNetworkInterfaceAttribute Groups on its primary interface are the instance's groups.
+        ec2.modify_network_interface_attribute(NetworkInterfaceId=moved["NetworkInterfaces"][0]["NetworkInterfaceId"],
+                                               Groups=[default["GroupId"]])
+        back = ec2.describe_instances(InstanceIds=[instance["InstanceId"]])["Reservations"][0]["Instances"][0]
+        assert back["SecurityGroups"] == back["NetworkInterfaces"][0]["Groups"] == expected
     finally:
         for cidr in (mine, other):
             try:

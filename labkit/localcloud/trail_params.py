@@ -56,8 +56,6 @@ def request_parameters(signing_name: str, operation: str, params: Any) -> dict |
     if protocol == "ec2" and operation == "RunInstances":
         item = {key: shown.pop(key) for key in RUN_INSTANCES_ITEM if key in shown}
         shown = {"instancesSet": {"items": [item]}, **shown}
-        if "userData" in shown:
-            shown["userData"] = SENSITIVE
     return shown or None
 
 
@@ -127,6 +125,8 @@ def _typed(kind: str, text: Any) -> Any:
 def _shown(shape: Any, value: Any, protocol: str) -> Any:
     """``value`` (botocore member names) with CloudTrail's names: lower camel case; EC2's lists as item sets."""
     kind = getattr(shape, "type_name", None)
+    if protocol == "ec2" and getattr(shape, "metadata", {}).get("sensitive"):
+        return SENSITIVE  # user data, wherever it is sent (RunInstances, ModifyInstanceAttribute's UserData.Value)
     if kind == "structure" and isinstance(value, dict):
         shown = {}
         for name, item in value.items():

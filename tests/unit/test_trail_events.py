@@ -77,6 +77,8 @@ def _sent(service: str, operation: str, params: dict) -> dict:
      {"instancesSet": {"items": [{"imageId": "ami-1", "minCount": 1, "maxCount": 1}]}, "instanceType": "t3.micro",
       "groupSet": {"items": [{"groupId": "sg-1"}]}, "userData": "<sensitiveDataRemoved>",
       "tagSpecificationSet": {"items": [{"resourceType": "instance", "tags": [{"key": "lab", "value": "7"}]}]}}),
+    ("ModifyInstanceAttribute", {"InstanceId": "i-1", "UserData": {"Value": b"#!/bin/sh\necho secret"}},
+     {"instanceId": "i-1", "userData": {"value": "<sensitiveDataRemoved>"}}),  # user data is hidden wherever sent
     ("AuthorizeSecurityGroupIngress", {"GroupId": "sg-1", "IpPermissions": [
         {"IpProtocol": "tcp", "FromPort": 3306, "ToPort": 3306, "UserIdGroupPairs": [{"GroupId": "sg-2"}]}]},
      {"groupId": "sg-1", "ipPermissions": {"items": [{"ipProtocol": "tcp", "fromPort": 3306, "toPort": 3306,

@@ -302,16 +302,8 @@ def cloud_health(home: Path | None = None) -> dict:
 
 def remapped_ports(home: Path | None = None) -> dict[str, str]:
     """Public ``ip:port`` -> the ``ip:port`` where your computer reaches it, for each port of an instance's public
-    IP that another program on this computer holds (the local cloud opened it on a free port instead).
-
-    Asked on every app URL labkit shows, so it goes straight to the cloud of ``home`` (its token proves it is
-    that cloud) without the health round trip first, which a busy machine can make take a second."""
-    state = _read_state(Path(home or default_home()).resolve()) or {}
-    try:
-        return _http("GET", f"http://{HOST}:{int(state['port'])}/_labkit/network/remapped", timeout=30,
-                     token=state.get("token"))
-    except (KeyError, ValueError, OSError, http.client.HTTPException) as exc:
-        raise CloudError("the local cloud is not running", "start it with `labkit cloud start`") from exc
+    IP that another program on this computer holds (the local cloud opened it on a free port instead)."""
+    return cloud_request("GET", "/_labkit/network/remapped", home=home, timeout=30)
 
 
 def lab_clock(home: Path | None = None) -> dict:

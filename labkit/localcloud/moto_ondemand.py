@@ -4,6 +4,9 @@ Part of :mod:`labkit.localcloud.moto_patches` (its :func:`patches` lists these w
 the pinned moto the same way). Every lab runs a daemon of its own, so what moto holds per daemon is paid
 once per student:
 
+* **EC2's catalogues.** moto reads every region's instance type offerings (45 MiB) and every instance type's
+  description (10 MiB) when ``moto.ec2`` is imported; a lab uses one region and never describes instance types
+  unless a student asks. :func:`ec2_catalogues_on_demand` reads each when first asked for: same data.
 * **AWS managed policies.** With ``MOTO_IAM_LOAD_MANAGED_POLICIES`` (AWS's managed policies exist, as on AWS)
   moto builds all of them (about 1,600, 14 MiB) in every IAM backend it creates. Here an IAM backend makes an
   AWS managed policy when a request names its ARN (GetPolicy, AttachRolePolicy, ...); a request that lists
@@ -32,8 +35,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 POLICY_ARN_PREFIX = "arn:{partition}:iam::aws:policy"
+OFFERINGS = "ec2/resources/instance_type_offerings"
+INSTANCE_TYPES = "ec2/resources/instance_types.json"
 _index_lock = threading.Lock()
 _index: dict[str, tuple[int, int]] = {}
+_catalogue_lock = threading.Lock()
 _layer_store: list[Path] = []  # the folder of layers' zips, once keep_layers_in() named it
 
 
@@ -123,6 +129,87 @@ class ManagedPolicies(dict):
             self.update(made)
             self.complete = True
         self.backend.aws_managed_policies = [p for p in self.values() if isinstance(p, AWSManagedPolicy)]
+
+
+class _Offerings(dict):
+    """One location type's instance type offerings, each region's file read when the region is first asked for."""
+
+    def __init__(self, location_type: str, regions: set[str]) -> None:
+        super().__init__()
+        self.location_type, self.regions = location_type, regions
+
+    def __missing__(self, region: str) -> list[dict]:
+        if region not in self.regions:
+            raise KeyError(region)
+        from moto.utilities.utils import load_resource
+
+        offerings = load_resource(f"{OFFERINGS}/{self.location_type}/{region}.json")
+        for offering in offerings:
+            offering["LocationType"] = self.location_type
+        self[region] = offerings
+        return offerings
+
+    def get(self, region: str, default: Any = None) -> Any:
+        return self[region] if region in self or region in self.regions else default
+
+
+class _InstanceTypes(dict):
+    """moto's ``INSTANCE_TYPES`` (name -> description), its file read when a description is first asked for
+    (after import moto reads it by name only, in ``InstanceType``)."""
+
+    def __missing__(self, name: str) -> dict:
+        from moto.utilities.utils import load_resource
+
+        with _catalogue_lock:
+            if not dict.__len__(self):
+                self.update(load_resource(INSTANCE_TYPES))
+        return dict.__getitem__(self, name)
+
+
+class _Catalogue:
+    """``InstanceTypeBackend.instance_types`` (moto makes one ``InstanceType`` a type at import), made when
+    DescribeInstanceTypes first asks."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names, self.types = names, None
+        self.lock = threading.Lock()
+
+    def __get__(self, instance: Any, owner: Any = None) -> list:
+        from moto.ec2.models import instance_types
+
+        with self.lock:
+            if self.types is None:
+                self.types = [instance_types.InstanceType(name) for name in self.names]
+        return self.types
+
+
+def ec2_catalogues_on_demand() -> None:
+    """Import moto's EC2 models without their catalogues; each is read when first asked for (see above)."""
+    from moto.utilities import utils
+
+    original, skipped, names = utils.load_resource, set(), []
+
+    def skip_catalogues(resource: str) -> Any:
+        if resource.startswith(OFFERINGS + "/"):
+            skipped.add(resource)
+            return []
+        if resource == INSTANCE_TYPES:
+            names.extend(original(resource))
+            return dict.fromkeys(names, {})  # the names, for what moto derives from them at import
+        return original(resource)
+
+    utils.load_resource = skip_catalogues
+    try:
+        from moto.ec2.models import instance_types
+    finally:
+        utils.load_resource = original
+    if not skipped or not names:
+        raise RuntimeError("moto.ec2 was imported before prepare_environment(), or moto no longer reads its "
+                           "catalogues at import: re-check moto_ondemand.ec2_catalogues_on_demand()")
+    for location_type, regions in instance_types.INSTANCE_TYPE_OFFERINGS.items():
+        instance_types.INSTANCE_TYPE_OFFERINGS[location_type] = _Offerings(location_type, set(regions))
+    instance_types.INSTANCE_TYPES = _InstanceTypes()
+    instance_types.InstanceTypeBackend.instance_types = _Catalogue(names)
 
 
 def keep_layers_in(folder: Path) -> None:

@@ -78,8 +78,8 @@ def prepare_environment(home: Path) -> None:
     """moto's documented ways in that must be set before moto's models are imported.
 
     ``MOTO_AMIS_PATH``: the image catalogue is moto's default list plus the local Ubuntu 22.04 image
-    (the lab launches Canonical's Ubuntu; moto ships no Canonical image). Published layers' zips are kept
-    under ``home/moto/layers`` (:func:`labkit.localcloud.moto_ondemand.keep_layers_in`).
+    (the lab launches Canonical's Ubuntu; moto ships no Canonical image). moto's EC2 catalogues are read when
+    first asked for and published layers' zips kept under ``home/moto/layers`` (:mod:`.moto_ondemand`).
     """
     check_version()
     if "moto.ec2.models.amis" in sys.modules:
@@ -91,57 +91,10 @@ def prepare_environment(home: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps([*images, JAMMY]))
     os.environ["MOTO_AMIS_PATH"] = str(path)
-    _offerings_on_demand()
     from labkit.localcloud import moto_ondemand
 
+    moto_ondemand.ec2_catalogues_on_demand()
     moto_ondemand.keep_layers_in(home / "moto" / "layers")
-
-
-class _Offerings(dict):
-    """One location type's instance type offerings, each region's file read when the region is first asked for."""
-
-    def __init__(self, location_type: str, regions: set[str]) -> None:
-        super().__init__()
-        self.location_type, self.regions = location_type, regions
-
-    def __missing__(self, region: str) -> list[dict]:
-        if region not in self.regions:
-            raise KeyError(region)
-        from moto.utilities.utils import load_resource
-
-        offerings = load_resource(f"ec2/resources/instance_type_offerings/{self.location_type}/{region}.json")
-        for offering in offerings:
-            offering["LocationType"] = self.location_type
-        self[region] = offerings
-        return offerings
-
-    def get(self, region: str, default: Any = None) -> Any:
-        return self[region] if region in self or region in self.regions else default
-
-
-def _offerings_on_demand() -> None:
-    """moto reads the instance type offerings of every region when ``moto.ec2`` is imported (about 45 MiB of
-    Python objects in each lab's daemon); a lab uses one region. Same data, read per region when asked."""
-    from moto.utilities import utils
-
-    original, skipped = utils.load_resource, set()
-
-    def skip_offerings(resource: str) -> Any:
-        if "/instance_type_offerings/" in resource:
-            skipped.add(resource)
-            return []
-        return original(resource)
-
-    utils.load_resource = skip_offerings
-    try:
-        from moto.ec2.models import instance_types
-    finally:
-        utils.load_resource = original
-    if not skipped:
-        raise RuntimeError("moto.ec2 was imported before prepare_environment(), or moto no longer reads the "
-                           "instance type offerings at import: re-check _offerings_on_demand()")
-    for location_type, regions in instance_types.INSTANCE_TYPE_OFFERINGS.items():
-        instance_types.INSTANCE_TYPE_OFFERINGS[location_type] = _Offerings(location_type, set(regions))
 
 
 def _hooked(service: str, hook: str) -> Callable[[Any], Any]:

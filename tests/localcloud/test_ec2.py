@@ -190,6 +190,24 @@ def test_cloud_logs_shows_the_user_data_output(cloud):
         control.user_data_log("../../logs", cloud.home)
 
 
+def test_instance_types_are_moto_s_own_read_when_first_described(cloud):
+    """moto_ondemand reads the instance type catalogue when DescribeInstanceTypes first asks: moto's data."""
+    from moto.utilities.utils import load_resource
+
+    catalogue = load_resource("ec2/resources/instance_types.json")
+    ec2 = cloud.client("ec2")
+    described = ec2.describe_instance_types(InstanceTypes=["t3.micro", "m5.large"])["InstanceTypes"]
+    assert {(t["InstanceType"], t["VCpuInfo"]["DefaultVCpus"], t["MemoryInfo"]["SizeInMiB"]) for t in described} == {
+        (name, catalogue[name]["VCpuInfo"]["DefaultVCpus"], catalogue[name]["MemoryInfo"]["SizeInMiB"])
+        for name in ("t3.micro", "m5.large")}
+    listed = {t["InstanceType"] for page in ec2.get_paginator("describe_instance_types").paginate(
+        Filters=[{"Name": "instance-type", "Values": ["t3.*"]}]) for t in page["InstanceTypes"]}
+    assert listed == {name for name in catalogue if name.startswith("t3.")}
+    with pytest.raises(ClientError) as unknown:
+        ec2.describe_instance_types(InstanceTypes=["t3.nonesuch"])
+    assert unknown.value.response["Error"]["Code"] == "InvalidInstanceType"
+
+
 def test_instance_type_offerings_are_moto_s_own_read_per_region(cloud):
     """The daemon reads each region's offerings when first asked (not every region's at start): same answers."""
     from moto.utilities.utils import load_resource

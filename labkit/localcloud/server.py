@@ -91,9 +91,9 @@ class LocalCloud:
         trim = getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), "malloc_trim", None)
         trimmed_at = 0.0
         while trim is not None:
-            time.sleep(quiet)
             last = self._last_request
-            if time.monotonic() - last >= quiet and last != trimmed_at:
+            time.sleep(max(0.5, quiet - (time.monotonic() - last)) if last != trimmed_at else quiet)
+            if last == self._last_request and last != trimmed_at:  # quiet for `quiet` seconds since `last`
                 gc.collect()
                 trim(0)
                 trimmed_at = last

@@ -21,6 +21,7 @@ from typing import Callable, Optional
 Refused = Optional[Callable[[tuple], None]]
 
 LINGER_RESET = struct.pack("ii", 1, 0)
+IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)
 
 
 def listener(address: tuple[str, int], backlog: int) -> socket.socket:
@@ -69,7 +70,7 @@ class Forwarder:
 
     def _carry(self, client: socket.socket) -> None:
         try:
-            server = socket.create_connection(self.target, timeout=5, source_address=self.source)
+            server = connect(self.target, self.source)
         except OSError as exc:
             client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
             client.close()
@@ -87,6 +88,22 @@ class Forwarder:
         except OSError:
             pass
         self.sock.close()
+
+
+def connect(target: tuple[str, int], source: tuple[str, int] | None) -> socket.socket:
+    """A connection to ``target``, from ``source``'s address when given (its port chosen at connect, as for an
+    unbound socket)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        if source:
+            sock.setsockopt(socket.IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, 1)
+            sock.bind(source)
+        sock.settimeout(5)
+        sock.connect(target)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def splice(a: socket.socket, b: socket.socket) -> None:

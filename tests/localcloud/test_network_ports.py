@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import free_port
 from tests.localcloud.test_ec2 import _profile, run_command
-from tests.localcloud.test_network import _http, _vpc, allow
+from tests.localcloud.test_network import _ask, _http, _probe, _vpc, allow
 
 APP = "#!/bin/sh\nnohup python3 -m http.server {port} >/dev/null 2>&1 &\necho $! > $HOME/app.pid\n"
 
@@ -96,6 +96,9 @@ def test_a_stranger_cannot_reach_the_instances_own_address(cloud, app):
               f"timeout=10).status for h in sys.argv[2:]])\" {app['port']} 127.0.0.1 {own} {app['public']}")
     result = run_command(cloud, app["id"], [script])
     assert result["StandardOutputContent"].split() == ["200", "200", "200"], result
+    # A Lambda worker (on the internet: no VpcConfig) comes from the workers' address of the block: let in.
+    fn = _probe(cloud, "net-ports-to-app", None)
+    assert _ask(cloud, fn, tcp=[[app["public"], app["port"]]]) == {f"{app['public']}:{app['port']}": "connected"}
 
 
 def test_an_app_that_stops_is_refused_where_it_answered(cloud, app):

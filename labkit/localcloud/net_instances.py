@@ -249,16 +249,22 @@ class Instances:
         self.owners[address] = owner
         listened = self.ports.get(owner or "", set())
         for port, target in plan.items():
-            key = (address, port)
-            front = self.fronts.get(key)
-            if front is not None and front.address[1] != port:  # remapped: back on its port once that is free
-                front = self._reopen(key, front)
-            if front is not None:
-                front.point(target)
-                continue
-            front = self._open_front(key, target, remap=port in listened)
-            if front is not None:
-                self.fronts[key] = front
+            try:
+                self._settle_port((address, port), target, remap=port in listened)
+            except OSError as exc:  # one port that cannot switch must not leave the others unsettled
+                log.warning("cannot switch %s:%s to %s: %s (tried again at the next change)", address, port,
+                            target or "a black hole", exc)
+
+    def _settle_port(self, key: tuple[str, int], target: tuple[str, int] | None, remap: bool) -> None:
+        front = self.fronts.get(key)
+        if front is not None and front.address[1] != key[1]:  # remapped: back on its port once that is free
+            front = self._reopen(key, front)
+        if front is not None:
+            front.point(target)
+            return
+        front = self._open_front(key, target, remap=remap)
+        if front is not None:
+            self.fronts[key] = front
 
     def _open_front(self, key: tuple[str, int], target: tuple[str, int] | None, remap: bool) -> Front | None:
         """The front at ``key`` (address, port); for a port the instance listens on, on a free port of the address

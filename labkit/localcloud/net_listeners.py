@@ -140,7 +140,7 @@ class Front:
     def __init__(self, address: tuple[str, int], target: tuple[str, int] | None = None,
                  source: str | None = None, on_refused: Refused = None) -> None:
         self.source, self.on_refused = source, on_refused
-        self.current: BlackHole | Forwarder = self._make(address, target)
+        self.current: BlackHole | Forwarder | None = self._make(address, target)
         self.address = self.current.address
         self.target = target
 
@@ -148,11 +148,16 @@ class Front:
         return Forwarder(address, target, self.source, self.on_refused) if target else BlackHole(address)
 
     def point(self, target: tuple[str, int] | None) -> None:
-        if target == self.target:
+        """Switch to ``target``; when the new listener cannot bind, the error is raised and the front stays
+        unset (nothing answers), so the next call tries again whatever its target."""
+        if target == self.target and self.current is not None:
             return
-        self.current.close()
-        self.target = target
+        if self.current is not None:
+            self.current.close()
+            self.current = None
         self.current = self._make(self.address, target)
+        self.target = target
 
     def close(self) -> None:
-        self.current.close()
+        if self.current is not None:
+            self.current.close()

@@ -87,11 +87,16 @@ def listening_ports(addresses: Iterable[str]) -> dict[str, set[int]]:
 
 
 def _dump(nl: socket.socket) -> Iterator[bytes]:
-    """The payloads of a netlink dump's messages, until its end."""
+    """The payloads of a netlink dump's messages, until its end; a kernel error is raised (OSError with its errno),
+    never read as an empty answer ("nothing listens")."""
     while True:
         data, offset = nl.recv(1 << 16), 0
         while offset + 16 <= len(data):
             length, kind = struct.unpack_from("=IH", data, offset)
+            if kind == NLMSG_ERROR and offset + 20 <= len(data):
+                code = -struct.unpack_from("=i", data, offset + 16)[0]
+                if code:
+                    raise OSError(code, f"sock_diag: {os.strerror(code)}")
             if kind in (NLMSG_DONE, NLMSG_ERROR) or length < 16:
                 return
             yield data[offset + 16:offset + length]

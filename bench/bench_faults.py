@@ -23,8 +23,7 @@ from labkit.steps import run_steps  # noqa: E402
 from tests.faults.load import under_fault  # noqa: E402
 from tests.faults.test_faults import _inject  # noqa: E402
 
-SCENARIOS = ["database killed", "database stalled", "validator worker killed", "app worker killed",
-             "app master killed"]
+SCENARIOS = ["database killed", "database stalled", "validator worker killed", "app process killed"]
 
 
 class Provisioned:

@@ -5,7 +5,7 @@ by the cloud's markers (never by name alone), signals it, and returns its pid:
 
 - ``kill_database`` / ``stall_database``: the RDS instance's server (SIGKILL; SIGSTOP then SIGCONT),
 - ``kill_function_workers``: the warm awslambdaric workers of a function (mid-invoke when busy),
-- ``kill_app_master`` / ``kill_app_worker``: the instance's web server, its main process or a worker child.
+- ``kill_app``: the instance's web server, the unit's one process (systemd starts it again after RestartSec).
 """
 from __future__ import annotations
 
@@ -72,34 +72,11 @@ def app_main_pid(instance_id: str, unit: str = "orders-app.service", home: Path 
     return int(pid)
 
 
-def kill_app_master(instance_id: str, home: Path | None = None) -> int:
+def kill_app(instance_id: str, home: Path | None = None) -> int:
+    """SIGKILL the web server (one process, the unit's main process), as a crash; systemd restarts it."""
     pid = app_main_pid(instance_id, home=home)
     os.kill(pid, signal.SIGKILL)
     return pid
-
-
-def kill_app_worker(instance_id: str, home: Path | None = None) -> int:
-    """SIGKILL a child process of the web server's master (a worker)."""
-    master = app_main_pid(instance_id, home=home)
-    children = _children(master)
-    workers = [pid for pid in children if "multiprocessing" in _cmdline(pid) and "resource_tracker" not in _cmdline(pid)]
-    if not workers:
-        raise LookupError(f"the web server {master} on {instance_id} has no worker process")
-    os.kill(workers[0], signal.SIGKILL)
-    return workers[0]
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
 
 
 def _environ(pid: int) -> dict[str, str]:

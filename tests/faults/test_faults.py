@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+import psutil
 import pytest
 
 from labkit.localcloud import faults
@@ -27,8 +28,9 @@ def _rows(provisioned):
     return rows_of
 
 
-def _inject(kind: str, provisioned):
+def _inject(kind: str, provisioned, killed: list[int] | None = None):
     lab, home = provisioned.lab, provisioned.home
+    killed = [] if killed is None else killed
 
     def inject() -> float:
         if kind == "database killed":
@@ -40,19 +42,18 @@ def _inject(kind: str, provisioned):
             deadline = time.monotonic() + 10
             while not faults.kill_function_workers(VALIDATOR_FUNCTION, home) and time.monotonic() < deadline:
                 time.sleep(0.05)
-        elif kind == "app worker killed":
-            faults.kill_app_worker(describe_instance(lab)["InstanceId"], home)
-        elif kind == "app master killed":
-            faults.kill_app_master(describe_instance(lab)["InstanceId"], home)
+        elif kind == "app process killed":  # one hypercorn process: systemd starts it again after RestartSec
+            killed.append(faults.kill_app(describe_instance(lab)["InstanceId"], home))
         return time.monotonic()
     return inject
 
 
 @pytest.mark.parametrize("kind, recover_within", [
     ("database killed", 30), ("database stalled", 30), ("validator worker killed", 10),
-    ("app worker killed", 10), ("app master killed", 10)])
+    ("app process killed", 10)])
 def test_orders_survive_the_fault(provisioned, kind, recover_within):
-    load, verdict = under_fault(app_url(provisioned.lab), COUNT, THREADS, _inject(kind, provisioned),
+    killed: list[int] = []
+    load, verdict = under_fault(app_url(provisioned.lab), COUNT, THREADS, _inject(kind, provisioned, killed),
                                 _rows(provisioned))
     print(f"{kind}: {verdict.line()}")
     assert verdict.recover_seconds is not None and verdict.recover_seconds < recover_within, verdict.line()
@@ -61,3 +62,6 @@ def test_orders_survive_the_fault(provisioned, kind, recover_within):
     assert all(o.final in OK for o in load.outcomes), verdict.line()  # re-sent with its id, each one is placed
     stored = _rows(provisioned)(load.run_id)
     assert sorted(i for i, _ in stored) == sorted(o.order_id for o in load.outcomes)  # each exactly once
+    if killed:  # the app came back as a new process that systemd started, not the one killed
+        restarted = faults.app_main_pid(describe_instance(provisioned.lab)["InstanceId"], home=provisioned.home)
+        assert restarted not in killed and psutil.pid_exists(restarted)

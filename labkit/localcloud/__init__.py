@@ -7,7 +7,8 @@ the daemon; :mod:`.services` is the protocol every part of it implements (start,
 after_reset, summary, routes) and the hooks the network and IAM models use (a request hook before
 moto for every AWS API call, a launch hook for the environment of every process the cloud starts);
 :mod:`.moto_patches` is every change made to moto, checked against the pinned moto version (with
-:mod:`.moto_ondemand`, which keeps moto's big catalogues out of an idle lab's memory);
+the services' patches in :mod:`.moto_patches_rds`, :mod:`.moto_patches_lambda` and :mod:`.moto_patches_ec2`,
+and :mod:`.moto_ondemand`, which keeps moto's big catalogues out of an idle lab's memory);
 :mod:`.rds`, :mod:`.lambda_service`, :mod:`.ec2` and :mod:`.scheduler` are the services.
 """
 from __future__ import annotations

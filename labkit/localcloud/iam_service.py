@@ -2,7 +2,7 @@
 
 :class:`IamService` creates the admin user (again after every reset), runs the
 :class:`~labkit.localcloud.iam_auth.Authorizer` as its request hook (before moto sees a request; the
-caller's ARN becomes the request's ``principal`` annotation), and -- through :mod:`moto_patches` --
+caller's ARN becomes the request's ``principal`` annotation), and -- through :mod:`moto_patches_lambda` --
 makes Lambda check an execution role as AWS does on CreateFunction and UpdateFunctionConfiguration
 (:func:`check_execution_role`): the trust policy must let ``lambda.amazonaws.com`` assume it, and a
 function in a VPC needs a role that may manage its network interfaces.

@@ -1,6 +1,6 @@
 """Lambda as a service: warm pools per function configuration, Invoke, CloudWatch Logs and metrics.
 
-:mod:`moto_patches` routes moto's ``LambdaFunction.invoke`` here, so ``lambda.invoke`` runs the real code in a worker
+:mod:`moto_patches_lambda` routes moto's ``LambdaFunction.invoke`` here, so ``lambda.invoke`` runs the real code in a worker
 (:mod:`labkit.localcloud.lambda_runtime`). START/END/REPORT plus everything the handler prints go to the log
 group ``/aws/lambda/<name>`` with the execution role's session, and Invocations/Errors/Duration/Throttles to
 ``AWS/Lambda`` with Lambda's own identity, both through the public API (:mod:`labkit.localcloud.telemetry`).

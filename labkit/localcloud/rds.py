@@ -1,6 +1,6 @@
 """RDS data plane: one real MySQL-compatible server process per DB instance.
 
-moto keeps the RDS records; :mod:`moto_patches` hands its create/stop/start/modify/delete to the
+moto keeps the RDS records; :mod:`moto_patches_rds` hands its create/stop/start/modify/delete to the
 ``on_*`` hooks here, so that each instance of engine ``mysql`` or ``mariadb`` is a MariaDB (or MySQL)
 server on 127.0.0.1 with the requested master user, password and database. Status reads
 ``creating`` until the server accepts connections.

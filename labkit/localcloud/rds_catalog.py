@@ -4,7 +4,7 @@ for Aurora PostgreSQL and Neptune).
 
 A DB instance class is offered in the zones where EC2 offers its instance type (db.t3.micro where
 t3.micro is), as on AWS, where RDS runs on EC2 capacity: in us-east-1, not us-east-1e.
-:mod:`moto_patches` routes both calls here.
+:mod:`moto_patches_rds` routes both calls here.
 """
 from __future__ import annotations
 

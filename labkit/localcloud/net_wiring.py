@@ -17,6 +17,7 @@ import socket
 import socketserver
 import struct
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -101,6 +102,24 @@ def _dump(nl: socket.socket) -> Iterator[bytes]:
                 return
             yield data[offset + 16:offset + length]
             offset += (length + 3) & ~3
+
+
+SUN_PATH_MAX = 107  # sockaddr_un's sun_path holds 108 bytes, with its closing NUL
+
+
+def socket_path(home: Path) -> str:
+    """Where the decision server listens: ``<home>/net.sock``, or, when that is too long for AF_UNIX, a socket in a
+    fresh private directory (owner-only, mkdtemp) in the temp folder: never a predictable name others could take."""
+    path = str(home / "net.sock")
+    if len(path.encode()) <= SUN_PATH_MAX:
+        return path
+    for base in (tempfile.gettempdir(), "/tmp"):
+        private = tempfile.mkdtemp(prefix="labkit-net-", dir=base)
+        path = os.path.join(private, "net.sock")
+        if len(path.encode()) <= SUN_PATH_MAX:
+            return path
+        os.rmdir(private)
+    raise RuntimeError(f"no folder short enough for the network's socket (home {home})")
 
 
 def allocate_block(home: Path) -> ipaddress.IPv4Network:

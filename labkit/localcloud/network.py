@@ -32,7 +32,6 @@ Design (Linux, no root, no network namespaces, no iptables, so it runs in an unp
 """
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import logging
 import os
@@ -50,7 +49,7 @@ from labkit.localcloud.http_keepalive import close_idle_connections
 from labkit.localcloud.moto_ondemand import botocore_session
 from labkit.localcloud.net_instances import NO_HOST, Instances, moto_public_addresses, named_ports
 from labkit.localcloud.net_listeners import BlackHole, Front
-from labkit.localcloud.net_wiring import DecisionServer, allocate_block, ensure_library, generation_file
+from labkit.localcloud.net_wiring import DecisionServer, allocate_block, ensure_library, generation_file, socket_path
 from labkit.localcloud.services import INTERNAL_AGENT, ApiRequest, CloudContext, Launch, Route, Service
 
 log = logging.getLogger("labkit.localcloud.network")
@@ -109,9 +108,7 @@ class NetworkModel(Service):
         return Response(f"{request.remote_addr}\n", mimetype="text/plain")
 
     def _socket_path(self) -> str:
-        path = str(self.ctx.home / "net.sock")
-        if len(path) > 100:
-            path = f"/tmp/labkit-net-{hashlib.sha256(path.encode()).hexdigest()[:16]}.sock"
+        path = socket_path(self.ctx.home)
         if os.path.exists(path):
             os.unlink(path)
         return path
@@ -404,6 +401,8 @@ class NetworkModel(Service):
         self.black_hole.close()
         try:
             os.unlink(self.sock_path)
+            if os.path.dirname(self.sock_path) != str(self.ctx.home):
+                os.rmdir(os.path.dirname(self.sock_path))  # the private directory of a long home's socket
         except OSError:
             pass
 

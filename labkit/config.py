@@ -20,6 +20,7 @@ from labkit import myip
 from labkit.costs import cost_frame
 from labkit.errors import CloudError, ConfigError
 from labkit.localcloud import control
+from labkit.localcloud.net_instances import unprivileged_port_start
 
 TARGETS = ("local", "aws")
 POLICY_MODES = ("managed", "least-privilege")
@@ -132,8 +133,11 @@ class LocalTarget:
         if not reached:
             return port, ""
         local = int(reached.rsplit(":", 1)[1])
-        return local, (f"port {port} is remapped to {local} on this computer because another program here holds "
-                       f"port {port}; on AWS the instance's own port {port} answers")
+        start = unprivileged_port_start()
+        why = (f"binding a port below {start} needs root here" if port < start and os.geteuid()
+               else f"another program here holds port {port}")
+        return local, (f"port {port} is remapped to {local} on this computer because {why}; "
+                       f"on AWS the instance's own port {port} answers")
 
     def browser_url(self, url: str) -> str:
         """Where a student's browser opens ``url``: as is on their own machine; through the Hub on JupyterHub.

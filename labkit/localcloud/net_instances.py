@@ -34,6 +34,7 @@ remapped so, and labkit shows those URLs.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import socket
@@ -47,7 +48,8 @@ from labkit.localcloud.net_wiring import listening_ports
 log = logging.getLogger("labkit.localcloud.network")
 PUBLIC_OFFSETS = range(128, 192)  # public IPs and Elastic IPs
 OWN_OFFSETS = range(192, 250)  # each instance's own address
-TRIED_PORTS = frozenset({22, 80, 443, 3306, 5000, 8080})  # what a student of this lab tries at an instance
+TRIED_PORTS = frozenset({22, 80, 443, 3306})  # the tutorial's EC2 group; no generic extras (they would hold the
+# student's own wildcard binds, e.g. `python -m http.server 8080`, while the lab has instances)
 RANGE_PORTS = 16  # a rule's port range up to this wide is modelled port by port, a wider one at its two ends
 NO_HOST = ("stopping", "stopped", "shutting-down", "terminated")  # no kernel answers: every packet is dropped
 Decide = Callable[[rx.Node, int], rx.Verdict]
@@ -101,6 +103,12 @@ class Instances:
         self.fronts: dict[tuple[str, int], Front] = {}  # (public address, port) -> what answers there
         self.owners: dict[str, str | None] = {}  # public address -> its instance (None: no running host)
         self.remapped: dict[tuple[str, int], int] = {}  # (instance id, port) -> where it is bound, when elsewhere
+        self.unmodelled: dict[tuple[str, int], str] = {}  # (public address, port) -> why no front is there
+        privileged = sorted(p for p in TRIED_PORTS if p < unprivileged_port_start()) if os.geteuid() else []
+        if privileged:
+            log.warning("ports %s cannot be modelled at the instances' public IPs: binding a port below %s needs "
+                        "root (net.ipv4.ip_unprivileged_port_start); there they are refused, where AWS's groups "
+                        "would drop them (a timeout)", ", ".join(map(str, privileged)), unprivileged_port_start())
     # -- addresses ----------------------------------------------------------------------------------------
     def new_public_address(self, held: set[str]) -> str:
         """The next public address nothing holds (rotating, so a stopped and started instance gets a new one,
@@ -243,6 +251,8 @@ class Instances:
         """Make what answers at ``address`` match ``plan`` (with the lock held)."""
         for key in [k for k in self.fronts if k[0] == address and k[1] not in plan]:
             self.fronts.pop(key).close()  # refused from now on
+        for key in [k for k in self.unmodelled if k[0] == address and k[1] not in plan]:
+            del self.unmodelled[key]
         if not plan:
             self.owners.pop(address, None)
             return
@@ -270,10 +280,13 @@ class Instances:
         """The front at ``key`` (address, port); for a port the instance listens on, on a free port of the address
         when another program holds that one (remapped, locally only); None when it cannot open."""
         try:
-            return Front(key, target, source=key[0], on_refused=self._gone)
+            front = Front(key, target, source=key[0], on_refused=self._gone)
+            self.unmodelled.pop(key, None)
+            return front
         except OSError as exc:
             held = exc
-        if not remap:  # a port nothing of the lab's listens on, held by another program: not modelled
+        self.unmodelled[key] = unmodelled_reason(held)
+        if not remap:  # a port nothing of the lab's listens on that cannot be bound: not modelled
             log.debug("cannot open %s:%s: %s", *key, held)
             return None
         try:
@@ -281,7 +294,7 @@ class Instances:
         except OSError as exc:
             log.error("cannot open %s:%s: %s; nor any other port: %s", *key, held, exc)
             return None
-        log.warning("%s:%s is held by another program (%s): it is at %s:%s", *key, held, *front.address)
+        log.warning("%s:%s cannot be bound (%s): it is at %s:%s", *key, self.unmodelled.pop(key), *front.address)
         return front
 
     def _reopen(self, key: tuple[str, int], front: Front) -> Front:
@@ -329,7 +342,29 @@ class Instances:
             return {"own_addresses": dict(self.own), "public_addresses": ports,
                     # public ip:port -> where your computer reaches it, where another program holds the port
                     "remapped": {f"{a}:{p}": f"{a}:{f.address[1]}" for (a, p), f in self.fronts.items()
-                                 if f.address[1] != p}}
+                                 if f.address[1] != p},
+                    # public ip:port -> why nothing of the model is there (what answers instead)
+                    "not_modelled": {f"{a}:{p}": why for (a, p), why in sorted(self.unmodelled.items())
+                                     if a in self.owners}}
+
+
+def unprivileged_port_start() -> int:
+    """The lowest port a non-root process may bind (net.ipv4.ip_unprivileged_port_start; 1024 on stock Linux)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 1024
+
+
+def unmodelled_reason(exc: OSError) -> str:
+    """Why a port could not be modelled at a public IP, and so what a connection there meets instead."""
+    if exc.errno == errno.EACCES:
+        return (f"not modelled: binding a port below {unprivileged_port_start()} needs root "
+                "(net.ipv4.ip_unprivileged_port_start); refused here, where AWS would answer as the groups say")
+    if exc.errno == errno.EADDRINUSE:
+        return "answered by another program on this machine (it listens on the wildcard address), whatever the groups say"
+    return f"not modelled: {exc.strerror or exc}"
 
 
 def _bindable(address: tuple[str, int]) -> bool:

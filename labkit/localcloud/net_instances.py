@@ -158,14 +158,16 @@ class Instances:
     def remap(self, instance_id: str, port: int) -> int:
         """A free port of the instance's own address to bind instead of ``port`` when a program outside the lab
         holds ``port`` on the machine's wildcard address (then the probe address cannot bind it either); the
-        same one again while it is free. 0 when only the instance's own address is taken: the instance holds
-        the port itself, and its bind fails as it would on AWS."""
+        same one again while it is free. 0 when the instance holds the port itself (at its own address, or at the
+        port it was remapped to: the app started twice), and its bind fails with EADDRINUSE as it would on AWS."""
         if _bindable((self.probe, port)):
             return 0
         own = self.own_address(instance_id)
         with self.lock:
             before = self.remapped.get((instance_id, port))
-            chosen = before if before and _bindable((own, before)) else _free_port(own)
+            if before and not _bindable((own, before)):
+                return 0  # a second bind of the same port on the same instance: refused, not given another
+            chosen = before or _free_port(own)
             self.remapped[(instance_id, port)] = chosen
         log.warning("port %s is held outside the lab: %s's port %s is bound at %s:%s", port, instance_id, port,
                     own, chosen)
@@ -231,6 +233,8 @@ class Instances:
             if instance.get("State", {}).get("Name") in NO_HOST:
                 mine.clear()  # its processes have ended
                 loopback.clear()
+                for key in [k for k in self.remapped if k[0] == instance_id]:
+                    del self.remapped[key]
                 return {port: None for port in tried_ports() | named}
             ports = tried_ports() | named | mine | loopback
             bound = {port: self.remapped.get((instance_id, port), port) for port in ports}

@@ -17,7 +17,10 @@ from labkit import compute, verify
 
 
 def _hold(port: int, seconds: float = 30) -> socket.socket:
-    """Another program listening on 0.0.0.0:``port`` (once the stopped instance's front has let it go)."""
+    """Another program listening on 0.0.0.0:``port`` (once the stopped instance's front has let it go).
+
+    Bound on 0.0.0.0 on purpose, the deliberate exception to "tests bind only 127.0.0.1": a wildcard holder of
+    the app port is the case under test."""
     deadline = time.monotonic() + seconds
     while True:
         held = socket.socket()

@@ -32,6 +32,7 @@ def test_a_port_held_outside_the_lab_is_remapped_at_the_public_ip(cloud):
     ec2, port = cloud.client("ec2"), free_port()
     net = _vpc(ec2, "10.63")
     allow(ec2, net["sg"]["ec2"], port, cidr="0.0.0.0/0")
+    # Bound on 0.0.0.0 on purpose (the exception to "only 127.0.0.1"): a wildcard holder is the case under test.
     held = socket.socket()  # another program on this machine, on every address's port
     held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     held.bind(("0.0.0.0", port))
@@ -58,6 +59,11 @@ def test_a_port_held_outside_the_lab_is_remapped_at_the_public_ip(cloud):
         local = run_command(cloud, instance_id, [
             f"python3 -c \"import urllib.request as u; print(u.urlopen('http://127.0.0.1:{port}/').status)\""])
         assert local["StandardOutputContent"] == "200\n", local
+        # The app started twice: the second bind of the same port fails as on AWS, never given another port.
+        again = run_command(cloud, instance_id, [
+            f"python3 -c \"import socket; s = socket.socket(); s.bind(('0.0.0.0', {port}))\" 2>&1 | tail -1"])
+        assert "Address already in use" in again["StandardOutputContent"], again
+        assert control.remapped_ports(cloud.home)[f"{public}:{port}"] == reached
         # The security group still decides: closed to the internet, the remapped port drops the SYN.
         allow(ec2, net["sg"]["ec2"], port, cidr="0.0.0.0/0", revoke=True)
         assert _http(f"http://{reached}/") == "timed out"

@@ -315,8 +315,11 @@ def test_aws_managed_policies_are_moto_s_own_made_when_named(cloud):
     wrong_path = "arn:aws:iam::aws:policy/AWSLambdaVPCAccessExecutionRole"  # it lives under /service-role/
     assert _error(lambda: iam.get_policy(PolicyArn=wrong_path))[0] == "NoSuchEntity"
     iam.create_role(RoleName="managed-on-demand", AssumeRolePolicyDocument=TRUST)
-    assert _error(lambda: iam.attach_role_policy(RoleName="managed-on-demand", PolicyArn=wrong_path))[0] == \
-        "NoSuchEntity"
+    try:
+        assert _error(lambda: iam.attach_role_policy(RoleName="managed-on-demand", PolicyArn=wrong_path))[0] == \
+            "NoSuchEntity"
+    finally:
+        iam.delete_role(RoleName="managed-on-demand")  # leave the session cloud as found
     listed = {p["PolicyName"] for page in iam.get_paginator("list_policies").paginate(
         Scope="AWS", PaginationConfig={"PageSize": 1000}) for p in page["Policies"]}
     assert listed == set(data)  # ListPolicies lists every one, as moto does

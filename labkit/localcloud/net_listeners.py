@@ -72,10 +72,12 @@ class Forwarder:
         try:
             server = connect(self.target, self.source)
         except OSError as exc:
-            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
-            client.close()
-            if isinstance(exc, ConnectionRefusedError) and self.on_refused is not None:
-                self.on_refused(self.address)
+            try:  # told first, so that once the client sees its reset the port already answers as it now should
+                if isinstance(exc, ConnectionRefusedError) and self.on_refused is not None:
+                    self.on_refused(self.address)
+            finally:
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
+                client.close()
             return
         server.settimeout(None)
         for sock in (client, server):

@@ -282,7 +282,11 @@ class NetworkModel(Service):
     def _verdict(self, who: str, ip: str, port: int) -> tuple[rx.Verdict, tuple[str, int] | None]:
         kind, _, ident = who.partition(":")
         if ipaddress.IPv4Address(ip) not in self.block:  # an instance's own 127.0.0.1 (or 0.0.0.0)
-            return rx.Verdict(True, "the instance's own loopback"), self.instances.local_target(ident, ip, port)
+            target = self.instances.local_target(ident, ip, port)
+            if kind == "instance" and target == (ip, port) and port != self.port:  # only the cloud's endpoint
+                # (AWS's APIs, IMDS) stands on an instance's loopback; a Lambda sandbox's has its runtime API
+                target = (self.address(CLOSED_OFFSET), port)  # else refused, as by the instance's own kernel
+            return rx.Verdict(True, "the instance's own loopback"), target
         owner = self.instances.owner_of(ip)
         if owner is not None:  # an instance's own address: its own processes only
             return rx.Verdict(owner == ident, f"{ip} is {owner}'s own address"), self.instances.target(owner, port)

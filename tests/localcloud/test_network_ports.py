@@ -54,9 +54,8 @@ def _modelled(port: int) -> bool:
 def _start_app(cloud, app: dict) -> None:
     """(Re)start the app on the instance and wait until it answers at the public IP."""
     url = f"http://{app['public']}:{app['port']}/"
-    if _http(url, 5) == 200:
-        return
-    result = run_command(cloud, app["id"], [APP.format(port=app["port"])])
+    start = APP.format(port=app["port"]).split("\n", 1)[1]  # only when its process has ended (never twice)
+    result = run_command(cloud, app["id"], [f"kill -0 $(cat $HOME/app.pid) 2>/dev/null || {{ {start.strip()}; }}"])
     assert result["Status"] == "Success", result
     deadline = time.monotonic() + 60
     while _http(url, 5) != 200 and time.monotonic() < deadline:
@@ -126,6 +125,12 @@ def test_a_stranger_cannot_reach_the_instances_own_address(cloud, app):
               f"timeout=10).status for h in sys.argv[2:]])\" {app['port']} 127.0.0.1 {own} {app['public']}")
     result = run_command(cloud, app["id"], [script])
     assert result["StandardOutputContent"].split() == ["200", "200", "200"], result
+    # A server of this machine on 127.0.0.1 is not on the instance's loopback: refused there, as on AWS.
+    with socket.create_server(("127.0.0.1", 0)) as host:
+        probe = ("python3 -c \"import socket, sys\ntry: socket.create_connection(('127.0.0.1', int(sys.argv[1])), "
+                 f"timeout=5); print('connected')\nexcept OSError as e: print(type(e).__name__)\" {host.getsockname()[1]}")
+        result = run_command(cloud, app["id"], [probe])
+        assert result["StandardOutputContent"].strip() == "ConnectionRefusedError", result
     # A Lambda worker (on the internet: no VpcConfig) comes from the workers' address of the block: let in.
     fn = _probe(cloud, "net-ports-to-app", None)
     assert _ask(cloud, fn, tcp=[[app["public"], app["port"]]]) == {f"{app['public']}:{app['port']}": "connected"}
@@ -135,7 +140,8 @@ def test_an_app_that_stops_is_refused_where_it_answered(cloud, app):
     """The app ends (the group still allows its port): the port is refused, as by the instance's kernel."""
     url = f"http://{app['public']}:{app['port']}/"
     _start_app(cloud, app)
-    result = run_command(cloud, app["id"], ["kill $(cat $HOME/app.pid)"])
+    result = run_command(cloud, app["id"], [  # until it has ended (its listener closed), as a stopped app has
+        "pid=$(cat $HOME/app.pid); kill $pid; while kill -0 $pid 2>/dev/null; do sleep 0.05; done"])
     assert result["Status"] == "Success", result
     try:  # the front learns of it from this first attempt, which it resets
         first = _http(url, 5)

@@ -20,7 +20,6 @@ from labkit import myip
 from labkit.costs import cost_frame
 from labkit.errors import CloudError, ConfigError
 from labkit.localcloud import control
-from labkit.localcloud.net_instances import unprivileged_port_start
 
 TARGETS = ("local", "aws")
 POLICY_MODES = ("managed", "least-privilege")
@@ -133,7 +132,7 @@ class LocalTarget:
         if not reached:
             return port, ""
         local = int(reached.rsplit(":", 1)[1])
-        start = unprivileged_port_start()
+        start = control.unprivileged_port_start()
         why = (f"binding a port below {start} needs root here" if port < start and os.geteuid()
                else f"another program here holds port {port}")
         return local, (f"port {port} is remapped to {local} on this computer because {why}; "

@@ -99,6 +99,15 @@ def cloud_status(home: Path | None = None) -> CloudStatus:
     return CloudStatus(True, home, int(state["port"]), int(state["pid"]), state["cloud_id"], state.get("started_at"))
 
 
+def unprivileged_port_start() -> int:
+    """The lowest port a non-root process may bind (net.ipv4.ip_unprivileged_port_start; 1024 on stock Linux)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 1024
+
+
 def _port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

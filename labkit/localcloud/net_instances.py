@@ -43,6 +43,7 @@ from typing import Any, Callable, Dict, Iterable, Optional, Tuple
 
 from labkit import reachability as rx
 from labkit.localcloud.net_listeners import Front
+from labkit.localcloud.control import unprivileged_port_start
 from labkit.localcloud.net_wiring import listening_ports
 
 log = logging.getLogger("labkit.localcloud.network")
@@ -350,15 +351,6 @@ class Instances:
                     # public ip:port -> why nothing of the model is there (what answers instead)
                     "not_modelled": {f"{a}:{p}": why for (a, p), why in sorted(self.unmodelled.items())
                                      if a in self.owners}}
-
-
-def unprivileged_port_start() -> int:
-    """The lowest port a non-root process may bind (net.ipv4.ip_unprivileged_port_start; 1024 on stock Linux)."""
-    try:
-        with open("/proc/sys/net/ipv4/ip_unprivileged_port_start") as f:
-            return int(f.read())
-    except (OSError, ValueError):
-        return 1024
 
 
 def unmodelled_reason(exc: OSError) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import errno
 import socket
 
-from labkit.localcloud.net_instances import unmodelled_reason, unprivileged_port_start
+from labkit.localcloud.control import unprivileged_port_start
+from labkit.localcloud.net_instances import unmodelled_reason
 
 
 def _bind_error(address: tuple[str, int]) -> OSError | None:

@@ -65,10 +65,10 @@ $(STAMP)/wheels: lambda_code/layers/pymysql/requirements.txt flask_app/requireme
 
 FORCE:
 
-# The lab clock's companion (labkit/localcloud/clock.py), preloaded just before libfaketime.
-.cache/faketime/labkit_faketime_sleep.so: labkit/localcloud/faketime_sleep.c | $(STAMP)/system-packages
+# The lab clock's companion (labkit/localcloud/core/clock.py), preloaded just before libfaketime.
+.cache/faketime/labkit_faketime_sleep.so: labkit/localcloud/core/faketime_sleep.c | $(STAMP)/system-packages
 	@mkdir -p .cache/faketime
-	cc -O2 -shared -fPIC -Wall -o $@ labkit/localcloud/faketime_sleep.c -ldl
+	cc -O2 -shared -fPIC -Wall -o $@ labkit/localcloud/core/faketime_sleep.c -ldl
 
 # JupyterHub's proxy (npm's configurable-http-proxy) for the classroom: classroom/jupyterhub_config.py.
 # Optional: without node/npm (or when npm fails) the set-up goes on, and tries again next time.
@@ -77,10 +77,10 @@ $(STAMP)/hub-proxy: scripts/ensure-hub-proxy.sh | $(STAMP)/system-packages
 	scripts/ensure-hub-proxy.sh
 	@if [ -x .cache/node/node_modules/.bin/configurable-http-proxy ]; then touch $@; fi
 
-# The local cloud's connect() hook (labkit/localcloud/network.py), preloaded into the processes it runs.
-.cache/net/labkit_netlink.so: labkit/localcloud/netlink.c | $(STAMP)/system-packages
+# The local cloud's connect() hook (labkit/localcloud/network/service.py), preloaded into the processes it runs.
+.cache/net/labkit_netlink.so: labkit/localcloud/network/netlink.c | $(STAMP)/system-packages
 	@mkdir -p .cache/net
-	cc -O2 -shared -fPIC -Wall -o $@ labkit/localcloud/netlink.c -ldl -pthread
+	cc -O2 -shared -fPIC -Wall -o $@ labkit/localcloud/network/netlink.c -ldl -pthread
 
 # The main job: every notebook through the verification, on the local cloud; the lab stays up afterwards.
 lab: setup

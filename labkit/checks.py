@@ -7,7 +7,7 @@ from typing import Any, Callable
 import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
-from labkit import compute, database, functions, health, iam, names, network, paths, schedule, secrets, storage
+from labkit import compute, database, functions, health, iam, names, network, paths, schedule, secretsmanager, storage
 from labkit.errors import DENIED, GONE, AccessDenied, CheckFailed, LabkitError, StepError, access_denied, error_code
 from labkit.names import layer_name
 from labkit.session import Lab
@@ -193,7 +193,7 @@ def check_step_8(lab: Lab, t: _Table) -> None:
 
 
 def check_step_9(lab: Lab, t: _Table) -> None:
-    value = secrets.read_secret(lab) or {}
+    value = secretsmanager.read_secret(lab) or {}
     for key in ("username", "password", "host", "port", "dbname"):
         t.add(f"secret has {key}", True, bool(value.get(key)))
     db = database.describe_db_instance(lab) or {}

@@ -8,6 +8,7 @@ import json
 import sys
 from pathlib import Path
 
+from labkit.config import DEFAULT_TARGET, TARGETS
 from labkit.errors import LabkitError
 from labkit.localcloud import control
 
@@ -94,7 +95,7 @@ def _up(args: argparse.Namespace) -> int:
     from labkit.steps import run_steps
 
     lab = _lab(args)
-    if lab.config.target == "aws":
+    if lab.target.bills:
         from labkit.costs import cost_frame
 
         lab.target.require_confirmation("Creating the lab")  # the cost table is in its message
@@ -103,11 +104,11 @@ def _up(args: argparse.Namespace) -> int:
     try:
         run_steps(lab, 1, args.through, progress=lambda step: print(f"step {step.number:>2}: {step.title}"))
     except LabkitError:
-        if lab.config.target == "aws":
+        if lab.target.bills:
             from labkit.runner import leftovers
 
-            print(leftovers("aws", lab.name, lab.region), file=sys.stderr)
-            print(f"delete it with: labkit down --target aws --lab {lab.name} --region {lab.region} --yes",
+            print(leftovers(lab.config.target, lab.name, lab.region), file=sys.stderr)
+            print(f"delete it with: labkit down --target {lab.config.target} --lab {lab.name} --region {lab.region} --yes",
                   file=sys.stderr)
         raise
     frame = checks.all_checks(lab, args.through)
@@ -176,7 +177,7 @@ def _down(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from labkit.runner import run_notebooks
 
-    summary = run_notebooks(target=args.target or "local", start=args.start, end=args.end,
+    summary = run_notebooks(target=args.target, start=args.start, end=args.end,
                             output_dir=Path(args.output_dir) if args.output_dir else None,
                             lab_name=args.lab or "orders-lab", region=args.region, confirm=args.yes,
                             cell_timeout=args.cell_timeout, solutions=not args.no_solutions)
@@ -207,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     cloud.set_defaults(func=_cloud)
 
     def lab_options(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--target", choices=["local", "aws"], default=None, help="default: local (or LABKIT_TARGET)")
+        p.add_argument("--target", choices=TARGETS, default=None, help="default: local (or LABKIT_TARGET)")
         p.add_argument("--lab", default=None, help="lab name, the lab=<name> tag (default orders-lab)")
         p.add_argument("--region", default=None)
 
@@ -237,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--output", default=None, help="default runs/report-<lab>-<time>.html")
     report.set_defaults(func=_report)
     run = sub.add_parser("run", help="execute the notebooks in order with papermill")
-    run.add_argument("--target", choices=["local", "aws"], default="local")
+    run.add_argument("--target", choices=TARGETS, default=DEFAULT_TARGET)
     run.add_argument("--lab", default=None, help="lab name, the lab=<name> tag (default orders-lab)")
     run.add_argument("--region", default=None, help="default: LABKIT_REGION, then AWS_REGION/AWS_DEFAULT_REGION/"
                                                     "the profile's region on aws, us-east-1 on local")

@@ -3,6 +3,8 @@
 ``local`` starts (or reuses) the embedded local cloud and points boto3 at it; ``aws`` uses the standard
 credential and region chains, and refuses every call that creates, changes or deletes something until the
 lab is confirmed (``confirm=True``: the notebooks' ``confirm`` parameter, ``--yes`` on the command line).
+What both offer is the :class:`Target` protocol; code elsewhere asks a target what it needs (``bills``,
+``cell_timeout``, ``unreachable_fix``, ...) instead of testing its name.
 """
 from __future__ import annotations
 
@@ -14,14 +16,14 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 from labkit import myip
-from labkit.costs import cost_frame
 from labkit.errors import CloudError, ConfigError
 from labkit.localcloud import control
 
 TARGETS = ("local", "aws")
+DEFAULT_TARGET = "local"
 POLICY_MODES = ("managed", "least-privilege")
 NAME = re.compile(r"^[a-z][a-z0-9-]{2,30}$")
 
@@ -32,7 +34,7 @@ RUN_DIR = "LABKIT_RUN_DIR"  # set by `labkit run` for its kernels: the folder of
 class LabConfig:
     """What a lab is: where it runs, its name (the ``lab`` tag on everything) and its choices."""
 
-    target: str = "local"
+    target: str = DEFAULT_TARGET
     name: str = "orders-lab"
     region: str = "us-east-1"
     policies: str | None = None  # None: the mode stored with the lab (iam.policy_mode), else "managed"
@@ -62,11 +64,41 @@ class LabConfig:
         return [{"Key": "lab", "Value": self.name}]
 
 
+class Target(Protocol):
+    """What a lab's target offers, whether it is the local cloud or a real AWS account."""
+
+    name: ClassVar[str]
+    poll_seconds: ClassVar[float]  # how often to ask while waiting for a change
+    cell_timeout: ClassVar[int]  # seconds a notebook cell may take (`labkit run`)
+    bills: ClassVar[bool]  # whether what the lab creates costs money (then it needs confirming, and leftovers matter)
+    unreachable_fix: ClassVar[str]  # what to do when its API does not answer
+    confirmed: bool
+
+    @property
+    def endpoint_url(self) -> str | None: ...
+    def session_kwargs(self) -> dict[str, Any]: ...
+    def guard(self, session: Any) -> None: ...
+    def require_confirmation(self, action: str, confirm: bool = False) -> None: ...
+    def describe(self) -> dict[str, str]: ...
+    def aws_name(self, kind: str, name: str = "") -> str: ...
+    def as_on_aws(self, kind: str, address: str, name: str = "") -> str: ...
+    def db_ca_bundle(self) -> bytes: ...
+    def fire_schedule(self, rule_arn: str, hours: float, invoke: Any) -> list[dict]: ...
+    def lab_time(self) -> str: ...
+    def checkip_url(self) -> str: ...
+    def public_port(self, address: str, port: int) -> tuple[int, str]: ...
+    def browser_url(self, url: str) -> str: ...
+
+
 class LocalTarget:
     """The embedded local cloud: started on demand, reached through its endpoint."""
 
-    name = "local"
-    poll_seconds = 0.5
+    name: ClassVar[str] = "local"
+    poll_seconds: ClassVar[float] = 0.5
+    cell_timeout: ClassVar[int] = 900
+    bills: ClassVar[bool] = False
+    unreachable_fix: ClassVar[str] = "start the local cloud: `labkit cloud start`"
+    confirmed = True  # nothing to confirm: nothing costs money
 
     def __init__(self, config: LabConfig) -> None:
         self.config = config
@@ -168,8 +200,11 @@ class AwsTarget:
     until the lab is confirmed, every API call that is not a read (Describe*, Get*, List*, ...) is refused
     before it leaves this machine, with the cost table, whichever entry point made it."""
 
-    name = "aws"
-    poll_seconds = 15
+    name: ClassVar[str] = "aws"
+    poll_seconds: ClassVar[float] = 15
+    cell_timeout: ClassVar[int] = 7200
+    bills: ClassVar[bool] = True
+    unreachable_fix: ClassVar[str] = "check your credentials and network (`aws sts get-caller-identity`)"
 
     def __init__(self, config: LabConfig) -> None:
         self.config = config
@@ -203,6 +238,8 @@ class AwsTarget:
             self.confirmed = True
         if self.confirmed:
             return
+        from labkit.costs import cost_frame  # pandas: not for `labkit --help`, which reads TARGETS here
+
         table = cost_frame(self.config.region)
         total = table.iloc[-1]["USD per hour"]
         raise ConfigError(
@@ -273,8 +310,26 @@ def _check_bundle(data: bytes, hint: str) -> None:
         raise ConfigError(f"{RDS_CA_URL} returned certificates that are not certificate authorities", hint)
 
 
-def make_target(config: LabConfig) -> LocalTarget | AwsTarget:
-    return LocalTarget(config) if config.target == "local" else AwsTarget(config)
+TARGET_CLASSES: dict[str, type[LocalTarget] | type[AwsTarget]] = {"local": LocalTarget, "aws": AwsTarget}
+
+
+def make_target(config: LabConfig) -> Target:
+    """The target ``config`` names (the local one starts the local cloud unless it runs)."""
+    return TARGET_CLASSES[config.target](config)
+
+
+def target_class(name: str) -> type[Target]:
+    """The class of the target ``name``, to ask what it is like before a lab exists."""
+    if name not in TARGET_CLASSES:
+        raise ConfigError(f"unknown target {name!r}", f"use one of {', '.join(TARGETS)}")
+    return TARGET_CLASSES[name]
+
+
+def confirm_before(config: LabConfig, action: str, confirm: bool = False) -> None:
+    """Refuse ``action`` (with the cost table) on a target that bills, unless confirmed; a free target says yes.
+    Cheap: it starts no local cloud and calls no AWS API."""
+    if target_class(config.target).bills:
+        AwsTarget(config).require_confirmation(action, confirm)
 
 
 def default_region(target: str) -> str:
@@ -295,7 +350,7 @@ def default_region(target: str) -> str:
 
 def config_from_environment(**overrides: Any) -> LabConfig:
     """A LabConfig from LABKIT_TARGET / LABKIT_LAB / the region chain, overridden by explicit values."""
-    values: dict[str, Any] = {"target": os.environ.get("LABKIT_TARGET", "local"),
+    values: dict[str, Any] = {"target": os.environ.get("LABKIT_TARGET", DEFAULT_TARGET),
                               "name": os.environ.get("LABKIT_LAB", "orders-lab")}
     if os.environ.get("LABKIT_APP_PORT"):
         values["app_port"] = int(os.environ["LABKIT_APP_PORT"])

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 from botocore.exceptions import ClientError
 
-from labkit import compute, secrets
+from labkit import compute, secretsmanager
 from labkit.errors import StepError
 from labkit.lookups import describe_db_instance, engine_version, require_security_group
 from labkit.names import DB_ENGINE, DB_INSTANCE_CLASS, DB_NAME, DB_SUBNET_GROUP, SECRET_NAME, db_instance_id, run_first
@@ -40,11 +40,11 @@ def create_database(lab: Lab) -> dict:
     rds = lab.client("rds")
     rds_group = require_security_group(lab, "rds", step=4)
     db = describe_db_instance(lab)
-    secrets.recover_secret(lab, step=4)  # a secret scheduled for deletion still holds the password
-    stored = secrets.read_secret(lab) or {}
+    secretsmanager.recover_secret(lab, step=4)  # a secret scheduled for deletion still holds the password
+    stored = secretsmanager.read_secret(lab) or {}
     if db is None:
-        password = stored.get("password") or secrets.generate_password()
-        secrets.store_master_credentials(lab, MASTER_USER, password)
+        password = stored.get("password") or secretsmanager.generate_password()
+        secretsmanager.store_master_credentials(lab, MASTER_USER, password)
         try:
             rds.create_db_instance(
                 DBInstanceIdentifier=db_instance_id(lab), DBName=DB_NAME, Engine=DB_ENGINE,
@@ -57,10 +57,10 @@ def create_database(lab: Lab) -> dict:
             raise StepError(4, f"RDS refused to create the instance: {exc}",
                             "check steps 2 and 3 ran, and that this account may create db.t3.micro") from exc
     elif not stored.get("password"):
-        password = secrets.generate_password()
+        password = secretsmanager.generate_password()
         rds.modify_db_instance(DBInstanceIdentifier=db_instance_id(lab), MasterUserPassword=password,
                                ApplyImmediately=True)
-        secrets.store_master_credentials(lab, db["MasterUsername"], password)
+        secretsmanager.store_master_credentials(lab, db["MasterUsername"], password)
     delay = max(1, int(lab.target.poll_seconds * 2))
     rds.get_waiter("db_instance_available").wait(DBInstanceIdentifier=db_instance_id(lab),
                                                  WaiterConfig={"Delay": delay, "MaxAttempts": 1200 // delay})

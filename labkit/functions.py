@@ -228,13 +228,8 @@ def invoke(lab: Lab, function: str, event: Any) -> Invocation:
 def _invoke_client(lab: Lab, function: str) -> Any:
     """A Lambda client whose read timeout is the function's timeout plus a margin, with at most one retry."""
     timeout = lab.client("lambda").get_function_configuration(FunctionName=function).get("Timeout", 3)
-    key = f"lambda-invoke-{timeout}"
-    if key not in lab._clients:
-        lab._clients[key] = lab._session.client(
-            "lambda", endpoint_url=lab.target.endpoint_url,
-            config=Config(read_timeout=timeout + INVOKE_MARGIN, connect_timeout=10,
-                          retries={"total_max_attempts": 2, "mode": "standard"}))
-    return lab._clients[key]
+    return lab.client("lambda", read_timeout=timeout + INVOKE_MARGIN, connect_timeout=10,
+                      retries={"total_max_attempts": 2, "mode": "standard"})
 
 
 def functions_frame(lab: Lab) -> pd.DataFrame:

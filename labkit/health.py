@@ -60,9 +60,7 @@ def cloud_row(lab: Lab) -> dict:
         lab.client("sts").get_caller_identity()
         return _row("AWS API", True, lab.target.endpoint_url or f"AWS {lab.region}", "")
     except (BotoCoreError, ClientError) as exc:
-        fix = ("start the local cloud: `labkit cloud start`" if lab.config.target == "local"
-               else "check your credentials and network (`aws sts get-caller-identity`)")
-        return _row("AWS API", False, str(exc)[:200], fix)
+        return _row("AWS API", False, str(exc)[:200], lab.target.unreachable_fix)
 
 
 def database_row(lab: Lab) -> dict:

@@ -1,7 +1,7 @@
 """The account's API history as CloudTrail's event history shows it: who called what, when, and the answer.
 
 Read with ``cloudtrail.lookup_events`` on either target (the local cloud keeps the history itself, as
-CloudTrail does; :mod:`labkit.localcloud.trail`). It holds *management* events: creating, changing and
+CloudTrail does; :mod:`labkit.localcloud.cloudtrail`). It holds *management* events: creating, changing and
 reading resources, a secret read included, by you, by a function's role session
 (``assumed-role/<role>/<function>``), by the instance's role session, or by an AWS service on your behalf
 (Lambda assuming a function's role). Data events -- a Lambda ``Invoke``, an S3 object written -- are not in
@@ -13,7 +13,6 @@ import datetime as dt
 import json
 from typing import TYPE_CHECKING, Any
 
-from labkit.names import CONSOLE, EVENT_HISTORY
 
 if TYPE_CHECKING:  # pragma: no cover - types only
     import pandas as pd
@@ -74,8 +73,3 @@ def api_history_frame(lab: Lab, limit: int = 50, since: dt.datetime | None = Non
                      "source_ip": record.get("sourceIPAddress", "")})
     return pd.DataFrame(rows, columns=COLUMNS)
 
-
-def event_history_console(region: str) -> str:
-    """Where the same history is in the AWS console."""
-    path, url = EVENT_HISTORY
-    return f"{path} ({CONSOLE}{url.format(region=region)})"

@@ -130,7 +130,6 @@ STEP_CONSOLE: dict[int, tuple[str, str]] = {
          "/lambda/home?region={region}#/functions"),
     13: ("EventBridge > Rules > Create rule (Schedule; target: Lambda function)", "/events/home?region={region}#/rules"),
 }
-EVENT_HISTORY = ("CloudTrail > Event history", "/cloudtrail/home?region={region}#/events")
 
 
 def console_path(step: int, region: str = "us-east-1") -> str:

@@ -99,8 +99,3 @@ def reachability_frame(lab: Lab, path_prefix: str = "") -> pd.DataFrame:
                      "as": PLANNED if any(built[n] is None for n in parts) else BUILT})
     return pd.DataFrame(rows, columns=COLUMNS)
 
-
-def path_allowed(lab: Lab, path_prefix: str) -> bool | None:
-    """Whether the path whose name starts with ``path_prefix`` is allowed (None when not built yet)."""
-    frame = reachability_frame(lab, path_prefix)
-    return None if frame.empty else frame.iloc[0]["allowed"]

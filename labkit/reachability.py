@@ -1,7 +1,7 @@
 """VPC reachability from describe-shaped data, as AWS's Reachability Analyzer reasons about it.
 
 One set of rules, used twice: labkit explains the lab's paths on both targets (``reachability_frame``),
-and the local cloud's network model (:mod:`labkit.localcloud.network`) enforces them on every
+and the local cloud's network model (:mod:`labkit.localcloud.network.service`) enforces them on every
 connection. Inputs are the dictionaries boto3's describe calls return (security groups, route tables,
 VPC endpoints, internet and NAT gateways, subnets); a :class:`Node` says where a component sits.
 

@@ -1,7 +1,7 @@
 """What never leaves a recorded API call: secrets are hidden, bytes become their size.
 
 One definition for both records of API calls: labkit's own (:mod:`labkit.calls`, what a step asked AWS) and
-the local cloud's event history (:mod:`labkit.localcloud.trail`, as CloudTrail's). AWS hides the same things
+the local cloud's event history (:mod:`labkit.localcloud.cloudtrail`, as CloudTrail's). AWS hides the same things
 in CloudTrail: a secret's value, passwords and user data never appear in an event.
 """
 from __future__ import annotations

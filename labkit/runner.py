@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from labkit import teardown
-from labkit.config import RUN_DIR, AwsTarget, LabConfig, default_region
+from labkit.config import RUN_DIR, LabConfig, confirm_before, default_region, target_class
 from labkit.errors import LabkitError
 from labkit.session import Lab
 
@@ -20,7 +20,6 @@ NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 NUMBER = re.compile(r"^(\d+)_")
 # Per cell: on AWS an RDS instance takes 10-20 minutes to create, and teardown waits for its deletion and
 # for Lambda to release its network interfaces (up to ~20 minutes more).
-CELL_TIMEOUT = {"local": 900, "aws": 7200}
 
 
 class RunFailed(LabkitError):
@@ -114,10 +113,9 @@ def run_notebooks(target: str = "local", start: int | None = None, end: int | No
     if not notebooks:
         raise LabkitError(f"no notebooks numbered {start}..{end} in {folder}")
     region = region or default_region(target)
-    cell_timeout = cell_timeout or CELL_TIMEOUT[target]
-    if target == "aws" and not confirm:
-        AwsTarget(LabConfig(target="aws", name=lab_name, region=region)).require_confirmation(
-            "Running the notebooks")
+    kind = target_class(target)
+    cell_timeout = cell_timeout or kind.cell_timeout
+    confirm_before(LabConfig(target=target, name=lab_name, region=region), "Running the notebooks", confirm)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(output_dir or Path.cwd() / "runs" / stamp)
     out.mkdir(parents=True, exist_ok=True)
@@ -138,7 +136,7 @@ def run_notebooks(target: str = "local", start: int | None = None, end: int | No
             except (Exception, KeyboardInterrupt) as exc:  # PapermillExecutionError, a dead kernel, Ctrl-C
                 where, what = _failure_detail(exc)
                 summary.results.append(NotebookResult(path.stem, "failed", time.monotonic() - started, f"{where}: {what}"))
-                summary.left = leftovers(target, lab_name, region) if target == "aws" else ""
+                summary.left = leftovers(target, lab_name, region) if kind.bills else ""
                 _write(summary, out)
                 bar.close()
                 options = f"--target {target} --lab {lab_name} --region {region}"
@@ -146,7 +144,7 @@ def run_notebooks(target: str = "local", start: int | None = None, end: int | No
                                 f"open {out / path.name} to see the cell and its traceback; fix it and re-run with "
                                 f"`labkit run {options} --from {NUMBER.match(path.name).group(1)}`"
                                 + (f", or delete everything with `labkit down {options} --yes`"
-                                   if target == "aws" else "")) from exc
+                                   if kind.bills else "")) from exc
             trust(out / path.name)
             summary.results.append(NotebookResult(path.stem, "ok", time.monotonic() - started))
             _write(summary, out)

@@ -30,7 +30,7 @@ class Lab:
         self._clients: dict[str, Any] = {}
 
     def __repr__(self) -> str:
-        confirmed = f", confirmed={self.target.confirmed}" if self.config.target == "aws" else ""
+        confirmed = f", confirmed={self.target.confirmed}" if self.target.bills else ""
         return (f"Lab(target={self.config.target!r}, name={self.config.name!r}, region={self.config.region!r}"
                 f"{confirmed})")
 
@@ -46,11 +46,14 @@ class Lab:
     def tags(self) -> list[dict[str, str]]:
         return self.config.tags
 
-    def client(self, service: str) -> Any:
-        if service not in self._clients:
-            self._clients[service] = self._session.client(service, endpoint_url=self.target.endpoint_url,
-                                                          config=RETRIES)
-        return self._clients[service]
+    def client(self, service: str, **config: Any) -> Any:
+        """The lab's client of ``service``, made once; ``config`` (botocore ``Config`` options such as
+        ``read_timeout``) gives a client of its own, over the lab's retries."""
+        key = f"{service} {sorted(config.items())}" if config else service
+        if key not in self._clients:
+            self._clients[key] = self._session.client(service, endpoint_url=self.target.endpoint_url,
+                                                      config=RETRIES.merge(Config(**config)) if config else RETRIES)
+        return self._clients[key]
 
     @cached_property
     def account_id(self) -> str:

@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from labkit import compute, database, functions, network, schedule, secrets, storage
+from labkit import compute, database, functions, network, schedule, secretsmanager, storage
 from labkit.errors import DENIED, LabkitError, StepError, error_code
 from labkit.names import STEP_NOTEBOOKS
 from labkit.session import Lab
@@ -27,7 +27,7 @@ class Step:
 RUN: dict[int, Callable[[Lab], Any]] = {
     1: network.create_vpc, 2: network.create_db_subnet_group, 3: network.create_security_groups,
     4: database.create_database, 5: compute.launch_instance, 6: database.create_orders_table,
-    7: compute.install_app_dependencies, 8: compute.deploy_app, 9: secrets.create_db_secret,
+    7: compute.install_app_dependencies, 8: compute.deploy_app, 9: secretsmanager.create_db_secret,
     10: functions.create_order_validator, 11: storage.create_bucket, 12: functions.create_daily_report_function,
     13: schedule.create_schedule,
 }

@@ -12,7 +12,7 @@ import json
 import pandas as pd
 from botocore.exceptions import ClientError
 
-from labkit import functions, iam, network, secrets, troubleshoot_iam
+from labkit import functions, iam, network, secretsmanager, troubleshoot_iam
 from labkit.errors import if_exists
 from labkit.names import PROBE_CASES, log_group, probe_name
 from labkit.session import Lab
@@ -77,7 +77,7 @@ def try_order(lab: Lab, function: str) -> pd.DataFrame:
 def write_broken_secret(lab: Lab) -> str:
     """A secret in the wrong shape (``user``/``pass``, no host): the tutorial's "secret key error"."""
     name = probe_name(lab, "secret")
-    real = secrets.read_secret(lab) or {}
+    real = secretsmanager.read_secret(lab) or {}
     broken = {"user": real.get("username", "admin"), "pass": real.get("password", ""), "database": "ordersdb"}
     _put_secret(lab, name, broken)
     return name
@@ -86,7 +86,7 @@ def write_broken_secret(lab: Lab) -> str:
 def fix_secret(lab: Lab) -> str:
     """Store the RDS-credentials shape (username, password, host, port, dbname) in the probe secret."""
     name = probe_name(lab, "secret")
-    _put_secret(lab, name, secrets.read_secret(lab) or {})
+    _put_secret(lab, name, secretsmanager.read_secret(lab) or {})
     return name
 
 

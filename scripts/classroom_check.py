@@ -297,7 +297,7 @@ def iam_enforced() -> bool:
     """Whether the local cloud authenticates callers (per-cloud admin keys, issue 12): then made-up keys fail."""
     import importlib.util
 
-    return importlib.util.find_spec("labkit.localcloud.iam_auth") is not None
+    return importlib.util.find_spec("labkit.localcloud.iam.auth") is not None
 
 
 def order_path(link: str, hub_url: str) -> str:

@@ -14,7 +14,7 @@ any_file() { for f in "$@"; do [ -e "$f" ] && return 0; done; return 1; }
 # the MySQL-compatible server behind every local RDS instance
 { found mariadbd || found mysqld || any_file /usr/sbin/mariadbd /usr/sbin/mysqld; } \
   || needed+=(mariadb-server mariadb-client)
-# the lab clock (labkit/localcloud/clock.py) preloads libfaketime into every process of a lab
+# the lab clock (labkit/localcloud/core/clock.py) preloads libfaketime into every process of a lab
 any_file /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 /usr/lib/aarch64-linux-gnu/faketime/libfaketimeMT.so.1 \
   /usr/lib/faketime/libfaketimeMT.so.1 /usr/local/lib/faketime/libfaketimeMT.so.1 /usr/lib64/faketime/libfaketimeMT.so.1 \
   || needed+=(libfaketime faketime)

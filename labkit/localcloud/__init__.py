@@ -2,14 +2,16 @@
 
 Only this package knows it is not AWS. Everything else reaches it through ``AWS_ENDPOINT_URL``.
 
-Where to look: :mod:`.control` starts, stops and asks the daemon from outside; :mod:`.server` is
-the daemon; :mod:`.services` is the protocol every part of it implements (start, stop_all,
-after_reset, summary, routes) and the hooks the network and IAM models use (a request hook before
-moto for every AWS API call, a launch hook for the environment of every process the cloud starts);
-:mod:`.moto_patches` is every change made to moto, checked against the pinned moto version (with
-the services' patches in :mod:`.moto_patches_rds`, :mod:`.moto_patches_lambda` and :mod:`.moto_patches_ec2`,
-and :mod:`.moto_ondemand`, which keeps moto's big catalogues out of an idle lab's memory);
-:mod:`.rds`, :mod:`.lambda_service`, :mod:`.ec2` and :mod:`.scheduler` are the services.
+Where to look:
+
+* the client side, imported by notebooks and the ``labkit`` command: :mod:`.control` starts, stops and asks the
+  daemon from outside, :mod:`.credentials` reads the lab's admin keys, :mod:`.procs` finds the processes of a lab;
+  none of them imports moto or the daemon;
+* the daemon: :mod:`.server` composes it from :mod:`.core` (the daemon, the service protocol and registry,
+  request classification, AWS errors, the moto patch registry, the lab clock) and one package per service, each
+  holding its service, its moto patches and its errors: :mod:`.iam`, :mod:`.network`, :mod:`.ec2`, :mod:`.ssm`,
+  :mod:`.awslambda`, :mod:`.rds`, :mod:`.events`, :mod:`.s3`, :mod:`.cloudtrail`, :mod:`.cloudwatch`;
+  ``python -m labkit.localcloud.patches`` lists every change made to moto.
 """
 from __future__ import annotations
 

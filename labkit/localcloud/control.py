@@ -19,6 +19,7 @@ from pathlib import Path
 from labkit.errors import CloudError
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
+from labkit.localcloud.credentials import credentials_path, read_admin_keys
 from labkit.localcloud.procs import CLOUD_MARKER, kill_marked, pid_alive, wait_gone
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -294,8 +295,6 @@ def admin_credentials(home: Path | None = None) -> dict[str, str]:
     Raises:
         CloudError: the cloud of ``home`` never started, so it has no admin user yet.
     """
-    from labkit.localcloud.iam_auth import credentials_path, read_admin_keys
-
     home = Path(home or default_home()).resolve()
     keys = read_admin_keys(home)
     if keys is None:

@@ -1,53 +1,67 @@
-"""The local cloud daemon: moto's AWS APIs on 127.0.0.1 plus the services that run real processes.
+"""The local cloud's daemon as it runs for a lab: which services and moto patches it has, and its entry point.
 
-Run as ``python -m labkit.localcloud.server --port N --home DIR --cloud-id ID`` (``labkit cloud start``
-does this). ``/_labkit/...`` paths are the daemon's own API (its routes and the services'),
-``/moto-api/...`` is moto's, and every other request is an AWS API call: the services' request hooks
-see it first, then moto serves it. The services and their hooks are described in
-:mod:`labkit.localcloud.services`; every change to moto is in :mod:`labkit.localcloud.moto_patches`.
+Run as ``python -m labkit.localcloud.server --port N --home DIR --cloud-id ID`` (``labkit cloud start`` does this).
+The daemon itself (:mod:`labkit.localcloud.core.daemon`) knows no service: this module composes it from the
+service packages, each of which holds its service, its moto patches and its errors.
 """
 from __future__ import annotations
 
 import argparse
-import ctypes
-import ctypes.util
-import gc
-import hmac
 import importlib
-import json
 import logging
 import os
-import secrets
-import signal
 import sys
-import threading
-import time
 from pathlib import Path
-from typing import Any, Callable, Iterable
 
-from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-from werkzeug.serving import make_server
-from werkzeug.test import Client
-from werkzeug.wrappers import Request, Response
-
-from labkit.localcloud import moto_patches
-from labkit.localcloud.control import HOST, TOKEN_ENV, TOKEN_HEADER
-from labkit.localcloud.http_keepalive import KeepAliveRequestHandler, noting_failures
-from labkit.localcloud.procs import CLOUD_MARKER
-from labkit.localcloud.services import ApiRequest, CloudContext, Registry, Route, Service, serving
-
-log = logging.getLogger("labkit.localcloud")
-ServiceFactory = Callable[[CloudContext], Service]
+from labkit.localcloud.control import HOST
+from labkit.localcloud.core.daemon import LocalCloud, ServiceFactory
+from labkit.localcloud.core.patches import PatchList, check_version
 
 
 def default_services() -> tuple[ServiceFactory, ...]:
-    """The services of every daemon, in registration order (request and launch hooks run in this order,
-    ``stop_all`` in the reverse one). A new model of the cloud adds its factory here."""
-    from labkit.localcloud import ec2, iam_service, imds, lambda_service, network, rds, scheduler, telemetry, trail
+    """The services of every daemon, in registration order after the lab clock (request and launch hooks run in
+    this order, ``stop_all`` in the reverse one). A new model of the cloud adds its factory here."""
+    from labkit.localcloud.awslambda.service import LambdaService
+    from labkit.localcloud.cloudtrail.service import CloudTrailService
+    from labkit.localcloud.cloudwatch.telemetry import Telemetry
+    from labkit.localcloud.ec2.imds import ImdsService
+    from labkit.localcloud.ec2.service import Ec2Service
+    from labkit.localcloud.events.service import EventsService
+    from labkit.localcloud.iam.service import IamService
+    from labkit.localcloud.network.service import NetworkService
+    from labkit.localcloud.rds.service import RdsService
 
-    return (iam_service.IamService, trail.Trail, imds.MetadataService, network.NetworkModel, telemetry.Telemetry,
-            rds.RdsData,
-            lambda_service.LambdaService, ec2.Sandboxes, scheduler.Scheduler)
+    return (IamService, CloudTrailService, ImdsService, NetworkService, Telemetry, RdsService, LambdaService,
+            Ec2Service, EventsService)
+
+
+def patch_lists() -> tuple[PatchList, ...]:
+    """Each service package's moto patches (the core's own are added by the daemon)."""
+    from labkit.localcloud.awslambda import layers as lambda_layers
+    from labkit.localcloud.awslambda import patches as lambda_patches
+    from labkit.localcloud.cloudwatch import patches as cloudwatch_patches
+    from labkit.localcloud.ec2 import patches as ec2_patches
+    from labkit.localcloud.events import patches as events_patches
+    from labkit.localcloud.iam import patches as iam_patches
+    from labkit.localcloud.network import patches as network_patches
+    from labkit.localcloud.rds import patches as rds_patches
+    from labkit.localcloud.s3 import patches as s3_patches
+    from labkit.localcloud.ssm import patches as ssm_patches
+
+    return (iam_patches.patches, rds_patches.patches, lambda_patches.patches, lambda_layers.patches,
+            ec2_patches.patches, network_patches.patches, ssm_patches.patches, events_patches.patches, s3_patches.patches,
+            cloudwatch_patches.patches)
+
+
+def prepare_environment(home: Path) -> None:
+    """moto's documented ways in that must be set before moto's models are imported (the EC2 image and
+    instance type catalogues), and where published layers' zips are kept."""
+    check_version()
+    from labkit.localcloud.awslambda.layers import keep_layers_in
+    from labkit.localcloud.ec2 import catalogue
+
+    catalogue.prepare(home)
+    keep_layers_in(home / "moto" / "layers")
 
 
 def load_factory(spec: str) -> ServiceFactory:
@@ -55,184 +69,8 @@ def load_factory(spec: str) -> ServiceFactory:
     module, _, attribute = spec.partition(":")
     if not module or not attribute:
         raise ValueError(f"a service is given as module:factory, not {spec!r}")
-    return getattr(importlib.import_module(module), attribute)
-
-
-class LocalCloud:
-    """The daemon's state: its folder, its services and its HTTP server."""
-
-    def __init__(self, home: Path, port: int, cloud_id: str,
-                 factories: Iterable[ServiceFactory] | None = None) -> None:
-        self.home, self.port, self.cloud_id = home, port, cloud_id
-        self.control_token = os.environ.pop(TOKEN_ENV, "") or secrets.token_urlsafe(32)
-        self.endpoint = f"http://{HOST}:{port}"
-        self.started_at = time.time()
-        self.services = Registry()
-        self.context = CloudContext(home, self.endpoint, cloud_id, self.services, self._base_env)
-        for factory in default_services() if factories is None else factories:
-            self.services.add(factory(self.context))
-        self.patches = moto_patches.apply(self.services)
-        self.routes: dict[tuple[str, str], Route] = {}
-        self.route("GET", "/_labkit/health", self._health)
-        self.route("POST", "/_labkit/shutdown", self._shutdown_route)
-        self.route("POST", "/_labkit/reset", lambda _r: self.reset())
-        for method, path, handler in self.services.routes():
-            self.route(method, path, handler)
-        self._moto = DomainDispatcherApplication(create_backend_app)
-        self._server = None
-        self._last_request = time.monotonic()
-        self.services.start()
-        threading.Thread(target=self._trim_when_idle, daemon=True, name="trim-when-idle").start()
-
-    def _trim_when_idle(self, quiet: float = 10.0) -> None:
-        """Give the heap's free memory back to the system once the lab goes quiet: a lab idles most of its
-        life, and what a burst of API calls (JSON models, responses, deployment packages) freed would
-        otherwise stay in this process's resident set."""
-        trim = getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), "malloc_trim", None)
-        trimmed_at = 0.0
-        while trim is not None:
-            last = self._last_request
-            time.sleep(max(0.5, quiet - (time.monotonic() - last)) if last != trimmed_at else quiet)
-            if last == self._last_request and last != trimmed_at:  # quiet for `quiet` seconds since `last`
-                gc.collect()
-                trim(0)
-                trimmed_at = last
-
-    def route(self, method: str, path: str, handler: Route) -> None:
-        """Register a ``/_labkit`` endpoint; the handler returns a JSON-able value or a Response."""
-        if (method, path) in self.routes:
-            raise ValueError(f"two handlers for {method} {path}")
-        self.routes[(method, path)] = handler
-
-    def _base_env(self, region: str) -> dict[str, str]:
-        """What every process the cloud starts gets: the marker and the endpoint, no credentials (a Lambda
-        worker gets its role session's, an EC2 instance asks its metadata service)."""
-        return {
-            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
-            "LANG": "C.UTF-8",
-            "TZ": "UTC",
-            CLOUD_MARKER: self.cloud_id,
-            "AWS_ENDPOINT_URL": self.endpoint,
-            "AWS_REGION": region,
-            "AWS_DEFAULT_REGION": region,
-        }
-
-    # -- the WSGI application ---------------------------------------------------------------------
-    def __call__(self, environ: dict, start_response: Callable) -> Any:
-        self._last_request = time.monotonic()
-        path = environ.get("PATH_INFO", "")
-        if path.startswith("/_labkit/"):
-            return self._own_api(environ, start_response)
-        if path.startswith("/moto-api"):  # moto's dashboard and data dump would bypass IAM
-            return Response("Forbidden", status=403)(environ, start_response)
-        call = ApiRequest(Request(environ))
-        answer = self.services.check_request(call)
-        if answer is not None:
-            error = answer.status_code >= 400
-            self.services.answered(call, answer.status_code, answer.get_data() if error else None,
-                                   answer.headers.get("x-amzn-ErrorType") if error else None)
-            return answer(environ, start_response)
-        sent: list[Any] = []
-
-        def noting_status(status: str, headers: list, exc_info: Any = None) -> Any:
-            sent[:] = [int(status[:3]), headers]
-            return start_response(status, headers, exc_info)
-
-        try:
-            with serving(call):
-                result = self._moto(environ, noting_status)
-                status, headers = sent if sent else (200, [])  # a lazy start_response: judged as it came
-                if status < 400:
-                    self.services.answered(call, status, None, None)
-                    return result
-                body = b"".join(result)  # an error answer is small: read it for the event history
-                if hasattr(result, "close"):
-                    result.close()
-                error_type = next((v for k, v in headers if k.lower() == "x-amzn-errortype"), None)
-                self.services.answered(call, status, body, error_type)
-                return [body]
-        finally:
-            self.services.after_request(call)
-
-    def _authorized(self, request: Request) -> bool:
-        """Health, checkip (open, as AWS's is) and instance metadata (which checks its own IMDSv2 tokens) are open;
-        the rest of /_labkit needs the control token of this lab."""
-        if request.path in ("/_labkit/health", "/_labkit/checkip") or request.path.startswith("/_labkit/imds/"):
-            return True
-        offered = request.headers.get(TOKEN_HEADER, "")
-        return hmac.compare_digest(offered.encode(), self.control_token.encode())
-
-    @staticmethod
-    def _forbidden() -> Response:
-        return Response(json.dumps({"error": "this local cloud's control API needs its owner's token"}),
-                        status=403, mimetype="application/json")
-
-    def _own_api(self, environ: dict, start_response: Callable) -> Any:
-        request = Request(environ)
-        if not self._authorized(request):
-            return self._forbidden()(environ, start_response)
-        handler = self.routes.get((request.method, request.path))
-        if handler is None:
-            prefixes = sorted((p for m, p in self.routes if m == request.method and p.endswith("/*")
-                               and request.path.startswith(p[:-1])), key=len, reverse=True)
-            handler = self.routes[(request.method, prefixes[0])] if prefixes else None
-        if handler is None:
-            response = Response(json.dumps({"error": f"no such endpoint {request.method} {request.path}"}),
-                                status=404, mimetype="application/json")
-        else:
-            try:
-                result = handler(request)
-                response = result if isinstance(result, Response) else Response(
-                    json.dumps(result, default=str), mimetype="application/json")
-            except LookupError as exc:
-                response = Response(json.dumps({"error": str(exc).strip("'\"")}), status=404,
-                                    mimetype="application/json")
-            except ValueError as exc:
-                response = Response(json.dumps({"error": str(exc)}), status=400, mimetype="application/json")
-        return response(environ, start_response)
-
-    def _health(self, _request: Request) -> dict:
-        return {
-            "status": "ok", "pid": os.getpid(), "port": self.port, "home": str(self.home),
-            "cloud_id": self.cloud_id, "uptime_seconds": round(time.time() - self.started_at, 3),
-            "services": self.services.summary(),
-        }
-
-    def _shutdown_route(self, _request: Request) -> dict:
-        self.services.stop_all()
-
-        def stop_serving() -> None:
-            time.sleep(0.2)  # let this answer reach the caller first
-            self._server.shutdown()
-
-        threading.Thread(target=stop_serving, daemon=True).start()
-        return {"status": "stopping"}
-
-    def reset(self) -> dict:
-        """Stop every service's processes, empty moto through its own ``/moto-api/reset``, then let each
-        service forget what referred to moto's state."""
-        self.services.stop_all()
-        answer = Client(self._moto).post("/moto-api/reset")
-        if answer.status_code != 200:
-            raise RuntimeError(f"moto refused its reset: {answer.status} {answer.get_data(as_text=True)}")
-        self.services.after_reset()
-        return {"status": "reset"}
-
-    def serve_forever(self) -> None:
-        self._server = make_server(HOST, self.port, noting_failures(self), threaded=True,
-                                   request_handler=KeepAliveRequestHandler)
-        state = {"pid": os.getpid(), "port": self.port, "cloud_id": self.cloud_id, "started_at": self.started_at,
-                 "token": self.control_token}
-        tmp = self.home / "cloud.json.tmp"
-        tmp.write_text(json.dumps(state))
-        tmp.replace(self.home / "cloud.json")
-        signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=self._server.shutdown).start())
-        log.info("local cloud listening on %s (home %s)", self.endpoint, self.home)
-        try:
-            self._server.serve_forever()
-        finally:
-            self.services.stop_all()
-            log.info("local cloud stopped")
+    factory: ServiceFactory = getattr(importlib.import_module(module), attribute)
+    return factory
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -248,10 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     args.home.mkdir(parents=True, exist_ok=True)
     home = args.home.resolve()
     os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")  # AWS managed policies exist, as on AWS
-    moto_patches.prepare_environment(home)
+    prepare_environment(home)
     try:
         factories = [*default_services(), *(load_factory(spec) for spec in args.service)]
-        cloud = LocalCloud(home, args.port, args.cloud_id, factories)
+        cloud = LocalCloud(home, args.port, args.cloud_id, factories, patch_lists())
         cloud.serve_forever()
     except OSError as exc:
         print(f"local cloud: cannot listen on {HOST}:{args.port}: {exc}", file=sys.stderr)

@@ -10,7 +10,7 @@ import time
 import psutil
 import pytest
 
-from labkit.localcloud import faults
+from tests.faults import inject as faults
 from labkit.lookups import describe_instance
 from labkit.names import VALIDATOR_FUNCTION, db_instance_id
 from labkit.compute import app_url

@@ -6,7 +6,7 @@ import json
 import boto3
 import pytest
 
-from labkit import AccessDenied, Lab, checks, functions, iam, network, schedule, secrets
+from labkit import AccessDenied, Lab, checks, functions, iam, network, schedule, secretsmanager
 from labkit.steps import run_step
 
 READER = "s10b-describe-only"
@@ -34,7 +34,7 @@ def reader(provisioned):
 
 
 @pytest.mark.parametrize("read", [
-    iam.roles_frame, functions.functions_frame, network.db_subnet_group_frame, secrets.read_secret,
+    iam.roles_frame, functions.functions_frame, network.db_subnet_group_frame, secretsmanager.read_secret,
     lambda lab: schedule.events_permission(lab, f"arn:aws:events:{lab.region}:123456789012:rule/{lab.name}-daily-delta"),
 ], ids=["roles", "functions", "db-subnet-group", "secret", "events-permission"])
 def test_a_refusal_is_an_error_not_an_absent_resource(reader, read):

@@ -4,25 +4,25 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
-from labkit import iam, lookups, secrets, teardown
+from labkit import iam, lookups, secretsmanager, teardown
 from labkit.steps import run_step
 
 
 def test_step_4_recovers_a_secret_scheduled_for_deletion(provisioned):
     lab = provisioned.lab
     sm = lab.client("secretsmanager")
-    password = secrets.read_secret(lab)["password"]
+    password = secretsmanager.read_secret(lab)["password"]
     sm.delete_secret(SecretId=iam.SECRET_NAME, RecoveryWindowInDays=7)
     try:
         with pytest.raises(ClientError) as caught:  # AWS's own symptom
             sm.get_secret_value(SecretId=iam.SECRET_NAME)
         assert caught.value.response["Error"]["Code"] == "InvalidRequestException"
-        assert secrets.read_secret(lab) is None
+        assert secretsmanager.read_secret(lab) is None
         run_step(lab, 4)
-        assert secrets.read_secret(lab)["password"] == password  # recovered, not replaced
-        assert not secrets.pending_deletion(lab)
+        assert secretsmanager.read_secret(lab)["password"] == password  # recovered, not replaced
+        assert not secretsmanager.pending_deletion(lab)
     finally:
-        if secrets.pending_deletion(lab):
+        if secretsmanager.pending_deletion(lab):
             sm.restore_secret(SecretId=iam.SECRET_NAME)
 
 

@@ -175,11 +175,11 @@ def test_the_lab_shows_its_region_and_confirmation():
 # -- the runner (issue 13 item 5) ---------------------------------------------------------------------------
 def test_run_has_region_lab_yes_and_aws_cell_limits():
     from labkit.cli import build_parser
-    from labkit.runner import CELL_TIMEOUT
+    from labkit.config import target_class
 
     args = build_parser().parse_args(["run", "--target", "aws", "--region", "eu-west-1", "--lab", "my-lab", "--yes"])
     assert (args.region, args.lab, args.yes) == ("eu-west-1", "my-lab", True)
-    assert CELL_TIMEOUT["aws"] >= 3600  # an RDS instance alone takes 10-20 minutes; teardown longer
+    assert target_class("aws").cell_timeout >= 3600  # an RDS instance alone takes 10-20 minutes; teardown longer
 
 
 def test_cost_table_prices_the_gp2_root_volume_and_warns_of_t3_unlimited():

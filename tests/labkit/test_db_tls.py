@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from labkit import functions, iam, secrets
-from labkit.localcloud import control, rds, rds_tls
+from labkit import functions, iam, secretsmanager
+from labkit.localcloud import control
+from labkit.localcloud.rds import engine as rds_engine
+from labkit.localcloud.rds import tls as rds_tls
 
 ORDERS_DB = Path(__file__).resolve().parents[2] / "lambda_code" / "shared" / "orders_db.py"
 
@@ -39,7 +41,7 @@ def test_the_validator_logs_in_over_tls_with_the_packaged_bundle(provisioned):
     deployed = lab.client("lambda").get_function(FunctionName=iam.VALIDATOR_FUNCTION)["Configuration"]
     assert deployed["CodeSha256"] == functions._sha(functions.package_function("order_validator", bundle))
     assert deployed["Architectures"] == [functions.ARCHITECTURE]
-    user = secrets.read_secret(lab)["username"]
+    user = secretsmanager.read_secret(lab)["username"]
     conn = provisioned.db_connection()
     try:
         with conn.cursor() as cur:
@@ -84,7 +86,7 @@ def test_a_function_with_another_ca_is_refused_with_the_tls_error(provisioned, t
 def test_the_certificate_names_the_endpoint_only(provisioned, tmp_path):
     """Right CA, wrong name: the server process's own address is not the endpoint, so verification refuses it."""
     orders_db, lab = _orders_db(), provisioned.lab
-    secret = secrets.read_secret(lab)
+    secret = secretsmanager.read_secret(lab)
     bundle = tmp_path / "rds-ca-bundle.pem"
     bundle.write_bytes(lab.target.db_ca_bundle())
     port = next(iter(_rds_health(provisioned)["instances"].values()))["port"]
@@ -100,5 +102,5 @@ def test_the_master_user_has_the_engines_login_plugin(provisioned):
     it, so there the user has MariaDB's default plugin."""
     flavour = _rds_health(provisioned)["flavour"]
     with provisioned.db_connection() as conn, conn.cursor() as cur:
-        cur.execute("SELECT plugin FROM mysql.user WHERE user = %s", (secrets.read_secret(provisioned.lab)["username"],))
-        assert cur.fetchall() == ((rds.LOGIN_PLUGINS[flavour],),)
+        cur.execute("SELECT plugin FROM mysql.user WHERE user = %s", (secretsmanager.read_secret(provisioned.lab)["username"],))
+        assert cur.fetchall() == ((rds_engine.LOGIN_PLUGINS[flavour],),)

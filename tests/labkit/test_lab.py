@@ -8,7 +8,7 @@ import urllib.request
 import pytest
 
 from labkit import CheckFailed, StepError
-from labkit import checks, compute, database, functions, iam, network, schedule, secrets, storage, teardown
+from labkit import checks, compute, database, functions, iam, network, schedule, secretsmanager, storage, teardown
 from labkit.localcloud import control
 from labkit.localcloud.procs import INSTANCE_MARKER, find_marked
 from labkit.steps import STEPS, run_step
@@ -187,8 +187,8 @@ def test_an_order_through_the_deployed_app_reaches_the_table(provisioned):
 
 
 def test_secret_never_shows_the_password(provisioned):
-    password = secrets.read_secret(provisioned.lab)["password"]
-    shown = secrets.secret_frame(provisioned.lab).to_string()
+    password = secretsmanager.read_secret(provisioned.lab)["password"]
+    shown = secretsmanager.secret_frame(provisioned.lab).to_string()
     assert password not in shown and "********" in shown
 
 

@@ -1,7 +1,8 @@
 """Two services a test registers in a real daemon (``--service``) to see that the hooks are called."""
 from __future__ import annotations
 
-from labkit.localcloud.services import ApiRequest, CloudContext, Launch, Service, current_request
+from labkit.localcloud.awslambda.service import LambdaService
+from labkit.localcloud.core.services import ApiRequest, CloudContext, Launch, Service, current_request
 
 # operation -> the error code the refusing service answers with, as the service's own API spells it
 REFUSED = {"CreateBucket": "AccessDenied", "CreateSecret": "AccessDeniedException", "CreateVpc": "UnauthorizedOperation",
@@ -34,8 +35,8 @@ class Probe(Service):
     def routes(self) -> list:
         return [("GET", "/_labkit/probe", lambda _r: {
             "seen": self.seen, "launches": self.launches, "events": self.events,
-            "finds_lambda": type(self.ctx.services.get("lambda")).__name__,
-            "finds_second": self.ctx.services.require("second-probe", SecondProbe).name}),
+            "finds_lambda": type(self.ctx.services.require(LambdaService)).__name__,
+            "finds_second": self.ctx.services.require(SecondProbe).name}),
                 ("GET", "/_labkit/probe/inside", lambda _r: inside())]
 
     def on_request(self, call: ApiRequest) -> object:
@@ -57,17 +58,17 @@ class Probe(Service):
 
 
 def inside() -> dict:
-    """What the daemon holds of moto's catalogues (labkit.localcloud.moto_ondemand)."""
+    """What the daemon holds of moto's catalogues (labkit.localcloud.iam.managed_policies, ec2.catalogue)."""
     from moto.core.utils import get_service_model
     from moto.iam.models import AWSManagedPolicy, iam_backends
 
-    from labkit.localcloud import iam_requests
+    from labkit.localcloud.core import models as core_models
 
     aws = iam_backends["123456789012"]["aws"]
     return {"iam_partitions": {account: sorted(dict.keys(backends)) for account, backends in iam_backends.items()},
             "aws_managed_policies_made": sum(isinstance(p, AWSManagedPolicy) for p in dict.values(aws.managed_policies)),
             "one_ec2_model": get_service_model("ec2")._service_description
-            is iam_requests._model("ec2")._service_description}
+            is core_models.service_model("ec2")._service_description}
 
 
 class SecondProbe(Service):

@@ -105,7 +105,7 @@ def test_a_request_arriving_on_a_connection_as_it_is_cut_is_not_run():
 
     from werkzeug.serving import ThreadedWSGIServer
 
-    from labkit.localcloud import http_keepalive
+    from labkit.localcloud.core import http_keepalive
 
     runs, arrived, go, done = [], threading.Event(), threading.Event(), threading.Event()
 

@@ -440,7 +440,7 @@ def test_the_hook_built_by_a_private_daemon_is_readable_by_every_account(tmp_pat
     """The daemon runs with umask 077; on a shared install each student's processes must still preload the hook."""
     import os
 
-    from labkit.localcloud import net_wiring
+    from labkit.localcloud.network import wiring as net_wiring
 
     monkeypatch.setenv("LABKIT_NETLINK", str(tmp_path / "labkit_netlink.so"))
     previous = os.umask(0o077)

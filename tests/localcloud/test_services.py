@@ -10,9 +10,10 @@ import pytest
 from botocore.exceptions import ClientError
 
 from labkit.errors import CloudError
-from labkit.localcloud import control, moto_patches
-from labkit.localcloud.iam_requests import classify
-from labkit.localcloud.services import Launch, Registry, Service
+from labkit.localcloud import control, patches as listed_patches
+from labkit.localcloud.core import patches as core_patches
+from labkit.localcloud.core.requests import classify
+from labkit.localcloud.core.services import Launch, Registry, Service
 from tests.conftest import Cloud, free_port, stop_test_cloud
 from tests.localcloud.lambda_helpers import create_function
 from tests.localcloud.probe_service import REFUSED
@@ -90,9 +91,8 @@ def test_services_find_each_other_and_follow_the_lifecycle(probed):
     probe = probed.request("GET", "/_labkit/probe")
     assert probe["finds_lambda"] == "LambdaService" and probe["finds_second"] == "second-probe"
     health = probed.request("GET", "/_labkit/health")["services"]
-    assert list(health) == ["iam", "cloudtrail", "imds", "network", "telemetry", "rds", "lambda", "ec2", "scheduler",
-                            "probe",
-                            "second-probe"]
+    assert list(health) == ["clock", "iam", "cloudtrail", "imds", "network", "telemetry", "rds", "lambda", "ec2",
+                            "events", "probe", "second-probe"]
     assert health["probe"]["requests"] >= 1
     control.reset_cloud(probed.home)
     assert probed.request("GET", "/_labkit/probe")["events"] == ["start", "stop_all", "after_reset"]
@@ -107,7 +107,7 @@ def test_moto_api_is_closed_even_to_the_owner(probed):
 
 
 def test_the_daemon_holds_only_what_the_lab_asked_for(probed):
-    """moto_ondemand: one IAM backend (moto would make one per partition, each with every AWS managed policy),
+    """On demand (iam.managed_policies, iam.patches, core.models): one IAM backend (moto would make one per partition, each with every AWS managed policy),
     the AWS managed policies named so far (lab-admin's AdministratorAccess), one copy of each service model."""
     probed.client("ec2").describe_vpcs()
     probed.client("iam").get_policy(PolicyArn="arn:aws:iam::aws:policy/ReadOnlyAccess")
@@ -156,15 +156,17 @@ def test_registry_stops_in_reverse_order_and_names_what_is_missing():
     assert order == ["c", "b", "a"]
     with pytest.raises(ValueError, match="already registered"):
         registry.add(Named("a"))
-    with pytest.raises(LookupError, match="no LambdaService registered as 'lambda'"):
-        from labkit.localcloud.lambda_service import LambdaService
+    from labkit.localcloud.awslambda.service import LambdaService
 
-        registry.require("lambda", LambdaService)
+    assert registry.find(LambdaService) is None
+    with pytest.raises(LookupError, match="no LambdaService registered as 'lambda'"):
+        registry.require(LambdaService)
 
 
 def test_the_moto_pin_is_the_one_the_patches_are_written_for():
     pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
-    assert re.search(r'"moto\[server\]==([^"]+)"', pyproject).group(1) == moto_patches.MOTO_VERSION
-    moto_patches.check_version()
-    labels = [row["patch"] for row in moto_patches.describe()]
-    assert len(labels) == len(set(labels)) and all(row["why"] for row in moto_patches.describe())
+    assert re.search(r'"moto\[server\]==([^"]+)"', pyproject).group(1) == core_patches.MOTO_VERSION
+    core_patches.check_version()
+    rows = listed_patches.rows()
+    labels = [row["patch"] for row in rows]
+    assert len(labels) == len(set(labels)) and all(row["why"] for row in rows)

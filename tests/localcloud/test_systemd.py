@@ -15,7 +15,7 @@ from labkit.localcloud.procs import INSTANCE_MARKER, find_marked, kill_marked
 from tests.conftest import free_port
 from tests.localcloud.test_ec2 import _profile, launch, local_get, run_command
 
-SHIM = Path(__file__).resolve().parents[2] / "labkit" / "localcloud" / "systemctl_shim.py"
+SHIM = Path(__file__).resolve().parents[2] / "labkit" / "localcloud" / "ec2" / "systemctl_shim.py"
 
 
 @pytest.fixture()

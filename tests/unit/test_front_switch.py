@@ -6,8 +6,8 @@ import socket
 
 import pytest
 
-from labkit.localcloud import net_listeners
-from labkit.localcloud.net_listeners import Front
+from labkit.localcloud.network import listeners as net_listeners
+from labkit.localcloud.network.listeners import Front
 
 
 def test_failed_switch_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:

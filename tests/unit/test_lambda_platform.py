@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from labkit import ConfigError, config, functions, lambda_platform
-from labkit.localcloud import lambda_service, rds_tls
+from labkit.localcloud.awslambda import service as lambda_service
+from labkit.localcloud.rds import tls as rds_tls
 
 MAKEFILE = Path(__file__).resolve().parents[2] / "Makefile"
 

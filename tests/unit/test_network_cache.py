@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import threading
 
-from labkit.localcloud.network import NetworkModel
+from labkit.localcloud.network.service import NetworkService
 
 
-def _model() -> NetworkModel:
-    model = object.__new__(NetworkModel)  # the cache alone: no listeners, no decision socket
+def _model() -> NetworkService:
+    model = object.__new__(NetworkService)  # the cache alone: no listeners, no decision socket
     model.lock, model.generation, model._cache, model._cache_generation = threading.RLock(), 0, {}, -1
     return model
 

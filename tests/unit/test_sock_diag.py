@@ -6,7 +6,7 @@ import struct
 
 import pytest
 
-from labkit.localcloud import net_wiring as nw
+from labkit.localcloud.network import wiring as nw
 
 
 def test_kernel_error_is_raised() -> None:

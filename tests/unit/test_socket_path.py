@@ -5,7 +5,7 @@ import os
 import stat
 from pathlib import Path
 
-from labkit.localcloud.net_wiring import socket_path
+from labkit.localcloud.network.wiring import socket_path
 
 
 def test_short_home_keeps_its_socket(tmp_path: Path) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from labkit.localcloud.telemetry import MAX_VALUES, aggregate
+from labkit.localcloud.cloudwatch.telemetry import MAX_VALUES, aggregate
 
 T0 = dt.datetime(2026, 1, 1, 12, 0, 0, 250_000, tzinfo=dt.timezone.utc)
 

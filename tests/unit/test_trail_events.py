@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from labkit.localcloud.trail_events import Recorded, event_name, is_management, parse_error
+from labkit.localcloud.cloudtrail.events import Recorded, event_name, is_management, parse_error
 
 ERRORS = [
     (b'{"__type": "com.amazonaws.secretsmanager#AccessDeniedException", "message": "User: x is not authorized"}',

@@ -5,7 +5,7 @@ import errno
 import socket
 
 from labkit.localcloud.control import unprivileged_port_start
-from labkit.localcloud.net_instances import unmodelled_reason
+from labkit.localcloud.network.instances import unmodelled_reason
 
 
 def _bind_error(address: tuple[str, int]) -> OSError | None:

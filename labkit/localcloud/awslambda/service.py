@@ -1,0 +1,322 @@
+"""Lambda as a service: warm pools per function configuration, Invoke, CloudWatch Logs and metrics.
+
+:mod:`.patches` routes moto's ``LambdaFunction.invoke`` here, so ``lambda.invoke`` runs the real code in a worker
+(:mod:`.runtime`). START/END/REPORT plus everything the handler prints go to the log
+group ``/aws/lambda/<name>`` with the execution role's session, and Invocations/Errors/Duration/Throttles to
+``AWS/Lambda`` with Lambda's own identity, both through the public API
+(:mod:`labkit.localcloud.cloudwatch.telemetry`).
+"""
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import functools
+import hashlib
+import io
+import json
+import logging
+import os
+import shutil
+import subprocess
+import threading
+import time
+import uuid
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from moto.awslambda.models import lambda_backends
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, stop_when_event_set, wait_fixed
+
+from labkit.localcloud.awslambda.exceptions import InvalidRequestContent, InvalidRuntime, ServiceError, TooManyRequests
+from labkit.localcloud.awslambda.runtime import Invocation, Worker
+from labkit.localcloud.cloudtrail.service import CloudTrailService
+from labkit.localcloud.cloudwatch.telemetry import Keys, Telemetry
+from labkit.localcloud.control import PROJECT_ROOT
+from labkit.localcloud.core.clock import ClockService
+from labkit.localcloud.core.services import CloudContext, Service
+from labkit.localcloud.iam.principals import role_session, service_keys
+
+log = logging.getLogger("labkit.localcloud.lambda")
+IDLE_SECONDS = float(os.environ.get("LABKIT_LAMBDA_IDLE_SECONDS", "300"))
+TAIL_BYTES = 4096
+CREDENTIALS_SECONDS = 43200
+RESERVED_ENV = {"AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_VERSION", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "_HANDLER",
+                "AWS_EXECUTION_ENV", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
+LAMBDA_PRINCIPAL = "lambda.amazonaws.com"
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"Non-standard token '{name}'")
+
+
+def check_payload(payload: bytes) -> None:
+    """AWS accepts only strict JSON as an Invoke payload (no NaN or Infinity)."""
+    try:
+        json.loads(payload, parse_constant=_reject_constant)
+    except ValueError as exc:
+        raise InvalidRequestContent(str(exc)) from None
+
+
+def runtime_python() -> str:
+    """The Lambda runtime venv's interpreter (``make setup`` builds ``.venv-lambda``)."""
+    configured = os.environ.get("LABKIT_LAMBDA_PYTHON")
+    return configured or str(PROJECT_ROOT / ".venv-lambda" / "bin" / "python")
+
+
+@functools.cache
+def python_version(python: str) -> str:
+    """``major.minor`` of the interpreter ``python`` (what its Lambda runtime name ends with)."""
+    return subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], capture_output=True,
+                          text=True, check=True, timeout=30).stdout.strip()
+
+
+class Pool:
+    """The workers of one function configuration; a new configuration gets a new pool."""
+
+    def __init__(self, revision: str) -> None:
+        self.revision = revision
+        self.idle: list[Worker] = []
+        self.busy: set[Worker] = set()
+        self.starting = 0
+
+
+class LambdaService(Service):
+    """Warm pools of workers per function configuration; Invoke; the functions' CloudWatch Logs."""
+
+    name = "lambda"
+
+    def __init__(self, ctx: CloudContext) -> None:
+        self.ctx = ctx
+        self.pools: dict[str, Pool] = {}
+        self.lock = threading.Lock()
+        self._stopping = threading.Event()
+        keys = service_keys(LAMBDA_PRINCIPAL, ("cloudwatch:PutMetricData",))
+        self._own_keys = Keys(keys.access_key_id, keys.secret_access_key, service_own=True)
+
+    @property
+    def telemetry(self) -> Telemetry:
+        return self.ctx.services.require(Telemetry)
+
+    def start(self) -> None:
+        self.ctx.service_dir("lambda", fresh=True)
+        threading.Thread(target=self._reap, daemon=True, name="lambda-reaper").start()
+
+    def summary(self) -> dict:
+        with self.lock:
+            return {"runtime_python": runtime_python(),
+                    "functions": {arn: {"idle": len(p.idle), "busy": len(p.busy)} for arn, p in self.pools.items()}}
+
+    # -- invoking ---------------------------------------------------------------------------------------
+    def invoke(self, fn: Any, payload: bytes, invocation_type: str = "RequestResponse",
+               tail: bool = False, client_context: str | None = None) -> tuple[bytes, dict[str, str]]:
+        """Run ``fn`` with ``payload``; return the response payload and the headers AWS would send."""
+        if not str(fn.run_time or "").startswith("python"):
+            raise InvalidRuntime(fn.run_time)
+        check_payload(payload)
+        if invocation_type == "DryRun":
+            return b"", {}
+        if invocation_type == "Event":
+            threading.Thread(target=self._invoke_async, args=(fn, payload), daemon=True).start()
+            return b"", {}
+        inv = self.run(fn, payload, client_context=client_context)
+        headers = {"x-amz-executed-version": "$LATEST"}
+        if inv.error_type:
+            headers["x-amz-function-error"] = "Unhandled"
+        if tail:
+            text = "\n".join(inv.log_lines) + "\n"
+            headers["x-amz-log-result"] = base64.b64encode(text.encode()[-TAIL_BYTES:]).decode()
+        return inv.result or b"null", headers
+
+    def _invoke_async(self, fn: Any, payload: bytes) -> None:
+        """AWS queues asynchronous events and retries throttled ones; so does this, for up to 5 minutes."""
+        retrying = Retrying(retry=retry_if_exception_type(TooManyRequests), wait=wait_fixed(0.2), reraise=True,
+                            stop=stop_after_delay(300) | stop_when_event_set(self._stopping))
+        try:
+            retrying(self.run, fn, payload)
+        except TooManyRequests:
+            if not self._stopping.is_set():
+                log.error("dropped an asynchronous event for %s: throttled for 5 minutes", fn.function_name)
+        except Exception:
+            log.exception("asynchronous invocation of %s failed", fn.function_name)
+
+    def run(self, fn: Any, payload: bytes, client_context: str | None = None) -> Invocation:
+        """Invoke synchronously and return the finished :class:`Invocation` (also used by EventBridge)."""
+        try:
+            worker, pool = self._acquire(fn)
+        except TooManyRequests:
+            self._metric(fn, "Throttles", 1.0, "Count")
+            raise
+        inv = Invocation(str(uuid.uuid4()), payload, fn.function_arn, float(fn.timeout), client_context)
+        cold = worker.cold
+        self._log(fn, worker, f"START RequestId: {inv.request_id} Version: $LATEST", inv)
+        try:
+            worker.run(inv)
+        finally:
+            self._release(fn, pool, worker)
+        duration = (inv.finished - inv.started) * 1000
+        if inv.error_type == "Sandbox.Timedout":
+            self._log(fn, worker, json.loads(inv.result)["errorMessage"], inv)
+        self._log(fn, worker, f"END RequestId: {inv.request_id}", inv)
+        report = (f"REPORT RequestId: {inv.request_id}\tDuration: {duration:.2f} ms\tBilled Duration: "
+                  f"{max(1, int(duration + 0.999))} ms\tMemory Size: {fn.memory_size} MB\tMax Memory Used: "
+                  f"{worker.peak_memory_mb()} MB")
+        if cold:
+            report += f"\tInit Duration: {worker.init_duration_ms:.2f} ms"
+        self._log(fn, worker, report + ("\tStatus: timeout" if inv.error_type == "Sandbox.Timedout" else ""), inv)
+        self._metric(fn, "Invocations", 1.0, "Count")
+        self._metric(fn, "Errors", 1.0 if inv.error_type else 0.0, "Count")
+        self._metric(fn, "Duration", round(duration, 2), "Milliseconds")
+        return inv
+
+    def _acquire(self, fn: Any) -> tuple[Worker, Pool]:
+        """Take an idle worker or start one, within the function's reserved concurrency."""
+        revision = _revision(fn)
+        retired: list[Worker] = []
+        with self.lock:
+            pool = self.pools.get(fn.function_arn)
+            if pool is None or pool.revision != revision:
+                if pool:
+                    retired = pool.idle
+                pool = self.pools[fn.function_arn] = Pool(revision)
+            limit = fn.reserved_concurrency
+            if limit is not None and len(pool.busy) + pool.starting >= int(limit):
+                raise TooManyRequests()
+            while pool.idle and (not pool.idle[-1].usable or pool.idle[-1].retire_at < time.monotonic()):
+                retired.append(pool.idle.pop())
+            worker = pool.idle.pop() if pool.idle else None
+            if worker:
+                pool.busy.add(worker)
+            else:
+                pool.starting += 1
+        for old in retired:
+            old.kill()
+        if worker is None:
+            try:
+                worker = self._spawn(fn)
+            finally:
+                with self.lock:
+                    pool.starting -= 1
+            with self.lock:
+                pool.busy.add(worker)
+        return worker, pool
+
+    def _release(self, fn: Any, pool: Pool, worker: Worker) -> None:
+        with self.lock:
+            pool.busy.discard(worker)
+            current = self.pools.get(fn.function_arn) is pool
+            if current and worker.usable and not self._stopping.is_set():
+                pool.idle.append(worker)
+                return
+        worker.kill()
+
+    def _spawn(self, fn: Any) -> Worker:
+        task_root = self._extract(fn.code_bytes, "code")
+        paths = [str(task_root)]
+        backend = lambda_backends[fn.account_id][fn.region]
+        for layer in fn.layers:
+            version = backend.layers_versions_by_arn(layer["Arn"])
+            root = self._extract(version.code_bytes, "layers")
+            paths += [str(root / "python" / "lib" / str(fn.run_time) / "site-packages"), str(root / "python")]
+        region = fn.region
+        # As on AWS: the execution role's session, named after the function, in the standard variables.
+        session = role_session(fn.role, fn.function_name, region, CREDENTIALS_SECONDS)
+        trail = self.ctx.services.find(CloudTrailService)
+        if trail is not None:  # as on AWS, the event history shows Lambda assuming the role for the function
+            trail.service_assumed_role("lambda.amazonaws.com", fn.role, fn.function_name, region)
+        env = self.ctx.child_env("lambda", fn.function_arn, {
+            **{k: str(v) for k, v in (fn.environment_vars or {}).items() if k not in RESERVED_ENV},
+            "PYTHONPATH": os.pathsep.join(paths), "PYTHONNOUSERSITE": "1", "PYTHONUNBUFFERED": "1",
+            "LAMBDA_TASK_ROOT": str(task_root), "_HANDLER": fn.handler or "",
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_{fn.run_time}", "AWS_LAMBDA_FUNCTION_NAME": fn.function_name,
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_size),
+            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{fn.function_name}", "HOME": str(task_root),
+            "PATH": "/usr/local/bin:/usr/bin:/bin", "AWS_ACCESS_KEY_ID": session["AccessKeyId"],
+            "AWS_SECRET_ACCESS_KEY": session["SecretAccessKey"], "AWS_SESSION_TOKEN": session["SessionToken"],
+        }, region=region)
+        python = runtime_python()
+        if not Path(python).exists():
+            raise ServiceError(f"The Lambda runtime environment {python} is missing; run `make setup` to build it.")
+        version = python_version(python)
+        if fn.run_time != f"python{version}":  # a layer's compiled wheels are built for the function's runtime
+            raise ServiceError(f"This function's runtime is {fn.run_time}, but the local cloud's "
+                               f"Lambda runtime environment {python} is Python {version}; "
+                               f"rebuild it with {fn.run_time} (`make setup`).")
+        worker = Worker(python, fn.handler or "lambda_function.lambda_handler", task_root, env,
+                        lambda worker, line: self._log(fn, worker, line), clock=self._lab_time,
+                        credentials=Keys(session["AccessKeyId"], session["SecretAccessKey"], session["SessionToken"]))
+        worker.retire_at = time.monotonic() + CREDENTIALS_SECONDS - 3600  # never run on expiring credentials
+        return worker
+
+    def _lab_time(self) -> float:
+        """The lab clock (:mod:`labkit.localcloud.core.clock`), which the workers read too."""
+        clock = self.ctx.services.find(ClockService)
+        return clock.clock.timestamp() if clock is not None else time.time()
+
+    def _extract(self, code: bytes, kind: str) -> Path:
+        digest = hashlib.sha256(code).hexdigest()[:24]
+        target = self.ctx.service_dir("lambda") / kind / digest
+        if target.exists():
+            return target
+        staging = target.with_name(f".{digest}.{uuid.uuid4().hex}")
+        with zipfile.ZipFile(io.BytesIO(code)) as archive:
+            archive.extractall(staging)
+        try:
+            staging.rename(target)
+        except OSError:  # another thread extracted the same archive first
+            shutil.rmtree(staging, ignore_errors=True)
+        return target
+
+    # -- logs and metrics -----------------------------------------------------------------------------------
+    def _log(self, fn: Any, worker: Worker, line: str, inv: Invocation | None = None) -> None:
+        """Keep the line for the invocation's tail; queue it for CloudWatch Logs, written with the worker's
+        execution-role session (as on AWS: a role that may not write logs leaves none)."""
+        inv = inv or worker.current
+        if inv is not None:
+            inv.log_lines.append(line)
+        if worker.credentials is not None:
+            self.telemetry.log(worker.credentials, fn.region, f"/aws/lambda/{fn.function_name}", worker.log_stream,
+                               int(self._lab_time() * 1000), line)
+
+    def _metric(self, fn: Any, name: str, value: float, unit: str) -> None:
+        """Queue one ``AWS/Lambda`` data point, published with Lambda's own identity."""
+        self.telemetry.metric(self._own_keys, fn.region, "AWS/Lambda", {
+            "MetricName": name, "Dimensions": [{"Name": "FunctionName", "Value": fn.function_name}],
+            "Timestamp": dt.datetime.fromtimestamp(self._lab_time(), dt.timezone.utc), "Value": value,
+            "Unit": unit})
+
+    # -- lifetime --------------------------------------------------------------------------------------------
+    def _reap(self) -> None:
+        while not self._stopping.wait(5):
+            now = time.monotonic()
+            with self.lock:
+                stale = [w for p in self.pools.values() for w in p.idle if now - w.last_used > IDLE_SECONDS]
+                for pool in self.pools.values():
+                    pool.idle = [w for w in pool.idle if w not in stale]
+            for worker in stale:
+                worker.kill()
+
+    def retire(self, function_arn: str) -> None:
+        """End every worker of a deleted function."""
+        with self.lock:
+            pool = self.pools.pop(function_arn, None)
+        for worker in [*(pool.idle if pool else []), *(pool.busy if pool else [])]:
+            worker.kill()
+
+    def stop_all(self) -> None:
+        with self.lock:
+            workers = [w for p in self.pools.values() for w in (*p.idle, *p.busy)]
+            self.pools.clear()
+        for worker in workers:
+            worker.kill()
+
+    def after_reset(self) -> None:
+        self.ctx.service_dir("lambda", fresh=True)
+
+
+def _revision(fn: Any) -> str:
+    if not getattr(fn, "_labkit_revision", None):
+        fn._labkit_revision = uuid.uuid4().hex
+    return fn._labkit_revision

@@ -1,0 +1,13 @@
+"""EC2's and SSM's errors the local cloud raises itself (moto raises the rest)."""
+from __future__ import annotations
+
+from labkit.localcloud.core.errors import AwsError
+
+UNMANAGED = ("Instances not in a valid state for account or are not managed by SSM: attach an instance profile whose "
+             "role has AmazonSSMManagedInstanceCore, and wait until the instance is running.")
+
+
+class InvalidInstanceId(AwsError):
+    """SSM: the instance is not managed (no SSM role, or not running)."""
+
+    error_code = "InvalidInstanceId"

@@ -1,0 +1,1 @@
+"""EventBridge: scheduled rules firing on the lab clock (:mod:`.service`, :mod:`.schedules`)."""

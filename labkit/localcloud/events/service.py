@@ -1,0 +1,224 @@
+"""EventBridge schedules that fire on a lab clock.
+
+The lab clock is real time plus an offset. A background thread fires every due instant of every
+ENABLED scheduled rule; ``advance(seconds)`` moves the clock forward and fires each instant passed
+over, in order, with the event's ``time`` set to that instant, before it returns. A Lambda target
+runs only if its resource policy lets ``events.amazonaws.com`` invoke it for that rule, as on AWS;
+a denied or failed delivery is kept in the history and counted in the CloudWatch metric
+``AWS/Events FailedInvocations`` where AWS users look for it.
+
+EventBridge reads its rules and targets (ListRules, ListTargetsByRule, only when a schedule is due) and
+publishes its metric through the public API with its own identity (:func:`.iam.principals.service_keys`);
+moto tells it of a rule's schedule when the rule is put (:mod:`.patches`). The lab clock is the daemon's
+(:class:`labkit.localcloud.core.clock.ClockService`); the schedule expressions are read in :mod:`.schedules`.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from moto.awslambda.exceptions import UnknownFunctionException
+from moto.awslambda.models import lambda_backends
+from werkzeug.wrappers import Request
+
+from labkit.localcloud.awslambda.service import LambdaService
+from labkit.localcloud.cloudwatch.telemetry import Keys, Telemetry
+from labkit.localcloud.core.clock import ClockService
+from labkit.localcloud.core.services import CloudContext, Route, Service
+from labkit.localcloud.events.schedules import next_after, scheduled_event
+from labkit.localcloud.iam import policy as iam_policy
+from labkit.localcloud.iam.principals import service_keys
+
+log = logging.getLogger("labkit.localcloud.events")
+HISTORY_LIMIT = 1000
+EVENTS_PRINCIPAL = "events.amazonaws.com"
+EVENTS_ACTIONS = ("events:ListRules", "events:ListTargetsByRule", "cloudwatch:PutMetricData")
+
+
+@dataclass
+class Schedule:
+    expression: str
+    next_due: dt.datetime
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A scheduled rule as ListRules describes it."""
+
+    name: str
+    arn: str
+    state: str
+    expression: str
+
+    @property
+    def region_name(self) -> str:
+        return self.arn.split(":")[3]
+
+    @property
+    def account_id(self) -> str:
+        return self.arn.split(":")[4]
+
+
+def events_may_invoke(fn: Any, rule_arn: str) -> bool:
+    """True when the function's resource policy allows EventBridge to invoke it for ``rule_arn``
+    (statements for ``events.amazonaws.com``, their conditions on ``AWS:SourceArn``/``AWS:SourceAccount``;
+    an explicit deny wins)."""
+    context = {"aws:SourceArn": rule_arn, "aws:SourceAccount": rule_arn.split(":")[4]}
+    allowed = False
+    for statement in fn.policy.statements:
+        if not iam_policy.principal_matches(statement, "Service", "events.amazonaws.com"):
+            continue
+        if not iam_policy.statement_applies(statement, "lambda:InvokeFunction", fn.function_arn, context):
+            continue
+        if statement.get("Effect", "Allow") == "Deny":
+            return False
+        allowed = True
+    return allowed
+
+
+class EventsService(Service):
+    """EventBridge's scheduled rules firing on the lab clock; Lambda targets run through the ``lambda`` service."""
+
+    name = "events"
+
+    def __init__(self, ctx: CloudContext) -> None:
+        self.ctx = ctx
+        self.clock = ctx.services.require(ClockService).clock
+        self.schedules: dict[str, Schedule] = {}
+        self.history: list[dict] = []
+        self.lock = threading.RLock()
+        self._stop = threading.Event()
+        keys = service_keys(EVENTS_PRINCIPAL, EVENTS_ACTIONS)
+        self._own_keys = Keys(keys.access_key_id, keys.secret_access_key, service_own=True)
+
+    def routes(self) -> list[tuple[str, str, Route]]:
+        return [("POST", "/_labkit/clock/advance", self._advance_route),
+                ("GET", "/_labkit/schedule/history", lambda _r: {"firings": self.history[-200:]})]
+
+    def start(self) -> None:
+        self._start_loop()
+
+    def _start_loop(self) -> None:
+        self._stop = threading.Event()
+        threading.Thread(target=self._loop, args=(self._stop,), daemon=True, name="events-scheduler").start()
+
+    def summary(self) -> dict:
+        return {"rules": len(self.schedules), "firings": len(self.history)}
+
+    def register(self, rule: Any) -> None:
+        """Anchor a rule's schedule at the current lab time (kept when its expression is unchanged)."""
+        with self.lock:
+            current = self.schedules.get(rule.arn)
+            if rule.scheduled_expression and (not current or current.expression != rule.scheduled_expression):
+                self.schedules[rule.arn] = Schedule(rule.scheduled_expression,
+                                                    next_after(rule.scheduled_expression, self.clock.now()))
+            elif not rule.scheduled_expression:
+                self.schedules.pop(rule.arn, None)
+
+    def _advance_route(self, request: Request) -> dict:
+        body = request.get_json(silent=True) or {}
+        return self.advance(float(body.get("seconds", 0)))
+
+    def advance(self, seconds: float) -> dict:
+        """Move the lab clock forward and fire every instant passed over; return the firings."""
+        with self.lock:
+            self.clock.advance(seconds)  # returns once every process of the lab reads the new time
+            firings = self.fire_due(self.clock.now())
+        return {**self.clock.info(), "firings": firings}
+
+    def fire_due(self, until: dt.datetime) -> list[dict]:
+        with self.lock:
+            due: list[tuple[dt.datetime, Rule]] = []
+            for rule in self._due_rules(until):
+                schedule = self.schedules.get(rule.arn)
+                if schedule is None or schedule.expression != rule.expression:
+                    continue
+                while schedule.next_due <= until:
+                    if rule.state == "ENABLED":
+                        due.append((schedule.next_due, rule))
+                    schedule.next_due = next_after(schedule.expression, schedule.next_due)
+            due.sort(key=lambda item: item[0])
+            return [f for instant, rule in due for f in self._fire(rule, instant)]
+
+    def _client(self, service: str, region: str) -> Any:
+        return self.ctx.services.require(Telemetry).client(self._own_keys, service, region)
+
+    def _due_rules(self, until: dt.datetime) -> list[Rule]:
+        """The rules of every region where a schedule is due, read with ListRules (nothing is asked while
+        nothing is due); a schedule whose rule is gone is forgotten."""
+        regions = {arn.split(":")[3] for arn, schedule in self.schedules.items() if schedule.next_due <= until}
+        rules: list[Rule] = []
+        for region in sorted(regions):
+            listed = [Rule(r["Name"], r["Arn"], r.get("State", ""), r["ScheduleExpression"])
+                      for page in self._client("events", region).get_paginator("list_rules").paginate()
+                      for r in page["Rules"] if r.get("ScheduleExpression")]
+            live = {rule.arn for rule in listed}
+            for arn in [a for a in self.schedules if a.split(":")[3] == region and a not in live]:
+                del self.schedules[arn]
+            rules += listed
+        return rules
+
+    def _fire(self, rule: Rule, instant: dt.datetime) -> list[dict]:
+        results = []
+        targets = [t for page in self._client("events", rule.region_name).get_paginator("list_targets_by_rule")
+                   .paginate(Rule=rule.name) for t in page["Targets"]]
+        for target in targets:
+            record = {"rule": rule.name, "rule_arn": rule.arn, "time": instant.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                      "target": target.get("Arn")}
+            try:
+                record.update(self._deliver(rule, target, instant))
+            except Exception as exc:  # a bug in delivery: recorded and logged, never reported as the target's fault
+                log.exception("delivering %s to %s failed", rule.name, target.get("Arn"))
+                record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+            if record["status"] != "ok":
+                log.warning("rule %s could not deliver to %s: %s", rule.name, target.get("Arn"), record.get("error"))
+                self._count_failure(rule)
+            self.history.append(record)
+            del self.history[:-HISTORY_LIMIT]
+            results.append(record)
+        return results
+
+    def _deliver(self, rule: Rule, target: dict, instant: dt.datetime) -> dict:
+        arn = target.get("Arn", "")
+        if ":lambda:" not in arn:
+            return {"status": "skipped", "error": "the local cloud delivers scheduled events to Lambda targets only"}
+        try:
+            fn = lambda_backends[rule.account_id][rule.region_name].get_function(arn)
+        except UnknownFunctionException:
+            return {"status": "failed", "error": f"target function {arn} does not exist"}
+        if not events_may_invoke(fn, rule.arn):
+            return {"status": "denied", "error": (
+                "the function's resource policy does not allow events.amazonaws.com to invoke it for this rule "
+                "(add it with lambda.add_permission, SourceArn = the rule's ARN)")}
+        payload = target.get("Input") or json.dumps(scheduled_event(rule, instant))
+        inv = self.ctx.services.require(LambdaService).run(fn, payload.encode())
+        result = (inv.result or b"").decode(errors="replace")
+        return {"status": "ok" if not inv.error_type else "function_error", "request_id": inv.request_id,
+                "function_error": inv.error_type, "result": result[:1000]}
+
+    def _count_failure(self, rule: Rule) -> None:
+        """One ``AWS/Events FailedInvocations`` data point, published with EventBridge's own identity."""
+        self.ctx.services.require(Telemetry).metric(self._own_keys, rule.region_name, "AWS/Events", {
+            "MetricName": "FailedInvocations", "Value": 1.0, "Unit": "Count",
+            "Dimensions": [{"Name": "RuleName", "Value": rule.name}],
+            "Timestamp": self.clock.now()})
+
+    def _loop(self, stop: threading.Event) -> None:
+        while not stop.wait(1.0):
+            try:
+                self.fire_due(self.clock.now())
+            except Exception:
+                log.exception("scheduler tick failed")
+
+    def stop_all(self) -> None:
+        self._stop.set()
+
+    def after_reset(self) -> None:
+        with self.lock:
+            self.schedules.clear()
+            self.history.clear()
+        self._start_loop()

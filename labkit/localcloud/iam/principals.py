@@ -1,0 +1,134 @@
+"""The principals of the local cloud's IAM: who signed a request, and what their policies say.
+
+A request is signed by an IAM user (moto's IAM records), a session of an IAM role (moto's STS records), or one of
+the cloud's own service principals (:func:`service_keys`: Lambda and EventBridge acting by themselves).
+:func:`backend` is moto's IAM backend for every other part of the cloud (public, typed); :func:`role_session`
+issues role credentials (Lambda workers, EC2 instance profiles); :func:`trust_allows` and :func:`role_may` read a
+role's trust and identity policies.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.iam.exceptions import NotFoundException as RoleNotFound
+from moto.iam.models import IAMBackend, iam_backends
+from moto.sts.models import sts_backends
+
+from labkit.localcloud.credentials import AccessKeys, new_keys
+from labkit.localcloud.iam import policy as iam_policy
+
+ACCOUNT = DEFAULT_ACCOUNT_ID
+_SERVICE_LOCK = threading.Lock()
+
+
+@dataclass
+class Principal:
+    """Who signed a request: an IAM user, or a session of an IAM role."""
+
+    arn: str
+    secret_access_key: str = field(repr=False)
+    documents: Callable[[], list[str]] = field(repr=False)
+    session_token: str | None = field(default=None, repr=False)
+    expiration: dt.datetime | None = None
+    username: str | None = None
+
+
+def policy_documents(entity: Any) -> list[str]:
+    documents = list(entity.policies.values())
+    for policy in entity.managed_policies.values():
+        documents += [v.document for v in policy.versions if v.is_default]
+    return documents
+
+
+def backend() -> IAMBackend:
+    """moto's IAM backend of the lab's account (IAM is global: one backend, partition ``aws``)."""
+    return iam_backends[ACCOUNT]["aws"]
+
+
+def user_documents(user: Any) -> list[str]:
+    documents = policy_documents(user)
+    for group in backend().groups.values():
+        if user in group.users:
+            documents += policy_documents(group)
+    return documents
+
+
+def role_documents(role_name: str) -> list[str]:
+    try:
+        return policy_documents(backend().get_role(role_name))
+    except RoleNotFound:  # a deleted role grants nothing
+        return []
+
+
+_SERVICE_PRINCIPALS: dict[str, Principal] = {}
+
+
+def service_keys(service: str, actions: tuple[str, ...]) -> AccessKeys:
+    """Keys for the local cloud's own part named ``service`` (``lambda.amazonaws.com``) to call the public API
+    where AWS acts by itself (Lambda and EventBridge publishing their metrics, EventBridge reading its rules).
+    They are allowed ``actions`` only, live in this daemon's memory only, and identify the caller by the
+    service principal's name, as CloudTrail shows such calls (``invokedBy``)."""
+    with _SERVICE_LOCK:
+        for key_id, principal in _SERVICE_PRINCIPALS.items():
+            if principal.arn == service:
+                return AccessKeys(key_id, principal.secret_access_key)
+        keys = new_keys()
+        document = json.dumps({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": list(actions), "Resource": "*"}]})
+        _SERVICE_PRINCIPALS[keys.access_key_id] = Principal(service, keys.secret_access_key, lambda: [document])
+        return keys
+
+
+def find_principal(access_key_id: str) -> Principal | None:
+    """The user or role session owning ``access_key_id`` (moto's IAM and STS records), or one of the cloud's
+    own service principals (:func:`service_keys`)."""
+    if access_key_id in _SERVICE_PRINCIPALS:
+        return _SERVICE_PRINCIPALS[access_key_id]
+    if access_key_id.startswith("ASIA"):
+        for session in reversed(sts_backends[ACCOUNT]["aws"].assumed_roles):
+            if session.access_key_id == access_key_id:
+                role_name = session.role_arn.rsplit("/", 1)[-1]
+                return Principal(session.arn, session.secret_access_key, lambda: role_documents(role_name),
+                                 session.session_token, session.expiration)
+        return None
+    for user in list(backend().users.values()):
+        for key in user.access_keys:
+            if key.access_key_id == access_key_id and key.status == "Active":
+                return Principal(user.arn, key.secret_access_key, lambda u=user: user_documents(u),
+                                 username=user.name)
+    return None
+
+
+def role_session(role_arn: str, session_name: str, region: str, seconds: int = 43200) -> dict[str, str]:
+    """Temporary credentials of a role session, as STS issues them (``ASIA...`` key, secret, token, expiry)."""
+    session = sts_backends[ACCOUNT]["aws"].assume_role(
+        region_name=region, role_session_name=session_name, role_arn=role_arn, policy="", duration=seconds,
+        external_id="")
+    return {"AccessKeyId": session.access_key_id, "SecretAccessKey": session.secret_access_key,
+            "SessionToken": session.session_token,
+            "Expiration": session.expiration.strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def trust_allows(role: Any, service: str | None = None, principal_arn: str | None = None) -> bool:
+    """Whether the role's trust policy lets ``service`` (or the principal ``principal_arn``) assume it."""
+    for statement in iam_policy.parse(role.assume_role_policy_document):
+        if statement.get("Effect") != "Allow" or not iam_policy.statement_applies(
+                {"Action": statement.get("Action", [])}, "sts:AssumeRole", "*"):
+            continue
+        if service and iam_policy.principal_matches(statement, "Service", service):
+            return True
+        if principal_arn and (iam_policy.principal_matches(statement, "AWS", principal_arn)
+                              or iam_policy.principal_matches(statement, "AWS", f"arn:aws:iam::{ACCOUNT}:root")
+                              or iam_policy.principal_matches(statement, "AWS", ACCOUNT)):
+            return True
+    return False
+
+
+def role_may(role: Any, action: str, resource: str = "*") -> bool:
+    return iam_policy.allowed_by(policy_documents(role), action, resource)

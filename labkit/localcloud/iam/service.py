@@ -1,0 +1,43 @@
+"""IAM as a service of the local cloud: the request hook and the admin user.
+
+:class:`IamService` creates the admin user (again after every reset) and runs the
+:class:`~labkit.localcloud.iam.auth.Authorizer` as its request hook (before moto sees a request; the caller's ARN
+becomes the request's ``principal`` annotation). What Lambda checks of an execution role lives with Lambda
+(:mod:`labkit.localcloud.awslambda.roles`), through this package's public functions.
+
+``LABKIT_IAM=off`` in the daemon's environment still identifies callers but authorizes nothing; it exists
+so ``bench/`` can measure what enforcement costs.
+"""
+from __future__ import annotations
+
+import os
+
+from werkzeug.wrappers import Response
+
+from labkit.localcloud.core.services import ApiRequest, CloudContext, Service
+from labkit.localcloud.iam.auth import Authorizer
+
+
+class IamService(Service):
+    """Every AWS API request is signed by a principal and authorized against its policies."""
+
+    name = "iam"
+
+    def __init__(self, ctx: CloudContext) -> None:
+        self.ctx = ctx
+        self.authorizer = Authorizer(enforce=os.environ.get("LABKIT_IAM", "on") != "off")
+
+    def start(self) -> None:
+        self.authorizer.install_admin(self.ctx.home)
+
+    def after_reset(self) -> None:
+        self.authorizer.install_admin(self.ctx.home)  # the same keys: they are kept in LABKIT_HOME/credentials
+
+    def summary(self) -> dict:
+        return {"enforcing": self.authorizer.enforce}
+
+    def on_request(self, call: ApiRequest) -> Response | None:
+        refusal = self.authorizer(call)
+        if refusal is None:
+            call.annotations["principal"] = call.request.environ.get("labkit.principal")
+        return refusal

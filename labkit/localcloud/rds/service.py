@@ -1,0 +1,212 @@
+"""RDS data plane: one real MySQL-compatible server process per DB instance.
+
+moto keeps the RDS records; :mod:`.patches` hands its create/stop/start/modify/delete to the
+``on_*`` hooks here, so that each instance of engine ``mysql`` or ``mariadb`` is a MariaDB (or MySQL)
+server on 127.0.0.1 with the requested master user, password and database (:mod:`.engine` runs it). Status
+reads ``creating`` until the server accepts connections.
+
+As RDS does, the cloud watches each engine: one that dies is restarted without any user action (InnoDB
+recovers what was committed), the instance reads ``rebooting`` meanwhile, and DescribeEvents tells the
+story with RDS's own categories and messages (:mod:`.events`: RDS-EVENT-0020 recovery started, 0021
+complete, 0006 restarted). RebootDBInstance really restarts the engine (``rebooting`` -> ``available``).
+
+Each server serves TLS as RDS does (:mod:`.tls`): a certificate for its endpoint, signed by the cloud's
+RDS CA, so clients that carry the CA's certificate (the RDS CA bundle on AWS) verify it by name.
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from typing import Any
+
+from labkit.localcloud.core.services import CloudContext, Service
+from labkit.localcloud.network.service import NetworkService
+from labkit.localcloud.rds import tls as rds_tls
+from labkit.localcloud.rds.engine import DbServer, Engine, free_port
+from labkit.localcloud.rds.events import add_event
+
+log = logging.getLogger("labkit.localcloud.rds")
+ENGINES = ("mysql", "mariadb")
+WATCH_SECONDS = 1.0
+
+
+class RdsService(Service):
+    """Starts, stops and deletes the servers behind moto's RDS records."""
+
+    name = "rds"
+
+    def __init__(self, ctx: CloudContext) -> None:
+        self.ctx = ctx
+        self.servers: dict[str, DbServer] = {}
+        self.engine = Engine(lambda identifier: ctx.child_env("rds", identifier))
+        self._stopped = threading.Event()
+        self.ca_dir = ctx.home / "rds-ca"  # RDS's certificate authority for this cloud (made by start())
+
+    def _network(self) -> NetworkService:
+        """The network model: it gives each DB instance its endpoint address and decides who reaches it."""
+        return self.ctx.services.require(NetworkService)
+
+    def summary(self) -> dict:
+        return {"server_binary": str(self.engine.binary) if self.engine.binary else None, "flavour": self.engine.flavour,
+                "ca_certificate": str(self.ca_dir / rds_tls.CA_FILE),
+                "instances": {k: {"port": s.port, "running": bool(s.process and s.process.poll() is None),
+                                  "pid": s.process.pid if s.process else None, "tls": s.tls is not None,
+                                  "recoveries": s.recoveries} for k, s in self.servers.items()}}
+
+    # -- moto hooks ------------------------------------------------------------------------------
+    def on_create(self, db: Any) -> None:
+        if str(db.engine).lower() not in ENGINES:
+            return
+        if not self.engine.binary:
+            db.status = "failed"
+            log.error("no MySQL-compatible server binary; run `make setup` (installs mariadb-server)")
+            return
+        server = DbServer(db.db_instance_identifier, self.ctx.service_dir("rds") / db.db_instance_identifier,
+                          free_port(), secrets.token_urlsafe(24), self.engine.flavour)
+        server.db = db
+        self.servers[server.identifier] = server
+        (server.address, db.port) = self._network().add_db(server.identifier, server.port)
+        db.status = "creating"
+        threading.Thread(target=self._create, args=(db, server), daemon=True,
+                         name=f"rds-create-{server.identifier}").start()
+
+    def _create(self, db: Any, server: DbServer) -> None:
+        try:
+            with server.lock:
+                self.engine.initialise(server)
+                server.tls = rds_tls.issue_server_files(self.ca_dir, server.tls_dir, server.identifier,
+                                                        (server.address,))
+                self.engine.start(server)
+                self.engine.bootstrap(server, db.master_username, getattr(db, "_master_user_password", None) or "", db.db_name)
+            db.status = "available"
+        except Exception:
+            log.exception("creating DB instance %s failed", server.identifier)
+            db.status = "failed"
+
+    def on_stop(self, db: Any) -> None:
+        server = self.servers.get(db.db_instance_identifier)
+        if not server:
+            return
+        db.status = "stopping"
+
+        def stop() -> None:
+            with server.lock:
+                self.engine.stop(server)
+            db.status = "stopped"
+            add_event(db, "DB_INSTANCE_STOPPED")
+
+        threading.Thread(target=stop, daemon=True).start()
+
+    def on_start(self, db: Any) -> None:
+        server = self.servers.get(db.db_instance_identifier)
+        if not server:
+            return
+        db.status = "starting"
+
+        def start() -> None:
+            try:
+                with server.lock:
+                    self.engine.start(server)
+                db.status = "available"
+                add_event(db, "DB_INSTANCE_STARTED")
+            except Exception:
+                log.exception("starting DB instance %s failed", server.identifier)
+                db.status = "failed"
+
+        threading.Thread(target=start, daemon=True).start()
+
+    def on_reboot(self, db: Any) -> None:
+        """RebootDBInstance: shut the engine down cleanly and start it again, ``rebooting`` meanwhile."""
+        server = self.servers.get(db.db_instance_identifier)
+        if not server:
+            return
+        db.status = "rebooting"
+
+        def reboot() -> None:
+            with server.lock:
+                self.engine.stop(server)
+                add_event(db, "DB_INSTANCE_SHUTDOWN")
+                self._restart(server, db)
+
+        threading.Thread(target=reboot, daemon=True, name=f"rds-reboot-{server.identifier}").start()
+
+    # -- what RDS does when an engine dies -------------------------------------------------------------
+    def _watch(self) -> None:
+        while not self._stopped.wait(WATCH_SECONDS):
+            for server in list(self.servers.values()):
+                proc, db = server.process, server.db
+                if proc is None or db is None or proc.poll() is None or db.status != "available":
+                    continue
+                if not server.lock.acquire(blocking=False):
+                    continue  # a stop, start or reboot is under way: that is not a crash
+                try:
+                    if server.process is proc and db.status == "available":
+                        self._recover(server, db, proc.returncode)
+                finally:
+                    server.lock.release()
+
+    def _recover(self, server: DbServer, db: Any, returncode: int) -> None:
+        log.warning("DB instance %s: the engine exited (%s); restarting it", server.identifier, returncode)
+        server.recoveries += 1
+        db.status = "rebooting"
+        add_event(db, "DB_INSTANCE_RECOVERY_START")
+        if self._restart(server, db):
+            add_event(db, "DB_INSTANCE_RECOVERY_FINISH")
+
+    def _restart(self, server: DbServer, db: Any, attempts: int = 3) -> bool:
+        """Start the engine again (InnoDB replays its redo log); ``available`` once it accepts connections."""
+        for attempt in range(1, attempts + 1):
+            try:
+                self.engine.start(server)
+            except Exception as exc:
+                message = str(exc).splitlines()[0][:200]
+                log.error("DB instance %s: restart %d failed: %s", server.identifier, attempt, message)
+                add_event(db, "DB_INSTANCE_RESTART_ERROR", message=message)
+                time.sleep(1)
+                continue
+            db.status = "available"
+            add_event(db, "DB_INSTANCE_RESTARTED")
+            return True
+        db.status = "failed"
+        return False
+
+    def on_modify(self, db: Any, new_password: str | None) -> None:
+        """ModifyDBInstance with MasterUserPassword changes the real server's password."""
+        server = self.servers.get(db.db_instance_identifier)
+        if not server or not new_password:
+            return
+        with server.lock:
+            self.engine.set_password(server, db.master_username, new_password)
+
+    def on_delete(self, db: Any) -> None:
+        server = self.servers.pop(db.db_instance_identifier, None)
+        self._network().remove_db(db.db_instance_identifier)
+        if server:
+            with server.lock:
+                self.engine.remove(server)
+
+    def stop_all(self) -> None:
+        self._stopped.set()
+        threads = [threading.Thread(target=self.engine.stop, args=(s,)) for s in self.servers.values()]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    def start(self) -> None:
+        self.ctx.service_dir("rds", fresh=True)
+        rds_tls.ensure_ca(self.ctx.service_dir("rds-ca", fresh=True))
+        self._stopped.clear()
+        threading.Thread(target=self._watch, daemon=True, name="rds-watch").start()
+
+    def after_reset(self) -> None:
+        for server in self.servers.values():
+            server.forget_socket_dir()
+        self.servers.clear()
+        self.ctx.service_dir("rds", fresh=True)
+        self._stopped.set()
+        self._stopped = threading.Event()
+        threading.Thread(target=self._watch, daemon=True, name="rds-watch").start()
+

@@ -6,6 +6,7 @@ import time
 import zipfile
 
 from common import client, control, local_cloud, report
+
 from labkit.lambda_platform import runtime as lambda_runtime
 
 

@@ -15,13 +15,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import free_port  # noqa: E402
-from labkit import Lab, teardown  # noqa: E402
-from labkit.compute import app_url  # noqa: E402
-from labkit.localcloud import control  # noqa: E402
-from labkit.steps import run_steps  # noqa: E402
-from tests.faults.load import under_fault  # noqa: E402
-from tests.faults.test_faults import _inject  # noqa: E402
+from bench.common import free_port, scratch_home
+from labkit import Lab, teardown
+from labkit.compute import app_url
+from labkit.localcloud import control
+from labkit.steps import run_steps
+from tests.faults.load import under_fault
+from tests.faults.test_faults import _inject
 
 SCENARIOS = ["database killed", "database stalled", "validator worker killed", "app process killed"]
 

@@ -20,11 +20,12 @@ from pathlib import Path
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from labkit import Lab, compute, teardown  # noqa: E402
-from labkit.localcloud import control  # noqa: E402
-from labkit.localcloud.procs import CLOUD_MARKER, find_marked  # noqa: E402
-from labkit.steps import run_steps  # noqa: E402
-from common import free_port, scratch_home  # noqa: E402
+from common import free_port, scratch_home
+
+from labkit import Lab, compute, teardown
+from labkit.localcloud import control
+from labkit.localcloud.procs import CLOUD_MARKER, find_marked
+from labkit.steps import run_steps
 
 MIB = 1024 * 1024
 
@@ -149,7 +150,7 @@ def _timed_labs(homes: list[Path]) -> float:
     def one(home: Path) -> None:
         try:
             build_lab(home)
-        except BaseException as exc:  # noqa: BLE001 - reported after the others finish
+        except BaseException as exc:
             errors.append(exc)
 
     started = time.monotonic()

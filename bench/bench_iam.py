@@ -10,6 +10,7 @@ import time
 import zipfile
 
 from common import LAMBDA_TRUST, client, local_cloud, percentile, report
+
 from labkit.lambda_platform import runtime as lambda_runtime
 
 SOURCE = "def lambda_handler(event, context):\n    return {'ok': True}\n"

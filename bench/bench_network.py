@@ -22,6 +22,7 @@ import zipfile
 from pathlib import Path
 
 from common import LAMBDA_TRUST, client, control, db_server_port, free_port, percentile, report, scratch_home
+
 from labkit.lambda_platform import runtime as lambda_runtime
 
 SOURCE = '''

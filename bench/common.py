@@ -13,7 +13,7 @@ from pathlib import Path
 import boto3
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from labkit.localcloud import control  # noqa: E402
+from labkit.localcloud import control
 
 
 def free_port() -> int:

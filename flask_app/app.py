@@ -24,7 +24,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from validator import ValidatorClient, ValidatorUnavailable  # noqa: E402
+from validator import ValidatorClient, ValidatorUnavailable
 
 MAX_BODY = 16 * 1024
 MAX_DEPTH = 8  # an order is a flat object; anything nested deeper is not an order

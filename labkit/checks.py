@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import http.client
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError

@@ -6,24 +6,40 @@ from __future__ import annotations
 
 import base64
 import io
-import math
 import json
+import math
 import tarfile
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 from botocore.exceptions import ClientError, WaiterError
-from tenacity import (RetryCallState, RetryError, Retrying, retry_if_exception, retry_if_result, stop_after_delay,
-                      stop_any, wait_fixed)
+from tenacity import (
+    RetryCallState,
+    RetryError,
+    Retrying,
+    retry_if_exception,
+    retry_if_result,
+    stop_after_delay,
+    stop_any,
+    wait_fixed,
+)
 
 from labkit import iam
 from labkit.errors import StepError
 from labkit.lookups import LIVE_STATES, describe_instance, require_security_group, vpc_ids
-from labkit.names import EC2_ROLE, INSTANCE_TYPE, VALIDATOR_FUNCTION, VALIDATOR_TIMEOUT, instance_name, run_first
-from labkit.names import step_ref
+from labkit.names import (
+    EC2_ROLE,
+    INSTANCE_TYPE,
+    VALIDATOR_FUNCTION,
+    VALIDATOR_TIMEOUT,
+    instance_name,
+    run_first,
+    step_ref,
+)
 from labkit.session import Lab
 from labkit.tagging import error_code, name_tag, tag_spec
 
@@ -74,10 +90,10 @@ def launch_instance(lab: Lab) -> dict:
         ec2.start_instances(InstanceIds=[instance["InstanceId"]])
     if instance is None:
         group = require_security_group(lab, "ec2", step=5)
-        kwargs = dict(ImageId=find_ubuntu_ami(lab), InstanceType=INSTANCE_TYPE, MinCount=1, MaxCount=1,
-                      SubnetId=vpc_ids(lab)["subnets"]["public-a"], SecurityGroupIds=[group],
-                      IamInstanceProfile={"Arn": profile_arn}, MetadataOptions={"HttpTokens": "required"},
-                      TagSpecifications=tag_spec(lab, "instance", instance_name(lab)))
+        kwargs = {"ImageId": find_ubuntu_ami(lab), "InstanceType": INSTANCE_TYPE, "MinCount": 1, "MaxCount": 1,
+                      "SubnetId": vpc_ids(lab)["subnets"]["public-a"], "SecurityGroupIds": [group],
+                      "IamInstanceProfile": {"Arn": profile_arn}, "MetadataOptions": {"HttpTokens": "required"},
+                      "TagSpecifications": tag_spec(lab, "instance", instance_name(lab))}
         instance = _retry_profile_propagation(lambda: ec2.run_instances(**kwargs)["Instances"][0], lab)
     ec2.get_waiter("instance_running").wait(InstanceIds=[instance["InstanceId"]],
                                             WaiterConfig={"Delay": max(1, lab.target.poll_seconds)})

@@ -1,7 +1,8 @@
 """One error root for labkit; narrow subclasses carry the context a student needs to fix things."""
 from __future__ import annotations
 
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from botocore.exceptions import ClientError
 

@@ -21,16 +21,25 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from botocore.config import Config
 from botocore.exceptions import ClientError
 from tenacity import Retrying, retry_if_exception, retry_if_result, stop_after_delay, wait_fixed
 
 from labkit import iam, lambda_platform
 from labkit.errors import StepError, if_exists
 from labkit.lookups import function_configuration, require_security_group, vpc_ids
-from labkit.names import FUNCTIONS, REPORT_FUNCTION, REPORT_ROLE, REPORT_TIMEOUT, SECRET_NAME, VALIDATOR_FUNCTION
-from labkit.names import VALIDATOR_ROLE, VALIDATOR_TIMEOUT
-from labkit.names import bucket_name, layer_name, log_group
+from labkit.names import (
+    FUNCTIONS,
+    REPORT_FUNCTION,
+    REPORT_ROLE,
+    REPORT_TIMEOUT,
+    SECRET_NAME,
+    VALIDATOR_FUNCTION,
+    VALIDATOR_ROLE,
+    VALIDATOR_TIMEOUT,
+    bucket_name,
+    layer_name,
+    log_group,
+)
 from labkit.session import Lab
 from labkit.tagging import claim, error_code
 

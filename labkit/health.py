@@ -5,7 +5,6 @@ Used by ``labkit status`` and the checks: a part that is down is a row saying so
 from __future__ import annotations
 
 import http.client
-import socket
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -14,8 +13,8 @@ import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
 from labkit import compute
-from labkit.functions import invoke
 from labkit.errors import LabkitError
+from labkit.functions import invoke
 from labkit.lookups import describe_db_instance
 from labkit.names import VALIDATOR_FUNCTION
 from labkit.session import Lab
@@ -47,7 +46,7 @@ def http_probe(url: str, timeout: float = 10) -> Probe:
         return Probe(exc.code)
     except urllib.error.URLError as exc:
         return Probe(None, f"{url} unreachable: {getattr(exc.reason, 'strerror', None) or exc.reason}")
-    except (OSError, http.client.HTTPException, socket.timeout) as exc:
+    except (TimeoutError, OSError, http.client.HTTPException) as exc:
         return Probe(None, f"{url} unreachable: {exc or type(exc).__name__}")
 
 

@@ -13,7 +13,6 @@ import datetime as dt
 import json
 from typing import TYPE_CHECKING, Any
 
-
 if TYPE_CHECKING:  # pragma: no cover - types only
     import pandas as pd
 

@@ -13,8 +13,17 @@ from typing import Any
 import pandas as pd
 
 from labkit.errors import if_exists
-from labkit.names import EC2_ROLE, REPORT_FUNCTION, REPORT_ROLE, SECRET_NAME, VALIDATOR_FUNCTION, VALIDATOR_ROLE
-from labkit.names import bucket_name, lab_resource, log_group
+from labkit.names import (
+    EC2_ROLE,
+    REPORT_FUNCTION,
+    REPORT_ROLE,
+    SECRET_NAME,
+    VALIDATOR_FUNCTION,
+    VALIDATOR_ROLE,
+    bucket_name,
+    lab_resource,
+    log_group,
+)
 from labkit.session import Lab
 from labkit.tagging import claim, ec2_find
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from labkit import names
 from botocore.exceptions import ClientError
 
+from labkit import names
 from labkit.errors import StepError, error_code, if_exists
 from labkit.session import Lab
 from labkit.tagging import ec2_find

@@ -9,7 +9,7 @@ its paths; when the address cannot be learned, only a 0.0.0.0/0 rule is sure to,
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import pandas as pd
 

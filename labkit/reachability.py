@@ -22,8 +22,9 @@ The rules (TCP only, stateful security groups, network ACLs left at their allow-
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 INTERNET = "0.0.0.0/0"
 HTTPS = 443

@@ -12,9 +12,10 @@ import datetime as dt
 import html
 import io
 import os
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError

@@ -11,8 +11,8 @@ import string
 
 import pandas as pd
 
-from labkit.errors import StepError
 from labkit import lookups
+from labkit.errors import StepError
 from labkit.lookups import describe_db_instance, read_secret
 from labkit.names import SECRET_NAME, run_first
 from labkit.session import Lab

@@ -5,9 +5,11 @@ step names the same notebook as this registry.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
+import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
 from labkit import compute, database, functions, network, schedule, secretsmanager, storage
@@ -34,10 +36,8 @@ RUN: dict[int, Callable[[Lab], Any]] = {
 STEPS: dict[int, Step] = {n: Step(n, title, notebook, RUN[n]) for n, (title, notebook) in STEP_NOTEBOOKS.items()}
 
 
-def steps_frame() -> "pd.DataFrame":
+def steps_frame() -> pd.DataFrame:
     """The thirteen steps and their notebooks."""
-    import pandas as pd
-
     return pd.DataFrame([{"step": s.number, "title": s.title, "notebook": f"{s.notebook}.ipynb"}
                          for s in STEPS.values()])
 

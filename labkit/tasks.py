@@ -7,9 +7,9 @@ console or a terminal counts too. ``task_check(step, lab)`` answers passed / not
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Callable
 
 import pandas as pd
 from botocore.exceptions import ClientError

@@ -4,7 +4,8 @@ Every delete tolerates "already gone", so teardown can be re-run after an interr
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pandas as pd
 from botocore.exceptions import ClientError
@@ -13,8 +14,18 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, retry_if_resu
 from labkit import troubleshoot
 from labkit.errors import error_code, if_exists
 from labkit.lookups import describe_db_instance, describe_instance
-from labkit.names import (DB_SUBNET_GROUP, EC2_ROLE, FUNCTIONS, ROLES, SECRET_NAME, bucket_name, db_instance_id,
-                          layer_name, log_group, rule_name)
+from labkit.names import (
+    DB_SUBNET_GROUP,
+    EC2_ROLE,
+    FUNCTIONS,
+    ROLES,
+    SECRET_NAME,
+    bucket_name,
+    db_instance_id,
+    layer_name,
+    log_group,
+    rule_name,
+)
 from labkit.session import Lab
 from labkit.tagging import owned
 

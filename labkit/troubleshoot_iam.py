@@ -15,7 +15,7 @@ import pandas as pd
 from botocore.exceptions import ClientError
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
-from labkit import functions, iam
+from labkit import functions
 from labkit.errors import error_code, if_exists
 from labkit.names import SECRET_NAME, probe_name
 from labkit.session import Lab

@@ -1,6 +1,7 @@
 """Start, stop, inspect and reset the local cloud daemon from the outside (the `labkit cloud` verbs)."""
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import json
 import os
@@ -8,17 +9,15 @@ import secrets
 import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 import uuid
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from labkit.errors import CloudError
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
+from labkit.errors import CloudError
 from labkit.localcloud.credentials import credentials_path, read_admin_keys
 from labkit.localcloud.procs import CLOUD_MARKER, kill_marked, pid_alive, wait_gone
 

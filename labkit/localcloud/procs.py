@@ -8,7 +8,7 @@ double-forked daemons and ``nohup`` jobs are found as reliably as direct childre
 from __future__ import annotations
 
 import os
-from typing import Callable
+from collections.abc import Callable
 
 import psutil
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed

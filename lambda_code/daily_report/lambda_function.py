@@ -17,7 +17,6 @@ from decimal import Decimal
 
 import boto3
 import pymysql
-
 from orders_db import Database, DatabaseError, secret_name
 from report import change_key, day_change, previous_window, report_key, report_window, write_csv
 

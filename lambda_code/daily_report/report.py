@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+from collections.abc import Iterable
 from decimal import Decimal
-from typing import IO, Any, Iterable
+from typing import IO, Any
 
 HEADER = ("order_id", "customer_name", "product", "quantity", "amount", "created_at")
 UTC = dt.timezone.utc

@@ -17,7 +17,6 @@ import logging
 import os
 
 import boto3
-
 from orders_db import Database, secret_name
 from validation import Order, parse_minimum, parse_order_id, validate_order
 

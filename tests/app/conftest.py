@@ -4,8 +4,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "flask_app"))
-from app import create_app  # noqa: E402
-from validator import ValidationResult, ValidatorUnavailable  # noqa: E402
+from app import create_app
+from validator import ValidationResult, ValidatorUnavailable
 
 
 class FakeValidator:

@@ -24,6 +24,7 @@ def _rows(provisioned, name: str) -> list[tuple]:
 
 def test_valid_order_shows_success_and_is_stored(browser, provisioned, tmp_path):
     from selenium.webdriver.common.by import By
+
     from labkit import compute
 
     browser.get(compute.app_url(provisioned.lab))
@@ -42,6 +43,7 @@ def test_valid_order_shows_success_and_is_stored(browser, provisioned, tmp_path)
 
 def test_amount_zero_shows_the_error_and_stores_nothing(browser, provisioned):
     from selenium.webdriver.common.by import By
+
     from labkit import compute
 
     browser.get(compute.app_url(provisioned.lab))

@@ -13,9 +13,9 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
 
 OK = (200, 201)
 ATTEMPT_TIMEOUT = 90.0  # beyond the app's own worst case (two validator attempts of 30 s + margins)

@@ -10,10 +10,10 @@ import time
 import psutil
 import pytest
 
-from tests.faults import inject as faults
+from labkit.compute import app_url
 from labkit.lookups import describe_instance
 from labkit.names import VALIDATOR_FUNCTION, db_instance_id
-from labkit.compute import app_url
+from tests.faults import inject as faults
 from tests.faults.load import OK, under_fault
 
 COUNT, THREADS = 24, 4

@@ -1,11 +1,9 @@
 """Teardown on AWS (botocore Stubber): an interrupted RDS deletion, Lambda's network interfaces, the order."""
 from __future__ import annotations
 
-import datetime as dt
-
 import boto3
 import pytest
-from botocore.stub import ANY, Stubber
+from botocore.stub import Stubber
 
 from labkit import teardown
 

@@ -23,8 +23,8 @@ def strict(provisioned):
     from labkit import Lab
 
     lab = provisioned.lab
-    same = dict(target="local", name=lab.name, cloud_port=lab.config.cloud_port, app_port=lab.config.app_port,
-                home=lab.config.home)
+    same = {"target": "local", "name": lab.name, "cloud_port": lab.config.cloud_port, "app_port": lab.config.app_port,
+                "home": lab.config.home}
     strict = Lab(policies="least-privilege", **same)
     for number in (5, 10, 12):
         run_step(strict, number)

@@ -7,8 +7,20 @@ import urllib.request
 
 import pytest
 
-from labkit import CheckFailed, StepError
-from labkit import checks, compute, database, functions, iam, network, schedule, secretsmanager, storage, teardown
+from labkit import (
+    CheckFailed,
+    StepError,
+    checks,
+    compute,
+    database,
+    functions,
+    iam,
+    network,
+    schedule,
+    secretsmanager,
+    storage,
+    teardown,
+)
 from labkit.localcloud import control
 from labkit.localcloud.procs import INSTANCE_MARKER, find_marked
 from labkit.steps import STEPS, run_step
@@ -214,8 +226,8 @@ def test_switching_to_least_privilege_and_back_keeps_everything_working(provisio
     from labkit import Lab
 
     lab = provisioned.lab
-    same = dict(target="local", name=lab.name, cloud_port=lab.config.cloud_port, app_port=lab.config.app_port,
-                home=lab.config.home)
+    same = {"target": "local", "name": lab.name, "cloud_port": lab.config.cloud_port, "app_port": lab.config.app_port,
+                "home": lab.config.home}
     strict = Lab(policies="least-privilege", **same)
     try:
         for number in (5, 10, 12):

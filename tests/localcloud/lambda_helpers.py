@@ -1,13 +1,12 @@
 """Small helpers for Lambda tests: a role, a function from source, a pymysql layer."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pymysql
 
-from tests.conftest import make_zip
 from labkit.lambda_platform import runtime as lambda_runtime
+from tests.conftest import make_zip
 
 TRUST = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}'
 

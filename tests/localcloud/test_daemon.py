@@ -62,8 +62,10 @@ def test_env_lines_point_at_the_cloud(own_cloud):
 
 def test_cli_status_and_stop(tmp_path):
     port = free_port()
-    run = lambda *a: subprocess.run([sys.executable, "-m", "labkit.cli", "cloud", *a, "--home", str(tmp_path)],
-                                    capture_output=True, text=True, env={**os.environ, "LABKIT_CLOUD_PORT": str(port)})
+    def run(*a: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "labkit.cli", "cloud", *a, "--home", str(tmp_path)],
+                              capture_output=True, text=True, env={**os.environ, "LABKIT_CLOUD_PORT": str(port)})
+
     assert run("start").returncode == 0
     try:
         status = run("status")

@@ -12,8 +12,8 @@ from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from labkit.localcloud import control
 from labkit.lambda_platform import runtime as lambda_runtime
+from labkit.localcloud import control
 from tests.conftest import REGION
 from tests.localcloud.lambda_helpers import BASIC, TRUST, create_function, role_arn
 
@@ -263,8 +263,8 @@ def test_vpc_function_needs_a_role_that_may_manage_network_interfaces(cloud):
     arn = iam.create_role(RoleName="no-vpc-access", AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
     iam.attach_role_policy(RoleName="no-vpc-access", PolicyArn=BASIC)
     vpc = _vpc(cloud)
-    spec = dict(FunctionName="in-vpc", Runtime=lambda_runtime(), Role=arn, Handler="lambda_function.lambda_handler",
-                Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18})
+    spec = {"FunctionName": "in-vpc", "Runtime": lambda_runtime(), "Role": arn, "Handler": "lambda_function.lambda_handler",
+                "Code": {"ZipFile": b"PK\x05\x06" + b"\x00" * 18}}
     denied = ("InvalidParameterValueException",
               "The provided execution role does not have permissions to call CreateNetworkInterface on EC2")
     assert _error(lambda: lam.create_function(**spec, VpcConfig=vpc))[:2] == denied

@@ -143,7 +143,7 @@ def test_reserved_concurrency_throttles(cloud):
     def call() -> None:
         try:
             outcomes.append(_invoke(lam, "limited", {"sleep": 0.7})[1])
-        except Exception as exc:  # noqa: BLE001 - inspected below
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=call) for _ in range(2)]

@@ -366,7 +366,7 @@ def _listening_behind_a_black_hole(address: tuple[str, int], seconds: float = 60
             return False  # answered: not dropped
         except ConnectionRefusedError:
             time.sleep(0.1)
-        except (socket.timeout, TimeoutError):
+        except TimeoutError:
             return True
     return False
 
@@ -417,7 +417,7 @@ def test_an_instance_launched_without_groups_is_in_the_default_group(cloud, net)
         for cidr in (mine, other):
             try:
                 allow(ec2, default["GroupId"], port, cidr=cidr, revoke=True)
-            except Exception:  # noqa: BLE001 - not there (already revoked, or never reached)
+            except Exception:
                 pass
         ec2.terminate_instances(InstanceIds=[instance["InstanceId"]])
 

@@ -25,7 +25,7 @@ def _tcp(address: tuple[str, int], timeout: float = 0.75) -> str:
     try:
         socket.create_connection(address, timeout=timeout).close()
         return "connected"
-    except socket.timeout:
+    except TimeoutError:
         return "timed out"
     except OSError as exc:
         return type(exc).__name__

@@ -10,7 +10,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from labkit.errors import CloudError
-from labkit.localcloud import control, patches as listed_patches
+from labkit.localcloud import control
+from labkit.localcloud import patches as listed_patches
 from labkit.localcloud.core import patches as core_patches
 from labkit.localcloud.core.requests import classify
 from labkit.localcloud.core.services import Launch, Registry, Service

@@ -30,7 +30,7 @@ def test_a_cell_shows_its_calls_with_status_error_and_cli(lab):
         calls.next_cell()
         stub.add_response("create_secret", {"ARN": "arn:aws:secretsmanager:eu-west-1:1:secret:s", "Name": "s"})
         stub.add_client_error("get_secret_value", "AccessDeniedException", "no", http_status_code=400)
-        sm.create_secret(Name="order-db-secret", SecretString='{"password": "%s"}' % PASSWORD)
+        sm.create_secret(Name="order-db-secret", SecretString=f'{{"password": "{PASSWORD}"}}')
         with pytest.raises(sm.exceptions.ClientError):
             sm.get_secret_value(SecretId="order-db-secret")
         calls.next_cell()  # the next cell asks for the calls of the cell before

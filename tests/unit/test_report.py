@@ -6,7 +6,6 @@ import io
 from decimal import Decimal
 
 import pytest
-
 from report import WindowError, change_key, day_change, previous_window, report_key, report_window, write_csv
 
 UTC = dt.timezone.utc

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from orders_db import SecretFormatError, parse_secret
 
 GOOD = {"username": "admin", "password": "p@ss-W0rd-xyz", "host": "db.local", "port": 3307, "dbname": "ordersdb"}

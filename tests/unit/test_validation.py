@@ -8,7 +8,6 @@ from decimal import Decimal
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from validation import parse_amount, validate_order
 
 VALID = {"customer_name": "Ada Lovelace", "product": "Notebook", "quantity": 2, "amount": "19.99"}

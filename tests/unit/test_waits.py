@@ -13,7 +13,7 @@ from labkit import StepError, compute
 class _Healthz(BaseHTTPRequestHandler):
     instance_id = "i-0other"
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         body = json.dumps({"status": "ok", "instance_id": self.instance_id}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")

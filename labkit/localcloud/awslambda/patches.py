@@ -10,7 +10,6 @@ from labkit.localcloud.awslambda.exceptions import ResourceConflict
 from labkit.localcloud.core.patches import Patch, find
 
 
-
 def _lambda_vpc_config(fn: Any) -> dict[str, Any] | None:
     from moto.ec2.models import ec2_backends
 
@@ -22,7 +21,7 @@ def _lambda_vpc_config(fn: Any) -> dict[str, Any] | None:
     if subnets:
         try:
             config["VpcId"] = ec2_backends[fn.account_id][fn.region].get_subnet(subnets[0]).vpc_id
-        except Exception:  # noqa: BLE001 - an unknown subnet has no VPC to name
+        except Exception:
             pass
     return config
 

@@ -19,10 +19,11 @@ import termios
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 API = "/2018-06-01/runtime"
 INIT_TIMEOUT = 10.0  # AWS gives the init phase 10 seconds
@@ -250,7 +251,7 @@ def _handler_for(worker: Worker) -> type[BaseHTTPRequestHandler]:
         def _body(self) -> bytes:
             return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             if self.path != f"{API}/invocation/next":
                 return self._reply(404, b'{"errorMessage": "not found"}')
             inv = worker.next_invocation()
@@ -265,7 +266,7 @@ def _handler_for(worker: Worker) -> type[BaseHTTPRequestHandler]:
                 headers["Lambda-Runtime-Client-Context"] = inv.client_context
             self._reply(200, inv.payload, headers)
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self._body()
             parts = self.path.removeprefix(API + "/").split("/")
             if parts == ["init", "error"]:

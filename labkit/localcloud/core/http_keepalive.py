@@ -14,7 +14,8 @@ from __future__ import annotations
 import io
 import socket
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from moto.moto_server.werkzeug_app import MotoRequestHandler
 

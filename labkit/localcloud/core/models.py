@@ -16,7 +16,6 @@ import functools
 from typing import Any
 
 
-
 @functools.cache
 def model_loader() -> Any:
     """The daemon's one loader of service models (moto's): each model is read once, whoever asks."""

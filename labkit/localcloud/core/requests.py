@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Any, Mapping
+from functools import cache, lru_cache
+from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from botocore.exceptions import UnknownServiceError
@@ -75,7 +76,7 @@ def _required(operation: Any, location: str) -> tuple[str, ...]:
                  if name in required and member.serialization.get("location") == location)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _routes(service: str) -> list[tuple[str, re.Pattern[str], tuple[str, ...], tuple[str, ...], int, str]]:
     """(method, path regex, required query keys, required headers, specificity, operation) from the model."""
     routes = []
@@ -107,7 +108,7 @@ def _rest_operation(service: str, method: str, path: str, query: Mapping[str, An
     return _match_rest(service, method, path, frozenset(query), present)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _header_names(service: str) -> tuple[str, ...]:
     return tuple({h for route in _routes(service) for h in route[3]})
 

@@ -44,9 +44,10 @@ import io
 import logging
 import re
 import shutil
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterator, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from werkzeug.utils import cached_property
 from werkzeug.wrappers import Request, Response

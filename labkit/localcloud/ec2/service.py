@@ -19,8 +19,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from moto.ec2.models import ec2_backends
 from moto.iam.exceptions import NotFoundException as IamNotFound

@@ -20,14 +20,13 @@ way with S3's errors.
 """
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
 import hmac
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Mapping
 from urllib.parse import quote, urlsplit
 
 from botocore.auth import HmacV1Auth, S3SigV4Auth, S3SigV4QueryAuth, SigV4Auth, SigV4QueryAuth

@@ -39,11 +39,12 @@ import logging
 import os
 import socket
 import threading
-from typing import Any, Callable, Dict, Iterable, Optional, Tuple
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from labkit import reachability as rx
-from labkit.localcloud.network.listeners import Front
 from labkit.localcloud.control import unprivileged_port_start
+from labkit.localcloud.network.listeners import Front
 from labkit.localcloud.network.wiring import listening_ports
 
 log = logging.getLogger("labkit.localcloud.network")
@@ -54,7 +55,7 @@ TRIED_PORTS = frozenset({22, 80, 443, 3306})  # the tutorial's EC2 group; no gen
 RANGE_PORTS = 16  # a rule's port range up to this wide is modelled port by port, a wider one at its two ends
 NO_HOST = ("stopping", "stopped", "shutting-down", "terminated")  # no kernel answers: every packet is dropped
 Decide = Callable[[rx.Node, int], rx.Verdict]
-Plan = Dict[int, Optional[Tuple[str, int]]]  # port -> where it forwards, None: dropped; a port not in it: refused
+Plan = dict[int, tuple[str, int] | None]  # port -> where it forwards, None: dropped; a port not in it: refused
 
 
 def moto_public_addresses() -> set[str]:
@@ -203,7 +204,7 @@ class Instances:
         listening = listening_ports(list(self.own.values()))
         plans = {i["PublicIpAddress"]: (i["InstanceId"], self._plan(i, decide, named(i), listening))
                  for i in instances if i.get("PublicIpAddress")}
-        idle: Plan = {port: None for port in tried_ports()}
+        idle: Plan = dict.fromkeys(tried_ports())
         for address in held:
             plans.setdefault(address, (None, idle))
         with self.lock:
@@ -236,7 +237,7 @@ class Instances:
                 loopback.clear()
                 for key in [k for k in self.remapped if k[0] == instance_id]:
                     del self.remapped[key]
-                return {port: None for port in tried_ports() | named}
+                return dict.fromkeys(tried_ports() | named)
             ports = tried_ports() | named | mine | loopback
             bound = {port: self.remapped.get((instance_id, port), port) for port in ports}
             answering = listening.get(own, set()) - {bound[p] for p in loopback} if own else set()

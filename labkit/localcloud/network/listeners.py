@@ -16,9 +16,9 @@ from __future__ import annotations
 import socket
 import struct
 import threading
-from typing import Callable, Optional
+from collections.abc import Callable
 
-Refused = Optional[Callable[[tuple], None]]
+Refused = Callable[[tuple], None] | None
 
 LINGER_RESET = struct.pack("ii", 1, 0)
 IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)

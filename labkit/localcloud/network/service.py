@@ -37,7 +37,8 @@ import logging
 import os
 import struct
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from botocore.config import Config
@@ -50,7 +51,13 @@ from labkit.localcloud.core.models import botocore_session
 from labkit.localcloud.core.services import INTERNAL_AGENT, ApiRequest, CloudContext, Launch, Route, Service
 from labkit.localcloud.network.instances import NO_HOST, Instances, moto_public_addresses, named_ports
 from labkit.localcloud.network.listeners import BlackHole, Front
-from labkit.localcloud.network.wiring import DecisionServer, allocate_block, ensure_library, generation_file, socket_path
+from labkit.localcloud.network.wiring import (
+    DecisionServer,
+    allocate_block,
+    ensure_library,
+    generation_file,
+    socket_path,
+)
 
 log = logging.getLogger("labkit.localcloud.network")
 # AWS services the cloud's processes call, each at its own address of the lab's block (offset, env suffix).

@@ -18,8 +18,9 @@ import socketserver
 import struct
 import subprocess
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from labkit.localcloud.control import PROJECT_ROOT
 

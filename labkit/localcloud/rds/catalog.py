@@ -44,7 +44,7 @@ def engine_versions(engine: str | None, version: str | None, family: str | None,
 def orderable(account: str, region: str, engine: str, version: str | None, db_class: str | None) -> list[dict]:
     ec2 = ec2_backends[account][region]
     options = []
-    for fam, versions in VERSIONS.get(engine, {}).items():
+    for versions in VERSIONS.get(engine, {}).values():
         for ver in versions:
             if version and ver != version:
                 continue

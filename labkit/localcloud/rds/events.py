@@ -36,7 +36,7 @@ def _listed(value: Any) -> list[str]:
     if not value:
         return []
     if isinstance(value, dict):  # the query protocol's EventCategories.EventCategory.N
-        value = [v for v in value.values()]
+        value = list(value.values())
     if isinstance(value, str):
         return [value]
     flat: list[str] = []

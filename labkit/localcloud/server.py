@@ -7,6 +7,7 @@ service packages, each of which holds its service, its moto patches and its erro
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import logging
 import os
@@ -16,11 +17,13 @@ from pathlib import Path
 from labkit.localcloud.control import HOST
 from labkit.localcloud.core.daemon import LocalCloud, ServiceFactory
 from labkit.localcloud.core.patches import PatchList, check_version
+from labkit.localcloud.core.validation import Adjust, Rule, ValidationService
 
 
 def default_services() -> tuple[ServiceFactory, ...]:
     """The services of every daemon, in registration order after the lab clock (request and launch hooks run in
-    this order, ``stop_all`` in the reverse one). A new model of the cloud adds its factory here."""
+    this order, ``stop_all`` in the reverse one). A new model of the cloud adds its factory here. Parameters are
+    validated once IAM has authenticated and authorized the caller, before any other hook or moto sees them."""
     from labkit.localcloud.awslambda.service import LambdaService
     from labkit.localcloud.cloudtrail.service import CloudTrailService
     from labkit.localcloud.cloudwatch.telemetry import Telemetry
@@ -31,8 +34,20 @@ def default_services() -> tuple[ServiceFactory, ...]:
     from labkit.localcloud.network.service import NetworkService
     from labkit.localcloud.rds.service import RdsService
 
-    return (IamService, CloudTrailService, ImdsService, NetworkService, Telemetry, RdsService, LambdaService,
-            Ec2Service, EventsService)
+    validation = functools.partial(ValidationService, checks=validation_rules())
+    return (IamService, validation, CloudTrailService, ImdsService, NetworkService, Telemetry, RdsService,
+            LambdaService, Ec2Service, EventsService)
+
+
+def validation_rules() -> list[Rule | Adjust]:
+    """Each service package's rules for what AWS refuses that the models do not say (:mod:`.core.validation`)."""
+    from labkit.localcloud.awslambda import validation as lambda_validation
+    from labkit.localcloud.cloudtrail import validation as cloudtrail_validation
+    from labkit.localcloud.rds import validation as rds_validation
+    from labkit.localcloud.s3 import validation as s3_validation
+
+    return [*lambda_validation.rules(), *cloudtrail_validation.rules(), *rds_validation.rules(),
+            *s3_validation.rules()]
 
 
 def patch_lists() -> tuple[PatchList, ...]:

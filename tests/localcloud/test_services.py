@@ -92,7 +92,7 @@ def test_services_find_each_other_and_follow_the_lifecycle(probed):
     probe = probed.request("GET", "/_labkit/probe")
     assert probe["finds_lambda"] == "LambdaService" and probe["finds_second"] == "second-probe"
     health = probed.request("GET", "/_labkit/health")["services"]
-    assert list(health) == ["clock", "iam", "cloudtrail", "imds", "network", "telemetry", "rds", "lambda", "ec2",
+    assert list(health) == ["clock", "iam", "validation", "cloudtrail", "imds", "network", "telemetry", "rds", "lambda", "ec2",
                             "events", "probe", "second-probe"]
     assert health["probe"]["requests"] >= 1
     control.reset_cloud(probed.home)

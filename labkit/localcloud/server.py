@@ -55,16 +55,20 @@ def patch_lists() -> tuple[PatchList, ...]:
     from labkit.localcloud.awslambda import layers as lambda_layers
     from labkit.localcloud.awslambda import patches as lambda_patches
     from labkit.localcloud.cloudwatch import patches as cloudwatch_patches
+    from labkit.localcloud.ec2 import dependencies as ec2_dependencies
     from labkit.localcloud.ec2 import patches as ec2_patches
     from labkit.localcloud.events import patches as events_patches
+    from labkit.localcloud.iam import dependencies as iam_dependencies
     from labkit.localcloud.iam import patches as iam_patches
     from labkit.localcloud.network import patches as network_patches
+    from labkit.localcloud.rds import dependencies as rds_dependencies
     from labkit.localcloud.rds import patches as rds_patches
     from labkit.localcloud.s3 import patches as s3_patches
     from labkit.localcloud.ssm import patches as ssm_patches
 
-    return (iam_patches.patches, rds_patches.patches, lambda_patches.patches, lambda_layers.patches,
-            ec2_patches.patches, network_patches.patches, ssm_patches.patches, events_patches.patches, s3_patches.patches,
+    return (iam_patches.patches, iam_dependencies.patches, rds_patches.patches, rds_dependencies.patches,
+            lambda_patches.patches, lambda_layers.patches, ec2_patches.patches, ec2_dependencies.patches,
+            network_patches.patches, ssm_patches.patches, events_patches.patches, s3_patches.patches,
             cloudwatch_patches.patches)
 
 

@@ -56,6 +56,7 @@ def patch_lists() -> tuple[PatchList, ...]:
     from labkit.localcloud.awslambda import patches as lambda_patches
     from labkit.localcloud.cloudwatch import patches as cloudwatch_patches
     from labkit.localcloud.ec2 import dependencies as ec2_dependencies
+    from labkit.localcloud.ec2 import endpoints as ec2_endpoints
     from labkit.localcloud.ec2 import patches as ec2_patches
     from labkit.localcloud.events import patches as events_patches
     from labkit.localcloud.iam import dependencies as iam_dependencies
@@ -68,6 +69,7 @@ def patch_lists() -> tuple[PatchList, ...]:
 
     return (iam_patches.patches, iam_dependencies.patches, rds_patches.patches, rds_dependencies.patches,
             lambda_patches.patches, lambda_layers.patches, ec2_patches.patches, ec2_dependencies.patches,
+            ec2_endpoints.patches,
             network_patches.patches, ssm_patches.patches, events_patches.patches, s3_patches.patches,
             cloudwatch_patches.patches)
 

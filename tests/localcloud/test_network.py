@@ -14,6 +14,7 @@ import uuid
 
 import pymysql
 import pytest
+from botocore.exceptions import ClientError
 
 from labkit.lambda_platform import runtime as lambda_runtime
 from tests.conftest import free_port, make_zip
@@ -70,6 +71,8 @@ def lambda_handler(event, context):
 def _vpc(ec2, cidr_prefix: str) -> dict:
     """A VPC like the lab's: public subnet (IGW route), two private subnets, groups, a Secrets Manager endpoint."""
     vpc = ec2.create_vpc(CidrBlock=f"{cidr_prefix}.0.0/16")["Vpc"]["VpcId"]
+    for attribute in ("EnableDnsSupport", "EnableDnsHostnames"):  # private DNS for the endpoint needs both, on AWS
+        ec2.modify_vpc_attribute(VpcId=vpc, **{attribute: {"Value": True}})
     subnet = {name: ec2.create_subnet(VpcId=vpc, CidrBlock=f"{cidr_prefix}.{i}.0/24",
                                       AvailabilityZone=f"us-east-1{az}")["Subnet"]["SubnetId"]
               for name, i, az in (("public", 1, "a"), ("public-b", 2, "b"), ("private-a", 11, "a"),
@@ -420,6 +423,46 @@ def test_an_instance_launched_without_groups_is_in_the_default_group(cloud, net)
             except Exception:
                 pass
         ec2.terminate_instances(InstanceIds=[instance["InstanceId"]])
+
+
+def test_private_dns_of_an_endpoint_turns_off_and_on_as_asked(cloud, net):
+    """ModifyVpcEndpoint PrivateDnsEnabled: off, the private subnets' Secrets Manager calls go to the public endpoint
+    (no route: they time out); on again, through the endpoint (notebook 15's fix)."""
+    ec2, endpoint = cloud.client("ec2"), net["sm_endpoint"]
+    fn = _probe(cloud, "net-private-dns", net)
+    try:
+        ec2.modify_vpc_endpoint(VpcEndpointId=endpoint, PrivateDnsEnabled=False)
+        assert ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-endpoint-id", "Values": [endpoint]}])[
+            "VpcEndpoints"][0]["PrivateDnsEnabled"] is False
+        assert _ask(cloud, fn, api=["secretsmanager"]) == {"secretsmanager": "ConnectTimeoutError"}
+    finally:
+        ec2.modify_vpc_endpoint(VpcEndpointId=endpoint, PrivateDnsEnabled=True)
+    assert _ask(cloud, fn, api=["secretsmanager"]) == {"secretsmanager": "ok"}
+    with pytest.raises(ClientError) as conflict:  # a second endpoint cannot hold the same private name
+        ec2.create_vpc_endpoint(VpcId=net["vpc"], VpcEndpointType="Interface", PrivateDnsEnabled=True,
+                                ServiceName="com.amazonaws.us-east-1.secretsmanager",
+                                SubnetIds=[net["subnet"]["private-a"]])
+    assert conflict.value.response["Error"]["Code"] == "InvalidParameter"
+    assert conflict.value.response["Error"]["Message"] == (
+        "private-dns-enabled cannot be set because there is already a conflicting DNS domain for "
+        f"secretsmanager.us-east-1.amazonaws.com in the VPC {net['vpc']}")
+
+
+def test_private_dns_needs_the_vpcs_dns_attributes(cloud):
+    ec2 = cloud.client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.63.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.63.1.0/24")["Subnet"]["SubnetId"]
+    try:
+        with pytest.raises(ClientError) as refused:
+            ec2.create_vpc_endpoint(VpcId=vpc, VpcEndpointType="Interface", SubnetIds=[subnet],
+                                    ServiceName="com.amazonaws.us-east-1.secretsmanager")  # private DNS by default
+        assert refused.value.response["Error"]["Code"] == "InvalidParameter"
+        assert refused.value.response["Error"]["Message"] == (
+            "Enabling private DNS requires both enableDnsSupport and enableDnsHostnames VPC attributes set to true "
+            f"for {vpc}")
+    finally:
+        ec2.delete_subnet(SubnetId=subnet)
+        ec2.delete_vpc(VpcId=vpc)
 
 
 def test_an_interface_endpoint_created_without_groups_is_in_the_default_group(cloud, net):

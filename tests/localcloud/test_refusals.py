@@ -191,3 +191,25 @@ def test_deleting_a_db_instance_needs_a_final_choice(cloud):
     rds = cloud.client("rds")
     assert _refused(lambda: rds.delete_db_instance(DBInstanceIdentifier="any-db"), "InvalidParameterCombination",
                     400) == "FinalDBSnapshotIdentifier is required unless SkipFinalSnapshot is specified."
+
+
+def test_get_function_hands_out_a_link_that_downloads_the_zip(cloud, role):
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    _create(cloud, role, "download-me")()
+    try:
+        code = cloud.client("lambda").get_function(FunctionName="download-me")["Code"]
+        assert code["RepositoryType"] == "S3"
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(code["Location"]).query)
+        assert query["X-Amz-Expires"] == ["600"] and query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
+        with urllib.request.urlopen(code["Location"], timeout=10) as answer:
+            downloaded = zipfile.ZipFile(io.BytesIO(answer.read()))
+        assert downloaded.read("lambda_function.py") == b"def lambda_handler(event, context):\n    return 1\n"
+        tampered = code["Location"].replace("X-Amz-Signature=", "X-Amz-Signature=0")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(tampered, timeout=10)
+        assert refused.value.code == 403 and b"SignatureDoesNotMatch" in refused.value.read()
+    finally:
+        cloud.client("lambda").delete_function(FunctionName="download-me")

@@ -81,6 +81,15 @@ def patches() -> list[Patch]:
             return original(self, function_name, qualifier, body)
         return wrapper
 
+    def code_location(original: Any) -> Any:
+        def wrapper(self: Any) -> Any:
+            answer = original(self)
+            service = find(LambdaService)
+            if service is not None and getattr(self, "code_bytes", None):
+                answer["Code"] = {"Location": service.downloads.location(self), "RepositoryType": "S3"}
+            return answer
+        return wrapper
+
     def unique_statement_id(original: Any) -> Any:
         def wrapper(self: Any, raw: str, qualifier: str | None = None) -> Any:
             sid = (json.loads(raw) if raw else {}).get("StatementId")
@@ -95,6 +104,8 @@ def patches() -> list[Patch]:
         Patch(policy.Policy, "add_statement", "AddPermission with a StatementId the policy already holds is "
               "refused with ResourceConflictException (moto 5.2.5 appends a second statement)",
               unique_statement_id),
+        Patch(fn, "get_code", "GetFunction's Code.Location is a presigned URL (10 minutes) that downloads the zip "
+              "(moto 5.2.5: an unsigned URL on a host that does not resolve)", code_location),
         Patch(fn, "invoke", "Invoke runs the real code in an awslambdaric worker (moto would need docker)", invoke),
         Patch(fn, "update_configuration", "a new configuration means new workers (a cold start)", new_revision),
         Patch(fn, "update_function_code", "new code means new workers (a cold start)", new_revision),

@@ -27,14 +27,16 @@ from typing import Any
 
 from moto.awslambda.models import lambda_backends
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, stop_when_event_set, wait_fixed
+from werkzeug.wrappers import Response
 
+from labkit.localcloud.awslambda.code import CodeDownloads
 from labkit.localcloud.awslambda.exceptions import InvalidRequestContent, InvalidRuntime, ServiceError, TooManyRequests
 from labkit.localcloud.awslambda.runtime import Invocation, Worker
 from labkit.localcloud.cloudtrail.service import CloudTrailService
 from labkit.localcloud.cloudwatch.telemetry import Keys, Telemetry
 from labkit.localcloud.control import PROJECT_ROOT
 from labkit.localcloud.core.clock import ClockService
-from labkit.localcloud.core.services import CloudContext, Service
+from labkit.localcloud.core.services import ApiRequest, CloudContext, Service
 from labkit.localcloud.iam.principals import role_session, service_keys
 
 log = logging.getLogger("labkit.localcloud.lambda")
@@ -93,8 +95,9 @@ class LambdaService(Service):
         self.pools: dict[str, Pool] = {}
         self.lock = threading.Lock()
         self._stopping = threading.Event()
-        keys = service_keys(LAMBDA_PRINCIPAL, ("cloudwatch:PutMetricData",))
+        keys = service_keys(LAMBDA_PRINCIPAL, ("cloudwatch:PutMetricData", "s3:GetObject"))
         self._own_keys = Keys(keys.access_key_id, keys.secret_access_key, service_own=True)
+        self.downloads = CodeDownloads(ctx.endpoint, keys)
 
     @property
     def telemetry(self) -> Telemetry:
@@ -108,6 +111,10 @@ class LambdaService(Service):
         with self.lock:
             return {"runtime_python": runtime_python(),
                     "functions": {arn: {"idle": len(p.idle), "busy": len(p.busy)} for arn, p in self.pools.items()}}
+
+    def on_request(self, call: ApiRequest) -> Response | None:
+        """A download of a function's zip through the link GetFunction gave (:mod:`.code`)."""
+        return self.downloads.answer(call)
 
     # -- invoking ---------------------------------------------------------------------------------------
     def invoke(self, fn: Any, payload: bytes, invocation_type: str = "RequestResponse",

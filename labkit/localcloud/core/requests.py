@@ -87,7 +87,10 @@ def _routes(service: str) -> list[tuple[str, re.Pattern[str], tuple[str, ...], t
     for name in names:
         operation = service_model(service).operation_model(name)
         http = operation.http
+        # S3's newer models put the bucket in the host (requestUri "/{Key+}"); authPath is the path-style layout,
+        # the one requests to the cloud's own address use
         path, _, query = http.get("requestUri", "/").partition("?")
+        path = http.get("authPath") or path
         keys = tuple(part.split("=")[0] for part in query.split("&") if part) + _required(operation, "querystring")
         needed_headers = _required(operation, "header")
         regex = ""

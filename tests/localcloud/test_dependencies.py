@@ -93,7 +93,7 @@ def test_a_function_in_the_vpc_holds_its_group_and_subnets(cloud, vpc):
 def test_an_interface_endpoint_holds_its_group(cloud, vpc):
     ec2 = cloud.client("ec2")
     endpoint = ec2.create_vpc_endpoint(VpcId=vpc["vpc"], ServiceName="com.amazonaws.us-east-1.secretsmanager",
-                                       VpcEndpointType="Interface", SubnetIds=[vpc["subnets"][0]],
+                                       VpcEndpointType="Interface", SubnetIds=[vpc["subnets"][0]], PrivateDnsEnabled=False,
                                        SecurityGroupIds=[vpc["group"]])["VpcEndpoint"]["VpcEndpointId"]
     _refused(lambda: ec2.delete_security_group(GroupId=vpc["group"]), "DependencyViolation")
     _refused(lambda: ec2.delete_subnet(SubnetId=vpc["subnets"][0]), "DependencyViolation")

@@ -161,7 +161,8 @@ def _check_vpc(backend: Any, vpc_id: str) -> None:
     groups = [g for g in backend.groups.get(vpc_id, {}).values() if g.name != "default"]
     tables = [t for t in backend.route_tables.values() if t.vpc_id == vpc_id and not _is_main(t)]
     gateways = [g for g in backend.internet_gateways.values() if g.vpc is not None and g.vpc.id == vpc_id]
-    endpoints = [e for e in getattr(backend, "vpc_end_points", {}).values() if e.vpc_id == vpc_id]
+    endpoints = [e for e in getattr(backend, "vpc_end_points", {}).values()
+                 if e.vpc_id == vpc_id and e.state != "deleted"]
     acls = [a for a in backend.network_acls.values() if a.vpc_id == vpc_id and not a.default]
     subnets = [s for s in backend.subnets.values() for s in s.values() if s.vpc_id == vpc_id]
     if groups or tables or gateways or endpoints or acls or subnets:

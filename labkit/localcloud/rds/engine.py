@@ -126,6 +126,9 @@ class Engine:
             folder.mkdir(parents=True)
         if server.flavour == "mariadb":
             installer = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
+            if installer is None:
+                raise RuntimeError(f"initialising {server.datadir} needs MariaDB's mariadb-install-db (or "
+                                   "mysql_install_db), which is not on PATH: install the mariadb-server package")
             cmd = [installer, "--no-defaults", f"--datadir={server.datadir}", "--auth-root-authentication-method=normal",
                    "--skip-test-db", "--innodb-log-file-size=8M", f"--tmpdir={server.tmpdir}", *self._user_arg()]
         else:

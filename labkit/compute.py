@@ -98,7 +98,11 @@ def launch_instance(lab: Lab) -> dict:
     ec2.get_waiter("instance_running").wait(InstanceIds=[instance["InstanceId"]],
                                             WaiterConfig={"Delay": max(1, lab.target.poll_seconds)})
     wait_for_ssm(lab, instance["InstanceId"])
-    return describe_instance(lab)
+    launched = describe_instance(lab)
+    if launched is None:  # terminated (by hand, or by a teardown) while it started
+        raise StepError(5, f"the instance {instance['InstanceId']} was terminated while it started",
+                        "re-run this step to launch a new one")
+    return launched
 
 
 def _is_code(*codes: str) -> Callable[[BaseException], bool]:

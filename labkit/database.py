@@ -64,7 +64,11 @@ def create_database(lab: Lab) -> dict:
     delay = max(1, int(lab.target.poll_seconds * 2))
     rds.get_waiter("db_instance_available").wait(DBInstanceIdentifier=db_instance_id(lab),
                                                  WaiterConfig={"Delay": delay, "MaxAttempts": 1200 // delay})
-    return describe_db_instance(lab)
+    available = describe_db_instance(lab)
+    if available is None:  # deleted (by hand, or by a teardown) once it was available
+        raise StepError(4, f"the RDS instance {db_instance_id(lab)} was deleted while it started",
+                        "re-run this step to create a new one")
+    return available
 
 
 def db_instance_frame(lab: Lab) -> pd.DataFrame:

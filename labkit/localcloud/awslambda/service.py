@@ -224,8 +224,11 @@ class LambdaService(Service):
         paths = [str(task_root)]
         backend = lambda_backends[fn.account_id][fn.region]
         for layer in fn.layers:
-            version = backend.layers_versions_by_arn(layer["Arn"])
-            root = self._extract(version.code_bytes, "layers")
+            layer_version = backend.layers_versions_by_arn(layer["Arn"])
+            if layer_version is None:  # AWS keeps a deleted version's content for the functions that use it
+                raise ServiceError(f"The layer version {layer['Arn']} this function uses was deleted; the local "
+                                   "cloud keeps no copy of it: publish the layer again and update the function.")
+            root = self._extract(layer_version.code_bytes, "layers")
             paths += [str(root / "python" / "lib" / str(fn.run_time) / "site-packages"), str(root / "python")]
         region = fn.region
         # As on AWS: the execution role's session, named after the function, in the standard variables.

@@ -218,6 +218,7 @@ def _wants_json() -> bool:
 
 
 def _http_error(exc: HTTPException):
+    message: str | None
     if isinstance(exc, CSRFError):
         message = "The form expired or was not sent from this site. Reload the page and try again."
     elif exc.code == 413:

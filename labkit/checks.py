@@ -69,7 +69,7 @@ def _paths(lab: Lab, t: _Table, wanted: dict[str, bool]) -> None:
         row = rows.iloc[0] if not rows.empty else None
         state = None if row is None or row["allowed"] is None else ("open" if row["allowed"] else "closed")
         wanted_state = "open" if expected else "closed"
-        actual = state if state in (None, wanted_state) else f"{state}: {row['because']}"
+        actual = state if row is None or state in (None, wanted_state) else f"{state}: {row['because']}"
         t.add(f"path {prefix} {wanted_state}", wanted_state, actual, state == wanted_state)
 
 

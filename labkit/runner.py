@@ -90,7 +90,7 @@ def declared_parameters(path: Path) -> set[str]:
     return set()
 
 
-def _failure_detail(exc: Exception) -> tuple[str, str]:
+def _failure_detail(exc: BaseException) -> tuple[str, str]:
     cell = getattr(exc, "exec_count", None)
     ename, evalue = getattr(exc, "ename", type(exc).__name__), getattr(exc, "evalue", str(exc))
     return (f"cell {cell}" if cell is not None else "a cell"), f"{ename}: {evalue}"
@@ -142,7 +142,7 @@ def run_notebooks(target: str = "local", start: int | None = None, end: int | No
                 options = f"--target {target} --lab {lab_name} --region {region}"
                 raise RunFailed(f"{path.name} failed at {where}: {what}" + (f"\n{summary.left}" if summary.left else ""),
                                 f"open {out / path.name} to see the cell and its traceback; fix it and re-run with "
-                                f"`labkit run {options} --from {NUMBER.match(path.name).group(1)}`"
+                                f"`labkit run {options} --from {path.name.split('_', 1)[0]}`"
                                 + (f", or delete everything with `labkit down {options} --yes`"
                                    if kind.bills else "")) from exc
             trust(out / path.name)

@@ -143,7 +143,7 @@ def start_cloud(port: int | None = None, home: Path | None = None, timeout: floa
     preferred = port is None  # the default (4566 or LABKIT_CLOUD_PORT) is a preference; --port N is an order
     for _attempt in range(3):
         note = None
-        if preferred:
+        if preferred or port is None:  # (port is None only when preferred)
             port, note = _pick_port(default_port())
         if not _port_free(port):
             raise _port_taken(port)

@@ -71,7 +71,7 @@ def lambda_handler(event, context):
 
 def _find(value) -> dict:
     order_id, error = parse_order_id(value) if value else (None, "order_id is required")
-    if error:
+    if order_id is None:  # parse_order_id gives an id or an error
         return {"status": "invalid", "errors": {"order_id": error}}
     order = database.run(lambda cur: find_order(cur, order_id))
     return {"status": "found", "order": order} if order else {"status": "not_found", "order_id": order_id}

@@ -61,8 +61,9 @@ def patches() -> list[Patch]:
                     if function_name in (fn.function_name, fn.function_arn)]
             original(self, function_name, qualifier)
             service = find(LambdaService)
-            for arn in arns if service is not None else ():
-                service.retire(arn)
+            if service is not None:
+                for arn in arns:
+                    service.retire(arn)
         return wrapper
 
     def checks_role_on_create(original: Any) -> Any:

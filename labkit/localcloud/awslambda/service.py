@@ -164,7 +164,7 @@ class LambdaService(Service):
         finally:
             self._release(fn, pool, worker)
         duration = (inv.finished - inv.started) * 1000
-        if inv.error_type == "Sandbox.Timedout":
+        if inv.error_type == "Sandbox.Timedout" and inv.result is not None:  # (the runtime wrote the error)
             self._log(fn, worker, json.loads(inv.result)["errorMessage"], inv)
         self._log(fn, worker, f"END RequestId: {inv.request_id}", inv)
         report = (f"REPORT RequestId: {inv.request_id}\tDuration: {duration:.2f} ms\tBilled Duration: "

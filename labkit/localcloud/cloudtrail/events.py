@@ -165,7 +165,7 @@ class Recorded:
     def record(self) -> dict:
         """The CloudTrail event record (what ``CloudTrailEvent`` holds as a JSON string)."""
         code, message = self.error()
-        event = {
+        event: dict[str, Any] = {
             "eventVersion": EVENT_VERSION, "userIdentity": self.user_identity(),
             "eventTime": _iso(self.stamp), "eventSource": self.source,
             "eventName": self.name, "awsRegion": self.region, "sourceIPAddress": self.source_ip,
@@ -207,14 +207,13 @@ def user_identity(principal: str, access_key_id: str, session_created: float | N
         attributes = {"mfaAuthenticated": "false"}
         if session_created is not None:
             attributes = {"creationDate": _iso(session_created), **attributes}
+        issuer = {"type": "Role", "principalId": role_id, "arn": f"arn:aws:iam::{account}:role/{role_name}",
+                  "accountId": account, "userName": role_name}
+        context: dict[str, Any] = {"sessionIssuer": issuer, "webIdFederationData": {}, "attributes": attributes}
         identity = {"type": "AssumedRole", "principalId": f"{role_id}:{session}", "arn": principal,
-                    "accountId": account, "accessKeyId": access_key_id,
-                    "sessionContext": {"sessionIssuer": {
-                        "type": "Role", "principalId": role_id, "arn": f"arn:aws:iam::{account}:role/{role_name}",
-                        "accountId": account, "userName": role_name},
-                        "webIdFederationData": {}, "attributes": attributes}}
+                    "accountId": account, "accessKeyId": access_key_id, "sessionContext": context}
         if session.startswith("i-"):
-            identity["sessionContext"]["ec2RoleDelivery"] = "2.0"  # the credentials came from IMDSv2
+            context["ec2RoleDelivery"] = "2.0"  # the credentials came from IMDSv2
         return identity
     found = re.match(r"arn:aws:iam::(\d+):user/(?:.*/)?([^/]+)$", principal)
     if found:

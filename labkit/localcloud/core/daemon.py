@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-from werkzeug.serving import make_server
+from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.test import Client
 from werkzeug.wrappers import Request, Response
 
@@ -63,7 +63,7 @@ class LocalCloud:
         for method, path, handler in self.services.routes():
             self.route(method, path, handler)
         self._moto = DomainDispatcherApplication(create_backend_app)
-        self._server = None
+        self._server: BaseWSGIServer | None = None  # set by serve_forever
         self._last_request = time.monotonic()
         self.services.start()
         threading.Thread(target=self._trim_when_idle, daemon=True, name="trim-when-idle").start()
@@ -115,9 +115,9 @@ class LocalCloud:
         except AwsError as error:  # a hook may raise the error AWS answers with, as moto's code may
             answer = error.answer(call.protocol)
         if answer is not None:
-            error = answer.status_code >= 400
-            self.services.answered(call, answer.status_code, answer.get_data() if error else None,
-                                   answer.headers.get("x-amzn-ErrorType") if error else None)
+            failed = answer.status_code >= 400
+            self.services.answered(call, answer.status_code, answer.get_data() if failed else None,
+                                   answer.headers.get("x-amzn-ErrorType") if failed else None)
             return answer(environ, start_response)
         sent: list[Any] = []
 
@@ -190,7 +190,8 @@ class LocalCloud:
 
         def stop_serving() -> None:
             time.sleep(0.2)  # let this answer reach the caller first
-            self._server.shutdown()
+            if self._server is not None:  # (a request came, so it serves)
+                self._server.shutdown()
 
         threading.Thread(target=stop_serving, daemon=True).start()
         return {"status": "stopping"}
@@ -206,17 +207,17 @@ class LocalCloud:
         return {"status": "reset"}
 
     def serve_forever(self) -> None:
-        self._server = make_server(HOST, self.port, noting_failures(self), threaded=True,
-                                   request_handler=KeepAliveRequestHandler)
+        self._server = server = make_server(HOST, self.port, noting_failures(self), threaded=True,
+                                            request_handler=KeepAliveRequestHandler)
         state = {"pid": os.getpid(), "port": self.port, "cloud_id": self.cloud_id, "started_at": self.started_at,
                  "token": self.control_token}
         tmp = self.home / "cloud.json.tmp"
         tmp.write_text(json.dumps(state))
         tmp.replace(self.home / "cloud.json")
-        signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=self._server.shutdown).start())
+        signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
         log.info("local cloud listening on %s (home %s)", self.endpoint, self.home)
         try:
-            self._server.serve_forever()
+            server.serve_forever()
         finally:
             self.services.stop_all()
             log.info("local cloud stopped")

@@ -72,7 +72,8 @@ class _Catalogue:
     DescribeInstanceTypes first asks."""
 
     def __init__(self, names: list[str]) -> None:
-        self.names, self.types = names, None
+        self.names = names
+        self.types: list[Any] | None = None
         self.lock = threading.Lock()
 
     def __get__(self, instance: Any, owner: Any = None) -> list:
@@ -110,7 +111,8 @@ def catalogues_on_demand() -> None:
     for location_type, regions in instance_types.INSTANCE_TYPE_OFFERINGS.items():
         instance_types.INSTANCE_TYPE_OFFERINGS[location_type] = _Offerings(location_type, set(regions))
     instance_types.INSTANCE_TYPES = _InstanceTypes()
-    instance_types.InstanceTypeBackend.instance_types = _Catalogue(names)
+    # a descriptor in place of moto's list, which its type hints name: the list is made on first read
+    instance_types.InstanceTypeBackend.instance_types = _Catalogue(names)  # type: ignore[assignment]
 
 
 def prepare(home: Path) -> None:

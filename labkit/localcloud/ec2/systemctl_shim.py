@@ -28,7 +28,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TypeGuard
 
 SANDBOX = Path(os.environ.get("LABKIT_SANDBOX", "/"))
 UNITS = SANDBOX / "etc" / "systemd" / "system"
@@ -51,9 +53,15 @@ def unit_name(arg: str) -> str:
     return name if name.endswith(".service") else f"{name}.service"
 
 
+class UnitFile(configparser.ConfigParser):
+    """A unit file's sections; keys keep their case (``ExecStart``), as systemd reads them."""
+
+    def optionxform(self, optionstr: str) -> str:
+        return optionstr
+
+
 def read_unit(name: str) -> configparser.ConfigParser:
-    parser = configparser.ConfigParser(strict=False, interpolation=None, delimiters=("=",))
-    parser.optionxform = str
+    parser = UnitFile(strict=False, interpolation=None, delimiters=("=",))
     path = UNITS / name
     if not path.exists():
         sys.exit(f"Failed to start {name}: Unit {name} not found.")
@@ -77,7 +85,7 @@ def timespan(text: str, default: float) -> float:
     return total if pos == len(text) else default
 
 
-def service_env(service: configparser.SectionProxy) -> dict[str, str]:
+def service_env(service: Mapping[str, str]) -> dict[str, str]:
     env = dict(os.environ)
     for line in service.get("EnvironmentFile", "").splitlines():
         path = Path(line.strip().lstrip("-"))
@@ -112,7 +120,7 @@ def save_state(name: str, state: dict) -> None:
     tmp.replace(_state_path(name))
 
 
-def alive(pid: int | None) -> bool:
+def alive(pid: int | None) -> TypeGuard[int]:
     if not pid:
         return False
     try:

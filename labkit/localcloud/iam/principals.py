@@ -9,6 +9,7 @@ role's trust and identity policies.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import threading
 from collections.abc import Callable
@@ -100,7 +101,7 @@ def find_principal(access_key_id: str) -> Principal | None:
     for user in list(backend().users.values()):
         for key in user.access_keys:
             if key.access_key_id == access_key_id and key.status == "Active":
-                return Principal(user.arn, key.secret_access_key, lambda u=user: user_documents(u),
+                return Principal(user.arn, key.secret_access_key, functools.partial(user_documents, user),
                                  username=user.name)
     return None
 

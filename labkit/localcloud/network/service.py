@@ -81,7 +81,9 @@ class NetworkService(Service):
 
     def __init__(self, ctx: CloudContext) -> None:
         self.ctx = ctx
-        self.port = urlsplit(ctx.endpoint).port
+        port = urlsplit(ctx.endpoint).port
+        assert port is not None  # the daemon's endpoint is http://127.0.0.1:PORT
+        self.port = port
         self.library = str(ensure_library())
         self.block = allocate_block(ctx.home)
         self.generation = 0
@@ -270,8 +272,8 @@ class NetworkService(Service):
             for identifier, front in list(self.fronts.items()):
                 try:
                     db = self._db_node(identifier)
-                    verdict = rx.connect(self._network(), self.you, db[0], front.address[1]) if db else None
-                    front.point(db[1] if db and verdict.allowed else None)
+                    allowed = db is not None and rx.connect(self._network(), self.you, db[0], front.address[1]).allowed
+                    front.point(db[1] if db is not None and allowed else None)
                 except Exception:  # a half-created record: keep it closed
                     log.exception("deciding the path to %s failed", identifier)
                     front.point(None)

@@ -157,15 +157,14 @@ class Engine:
             args += ["--mysqlx=OFF", "--disable-log-bin"]
         if server.tls:
             args += server.tls.server_args()
-        server.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.DEVNULL,
-                                          env=self.env(server.identifier),
-                                          start_new_session=True)
-        self._wait_ready(server)
+        server.process = process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                                    stderr=subprocess.DEVNULL, env=self.env(server.identifier),
+                                                    start_new_session=True)
+        self._wait_ready(server, process)
 
-    def _wait_ready(self, server: DbServer) -> None:
+    def _wait_ready(self, server: DbServer, process: subprocess.Popen[bytes]) -> None:
         def accepting() -> bool:
-            if server.process.poll() is not None:
+            if process.poll() is not None:
                 log_tail = (server.datadir / "error.log").read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"database server for {server.identifier} exited: {log_tail}")
             with socket.socket() as sock:

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -152,7 +153,7 @@ def run_notebooks(target: str = "local", start: int | None = None, end: int | No
 
 
 @contextlib.contextmanager
-def _run_dir_for_kernels(out: Path):
+def _run_dir_for_kernels(out: Path) -> Iterator[None]:
     """Kernels started meanwhile know where the executed notebooks go (a report cell writes beside them)."""
     previous = os.environ.get(RUN_DIR)
     os.environ[RUN_DIR] = str(out.resolve())

@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -37,6 +37,9 @@ from labkit.localcloud.core.errors import AwsError
 from labkit.localcloud.core.http_keepalive import KeepAliveRequestHandler, noting_failures
 from labkit.localcloud.core.services import ApiRequest, CloudContext, Registry, Route, Service, serving
 from labkit.localcloud.procs import CLOUD_MARKER
+
+if TYPE_CHECKING:  # pragma: no cover - types only
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 log = logging.getLogger("labkit.localcloud")
 ServiceFactory = Callable[[CloudContext], Service]
@@ -102,7 +105,7 @@ class LocalCloud:
         }
 
     # -- the WSGI application ---------------------------------------------------------------------
-    def __call__(self, environ: dict, start_response: Callable) -> Any:
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         self._last_request = time.monotonic()
         path = environ.get("PATH_INFO", "")
         if path.startswith("/_labkit/"):
@@ -121,13 +124,13 @@ class LocalCloud:
             return answer(environ, start_response)
         sent: list[Any] = []
 
-        def noting_status(status: str, headers: list, exc_info: Any = None) -> Any:
+        def noting_status(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             sent[:] = [int(status[:3]), headers]
             return start_response(status, headers, exc_info)
 
         try:
             with serving(call):
-                result = self._moto(environ, noting_status)
+                result: Iterable[bytes] = self._moto(environ, noting_status)  # (moto types it Any)
                 status, headers = sent if sent else (200, [])  # a lazy start_response: judged as it came
                 if status < 400:
                     self.services.answered(call, status, None, None)
@@ -154,7 +157,7 @@ class LocalCloud:
         return Response(json.dumps({"error": "this local cloud's control API needs its owner's token"}),
                         status=403, mimetype="application/json")
 
-    def _own_api(self, environ: dict, start_response: Callable) -> Any:
+    def _own_api(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
         if not self._authorized(request):
             return self._forbidden()(environ, start_response)
@@ -178,14 +181,14 @@ class LocalCloud:
                 response = Response(json.dumps({"error": str(exc)}), status=400, mimetype="application/json")
         return response(environ, start_response)
 
-    def _health(self, _request: Request) -> dict:
+    def _health(self, _request: Request) -> dict[str, Any]:
         return {
             "status": "ok", "pid": os.getpid(), "port": self.port, "home": str(self.home),
             "cloud_id": self.cloud_id, "uptime_seconds": round(time.time() - self.started_at, 3),
             "services": self.services.summary(),
         }
 
-    def _shutdown_route(self, _request: Request) -> dict:
+    def _shutdown_route(self, _request: Request) -> dict[str, str]:
         self.services.stop_all()
 
         def stop_serving() -> None:
@@ -196,7 +199,7 @@ class LocalCloud:
         threading.Thread(target=stop_serving, daemon=True).start()
         return {"status": "stopping"}
 
-    def reset(self) -> dict:
+    def reset(self) -> dict[str, str]:
         """Stop every service's processes, empty moto through its own ``/moto-api/reset``, then let each
         service forget what referred to moto's state."""
         self.services.stop_all()

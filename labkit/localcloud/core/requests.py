@@ -110,7 +110,7 @@ def _routes(service: str) -> list[tuple[str, re.Pattern[str], tuple[str, ...], t
 
 
 def _rest_operation(service: str, method: str, path: str, query: Mapping[str, Any],
-                    headers: HeaderMap) -> tuple[str, dict]:
+                    headers: HeaderMap) -> tuple[str, dict[str, str]]:
     present = frozenset(h for h in _header_names(service) if h in headers)
     return _match_rest(service, method, path, frozenset(query), present)
 
@@ -122,8 +122,8 @@ def _header_names(service: str) -> tuple[str, ...]:
 
 @lru_cache(maxsize=4096)
 def _match_rest(service: str, method: str, path: str, query: frozenset[str],
-                headers: frozenset[str]) -> tuple[str, dict]:
-    best: tuple[int, str, dict] | None = None
+                headers: frozenset[str]) -> tuple[str, dict[str, str]]:
+    best: tuple[int, str, dict[str, str]] | None = None
     for verb, regex, keys, needed_headers, literal, name in _routes(service):
         if verb != method or any(k not in query for k in keys) or any(h not in headers for h in needed_headers):
             continue
@@ -173,7 +173,7 @@ def guess_protocol(path: str, query_string: str, headers: HeaderMap) -> str:
     return "rest-xml"
 
 
-def _json(body: bytes | None) -> dict:
+def _json(body: bytes | None) -> dict[str, Any]:
     try:
         data = json.loads(body or b"{}")
     except ValueError:

@@ -207,7 +207,7 @@ def _quick_signature(environ: dict, headers: HeaderMap, body: bytes, signed: Sig
     return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
 
 
-class _V2Check(HmacV1Auth):
+class _V2Check(HmacV1Auth):  # type: ignore[misc]  # botocore ships no type hints: its classes are Any
     """botocore's SigV2 string to sign, with the URL's own ``Expires`` where a signer puts the time."""
 
     def __init__(self, credentials: Credentials, expires: str) -> None:

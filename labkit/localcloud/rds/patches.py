@@ -16,6 +16,7 @@ def patches() -> list[Patch]:
     """The RDS patches."""
     from moto.rds import models as rds
     from moto.rds import responses as rds_responses
+    from moto.rds.exceptions import DBSubnetGroupNotFoundError
 
     from labkit.localcloud.rds import catalog as rds_catalog
     from labkit.localcloud.rds import events as rds_events
@@ -34,7 +35,7 @@ def patches() -> list[Patch]:
         def wrapper(self: Any, subnet_name: str, description: str | None, subnets: list) -> Any:
             group = self.subnet_groups.get(subnet_name)
             if group is None:
-                raise rds.DBSubnetGroupNotFoundError(subnet_name)
+                raise DBSubnetGroupNotFoundError(subnet_name)
             group.subnets = subnets
             if description is not None:
                 group.description = description

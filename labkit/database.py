@@ -10,6 +10,7 @@ import io
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from botocore.exceptions import ClientError
@@ -31,7 +32,7 @@ PAGE_ROWS = 75  # an order row is at most ~290 characters (two VARCHAR(100)): 75
 ORDER_COLUMNS = ["order_id", "customer_name", "product", "quantity", "amount", "created_at"]
 
 
-def create_database(lab: Lab) -> dict:
+def create_database(lab: Lab) -> dict[str, Any]:
     """Step 4: MySQL ``ordersdb``, free-tier class, private, encrypted, in the DB subnet group.
 
     The master password is generated here and stored only in Secrets Manager. If the instance exists but

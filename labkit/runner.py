@@ -200,8 +200,8 @@ def leftovers(target: str, lab_name: str, region: str) -> str:
                 f"`labkit status --target {target} --lab {lab_name} --region {region}`.")
     if frame.empty:
         return f"Nothing of lab {lab_name!r} exists in {region}."
-    return (f"These resources of lab {lab_name!r} still exist in {region} and cost money until deleted:\n"
-            + frame.to_string(index=False))
+    listing: str = frame.to_string(index=False)
+    return f"These resources of lab {lab_name!r} still exist in {region} and cost money until deleted:\n{listing}"
 
 
 def _write(summary: RunSummary, out: Path) -> None:

@@ -136,7 +136,7 @@ class Worker:
             self.last_used = time.monotonic()
         return inv
 
-    def _fail(self, inv: Invocation, error_type: str, payload: dict) -> None:
+    def _fail(self, inv: Invocation, error_type: str, payload: dict[str, Any]) -> None:
         inv.finished = time.monotonic()
         inv.result, inv.error_type = json.dumps(payload).encode(), error_type
         self._drain_output()  # what it printed before failing belongs to this invocation's log

@@ -107,7 +107,7 @@ class LambdaService(Service):
         self.ctx.service_dir("lambda", fresh=True)
         threading.Thread(target=self._reap, daemon=True, name="lambda-reaper").start()
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         with self.lock:
             return {"runtime_python": runtime_python(),
                     "functions": {arn: {"idle": len(p.idle), "busy": len(p.busy)} for arn, p in self.pools.items()}}
@@ -329,4 +329,5 @@ class LambdaService(Service):
 def _revision(fn: Any) -> str:
     if not getattr(fn, "_labkit_revision", None):
         fn._labkit_revision = uuid.uuid4().hex
-    return fn._labkit_revision
+    revision: str = fn._labkit_revision
+    return revision

@@ -37,7 +37,7 @@ class AwsError(HTTPException):
         super().__init__()
         self.message = message
         if error_code is not None:  # an error whose code depends on the protocol (IAM's authentication failures)
-            self.error_code = error_code  # type: ignore[misc]
+            self.error_code = error_code  # type: ignore[misc]  # this error's own code, over the class's ClassVar
         if status is not None:
             self.code = status
         self.details = details

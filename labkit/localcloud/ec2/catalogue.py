@@ -32,19 +32,19 @@ INSTANCE_TYPES = "ec2/resources/instance_types.json"
 _catalogue_lock = threading.Lock()
 
 
-class _Offerings(dict):
+class _Offerings(dict[str, Any]):
     """One location type's instance type offerings, each region's file read when the region is first asked for."""
 
     def __init__(self, location_type: str, regions: set[str]) -> None:
         super().__init__()
         self.location_type, self.regions = location_type, regions
 
-    def __missing__(self, region: str) -> list[dict]:
+    def __missing__(self, region: str) -> list[dict[str, Any]]:
         if region not in self.regions:
             raise KeyError(region)
         from moto.utilities.utils import load_resource
 
-        offerings = load_resource(f"{OFFERINGS}/{self.location_type}/{region}.json")
+        offerings: list[dict[str, Any]] = load_resource(f"{OFFERINGS}/{self.location_type}/{region}.json")
         for offering in offerings:
             offering["LocationType"] = self.location_type
         self[region] = offerings
@@ -54,11 +54,11 @@ class _Offerings(dict):
         return self[region] if region in self or region in self.regions else default
 
 
-class _InstanceTypes(dict):
+class _InstanceTypes(dict[str, Any]):
     """moto's ``INSTANCE_TYPES`` (name -> description), its file read when a description is first asked for
     (after import moto reads it by name only, in ``InstanceType``)."""
 
-    def __missing__(self, name: str) -> dict:
+    def __missing__(self, name: str) -> dict[str, Any]:
         from moto.utilities.utils import load_resource
 
         with _catalogue_lock:
@@ -76,7 +76,7 @@ class _Catalogue:
         self.types: list[Any] | None = None
         self.lock = threading.Lock()
 
-    def __get__(self, instance: Any, owner: Any = None) -> list:
+    def __get__(self, instance: Any, owner: Any = None) -> list[Any]:
         from moto.ec2.models import instance_types
 
         with self.lock:

@@ -52,7 +52,7 @@ def _policy_data(name: str) -> dict[str, Any] | None:
     return json.loads(text[where[0]:where[1]]) if where else None
 
 
-class ManagedPolicies(dict):
+class ManagedPolicies(dict[str, Any]):
     """One IAM backend's ``managed_policies`` (ARN -> policy): the customer managed ones as moto keeps them, and
     each AWS managed one made, as moto makes it, when first named."""
 

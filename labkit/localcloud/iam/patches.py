@@ -20,7 +20,7 @@ def patches() -> list[Patch]:
     from moto.iam import models as iam
     from moto.settings import load_iam_aws_managed_policies
 
-    def no_aws_policies(_original: Any) -> Callable[[Any], list]:
+    def no_aws_policies(_original: Any) -> Callable[[Any], list[Any]]:
         return lambda self: []
 
     def on_demand(_original: Any) -> Callable[[Any], ManagedPolicies]:

@@ -27,6 +27,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 from botocore.auth import HmacV1Auth, S3SigV4Auth, S3SigV4QueryAuth, SigV4Auth, SigV4QueryAuth
@@ -177,7 +178,7 @@ def _signing_key(secret: str, date: str, region: str, service: str) -> bytes:
     return key
 
 
-def _raw_target(environ: dict, signed: Signed) -> tuple[str, str]:
+def _raw_target(environ: dict[str, Any], signed: Signed) -> tuple[str, str]:
     """The path and query as they arrived; a presigned URL's query without ``X-Amz-Signature``."""
     raw = environ.get("REQUEST_URI") or environ.get("RAW_URI") or environ.get("PATH_INFO", "/")
     path, _, query = raw.partition("?")
@@ -192,7 +193,7 @@ def _payload_hash(headers: HeaderMap, body: bytes, signed: Signed) -> str:
     return headers.get("X-Amz-Content-SHA256") or hashlib.sha256(body).hexdigest()
 
 
-def _quick_signature(environ: dict, headers: HeaderMap, body: bytes, signed: Signed, secret: str) -> str:
+def _quick_signature(environ: dict[str, Any], headers: HeaderMap, body: bytes, signed: Signed, secret: str) -> str:
     """SigV4 written out (canonical request, string to sign, cached signing key): the common path."""
     path, query = _raw_target(environ, signed)
     uri = path if signed.s3 else quote(normalize_url_path(path), safe="/~")
@@ -218,7 +219,7 @@ class _V2Check(HmacV1Auth):  # type: ignore[misc]  # botocore ships no type hint
         return self.expires
 
 
-def _v2_signature(environ: dict, headers: HeaderMap, args: Mapping[str, str], signed: Signed, secret: str,
+def _v2_signature(environ: dict[str, Any], headers: HeaderMap, args: Mapping[str, str], signed: Signed, secret: str,
                   token: str | None) -> str:
     """What a SigV2 presigned URL's ``Signature`` must be: the x-amz-*, Content-Type and Content-MD5 it names
     count as headers."""
@@ -231,11 +232,12 @@ def _v2_signature(environ: dict, headers: HeaderMap, args: Mapping[str, str], si
                 del signing[lowered]
                 signing[lowered] = value
     split = urlsplit(f"http://{headers.get('Host')}{path}" + (f"?{query}" if query else ""))
-    return _V2Check(Credentials("-", secret, token), signed.date).get_signature(environ["REQUEST_METHOD"], split,
-                                                                               signing)
+    check = _V2Check(Credentials("-", secret, token), signed.date)
+    signature: str = check.get_signature(environ["REQUEST_METHOD"], split, signing)
+    return signature
 
 
-def matches(environ: dict, headers: HeaderMap, args: Mapping[str, str], body: bytes, signed: Signed,
+def matches(environ: dict[str, Any], headers: HeaderMap, args: Mapping[str, str], body: bytes, signed: Signed,
             secret: str, token: str | None) -> bool:
     """The signature over the request exactly as it arrived (SigV4: where the quick computation differs,
     botocore's decides)."""

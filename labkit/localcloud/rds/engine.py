@@ -54,7 +54,8 @@ def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+    return port
 
 
 @dataclass
@@ -66,7 +67,7 @@ class DbServer:
     port: int
     admin_password: str
     flavour: str
-    process: subprocess.Popen | None = None
+    process: subprocess.Popen[bytes] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     _short_socket_dir: str | None = None
     db: Any = None  # moto's DBInstance record

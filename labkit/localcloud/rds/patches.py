@@ -23,7 +23,7 @@ def patches() -> list[Patch]:
     from labkit.localcloud.rds.service import RdsService
 
     def modify_db_instance(original: Any) -> Any:
-        def wrapper(self: Any, db_instance_identifier: str, db_kwargs: dict) -> Any:
+        def wrapper(self: Any, db_instance_identifier: str, db_kwargs: dict[str, Any]) -> Any:
             db = original(self, db_instance_identifier, db_kwargs)
             target = find(RdsService)
             if target is not None:
@@ -32,7 +32,7 @@ def patches() -> list[Patch]:
         return wrapper
 
     def modify_db_subnet_group(_original: Any) -> Any:
-        def wrapper(self: Any, subnet_name: str, description: str | None, subnets: list) -> Any:
+        def wrapper(self: Any, subnet_name: str, description: str | None, subnets: list[Any]) -> Any:
             group = self.subnet_groups.get(subnet_name)
             if group is None:
                 raise DBSubnetGroupNotFoundError(subnet_name)

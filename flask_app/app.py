@@ -17,14 +17,15 @@ import secrets
 import sys
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from flask import Blueprint, Flask, abort, current_app, jsonify, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from validator import ValidatorClient, ValidatorUnavailable
+from validator import ValidationResult, ValidatorClient, ValidatorUnavailable
 
 MAX_BODY = 16 * 1024
 MAX_DEPTH = 8  # an order is a flat object; anything nested deeper is not an order
@@ -59,8 +60,17 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     return app
 
 
-def _validator():
-    return current_app.config["VALIDATOR"]
+class Validator(Protocol):
+    """What the app asks of the order-validator function: :class:`ValidatorClient`, or a test's stand-in."""
+
+    def submit(self, order: dict[str, Any]) -> ValidationResult: ...
+
+    def find(self, order_id: str) -> dict[str, Any] | None: ...
+
+
+def _validator() -> Validator:
+    validator: Validator = current_app.config["VALIDATOR"]
+    return validator
 
 
 def _require_whole_body() -> None:
@@ -80,12 +90,12 @@ def _parse_uuid(value: str | None) -> str | None:
 
 
 @pages.get("/")
-def order_form():
+def order_form() -> ResponseReturnValue:
     return render_template("order_form.html", values={"order_id": str(uuid.uuid4())}, errors={})
 
 
 @pages.post("/orders")
-def create_order_from_form():
+def create_order_from_form() -> ResponseReturnValue:
     values = {name: request.form.get(name, "") for name in FIELDS}
     # The form's hidden order_id is made when the form is shown, so a re-sent form is the same order.
     values["order_id"] = _parse_uuid(request.form.get("order_id")) or str(uuid.uuid4())
@@ -104,7 +114,7 @@ def create_order_from_form():
 
 
 @pages.get("/healthz")
-def healthz():
+def healthz() -> ResponseReturnValue:
     """Liveness, naming the EC2 instance this app runs on, so a deploy can tell its own app from another."""
     return jsonify(status="ok", instance_id=current_app.config["INSTANCE_ID"])
 
@@ -175,7 +185,7 @@ def _order_id(body: dict[str, Any]) -> str:
 
 
 @api.post("/orders")
-def create_order_from_json():
+def create_order_from_json() -> ResponseReturnValue:
     try:
         body = _json_body()
         order = {**body, "order_id": _order_id(body)}
@@ -199,7 +209,7 @@ def create_order_from_json():
 
 
 @api.get("/orders/<order_id>")
-def get_order(order_id: str):
+def get_order(order_id: str) -> ResponseReturnValue:
     parsed = _parse_uuid(order_id)
     if parsed is None:
         return jsonify(error="the order id must be a UUID such as 3f1c2a9e-8d4b-4c6e-9a8f-1b2c3d4e5f60"), 400
@@ -217,19 +227,21 @@ def _wants_json() -> bool:
     return request.path.startswith("/api/")
 
 
-def _http_error(exc: HTTPException):
+def _http_error(exc: HTTPException) -> ResponseReturnValue:
+    message: str | None
     if isinstance(exc, CSRFError):
         message = "The form expired or was not sent from this site. Reload the page and try again."
     elif exc.code == 413:
         message = f"The request is larger than {MAX_BODY // 1024} KB."
     else:
         message = exc.description
+    status = exc.code or 500  # (every HTTPException Flask routes here has its code)
     if _wants_json():
-        return jsonify(error=message), exc.code
-    return render_template("error.html", code=exc.code, message=message), exc.code
+        return jsonify(error=message), status
+    return render_template("error.html", code=status, message=message), status
 
 
-def _unexpected_error(exc: Exception):
+def _unexpected_error(exc: Exception) -> ResponseReturnValue:
     log.exception("unexpected error")
     if _wants_json():
         return jsonify(error="internal error"), 500

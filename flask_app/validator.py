@@ -82,7 +82,8 @@ class ValidatorClient:
         """The stored order with this id, or None when no order with it is stored."""
         payload = self._invoke({"find_order_id": order_id})
         if payload.get("status") == "found":
-            return payload["order"]
+            order: dict[str, Any] = payload["order"]
+            return order
         if payload.get("status") == "not_found":
             return None
         raise ValidatorUnavailable(f"{self.function_name} could not look the order up: {payload.get('errors')}")

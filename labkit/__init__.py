@@ -38,7 +38,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def up(lab: Lab, through: int = 13, start: int = 1) -> dict:
+def up(lab: Lab, through: int = 13, start: int = 1) -> dict[int, Any]:
     """Run the steps ``start``..``through`` in order; every step is idempotent."""
     from labkit.steps import run_steps
 

@@ -12,6 +12,7 @@ from labkit import compute, database, functions, health, iam, names, network, pa
 from labkit.errors import DENIED, GONE, AccessDenied, CheckFailed, LabkitError, StepError, access_denied, error_code
 from labkit.names import layer_name
 from labkit.session import Lab
+from labkit.tagging import name_tag
 
 COLUMNS = ["check", "expected", "actual", "passed"]  # expected/actual as text: yes/no, lists comma-separated
 # What a check may meet when the thing it looks at is missing: AWS's "not there" codes (with S3's for an
@@ -69,7 +70,7 @@ def _paths(lab: Lab, t: _Table, wanted: dict[str, bool]) -> None:
         row = rows.iloc[0] if not rows.empty else None
         state = None if row is None or row["allowed"] is None else ("open" if row["allowed"] else "closed")
         wanted_state = "open" if expected else "closed"
-        actual = state if state in (None, wanted_state) else f"{state}: {row['because']}"
+        actual = state if row is None or state in (None, wanted_state) else f"{state}: {row['because']}"
         t.add(f"path {prefix} {wanted_state}", wanted_state, actual, state == wanted_state)
 
 
@@ -84,7 +85,7 @@ def check_step_1(lab: Lab, t: _Table) -> None:
     t.add("private subnets in two AZs", 2, len({s["AvailabilityZone"] for s in private}))
     igws = ec2.describe_internet_gateways(Filters=lab.tag_filter())["InternetGateways"]
     t.add("internet gateway attached", True, bool(igws and igws[0].get("Attachments")))
-    tables = {network.name_tag(r): r for r in ec2.describe_route_tables(Filters=lab.tag_filter())["RouteTables"]}
+    tables = {name_tag(r): r for r in ec2.describe_route_tables(Filters=lab.tag_filter())["RouteTables"]}
     pub = tables.get(f"{lab.name}-public-rt", {})
     prv = tables.get(f"{lab.name}-private-rt", {})
     t.add("public route 0.0.0.0/0 -> internet gateway", True,

@@ -7,10 +7,14 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from labkit.config import DEFAULT_TARGET, TARGETS
 from labkit.errors import LabkitError
 from labkit.localcloud import control
+
+if TYPE_CHECKING:  # pragma: no cover - types only
+    from labkit.session import Lab
 
 
 def _cloud(args: argparse.Namespace) -> int:
@@ -83,7 +87,7 @@ def _instance_log(args: argparse.Namespace, home: Path | None) -> int:
     return 0
 
 
-def _lab(args: argparse.Namespace):
+def _lab(args: argparse.Namespace) -> Lab:
     from labkit.session import Lab
 
     return Lab(target=args.target, name=args.lab, region=args.region, policies=getattr(args, "policies", None),

@@ -24,12 +24,11 @@ from tenacity import (
     retry_if_exception,
     retry_if_result,
     stop_after_delay,
-    stop_any,
     wait_fixed,
 )
 
 from labkit import iam
-from labkit.errors import StepError
+from labkit.errors import StepError, last_result
 from labkit.lookups import LIVE_STATES, describe_instance, require_security_group, vpc_ids
 from labkit.names import (
     EC2_ROLE,
@@ -98,7 +97,11 @@ def launch_instance(lab: Lab) -> dict:
     ec2.get_waiter("instance_running").wait(InstanceIds=[instance["InstanceId"]],
                                             WaiterConfig={"Delay": max(1, lab.target.poll_seconds)})
     wait_for_ssm(lab, instance["InstanceId"])
-    return describe_instance(lab)
+    launched = describe_instance(lab)
+    if launched is None:  # terminated (by hand, or by a teardown) while it started
+        raise StepError(5, f"the instance {instance['InstanceId']} was terminated while it started",
+                        "re-run this step to launch a new one")
+    return launched
 
 
 def _is_code(*codes: str) -> Callable[[BaseException], bool]:
@@ -282,12 +285,15 @@ def wait_for_app(lab: Lab, url: str, instance_id: str, step: int | str, seconds:
 
     A failure shows the end of the service's log from the instance, so a crash at start-up is visible.
     """
-    def foreign_for_long(attempt: RetryCallState) -> bool:
-        return attempt.outcome.result() is not None and attempt.seconds_since_start > FOREIGN_GRACE_SECONDS
+    in_time = stop_after_delay(seconds)
+
+    def give_up(attempt: RetryCallState) -> bool:  # at the deadline, or when another app answers for long
+        return in_time(attempt) or (last_result(attempt) is not None
+                                    and (attempt.seconds_since_start or 0.0) > FOREIGN_GRACE_SECONDS)
 
     try:
         Retrying(retry=retry_if_result(lambda found: found != instance_id), wait=wait_fixed(0.25),
-                 stop=stop_any(stop_after_delay(seconds), foreign_for_long))(app_identity, url)
+                 stop=give_up)(app_identity, url)
         return
     except RetryError as exc:
         found = exc.last_attempt.result()

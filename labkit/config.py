@@ -83,7 +83,7 @@ class Target(Protocol):
     def aws_name(self, kind: str, name: str = "") -> str: ...
     def as_on_aws(self, kind: str, address: str, name: str = "") -> str: ...
     def db_ca_bundle(self) -> bytes: ...
-    def fire_schedule(self, rule_arn: str, hours: float, invoke: Any) -> list[dict]: ...
+    def fire_schedule(self, rule_arn: str, hours: float, invoke: Any) -> list[dict[str, Any]]: ...
     def lab_time(self) -> str: ...
     def checkip_url(self) -> str: ...
     def public_port(self, address: str, port: int) -> tuple[int, str]: ...
@@ -145,13 +145,14 @@ class LocalTarget:
                              "restart the local cloud: labkit cloud stop, then run the step again")
         return path.read_bytes()
 
-    def fire_schedule(self, rule_arn: str, hours: float, invoke: Any) -> list[dict]:
+    def fire_schedule(self, rule_arn: str, hours: float, invoke: Any) -> list[dict[str, Any]]:
         """Move the lab clock forward; the local scheduler fires the rule at each due instant."""
         result = control.advance_clock(hours * 3600, self.config.home)
         return [f for f in result["firings"] if f["rule_arn"] == rule_arn]
 
     def lab_time(self) -> str:
-        return control.lab_clock(self.config.home)["now"]
+        now: str = control.lab_clock(self.config.home)["now"]
+        return now
 
     def checkip_url(self) -> str:
         """Where the local cloud tells a caller its address, as https://checkip.amazonaws.com does on AWS."""
@@ -256,7 +257,7 @@ class AwsTarget:
         hint = f"download {RDS_CA_URL} yourself to {RDS_CA_CACHE}"
         try:
             with urllib.request.urlopen(RDS_CA_URL, timeout=30) as response:
-                data = response.read()
+                data: bytes = response.read()
         except OSError as exc:
             raise ConfigError(f"could not download the RDS CA bundle from {RDS_CA_URL}: {exc}", hint) from exc
         _check_bundle(data, hint)
@@ -266,7 +267,7 @@ class AwsTarget:
         partial.replace(RDS_CA_CACHE)  # never a half-written bundle in the cache
         return data
 
-    def fire_schedule(self, rule_arn: str, hours: float, invoke: Any) -> list[dict]:
+    def fire_schedule(self, rule_arn: str, hours: float, invoke: Any) -> list[dict[str, Any]]:
         """AWS's clock cannot be moved: invoke the target with the scheduled event the rule would send."""
         return [invoke()]
 

@@ -1,6 +1,8 @@
 """What the lab costs per hour on AWS, from a dated static price table (on-demand, Linux, no free tier)."""
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
 PRICES_DATED = "2026-11-01"
@@ -22,7 +24,7 @@ HOURLY = [
 
 def cost_frame(region: str = PRICE_REGION) -> pd.DataFrame:
     """The hourly cost of everything the lab creates, with a total row."""
-    rows = [{"resource": r, "quantity": q, "USD per hour": round(q * p, 4), "note": n} for r, q, p, n in HOURLY]
+    rows: list[dict[str, Any]] = [{"resource": r, "quantity": q, "USD per hour": round(q * p, 4), "note": n} for r, q, p, n in HOURLY]
     total = sum(row["USD per hour"] for row in rows)
     rows.append({"resource": "total (without free tier)", "quantity": "", "USD per hour": round(total, 4),
                  "note": f"about ${total * 24:.2f} per day; prices of {PRICES_DATED} in {PRICE_REGION}"

@@ -10,6 +10,7 @@ import io
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from botocore.exceptions import ClientError
@@ -31,7 +32,7 @@ PAGE_ROWS = 75  # an order row is at most ~290 characters (two VARCHAR(100)): 75
 ORDER_COLUMNS = ["order_id", "customer_name", "product", "quantity", "amount", "created_at"]
 
 
-def create_database(lab: Lab) -> dict:
+def create_database(lab: Lab) -> dict[str, Any]:
     """Step 4: MySQL ``ordersdb``, free-tier class, private, encrypted, in the DB subnet group.
 
     The master password is generated here and stored only in Secrets Manager. If the instance exists but
@@ -64,7 +65,11 @@ def create_database(lab: Lab) -> dict:
     delay = max(1, int(lab.target.poll_seconds * 2))
     rds.get_waiter("db_instance_available").wait(DBInstanceIdentifier=db_instance_id(lab),
                                                  WaiterConfig={"Delay": delay, "MaxAttempts": 1200 // delay})
-    return describe_db_instance(lab)
+    available = describe_db_instance(lab)
+    if available is None:  # deleted (by hand, or by a teardown) once it was available
+        raise StepError(4, f"the RDS instance {db_instance_id(lab)} was deleted while it started",
+                        "re-run this step to create a new one")
+    return available
 
 
 def db_instance_frame(lab: Lab) -> pd.DataFrame:

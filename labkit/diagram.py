@@ -134,7 +134,7 @@ def architecture_figure(lab: Lab) -> Any:
         codes = [MplPath.MOVETO] + [MplPath.LINETO] * (len(points) - 1)
         ax.add_patch(FancyArrowPatch(path=MplPath(points, codes), arrowstyle="-|>", mutation_scale=12,
                                      color=ARROW, linewidth=1.4, zorder=2))
-        if label:
+        if label and at is not None:
             ax.text(at[0], at[1], label.format(port=lab.config.app_port),
                     fontsize=8, color=ARROW, ha=align, va="bottom", zorder=5)
     ax.text(0.15, -0.02, "Yellow: the VPC endpoints. The Lambdas have no route to the internet: their calls to "

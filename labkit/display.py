@@ -17,9 +17,12 @@ import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+
+if TYPE_CHECKING:  # pragma: no cover - types only
+    from pandas.io.formats.style import Styler
 
 TICK, CROSS = "✓", "✗"
 GREEN, RED = "#067647", "#b42318"
@@ -88,7 +91,7 @@ def _cell_html(value: Any, column: str) -> str:
     return text
 
 
-def style(frame: pd.DataFrame):
+def style(frame: pd.DataFrame) -> Styler:
     """The frame as a pandas Styler in the lab's style (deterministic: its id is a digest of the content)."""
     shown = tidy(frame)
     digest = hashlib.sha1(to_text(frame).encode()).hexdigest()[:10]

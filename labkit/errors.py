@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:  # pragma: no cover - types only
+    from tenacity import RetryCallState
 
 T = TypeVar("T")
 
@@ -72,7 +75,8 @@ DENIED = frozenset({"AccessDenied", "AccessDeniedException", "UnauthorizedOperat
 
 
 def error_code(exc: ClientError) -> str:
-    return exc.response.get("Error", {}).get("Code", "")
+    code: str = exc.response.get("Error", {}).get("Code", "")
+    return code
 
 
 def is_gone(exc: ClientError) -> bool:
@@ -99,3 +103,10 @@ def if_exists(call: Callable[[], T], doing: str) -> T | None:
         if error_code(exc) in DENIED:
             raise access_denied(exc, doing) from exc
         raise
+
+
+def last_result(attempt: RetryCallState) -> Any:
+    """A tenacity ``retry_error_callback``: when the retries stop, the last attempt's result (or its error,
+    raised) instead of tenacity's RetryError."""
+    assert attempt.outcome is not None  # tenacity calls it once an attempt has ended
+    return attempt.outcome.result()

@@ -25,7 +25,7 @@ from botocore.exceptions import ClientError
 from tenacity import Retrying, retry_if_exception, retry_if_result, stop_after_delay, wait_fixed
 
 from labkit import iam, lambda_platform
-from labkit.errors import StepError, if_exists
+from labkit.errors import StepError, if_exists, last_result
 from labkit.lookups import function_configuration, require_security_group, vpc_ids
 from labkit.names import (
     FUNCTIONS,
@@ -265,7 +265,7 @@ def logs_frame(lab: Lab, function: str, contains: str | None = None, limit: int 
     """
     frame = Retrying(retry=retry_if_result(lambda lines: lines.empty), stop=stop_after_delay(wait_seconds),
                      wait=wait_fixed(max(0.5, min(5.0, lab.target.poll_seconds / 3))),
-                     retry_error_callback=lambda attempt: attempt.outcome.result())(_log_lines, lab, function, contains)
+                     retry_error_callback=last_result)(_log_lines, lab, function, contains)
     return frame.tail(limit).reset_index(drop=True)
 
 

@@ -66,7 +66,10 @@ def least_privilege_policy(lab: Lab, role: str) -> dict[str, Any]:
     """The inline policy of ``role`` in least-privilege mode: named actions on the lab's own ARNs."""
     arn = f"arn:aws:{{}}:{lab.region}:{lab.account_id}:"
     secret = arn.format("secretsmanager") + f"secret:{SECRET_NAME}-*"
-    logs = lambda fn: arn.format("logs") + f"log-group:{log_group(fn)}:*"  # noqa: E731
+
+    def logs(fn: str) -> str:
+        return arn.format("logs") + f"log-group:{log_group(fn)}:*"
+
     statements: list[dict[str, Any]] = [{"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"],
                                          "Resource": secret}]
     if role == EC2_ROLE:

@@ -41,7 +41,7 @@ def runtime(venv: Path | None = None) -> str:
                           "functions' Python runtime", "run `make setup`") from exc
     parser = configparser.ConfigParser()
     parser.read_string("[venv]\n" + text)
-    version = parser.get("venv", "version", fallback=None) or parser.get("venv", "version_info", fallback="")
+    version = parser.get("venv", "version", fallback="") or parser.get("venv", "version_info", fallback="")
     found = re.match(r"(3)\.(\d+)\.", version.strip() + ".")
     if not found:
         raise ConfigError(f"{cfg} names no Python version (version = {version!r})",

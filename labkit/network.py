@@ -134,7 +134,7 @@ def ensure_security_group(lab: Lab, vpc_id: str, role: str, description: str) ->
 def ensure_vpc_endpoints(lab: Lab, vpc_id: str, subnets: dict[str, dict], private_rt: str) -> dict[str, dict]:
     ec2 = lab.client("ec2")
     sg = ensure_security_group(lab, vpc_id, "endpoints", "HTTPS to VPC interface endpoints from the Lambdas")
-    wanted = {
+    wanted: dict[str, dict[str, Any]] = {
         "s3": {"VpcEndpointType": "Gateway", "ServiceName": f"com.amazonaws.{lab.region}.s3",
                "RouteTableIds": [private_rt]},
         "secretsmanager": {"VpcEndpointType": "Interface",
@@ -242,7 +242,8 @@ def create_security_groups(lab: Lab) -> dict[str, str]:
     }
     config = lab.config
     try:  # "my-ip": your address /32, as the console's "My IP" source
-        app_cidr, ssh_cidr = (myip.resolve_cidr(lab, c) if c else None for c in (config.app_cidr, config.ssh_cidr))
+        app_cidr = myip.resolve_cidr(lab, config.app_cidr)  # never empty: LabConfig checks it
+        ssh_cidr = myip.resolve_cidr(lab, config.ssh_cidr) if config.ssh_cidr else None
     except AddressUnknown as exc:
         raise StepError(3, f"app_cidr/ssh_cidr {myip.MY_IP!r}: {exc}", exc.hint) from None
     _app_rule_from(lab, groups["ec2"], config.app_port, app_cidr)

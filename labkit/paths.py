@@ -10,6 +10,7 @@ its paths; when the address cannot be learned, only a 0.0.0.0/0 rule is sure to,
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pandas as pd
 
@@ -80,7 +81,7 @@ def reachability_frame(lab: Lab, path_prefix: str = "") -> pd.DataFrame:
     built = lab_nodes(lab, net)
     planned = planned_nodes(lab, net) if vpcs and None in built.values() else dict.fromkeys(built)
     address, unknown = myip.lookup(lab)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for path, needs, decide in _paths(lab.config.app_port, lab.region, rx.your_computer(address)):
         if not path.startswith(path_prefix):
             continue

@@ -201,7 +201,16 @@ def _cidr_holds(cidr: str, addresses: list[str], cidrs: Iterable[str], internet:
         return True
     if internet:  # an address on the internet (unknown: only a rule open to every address is sure to match)
         return False
-    return any(ipaddress.ip_network(c).subnet_of(net) for c in cidrs if c)
+    return any(_subnet_of(ipaddress.ip_network(c), net) for c in cidrs if c)
+
+
+def _subnet_of(inner: ipaddress.IPv4Network | ipaddress.IPv6Network,
+               outer: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+    if isinstance(inner, ipaddress.IPv4Network) and isinstance(outer, ipaddress.IPv4Network):
+        return inner.subnet_of(outer)
+    if isinstance(inner, ipaddress.IPv6Network) and isinstance(outer, ipaddress.IPv6Network):
+        return inner.subnet_of(outer)
+    return False  # an IPv4 network is never inside an IPv6 one, nor the other way
 
 
 def _who(node: Node) -> str:

@@ -56,7 +56,7 @@ def _section(title: str, build: Callable[[], str]) -> str:
     return f"<h2>{html.escape(title)}</h2>\n{body}"
 
 
-def _checks(frames: dict[int, Future]) -> str:
+def _checks(frames: dict[int, Future[pd.DataFrame]]) -> str:
     parts = []
     for number, step in steps.STEPS.items():
         frame = frames[number].result()

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,7 @@ def declared_parameters(path: Path) -> set[str]:
     return set()
 
 
-def _failure_detail(exc: Exception) -> tuple[str, str]:
+def _failure_detail(exc: BaseException) -> tuple[str, str]:
     cell = getattr(exc, "exec_count", None)
     ename, evalue = getattr(exc, "ename", type(exc).__name__), getattr(exc, "evalue", str(exc))
     return (f"cell {cell}" if cell is not None else "a cell"), f"{ename}: {evalue}"
@@ -142,7 +143,7 @@ def run_notebooks(target: str = "local", start: int | None = None, end: int | No
                 options = f"--target {target} --lab {lab_name} --region {region}"
                 raise RunFailed(f"{path.name} failed at {where}: {what}" + (f"\n{summary.left}" if summary.left else ""),
                                 f"open {out / path.name} to see the cell and its traceback; fix it and re-run with "
-                                f"`labkit run {options} --from {NUMBER.match(path.name).group(1)}`"
+                                f"`labkit run {options} --from {path.name.split('_', 1)[0]}`"
                                 + (f", or delete everything with `labkit down {options} --yes`"
                                    if kind.bills else "")) from exc
             trust(out / path.name)
@@ -152,7 +153,7 @@ def run_notebooks(target: str = "local", start: int | None = None, end: int | No
 
 
 @contextlib.contextmanager
-def _run_dir_for_kernels(out: Path):
+def _run_dir_for_kernels(out: Path) -> Iterator[None]:
     """Kernels started meanwhile know where the executed notebooks go (a report cell writes beside them)."""
     previous = os.environ.get(RUN_DIR)
     os.environ[RUN_DIR] = str(out.resolve())
@@ -199,8 +200,8 @@ def leftovers(target: str, lab_name: str, region: str) -> str:
                 f"`labkit status --target {target} --lab {lab_name} --region {region}`.")
     if frame.empty:
         return f"Nothing of lab {lab_name!r} exists in {region}."
-    return (f"These resources of lab {lab_name!r} still exist in {region} and cost money until deleted:\n"
-            + frame.to_string(index=False))
+    listing: str = frame.to_string(index=False)
+    return f"These resources of lab {lab_name!r} still exist in {region} and cost money until deleted:\n{listing}"
 
 
 def _write(summary: RunSummary, out: Path) -> None:

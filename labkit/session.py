@@ -57,7 +57,8 @@ class Lab:
 
     @cached_property
     def account_id(self) -> str:
-        return self.client("sts").get_caller_identity()["Account"]
+        account: str = self.client("sts").get_caller_identity()["Account"]
+        return account
 
     def tag_filter(self) -> list[dict[str, Any]]:
         return [{"Name": "tag:lab", "Values": [self.name]}]

@@ -60,7 +60,9 @@ def run_step(lab: Lab, number: int) -> Any:
         raise StepError(number, f"{step.title}: {exc}", "check the endpoint or credentials, then re-run") from exc
 
 
-def run_steps(lab: Lab, start: int = 1, through: int = 13, progress: Callable[[Step], None] | None = None) -> dict:
+def run_steps(lab: Lab, start: int = 1, through: int = 13,
+              progress: Callable[[Step], None] | None = None) -> dict[int, Any]:
+    """Run steps ``start`` to ``through``; each step's result by its number."""
     results = {}
     for number in range(start, through + 1):
         if progress:

@@ -55,7 +55,7 @@ def owned(lab: Lab, kind: str, ident: str) -> bool:
     return exists and owner == lab.name
 
 
-def claim(lab: Lab, step: int, kind: str, ident: str) -> bool:
+def claim(lab: Lab, step: int | str, kind: str, ident: str) -> bool:
     """Before creating or changing an account-global name (the tutorial's names are fixed): True when it
     exists and is this lab's, False when it does not exist; a StepError when another lab owns it."""
     exists, owner = owner_of(lab, kind, ident)

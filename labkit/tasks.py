@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 import pandas as pd
 from botocore.exceptions import ClientError
@@ -65,7 +66,7 @@ class Task:
 
 # ---- the checks: (passed, what the cloud shows) ------------------------------------------------------------
 
-def _tag(tags: list[dict] | None, key: str) -> str | None:
+def _tag(tags: list[dict[str, Any]] | None, key: str) -> str | None:
     return next((t["Value"] for t in tags or [] if t["Key"] == key), None)
 
 

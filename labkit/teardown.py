@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 from tenacity import RetryCallState, Retrying, retry_if_exception, retry_if_result, stop_after_delay, wait_fixed
 
 from labkit import troubleshoot
-from labkit.errors import error_code, if_exists
+from labkit.errors import error_code, if_exists, last_result
 from labkit.lookups import describe_db_instance, describe_instance
 from labkit.names import (
     DB_SUBNET_GROUP,
@@ -80,15 +80,16 @@ def wait_for_lambda_enis(lab: Lab, say: Callable[[str], None] = lambda _m: None,
     said_at: list[float] = []
 
     def tell(attempt: RetryCallState) -> None:  # at most once a minute
-        if not said_at or attempt.seconds_since_start - said_at[-1] >= 60:
-            said_at.append(attempt.seconds_since_start)
-            left = attempt.outcome.result()
+        now = attempt.seconds_since_start or 0.0  # set once an attempt has ended, as before a sleep
+        if not said_at or now - said_at[-1] >= 60:
+            said_at.append(now)
+            left = last_result(attempt)
             say(f"  Lambda still holds {len(left)} network interface(s) "
                 f"({', '.join(e['NetworkInterfaceId'] for e in left)}); it releases them within ~20 minutes")
 
     return Retrying(retry=retry_if_result(bool), stop=stop_after_delay(seconds),
                     wait=wait_fixed(max(1, lab.target.poll_seconds)), before_sleep=tell,
-                    retry_error_callback=lambda attempt: attempt.outcome.result())(
+                    retry_error_callback=last_result)(
         lambda: [e for e in lab_network_interfaces(lab) if e.get("InterfaceType") == "lambda"])
 
 

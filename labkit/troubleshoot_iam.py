@@ -54,7 +54,8 @@ def _ensure_probe_role(lab: Lab, case: str) -> str:
         client.detach_role_policy(RoleName=name, PolicyArn=AWS_POLICY + policy)
     for inline in client.list_role_policies(RoleName=name)["PolicyNames"]:
         client.delete_role_policy(RoleName=name, PolicyName=inline)
-    return role["Arn"]
+    role_arn: str = role["Arn"]
+    return role_arn
 
 
 def _until_allowed(call: Any, codes: set[str]) -> Any:

@@ -5,12 +5,15 @@ import json
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from labkit import checks, compute, database, functions, iam, schedule, storage
 from labkit.session import Lab
+
+if TYPE_CHECKING:  # pragma: no cover - types only
+    from matplotlib.figure import Figure
 
 
 @dataclass(frozen=True)
@@ -140,7 +143,7 @@ def days_frame(lab: Lab, prefix: str = "reports/") -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns).sort_values("day", ignore_index=True)
 
 
-def days_chart(days: pd.DataFrame):
+def days_chart(days: pd.DataFrame) -> Figure:
     """The reported days side by side: orders and amount per day."""
     import matplotlib.pyplot as plt
 

@@ -14,6 +14,7 @@ import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
@@ -61,24 +62,27 @@ def _state_file(home: Path) -> Path:
     return home / "cloud.json"
 
 
-def _read_state(home: Path) -> dict | None:
+def _read_state(home: Path) -> dict[str, Any] | None:
     try:
-        return json.loads(_state_file(home).read_text())
+        state = json.loads(_state_file(home).read_text())
     except (OSError, ValueError):
         return None
+    return state if isinstance(state, dict) else None
 
 
-def _http(method: str, url: str, body: dict | None = None, timeout: float = 5.0, token: str | None = None) -> dict:
+def _http(method: str, url: str, body: dict[str, Any] | None = None, timeout: float = 5.0,
+          token: str | None = None) -> dict[str, Any]:
     data = json.dumps(body).encode() if body is not None else None
     headers = {"Content-Type": "application/json"}
     if token:
         headers[TOKEN_HEADER] = token
     req = urllib.request.Request(url, data=data, method=method, headers=headers)
     with urllib.request.urlopen(req, timeout=timeout) as resp:
-        return json.loads(resp.read() or b"{}")
+        answer: dict[str, Any] = json.loads(resp.read() or b"{}")  # the daemon answers a JSON object
+    return answer
 
 
-def _healthy(port: int) -> dict | None:
+def _healthy(port: int) -> dict[str, Any] | None:
     """The daemon's health answer; a stopped daemon refuses at once, so the timeout only waits out a busy one
     (0.6-1 s was measured with two labs' test suites on two cores)."""
     try:
@@ -143,7 +147,7 @@ def start_cloud(port: int | None = None, home: Path | None = None, timeout: floa
     preferred = port is None  # the default (4566 or LABKIT_CLOUD_PORT) is a preference; --port N is an order
     for _attempt in range(3):
         note = None
-        if preferred:
+        if preferred or port is None:  # (port is None only when preferred)
             port, note = _pick_port(default_port())
         if not _port_free(port):
             raise _port_taken(port)
@@ -264,7 +268,7 @@ def stop_cloud(home: Path | None = None, timeout: float = 20.0) -> bool:
     return was_running
 
 
-def reset_cloud(home: Path | None = None) -> dict:
+def reset_cloud(home: Path | None = None) -> dict[str, Any]:
     """Empty every service's state (records, databases, functions, instances) without stopping the daemon."""
     return cloud_request("POST", "/_labkit/reset", {}, home=home, timeout=60)
 
@@ -276,8 +280,8 @@ def _require_running(home: Path | None) -> CloudStatus:
     return status
 
 
-def cloud_request(method: str, path: str, body: dict | None = None, home: Path | None = None,
-                  timeout: float = 600) -> dict:
+def cloud_request(method: str, path: str, body: dict[str, Any] | None = None, home: Path | None = None,
+                  timeout: float = 600) -> dict[str, Any]:
     """Call one of the daemon's own ``/_labkit/...`` endpoints."""
     status = _require_running(home)
     token = (_read_state(status.home) or {}).get("token")
@@ -302,7 +306,7 @@ def admin_credentials(home: Path | None = None) -> dict[str, str]:
 
 
 # -- the daemon's own API, one function per route ------------------------------------------------------
-def cloud_health(home: Path | None = None) -> dict:
+def cloud_health(home: Path | None = None) -> dict[str, Any]:
     """What ``/_labkit/health`` says: pid, port, home and each service's summary."""
     return cloud_request("GET", "/_labkit/health", home=home)
 
@@ -313,24 +317,26 @@ def remapped_ports(home: Path | None = None) -> dict[str, str]:
     return cloud_request("GET", "/_labkit/network/remapped", home=home, timeout=30)
 
 
-def lab_clock(home: Path | None = None) -> dict:
+def lab_clock(home: Path | None = None) -> dict[str, Any]:
     """The lab clock: ``now`` (ISO 8601) and ``offset_seconds`` ahead of real time."""
     return cloud_request("GET", "/_labkit/clock", home=home)
 
 
-def advance_clock(seconds: float, home: Path | None = None) -> dict:
+def advance_clock(seconds: float, home: Path | None = None) -> dict[str, Any]:
     """Move the lab clock forward; the answer holds the new ``now`` and the ``firings`` of every due rule."""
     return cloud_request("POST", "/_labkit/clock/advance", {"seconds": seconds}, home=home)
 
 
-def schedule_history(home: Path | None = None) -> list[dict]:
+def schedule_history(home: Path | None = None) -> list[dict[str, Any]]:
     """The scheduler's latest firings, oldest first."""
-    return cloud_request("GET", "/_labkit/schedule/history", home=home)["firings"]
+    firings: list[dict[str, Any]] = cloud_request("GET", "/_labkit/schedule/history", home=home)["firings"]
+    return firings
 
 
 def user_data_log(instance_id: str, home: Path | None = None) -> str | None:
     """The instance's ``cloud-init-output.log`` (its user data's output), or None when it has none."""
-    return cloud_request("GET", f"/_labkit/ec2/{instance_id}/user-data-log", home=home)["log"]
+    log: str | None = cloud_request("GET", f"/_labkit/ec2/{instance_id}/user-data-log", home=home)["log"]
+    return log
 
 
 def checkip_url(home: Path | None = None) -> str:

@@ -80,7 +80,7 @@ def pid_alive(pid: int) -> bool:
     if pid <= 0:
         return False
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)  # (psutil ships no type hints)
     except psutil.NoSuchProcess:
         return False
     except psutil.AccessDenied:

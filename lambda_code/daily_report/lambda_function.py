@@ -8,16 +8,20 @@ The same window always gives the same keys and content.
 """
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 
 import boto3
 import pymysql
 from orders_db import Database, DatabaseError, secret_name
+from pymysql.connections import Connection
 from report import change_key, day_change, previous_window, report_key, report_window, write_csv
 
 log = logging.getLogger()
@@ -35,7 +39,7 @@ secrets = boto3.client("secretsmanager")
 database = Database(secret_name(), lambda sid: secrets.get_secret_value(SecretId=sid)["SecretString"])
 
 
-def stream_rows(conn, start, end):
+def stream_rows(conn: Connection, start: dt.datetime, end: dt.datetime) -> Iterator[tuple[Any, ...]]:
     """Yield the window's rows through an unbuffered (server-side) cursor."""
     with conn.cursor(pymysql.cursors.SSCursor) as cur:
         cur.execute(QUERY, (start.replace(tzinfo=None), end.replace(tzinfo=None)))
@@ -46,7 +50,7 @@ def stream_rows(conn, start, end):
             yield from batch
 
 
-def window_totals(conn, start, end):
+def window_totals(conn: Connection, start: dt.datetime, end: dt.datetime) -> tuple[int, Decimal]:
     """The number of orders and their total amount in [start, end)."""
     with conn.cursor() as cur:
         cur.execute(TOTALS, (start.replace(tzinfo=None), end.replace(tzinfo=None)))
@@ -54,7 +58,7 @@ def window_totals(conn, start, end):
     return int(count), Decimal(amount)
 
 
-def lambda_handler(event, context):
+def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     if not BUCKET:
         raise RuntimeError("REPORT_BUCKET is not set on this function")
     start, end = report_window(event)

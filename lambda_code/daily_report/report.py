@@ -69,13 +69,13 @@ def _iso(instant: dt.datetime) -> str:
     return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def format_row(row: tuple) -> tuple:
+def format_row(row: tuple[Any, ...]) -> tuple[str, str, str, int, str, str]:
     order_id, customer, product, quantity, amount, created_at = row
     stamp = created_at.replace(tzinfo=None).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return order_id, customer, product, int(quantity), f"{Decimal(amount):.2f}", stamp
 
 
-def write_csv(rows: Iterable[tuple], out: IO[str]) -> tuple[int, Decimal]:
+def write_csv(rows: Iterable[tuple[Any, ...]], out: IO[str]) -> tuple[int, Decimal]:
     """Write the header and ``rows`` (database tuples); return the row count and the total amount."""
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(HEADER)

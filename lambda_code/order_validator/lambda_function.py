@@ -15,9 +15,11 @@ import datetime as dt
 import json
 import logging
 import os
+from typing import Any
 
 import boto3
 from orders_db import Database, secret_name
+from pymysql.cursors import Cursor
 from validation import Order, parse_minimum, parse_order_id, validate_order
 
 log = logging.getLogger()
@@ -33,7 +35,7 @@ INSERT = ("INSERT INTO orders (order_id, customer_name, product, quantity, amoun
 SELECT = "SELECT order_id, customer_name, product, quantity, amount, created_at FROM orders WHERE order_id = %s"
 
 
-def store_order(cursor, order: Order, now: dt.datetime) -> str:
+def store_order(cursor: Cursor, order: Order, now: dt.datetime) -> str:
     """Insert ``order`` once: "stored", "duplicate" (same id, same order) or "conflict" (same id, other order)."""
     cursor.execute(INSERT, (order.order_id, order.customer_name, order.product, order.quantity, order.amount,
                             now.replace(tzinfo=None)))
@@ -45,7 +47,7 @@ def store_order(cursor, order: Order, now: dt.datetime) -> str:
     return "duplicate" if same else "conflict"
 
 
-def find_order(cursor, order_id: str) -> dict | None:
+def find_order(cursor: Cursor, order_id: str) -> dict[str, Any] | None:
     cursor.execute(SELECT, (order_id,))
     row = cursor.fetchone()
     if row is None:
@@ -54,7 +56,7 @@ def find_order(cursor, order_id: str) -> dict | None:
             "amount": str(row[4]), "created_at": row[5].isoformat() + "Z"}
 
 
-def lambda_handler(event, context):
+def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     if isinstance(event, dict) and "find_order_id" in event:
         return _find(event["find_order_id"])
     order, errors = validate_order(event, MIN_ORDER_AMOUNT)
@@ -69,9 +71,9 @@ def lambda_handler(event, context):
     return {"status": "accepted", "order_id": order.order_id, "duplicate": outcome == "duplicate"}
 
 
-def _find(value) -> dict:
+def _find(value: Any) -> dict[str, Any]:
     order_id, error = parse_order_id(value) if value else (None, "order_id is required")
-    if error:
+    if order_id is None:  # parse_order_id gives an id or an error
         return {"status": "invalid", "errors": {"order_id": error}}
     order = database.run(lambda cur: find_order(cur, order_id))
     return {"status": "found", "order": order} if order else {"status": "not_found", "order_id": order_id}

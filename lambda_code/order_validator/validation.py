@@ -110,7 +110,8 @@ def parse_amount(value: Any, minimum: Decimal | None = None) -> tuple[Decimal | 
         return None, f"amount must be at least {minimum}"
     if amount > MAX_AMOUNT:
         return None, "amount must be at most 1000000.00"
-    if amount.as_tuple().exponent < -2 and amount != amount.quantize(Decimal("0.01")):
+    exponent = amount.as_tuple().exponent  # an int: the amount is finite ("n", "N", "F" mark NaN and infinity)
+    if isinstance(exponent, int) and exponent < -2 and amount != amount.quantize(Decimal("0.01")):
         return None, "amount must have at most 2 decimal places"
     return amount.quantize(Decimal("0.01")), None
 
@@ -140,4 +141,7 @@ def validate_order(event: Any, minimum: Decimal | None = None) -> tuple[Order | 
         ("amount", amount_error), ("order_id", id_error)) if message}
     if errors:
         return None, errors
+    # each parser returns a value or an error, never neither: no error means every value is there
+    assert customer is not None and product is not None and quantity is not None and amount is not None
+    assert order_id is not None
     return Order(order_id, customer, product, quantity, amount), {}

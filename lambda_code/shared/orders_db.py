@@ -118,10 +118,12 @@ class Database:
             return (f"database {s.host}:{s.port} failed TLS verification against {self.ca_bundle.name} (check the "
                     f"bundle is the RDS CA bundle and the secret's host is the instance's endpoint): {detail} "
                     f"[MySQL error {code}]")
-        reason = {ACCESS_DENIED: "refused the login (check the secret's username and password)",
-                  2003: "could not be reached (check the security group allows 3306 from this function, and "
-                        "that the instance is available)",
-                  1049: f"has no database {s.dbname!r} (check the secret's dbname)"}.get(code, "failed")
+        reasons: dict[object, str] = {
+            ACCESS_DENIED: "refused the login (check the secret's username and password)",
+            2003: "could not be reached (check the security group allows 3306 from this function, and that the "
+                  "instance is available)",
+            1049: f"has no database {s.dbname!r} (check the secret's dbname)"}
+        reason = reasons.get(code, "failed")
         return f"database {s.host}:{s.port} {reason} [MySQL error {code}]"
 
     def run(self, work: Callable[[Any], Any]) -> Any:

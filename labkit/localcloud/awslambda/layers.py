@@ -27,8 +27,9 @@ def keep_layers_in(folder: Path) -> None:
 
 
 def _layer_code(version: Any) -> bytes:
-    path = vars(version).get("_labkit_code_path")
-    return path.read_bytes() if path is not None else vars(version).get("_labkit_code", b"")
+    path: Path | None = vars(version).get("_labkit_code_path")
+    code: bytes = path.read_bytes() if path is not None else vars(version).get("_labkit_code", b"")
+    return code
 
 
 def _store_layer_code(version: Any, code: bytes) -> None:

@@ -36,10 +36,11 @@ def patches() -> list[Patch]:
     from labkit.localcloud.iam.service import IamService
 
     def invoke(original: Any) -> Any:
-        def wrapper(self: Any, body: str, request_headers: Any, response_headers: dict) -> bytes:
+        def wrapper(self: Any, body: str, request_headers: Any, response_headers: dict[str, Any]) -> bytes:
             service = find(LambdaService)
             if service is None:
-                return original(self, body, request_headers, response_headers)
+                answer: bytes = original(self, body, request_headers, response_headers)
+                return answer
             payload = body.encode() if isinstance(body, str) else (body or b"")
             payload, headers = service.invoke(
                 self, payload or b"{}", request_headers.get("x-amz-invocation-type") or "RequestResponse",
@@ -61,8 +62,9 @@ def patches() -> list[Patch]:
                     if function_name in (fn.function_name, fn.function_arn)]
             original(self, function_name, qualifier)
             service = find(LambdaService)
-            for arn in arns if service is not None else ():
-                service.retire(arn)
+            if service is not None:
+                for arn in arns:
+                    service.retire(arn)
         return wrapper
 
     def checks_role_on_create(original: Any) -> Any:

@@ -5,6 +5,8 @@ may manage its network interfaces (:mod:`.patches` calls :func:`check_execution_
 """
 from __future__ import annotations
 
+from typing import Any
+
 from moto.iam.exceptions import NotFoundException
 
 from labkit.localcloud.awslambda.exceptions import InvalidParameterValue
@@ -15,7 +17,7 @@ VPC_ACTIONS = ("CreateNetworkInterface", "DescribeNetworkInterfaces", "DeleteNet
 NOT_ASSUMABLE = "The role defined for the function cannot be assumed by Lambda."
 
 
-def check_execution_role(role_arn: str, vpc_config: dict | None) -> None:
+def check_execution_role(role_arn: str, vpc_config: dict[str, Any] | None) -> None:
     """Raise Lambda's InvalidParameterValueException when the role cannot serve the function."""
     try:
         role = backend().get_role_by_arn(role_arn)

@@ -74,6 +74,8 @@ class Worker:
         self.proc = subprocess.Popen([python, "-s", "-m", "awslambdaric", handler], cwd=str(cwd), env=env,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      start_new_session=True)
+        assert self.proc.stdout is not None  # stdout=PIPE
+        self._output = self.proc.stdout
         threading.Thread(target=self._read_output, daemon=True, name="worker-logs").start()
         threading.Thread(target=self._watch, daemon=True, name="worker-watch").start()
 
@@ -86,6 +88,7 @@ class Worker:
             if self.dead:
                 return None
             inv, self.pending = self.pending, None
+            assert inv is not None  # woken, and not dead: an invocation is pending
             inv.started = time.monotonic()
             self.current = inv
             self.cv.notify_all()
@@ -133,7 +136,7 @@ class Worker:
             self.last_used = time.monotonic()
         return inv
 
-    def _fail(self, inv: Invocation, error_type: str, payload: dict) -> None:
+    def _fail(self, inv: Invocation, error_type: str, payload: dict[str, Any]) -> None:
         inv.finished = time.monotonic()
         inv.result, inv.error_type = json.dumps(payload).encode(), error_type
         self._drain_output()  # what it printed before failing belongs to this invocation's log
@@ -182,7 +185,7 @@ class Worker:
     # -- process output and lifetime -----------------------------------------------------------------
     def _read_output(self) -> None:
         buffered = b""
-        fd = self.proc.stdout.fileno()
+        fd = self._output.fileno()
         while True:
             chunk = os.read(fd, 65536)
             if not chunk:
@@ -202,7 +205,7 @@ class Worker:
         buf = bytearray(4)
         while time.monotonic() < deadline:
             try:
-                fcntl.ioctl(self.proc.stdout.fileno(), termios.FIONREAD, buf)
+                fcntl.ioctl(self._output.fileno(), termios.FIONREAD, buf)
             except (OSError, ValueError):
                 return
             if struct.unpack("i", buf)[0] == 0 and not self._reading:

@@ -107,7 +107,7 @@ class LambdaService(Service):
         self.ctx.service_dir("lambda", fresh=True)
         threading.Thread(target=self._reap, daemon=True, name="lambda-reaper").start()
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         with self.lock:
             return {"runtime_python": runtime_python(),
                     "functions": {arn: {"idle": len(p.idle), "busy": len(p.busy)} for arn, p in self.pools.items()}}
@@ -164,7 +164,7 @@ class LambdaService(Service):
         finally:
             self._release(fn, pool, worker)
         duration = (inv.finished - inv.started) * 1000
-        if inv.error_type == "Sandbox.Timedout":
+        if inv.error_type == "Sandbox.Timedout" and inv.result is not None:  # (the runtime wrote the error)
             self._log(fn, worker, json.loads(inv.result)["errorMessage"], inv)
         self._log(fn, worker, f"END RequestId: {inv.request_id}", inv)
         report = (f"REPORT RequestId: {inv.request_id}\tDuration: {duration:.2f} ms\tBilled Duration: "
@@ -224,8 +224,11 @@ class LambdaService(Service):
         paths = [str(task_root)]
         backend = lambda_backends[fn.account_id][fn.region]
         for layer in fn.layers:
-            version = backend.layers_versions_by_arn(layer["Arn"])
-            root = self._extract(version.code_bytes, "layers")
+            layer_version = backend.layers_versions_by_arn(layer["Arn"])
+            if layer_version is None:  # AWS keeps a deleted version's content for the functions that use it
+                raise ServiceError(f"The layer version {layer['Arn']} this function uses was deleted; the local "
+                                   "cloud keeps no copy of it: publish the layer again and update the function.")
+            root = self._extract(layer_version.code_bytes, "layers")
             paths += [str(root / "python" / "lib" / str(fn.run_time) / "site-packages"), str(root / "python")]
         region = fn.region
         # As on AWS: the execution role's session, named after the function, in the standard variables.
@@ -326,4 +329,5 @@ class LambdaService(Service):
 def _revision(fn: Any) -> str:
     if not getattr(fn, "_labkit_revision", None):
         fn._labkit_revision = uuid.uuid4().hex
-    return fn._labkit_revision
+    revision: str = fn._labkit_revision
+    return revision

@@ -14,6 +14,7 @@ import html
 import json
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,9 +94,9 @@ class Recorded:
     user_agent: str
     error_body: bytes | None = None
     error_type: str | None = None
-    identity: dict | None = None  # set for events a service itself records (AssumeRole by lambda.amazonaws.com)
+    identity: dict[str, Any] | None = None  # for events a service itself records (AssumeRole by lambda.amazonaws.com)
     session_created: float | None = None  # a role session's: when its AssumeRole was answered
-    cached: dict = field(default_factory=dict, repr=False)
+    cached: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def event_id(self) -> str:
@@ -126,27 +127,31 @@ class Recorded:
             if self.service == "ec2" and code and self.status < 500:  # EC2's codes say whose fault it was
                 code = f"Client.{code}"
             self.cached["error"] = (code, message)
-        return self.cached["error"]
+        error: tuple[str | None, str | None] = self.cached["error"]
+        return error
 
-    def parameters(self) -> dict | None:
+    def parameters(self) -> dict[str, Any] | None:
         if "params" not in self.cached:  # as the service reads them (trail_params), secrets hidden
             sent = {k: v for k, v in (self.params or {}).items() if k not in ("Action", "Version")}
             shown = request_parameters(self.service, self.operation, redact(sent, limit=1000))
             self.cached["params"] = plain(shown) if shown else None
-        return self.cached["params"]
+        params: dict[str, Any] | None = self.cached["params"]
+        return params
 
-    def user_identity(self) -> dict:
+    def user_identity(self) -> dict[str, Any]:
         if self.identity is not None:
             return self.identity
         if "identity" not in self.cached:
             self.cached["identity"] = user_identity(self.principal, self.access_key_id, self.session_created)
-        return self.cached["identity"]
+        identity: dict[str, Any] = self.cached["identity"]
+        return identity
 
     @property
     def username(self) -> str | None:
         identity = self.user_identity()
         if identity.get("type") == "AssumedRole":
-            return identity["arn"].rsplit("/", 1)[-1]
+            session: str = identity["arn"].rsplit("/", 1)[-1]
+            return session
         if identity.get("type") == "AWSService":  # a service assuming a role: the session it opened
             return (self.params or {}).get("RoleSessionName")
         return identity.get("userName")
@@ -162,10 +167,10 @@ class Recorded:
                 found.append({"ResourceType": kind, "ResourceName": value})
         return found
 
-    def record(self) -> dict:
+    def record(self) -> dict[str, Any]:
         """The CloudTrail event record (what ``CloudTrailEvent`` holds as a JSON string)."""
         code, message = self.error()
-        event = {
+        event: dict[str, Any] = {
             "eventVersion": EVENT_VERSION, "userIdentity": self.user_identity(),
             "eventTime": _iso(self.stamp), "eventSource": self.source,
             "eventName": self.name, "awsRegion": self.region, "sourceIPAddress": self.source_ip,
@@ -183,7 +188,7 @@ class Recorded:
                                   for r in resources]
         return event
 
-    def lookup_event(self) -> dict:
+    def lookup_event(self) -> dict[str, Any]:
         """The ``Event`` of a LookupEvents answer."""
         event = {"EventId": self.event_id, "EventName": self.name, "ReadOnly": str(self.read_only).lower(),
                  "EventTime": self.stamp, "EventSource": self.source,
@@ -195,7 +200,7 @@ class Recorded:
         return event
 
 
-def user_identity(principal: str, access_key_id: str, session_created: float | None = None) -> dict:
+def user_identity(principal: str, access_key_id: str, session_created: float | None = None) -> dict[str, Any]:
     """``userIdentity`` of a principal ARN (an IAM user, or a session of a role, made at ``session_created``)
     and its access key."""
     from labkit.localcloud.iam.principals import backend
@@ -207,14 +212,13 @@ def user_identity(principal: str, access_key_id: str, session_created: float | N
         attributes = {"mfaAuthenticated": "false"}
         if session_created is not None:
             attributes = {"creationDate": _iso(session_created), **attributes}
+        issuer = {"type": "Role", "principalId": role_id, "arn": f"arn:aws:iam::{account}:role/{role_name}",
+                  "accountId": account, "userName": role_name}
+        context: dict[str, Any] = {"sessionIssuer": issuer, "webIdFederationData": {}, "attributes": attributes}
         identity = {"type": "AssumedRole", "principalId": f"{role_id}:{session}", "arn": principal,
-                    "accountId": account, "accessKeyId": access_key_id,
-                    "sessionContext": {"sessionIssuer": {
-                        "type": "Role", "principalId": role_id, "arn": f"arn:aws:iam::{account}:role/{role_name}",
-                        "accountId": account, "userName": role_name},
-                        "webIdFederationData": {}, "attributes": attributes}}
+                    "accountId": account, "accessKeyId": access_key_id, "sessionContext": context}
         if session.startswith("i-"):
-            identity["sessionContext"]["ec2RoleDelivery"] = "2.0"  # the credentials came from IMDSv2
+            context["ec2RoleDelivery"] = "2.0"  # the credentials came from IMDSv2
         return identity
     found = re.match(r"arn:aws:iam::(\d+):user/(?:.*/)?([^/]+)$", principal)
     if found:
@@ -229,14 +233,15 @@ def _iso(stamp: float) -> str:
     return dt.datetime.fromtimestamp(stamp, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def service_identity(service_principal: str) -> dict:
+def service_identity(service_principal: str) -> dict[str, Any]:
     """``userIdentity`` of a call an AWS service makes on your behalf (Lambda assuming a function's role)."""
     return {"type": "AWSService", "invokedBy": service_principal}
 
 
-def _entity_id(find: Any, prefix: str) -> str:
+def _entity_id(find: Callable[[], Any], prefix: str) -> str:
     try:
-        return find()
+        entity_id: str = find()  # (moto's backend() is typed Any)
+        return entity_id
     except Exception:  # the user or role is gone by now: CloudTrail keeps what it recorded, we keep the kind
         return prefix + "DELETED"
 

@@ -38,7 +38,7 @@ def lower_camel(name: str) -> str:
     return name[:1].lower() + name[1:]
 
 
-def request_parameters(signing_name: str, operation: str, params: Any) -> dict | None:
+def request_parameters(signing_name: str, operation: str, params: Any) -> dict[str, Any] | None:
     """``requestParameters`` of ``operation`` called with ``params`` (flat strings for the query protocols, the
     decoded body for JSON ones); None when it sent none."""
     params = {k: v for k, v in (params or {}).items() if k not in ("Action", "Version")}

@@ -59,7 +59,7 @@ class CloudTrailService(Service):
         if len(self._sessions) > 2 * (self.events.maxlen or LIMIT):
             self._sessions.pop(next(iter(self._sessions)))
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         return {"events": len(self.events), "limit": self.events.maxlen}
 
     def _now(self) -> float:
@@ -113,7 +113,7 @@ class CloudTrailService(Service):
         return Response(json.dumps(answer), mimetype="application/x-amz-json-1.1",
                         headers={"x-amzn-RequestId": str(uuid.uuid4())})
 
-    def lookup(self, params: dict) -> dict:
+    def lookup(self, params: dict[str, Any]) -> dict[str, Any]:
         """LookupEvents' answer for ``params``, newest first; LookupError(code, message) refuses it."""
         attributes = params.get("LookupAttributes") or []
         if len(attributes) > 1:
@@ -141,7 +141,7 @@ class CloudTrailService(Service):
         before = _read_token(params.get("NextToken"), query) if params.get("NextToken") else None
         if params.get("EventCategory") == "insight":
             return {"Events": []}  # the lab enables no CloudTrail Insights
-        found: list[dict] = []
+        found: list[dict[str, Any]] = []
         last = None
         for event in reversed(self.events):
             number = event.number
@@ -186,7 +186,7 @@ def _matches(event: Recorded, key: str, value: str) -> bool:
     return any(r[field] == value for r in event.resources())
 
 
-def _fingerprint(params: dict) -> str:
+def _fingerprint(params: dict[str, Any]) -> str:
     rest = {k: v for k, v in params.items() if k != "NextToken"}
     return hashlib.sha256(json.dumps(rest, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

@@ -59,7 +59,7 @@ class Telemetry(Service):
         self._send_lock = threading.Lock()
         self._clients_lock = threading.Lock()
         self._lines: dict[tuple[Keys, str, str, str], list[tuple[int, str]]] = defaultdict(list)
-        self._metrics: dict[tuple[Keys, str, str], list[dict]] = defaultdict(list)
+        self._metrics: dict[tuple[Keys, str, str], list[dict[str, Any]]] = defaultdict(list)
         self._streams: set[tuple[str, str, str, str]] = set()  # (key id, region, group, stream) created
         self._clients: dict[tuple[Keys, str, str], Any] = {}
         self._botocore = botocore_session()
@@ -77,7 +77,7 @@ class Telemetry(Service):
         with self._queue_lock:
             self._lines[(keys, region, group, stream)].append((timestamp_ms, message))
 
-    def metric(self, keys: Keys, region: str, namespace: str, datum: dict) -> None:
+    def metric(self, keys: Keys, region: str, namespace: str, datum: dict[str, Any]) -> None:
         """Queue one PutMetricData datum for ``namespace``, to be published with ``keys``."""
         with self._queue_lock:
             self._metrics[(keys, region, namespace)].append(datum)
@@ -156,7 +156,7 @@ class Telemetry(Service):
         self._streams.add(known)
         return True
 
-    def _put_metric_data(self, keys: Keys, region: str, namespace: str, data: list[dict]) -> None:
+    def _put_metric_data(self, keys: Keys, region: str, namespace: str, data: list[dict[str, Any]]) -> None:
         cloudwatch = self.client(keys, "cloudwatch", region)
         data = aggregate(data)
         for start in range(0, len(data), MAX_METRICS):
@@ -185,7 +185,7 @@ class Telemetry(Service):
             except Exception:  # a bug here must not end the thread: logged with its traceback
                 log.exception("sending logs and metrics failed")
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         with self._queue_lock:
             queued = sum(len(v) for v in self._lines.values()) + sum(len(v) for v in self._metrics.values())
         return {**self.sent, "queued": queued}
@@ -203,13 +203,13 @@ class Telemetry(Service):
         self.start()
 
 
-def aggregate(data: list[dict]) -> list[dict]:
+def aggregate(data: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Data points of one metric, dimensions and unit within the same second as one datum of ``Values`` and
     ``Counts`` (as the SDKs' and Lambda's own publishers send them): the same samples, so every statistic is
     unchanged, in a fraction of the request. CloudWatch keeps standard-resolution data at one-minute
     granularity anyway. Datums of another shape are sent as they are."""
-    grouped: dict[tuple, dict[float, int]] = {}
-    others: list[dict] = []
+    grouped: dict[tuple[Any, ...], dict[float, int]] = {}
+    others: list[dict[str, Any]] = []
     for datum in data:
         stamp, value = datum.get("Timestamp"), datum.get("Value")
         if set(datum) - {"MetricName", "Dimensions", "Unit", "Timestamp", "Value"} or stamp is None or value is None:
@@ -219,7 +219,7 @@ def aggregate(data: list[dict]) -> list[dict]:
         key = (datum["MetricName"], dimensions, datum.get("Unit"), stamp.replace(microsecond=0))
         counts = grouped.setdefault(key, {})
         counts[float(value)] = counts.get(float(value), 0) + 1
-    merged: list[dict] = []
+    merged: list[dict[str, Any]] = []
     for (name, dimensions, unit, stamp), counts in grouped.items():
         items = list(counts.items())
         for start in range(0, len(items), MAX_VALUES):

@@ -44,6 +44,7 @@ import struct
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from labkit.localcloud.control import PROJECT_ROOT
 from labkit.localcloud.core.patches import find
@@ -100,7 +101,7 @@ class LabClock:
     def now(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self.timestamp(), UTC)
 
-    def info(self) -> dict:
+    def info(self) -> dict[str, Any]:
         return {"now": self.now().isoformat(), "offset_seconds": self.offset,
                 "faketime": str(self.library) if self.library else None}
 
@@ -196,7 +197,7 @@ class ClockService(Service):
     def routes(self) -> list[tuple[str, str, Route]]:
         return [("GET", "/_labkit/clock", lambda _r: self.clock.info())]
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         return self.clock.info()
 
     def on_launch(self, launch: Launch) -> None:

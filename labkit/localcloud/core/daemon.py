@@ -23,10 +23,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-from werkzeug.serving import make_server
+from werkzeug.serving import BaseWSGIServer, make_server
 from werkzeug.test import Client
 from werkzeug.wrappers import Request, Response
 
@@ -37,6 +37,9 @@ from labkit.localcloud.core.errors import AwsError
 from labkit.localcloud.core.http_keepalive import KeepAliveRequestHandler, noting_failures
 from labkit.localcloud.core.services import ApiRequest, CloudContext, Registry, Route, Service, serving
 from labkit.localcloud.procs import CLOUD_MARKER
+
+if TYPE_CHECKING:  # pragma: no cover - types only
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 log = logging.getLogger("labkit.localcloud")
 ServiceFactory = Callable[[CloudContext], Service]
@@ -63,7 +66,7 @@ class LocalCloud:
         for method, path, handler in self.services.routes():
             self.route(method, path, handler)
         self._moto = DomainDispatcherApplication(create_backend_app)
-        self._server = None
+        self._server: BaseWSGIServer | None = None  # set by serve_forever
         self._last_request = time.monotonic()
         self.services.start()
         threading.Thread(target=self._trim_when_idle, daemon=True, name="trim-when-idle").start()
@@ -102,7 +105,7 @@ class LocalCloud:
         }
 
     # -- the WSGI application ---------------------------------------------------------------------
-    def __call__(self, environ: dict, start_response: Callable) -> Any:
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         self._last_request = time.monotonic()
         path = environ.get("PATH_INFO", "")
         if path.startswith("/_labkit/"):
@@ -115,19 +118,19 @@ class LocalCloud:
         except AwsError as error:  # a hook may raise the error AWS answers with, as moto's code may
             answer = error.answer(call.protocol)
         if answer is not None:
-            error = answer.status_code >= 400
-            self.services.answered(call, answer.status_code, answer.get_data() if error else None,
-                                   answer.headers.get("x-amzn-ErrorType") if error else None)
+            failed = answer.status_code >= 400
+            self.services.answered(call, answer.status_code, answer.get_data() if failed else None,
+                                   answer.headers.get("x-amzn-ErrorType") if failed else None)
             return answer(environ, start_response)
         sent: list[Any] = []
 
-        def noting_status(status: str, headers: list, exc_info: Any = None) -> Any:
+        def noting_status(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             sent[:] = [int(status[:3]), headers]
             return start_response(status, headers, exc_info)
 
         try:
             with serving(call):
-                result = self._moto(environ, noting_status)
+                result: Iterable[bytes] = self._moto(environ, noting_status)  # (moto types it Any)
                 status, headers = sent if sent else (200, [])  # a lazy start_response: judged as it came
                 if status < 400:
                     self.services.answered(call, status, None, None)
@@ -154,7 +157,7 @@ class LocalCloud:
         return Response(json.dumps({"error": "this local cloud's control API needs its owner's token"}),
                         status=403, mimetype="application/json")
 
-    def _own_api(self, environ: dict, start_response: Callable) -> Any:
+    def _own_api(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         request = Request(environ)
         if not self._authorized(request):
             return self._forbidden()(environ, start_response)
@@ -178,24 +181,25 @@ class LocalCloud:
                 response = Response(json.dumps({"error": str(exc)}), status=400, mimetype="application/json")
         return response(environ, start_response)
 
-    def _health(self, _request: Request) -> dict:
+    def _health(self, _request: Request) -> dict[str, Any]:
         return {
             "status": "ok", "pid": os.getpid(), "port": self.port, "home": str(self.home),
             "cloud_id": self.cloud_id, "uptime_seconds": round(time.time() - self.started_at, 3),
             "services": self.services.summary(),
         }
 
-    def _shutdown_route(self, _request: Request) -> dict:
+    def _shutdown_route(self, _request: Request) -> dict[str, str]:
         self.services.stop_all()
 
         def stop_serving() -> None:
             time.sleep(0.2)  # let this answer reach the caller first
-            self._server.shutdown()
+            if self._server is not None:  # (a request came, so it serves)
+                self._server.shutdown()
 
         threading.Thread(target=stop_serving, daemon=True).start()
         return {"status": "stopping"}
 
-    def reset(self) -> dict:
+    def reset(self) -> dict[str, str]:
         """Stop every service's processes, empty moto through its own ``/moto-api/reset``, then let each
         service forget what referred to moto's state."""
         self.services.stop_all()
@@ -206,17 +210,17 @@ class LocalCloud:
         return {"status": "reset"}
 
     def serve_forever(self) -> None:
-        self._server = make_server(HOST, self.port, noting_failures(self), threaded=True,
-                                   request_handler=KeepAliveRequestHandler)
+        self._server = server = make_server(HOST, self.port, noting_failures(self), threaded=True,
+                                            request_handler=KeepAliveRequestHandler)
         state = {"pid": os.getpid(), "port": self.port, "cloud_id": self.cloud_id, "started_at": self.started_at,
                  "token": self.control_token}
         tmp = self.home / "cloud.json.tmp"
         tmp.write_text(json.dumps(state))
         tmp.replace(self.home / "cloud.json")
-        signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=self._server.shutdown).start())
+        signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
         log.info("local cloud listening on %s (home %s)", self.endpoint, self.home)
         try:
-            self._server.serve_forever()
+            server.serve_forever()
         finally:
             self.services.stop_all()
             log.info("local cloud stopped")

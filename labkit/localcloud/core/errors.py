@@ -37,7 +37,7 @@ class AwsError(HTTPException):
         super().__init__()
         self.message = message
         if error_code is not None:  # an error whose code depends on the protocol (IAM's authentication failures)
-            self.error_code = error_code  # type: ignore[misc]
+            self.error_code = error_code  # type: ignore[misc]  # this error's own code, over the class's ClassVar
         if status is not None:
             self.code = status
         self.details = details
@@ -61,14 +61,14 @@ class AwsError(HTTPException):
         call = current_request()
         return render(self, call.protocol if call is not None else "json")
 
-    def get_response(self, environ: Any = None, scope: Any = None) -> Response:  # type: ignore[override]
+    def get_response(self, environ: Any = None, scope: Any = None) -> Response:
         return self._rendered()
 
     def get_description(self, environ: Any = None, scope: Any = None) -> str:
         return self._rendered().get_data(as_text=True)
 
     @property
-    def description(self) -> str:  # type: ignore[override]
+    def description(self) -> str:
         return self.get_description()
 
     @description.setter

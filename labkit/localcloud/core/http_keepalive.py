@@ -14,10 +14,13 @@ from __future__ import annotations
 import io
 import socket
 import threading
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from moto.moto_server.werkzeug_app import MotoRequestHandler
+
+if TYPE_CHECKING:  # pragma: no cover - types only
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 IDLE_SECONDS = 20.0  # a lab calls in bursts; an idle connection holds a thread of the daemon until then
 FAILED = "labkit.keepalive.failed"
@@ -129,11 +132,11 @@ def _body_length(headers: Any) -> int | None:
     return length if length >= 0 else None
 
 
-def noting_failures(app: Callable) -> Callable:
+def noting_failures(app: WSGIApplication) -> WSGIApplication:
     """Wrap a WSGI app so that a request it fails (an exception, maybe after part of the answer went) closes its
     connection instead of leaving the next request to read whatever was left."""
 
-    def wrapped(environ: dict, start_response: Callable) -> Any:
+    def wrapped(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         try:
             result = app(environ, start_response)
         except BaseException:
@@ -149,10 +152,10 @@ def noting_failures(app: Callable) -> Callable:
 class _Guarded:
     """A response iterable that notes a failure while it is being sent."""
 
-    def __init__(self, result: Any, environ: dict) -> None:
+    def __init__(self, result: Iterable[bytes], environ: WSGIEnvironment) -> None:
         self._result, self._environ = result, environ
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[bytes]:
         try:
             yield from self._result
         except BaseException:

@@ -102,6 +102,13 @@ def core_patches() -> list[Patch]:
         names: dict[Any, list[str]] = {}
         return lambda clazz: names[clazz] if clazz in names else names.setdefault(clazz, original(clazz))
 
+    @functools.cache
+    def session_of(_cls: type) -> Any:  # one session per backend class
+        return botocore_session()
+
+    def get_session(cls: type) -> Any:
+        return session_of(cls)
+
     return [Patch(backends, "list_of_moto_modules", "moto lists its own package folders from disk to route every "
                   "request (175 stat calls); the list is fixed for the pinned version, so read it once",
                   lambda _original: lambda: modules),
@@ -113,7 +120,7 @@ def core_patches() -> list[Patch]:
                   lambda _original: lambda service, model: model_loader().load_service_model(service, model)),
             Patch(base_backend.AccountSpecificBackend, "get_session", "moto's botocore session (for the regions of "
                   "a service) reads the endpoints through that loader too",
-                  lambda _original: classmethod(functools.cache(lambda _cls: botocore_session())))]
+                  lambda _original: classmethod(get_session))]
 
 
 def apply(services: Registry, lists: Iterable[PatchList]) -> list[Patch]:

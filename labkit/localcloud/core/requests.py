@@ -12,12 +12,16 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
-from typing import Any
+from typing import Any, TypeAlias
 from urllib.parse import parse_qs, unquote
 
 from botocore.exceptions import UnknownServiceError
+from werkzeug.datastructures import Headers
 
 from labkit.localcloud.core.models import service_model
+
+HeaderMap: TypeAlias = "Headers | Mapping[str, str]"
+"""A request's headers: werkzeug's Headers (names in any case), or a mapping with the names as AWS spells them."""
 
 # signing name -> botocore service name, and the IAM prefix where it differs from the signing name
 SERVICES = {"monitoring": "cloudwatch", "email": "ses", "states": "stepfunctions", "execute-api": "apigateway"}
@@ -79,7 +83,7 @@ def _required(operation: Any, location: str) -> tuple[str, ...]:
 @cache
 def _routes(service: str) -> list[tuple[str, re.Pattern[str], tuple[str, ...], tuple[str, ...], int, str]]:
     """(method, path regex, required query keys, required headers, specificity, operation) from the model."""
-    routes = []
+    routes: list[tuple[str, re.Pattern[str], tuple[str, ...], tuple[str, ...], int, str]] = []
     try:
         names = service_model(service).operation_names
     except UnknownServiceError:  # a signing name botocore has no model for: no REST routes to match
@@ -106,7 +110,7 @@ def _routes(service: str) -> list[tuple[str, re.Pattern[str], tuple[str, ...], t
 
 
 def _rest_operation(service: str, method: str, path: str, query: Mapping[str, Any],
-                    headers: Mapping[str, str]) -> tuple[str, dict]:
+                    headers: HeaderMap) -> tuple[str, dict[str, str]]:
     present = frozenset(h for h in _header_names(service) if h in headers)
     return _match_rest(service, method, path, frozenset(query), present)
 
@@ -118,8 +122,8 @@ def _header_names(service: str) -> tuple[str, ...]:
 
 @lru_cache(maxsize=4096)
 def _match_rest(service: str, method: str, path: str, query: frozenset[str],
-                headers: frozenset[str]) -> tuple[str, dict]:
-    best: tuple[int, str, dict] | None = None
+                headers: frozenset[str]) -> tuple[str, dict[str, str]]:
+    best: tuple[int, str, dict[str, str]] | None = None
     for verb, regex, keys, needed_headers, literal, name in _routes(service):
         if verb != method or any(k not in query for k in keys) or any(h not in headers for h in needed_headers):
             continue
@@ -133,7 +137,7 @@ def _match_rest(service: str, method: str, path: str, query: frozenset[str],
 NOT_PARAMETERS = frozenset({"X-Amz-Signature", "X-Amz-Security-Token", "Signature", "x-amz-security-token"})
 
 
-def classify(signing_name: str, method: str, path: str, query_string: str, headers: Mapping[str, str],
+def classify(signing_name: str, method: str, path: str, query_string: str, headers: HeaderMap,
              body: bytes | None) -> Classified:
     """Name the operation and gather its parameters (top-level only; enough to find the resource)."""
     service, protocol = protocol_of(signing_name)
@@ -158,7 +162,7 @@ def classify(signing_name: str, method: str, path: str, query_string: str, heade
     return Classified(signing_name, service, protocol, operation, params)
 
 
-def guess_protocol(path: str, query_string: str, headers: Mapping[str, str]) -> str:
+def guess_protocol(path: str, query_string: str, headers: HeaderMap) -> str:
     """For a request with no signature (so no service named): the protocol its shape shows."""
     if headers.get("X-Amz-Target"):
         return "json"
@@ -169,7 +173,7 @@ def guess_protocol(path: str, query_string: str, headers: Mapping[str, str]) -> 
     return "rest-xml"
 
 
-def _json(body: bytes | None) -> dict:
+def _json(body: bytes | None) -> dict[str, Any]:
     try:
         data = json.loads(body or b"{}")
     except ValueError:

@@ -80,7 +80,7 @@ class Service:
     def after_reset(self) -> None:
         """moto's state was emptied (``labkit cloud reset``): drop what referred to it."""
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         """JSON-able figures for ``/_labkit/health``."""
         return {}
 
@@ -246,7 +246,7 @@ class Registry:
         for service in self:
             service.after_reset()
 
-    def summary(self) -> dict[str, dict]:
+    def summary(self) -> dict[str, dict[str, Any]]:
         return {service.name: service.summary() for service in self}
 
     def routes(self) -> list[tuple[str, str, Route]]:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from labkit.localcloud.core.models import service_model
+from labkit.localcloud.core.requests import HeaderMap
 
 MISSING: Any = object()  # no value at this place of the request (a member that was not sent)
 
@@ -84,7 +85,7 @@ def typed(kind: str, text: Any) -> Any:
 
 
 def request_input(service: str, operation: str, protocol: str, params: Mapping[str, Any],
-                  headers: Mapping[str, str]) -> dict[str, Any] | None:
+                  headers: HeaderMap) -> dict[str, Any] | None:
     """The input of a request as the model names it. ``params`` is what :func:`.requests.classify` gathered (the
     flat query for query/ec2, the body for json, URI and query-string values plus the body's members for
     rest-json). None for a protocol whose input is not rebuilt (rest-xml: S3 names its members in its paths and

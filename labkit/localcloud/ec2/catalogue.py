@@ -32,19 +32,19 @@ INSTANCE_TYPES = "ec2/resources/instance_types.json"
 _catalogue_lock = threading.Lock()
 
 
-class _Offerings(dict):
+class _Offerings(dict[str, Any]):
     """One location type's instance type offerings, each region's file read when the region is first asked for."""
 
     def __init__(self, location_type: str, regions: set[str]) -> None:
         super().__init__()
         self.location_type, self.regions = location_type, regions
 
-    def __missing__(self, region: str) -> list[dict]:
+    def __missing__(self, region: str) -> list[dict[str, Any]]:
         if region not in self.regions:
             raise KeyError(region)
         from moto.utilities.utils import load_resource
 
-        offerings = load_resource(f"{OFFERINGS}/{self.location_type}/{region}.json")
+        offerings: list[dict[str, Any]] = load_resource(f"{OFFERINGS}/{self.location_type}/{region}.json")
         for offering in offerings:
             offering["LocationType"] = self.location_type
         self[region] = offerings
@@ -54,11 +54,11 @@ class _Offerings(dict):
         return self[region] if region in self or region in self.regions else default
 
 
-class _InstanceTypes(dict):
+class _InstanceTypes(dict[str, Any]):
     """moto's ``INSTANCE_TYPES`` (name -> description), its file read when a description is first asked for
     (after import moto reads it by name only, in ``InstanceType``)."""
 
-    def __missing__(self, name: str) -> dict:
+    def __missing__(self, name: str) -> dict[str, Any]:
         from moto.utilities.utils import load_resource
 
         with _catalogue_lock:
@@ -72,10 +72,11 @@ class _Catalogue:
     DescribeInstanceTypes first asks."""
 
     def __init__(self, names: list[str]) -> None:
-        self.names, self.types = names, None
+        self.names = names
+        self.types: list[Any] | None = None
         self.lock = threading.Lock()
 
-    def __get__(self, instance: Any, owner: Any = None) -> list:
+    def __get__(self, instance: Any, owner: Any = None) -> list[Any]:
         from moto.ec2.models import instance_types
 
         with self.lock:
@@ -110,7 +111,8 @@ def catalogues_on_demand() -> None:
     for location_type, regions in instance_types.INSTANCE_TYPE_OFFERINGS.items():
         instance_types.INSTANCE_TYPE_OFFERINGS[location_type] = _Offerings(location_type, set(regions))
     instance_types.INSTANCE_TYPES = _InstanceTypes()
-    instance_types.InstanceTypeBackend.instance_types = _Catalogue(names)
+    # a descriptor in place of moto's list, which its type hints name: the list is made on first read
+    instance_types.InstanceTypeBackend.instance_types = _Catalogue(names)  # type: ignore[assignment]
 
 
 def prepare(home: Path) -> None:

@@ -168,5 +168,5 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _json(data: dict) -> Response:
+def _json(data: dict[str, Any]) -> Response:
     return Response(json.dumps(data, indent=2), mimetype="text/plain")

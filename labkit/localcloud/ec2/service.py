@@ -55,14 +55,14 @@ class Ec2Service(Service):
     def start(self) -> None:
         self.ctx.service_dir("ec2", fresh=True)
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         root = self.ctx.home / "ec2"
         return {"instances": sorted(p.name for p in root.iterdir()) if root.exists() else []}
 
     def routes(self) -> list[tuple[str, str, Route]]:
         return [("GET", "/_labkit/ec2/*", self._user_data_log_route)]
 
-    def _user_data_log_route(self, request: Request) -> dict:
+    def _user_data_log_route(self, request: Request) -> dict[str, Any]:
         """``GET /_labkit/ec2/<instance id>/user-data-log``: what cloud-init wrote while running the user data."""
         instance_id, _, what = request.path.removeprefix("/_labkit/ec2/").partition("/")
         if what != "user-data-log":
@@ -235,7 +235,7 @@ class Ec2Service(Service):
                 "TimedOut" if "TimedOut" in statuses else "Failed")
             command.status_details = command.status
 
-    def send_command(self, send: Callable[[], Any], account_id: str, region: str, kwargs: dict) -> Any:
+    def send_command(self, send: Callable[[], Any], account_id: str, region: str, kwargs: dict[str, Any]) -> Any:
         """SendCommand: refuse unmanaged instances as AWS does, then run AWS-RunShellScript in each sandbox."""
         ec2 = ec2_backends[account_id][region]
         instances = [ec2.get_instance_by_id(i) for i in kwargs.get("instance_ids") or []]

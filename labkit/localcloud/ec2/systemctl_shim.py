@@ -28,7 +28,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, TypeGuard
 
 SANDBOX = Path(os.environ.get("LABKIT_SANDBOX", "/"))
 UNITS = SANDBOX / "etc" / "systemd" / "system"
@@ -51,9 +53,15 @@ def unit_name(arg: str) -> str:
     return name if name.endswith(".service") else f"{name}.service"
 
 
+class UnitFile(configparser.ConfigParser):
+    """A unit file's sections; keys keep their case (``ExecStart``), as systemd reads them."""
+
+    def optionxform(self, optionstr: str) -> str:
+        return optionstr
+
+
 def read_unit(name: str) -> configparser.ConfigParser:
-    parser = configparser.ConfigParser(strict=False, interpolation=None, delimiters=("=",))
-    parser.optionxform = str
+    parser = UnitFile(strict=False, interpolation=None, delimiters=("=",))
     path = UNITS / name
     if not path.exists():
         sys.exit(f"Failed to start {name}: Unit {name} not found.")
@@ -77,7 +85,7 @@ def timespan(text: str, default: float) -> float:
     return total if pos == len(text) else default
 
 
-def service_env(service: configparser.SectionProxy) -> dict[str, str]:
+def service_env(service: Mapping[str, str]) -> dict[str, str]:
     env = dict(os.environ)
     for line in service.get("EnvironmentFile", "").splitlines():
         path = Path(line.strip().lstrip("-"))
@@ -98,21 +106,22 @@ def _state_path(name: str) -> Path:
     return RUN / f"{name}.json"
 
 
-def load_state(name: str) -> dict:
+def load_state(name: str) -> dict[str, Any]:
     try:
-        return json.loads(_state_path(name).read_text())
+        state: dict[str, Any] = json.loads(_state_path(name).read_text())
+        return state
     except (OSError, ValueError):
         return {}
 
 
-def save_state(name: str, state: dict) -> None:
+def save_state(name: str, state: dict[str, Any]) -> None:
     RUN.mkdir(parents=True, exist_ok=True)
     tmp = _state_path(name).with_suffix(".tmp")
     tmp.write_text(json.dumps(state))
     tmp.replace(_state_path(name))
 
 
-def alive(pid: int | None) -> bool:
+def alive(pid: int | None) -> TypeGuard[int]:
     if not pid:
         return False
     try:
@@ -153,7 +162,7 @@ class Supervisor:
         self.burst = int(section.get("StartLimitBurst") or self.service.get("StartLimitBurst") or 5)
         self.success_codes = {0} | {int(c) for c in self.service.get("SuccessExitStatus", "").split() if c.isdigit()}
         self.stopping = False
-        self.child: subprocess.Popen | None = None
+        self.child: subprocess.Popen[bytes] | None = None
 
     def on_stop_signal(self, *_: object) -> None:
         self.stopping = True
@@ -214,7 +223,7 @@ class Supervisor:
             journal(self.name, f"{self.name}: Scheduled restart job, restart counter is at {state['restarts']}.")
             journal(self.name, f"Stopped {self.description}.")
 
-    def _spawn(self) -> subprocess.Popen:
+    def _spawn(self) -> subprocess.Popen[bytes]:
         exec_start = self.service["ExecStart"].lstrip("-@+!").replace("$$", "$")  # systemd's $$ escape
         LOGS.mkdir(parents=True, exist_ok=True)
         with open(LOGS / f"{self.name}.log", "ab") as log:
@@ -331,7 +340,8 @@ def active_state(name: str) -> str:
         return "inactive"  # the supervisor itself was killed with the process (the instance stopped)
     if state.get("active") == "activating" and not alive(state.get("supervisor_pid")):
         return "inactive"
-    return state.get("active", "inactive")
+    active: str = state.get("active", "inactive")
+    return active
 
 
 def status(name: str) -> int:

@@ -32,7 +32,7 @@ def next_after(expression: str, after: dt.datetime) -> dt.datetime:
     minute, hour, dom, month, dow, year = fields
     dow = re.sub(r"(?<![#\d])(\d)", lambda m: str(int(m.group(1)) - 1), dow)  # AWS 1-7 = SUN-SAT; cron 0-6
     spec = " ".join(f.replace("?", "*") for f in (minute, hour, dom, month, dow))
-    candidate = croniter(spec, after.astimezone(UTC)).get_next(dt.datetime)
+    candidate: dt.datetime = croniter(spec, after.astimezone(UTC)).get_next(dt.datetime)
     for _ in range(2000):
         if _year_matches(year, candidate.year):
             return candidate.astimezone(UTC)
@@ -50,7 +50,7 @@ def _year_matches(field: str, year: int) -> bool:
     return False
 
 
-def scheduled_event(rule: Any, instant: dt.datetime) -> dict:
+def scheduled_event(rule: Any, instant: dt.datetime) -> dict[str, Any]:
     """The payload AWS sends for a scheduled rule."""
     return {"version": "0", "id": str(uuid.uuid4()), "detail-type": "Scheduled Event", "source": "aws.events",
             "account": rule.account_id, "time": instant.strftime("%Y-%m-%dT%H:%M:%SZ"), "region": rule.region_name,

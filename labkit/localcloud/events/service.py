@@ -89,7 +89,7 @@ class EventsService(Service):
         self.ctx = ctx
         self.clock = ctx.services.require(ClockService).clock
         self.schedules: dict[str, Schedule] = {}
-        self.history: list[dict] = []
+        self.history: list[dict[str, Any]] = []
         self.lock = threading.RLock()
         self._stop = threading.Event()
         keys = service_keys(EVENTS_PRINCIPAL, EVENTS_ACTIONS)
@@ -106,7 +106,7 @@ class EventsService(Service):
         self._stop = threading.Event()
         threading.Thread(target=self._loop, args=(self._stop,), daemon=True, name="events-scheduler").start()
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         return {"rules": len(self.schedules), "firings": len(self.history)}
 
     def register(self, rule: Any) -> None:
@@ -119,18 +119,18 @@ class EventsService(Service):
             elif not rule.scheduled_expression:
                 self.schedules.pop(rule.arn, None)
 
-    def _advance_route(self, request: Request) -> dict:
+    def _advance_route(self, request: Request) -> dict[str, Any]:
         body = request.get_json(silent=True) or {}
         return self.advance(float(body.get("seconds", 0)))
 
-    def advance(self, seconds: float) -> dict:
+    def advance(self, seconds: float) -> dict[str, Any]:
         """Move the lab clock forward and fire every instant passed over; return the firings."""
         with self.lock:
             self.clock.advance(seconds)  # returns once every process of the lab reads the new time
             firings = self.fire_due(self.clock.now())
         return {**self.clock.info(), "firings": firings}
 
-    def fire_due(self, until: dt.datetime) -> list[dict]:
+    def fire_due(self, until: dt.datetime) -> list[dict[str, Any]]:
         with self.lock:
             due: list[tuple[dt.datetime, Rule]] = []
             for rule in self._due_rules(until):
@@ -162,7 +162,7 @@ class EventsService(Service):
             rules += listed
         return rules
 
-    def _fire(self, rule: Rule, instant: dt.datetime) -> list[dict]:
+    def _fire(self, rule: Rule, instant: dt.datetime) -> list[dict[str, Any]]:
         results = []
         targets = [t for page in self._client("events", rule.region_name).get_paginator("list_targets_by_rule")
                    .paginate(Rule=rule.name) for t in page["Targets"]]
@@ -182,7 +182,7 @@ class EventsService(Service):
             results.append(record)
         return results
 
-    def _deliver(self, rule: Rule, target: dict, instant: dt.datetime) -> dict:
+    def _deliver(self, rule: Rule, target: dict[str, Any], instant: dt.datetime) -> dict[str, Any]:
         arn = target.get("Arn", "")
         if ":lambda:" not in arn:
             return {"status": "skipped", "error": "the local cloud delivers scheduled events to Lambda targets only"}

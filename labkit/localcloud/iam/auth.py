@@ -77,6 +77,8 @@ class Authorizer:
             if signed.presigned and not signed.s3:  # moto finds the service (and caller) in this header only
                 environ["HTTP_AUTHORIZATION"] = signing.as_header(signed)
             if self.enforce:
+                if call.classified is None:  # signed, but no service in a well-formed credential scope
+                    raise auth_failure("signature", call.protocol)
                 self._authorize(principal, call.classified, signed.region or call.region or "")
         except AwsError as error:
             return error.answer(call.protocol)

@@ -8,10 +8,12 @@ GetAccountAuthorizationDetails) makes them all first, so every answer is moto's 
 from __future__ import annotations
 
 import json
+import re
 import threading
 from typing import Any
 
 POLICY_ARN_PREFIX = "arn:{partition}:iam::aws:policy"
+JSON_WHITESPACE = re.compile(r"[ \t\n\r]*")  # what the json module skips between tokens
 _index_lock = threading.Lock()
 _index: dict[str, tuple[int, int]] = {}
 
@@ -24,17 +26,23 @@ def _policy_offsets() -> dict[str, tuple[int, int]]:
     with _index_lock:
         if _index:
             return _index
-        decoder, skip = json.JSONDecoder(), json.decoder.WHITESPACE.match
-        position = skip(text, text.index("{") + 1).end()
+        decoder = json.JSONDecoder()
+        position = _skip_space(text, text.index("{") + 1)
         while text[position] != "}":
             name, position = decoder.raw_decode(text, position)
-            position = skip(text, skip(text, position).end() + 1).end()  # past the colon
+            position = _skip_space(text, _skip_space(text, position) + 1)  # past the colon
             _value, end = decoder.raw_decode(text, position)
             _index[name] = (position, end)
-            position = skip(text, end).end()
+            position = _skip_space(text, end)
             if text[position] == ",":
-                position = skip(text, position + 1).end()
+                position = _skip_space(text, position + 1)
         return _index
+
+
+def _skip_space(text: str, position: int) -> int:
+    """The position of the first character at or after ``position`` that is not JSON whitespace."""
+    found = JSON_WHITESPACE.match(text, position)
+    return found.end() if found else position  # (it always matches: the pattern accepts nothing)
 
 
 def _policy_data(name: str) -> dict[str, Any] | None:
@@ -44,7 +52,7 @@ def _policy_data(name: str) -> dict[str, Any] | None:
     return json.loads(text[where[0]:where[1]]) if where else None
 
 
-class ManagedPolicies(dict):
+class ManagedPolicies(dict[str, Any]):
     """One IAM backend's ``managed_policies`` (ARN -> policy): the customer managed ones as moto keeps them, and
     each AWS managed one made, as moto makes it, when first named."""
 

@@ -16,13 +16,15 @@ from labkit.localcloud.iam.managed_policies import ManagedPolicies
 
 def patches() -> list[Patch]:
     """The IAM patches."""
+    from moto.core.models import DEFAULT_ACCOUNT_ID
     from moto.iam import models as iam
+    from moto.settings import load_iam_aws_managed_policies
 
-    def no_aws_policies(_original: Any) -> Callable[[Any], list]:
+    def no_aws_policies(_original: Any) -> Callable[[Any], list[Any]]:
         return lambda self: []
 
     def on_demand(_original: Any) -> Callable[[Any], ManagedPolicies]:
-        return lambda self: ManagedPolicies(self, iam.load_iam_aws_managed_policies())
+        return lambda self: ManagedPolicies(self, load_iam_aws_managed_policies())
 
     def names_policy_first(original: Any) -> Any:
         def wrapper(self: Any, policy_arn: str, *args: Any, **kwargs: Any) -> Any:
@@ -42,7 +44,7 @@ def patches() -> list[Patch]:
                 for backend in list(dict.values(account)):
                     if access_key in backend.access_keys:
                         return account_id
-            return iam.DEFAULT_ACCOUNT_ID
+            return DEFAULT_ACCOUNT_ID
         return get_account_id_from
 
     backend = iam.IAMBackend

@@ -34,14 +34,14 @@ def wildcard_match(pattern: str, value: str, ignore_case: bool = False) -> bool:
     return _pattern(escaped, ignore_case).match(value) is not None
 
 
-def _as_list(value: Any) -> list:
+def _as_list(value: Any) -> list[Any]:
     if value is None:
         return []
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 @lru_cache(maxsize=1024)
-def parse(document: str) -> tuple[dict, ...]:
+def parse(document: str) -> tuple[dict[str, Any], ...]:
     """The statements of a policy document (JSON text), parsed once per distinct text."""
     data = json.loads(document)
     return tuple(_as_list(data.get("Statement")))
@@ -152,7 +152,7 @@ def _condition_holds(operator: str, key: str, wanted: list[str], context: Mappin
         return False
     if qualifier == "ForAllValues":
         return all(test([v], wanted) for v in values)
-    return test(values, wanted)
+    return bool(test(values, wanted))
 
 
 def conditions_hold(condition: Mapping[str, Any], context: Mapping[str, Any]) -> bool:

@@ -9,13 +9,14 @@ role's trust and identity policies.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from moto.core import DEFAULT_ACCOUNT_ID
+from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.iam.exceptions import NotFoundException as RoleNotFound
 from moto.iam.models import IAMBackend, iam_backends
 from moto.sts.models import sts_backends
@@ -100,7 +101,7 @@ def find_principal(access_key_id: str) -> Principal | None:
     for user in list(backend().users.values()):
         for key in user.access_keys:
             if key.access_key_id == access_key_id and key.status == "Active":
-                return Principal(user.arn, key.secret_access_key, lambda u=user: user_documents(u),
+                return Principal(user.arn, key.secret_access_key, functools.partial(user_documents, user),
                                  username=user.name)
     return None
 

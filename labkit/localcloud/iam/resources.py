@@ -22,7 +22,7 @@ def _lambda(request: Classified, region: str, account: str) -> str | None:
         layer = p["LayerName"] if p["LayerName"].startswith("arn:") else \
             f"arn:aws:lambda:{region}:{account}:layer:{p['LayerName']}"
         return f"{layer}:{p['VersionNumber']}" if "VersionNumber" in p else layer
-    name = p.get("FunctionName")
+    name: str | None = p.get("FunctionName")
     if not name:
         return None
     if name.startswith("arn:"):
@@ -68,9 +68,11 @@ def _events(request: Classified, region: str, account: str) -> str | None:
 def _iam(request: Classified, region: str, account: str) -> str | None:
     p = request.params
     if request.operation in ("PassRole",):
-        return p.get("RoleArn")
+        role_arn: str | None = p.get("RoleArn")
+        return role_arn
     if "PolicyArn" in p and "RoleName" not in p and "UserName" not in p:
-        return p["PolicyArn"]
+        policy_arn: str = p["PolicyArn"]
+        return policy_arn
     for key, kind in (("RoleName", "role"), ("UserName", "user"), ("InstanceProfileName", "instance-profile"),
                       ("GroupName", "group")):
         if key in p:

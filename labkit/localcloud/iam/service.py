@@ -11,6 +11,7 @@ so ``bench/`` can measure what enforcement costs.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from werkzeug.wrappers import Response
 
@@ -33,7 +34,7 @@ class IamService(Service):
     def after_reset(self) -> None:
         self.authorizer.install_admin(self.ctx.home)  # the same keys: they are kept in LABKIT_HOME/credentials
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         return {"enforcing": self.authorizer.enforce}
 
     def on_request(self, call: ApiRequest) -> Response | None:

@@ -27,6 +27,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 from botocore.auth import HmacV1Auth, S3SigV4Auth, S3SigV4QueryAuth, SigV4Auth, SigV4QueryAuth
@@ -35,6 +36,7 @@ from botocore.credentials import Credentials
 from botocore.utils import normalize_url_path
 
 from labkit.localcloud.core.errors import AwsError
+from labkit.localcloud.core.requests import HeaderMap
 from labkit.localcloud.iam.exceptions import AccessDenied, AuthorizationQueryParametersError
 
 ALGORITHM = "AWS4-HMAC-SHA256"
@@ -80,7 +82,7 @@ def _scope(credential: str) -> tuple[str, str, str]:
     return key_id, region, service
 
 
-def _from_header(authorization: str, headers: Mapping[str, str]) -> Signed:
+def _from_header(authorization: str, headers: HeaderMap) -> Signed:
     _, _, rest = authorization.partition(" ")
     fields = {}
     for part in rest.split(","):
@@ -129,7 +131,7 @@ def _read_v2(args: Mapping[str, str], now: dt.datetime) -> Signed:
                   args.get("x-amz-security-token"), presigned=True, version=2)
 
 
-def read(headers: Mapping[str, str], args: Mapping[str, str], protocol: str,
+def read(headers: HeaderMap, args: Mapping[str, str], protocol: str,
          now: dt.datetime | None = None) -> Signed | None:
     """The signature a request carries (header or query string), None when it carries none; a malformed or
     expired presigned S3 URL raises the :class:`~labkit.localcloud.core.errors.AwsError` S3 answers with."""
@@ -176,7 +178,7 @@ def _signing_key(secret: str, date: str, region: str, service: str) -> bytes:
     return key
 
 
-def _raw_target(environ: dict, signed: Signed) -> tuple[str, str]:
+def _raw_target(environ: dict[str, Any], signed: Signed) -> tuple[str, str]:
     """The path and query as they arrived; a presigned URL's query without ``X-Amz-Signature``."""
     raw = environ.get("REQUEST_URI") or environ.get("RAW_URI") or environ.get("PATH_INFO", "/")
     path, _, query = raw.partition("?")
@@ -185,13 +187,13 @@ def _raw_target(environ: dict, signed: Signed) -> tuple[str, str]:
     return path, query
 
 
-def _payload_hash(headers: Mapping[str, str], body: bytes, signed: Signed) -> str:
+def _payload_hash(headers: HeaderMap, body: bytes, signed: Signed) -> str:
     if signed.presigned:
         return UNSIGNED_PAYLOAD if signed.s3 else hashlib.sha256(body).hexdigest()
     return headers.get("X-Amz-Content-SHA256") or hashlib.sha256(body).hexdigest()
 
 
-def _quick_signature(environ: dict, headers: Mapping[str, str], body: bytes, signed: Signed, secret: str) -> str:
+def _quick_signature(environ: dict[str, Any], headers: HeaderMap, body: bytes, signed: Signed, secret: str) -> str:
     """SigV4 written out (canonical request, string to sign, cached signing key): the common path."""
     path, query = _raw_target(environ, signed)
     uri = path if signed.s3 else quote(normalize_url_path(path), safe="/~")
@@ -206,7 +208,7 @@ def _quick_signature(environ: dict, headers: Mapping[str, str], body: bytes, sig
     return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
 
 
-class _V2Check(HmacV1Auth):
+class _V2Check(HmacV1Auth):  # type: ignore[misc]  # botocore ships no type hints: its classes are Any
     """botocore's SigV2 string to sign, with the URL's own ``Expires`` where a signer puts the time."""
 
     def __init__(self, credentials: Credentials, expires: str) -> None:
@@ -217,7 +219,7 @@ class _V2Check(HmacV1Auth):
         return self.expires
 
 
-def _v2_signature(environ: dict, headers: Mapping[str, str], args: Mapping[str, str], signed: Signed, secret: str,
+def _v2_signature(environ: dict[str, Any], headers: HeaderMap, args: Mapping[str, str], signed: Signed, secret: str,
                   token: str | None) -> str:
     """What a SigV2 presigned URL's ``Signature`` must be: the x-amz-*, Content-Type and Content-MD5 it names
     count as headers."""
@@ -230,11 +232,12 @@ def _v2_signature(environ: dict, headers: Mapping[str, str], args: Mapping[str, 
                 del signing[lowered]
                 signing[lowered] = value
     split = urlsplit(f"http://{headers.get('Host')}{path}" + (f"?{query}" if query else ""))
-    return _V2Check(Credentials("-", secret, token), signed.date).get_signature(environ["REQUEST_METHOD"], split,
-                                                                               signing)
+    check = _V2Check(Credentials("-", secret, token), signed.date)
+    signature: str = check.get_signature(environ["REQUEST_METHOD"], split, signing)
+    return signature
 
 
-def matches(environ: dict, headers: Mapping[str, str], args: Mapping[str, str], body: bytes, signed: Signed,
+def matches(environ: dict[str, Any], headers: HeaderMap, args: Mapping[str, str], body: bytes, signed: Signed,
             secret: str, token: str | None) -> bool:
     """The signature over the request exactly as it arrived (SigV4: where the quick computation differs,
     botocore's decides)."""

@@ -196,8 +196,8 @@ class Instances:
         with self.lock:
             return port in self.loopback.get(instance_id, ()) and port not in self.ports.get(instance_id, ())
 
-    def refresh_all(self, instances: list[dict], held: Iterable[str], decide: Decide,
-                    named: Callable[[dict], set[int]]) -> None:
+    def refresh_all(self, instances: list[dict[str, Any]], held: Iterable[str], decide: Decide,
+                    named: Callable[[dict[str, Any]], set[int]]) -> None:
         """Put what answers at every public address: each instance's public IP port by port as ``decide`` says
         about the path from your computer (``named``: the ports its groups' rules name); every other address
         moto holds (``held``) drops the tried ports; an address nobody holds any more answers nothing."""
@@ -213,7 +213,7 @@ class Instances:
             for address, (owner, plan) in plans.items():
                 self._settle(address, owner, plan)
 
-    def refresh(self, instance: dict, decide: Decide, named: set[int]) -> None:
+    def refresh(self, instance: dict[str, Any], decide: Decide, named: set[int]) -> None:
         """The same for one instance (it listens on a new port, or a forwarded port lost its listener)."""
         public, instance_id = instance.get("PublicIpAddress"), instance["InstanceId"]
         own = self.own.get(instance_id)
@@ -224,7 +224,8 @@ class Instances:
             if public:
                 self._settle(public, instance_id, plan)
 
-    def _plan(self, instance: dict, decide: Decide, named_now: set[int], listening: dict[str, set[int]]) -> Plan:
+    def _plan(self, instance: dict[str, Any], decide: Decide, named_now: set[int],
+              listening: dict[str, set[int]]) -> Plan:
         """What answers at each modelled port of the instance's public IP."""
         instance_id = instance["InstanceId"]
         own = self.own.get(instance_id)
@@ -378,4 +379,5 @@ def _bindable(address: tuple[str, int]) -> bool:
 def _free_port(address: str) -> int:
     with socket.socket() as sock:
         sock.bind((address, 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+    return port

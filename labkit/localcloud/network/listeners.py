@@ -17,8 +17,9 @@ import socket
 import struct
 import threading
 from collections.abc import Callable
+from typing import Any
 
-Refused = Callable[[tuple], None] | None
+Refused = Callable[[tuple[Any, ...]], None] | None
 
 LINGER_RESET = struct.pack("ii", 1, 0)
 IP_BIND_ADDRESS_NO_PORT = getattr(socket, "IP_BIND_ADDRESS_NO_PORT", 24)

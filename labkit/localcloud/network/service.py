@@ -81,7 +81,9 @@ class NetworkService(Service):
 
     def __init__(self, ctx: CloudContext) -> None:
         self.ctx = ctx
-        self.port = urlsplit(ctx.endpoint).port
+        port = urlsplit(ctx.endpoint).port
+        assert port is not None  # the daemon's endpoint is http://127.0.0.1:PORT
+        self.port = port
         self.library = str(ensure_library())
         self.block = allocate_block(ctx.home)
         self.generation = 0
@@ -124,7 +126,7 @@ class NetworkService(Service):
     def address(self, offset: int) -> str:
         return str(self.block.network_address + offset)
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         return {"block": str(self.block), "generation": self.generation, "library": self.library,
                 "databases": {k: f"{v}:{self.fronts[k].address[1]}" for k, v in self.dbs.items() if k in self.fronts},
                 "internet_open": sorted(k for k, f in self.fronts.items() if f.target), **self.instances.summary()}
@@ -222,14 +224,15 @@ class NetworkService(Service):
         return lambda node, port: rx.connect(net, self.you, node, port)
 
     @staticmethod
-    def _groups(instance: dict) -> tuple[str, ...]:
+    def _groups(instance: dict[str, Any]) -> tuple[str, ...]:
         return rx.instance_node(instance).group_ids
 
-    def _instance(self, instance_id: str) -> dict | None:
+    def _instance(self, instance_id: str) -> dict[str, Any] | None:
         return next((i for i in self._instances() if i["InstanceId"] == instance_id), None)
 
-    def _instances(self) -> list[dict]:
+    def _instances(self) -> list[dict[str, Any]]:
         """Every instance the cloud holds, as DescribeInstances shows it (terminated ones left out)."""
+        cached: list[dict[str, Any]] | None
         cached, generation = self._cached("instances")
         if cached is None:
             pages = self._client("ec2").get_paginator("describe_instances").paginate()
@@ -251,7 +254,8 @@ class NetworkService(Service):
             except OSError:
                 front = Front((ip, 0))
             self.dbs[identifier], self.fronts[identifier] = ip, front
-            return front.address
+            address: tuple[str, int] = front.address
+            return address
 
     def remove_db(self, identifier: str) -> None:
         with self.lock:
@@ -270,8 +274,8 @@ class NetworkService(Service):
             for identifier, front in list(self.fronts.items()):
                 try:
                     db = self._db_node(identifier)
-                    verdict = rx.connect(self._network(), self.you, db[0], front.address[1]) if db else None
-                    front.point(db[1] if db and verdict.allowed else None)
+                    allowed = db is not None and rx.connect(self._network(), self.you, db[0], front.address[1]).allowed
+                    front.point(db[1] if db is not None and allowed else None)
                 except Exception:  # a half-created record: keep it closed
                     log.exception("deciding the path to %s failed", identifier)
                     front.point(None)
@@ -280,6 +284,7 @@ class NetworkService(Service):
     def decide(self, who: str, ip: str, port: int) -> tuple[str, int]:
         """Where a connection from ``who`` to ``ip``:``port`` really goes (a black hole when dropped)."""
         key = ("decide", who, ip, port)
+        cached: tuple[str, int] | None
         cached, generation = self._cached(key)
         if cached is not None:
             return cached
@@ -351,6 +356,7 @@ class NetworkService(Service):
         return os.environ.get("AWS_REGION") or "us-east-1"
 
     def _network(self) -> rx.Network:
+        cached: rx.Network | None
         cached, generation = self._cached("network")
         if cached is None:
             cached = rx.Network.describe(self._client("ec2"))
@@ -377,6 +383,7 @@ class NetworkService(Service):
     def _source(self, who: str) -> rx.Node | None:
         kind, _, ident = who.partition(":")
         key = ("source", who)
+        cached: rx.Node | None
         cached, generation = self._cached(key)
         if cached is not None:
             return cached
@@ -392,6 +399,7 @@ class NetworkService(Service):
 
     def _db_node(self, identifier: str) -> tuple[rx.Node, tuple[str, int]] | None:
         key = ("db", identifier)
+        cached: tuple[rx.Node, tuple[str, int]] | None
         cached, generation = self._cached(key)
         if cached is not None:
             return cached

@@ -20,9 +20,12 @@ import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 from labkit.localcloud.control import PROJECT_ROOT
+
+if TYPE_CHECKING:
+    from labkit.localcloud.network.listeners import BlackHole
 
 log = logging.getLogger("labkit.localcloud.network")
 SOURCE = Path(__file__).with_name("netlink.c")
@@ -134,10 +137,23 @@ def allocate_block(home: Path) -> ipaddress.IPv4Network:
     raise RuntimeError("no free 127.x.y.0/24 block for the lab's network")
 
 
+class Decider(Protocol):
+    """What the decision server asks the network model (:class:`~labkit.localcloud.network.service.NetworkService`)."""
+
+    @property
+    def black_hole(self) -> BlackHole: ...
+
+    def remap(self, who: str, port: int) -> int: ...
+
+    def listened(self, who: str, port: int, loopback: bool = False, bound: int | None = None) -> None: ...
+
+    def decide(self, who: str, ip: str, port: int) -> tuple[str, int]: ...
+
+
 class DecisionServer(socketserver.ThreadingUnixStreamServer):
     daemon_threads = True
 
-    def __init__(self, path: str, model: Any) -> None:
+    def __init__(self, path: str, model: Decider) -> None:
         self.model = model
         old = os.umask(0o177)
         try:
@@ -151,6 +167,8 @@ class _DecisionHandler(socketserver.StreamRequestHandler):
     """One line each way: ``connect <who> <ip> <port>`` -> ``<ip> <port>``; ``listen <who> <port> [loopback]
     [at <bound port>]`` -> ``ok`` (``loopback``: the port is on the instance's 127.0.0.1 / ::1 only; ``at``: the
     socket was remapped there); ``remap <who> <port>`` -> the port to bind instead (0: none)."""
+
+    server: DecisionServer
 
     def handle(self) -> None:
         line = self.rfile.readline(512).decode(errors="replace").split()

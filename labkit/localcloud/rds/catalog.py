@@ -21,7 +21,8 @@ VERSIONS = {
 CLASSES = ("db.t3.micro", "db.t3.small", "db.t4g.micro", "db.t4g.small")
 
 
-def engine_versions(engine: str | None, version: str | None, family: str | None, default_only: bool) -> list[dict]:
+def engine_versions(engine: str | None, version: str | None, family: str | None,
+                    default_only: bool) -> list[dict[str, Any]]:
     rows = []
     for name, families in VERSIONS.items():
         if engine and engine != name:
@@ -41,7 +42,8 @@ def engine_versions(engine: str | None, version: str | None, family: str | None,
     return rows
 
 
-def orderable(account: str, region: str, engine: str, version: str | None, db_class: str | None) -> list[dict]:
+def orderable(account: str, region: str, engine: str, version: str | None,
+              db_class: str | None) -> list[dict[str, Any]]:
     ec2 = ec2_backends[account][region]
     options = []
     for versions in VERSIONS.get(engine, {}).values():

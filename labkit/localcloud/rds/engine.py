@@ -54,7 +54,8 @@ def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+    return port
 
 
 @dataclass
@@ -66,7 +67,7 @@ class DbServer:
     port: int
     admin_password: str
     flavour: str
-    process: subprocess.Popen | None = None
+    process: subprocess.Popen[bytes] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     _short_socket_dir: str | None = None
     db: Any = None  # moto's DBInstance record
@@ -126,6 +127,9 @@ class Engine:
             folder.mkdir(parents=True)
         if server.flavour == "mariadb":
             installer = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
+            if installer is None:
+                raise RuntimeError(f"initialising {server.datadir} needs MariaDB's mariadb-install-db (or "
+                                   "mysql_install_db), which is not on PATH: install the mariadb-server package")
             cmd = [installer, "--no-defaults", f"--datadir={server.datadir}", "--auth-root-authentication-method=normal",
                    "--skip-test-db", "--innodb-log-file-size=8M", f"--tmpdir={server.tmpdir}", *self._user_arg()]
         else:
@@ -154,15 +158,14 @@ class Engine:
             args += ["--mysqlx=OFF", "--disable-log-bin"]
         if server.tls:
             args += server.tls.server_args()
-        server.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.DEVNULL,
-                                          env=self.env(server.identifier),
-                                          start_new_session=True)
-        self._wait_ready(server)
+        server.process = process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                                    stderr=subprocess.DEVNULL, env=self.env(server.identifier),
+                                                    start_new_session=True)
+        self._wait_ready(server, process)
 
-    def _wait_ready(self, server: DbServer) -> None:
+    def _wait_ready(self, server: DbServer, process: subprocess.Popen[bytes]) -> None:
         def accepting() -> bool:
-            if server.process.poll() is not None:
+            if process.poll() is not None:
                 log_tail = (server.datadir / "error.log").read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"database server for {server.identifier} exited: {log_tail}")
             with socket.socket() as sock:

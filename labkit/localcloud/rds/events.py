@@ -53,7 +53,7 @@ def _time(value: Any) -> dt.datetime | None:
     return parsed.astimezone(dt.timezone.utc).replace(tzinfo=None) if parsed.tzinfo else parsed
 
 
-def aws_event_map(original: dict) -> dict:
+def aws_event_map(original: dict[str, Any]) -> dict[str, Any]:
     """moto's event map with AWS's wording (full stops) and the events the local cloud records."""
     return {**original, **{kind: {"Categories": categories, "Message": message}
                            for kind, (categories, message) in EVENTS.items() if "{" not in message}}
@@ -62,7 +62,7 @@ def aws_event_map(original: dict) -> dict:
 def filtered_describe_events(original: Any) -> Any:
     """DescribeEvents as AWS filters it: EventCategories, StartTime/EndTime or Duration (default 60 min)."""
     def wrapper(self: Any, source_identifier: str | None = None, source_type: str | None = None,
-                **kwargs: Any) -> list:
+                **kwargs: Any) -> list[Any]:
         events = original(self, source_identifier, source_type)
         params = {key.lower().replace("_", ""): value for key, value in kwargs.items()}
         categories = _listed(params.get("eventcategories"))

@@ -16,13 +16,14 @@ def patches() -> list[Patch]:
     """The RDS patches."""
     from moto.rds import models as rds
     from moto.rds import responses as rds_responses
+    from moto.rds.exceptions import DBSubnetGroupNotFoundError
 
     from labkit.localcloud.rds import catalog as rds_catalog
     from labkit.localcloud.rds import events as rds_events
     from labkit.localcloud.rds.service import RdsService
 
     def modify_db_instance(original: Any) -> Any:
-        def wrapper(self: Any, db_instance_identifier: str, db_kwargs: dict) -> Any:
+        def wrapper(self: Any, db_instance_identifier: str, db_kwargs: dict[str, Any]) -> Any:
             db = original(self, db_instance_identifier, db_kwargs)
             target = find(RdsService)
             if target is not None:
@@ -31,10 +32,10 @@ def patches() -> list[Patch]:
         return wrapper
 
     def modify_db_subnet_group(_original: Any) -> Any:
-        def wrapper(self: Any, subnet_name: str, description: str | None, subnets: list) -> Any:
+        def wrapper(self: Any, subnet_name: str, description: str | None, subnets: list[Any]) -> Any:
             group = self.subnet_groups.get(subnet_name)
             if group is None:
-                raise rds.DBSubnetGroupNotFoundError(subnet_name)
+                raise DBSubnetGroupNotFoundError(subnet_name)
             group.subnets = subnets
             if description is not None:
                 group.description = description

@@ -48,7 +48,7 @@ class RdsService(Service):
         """The network model: it gives each DB instance its endpoint address and decides who reaches it."""
         return self.ctx.services.require(NetworkService)
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         return {"server_binary": str(self.engine.binary) if self.engine.binary else None, "flavour": self.engine.flavour,
                 "ca_certificate": str(self.ca_dir / rds_tls.CA_FILE),
                 "instances": {k: {"port": s.port, "running": bool(s.process and s.process.poll() is None),

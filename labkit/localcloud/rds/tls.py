@@ -85,6 +85,8 @@ def issue_server_files(ca_folder: Path, folder: Path, identifier: str, hosts: tu
     ca_cert_path, ca_key_path = ensure_ca(ca_folder)
     ca_cert = x509.load_pem_x509_certificate(ca_cert_path.read_bytes())
     ca_key = serialization.load_pem_private_key(ca_key_path.read_bytes(), password=None)
+    if not isinstance(ca_key, rsa.RSAPrivateKey):  # ensure_ca makes an RSA key
+        raise RuntimeError(f"{ca_key_path} holds no RSA key: delete {ca_folder} and the cloud makes a new CA")
     folder.mkdir(parents=True, exist_ok=True)
     os.chmod(folder, 0o700)
     names: list[x509.GeneralName] = []
@@ -98,9 +100,9 @@ def issue_server_files(ca_folder: Path, folder: Path, identifier: str, hosts: tu
                    .add_extension(x509.SubjectAlternativeName(names), critical=False)
                    .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                    .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-                   .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),  # type: ignore[arg-type]
+                   .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
                                   critical=False)
-                   .sign(ca_key, hashes.SHA256()))  # type: ignore[arg-type]
+                   .sign(ca_key, hashes.SHA256()))
     files = TlsFiles(ca_cert_path, folder / "server-cert.pem", folder / "server-key.pem")
     _write_key(files.key, key)
     files.cert.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))

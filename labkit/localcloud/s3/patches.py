@@ -26,7 +26,7 @@ def patches() -> list[Patch]:
                 return None
             if not size:
                 return None
-            data = environ["wsgi.input"].read(size)
+            data: bytes = environ["wsgi.input"].read(size)
             environ["wsgi.input"] = io.BytesIO(data)  # always put back, whatever the bytes
             try:
                 return data.decode("utf-8")

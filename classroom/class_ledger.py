@@ -92,9 +92,12 @@ class Ledger:
             self._run("INSERT INTO claims (student, step, solution, received) VALUES (?, ?, ?, ?)",
                       (student, step, int(bool(record.get("solution"))), at))
 
-    def apply_probe(self, student: str, probe: dict[str, Any], handed_out: bool = False) -> None:
-        """What the service's probe found in the student's lab (as that student), applied by the rules above."""
-        at = probe.get("probed_at") or now()
+    def apply_probe(self, student: str, probe: dict[str, Any], handed_out: bool = False, at: str | None = None
+                    ) -> None:
+        """What the service's probe found in the student's lab (as that student), applied by the rules above;
+        ``at``: when the service started the probe (its own clock, never the lab's)."""
+        at = at or now()
+        probe = {**probe, "probed_at": at}
         self._run("INSERT OR REPLACE INTO probes VALUES (?, ?, ?, ?, ?)",
                   (student, at, probe.get("cloud", "unknown"), probe.get("error", ""), json.dumps(probe)))
         if probe.get("error"):
@@ -128,7 +131,7 @@ class Ledger:
         """Claims of "passed" received before this probe: kept if the cloud agrees, refused if it does not."""
         if probe.get("cloud") != "up":
             return
-        at = probe.get("probed_at") or now()
+        at = probe["probed_at"]
         for claim_id, step, received in self._run(
                 "SELECT id, step, received FROM claims WHERE student = ? AND received <= ?", (student, at)):
             seen = probe.get("tasks", {}).get(str(step))

@@ -91,7 +91,7 @@ class Hands:
         """The student's lab emptied (``labkit cloud reset``) or brought to a checkpoint (``labkit cloud restore
         NAME``, the persistence issue's verb). A lab that is down is started for it and stopped again after.
         The student's notebooks are not touched: only the lab's state in ``~/.labkit`` changes."""
-        code, status = await self.labkit(student, "cloud", "status")
+        code, _ = await self.labkit(student, "cloud", "status")
         was_down = code != 0
         log = []
         if was_down:

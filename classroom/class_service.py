@@ -26,7 +26,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuthenticated
+from jupyterhub.services.auth import (
+    HubOAuth,
+    HubOAuthCallbackHandler,
+    HubOAuthenticated,
+)
 from jupyterhub.utils import url_path_join
 from tornado import httpclient, ioloop, web
 
@@ -93,8 +97,9 @@ class Class:
 
     async def probe(self, student: str) -> None:
         """Look at the student's lab now (as the student) and apply what was seen to the ledger."""
+        started = now()
         answer = await self.hands.probe(student)
-        self.ledger.apply_probe(student, answer, handed_out=student in self.handed_out)
+        self.ledger.apply_probe(student, answer, handed_out=student in self.handed_out, at=started)
         self.handed_out.discard(student)
 
     def soon(self, student: str) -> asyncio.Task:
@@ -160,7 +165,7 @@ class Class:
         for student in students:
             folder = str(Path(_home(student)) / "orders-lab" / "notebooks")
             try:
-                code, out, err = await self.hands.run(student, "labkit.course", ["pull", str(self.course), folder],
+                _, out, err = await self.hands.run(student, "labkit.course", ["pull", str(self.course), folder],
                                                       timeout=120)
                 results[student] = out.strip().splitlines()[-1] if out.strip() else err[-300:]
             except (KeyError, OSError, asyncio.TimeoutError) as exc:

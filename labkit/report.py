@@ -20,8 +20,20 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
-from labkit import (checks, compute, costs, database, diagram, display, paths, records, report_seal, steps, tasks,
-                    verify)
+from labkit import (
+    checks,
+    compute,
+    costs,
+    database,
+    diagram,
+    display,
+    paths,
+    records,
+    report_seal,
+    steps,
+    tasks,
+    verify,
+)
 from labkit.config import RUN_DIR
 from labkit.errors import LabkitError
 from labkit.session import Lab

@@ -70,7 +70,8 @@ def page_html(table: dict[str, Any], prefix: str, xsrf: str, note: str = "") -> 
         actions = (_form(prefix, "reset", xsrf, {"student": row["student"]}, "reset lab",
                          '<input type="text" name="checkpoint" placeholder="checkpoint" '
                          'title="empty: an empty lab; a name: labkit cloud restore NAME">')
-                   + " " + _form(prefix, "update-notebooks", xsrf, {"student": row["student"]}, "update notebooks"))
+                   + " " + _form(prefix, "update-notebooks", xsrf, {"student": row["student"]}, "update notebooks")
+                   + " " + _form(prefix, "look", xsrf, {"student": row["student"]}, "look now"))
         report = row["report"]
         report_text = (f"sealed {_time(report['sealed_at'])}" if report["sealed_at"] else
                        f"unsealed {_time(report['lab_says'])}" if report["lab_says"] else "—")
@@ -91,7 +92,8 @@ def page_html(table: dict[str, Any], prefix: str, xsrf: str, note: str = "") -> 
 <html lang="en"><head><meta charset="utf-8"><title>Orders Lab: the class</title><style>{CSS}</style></head><body>
 <h1>Orders Lab: the class</h1>
 <p class="note">{len(table["students"])} students, as of {_time(table["generated_at"])} UTC. Reload the page to see
-progress made since: running labs are looked at again when the page loads (and every few minutes).
+progress made since: a check a student runs is looked at at once; running labs not looked at in the last minute
+are looked at when the page loads, and every few minutes.
 S<i>n</i>: step <i>n</i>'s checks passed/total now. T<i>n</i>: "Your turn" task <i>n</i>:
 <span class="own">&nbsp;✓&nbsp;</span> the student's own work, <span class="solution">&nbsp;S&nbsp;</span> the reference
 solution, <span class="checkpoint">&nbsp;H&nbsp;</span> handed out in a checkpoint, <span class="open">·</span> not yet;
@@ -99,6 +101,7 @@ struck through: passed once, not in the lab now. Hover a cell for times and deta
 {flash}
 <p class="actions"><a href="{_e(prefix)}grades.csv">grades.csv</a> <a href="{_e(prefix)}grades.json">grades.json</a>
 <a href="{_e(prefix)}verify">Verify a report</a>
+{_form(prefix, "look", xsrf, {}, "look at every running lab now")}
 {_form(prefix, "update-notebooks", xsrf, {}, "send notebook updates to every student")}</p>
 <table class="class">{head}{"".join(rows)}</table>
 <h2>Recent events</h2>

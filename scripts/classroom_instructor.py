@@ -236,6 +236,8 @@ def run(check: Any, hub: Any, a: Any, b: Any, instructor: Instructor, outsider: 
         rb: dict[str, Any], order_path: Callable[[str, str], str], shot: Path) -> None:
     """Everything the instructor checks (A: own work, B: the reference solutions)."""
     instructor.start()
+    status, _ = instructor.post("look", {})  # a fresh look at both labs, now that the series ran
+    check.add("the instructor asks for a fresh look at every running lab", status == 200, status)
     table = instructor.grades()
     check.add("the class page lists both students", {r["student"] for r in table["students"]} == {a.name, b.name},
               [r["student"] for r in table["students"]])

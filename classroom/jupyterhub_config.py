@@ -83,9 +83,7 @@ c.Spawner.notebook_dir = "~/orders-lab"
 c.Spawner.default_url = DEFAULT_URL
 c.Spawner.environment = lab_environment(ROOT, PYTHON, LAMBDA_PYTHON)
 c.Spawner.environment.update({
-    "ORDERS_CLASS_URL": f"http://127.0.0.1:{CLASS_PORT}/services/class/",  # where a lab sends its task records
-    # nbgitpuller links (/hub/user-redirect/git-pull?repo=<course>...) read the course, which root owns
-    "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "safe.directory", "GIT_CONFIG_VALUE_0": str(COURSE)})
+    "ORDERS_CLASS_URL": f"http://127.0.0.1:{CLASS_PORT}/services/class/"})  # where a lab sends its task records
 c.Spawner.pre_spawn_hook = prepare_server(ROOT, PYTHON, STATE / "class", str(COURSE))
 c.Spawner.post_stop_hook = stop_lab(ROOT, PYTHON)
 c.Spawner.start_timeout = 120

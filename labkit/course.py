@@ -25,11 +25,19 @@ BRANCH = "main"
 CHANGES = "WHAT-CHANGED.md"
 
 
+SAFE_CONFIG = "orders-safe.gitconfig"  # in the course repository: see classroom/course_repo.py
+
+
 def git_env(course: str) -> dict[str, str]:
-    """The course repository belongs to root: git reads another account's repository only when it is named
-    in ``safe.directory`` (given on the command-line scope, which git honours for it)."""
-    return {**os.environ, "LANG": "C", "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "safe.directory",
-            "GIT_CONFIG_VALUE_0": str(course), "GIT_TERMINAL_PROMPT": "0"}
+    """The course repository belongs to root, and git reads another account's repository only when its global or
+    system configuration names it in ``safe.directory`` (git 2.39 ignores ``-c`` for it when it fetches). The
+    course carries such a file, which also includes the student's own ``~/.gitconfig``; it stands as the global
+    configuration of these git commands only."""
+    env = {**os.environ, "LANG": "C", "GIT_TERMINAL_PROMPT": "0"}
+    safe = Path(course) / SAFE_CONFIG
+    if safe.exists():
+        env["GIT_CONFIG_GLOBAL"] = str(safe)
+    return env
 
 
 def _git(folder: Path, *args: str, course: str) -> str:

@@ -308,6 +308,13 @@ def run(check: Any, hub: Any, a: Any, b: Any, instructor: Instructor, outsider: 
 
     # Notebook updates: A edits a cell of 01; the course fixes 01 and 02; A's cell stays, 02 is replaced.
     folder = "~/orders-lab/notebooks"
+    try:
+        first = a.run(read_notebooks_code(folder))
+        check.add(f"{a.name}: their notebooks were cloned from the course at their first start",
+                  any("## Build it" in c for c in first["01"]))
+    except RuntimeError as exc:
+        check.add(f"{a.name}: their notebooks were cloned from the course at their first start", False, exc)
+        return
     a.run(edit_cell_code(folder))
     publish_fix(course)
     status, results = instructor.post("update-notebooks", {"student": a.name})

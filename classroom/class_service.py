@@ -294,7 +294,7 @@ class VerifyHandler(InstructorHandler):
     def post(self) -> None:
         self.who()
         files = self.request.files.get("report")
-        page = files[0]["body"].decode(errors="replace") if files else self.get_argument("page", "")
+        page = files[0]["body"].decode(errors="replace") if files else self.get_argument("page", "", strip=False)
         result = report_seal.verify(page, self.work.key)
         if self.request.headers.get("Accept") == "application/json":
             self.finish({"valid": result[0], "finding": result[1], "facts": result[2]})
@@ -353,8 +353,10 @@ class SignHandler(LabHandler):
     async def post(self) -> None:
         student, body = await self.student()
         page, lab = body.get("page"), str(body.get("lab", ""))
-        if not isinstance(page, str) or report_seal.SLOT not in page:
-            raise web.HTTPError(400, "send the page labkit report built (it has a record slot)")
+        if not isinstance(page, str) or page.count(report_seal.SLOT) != 1:
+            raise web.HTTPError(400, "send the page labkit report built (it has one record slot)")
+        if "orders-lab-seal" in page or 'id="record"' in page:  # a record or seal of its own: not labkit's page
+            raise web.HTTPError(400, "the page already carries a record or a seal")
         sealed = await self.settings["work"].seal(student, lab, page)
         self.finish({"page": sealed})
 

@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "classroom"))
 RESULT = "CLASSROOM-RESULT:"
 CLASS = "/services/class/"
+FIX = "*Fixed by the instructor.*"
 
 
 def own_task_code() -> str:
@@ -179,10 +180,10 @@ def publish_fix(course: Path) -> None:
         shutil.copytree(ROOT / "notebooks", src, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "runs"))
         for name in ("01_create_vpc.ipynb", "02_rds_subnet_group.ipynb"):
             nb = json.loads((src / name).read_text())
-            cell = next(c for c in nb["cells"] if "".join(c["source"]).startswith("## Build it"))
-            cell["source"] = ["## Build it (fixed by the instructor)"]
+            title = nb["cells"][0]
+            title["source"] = ["".join(title["source"]) + "\n", "\n", FIX]
             (src / name).write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
-        publish(src, course, "Clearer 'Build it' headings in steps 1 and 2")
+        publish(src, course, "Clearer introductions to steps 1 and 2")
 
 
 def screenshot(hub_url: str, instructor: Instructor, students: list[str], path: Path) -> dict[str, Any]:
@@ -311,7 +312,7 @@ def run(check: Any, hub: Any, a: Any, b: Any, instructor: Instructor, outsider: 
     try:
         first = a.run(read_notebooks_code(folder))
         check.add(f"{a.name}: their notebooks were cloned from the course at their first start",
-                  any("## Build it" in c for c in first["01"]))
+                  bool(first["01"]) and not any(FIX in c for c in first["01"]))
     except RuntimeError as exc:
         check.add(f"{a.name}: their notebooks were cloned from the course at their first start", False, exc)
         return
@@ -323,11 +324,10 @@ def run(check: Any, hub: Any, a: Any, b: Any, instructor: Instructor, outsider: 
     seen = a.run(read_notebooks_code(folder))
     check.add(f"{a.name}: their edited cell of 01 stays", "# my own answer\nprint('mine')\n" in seen["01"],
               [c[:40] for c in seen["01"]][:16])
-    check.add(f"{a.name}: 01's fix arrived around it", "## Build it (fixed by the instructor)" in seen["01"])
-    check.add(f"{a.name}: 02, never changed by them, is replaced",
-              "## Build it (fixed by the instructor)" in seen["02"])
+    check.add(f"{a.name}: 01's fix arrived around it", FIX in seen["01"][0], seen["01"][0][-80:])
+    check.add(f"{a.name}: 02, never changed by them, is replaced", FIX in seen["02"][0], seen["02"][0][-80:])
     check.add(f"{a.name}: WHAT-CHANGED.md tells them", "02_rds_subnet_group.ipynb" in seen["changes"]
-              and "01_create_vpc.ipynb" in seen["changes"] and "Clearer 'Build it' headings" in seen["changes"],
+              and "01_create_vpc.ipynb" in seen["changes"] and "Clearer introductions to steps 1 and 2" in seen["changes"],
               seen["changes"][:400])
 
     # The page in a browser.

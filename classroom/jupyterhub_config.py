@@ -4,11 +4,13 @@ Run as root from the project folder (after `make setup`):
 
     .venv/bin/jupyterhub -f classroom/jupyterhub_config.py
 
-Students log in with their Linux account (PAM). Each gets a single-user Jupyter server running as
-their own account, their own copy of the notebooks in ``~/orders-lab``, and their own lab state in
+Students log in with their Linux account (PAM), if the instructor listed them. Each gets a single-user Jupyter
+server running as their own account, their own clone of the course's notebooks in ``~/orders-lab/notebooks``
+(updated at each start, their edits kept: labkit/course.py), and their own lab state in
 ``~/.labkit`` (mode 0700): local cloud, databases, instances, keys. The project's folder (code,
 virtual environments, package mirror) is shared and read-only; the system MariaDB binary is shared.
 Every URL a lab shows opens through the Hub (jupyter-server-proxy's ``/user/<name>/proxy/...``).
+The instructors (admins) have the class page, a Hub service at ``/services/class/`` (classroom/class_service.py).
 
 Settings from the environment (all optional):
     ORDERS_HUB_BIND_URL   where the Hub is served (default ``http://:8000``)

@@ -14,8 +14,9 @@ table.class th { background: #f3f5f9; position: sticky; top: 0; } td.name { text
 .own { background: #d1fadf; color: #067647; } .solution { background: #fef0c7; color: #93370d; }
 .checkpoint { background: #e0eaff; color: #3538cd; } .open { color: #98a2b3; } .full { color: #067647; }
 .part { color: #b54708; } .down { color: #b42318; } .up { color: #067647; } .gone { text-decoration: line-through; }
-form.inline { display: inline; margin: 0; } input[type=text] { width: 7em; }
-.actions a, .actions form { margin-right: 1em; } .events td { text-align: left; white-space: normal; }
+form.inline { display: inline; margin: 0; } input[type=text] { width: 6em; font-size: 12px; }
+td button { font-size: 12px; padding: 1px 4px; } .actions a, .actions form { margin-right: 1em; }
+table.events td { text-align: left; white-space: normal; }
 """
 MARK = {"own work": ("own", "✓"), "reference solution": ("solution", "S"), "handed out": ("checkpoint", "H"),
         "not yet": ("open", "·")}
@@ -25,8 +26,12 @@ def _e(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 
 
-def _time(stamp: str | None) -> str:
-    return _e(stamp.replace("T", " ")[:19]) if stamp else "—"
+def _time(stamp: str | None, short: bool = False) -> str:
+    """An ISO time as ``YYYY-MM-DD HH:MM:SS`` (``short``: ``MM-DD HH:MM``)."""
+    if not stamp:
+        return "—"
+    text = stamp.replace("T", " ")[:19]
+    return _e(text[5:16] if short else text)
 
 
 def _form(prefix: str, action: str, xsrf: str, fields: dict[str, str], label: str, extra: str = "") -> str:
@@ -60,26 +65,29 @@ def _step_cell(step: dict[str, Any] | None) -> str:
 
 def page_html(table: dict[str, Any], prefix: str, xsrf: str, note: str = "") -> str:
     tasks, steps = sorted(table["tasks"], key=int), sorted(table["steps"], key=int)
-    head = ("<tr><th>student</th><th>server</th><th>lab</th><th>last activity (UTC)</th><th>looked at</th>"
+    head = ("<tr><th>student</th><th>server</th><th>lab</th><th>last activity</th><th>looked at</th>"
             + "".join(f'<th title="{_e(table["steps"][n])}">S{int(n)}</th>' for n in steps)
             + "".join(f'<th title="{_e(table["tasks"][n])}">T{int(n)}</th>' for n in tasks)
-            + "<th>own / passed</th><th>report</th><th>refused records</th><th>actions</th></tr>")
+            + '<th>own / passed</th><th>report</th><th title="records the service refused">refused</th>'
+            '<th title="reset: an empty lab, or the checkpoint named in the box; update: pull the course\'s '
+            'notebooks (their edits stay); look: look at the lab now">actions</th></tr>')
     rows = []
     for row in table["students"]:
         lab = row["lab"]
-        actions = (_form(prefix, "reset", xsrf, {"student": row["student"]}, "reset lab",
+        actions = (  # reset (empty, or the checkpoint typed in), notebook update, a fresh look
+_form(prefix, "reset", xsrf, {"student": row["student"]}, "reset",
                          '<input type="text" name="checkpoint" placeholder="checkpoint" '
                          'title="empty: an empty lab; a name: labkit cloud restore NAME">')
-                   + " " + _form(prefix, "update-notebooks", xsrf, {"student": row["student"]}, "update notebooks")
-                   + " " + _form(prefix, "look", xsrf, {"student": row["student"]}, "look now"))
+                   + " " + _form(prefix, "update-notebooks", xsrf, {"student": row["student"]}, "update")
+                   + " " + _form(prefix, "look", xsrf, {"student": row["student"]}, "look"))
         report = row["report"]
-        report_text = (f"sealed {_time(report['sealed_at'])}" if report["sealed_at"] else
-                       f"unsealed {_time(report['lab_says'])}" if report["lab_says"] else "—")
+        report_text = (f"sealed {_time(report['sealed_at'], True)}" if report["sealed_at"] else
+                       f"unsealed {_time(report['lab_says'], True)}" if report["lab_says"] else "—")
         rows.append(
             f'<tr id="student-{_e(row["student"])}"><td class="name">{_e(row["student"])}</td>'
             f'<td class="{"up" if row["server"] == "running" else "down"}">{_e(row["server"])}</td>'
             f'<td class="{"up" if lab == "up" else "down"}" title="{_e(row["probe_error"])}">{_e(lab)}</td>'
-            f'<td>{_time(row["last_activity"])}</td><td>{_time(row["probed_at"])}</td>'
+            f'<td>{_time(row["last_activity"], True)}</td><td>{_time(row["probed_at"], True)}</td>'
             + "".join(_step_cell(row["steps"].get(n)) for n in steps)
             + "".join(_task_cell(n, table["tasks"][n], row["tasks"].get(n)) for n in tasks)
             + f'<td>{row["totals"]["tasks_own"]} / {row["totals"]["tasks_passed"]}</td><td>{report_text}</td>'
@@ -91,7 +99,8 @@ def page_html(table: dict[str, Any], prefix: str, xsrf: str, note: str = "") -> 
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Orders Lab: the class</title><style>{CSS}</style></head><body>
 <h1>Orders Lab: the class</h1>
-<p class="note">{len(table["students"])} students, as of {_time(table["generated_at"])} UTC. Reload the page to see
+<p class="note">{len(table["students"])} students, as of {_time(table["generated_at"])} UTC (every time on this
+page is UTC). Reload the page to see
 progress made since: a check a student runs is looked at at once; running labs not looked at in the last minute
 are looked at when the page loads, and every few minutes.
 S<i>n</i>: step <i>n</i>'s checks passed/total now. T<i>n</i>: "Your turn" task <i>n</i>:

@@ -7,7 +7,8 @@ from typing import Any
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d2433; margin: 1.2em;
        line-height: 1.35; font-size: 14px; }
-h1 { font-size: 1.5em; margin: 0 0 .2em 0; } .note { color: #5b6478; } .flash { background: #eef6ff; padding: .4em .8em; }
+h1 { font-size: 1.5em; margin: 0 0 .2em 0; } .note { color: #5b6478; }
+.flash { background: #eef6ff; padding: .4em .8em; }
 table.class { border-collapse: collapse; margin-top: .8em; } table.class th, table.class td {
   border: 1px solid #d5dbe5; padding: 3px 6px; text-align: center; white-space: nowrap; }
 table.class th { background: #f3f5f9; position: sticky; top: 0; } td.name { text-align: left; font-weight: 600; }
@@ -123,7 +124,8 @@ def verify_html(prefix: str, xsrf: str, result: tuple[bool, str, dict[str, Any]]
     answer = ""
     if result is not None:
         valid, finding, facts = result
-        answer = (f'<p class="{"up" if valid else "down"}"><b>{"Valid" if valid else "Not valid"}</b>: {_e(finding)}</p>'
+        verdict = "Valid" if valid else "Not valid"
+        answer = (f'<p class="{"up" if valid else "down"}"><b>{verdict}</b>: {_e(finding)}</p>'
                   + (f"<pre>{_e(facts)}</pre>" if facts else ""))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Verify a lab report</title><style>{CSS}</style></head><body>

@@ -268,9 +268,9 @@ def run(check: Any, hub: Any, a: Any, b: Any, instructor: Instructor, outsider: 
     header = rows[0] if rows else []
     by_student = {r[0]: dict(zip(header, r)) for r in rows[2:]}
     column = next((h for h in header if h.startswith("Orders Lab task 01")), "")
+    canvas = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
     check.add("grades.csv is Canvas's gradebook import shape (Student, ID, SIS User ID, SIS Login ID, Section; "
-              "Points Possible)", status == 200 and header[:5] == ["Student", "ID", "SIS User ID", "SIS Login ID",
-                                                                    "Section"] and rows[1][0].strip() == "Points Possible",
+              "Points Possible)", status == 200 and header[:5] == canvas and rows[1][0].strip() == "Points Possible",
               rows[:2])
     check.add("grades.csv: task 1 is a point for A's own work, none for B's reference solution",
               by_student.get(a.name, {}).get(column) == "1" and by_student.get(b.name, {}).get(column) == "0",
@@ -328,9 +328,9 @@ def run(check: Any, hub: Any, a: Any, b: Any, instructor: Instructor, outsider: 
               [c[:40] for c in seen["01"]][:16])
     check.add(f"{a.name}: 01's fix arrived around it", FIX in seen["01"][0], seen["01"][0][-80:])
     check.add(f"{a.name}: 02, never changed by them, is replaced", FIX in seen["02"][0], seen["02"][0][-80:])
-    check.add(f"{a.name}: WHAT-CHANGED.md tells them", "02_rds_subnet_group.ipynb" in seen["changes"]
-              and "01_create_vpc.ipynb" in seen["changes"] and "Clearer introductions to steps 1 and 2" in seen["changes"],
-              seen["changes"][:400])
+    told = seen["changes"]
+    check.add(f"{a.name}: WHAT-CHANGED.md tells them", "02_rds_subnet_group.ipynb" in told
+              and "01_create_vpc.ipynb" in told and "Clearer introductions to steps 1 and 2" in told, told[:400])
 
     # The page in a browser.
     shown = screenshot(hub.url, instructor, [a.name, b.name], shot)

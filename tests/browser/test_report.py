@@ -40,7 +40,7 @@ def report_page(provisioned, tmp_path_factory):
     return path
 
 
-def test_the_report_renders_with_every_step_and_nothing_external(browser, report_page):
+def test_the_report_renders_with_every_step_and_nothing_external(browser, report_page, provisioned):
     from selenium.webdriver.common.by import By
 
     browser.get(report_page.as_uri())

@@ -35,10 +35,10 @@ from jupyterhub.utils import url_path_join
 from tornado import httpclient, ioloop, web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from class_grades import CATALOGUE_CODE, class_table, grades_csv, student_row  # noqa: E402
-from class_ledger import Ledger, now  # noqa: E402
-from class_page import page_html, verify_html  # noqa: E402
-from class_probe import Hands  # noqa: E402
+from class_grades import CATALOGUE_CODE, class_table, grades_csv, student_row
+from class_ledger import Ledger, now
+from class_page import page_html, verify_html
+from class_probe import Hands
 
 ROOT = Path(os.environ.get("ORDERS_LAB_ROOT") or Path(__file__).resolve().parents[1])
 sys.path.insert(0, str(ROOT))

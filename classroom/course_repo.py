@@ -27,7 +27,7 @@ def _git(*args: str, cwd: Path | None = None) -> str:
 
 def _readable(path: Path) -> None:
     """Every account reads the course (directories 0755, files 0644)."""
-    for folder, dirs, files in os.walk(path):
+    for folder, _dirs, files in os.walk(path):
         os.chmod(folder, 0o755)
         for name in files:
             os.chmod(os.path.join(folder, name), 0o644)

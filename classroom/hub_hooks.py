@@ -8,8 +8,9 @@ import asyncio
 import json
 import os
 import pwd
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 DEFAULT_URL = "/lab/tree/notebooks/00_start_here.ipynb"
 

@@ -20,8 +20,9 @@ import os
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 RECORDS_FILE = "task-records.json"
 VERSION = 1

@@ -515,7 +515,8 @@ def main(argv: list[str] | None = None) -> int:
                 check.add(name, outcome.startswith("refused"), outcome)
 
         # The instructor's side: the class page, grades, honest records, sealed reports, updates, a reset.
-        from classroom_instructor import Instructor, run as instructor_checks
+        from classroom_instructor import Instructor
+        from classroom_instructor import run as instructor_checks
 
         shot = Path(args.screenshot) if args.screenshot else scratch / "class-page.png"
         instructor_checks(check, hub, a, b, Instructor(hub, instructor_name, passwords[instructor_name]),

@@ -5,11 +5,14 @@ Used by ``jupyterhub_config.py``; the Hub runs as root and each server as the st
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import pwd
-import shutil
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
+
+DEFAULT_URL = "/lab/tree/notebooks/00_start_here.ipynb"
 
 
 def _account(spawner: Any) -> pwd.struct_passwd:
@@ -35,19 +38,33 @@ def lab_environment(root: Path, python: Path, lambda_python: Path) -> dict[str, 
     }
 
 
-def copy_notebooks(root: Path) -> Callable[[Any], None]:
-    """A pre-spawn hook: a private home, and the student's own copy of the notebooks on first start."""
+def prepare_server(root: Path, python: Path, state: Path, course: str) -> Callable[[Any], Awaitable[None]]:
+    """A pre-spawn hook: a private home, the lab's settings kept for the class service, and the student's
+    notebooks pulled from the course (``labkit.course``, as the student: their edits stay). After an update the
+    server opens ``WHAT-CHANGED.md`` first."""
+    from class_probe import Hands, save_settings
 
-    def hook(spawner: Any) -> None:
+    hands = Hands(state, root, python, workers=4)
+
+    async def hook(spawner: Any) -> None:
         account = _account(spawner)
         home = Path(account.pw_dir)
         home.chmod(0o700)  # nothing of one student's (lab state, keys, notebooks) is readable by another
-        target = home / "orders-lab" / "notebooks"
-        if target.exists():
+        save_settings(state, account.pw_name, spawner.get_env())
+        folder = home / "orders-lab" / "notebooks"
+        if not folder.parent.exists():
+            folder.parent.mkdir(mode=0o755)
+            os.chown(folder.parent, account.pw_uid, account.pw_gid)
+        code, out, err = await hands.run(account.pw_name, "labkit.course", ["pull", course, str(folder)], timeout=120)
+        try:
+            summary = json.loads(out.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            summary = {"error": err[-500:]}
+        if code or "error" in summary:
+            spawner.log.warning("the notebooks of %s were not updated: %s", account.pw_name, summary.get("error"))
             return
-        shutil.copytree(root / "notebooks", target, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-        for folder in (target.parent, target, *target.rglob("*")):
-            os.chown(folder, account.pw_uid, account.pw_gid)
+        changed = any(summary.get(k) for k in ("replaced", "kept_edits", "added", "removed", "moved_aside"))
+        spawner.default_url = "/lab/tree/WHAT-CHANGED.md" if changed else DEFAULT_URL
 
     return hook
 

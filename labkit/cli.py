@@ -132,6 +132,11 @@ def _check(args: argparse.Namespace) -> int:
 def _tasks(args: argparse.Namespace) -> int:
     from labkit import tasks
 
+    if args.json:
+        from labkit.records import tasks_document
+
+        print(json.dumps(tasks_document(_lab(args)), indent=2))
+        return 0
     frame = tasks.tasks_frame(_lab(args))
     print(frame.to_string(index=False))
     print(f"{int(frame['passed'].sum())}/{len(frame)} tasks passed")
@@ -193,7 +198,7 @@ def _run(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from labkit.report import write_report
 
-    path = write_report(_lab(args), args.output)
+    path = write_report(_lab(args), args.output, student=args.student)
     print(f"the lab report: {path}")
     return 0
 
@@ -228,6 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=_check)
     your_turn = sub.add_parser("tasks", help="the 'Your turn' tasks of steps 1-13: passed or not yet, with hints")
     lab_options(your_turn)
+    your_turn.add_argument("--json", action="store_true",
+                           help="as JSON, with each task's record (first passed, by the reference solution or not)")
     your_turn.set_defaults(func=_tasks)
     status = sub.add_parser("status", help="resources as tables")
     lab_options(status)
@@ -240,6 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="write the lab report: one self-contained HTML page")
     lab_options(report)
     report.add_argument("--output", default=None, help="default runs/report-<lab>-<time>.html")
+    report.add_argument("--student", default=None, help="the student it names (default: the Hub user, else "
+                                                          "this account's name)")
     report.set_defaults(func=_report)
     run = sub.add_parser("run", help="execute the notebooks in order with papermill")
     run.add_argument("--target", choices=TARGETS, default=DEFAULT_TARGET)

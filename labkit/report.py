@@ -20,12 +20,26 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
-from labkit import checks, compute, costs, database, diagram, display, paths, steps, tasks, verify
+from labkit import (
+    checks,
+    compute,
+    costs,
+    database,
+    diagram,
+    display,
+    paths,
+    records,
+    report_seal,
+    steps,
+    tasks,
+    verify,
+)
 from labkit.config import RUN_DIR
 from labkit.errors import LabkitError
 from labkit.session import Lab
 from labkit.snapshot import shared_reads
 
+SEAL_TIMEOUT = 120  # the class service looks at the lab before it seals (seconds)
 WORKERS = 6  # the sections' questions asked at once (the cloud answers them; this process mostly waits)
 
 PAGE_CSS = """
@@ -89,8 +103,9 @@ def _app(lab: Lab) -> str:
         return f"not available: {str(exc).splitlines()[0]}"
 
 
-def build_report(lab: Lab) -> str:
-    """The whole page as one HTML string.
+def build_report(lab: Lab, student: str | None = None) -> str:
+    """The whole page as one HTML string, naming ``student`` (default: the Hub user, else the account), with
+    :data:`labkit.report_seal.SLOT` where its record goes (:func:`write_report` fills it).
 
     The lab is read once (:func:`labkit.snapshot.shared_reads`: every section asks the same describes), and the
     sections' questions are asked side by side (most of the time is the cloud answering: SSM commands on the
@@ -100,8 +115,11 @@ def build_report(lab: Lab) -> str:
         lab_time = pd.Timestamp(lab.target.lab_time()).tz_convert("UTC").strftime("%Y-%m-%d %H:%M:%S UTC")
     except (LabkitError, OSError, ValueError) as exc:
         lab_time = f"unknown ({exc})"
-    meta = {"lab": lab.name, "target": lab.config.target, "region": lab.region, "lab time": lab_time,
-            "order app": _app(lab), "report written": now}
+    ran = records.solutions_ran(lab.config.home, lab.name)
+    meta = {"student": records.student_name(student), "lab": lab.name, "target": lab.config.target,
+            "region": lab.region, "lab time": lab_time, "order app": _app(lab), "report written": now,
+            "reference solutions ran": f"steps {', '.join(map(str, ran))}" if ran else "no (by this lab's record)"}
+    who = f"{meta['student']} ({lab.name})"
     rows = "".join(f"<tr><td><b>{html.escape(k)}</b></td><td>{html.escape(str(v))}</td></tr>" for k, v in meta.items())
     with shared_reads(lab), ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="report") as pool:
         step_frames = {number: pool.submit(checks.step_checks, lab, number) for number in steps.STEPS}
@@ -117,11 +135,11 @@ def build_report(lab: Lab) -> str:
             _section("What it costs on AWS per hour", lambda: display.to_html(costs.cost_frame(lab.region))),
         ]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>Orders Lab report: {html.escape(lab.name)}</title><style>{PAGE_CSS}</style></head><body>\n"
-            f"<h1>Orders Lab report: {html.escape(lab.name)}</h1>\n"
+            f"<title>Orders Lab report: {html.escape(who)}</title><style>{PAGE_CSS}</style></head><body>\n"
+            f"<h1>Orders Lab report: {html.escape(who)}</h1>\n"
             "<p>The Automated Order Processing System, built step by step: VPC, RDS MySQL, a Flask app on EC2, "
             "two Lambdas, Secrets Manager, S3 and EventBridge.</p>\n"
-            f'<table class="meta">{rows}</table>\n' + "\n".join(sections) + "\n</body></html>\n")
+            f'<table class="meta">{rows}</table>\n' + "\n".join(sections) + f"\n{report_seal.SLOT}\n</body></html>\n")
 
 
 def report_folder() -> Path:
@@ -130,12 +148,27 @@ def report_folder() -> Path:
     return Path(os.environ.get(RUN_DIR) or Path.cwd() / "runs")
 
 
-def write_report(lab: Lab, path: Path | str | None = None) -> Path:
+def seal_report(lab: Lab, page: str, student: str | None = None) -> tuple[str, bool]:
+    """The page with its record section: sealed by the class service on a classroom Hub (it writes its own
+    record of the student there), else the lab's own record, marked as not sealed. (page, sealed)."""
+    try:
+        answer = records.service_request("api/sign", {"lab": lab.name, "page": page}, timeout=SEAL_TIMEOUT)
+        return str(answer["page"]), True
+    except (OSError, ValueError, KeyError):
+        kept = records.lab_records(lab.config.home, lab.name).get("tasks", {})
+        facts = {"student": records.student_name(student), "lab": lab.name, "tasks": kept,
+                 "solutions_ran": records.solutions_ran(lab.config.home, lab.name)}
+        return page.replace(report_seal.SLOT, report_seal.record_section(facts, sealed=False), 1), False
+
+
+def write_report(lab: Lab, path: Path | str | None = None, student: str | None = None) -> Path:
     """Write the report (default ``report-<lab>-<time>.html`` in :func:`report_folder`); return its path."""
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     target = Path(path) if path else report_folder() / f"report-{lab.name}-{stamp}.html"
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(build_report(lab), encoding="utf-8")
+    page, sealed = seal_report(lab, build_report(lab, student), student)
+    target.write_text(page, encoding="utf-8")
+    records.note_report(lab, target, sealed)
     return target
 
 

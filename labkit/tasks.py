@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import ClientError
 
-from labkit import functions, names
+from labkit import functions, names, records
 from labkit.errors import GONE, LabkitError, error_code
 from labkit.lookups import describe_db_instance, describe_instance
 from labkit.session import Lab
@@ -273,13 +273,17 @@ TASKS: dict[int, Task] = {task.step: task for task in [
 ]}
 
 
-def task_check(step: int, lab: Lab, require: bool = False) -> TaskResult:
+def task_check(step: int, lab: Lab, require: bool = False, solution: bool | None = None) -> TaskResult:
     """Whether step ``step``'s task is done, asked of the cloud; ``require`` raises ``TaskNotDone`` if not
-    (the notebooks pass their ``solutions`` parameter: a reference solution that ran must pass)."""
+    (the notebooks pass their ``solutions`` parameter: a reference solution that ran must pass).
+
+    The answer goes to the lab's task record (:mod:`labkit.records`), marked as the reference solution's when
+    ``solution`` (by default ``require``: the notebooks' ``solutions``) says it ran just before."""
     if step not in TASKS:
         raise LabkitError(f"step {step} has no task", f"tasks are numbered {min(TASKS)}-{max(TASKS)}")
     task = TASKS[step]
     passed, detail = task.check(lab)
+    records.note_check(lab, step, passed, require if solution is None else solution)
     result = TaskResult(step, task.title, passed, detail, task.hint)
     if require and not passed:
         raise TaskNotDone(str(result), "the reference solution ran but the check says not yet")

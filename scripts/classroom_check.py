@@ -158,7 +158,7 @@ c.Spawner.environment.update({{"LABKIT_CLOUD_PORT": "{self.cloud_port}", "LABKIT
 class Student:
     """A throwaway Linux account with a server on the Hub and a kernel in it to run code as the student."""
 
-    def __init__(self, hub: Hub, homes: Path) -> None:
+    def __init__(self, hub: Hub | None, homes: Path) -> None:
         self.hub, self.name = hub, f"olab{secrets.token_hex(3)}"
         self.home = homes / self.name
         self.token = ""
@@ -219,11 +219,12 @@ class Student:
 
 
 # -- what each student's kernel runs ---------------------------------------------------------------------------
-def series_code(last: int) -> str:
+def series_code(last: int, solutions: bool = True) -> str:
+    flag = "" if solutions else ', "--no-solutions"'
     return f"""
 import json, os, subprocess, sys, time
 started = time.monotonic()
-run = subprocess.run([sys.executable, "-m", "labkit.cli", "run", "--to", "{last}",
+run = subprocess.run([sys.executable, "-m", "labkit.cli", "run", "--to", "{last}"{flag},
                       "--output-dir", os.path.expanduser("~/runs/classroom-check")],
                      capture_output=True, text=True, timeout={SERIES_TIMEOUT})
 from labkit import Lab, compute
@@ -395,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--to", type=int, default=14, help="run the series up to this notebook (default 14)")
+    parser.add_argument("--screenshot", default=None, help="keep the class page's screenshot here (PNG)")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("classroom check: run as root (it creates two Linux accounts and runs JupyterHub)", file=sys.stderr)
@@ -409,13 +411,30 @@ def main(argv: list[str] | None = None) -> int:
     homes = Path(tempfile.mkdtemp(prefix="orders-hub-homes-"))
     homes.chmod(0o755)
     root, settings = shared_install(scratch)
-    hub = Hub(state, root, settings)
-    students = [Student(hub, homes), Student(hub, homes)]
+    students = [Student(None, homes), Student(None, homes)]
+    instructor_name, outsider_name = f"olabt{secrets.token_hex(3)}", f"olabx{secrets.token_hex(3)}"
+    passwords = {instructor_name: secrets.token_urlsafe(12), outsider_name: secrets.token_urlsafe(12)}
+    course = scratch / "course.git"
+    hub = Hub(state, root, {**settings, "ORDERS_HUB_ADMINS": instructor_name,
+                            "ORDERS_HUB_STUDENTS": ",".join(s.name for s in students),
+                            "ORDERS_CLASS_PORT": str(free_port()), "ORDERS_HUB_COURSE": str(course),
+                            "ORDERS_CLASS_POLL_SECONDS": "600"})
+    for student in students:
+        student.hub = hub
+    accounts: list[str] = []
     try:
         for student in students:
             student.create()
+            accounts.append(student.name)
+        for name, password in passwords.items():  # the instructor, and an account nobody listed
+            subprocess.run(["useradd", "--create-home", "--home-dir", str(homes / name), "--user-group", name],
+                           check=True, capture_output=True)
+            accounts.append(name)
+            subprocess.run(["chpasswd"], input=f"{name}:{password}\n", text=True, check=True, capture_output=True)
         hub.start()
-        hub.api("POST", "/users", {"usernames": [s.name for s in students]})
+        listed = {u["name"] for u in hub.api("GET", "/users")}  # ORDERS_HUB_STUDENTS: the Hub adds them at start
+        check.add("the Hub knows the listed students (and only the listed accounts and the instructor)",
+                  listed == {s.name for s in students} | {instructor_name}, listed)
         for student in students:
             student.start()
         print(f"Hub at {hub.url} with {', '.join(s.name for s in students)} "
@@ -424,9 +443,10 @@ def main(argv: list[str] | None = None) -> int:
         # The series in both servers at once, as a class does it.
         results: dict[str, Any] = {}
 
-        def series(student: Student) -> None:
+        def series(student: Student) -> None:  # the first student without the reference solutions
             try:
-                results[student.name] = student.run(series_code(args.to), timeout=SERIES_TIMEOUT + 120)
+                results[student.name] = student.run(series_code(args.to, solutions=student is not students[0]),
+                                                    timeout=SERIES_TIMEOUT + 120)
             except Exception as exc:  # reported as a failed check below
                 results[student.name] = {"code": -1, "tail": str(exc)}
 
@@ -494,6 +514,14 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 check.add(name, outcome.startswith("refused"), outcome)
 
+        # The instructor's side: the class page, grades, honest records, sealed reports, updates, a reset.
+        from classroom_instructor import Instructor
+        from classroom_instructor import run as instructor_checks
+
+        shot = Path(args.screenshot) if args.screenshot else scratch / "class-page.png"
+        instructor_checks(check, hub, a, b, Instructor(hub, instructor_name, passwords[instructor_name]),
+                          (outsider_name, passwords[outsider_name]), course, rb, order_path, shot)
+
         # Stopping one student's server (and with it their lab) leaves the other's working.
         hub.stop_server(a.name)
         deadline = time.monotonic() + 30
@@ -517,10 +545,12 @@ def main(argv: list[str] | None = None) -> int:
             except Exception:
                 pass
         hub.stop()
-        for student in students:
-            if hasattr(student, "account"):
-                end_processes(student.account.pw_uid)
-                subprocess.run(["userdel", "--remove", student.name], capture_output=True)
+        for name in accounts:
+            try:
+                end_processes(pwd.getpwnam(name).pw_uid)
+            except KeyError:
+                pass
+            subprocess.run(["userdel", "--remove", name], capture_output=True)
         for folder in (homes, state, scratch):
             shutil.rmtree(folder, ignore_errors=True)
     print(f"classroom check took {time.monotonic() - started:.0f} s")

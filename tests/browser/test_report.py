@@ -35,22 +35,25 @@ def report_page(provisioned, tmp_path_factory):
         env.setenv("LABKIT_HOME", str(provisioned.home))
         env.setenv("LABKIT_CLOUD_PORT", str(lab.config.cloud_port))
         env.setenv("LABKIT_APP_PORT", str(lab.config.app_port))
-        assert main(["report", "--lab", lab.name, "--output", str(path)]) == 0
+        env.delenv("ORDERS_CLASS_URL", raising=False)  # away from a Hub: the report is not sealed
+        assert main(["report", "--lab", lab.name, "--output", str(path), "--student", "Ada Lovelace"]) == 0
     return path
 
 
-def test_the_report_renders_with_every_step_and_nothing_external(browser, report_page):
+def test_the_report_renders_with_every_step_and_nothing_external(browser, report_page, provisioned):
     from selenium.webdriver.common.by import By
 
     browser.get(report_page.as_uri())
-    assert browser.find_element(By.TAG_NAME, "h1").text.startswith("Orders Lab report: ")
+    assert browser.find_element(By.TAG_NAME, "h1").text == f"Orders Lab report: Ada Lovelace ({provisioned.lab.name})"
     for number, step in steps.STEPS.items():
         heading = browser.find_element(By.ID, f"step-{number}")
         assert heading.text == f"Step {number}: {step.title}"
         assert heading.is_displayed()
     sections = [h.text for h in browser.find_elements(By.TAG_NAME, "h2")]
     assert sections == ["Architecture (as built now)", "Every step's checks", "Network paths (reachability)",
-                        "Your turn", "Orders and the daily report", "What it costs on AWS per hour"]
+                        "Your turn", "Orders and the daily report", "What it costs on AWS per hour", "Record"]
+    record = browser.find_element(By.ID, "record").find_element(By.XPATH, "following-sibling::p").text
+    assert record.startswith("Not sealed"), record  # written away from a Hub: nobody can verify it
     assert "Not available" not in browser.page_source
     pictures = browser.find_elements(By.TAG_NAME, "img")
     assert pictures and all(browser.execute_script(  # the diagram (and the chart once a day was reported)

@@ -1,6 +1,7 @@
 """The labkit command as a user runs it: up, check, status, down, and the cloud verbs."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -26,6 +27,10 @@ def test_up_check_status_down(tmp_path):
         tasks = labkit("tasks", "--lab", "cli-lab")  # a half-built lab: every task is open, none fails the command
         assert tasks.returncode == 0 and "0/13 tasks passed" in tasks.stdout, tasks.stdout + tasks.stderr
         assert "owner tag" in tasks.stdout and "the lab has no instance yet" in tasks.stdout
+        as_json = json.loads(labkit("tasks", "--lab", "cli-lab", "--json").stdout)  # one lab's tasks, with records
+        assert [t["step"] for t in as_json["tasks"]] == list(range(1, 14)) and as_json["passed"] == 0
+        assert as_json["lab"] == "cli-lab" and as_json["solutions_ran"] == []
+        assert {"first_passed", "by", "solution_ran", "hint"} <= set(as_json["tasks"][0])
         status = labkit("status", "--lab", "cli-lab")
         assert status.returncode == 0 and "cli-lab-vpc" in status.stdout and "== checks" in status.stdout
         assert "no scheduled rule has fired yet" in labkit("cloud", "schedule").stdout

@@ -111,7 +111,8 @@ def note_report(lab: Any, path: Path, signed: bool) -> None:
 
 
 def lab_records(home: Path, lab_name: str) -> dict[str, Any]:
-    return read_records(home)["labs"].get(lab_name, {})
+    found: dict[str, Any] = read_records(home)["labs"].get(lab_name, {})
+    return found
 
 
 def solutions_ran(home: Path, lab_name: str) -> list[int]:
@@ -136,7 +137,8 @@ def service_request(path: str, body: dict[str, Any], timeout: float = SEND_TIMEO
     request = urllib.request.Request(base + path, data=json.dumps(body).encode(), method="POST", headers={
         "Authorization": f"token {os.environ['JUPYTERHUB_API_TOKEN']}", "Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=timeout) as response:
-        return json.loads(response.read() or b"{}")
+        answer: dict[str, Any] = json.loads(response.read() or b"{}")
+        return answer
 
 
 def send(record: dict[str, Any]) -> bool:

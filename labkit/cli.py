@@ -133,7 +133,7 @@ def _tasks(args: argparse.Namespace) -> int:
     from labkit import tasks
 
     if args.json:
-        from labkit.records import tasks_document
+        from labkit.tasks import tasks_document
 
         print(json.dumps(tasks_document(_lab(args)), indent=2))
         return 0

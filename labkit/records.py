@@ -158,19 +158,3 @@ def student_name(given: str | None = None) -> str:
 
     return given or os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
 
-
-def tasks_document(lab: Any) -> dict[str, Any]:
-    """Every task of ``lab`` checked now, with its record: what ``labkit tasks --json`` prints."""
-    from labkit import tasks
-
-    frame = tasks.tasks_frame(lab)  # each check updates the records first
-    kept = lab_records(lab.config.home, lab.name).get("tasks", {})
-    rows = []
-    for row in frame.to_dict("records"):
-        record = kept.get(str(row["step"]), {})
-        rows.append({"step": int(row["step"]), "task": row["task"], "passed": bool(row["passed"]),
-                     "detail": row["detail"], "hint": row["hint"], "first_passed": record.get("first_passed"),
-                     "by": record.get("by"), "solution_ran": bool(record.get("solution_ran"))})
-    return {"lab": lab.name, "student": student_name(), "checked_at": now(), "tasks": rows,
-            "passed": sum(r["passed"] for r in rows), "total": len(rows),
-            "solutions_ran": [r["step"] for r in rows if r["solution_ran"]]}

@@ -302,3 +302,18 @@ def tasks_frame(lab: Lab, steps: list[int] | None = None) -> pd.DataFrame:
             rows.append({"step": step, "task": TASKS[step].title, "passed": False, "detail": str(exc).splitlines()[0],
                          "hint": TASKS[step].hint})
     return pd.DataFrame(rows, columns=["step", "task", "passed", "detail", "hint"])
+
+
+def tasks_document(lab: Lab) -> dict[str, Any]:
+    """Every task of ``lab`` checked now, with its record: what ``labkit tasks --json`` prints."""
+    frame = tasks_frame(lab)  # each check updates the records first
+    kept = records.lab_records(lab.config.home, lab.name).get("tasks", {})
+    rows = []
+    for row in frame.to_dict("records"):
+        record = kept.get(str(row["step"]), {})
+        rows.append({"step": int(row["step"]), "task": row["task"], "passed": bool(row["passed"]),
+                     "detail": row["detail"], "hint": row["hint"], "first_passed": record.get("first_passed"),
+                     "by": record.get("by"), "solution_ran": bool(record.get("solution_ran"))})
+    return {"lab": lab.name, "student": records.student_name(), "checked_at": records.now(), "tasks": rows,
+            "passed": sum(r["passed"] for r in rows), "total": len(rows),
+            "solutions_ran": [r["step"] for r in rows if r["solution_ran"]]}

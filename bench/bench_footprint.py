@@ -2,8 +2,10 @@
 
 One lab: every step on a local cloud of its own, a few orders through the app, then idle; prints the
 memory of each part (RSS and USS: what the process alone holds) — the cloud daemon, each database
-server, each warm Lambda worker, the app — and the idle CPU of all of them; again once the idle Lambda
-workers are reaped; and the peak while the series ran (for a pod's memory limit). Then K labs built at once against one lab alone (wall time). Usage: ``python bench/bench_footprint.py [--labs K] [--idle-seconds S]``.
+server, each warm Lambda worker, the app — and the idle CPU of all of them: 30 s after the last order, with
+the validator's warm worker still alive (as a warm container is on AWS: what a class holds while students
+work), and again once the idle Lambda workers are reaped; and the peak while the series ran (for a pod's
+memory limit). Then K labs built at once against one lab alone (wall time). Usage: ``python bench/bench_footprint.py [--labs K] [--idle-seconds S]``.
 """
 from __future__ import annotations
 
@@ -75,8 +77,10 @@ def parts(status: control.CloudStatus) -> list[tuple[str, psutil.Process]]:
     return found
 
 
-def memory_table(status: control.CloudStatus, title: str) -> tuple[float, float]:
+def memory_table(status: control.CloudStatus, title: str) -> dict[str, tuple[float, float]]:
+    """Print each process's memory; return RSS and USS (MiB) by part, and the whole lab's under "lab"."""
     rows, total_rss, total_uss = [], 0, 0
+    by_part: dict[str, tuple[float, float]] = {}
     for part, proc in parts(status):
         try:
             info = proc.memory_full_info()
@@ -86,12 +90,15 @@ def memory_table(status: control.CloudStatus, title: str) -> tuple[float, float]
         rows.append((part, proc.pid, info.rss / MIB, info.uss / MIB, what))
         total_rss += info.rss
         total_uss += info.uss
+        rss, uss = by_part.get(part, (0.0, 0.0))
+        by_part[part] = (rss + info.rss / MIB, uss + info.uss / MIB)
     print(f"== {title}")
     print(f"{'part':<18} {'pid':>8} {'RSS MiB':>9} {'USS MiB':>9}")
     for part, pid, rss, uss, what in sorted(rows):
         print(f"{part:<18} {pid:>8} {rss:>9.1f} {uss:>9.1f}  {what}")
     print(f"{'the whole lab':<18} {'':>8} {total_rss / MIB:>9.1f} {total_uss / MIB:>9.1f}   (aim: <= 300 MiB idle)")
-    return total_rss / MIB, total_uss / MIB
+    by_part["lab"] = (total_rss / MIB, total_uss / MIB)
+    return by_part
 
 
 def idle_cpu(status: control.CloudStatus, seconds: float) -> float:
@@ -170,8 +177,9 @@ def _timed_labs(homes: list[Path]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--labs", type=int, default=2, help="K labs built at once (default 2)")
-    parser.add_argument("--idle-seconds", type=float, default=20, help="idle time before measuring")
-    parser.add_argument("--reap-seconds", type=float, default=40,
+    parser.add_argument("--idle-seconds", type=float, default=30,
+                        help="idle time after the last order before measuring with the warm worker (default 30)")
+    parser.add_argument("--reap-seconds", type=float, default=50,
                         help="the Lambda service's idle limit for this bench (LABKIT_LAMBDA_IDLE_SECONDS; 300 in a "
                              "lab): the bench measures again once the idle workers are reaped")
     args = parser.parse_args()
@@ -198,7 +206,14 @@ def one_lab_idle(home: Path, args: argparse.Namespace) -> float:
         sampler.stop()
         time.sleep(args.idle_seconds)
         status = control.cloud_status(home)
-        memory_table(status, f"one lab after the series, idle {args.idle_seconds:.0f} s (Lambda workers warm)")
+        warm = memory_table(status, f"one lab after the series, {args.idle_seconds:.0f} s after the last order "
+                                    "(the validator's worker warm)")
+        if "Lambda worker" in warm:
+            worker_rss, worker_uss = warm["Lambda worker"]
+            print(f"with a warm worker, {args.idle_seconds:.0f} s after the last order: the lab {warm['lab'][0]:.1f} MiB "
+                  f"RSS (aim <= 300), the worker's own {worker_rss:.1f} RSS / {worker_uss:.1f} USS")
+        else:
+            print("no warm Lambda worker at this point: raise --reap-seconds above --idle-seconds")
         print(f"idle CPU of the whole lab: {idle_cpu(status, 10):.2f} % of one core")
         time.sleep(max(0.0, args.reap_seconds - args.idle_seconds))  # idle since the orders: reap + 10 s
         memory_table(status, f"the same lab once its idle Lambda workers are reaped (after {args.reap_seconds:.0f} s)")

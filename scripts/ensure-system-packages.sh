@@ -2,13 +2,24 @@
 # The Debian/Ubuntu packages the lab needs from the system, all in one place (apt.txt lists the same for
 # repo2docker). As root: installs what is missing through apt. As anyone else: says exactly which apt
 # command to run, and stops when the lab cannot work without it.
+#   ensure-system-packages.sh          what the lab needs (`make setup`, `make lab`)
+#   ensure-system-packages.sh browser  Debian's chromium and chromium-driver, for the browser tests (`make test`)
+#   ensure-system-packages.sh hub      node and npm, for the classroom Hub's proxy (`make classroom-setup`)
 set -euo pipefail
 . "$(dirname "$0")/apt-install.sh"
 needed=()    # the lab cannot run without these
 optional=()  # the browser tests and the classroom Hub are skipped without these
 found() { command -v "$1" >/dev/null 2>&1; }
 any_file() { for f in "$@"; do [ -e "$f" ] && return 0; done; return 1; }
-
+what="${1:-lab}"
+case "$what" in
+  browser)
+    { found chromium && found chromedriver; } || optional+=(chromium chromium-driver)
+    skipped="the browser tests are skipped without them" ;;
+  hub)
+    { found node && found npm; } || optional+=(nodejs npm)
+    skipped="the classroom Hub needs them" ;;
+  lab)
 # python3 -m venv (make setup builds .venv and .venv-lambda with it)
 "${PYTHON:-python3}" -c 'import ensurepip, venv' >/dev/null 2>&1 || needed+=(python3-venv)
 # the MySQL-compatible server behind every local RDS instance
@@ -20,12 +31,13 @@ any_file /usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1 /usr/lib/aarch64-
   || needed+=(libfaketime faketime)
 # a C compiler for the local cloud's connect() hook and the clock's companion
 found cc || needed+=(gcc libc6-dev)
-{ found chromium && found chromedriver; } || optional+=(chromium chromium-driver)
-{ found node && found npm; } || optional+=(nodejs npm)
+    ;;
+  *) echo "usage: $0 [lab|browser|hub]" >&2; exit 2 ;;
+esac
 
 missing=(${needed[@]+"${needed[@]}"} ${optional[@]+"${optional[@]}"})
 [ ${#missing[@]} -eq 0 ] && exit 0
-if apt_install "installing Debian packages: ${missing[*]}" "${missing[@]}"; then
+if apt_install "installing Debian packages: ${missing[*]} (a minute or two)" "${missing[@]}"; then
   # The lab starts its own database servers; the distribution's service is not needed.
   if [[ " ${missing[*]} " == *" mariadb-server "* ]]; then
     (found systemctl && systemctl disable --now mariadb >/dev/null 2>&1) || true
@@ -44,6 +56,6 @@ MSG
   exit 1
 fi
 cat >&2 <<MSG
-setup: optional packages missing (the browser tests and the classroom Hub are skipped without them):
+setup: optional packages missing ($skipped):
     sudo apt-get install -y ${optional[*]}
 MSG

@@ -14,8 +14,8 @@ DRIVER = shutil.which("chromedriver")
 @pytest.fixture(scope="session")
 def browser():
     if not (CHROMIUM and DRIVER):
-        missing = "Debian's chromium and chromium-driver are needed (make setup installs them)"
-        if os.environ.get("CI") == "true":  # CI ran `make setup`, so a missing browser is a broken set-up
+        missing = "Debian's chromium and chromium-driver are needed (make test installs them)"
+        if os.environ.get("CI") == "true":  # CI ran `make test`, so a missing browser is a broken set-up
             pytest.fail(missing)
         pytest.skip(missing)
     from selenium import webdriver

@@ -44,6 +44,23 @@ def test_run_writes_summary_and_stops_at_the_failing_cell(tmp_path):
     assert (out / "01_ok.ipynb").exists() and not (out / "03_never.ipynb").exists()
 
 
+def test_each_notebook_has_a_kernel_of_its_own_with_nothing_defined_ahead(tmp_path):
+    """Kernels start one notebook ahead and import labkit as they start; a notebook still sees only its own names."""
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    _notebook(folder / "01_defines.ipynb", "import os\nx = 1\npid = os.getpid()\nopen('pids', 'a').write(f'{pid}\\n')")
+    _notebook(folder / "02_sees_nothing.ipynb",
+              "import os, sys\nopen('pids', 'a').write(f'{os.getpid()}\\n')\n"
+              "assert 'x' not in dir() and 'labkit' not in dir(), 'a name defined ahead'\n"
+              "assert 'labkit.session' in sys.modules, 'labkit imported as the kernel started'")
+    _notebook(folder / "03_forgot_its_import.ipynb", "labkit.Lab")
+    with pytest.raises(RunFailed) as caught:
+        run_notebooks(output_dir=tmp_path / "out", show_progress=False, cell_timeout=60, folder=folder)
+    assert "03_forgot_its_import.ipynb" in str(caught.value) and "NameError" in str(caught.value)
+    pids = (folder / "pids").read_text().split()
+    assert len(pids) == 2 and pids[0] != pids[1], "two notebooks shared a kernel"
+
+
 def test_function_packages_never_carry_pymysql():
     import io
     import zipfile

@@ -44,16 +44,33 @@ def test_a_student_without_the_packages_is_told_the_one_apt_command(bare_path):
         env={"PATH": os.environ["PATH"], "BARE": str(bin_dir), "SCRIPT": str(SCRIPT)},
         capture_output=True, text=True, timeout=60)
     assert run.returncode == 1, run.stdout + run.stderr
-    assert ("    sudo apt-get install -y python3-venv mariadb-server mariadb-client libfaketime faketime gcc libc6-dev "
-            "chromium chromium-driver nodejs npm\n") in run.stderr, run.stderr
+    # What `make lab` needs, and only that: the browser tests' chromium and the Hub's npm come with their targets.
+    assert ("    sudo apt-get install -y python3-venv mariadb-server mariadb-client libfaketime faketime gcc libc6-dev\n"
+            ) in run.stderr, run.stderr
     assert "installing" not in run.stdout
 
 
-def test_nothing_is_said_when_everything_is_there():
+@pytest.mark.parametrize("what", ["lab", "browser", "hub"])
+def test_nothing_is_said_when_everything_is_there(what):
     if not (shutil.which("cc") and shutil.which("node") and shutil.which("chromedriver")):
         pytest.skip("this machine lacks some of the packages")
-    run = subprocess.run(["bash", str(SCRIPT)], capture_output=True, text=True, timeout=60)
+    run = subprocess.run(["bash", str(SCRIPT), what], capture_output=True, text=True, timeout=60)
     assert (run.returncode, run.stdout, run.stderr) == (0, "", "")
+
+
+def test_make_lab_installs_nothing_only_the_tests_or_the_classroom_need():
+    """`make setup` (what `make lab` runs): no chromium, no npm, no pytest, no JupyterHub; their targets do."""
+    def planned(target: str) -> str:
+        run = subprocess.run(["make", "-n", "-B", target], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0, run.stderr
+        return run.stdout
+
+    lab, tests, classroom = planned("setup"), planned("test-setup"), planned("classroom-setup")
+    for needed_elsewhere in ("ensure-system-packages.sh browser", "ensure-system-packages.sh hub", "ensure-hub-proxy",
+                             ".[dev", ".[classroom]"):
+        assert needed_elsewhere not in lab
+    assert "ensure-system-packages.sh browser" in tests and ".[dev,classroom]" in tests  # tests import nbgitpuller
+    assert "ensure-hub-proxy" in classroom and ".[classroom]" in classroom
 
 
 def test_repo2docker_images_get_every_package_the_lab_needs():

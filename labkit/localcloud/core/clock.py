@@ -17,9 +17,11 @@ On AWS there is one clock. Locally the lab's clock is real time plus an offset t
   is read on every call, ``FAKETIME_NO_CACHE=1``, and ~1 µs without libfaketime).
 * **Only wall-clock time moves.** ``FAKETIME_DONT_FAKE_MONOTONIC=1`` keeps ``CLOCK_MONOTONIC`` real, so
   timeouts, ``sleep`` and thread waits measure real seconds. libfaketime 0.9.10 (Debian 12) still rewrites an
-  absolute monotonic ``clock_nanosleep`` (Python 3.11's ``time.sleep``) into an invalid request; the tiny
-  ``faketime_sleep.c``, preloaded just before it, sends such sleeps straight to the kernel
-  (upstream's later fix, wolfcw/libfaketime#426). The lab's processes share one libfaketime semaphore and
+  absolute monotonic ``clock_nanosleep`` (Python 3.11's ``time.sleep``) into an invalid request, and ends
+  every ``pthread_cond_timedwait`` on a monotonic condition variable at once (CPython's GIL waits so: threads
+  spun on it, and the app spent ~25 ms of CPU per order instead of ~1); the tiny ``faketime_sleep.c``,
+  preloaded just before it, sends both straight to glibc (upstream's later fixes: wolfcw/libfaketime#426,
+  and a2e406c/75e130c of 2025). The lab's processes share one libfaketime semaphore and
   shared-memory segment (``FAKETIME_SHARED``), created here and removed when the clock stops, so processes
   the cloud kills leave nothing behind in ``/dev/shm``.
 * **The daemon stays on real time** (it enforces Lambda timeouts in its Runtime API with ``time.monotonic``)

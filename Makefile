@@ -133,7 +133,7 @@ jupyter: setup
 # The linter and the type checker (settings in pyproject.toml: [tool.ruff], [tool.mypy]); a few seconds with
 # mypy's cache in .cache/mypy, about 15 s of CPU without it.
 lint: test-setup
-	$(BIN)/ruff check labkit lambda_code flask_app tests bench scripts
+	$(BIN)/ruff check labkit lambda_code flask_app tests bench scripts classroom
 	$(BIN)/mypy
 
 # Lint first; then everything runs against the real local cloud on free ports; each test stops what it starts.

@@ -243,3 +243,28 @@ def test_your_computer_cannot_reach_the_private_database(provisioned):
 
     row = database.connect_from_your_computer(provisioned.lab, timeout=1).iloc[0]
     assert not row["reached"] and row["answer"].startswith("OperationalError(2003") and "timed out" in row["answer"]
+
+
+def test_the_deployed_app_answers_a_browsers_revalidation_of_its_style_sheet(provisioned):
+    """A browser asks again for /static/style.css on every page after the first (it is served no-cache): the
+    deployed app answers 304, not 500, and Last-Modified is the file's own time (step 8's archive keeps it)."""
+    import email.utils
+    import urllib.error
+    import urllib.request
+    from pathlib import Path
+
+    from labkit import compute
+
+    url = compute.app_url(provisioned.lab) + "static/style.css"
+    with urllib.request.urlopen(url, timeout=30) as first:
+        assert first.status == 200 and first.headers["Cache-Control"] == "no-cache"
+        etag, modified, size = first.headers["ETag"], first.headers["Last-Modified"], len(first.read())
+    source = Path(__file__).resolve().parents[2] / "flask_app" / "static" / "style.css"
+    assert size == source.stat().st_size
+    assert email.utils.parsedate_to_datetime(modified).timestamp() == int(source.stat().st_mtime), modified
+    for header, value in (("If-None-Match", etag), ("If-Modified-Since", modified)):
+        with pytest.raises(urllib.error.HTTPError) as caught:  # urllib raises for a 304, as for any non-2xx
+            urllib.request.urlopen(urllib.request.Request(url, headers={header: value}), timeout=30)
+        assert (caught.value.code, caught.value.read()) == (304, b""), header
+    head = urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=30)
+    assert head.status == 200 and int(head.headers["Content-Length"]) == size and head.read() == b""

@@ -182,6 +182,28 @@ def test_database_failure_is_a_function_error_that_names_it_and_hides_the_passwo
         lab.client("secretsmanager").delete_secret(SecretId="wrong-password-secret", ForceDeleteWithoutRecovery=True)
 
 
+def test_a_validator_that_lost_db_secret_name_fails_at_init_naming_it(provisioned):
+    """Notebook 10's warning: Environment replaces every variable, so an update that leaves DB_SECRET_NAME out
+    stops the function at its next start, with an init error that names the variable (no default secret)."""
+    from labkit import troubleshoot
+
+    lab = provisioned.lab
+    lam = lab.client("lambda")
+    try:
+        probe = troubleshoot.deploy_probe(lab, "secret")
+        assert functions.invoke(lab, probe, VALID).payload["status"] == "accepted"
+        lam.update_function_configuration(FunctionName=probe, Environment={"Variables": {"MIN_ORDER_AMOUNT": "1.00"}})
+        lam.get_waiter("function_updated_v2").wait(FunctionName=probe)
+        before = _total(provisioned)
+        result = functions.invoke(lab, probe, {**VALID, "order_id": str(uuid.uuid4())})
+        assert result.function_error == "Unhandled", result.payload
+        assert result.payload["errorType"] == "ConfigurationError", result.payload
+        assert "DB_SECRET_NAME is not set" in result.payload["errorMessage"]
+        assert _total(provisioned) == before
+    finally:
+        troubleshoot.cleanup(lab)
+
+
 def test_troubleshooting_network_cases_are_real(provisioned):
     """Notebook 15: a probe admitted nowhere times out on Secrets Manager, then on RDS, until rules admit it."""
     from labkit import troubleshoot

@@ -353,12 +353,17 @@ def app_link(lab: Lab) -> str:
 
 
 def instance_frame(lab: Lab) -> pd.DataFrame:
+    """The lab's instance: name, id, state, type, image, public address, profile, and what it is on this target
+    ("runs as": on the local cloud a sandbox on your machine, whose ``uname`` shows your machine's kernel, not a
+    VM booted from the Ubuntu image the image column names, which is what AWS would launch)."""
+    columns = ["name", "instance id", "state", "type", "image", "public address", "profile", "runs as"]
     instance = describe_instance(lab)
     if instance is None:
-        return pd.DataFrame(columns=["name", "instance id", "state", "type", "image", "public address", "profile"])
+        return pd.DataFrame(columns=columns)
     return pd.DataFrame([{
         "name": name_tag(instance), "instance id": instance["InstanceId"], "state": instance["State"]["Name"],
         "type": instance["InstanceType"], "image": instance["ImageId"],
         "public address": lab.target.as_on_aws("instance", instance.get("PublicDnsName")
                                                or instance.get("PublicIpAddress") or ""),
-        "profile": instance.get("IamInstanceProfile", {}).get("Arn", "").rsplit("/", 1)[-1]}])
+        "profile": instance.get("IamInstanceProfile", {}).get("Arn", "").rsplit("/", 1)[-1],
+        "runs as": lab.target.instance_runs_as}], columns=columns)

@@ -21,8 +21,14 @@ from labkit.errors import GONE, LabkitError, error_code
 from labkit.lookups import describe_db_instance
 from labkit.schedule_expressions import fires_every
 from labkit.session import Lab
-from labkit.task_answers import (expires_reports, journal_output, output_on_instance, pip_list_output,
-                                 student_commands, uname_output)
+from labkit.task_answers import (
+    expires_reports,
+    journal_output,
+    output_on_instance,
+    pip_list_output,
+    student_commands,
+    uname_output,
+)
 
 MIN_AMOUNT = Decimal("1.00")   # step 10: the validator's new minimum
 REPORT_RETENTION_DAYS = 14     # step 12: how long the report function's logs are kept
@@ -209,7 +215,7 @@ def _reports_expire(lab: Lab) -> tuple[bool, str]:
             return False, "the bucket has no lifecycle rule yet"
         raise
     verdicts = [(rule.get("ID") or f"rule {n}", *expires_reports(rule)) for n, rule in enumerate(rules, 1)]
-    for name, passed, detail in verdicts:
+    for _name, passed, detail in verdicts:
         if passed:
             return True, detail
     return False, "; ".join(f"{name}: {detail}" for name, _passed, detail in verdicts)

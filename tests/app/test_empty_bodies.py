@@ -11,7 +11,6 @@ import urllib.request
 from email.message import Message
 
 import pytest
-
 from app import EmptyBodyStillAnswers
 
 

@@ -66,6 +66,7 @@ def test_every_page_after_the_first_keeps_its_style(browser, provisioned, tmp_pa
     """The form, then the success page, then the form again through the header link: Chromium revalidates the
     no-cache style sheet for each page after the first (If-None-Match / If-Modified-Since); each stays styled."""
     from selenium.webdriver.common.by import By
+
     from labkit import compute
 
     styled = {"background": "rgb(244, 246, 251)", "radius": "12px"}

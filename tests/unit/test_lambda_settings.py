@@ -5,7 +5,6 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-
 from orders_db import ConfigurationError, required_setting, secret_name
 
 ROOT = Path(__file__).resolve().parents[2]

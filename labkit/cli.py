@@ -45,8 +45,10 @@ def _cloud(args: argparse.Namespace) -> int:
         control.reset_cloud(home)
         print("local cloud state emptied (records, databases, functions, instances, schedules)")
     elif args.verb == "env":
-        for key, value in control.cloud_env(home).items():
-            print(f"export {key}={value}")
+        from labkit.awscli import shell_lines
+
+        env = control.cloud_env(home)
+        print("\n".join(shell_lines(env, control.cloud_status(home).home)))
     elif args.verb == "clock":
         return _clock(args, home)
     elif args.verb == "logs":

@@ -86,3 +86,42 @@ def test_what_a_100_column_terminal_shows_of_a_whole_lab(provisioned):
     assert f"{lab.name}-db: port" in shown and "order-validator: idle" in shown
     raw = labkit("cloud", "status", "--json")
     assert json.loads(raw[raw.index("{"):])["rds"]["instances"]
+
+
+def test_the_readmes_aws_cli_commands_reach_the_local_cloud(provisioned, tmp_path):
+    """README: `eval "$(labkit cloud env)"`, then `aws rds describe-events --source-type db-instance`. pip's AWS CLI v1
+    (the one `make setup` installs) ignores AWS_ENDPOINT_URL for rds in us-east-1 and went to rds.amazonaws.com; the
+    `aws` that `labkit cloud env` puts first on PATH passes --endpoint-url. A shell with nothing else set up: no AWS
+    variable, no ~/.aws, PATH without the project's .venv (no request leaves 127.0.0.1)."""
+    import json
+    from pathlib import Path
+
+    lab = provisioned.lab
+    labkit = Path(sys.executable).with_name("labkit")
+    script = (f'eval "$({labkit} cloud env --home {provisioned.home})" && command -v aws && '
+              "aws rds describe-events --source-type db-instance && "
+              "aws rds describe-db-instances --query 'DBInstances[].DBInstanceIdentifier' && "
+              "aws s3api list-buckets --query 'Buckets[].Name' && "
+              "aws sts get-caller-identity --query Arn --output text && "
+              # as the notebooks' call tables write it (AWS CLI v2's option; v1 has none and sends the payload raw)
+              "aws lambda invoke --function-name order-validator --cli-binary-format raw-in-base64-out "
+              "--payload '{\"find_order_id\": \"3f1c2a9e-8d4b-4c6e-9a8f-1b2c3d4e5f60\"}' response.json "
+              "--query StatusCode && cat response.json")
+    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "AWS_EC2_METADATA_DISABLED": "true"}
+    done = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    where, rest = done.stdout.split("\n", 1)
+    assert where == str(provisioned.home.resolve() / "bin" / "aws")
+    decoder, documents, position = json.JSONDecoder(), [], 0
+    while rest[position:].strip().startswith(("{", "[")):
+        position += len(rest[position:]) - len(rest[position:].lstrip())
+        document, position = decoder.raw_decode(rest, position)
+        documents.append(document)
+    events, databases, buckets = documents
+    db = f"{lab.name}-db"
+    assert db in {e["SourceIdentifier"] for e in events["Events"]}, events
+    assert "DB instance created." in {e["Message"] for e in events["Events"] if e["SourceIdentifier"] == db}
+    assert databases == [db] and any(name.startswith(f"{lab.name}-reports-") for name in buckets)
+    identity, status, answer = rest[position:].strip().split("\n")
+    assert identity == "arn:aws:iam::123456789012:user/lab-admin" and status == "200"
+    assert json.loads(answer) == {"status": "not_found", "order_id": "3f1c2a9e-8d4b-4c6e-9a8f-1b2c3d4e5f60"}

@@ -8,6 +8,7 @@ import datetime as dt
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from labkit.lookups import describe_instance
 from labkit.session import Lab
@@ -16,7 +17,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 REPORTS_PREFIX = "reports/"  # step 11: where the report function writes
 
 
-def student_commands(lab: Lab) -> tuple[str | None, list[dict]]:
+def student_commands(lab: Lab) -> tuple[str | None, list[dict[str, Any]]]:
     """The lab's instance id and the commands the student sent it, newest first (labkit's own commands, whose
     comment starts with "Orders Lab", do not count)."""
     instance = describe_instance(lab)
@@ -32,7 +33,7 @@ OutputJudge = Callable[[str, Lab], "tuple[bool, str]"]
 PLUGIN_OUTPUT = 2500  # ListCommandInvocations gives the first 2,500 characters of each command's output
 
 
-def student_invocations(lab: Lab) -> tuple[str | None, list[dict]]:
+def student_invocations(lab: Lab) -> tuple[str | None, list[dict[str, Any]]]:
     """The lab's instance id and, newest first, the invocations of the commands the student sent it, each with
     its output (ListCommandInvocations with Details: one request for 50 commands); labkit's own do not count."""
     instance = describe_instance(lab)
@@ -45,7 +46,7 @@ def student_invocations(lab: Lab) -> tuple[str | None, list[dict]]:
     return instance["InstanceId"], sorted(sent, key=lambda i: i.get("RequestedDateTime", 0), reverse=True)
 
 
-def command_verdict(lab: Lab, invocation: dict, judge: OutputJudge) -> tuple[bool, str]:
+def command_verdict(lab: Lab, invocation: dict[str, Any], judge: OutputJudge) -> tuple[bool, str]:
     """Whether one invocation succeeded and printed what ``judge`` recognises, and what it printed if not."""
     if invocation.get("Status") != "Success":
         return False, f"it ended {invocation.get('Status')}"
@@ -142,7 +143,7 @@ def journal_output(output: str, lab: Lab) -> tuple[bool, str]:
                   + (f", among them where it started listening: {_quoted(listening, 120)}" if listening else ""))
 
 
-def expires_reports(rule: dict) -> tuple[bool, str]:
+def expires_reports(rule: dict[str, Any]) -> tuple[bool, str]:
     """Whether one lifecycle rule expires every object under reports/ within a year, and precisely why not.
 
     S3 matches a prefix as plain text: ``reports`` covers every key under ``reports/`` (and keys such as

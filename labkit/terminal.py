@@ -124,7 +124,7 @@ def _scalar(value: Any) -> str:
     return str(value)
 
 
-def _entries(info: dict, columns: int, indent: str) -> list[str]:
+def _entries(info: dict[str, Any], columns: int, indent: str) -> list[str]:
     lines: list[str] = []
     for key, value in info.items():
         key = str(key).replace("_", " ")
@@ -138,7 +138,7 @@ def _entries(info: dict, columns: int, indent: str) -> list[str]:
     return lines
 
 
-def services_text(services: dict, columns: int | None = None) -> str:
+def services_text(services: dict[str, Any], columns: int | None = None) -> str:
     """The local cloud's ``/_labkit/health`` services as a short section each (service name, then its state)."""
     columns = columns or width()
     lines = []

@@ -16,6 +16,7 @@ import os
 import secrets
 import sys
 import uuid
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -23,6 +24,7 @@ from flask import Blueprint, Flask, abort, current_app, jsonify, render_template
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
+from werkzeug.wsgi import ClosingIterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from validator import ValidationResult, ValidatorClient, ValidatorUnavailable
@@ -57,7 +59,39 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(api)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
+    app.wsgi_app = EmptyBodyStillAnswers(app.wsgi_app)  # type: ignore[method-assign]
     return app
+
+
+class EmptyBodyStillAnswers:
+    """WSGI middleware: a response without a body (``304 Not Modified``, a ``HEAD``, a ``204``) yields one empty
+    chunk, so Hypercorn sends its status line and headers.
+
+    Hypercorn 0.18's WSGI bridge sends the status and headers together with the first body chunk the application
+    yields, and after the last one an end-of-body message; when the body yields nothing it sends the end alone,
+    which Hypercorn itself refuses (``UnexpectedMessageError``) and answers 500 (pgjones/hypercorn#331, open).
+    So every conditional GET of ``/static/style.css`` (a browser sends one for each page after the first: the
+    file is served ``no-cache``) answered 500 instead of 304, and the page lost its style. An empty chunk is
+    what the WSGI spec allows a body to be; it changes nothing on the wire.
+    """
+
+    def __init__(self, wsgi_app: Callable[..., Iterable[bytes]]) -> None:
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        body = self.wsgi_app(environ, start_response)
+        # closed even when the server closes it before reading (WSGI: the server calls close() on what it got)
+        return ClosingIterator(_at_least_one_chunk(body), getattr(body, "close", None))
+
+
+def _at_least_one_chunk(body: Iterable[bytes]) -> Iterator[bytes]:
+    """The chunks of ``body``, or one empty chunk when it has none."""
+    empty = True
+    for chunk in body:
+        empty = False
+        yield chunk
+    if empty:
+        yield b""
 
 
 class Validator(Protocol):

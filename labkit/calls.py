@@ -207,9 +207,13 @@ def step_calls(lab: Lab, step: int, cell: int | None = None) -> Any:
     return StepCalls(step, console_path(step, lab.region), calls_frame(lab, cell), cli_script(lab, cell))
 
 
+FOLD_AFTER = 8  # rows of a step's call table (and lines of its CLI commands) shown before the rest is folded
+
+
 @dataclass
 class StepCalls:
-    """A step's calls for display: the console path, the table and the CLI commands."""
+    """A step's calls for display: the console path, the table and the CLI commands. In a notebook the first
+    ``FOLD_AFTER`` rows and commands show; the rest sits in a folded ``<details>`` that a click opens."""
 
     step: int
     console: str
@@ -218,11 +222,30 @@ class StepCalls:
 
     def _repr_html_(self) -> str:
         count = int(self.frame["count"].sum()) if len(self.frame) else 0
-        table = display.to_html(self.frame.drop(columns=["aws_cli"])) if len(self.frame) else "<p>(no calls)</p>"
+        shown = self.frame.drop(columns=["aws_cli"])
+        if not len(shown):
+            table = "<p>(no calls)</p>"
+        elif len(shown) <= FOLD_AFTER:
+            table = display.to_html(shown)
+        else:
+            rest = shown.iloc[FOLD_AFTER:]
+            table = (display.to_html(shown.iloc[:FOLD_AFTER])
+                     + _folded(f"the other {len(rest)} rows ({int(rest['count'].sum())} calls)",
+                               display.to_html(rest.reset_index(drop=True))))
+        lines = self.cli.splitlines()
+        commands = f"<pre>{html.escape(chr(10).join(lines[:FOLD_AFTER]))}</pre>"
+        if len(lines) > FOLD_AFTER:
+            commands += _folded(f"the other {len(lines) - FOLD_AFTER} commands",
+                                f"<pre>{html.escape(chr(10).join(lines[FOLD_AFTER:]))}</pre>")
         return (f"<p><b>In the console (on AWS):</b> {html.escape(self.console)}</p>"
                 f"<p><b>{count} API calls</b>, recorded as they were sent:</p>{table}"
-                f"<p><b>The same with the AWS CLI:</b></p><pre>{html.escape(self.cli)}</pre>")
+                f"<p><b>The same with the AWS CLI:</b></p>{commands}")
 
     def __repr__(self) -> str:
         return (f"In the console (on AWS): {self.console}\n{display.to_text(self.frame.drop(columns=['aws_cli']))}"
                 f"\n\nThe same with the AWS CLI:\n{self.cli}")
+
+
+def _folded(summary: str, body: str) -> str:
+    return (f'<details style="margin: 0 0 0.8em 0;"><summary style="cursor: pointer;">{html.escape(summary)}'
+            f"</summary>{body}</details>")

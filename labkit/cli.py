@@ -33,14 +33,22 @@ def _cloud(args: argparse.Namespace) -> int:
             print(f"local cloud: stopped (home {status.home})")
             return 3
         health = control.cloud_health(home)
-        print(f"local cloud: running at {status.endpoint} (pid {status.pid}, home {status.home})")
-        print(json.dumps(health["services"], indent=2, default=str))
+        if args.json:
+            print(json.dumps(health["services"], indent=2, default=str))
+            return 0
+        from labkit import terminal
+
+        print("\n".join(terminal.wrap(f"local cloud: running at {status.endpoint} (pid {status.pid}, home "
+                                       f"{status.home})", terminal.width(), "  ", "")))
+        print(terminal.services_text(health["services"]))
     elif args.verb == "reset":
         control.reset_cloud(home)
         print("local cloud state emptied (records, databases, functions, instances, schedules)")
     elif args.verb == "env":
-        for key, value in control.cloud_env(home).items():
-            print(f"export {key}={value}")
+        from labkit.awscli import shell_lines
+
+        env = control.cloud_env(home)
+        print("\n".join(shell_lines(env, control.cloud_status(home).home)))
     elif args.verb == "clock":
         return _clock(args, home)
     elif args.verb == "logs":
@@ -121,16 +129,16 @@ def _up(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from labkit import checks
+    from labkit import checks, terminal
 
     frame = checks.all_checks(_lab(args), args.through)
-    print(frame.to_string(index=False))
+    print(terminal.frame_text(frame))
     print(f"{int(frame['passed'].sum())}/{len(frame)} checks passed")
     return 0 if frame["passed"].all() else 1
 
 
 def _tasks(args: argparse.Namespace) -> int:
-    from labkit import tasks
+    from labkit import tasks, terminal
 
     if args.json:
         from labkit.tasks import tasks_document
@@ -138,13 +146,13 @@ def _tasks(args: argparse.Namespace) -> int:
         print(json.dumps(tasks_document(_lab(args)), indent=2))
         return 0
     frame = tasks.tasks_frame(_lab(args))
-    print(frame.to_string(index=False))
+    print(terminal.tasks_text(frame))
     print(f"{int(frame['passed'].sum())}/{len(frame)} tasks passed")
     return 0
 
 
 def _status(args: argparse.Namespace) -> int:
-    from labkit import checks, compute, functions, health, network
+    from labkit import checks, compute, functions, health, network, terminal
 
     lab = _lab(args)
     if args.urls:
@@ -157,13 +165,16 @@ def _status(args: argparse.Namespace) -> int:
         return 0
     parts = health.health_frame(lab)
     print("== parts")
-    print(parts.to_string(index=False))
+    print(terminal.frame_text(parts))
     if (parts["part"] == "AWS API").any() and parts.iloc[0]["state"] == "down":
         return 1
-    for title, frame in (("network", network.network_frame(lab)), ("instance", compute.instance_frame(lab)),
+    instance = compute.instance_frame(lab)
+    for title, frame in (("network", network.network_frame(lab)), ("instance", instance.drop(columns=["runs as"])),
                          ("functions", functions.functions_frame(lab))):
         print(f"== {title}")
-        print(frame.to_string(index=False) if not frame.empty else "(none)")
+        print(terminal.frame_text(frame) if not frame.empty else "(none)")
+        if title == "instance" and not frame.empty:  # what the instance is here: a sandbox on the local cloud
+            print("\n".join(terminal.wrap(instance.iloc[0]["runs as"], terminal.width(), "  ", "runs as: ")))
     frame = checks.all_checks(lab)
     print("== checks")
     print(frame.groupby("step")["passed"].agg(["sum", "count"]).rename(
@@ -212,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     cloud.add_argument("args", nargs="*", help="clock: [advance]; logs: INSTANCE_ID")
     cloud.add_argument("--port", type=int, default=None, help="port (default 4566 or LABKIT_CLOUD_PORT)")
     cloud.add_argument("--home", default=None, help="state folder (default .labkit or LABKIT_HOME)")
+    cloud.add_argument("--json", action="store_true", help="status: the services' state as JSON, as the cloud gives it")
     for unit in ("seconds", "minutes", "hours", "days"):
         cloud.add_argument(f"--{unit}", type=float, default=None)
     cloud.set_defaults(func=_cloud)

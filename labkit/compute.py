@@ -5,6 +5,7 @@ Nothing here needs SSH: every "from the EC2 terminal" step is an SSM command, wh
 from __future__ import annotations
 
 import base64
+import gzip
 import io
 import json
 import math
@@ -182,13 +183,20 @@ cat > "$APP_DIR/requirements.txt" <<'REQUIREMENTS'
 
 
 def _app_archive() -> str:
+    """``flask_app/`` as a gzipped tar, base64: the same files with the same modification times give the same
+    bytes (no owner, no time in the gzip header), so step 8 restarts the app only when the app changed.
+
+    Each file keeps its modification time: the app serves ``static/`` with Last-Modified and an ETag made from
+    it, so a file at 1970 would tell a browser nothing about a changed style sheet of the same size.
+    """
     buffer = io.BytesIO()
     root = PROJECT / "flask_app"
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as packed, tarfile.open(fileobj=packed, mode="w") as tar:
         for path in sorted(root.rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts:
                 info = tar.gettarinfo(str(path), arcname=str(path.relative_to(root)))
-                info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+                info.mtime = int(path.stat().st_mtime)
+                info.uid, info.gid, info.uname, info.gname = 0, 0, "", ""
                 with open(path, "rb") as handle:
                     tar.addfile(info, handle)
     return base64.b64encode(buffer.getvalue()).decode()
@@ -345,12 +353,17 @@ def app_link(lab: Lab) -> str:
 
 
 def instance_frame(lab: Lab) -> pd.DataFrame:
+    """The lab's instance: name, id, state, type, image, public address, profile, and what it is on this target
+    ("runs as": on the local cloud a sandbox on your machine, whose ``uname`` shows your machine's kernel, not a
+    VM booted from the Ubuntu image the image column names, which is what AWS would launch)."""
+    columns = ["name", "instance id", "state", "type", "image", "public address", "profile", "runs as"]
     instance = describe_instance(lab)
     if instance is None:
-        return pd.DataFrame(columns=["name", "instance id", "state", "type", "image", "public address", "profile"])
+        return pd.DataFrame(columns=columns)
     return pd.DataFrame([{
         "name": name_tag(instance), "instance id": instance["InstanceId"], "state": instance["State"]["Name"],
         "type": instance["InstanceType"], "image": instance["ImageId"],
         "public address": lab.target.as_on_aws("instance", instance.get("PublicDnsName")
                                                or instance.get("PublicIpAddress") or ""),
-        "profile": instance.get("IamInstanceProfile", {}).get("Arn", "").rsplit("/", 1)[-1]}])
+        "profile": instance.get("IamInstanceProfile", {}).get("Arn", "").rsplit("/", 1)[-1],
+        "runs as": lab.target.instance_runs_as}], columns=columns)

@@ -72,6 +72,8 @@ class Target(Protocol):
     cell_timeout: ClassVar[int]  # seconds a notebook cell may take (`labkit run`)
     bills: ClassVar[bool]  # whether what the lab creates costs money (then it needs confirming, and leftovers matter)
     unreachable_fix: ClassVar[str]  # what to do when its API does not answer
+    instance_runs_as: ClassVar[str]  # what an EC2 instance is on it (on the local cloud: a sandbox on this computer)
+    instance_kernel_note: ClassVar[str]  # said beside the kernel `uname` shows on the instance
     confirmed: bool
 
     @property
@@ -99,6 +101,13 @@ class LocalTarget:
     bills: ClassVar[bool] = False
     unreachable_fix: ClassVar[str] = "start the local cloud: `labkit cloud start`"
     confirmed = True  # nothing to confirm: nothing costs money
+    # What an EC2 instance is on this target, said wherever labkit shows the instance (its table, step 5, status).
+    instance_runs_as: ClassVar[str] = (
+        "a sandbox on this computer, not a virtual machine: the local cloud runs the instance's programs as processes "
+        "of your machine, in a folder of their own, under this computer's Linux kernel (uname shows it); the image id "
+        "stays Canonical's Ubuntu 22.04 AMI, as AWS boots")
+    instance_kernel_note: ClassVar[str] = (" (this computer's kernel: on the local cloud the instance is a sandbox on "
+                                           "your machine; on AWS uname shows the Ubuntu image's own kernel)")
 
     def __init__(self, config: LabConfig) -> None:
         self.config = config
@@ -206,6 +215,8 @@ class AwsTarget:
     cell_timeout: ClassVar[int] = 7200
     bills: ClassVar[bool] = True
     unreachable_fix: ClassVar[str] = "check your credentials and network (`aws sts get-caller-identity`)"
+    instance_runs_as: ClassVar[str] = "a virtual machine in AWS's data centre (EC2), booted from the image"
+    instance_kernel_note: ClassVar[str] = ""
 
     def __init__(self, config: LabConfig) -> None:
         self.config = config

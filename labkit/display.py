@@ -38,6 +38,10 @@ TABLE_CSS = [
                                 "overflow-wrap: anywhere; max-width: 60em;"},
 ]
 INLINE = "text-align: left; vertical-align: top;"
+# A column whose longest word is this short keeps its words whole ("secretsmanager", "AccessDeniedException"): the
+# table makes it at least that wide. Longer words (ARNs, JSON parameters, paths) may still break anywhere, or one
+# of them would stretch the table past the page.
+WHOLE_WORDS = 32
 
 
 def _is_missing(value: Any) -> bool:
@@ -98,7 +102,17 @@ def style(frame: pd.DataFrame) -> Styler:
     styler = shown.style.hide(axis="index").set_uuid(f"labkit-{digest}").set_table_styles(TABLE_CSS)
     for column in shown.columns:
         styler = styler.format(lambda v, c=column: _cell_html(v, c), subset=[column])
+    whole = {column: [{"selector": "td", "props": "overflow-wrap: break-word;"}]
+             for column in shown.columns if _longest_word(shown[column], column) <= WHOLE_WORDS}
+    if whole:
+        styler = styler.set_table_styles(whole, overwrite=False, axis=0)
     return styler.format_index(html.escape, axis=1)
+
+
+def _longest_word(values: pd.Series, column: str) -> int:
+    """The length of the longest run without a space in a column's cells, as shown."""
+    words = (word for value in values for word in cell_text(value, column).split())
+    return max((len(word) for word in words), default=0)
 
 
 def to_html(frame: pd.DataFrame) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 import uuid
 
 import pandas as pd
@@ -16,6 +15,7 @@ from botocore.exceptions import ClientError
 from labkit import functions, iam
 from labkit.errors import if_exists
 from labkit.names import rule_name
+from labkit.schedule_expressions import longest_gap
 from labkit.session import Lab
 from labkit.tagging import error_code
 
@@ -43,14 +43,14 @@ def create_schedule(lab: Lab) -> str:
     return rule_arn
 
 
-def runs_at_least_daily(expression: str | None) -> bool:
-    """Whether a ``rate(...)`` schedule runs at least once every 24 hours (the report covers the 24 hours before
-    each run, so a shorter rate, such as step 13's "your turn" ``rate(12 hours)``, misses no order)."""
-    match = re.fullmatch(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)", expression or "")
-    if not match:
+def runs_at_least_daily(expression: str | None, after: dt.datetime | None = None) -> bool:
+    """Whether a schedule runs at least once every 24 hours, judged by the instants it fires at over the coming
+    year (from ``after``, default now): the report covers the 24 hours before each run, so a shorter spacing, such
+    as step 13's "your turn" ``rate(12 hours)`` or ``cron(0 0/12 * * ? *)``, misses no order."""
+    if not expression:
         return False
-    minutes = int(match[1]) * {"minute": 1, "hour": 60, "day": 1440}[match[2].rstrip("s")]
-    return 0 < minutes <= 1440
+    gap = longest_gap(expression, after or dt.datetime.now(dt.timezone.utc))
+    return gap is not None and dt.timedelta(0) < gap <= dt.timedelta(hours=24)
 
 
 def scheduled_event(lab: Lab, rule_arn: str, when: dt.datetime) -> dict:

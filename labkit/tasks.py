@@ -6,6 +6,7 @@ console or a terminal counts too. ``task_check(step, lab)`` answers passed / not
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,14 +16,24 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import ClientError
 
-from labkit import functions, names, records
+from labkit import functions, myip, names, records
 from labkit.errors import GONE, LabkitError, error_code
-from labkit.lookups import describe_db_instance, describe_instance
+from labkit.lookups import describe_db_instance
+from labkit.schedule_expressions import fires_every
 from labkit.session import Lab
+from labkit.task_answers import (
+    expires_reports,
+    journal_output,
+    output_on_instance,
+    pip_list_output,
+    student_commands,
+    uname_output,
+)
 
 MIN_AMOUNT = Decimal("1.00")   # step 10: the validator's new minimum
 REPORT_RETENTION_DAYS = 14     # step 12: how long the report function's logs are kept
-SCHEDULE_12H = "rate(12 hours)"
+SCHEDULE_12H = "rate(12 hours)"  # the hint's spelling; any schedule that fires every 12 hours passes
+EVERY_12_HOURS = dt.timedelta(hours=12)
 # the tag each tagging task asks for: (key, value); None: any value (the student's name)
 TAGS = {1: ("owner", None), 2: ("tier", "data"), 9: ("data-classification", "confidential")}
 BACKUP_DAYS = 7                # step 4: how long RDS keeps the automated backups
@@ -117,7 +128,14 @@ def _https_from_one_address(lab: Lab) -> tuple[bool, str]:
         return False, f"443 is open to more than one address: {', '.join(wide or sources)}"
     if any(p.get("IpProtocol") == "-1" or p.get("FromPort") != p.get("ToPort") for p in rules):
         return False, "a rule opens more ports than 443: open 443 alone"
-    return True, f"443 is open to {', '.join(sources)} only"
+    address, why = myip.lookup(lab)
+    if address is None:
+        return False, (f"443 is open to {sources[0]} only, but your own address is unknown, so the check cannot "
+                       f"tell whether it is yours: {why}")
+    if sources[0] != f"{address}/32":
+        return False, (f"443 is open to {sources[0]}, which is not your address: labkit.myip.your_address(lab) is "
+                       f"{address}, so the rule's source is {address}/32")
+    return True, f"443 is open to {sources[0]} only: your own address"
 
 
 def _backups_kept(lab: Lab) -> tuple[bool, str]:
@@ -129,24 +147,18 @@ def _backups_kept(lab: Lab) -> tuple[bool, str]:
 
 
 def _ran_on_instance(lab: Lab, *alternatives: tuple[str, ...]) -> tuple[bool, str]:
-    """A successful SSM Run Command on the lab's instance whose commands hold all words of one alternative
-    (labkit's own commands, whose comment starts with "Orders Lab", do not count)."""
-    instance = describe_instance(lab)
-    if instance is None:
+    """A successful SSM Run Command on the lab's instance whose commands hold all words of one alternative."""
+    instance_id, sent = student_commands(lab)
+    if instance_id is None:
         return False, "the lab has no instance yet"
-    ssm, found = lab.client("ssm"), []
-    for page in ssm.get_paginator("list_commands").paginate(InstanceId=instance["InstanceId"]):
-        for command in page["Commands"]:
-            if command.get("Comment", "").startswith("Orders Lab"):
-                continue
-            text = "\n".join(command.get("Parameters", {}).get("commands", []))
-            if any(all(word in text for word in words) for words in alternatives):
-                found.append(command["Status"])
+    found = [c["Status"] for c in sent
+             if any(all(word in "\n".join(c.get("Parameters", {}).get("commands", [])) for word in words)
+                    for words in alternatives)]
     if "Success" in found:
-        return True, f"your command ran on {instance['InstanceId']} (status Success)"
+        return True, f"your command ran on {instance_id} (status Success)"
     if found:
-        return False, f"your command reached {instance['InstanceId']} but ended {found[-1]}"
-    return False, f"no such command was sent to {instance['InstanceId']} yet"
+        return False, f"your command reached {instance_id} but ended {found[0]}"
+    return False, f"no such command was sent to {instance_id} yet"
 
 
 def _db_port_from_instance(lab: Lab) -> tuple[bool, str]:
@@ -202,12 +214,11 @@ def _reports_expire(lab: Lab) -> tuple[bool, str]:
         if error_code(exc) in GONE | {"NoSuchLifecycleConfiguration"}:
             return False, "the bucket has no lifecycle rule yet"
         raise
-    for rule in rules:
-        prefix = rule.get("Filter", {}).get("Prefix", rule.get("Prefix"))
-        days = rule.get("Expiration", {}).get("Days")
-        if rule.get("Status") == "Enabled" and prefix == "reports/" and days and 1 <= days <= 365:
-            return True, f"reports/ objects expire after {days} days"
-    return False, "no enabled rule expires objects under reports/ within a year"
+    verdicts = [(rule.get("ID") or f"rule {n}", *expires_reports(rule)) for n, rule in enumerate(rules, 1)]
+    for _name, passed, detail in verdicts:
+        if passed:
+            return True, detail
+    return False, "; ".join(f"{name}: {detail}" for name, _passed, detail in verdicts)
 
 
 def _log_retention(lab: Lab) -> tuple[bool, str]:
@@ -220,13 +231,23 @@ def _log_retention(lab: Lab) -> tuple[bool, str]:
 
 
 def _every_12_hours(lab: Lab) -> tuple[bool, str]:
+    """The rule fires every 12 hours: judged by the instants its schedule fires at over the coming year (the
+    local scheduler's reading, :mod:`labkit.schedule_expressions`), so every spelling of it counts."""
     try:
         rule = lab.client("events").describe_rule(Name=names.rule_name(lab))
     except ClientError as exc:
         if error_code(exc) in GONE:
             return False, "the rule does not exist yet"
         raise
-    return rule.get("ScheduleExpression") == SCHEDULE_12H, f"the rule's schedule is {rule.get('ScheduleExpression')}"
+    expression = rule.get("ScheduleExpression") or ""
+    if not expression:
+        return False, "the rule has no schedule expression (it matches events instead)"
+    now = dt.datetime.fromisoformat(lab.target.lab_time()).astimezone(dt.timezone.utc)
+    passed, detail = fires_every(expression, EVERY_12_HOURS, now)
+    detail = f"the rule's schedule {detail}" if expression in detail else f"the rule's schedule {expression}: {detail}"
+    if passed and rule.get("State") != "ENABLED":
+        return False, f"{detail}, but the rule is {rule.get('State')}: a disabled rule runs nothing (State='ENABLED')"
+    return passed, detail
 
 
 TASKS: dict[int, Task] = {task.step: task for task in [
@@ -238,22 +259,24 @@ TASKS: dict[int, Task] = {task.step: task for task in [
          "describe_db_subnet_groups", _subnet_group_tier),
     Task(3, "Open 443 on ec2-app-sg to your own address only",
          "ec2.authorize_security_group_ingress(GroupId=..., IpPermissions=[{'IpProtocol': 'tcp', 'FromPort': 443, "
-         "'ToPort': 443, 'IpRanges': [{'CidrIp': 'YOUR.ADDRESS/32'}]}]); never 0.0.0.0/0", _https_from_one_address),
+         "'ToPort': 443, 'IpRanges': [{'CidrIp': f'{labkit.myip.your_address(lab)}/32'}]}]); never 0.0.0.0/0",
+         _https_from_one_address),
     Task(4, f"Keep the database's automated backups {BACKUP_DAYS} days",
          f"rds.modify_db_instance(DBInstanceIdentifier=f'{{lab.name}}-db', BackupRetentionPeriod={BACKUP_DAYS}, "
          "ApplyImmediately=True), then the db_instance_available waiter", _backups_kept),
     Task(5, "Send the instance your first SSM command: uname -a",
          "ssm.send_command(InstanceIds=[...], DocumentName='AWS-RunShellScript', Parameters={'commands': "
-         "['uname -a']}), then get_command_invocation", lambda lab: _ran_on_instance(lab, ("uname",))),
+         "['uname -a']}), then get_command_invocation",
+         lambda lab: output_on_instance(lab, uname_output, "uname -a's line")),
     Task(6, "From the instance, prove it reaches the database's port",
          "through SSM: timeout 3 bash -c '</dev/tcp/ENDPOINT/3306' && echo open (the endpoint address and port "
          "from describe_db_instances)", _db_port_from_instance),
     Task(7, "List the packages in the app's virtual environment through SSM",
          "the command: ~/orders-app/venv/bin/pip list (or pip freeze), sent with ssm.send_command",
-         lambda lab: _ran_on_instance(lab, ("pip", "list"), ("pip", "freeze"))),
+         lambda lab: output_on_instance(lab, pip_list_output, "the app's packages")),
     Task(8, "Read the app's last log lines through SSM",
          "the app is the systemd unit orders-app: journalctl -u orders-app -n 20 --no-pager, sent with "
-         "ssm.send_command", lambda lab: _ran_on_instance(lab, ("journalctl",))),
+         "ssm.send_command", lambda lab: output_on_instance(lab, journal_output, "the app's log lines")),
     Task(9, "Tag the secret data-classification=confidential, without reading its value",
          "secretsmanager.tag_resource(SecretId='order-db-secret', Tags=[...]); describe_secret shows the tags, "
          "never the value", _secret_classified),
@@ -268,8 +291,8 @@ TASKS: dict[int, Task] = {task.step: task for task in [
          f"logs.put_retention_policy(logGroupName='/aws/lambda/{names.REPORT_FUNCTION}', "
          f"retentionInDays={REPORT_RETENTION_DAYS})", _log_retention),
     Task(13, "Run the report every 12 hours",
-         f"events.put_rule(Name=<the rule's name>, ScheduleExpression='{SCHEDULE_12H}'); the target and the "
-         "Lambda permission stay as they are", _every_12_hours),
+         f"events.put_rule(Name=<the rule's name>, ScheduleExpression='{SCHEDULE_12H}' (or a cron that fires every "
+         "12 hours), State='ENABLED'); the target and the Lambda permission stay as they are", _every_12_hours),
 ]}
 
 

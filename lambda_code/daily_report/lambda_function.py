@@ -20,14 +20,14 @@ from typing import Any
 
 import boto3
 import pymysql
-from orders_db import Database, DatabaseError, secret_name
+from orders_db import Database, DatabaseError, required_setting, secret_name
 from pymysql.connections import Connection
 from report import change_key, day_change, previous_window, report_key, report_window, write_csv
 
 log = logging.getLogger()
 log.setLevel(logging.INFO)
 
-BUCKET = os.environ.get("REPORT_BUCKET", "")
+BUCKET = required_setting("REPORT_BUCKET", "the name of the S3 bucket the reports go to")
 PREFIX = os.environ.get("REPORT_PREFIX", "reports/")
 FETCH = 5000
 QUERY = ("SELECT order_id, customer_name, product, quantity, amount, created_at FROM orders "
@@ -59,8 +59,6 @@ def window_totals(conn: Connection, start: dt.datetime, end: dt.datetime) -> tup
 
 
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
-    if not BUCKET:
-        raise RuntimeError("REPORT_BUCKET is not set on this function")
     start, end = report_window(event)
     key = report_key(start, PREFIX)
     conn = database.connection()

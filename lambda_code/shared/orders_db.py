@@ -32,6 +32,10 @@ class DatabaseError(RuntimeError):
     """The database could not be reached or refused the statement; the message names the problem."""
 
 
+class ConfigurationError(RuntimeError):
+    """An environment variable the function needs is not set; raised at init, the message names the variable."""
+
+
 @dataclass(frozen=True)
 class DbSettings:
     host: str
@@ -150,5 +154,20 @@ class Database:
             self._conn = None
 
 
+def required_setting(name: str, meaning: str) -> str:
+    """The environment variable ``name``, or ConfigurationError naming it (``meaning``: what it should hold).
+
+    Called at module level, so a function without it fails at init, on its first invocation after the change,
+    as Lambda reports any init error (``errorType`` ConfigurationError), instead of quietly using a default.
+    """
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise ConfigurationError(f"the environment variable {name} is not set on this function: set it to {meaning} "
+                                 "(the function's configuration, Environment.Variables)")
+    return value
+
+
 def secret_name() -> str:
-    return os.environ.get("DB_SECRET_NAME", "order-db-secret")
+    """The Secrets Manager secret with the database credentials: ``DB_SECRET_NAME``, which the function requires."""
+    return required_setting("DB_SECRET_NAME", "the name of the Secrets Manager secret that holds the database "
+                                              "credentials (this lab's: order-db-secret)")

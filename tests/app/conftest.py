@@ -1,7 +1,12 @@
+import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import free_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "flask_app"))
 from app import create_app
@@ -41,6 +46,55 @@ def app(validator):
 @pytest.fixture()
 def client(app):
     return app.test_client()
+
+
+# The app behind Hypercorn, as the instance runs it (flask_app/hypercorn.toml), over real sockets; its validator
+# records every order it is asked to store in a file.
+FLASK_APP = Path(__file__).resolve().parents[2] / "flask_app"
+HYPERCORN = Path(sys.executable).with_name("hypercorn")
+SERVED = """import json, sys
+sys.path.insert(0, {flask_app!r})
+from app import create_app
+from validator import ValidationResult
+
+
+class Recorder:
+    def submit(self, order):
+        with open({stored!r}, "a") as out:
+            out.write(json.dumps(order, default=str) + "\\n")
+        return ValidationResult("accepted", order_id=order["order_id"])
+
+    def find(self, order_id):
+        return None
+
+
+app = create_app({{"VALIDATOR": Recorder(), "WTF_CSRF_ENABLED": False, "INSTANCE_ID": "i-slowclients"}})
+"""
+
+
+@pytest.fixture()
+def served(tmp_path):
+    stored = tmp_path / "stored.jsonl"
+    stored.touch()
+    (tmp_path / "served.py").write_text(SERVED.format(flask_app=str(FLASK_APP), stored=str(stored)))
+    port = free_port()
+    proc = subprocess.Popen([str(HYPERCORN), "--config", str(FLASK_APP / "hypercorn.toml"),
+                             "--bind", f"127.0.0.1:{port}", "served:app"], cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/healthz", timeout=2).read()
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "hypercorn did not start"
+                time.sleep(0.2)
+        yield base, port, stored
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
 
 
 __all__ = ["ValidationResult", "ValidatorUnavailable"]

@@ -2,68 +2,16 @@
 
 A client that sends its body slowly, or stops before its Content-Length, must neither hold the threads that place
 orders nor get an order stored. The app runs with the project's own ``flask_app/hypercorn.toml`` and a validator
-that records every order it is asked to store in a file.
+that records every order it is asked to store in a file (the ``served`` fixture, tests/app/conftest.py).
 """
 from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import free_port
-
-FLASK_APP = Path(__file__).resolve().parents[2] / "flask_app"
-HYPERCORN = Path(sys.executable).with_name("hypercorn")
-SERVED = """import json, sys
-sys.path.insert(0, {flask_app!r})
-from app import create_app
-from validator import ValidationResult
-
-
-class Recorder:
-    def submit(self, order):
-        with open({stored!r}, "a") as out:
-            out.write(json.dumps(order, default=str) + "\\n")
-        return ValidationResult("accepted", order_id=order["order_id"])
-
-    def find(self, order_id):
-        return None
-
-
-app = create_app({{"VALIDATOR": Recorder(), "WTF_CSRF_ENABLED": False, "INSTANCE_ID": "i-slowclients"}})
-"""
 ORDER = {"customer_name": "Ada", "product": "Pen", "quantity": "2", "amount": "3.50"}
-
-
-@pytest.fixture()
-def served(tmp_path):
-    stored = tmp_path / "stored.jsonl"
-    stored.touch()
-    (tmp_path / "served.py").write_text(SERVED.format(flask_app=str(FLASK_APP), stored=str(stored)))
-    port = free_port()
-    proc = subprocess.Popen([str(HYPERCORN), "--config", str(FLASK_APP / "hypercorn.toml"),
-                             "--bind", f"127.0.0.1:{port}", "served:app"], cwd=tmp_path,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/healthz", timeout=2).read()
-                break
-            except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline, "hypercorn did not start"
-                time.sleep(0.2)
-        yield base, port, stored
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 def _stored(path: Path) -> list[dict]:

@@ -52,3 +52,34 @@ def test_amount_zero_shows_the_error_and_stores_nothing(browser, provisioned):
     assert browser.find_element(By.ID, "amount-error").text == "amount must be greater than 0"
     assert browser.find_element(By.ID, "customer_name").get_attribute("value") == "Browser Zero"
     assert _rows(provisioned, "Browser Zero") == []
+
+
+def _styled(driver) -> dict[str, str]:
+    """What /static/style.css gives the page, as Chromium computed it (unstyled: white, no rounded card)."""
+    return driver.execute_script(
+        "const body = getComputedStyle(document.body), card = getComputedStyle(document.querySelector('.card'));"
+        "return {background: body.backgroundColor, radius: card.borderRadius,"
+        "        sheet: document.styleSheets.length && document.styleSheets[0].cssRules.length};")
+
+
+def test_every_page_after_the_first_keeps_its_style(browser, provisioned, tmp_path):
+    """The form, then the success page, then the form again through the header link: Chromium revalidates the
+    no-cache style sheet for each page after the first (If-None-Match / If-Modified-Since); each stays styled."""
+    from selenium.webdriver.common.by import By
+
+    from labkit import compute
+
+    styled = {"background": "rgb(244, 246, 251)", "radius": "12px"}
+    browser.get(compute.app_url(provisioned.lab))
+    first = _styled(browser)
+    assert first["sheet"] > 0 and {k: first[k] for k in styled} == styled, first
+    _fill(browser, customer_name="Browser Style", product="Stylus", quantity="1", amount="9.90")
+    assert browser.find_element(By.ID, "success").text == "Order placed."
+    second = _styled(browser)
+    browser.save_screenshot(str(tmp_path / "second-page.png"))
+    assert second["sheet"] > 0 and {k: second[k] for k in styled} == styled, second
+    browser.find_element(By.CLASS_NAME, "brand").click()
+    assert "Place an order" in browser.page_source
+    third = _styled(browser)
+    browser.save_screenshot(str(tmp_path / "third-page.png"))
+    assert {k: third[k] for k in styled} == styled, third

@@ -182,6 +182,28 @@ def test_database_failure_is_a_function_error_that_names_it_and_hides_the_passwo
         lab.client("secretsmanager").delete_secret(SecretId="wrong-password-secret", ForceDeleteWithoutRecovery=True)
 
 
+def test_a_validator_that_lost_db_secret_name_fails_at_init_naming_it(provisioned):
+    """Notebook 10's warning: Environment replaces every variable, so an update that leaves DB_SECRET_NAME out
+    stops the function at its next start, with an init error that names the variable (no default secret)."""
+    from labkit import troubleshoot
+
+    lab = provisioned.lab
+    lam = lab.client("lambda")
+    try:
+        probe = troubleshoot.deploy_probe(lab, "secret")
+        assert functions.invoke(lab, probe, VALID).payload["status"] == "accepted"
+        lam.update_function_configuration(FunctionName=probe, Environment={"Variables": {"MIN_ORDER_AMOUNT": "1.00"}})
+        lam.get_waiter("function_updated_v2").wait(FunctionName=probe)
+        before = _total(provisioned)
+        result = functions.invoke(lab, probe, {**VALID, "order_id": str(uuid.uuid4())})
+        assert result.function_error == "Unhandled", result.payload
+        assert result.payload["errorType"] == "ConfigurationError", result.payload
+        assert "DB_SECRET_NAME is not set" in result.payload["errorMessage"]
+        assert _total(provisioned) == before
+    finally:
+        troubleshoot.cleanup(lab)
+
+
 def test_troubleshooting_network_cases_are_real(provisioned):
     """Notebook 15: a probe admitted nowhere times out on Secrets Manager, then on RDS, until rules admit it."""
     from labkit import troubleshoot
@@ -243,3 +265,28 @@ def test_your_computer_cannot_reach_the_private_database(provisioned):
 
     row = database.connect_from_your_computer(provisioned.lab, timeout=1).iloc[0]
     assert not row["reached"] and row["answer"].startswith("OperationalError(2003") and "timed out" in row["answer"]
+
+
+def test_the_deployed_app_answers_a_browsers_revalidation_of_its_style_sheet(provisioned):
+    """A browser asks again for /static/style.css on every page after the first (it is served no-cache): the
+    deployed app answers 304, not 500, and Last-Modified is the file's own time (step 8's archive keeps it)."""
+    import email.utils
+    import urllib.error
+    import urllib.request
+    from pathlib import Path
+
+    from labkit import compute
+
+    url = compute.app_url(provisioned.lab) + "static/style.css"
+    with urllib.request.urlopen(url, timeout=30) as first:
+        assert first.status == 200 and first.headers["Cache-Control"] == "no-cache"
+        etag, modified, size = first.headers["ETag"], first.headers["Last-Modified"], len(first.read())
+    source = Path(__file__).resolve().parents[2] / "flask_app" / "static" / "style.css"
+    assert size == source.stat().st_size
+    assert email.utils.parsedate_to_datetime(modified).timestamp() == int(source.stat().st_mtime), modified
+    for header, value in (("If-None-Match", etag), ("If-Modified-Since", modified)):
+        with pytest.raises(urllib.error.HTTPError) as caught:  # urllib raises for a 304, as for any non-2xx
+            urllib.request.urlopen(urllib.request.Request(url, headers={header: value}), timeout=30)
+        assert (caught.value.code, caught.value.read()) == (304, b""), header
+    head = urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=30)
+    assert head.status == 200 and int(head.headers["Content-Length"]) == size and head.read() == b""

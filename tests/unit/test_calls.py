@@ -147,3 +147,26 @@ def test_the_api_history_on_aws_reads_cloudtrail_lookup_events(lab):
         "source_ip": "10.0.3.7"}
     with pytest.raises(ValueError, match="one attribute"):
         history.lookup(lab, Username="a", EventName="b")
+
+
+def test_a_long_call_table_shows_a_few_rows_and_folds_the_rest(lab):
+    """Issue 27: a step's table of a hundred calls is a few rows, then a <details> with the others (and the same
+    for its CLI commands); a short one is shown whole."""
+    ec2 = lab.client("ec2")
+    with Stubber(ec2) as stub:
+        calls.next_cell()
+        for n in range(12):
+            stub.add_response("create_tags", {})
+            ec2.create_tags(Resources=[f"vpc-{n}"], Tags=[{"Key": "owner", "Value": "ada"}])
+        calls.next_cell()
+    shown = calls.step_calls(lab, 1)._repr_html_()
+    before, _, folded = shown.partition("<details")
+    assert "vpc-7" in before and "vpc-8" not in before and "vpc-11" in folded
+    assert "<summary" in folded and "the other 4 rows (4 calls)" in folded and "the other 4 commands" in folded
+    assert shown.count("aws ec2 create-tags") == 12 and shown.count("</details>") == 2
+    with Stubber(ec2) as stub:
+        calls.next_cell()
+        stub.add_response("create_vpc", {"Vpc": {"VpcId": "vpc-1"}})
+        ec2.create_vpc(CidrBlock="10.0.0.0/16")
+        calls.next_cell()
+    assert "<details" not in calls.step_calls(lab, 1)._repr_html_()

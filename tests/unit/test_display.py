@@ -114,3 +114,13 @@ def test_the_deployed_code_is_read_from_the_repository_and_highlighted_inline(pa
     assert '<span style="color:' in page  # inline colours: JupyterLab's sanitizer keeps them
     code = html.unescape(re.sub(r"<[^>]+>", "", page.split("</p>", 1)[1]))
     assert code.strip() == text.strip()  # highlighted, nothing left out
+
+
+def test_columns_of_short_words_keep_them_whole_in_html():
+    """A service or an error code never breaks mid-word ("secretsmanag er"); a column holding an ARN or JSON may
+    (tests/browser/test_tables.py lays it out in Chromium)."""
+    frame = pd.DataFrame([{"service": "secretsmanager", "answer": "AccessDeniedException",
+                           "parameters": "SecretId=arn:aws:secretsmanager:us-east-1:123456789012:secret:x"}])
+    html_text = display.to_html(frame)
+    whole = set(re.findall(r"td\.col(\d) \{\s*overflow-wrap: break-word;", html_text))
+    assert whole == {"0", "1"}, html_text[:1200]

@@ -35,3 +35,21 @@ def test_every_apt_call_in_labkit_goes_through_apt_install():
         for line in path.read_text().splitlines():
             if re.search(r"\bapt-get\b", line):
                 assert "DPkg::Lock::Timeout" in line, f"{path.name}: {line.strip()}"
+
+
+def test_the_app_archive_keeps_each_files_time_and_is_the_same_for_the_same_files():
+    """Step 8's archive: files keep their modification time (the app's Last-Modified and ETag come from it; at
+    1970 a changed style sheet of the same size looked unchanged to a browser), and the same files give the same
+    bytes (the instance restarts the app only when the archive's digest changes)."""
+    import base64
+    import io
+    import tarfile
+
+    archive = compute._app_archive()
+    assert archive == compute._app_archive()
+    with tarfile.open(fileobj=io.BytesIO(base64.b64decode(archive))) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+    assert {"app.py", "static/style.css", "templates/base.html", "hypercorn.toml"} <= set(members)
+    for name, member in members.items():
+        assert member.mtime == int((ROOT / "flask_app" / name).stat().st_mtime) > 0, name
+        assert (member.uid, member.uname) == (0, ""), name

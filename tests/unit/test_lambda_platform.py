@@ -171,7 +171,7 @@ def test_make_setup_builds_the_lambda_environment_anew_when_its_python_changes(t
     scratch = tmp_path / "lab"
     for name in ("lambda_code/runtime-requirements.txt", "lambda_code/layers/pymysql/requirements.txt",
                  "flask_app/requirements.txt", "pyproject.toml", "jupyter/overrides.json",
-                 "scripts/ensure-system-packages.sh"):
+                 "scripts/ensure-system-packages.sh", "scripts/apt-install.sh"):
         (scratch / name).parent.mkdir(parents=True, exist_ok=True)
         (scratch / name).write_text("")
     (scratch / ".venv").symlink_to(Path(sys.executable).parent.parent)  # runs labkit.lambda_platform

@@ -164,10 +164,30 @@ def test_explicit_deny_wins_over_administrator_access(cloud):
                  managed=["arn:aws:iam::aws:policy/AdministratorAccess"])
     sm = cloud.client("secretsmanager", **keys)
     arn = sm.create_secret(Name="denied-secret", SecretString="x")["ARN"]
-    code, message, _ = _error(lambda: sm.get_secret_value(SecretId="denied-secret"))
-    assert code == "AccessDeniedException"
+    code, message, status = _error(lambda: sm.get_secret_value(SecretId="denied-secret"))
+    assert (code, status) == ("AccessDeniedException", 400)
+    # Secrets Manager names the secret as the caller passed it (AWS: "... on resource: simple_bank because ..."),
+    # while IAM decided on its ARN
+    assert message == (f"User: arn:aws:iam::{ACCOUNT}:user/almost-admin is not authorized to perform: "
+                       "secretsmanager:GetSecretValue on resource: denied-secret with an explicit deny in an "
+                       "identity-based policy")
+    code, message, _ = _error(lambda: sm.get_secret_value(SecretId=arn))
     assert message == (f"User: arn:aws:iam::{ACCOUNT}:user/almost-admin is not authorized to perform: "
                        f"secretsmanager:GetSecretValue on resource: {arn} with an explicit deny in an identity-based policy")
+
+
+def test_secrets_manager_access_denied_names_the_secret_as_passed(cloud):
+    """AWS: "... secretsmanager:GetSecretValue on resource: simple_bank because no identity-based policy allows the
+    secretsmanager:GetSecretValue action" for ``--secret-id simple_bank`` (issue 26, spec 9.1)."""
+    arn = cloud.client("secretsmanager").create_secret(Name="order-db-secret-26", SecretString="x")["ARN"]
+    keys = _user(cloud, "no-secrets", {"Effect": "Allow", "Action": "secretsmanager:ListSecrets", "Resource": "*"})
+    sm = cloud.client("secretsmanager", **keys)
+    who = f"arn:aws:iam::{ACCOUNT}:user/no-secrets"
+    for passed in ("order-db-secret-26", arn, arn[:-7]):  # name, full ARN, partial ARN (without the suffix)
+        code, message, status = _error(lambda: sm.get_secret_value(SecretId=passed))
+        assert (code, status) == ("AccessDeniedException", 400)
+        assert message == (f"User: {who} is not authorized to perform: secretsmanager:GetSecretValue on resource: "
+                           f"{passed} because no identity-based policy allows the secretsmanager:GetSecretValue action")
 
 
 def test_resources_are_matched_by_arn(cloud):

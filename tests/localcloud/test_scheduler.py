@@ -88,3 +88,36 @@ def test_permission_for_another_rule_does_not_let_this_rule_invoke(own_cloud):
                        Principal="events.amazonaws.com", SourceArn=rule_arn)
     firings = own_cloud.request("POST", "/_labkit/clock/advance", {"seconds": 24 * 3600})["firings"]
     assert [(f["rule"], f["status"]) for f in firings] == [("this-rule", "ok")]
+
+
+def test_each_firing_counts_triggered_rules_invocations_and_failed_invocations(own_cloud):
+    """AWS/Events per rule (EventBridge User Guide, "Monitoring"): TriggeredRules per firing, Invocations per target
+    invoked (failed ones included), FailedInvocations only for a delivery that failed; a function that ran and
+    raised was delivered (its error is AWS/Lambda's)."""
+    ok = create_function(own_cloud, "metric-ok-fn", RECORD)
+    failing = create_function(own_cloud, "metric-raise-fn", "def lambda_handler(e, c):\n    raise ValueError('no')\n")
+    _rule(own_cloud, "metric-ok", "rate(1 day)", ok)
+    _rule(own_cloud, "metric-raises", "rate(1 day)", failing)
+    _rule(own_cloud, "metric-denied", "rate(1 day)", ok, permit=False)
+    start = dt.datetime.fromisoformat(own_cloud.request("GET", "/_labkit/clock")["now"])
+    firings = own_cloud.request("POST", "/_labkit/clock/advance", {"seconds": 3 * 86400 + 60})["firings"]
+    assert sorted({(f["rule"], f["status"]) for f in firings}) == [
+        ("metric-denied", "denied"), ("metric-ok", "ok"), ("metric-raises", "function_error")]
+    end = dt.datetime.fromisoformat(own_cloud.request("GET", "/_labkit/clock")["now"])
+    cloudwatch = own_cloud.client("cloudwatch")
+
+    def total(metric: str, rule: str) -> float:
+        points = cloudwatch.get_metric_statistics(
+            Namespace="AWS/Events", MetricName=metric, Dimensions=[{"Name": "RuleName", "Value": rule}],
+            StartTime=start - dt.timedelta(minutes=5), EndTime=end + dt.timedelta(minutes=5), Period=86400,
+            Statistics=["Sum"])["Datapoints"]
+        return sum(p["Sum"] for p in points)
+
+    counts = {rule: {metric: total(metric, rule) for metric in ("TriggeredRules", "Invocations", "FailedInvocations")}
+              for rule in ("metric-ok", "metric-raises", "metric-denied")}
+    assert counts == {"metric-ok": {"TriggeredRules": 3, "Invocations": 3, "FailedInvocations": 0},
+                      "metric-raises": {"TriggeredRules": 3, "Invocations": 3, "FailedInvocations": 0},
+                      "metric-denied": {"TriggeredRules": 3, "Invocations": 3, "FailedInvocations": 3}}
+    # a metric is sent only when it is not zero: no FailedInvocations at all for the rules that delivered
+    listed = cloudwatch.list_metrics(Namespace="AWS/Events", MetricName="FailedInvocations")["Metrics"]
+    assert {d["Value"] for m in listed for d in m["Dimensions"]} == {"metric-denied"}

@@ -4,8 +4,12 @@ The lab clock is real time plus an offset. A background thread fires every due i
 ENABLED scheduled rule; ``advance(seconds)`` moves the clock forward and fires each instant passed
 over, in order, with the event's ``time`` set to that instant, before it returns. A Lambda target
 runs only if its resource policy lets ``events.amazonaws.com`` invoke it for that rule, as on AWS;
-a denied or failed delivery is kept in the history and counted in the CloudWatch metric
-``AWS/Events FailedInvocations`` where AWS users look for it.
+a denied or failed delivery is kept in the history. Each firing publishes AWS's ``AWS/Events`` metrics (dimension
+``RuleName``): ``TriggeredRules`` (the rule ran and matched), ``Invocations`` (one per target invoked, failed
+deliveries included) and ``FailedInvocations`` (a delivery that failed permanently: the function is gone or its
+policy does not let EventBridge invoke it). A function that ran and raised is *not* a failed invocation: EventBridge
+invokes Lambda asynchronously, Lambda accepted the event, and the error counts in ``AWS/Lambda Errors``. As on AWS,
+a metric is sent only when it is not zero.
 
 EventBridge reads its rules and targets (ListRules, ListTargetsByRule, only when a schedule is due) and
 publishes its metric through the public API with its own identity (:func:`.iam.principals.service_keys`);
@@ -37,6 +41,7 @@ log = logging.getLogger("labkit.localcloud.events")
 HISTORY_LIMIT = 1000
 EVENTS_PRINCIPAL = "events.amazonaws.com"
 EVENTS_ACTIONS = ("events:ListRules", "events:ListTargetsByRule", "cloudwatch:PutMetricData")
+FAILED = ("failed", "denied")  # deliveries that failed permanently (a function that raised was delivered: "function_error")
 
 
 @dataclass
@@ -166,6 +171,7 @@ class EventsService(Service):
         results = []
         targets = [t for page in self._client("events", rule.region_name).get_paginator("list_targets_by_rule")
                    .paginate(Rule=rule.name) for t in page["Targets"]]
+        self._count(rule, "TriggeredRules")
         for target in targets:
             record = {"rule": rule.name, "rule_arn": rule.arn, "time": instant.strftime("%Y-%m-%dT%H:%M:%SZ"),
                       "target": target.get("Arn")}
@@ -174,9 +180,11 @@ class EventsService(Service):
             except Exception as exc:  # a bug in delivery: recorded and logged, never reported as the target's fault
                 log.exception("delivering %s to %s failed", rule.name, target.get("Arn"))
                 record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
-            if record["status"] != "ok":
+            if record["status"] != "skipped":
+                self._count(rule, "Invocations")
+            if record["status"] in FAILED:
                 log.warning("rule %s could not deliver to %s: %s", rule.name, target.get("Arn"), record.get("error"))
-                self._count_failure(rule)
+                self._count(rule, "FailedInvocations")
             self.history.append(record)
             del self.history[:-HISTORY_LIMIT]
             results.append(record)
@@ -200,10 +208,10 @@ class EventsService(Service):
         return {"status": "ok" if not inv.error_type else "function_error", "request_id": inv.request_id,
                 "function_error": inv.error_type, "result": result[:1000]}
 
-    def _count_failure(self, rule: Rule) -> None:
-        """One ``AWS/Events FailedInvocations`` data point, published with EventBridge's own identity."""
+    def _count(self, rule: Rule, metric: str) -> None:
+        """One ``AWS/Events`` data point of ``metric`` for ``rule``, published with EventBridge's own identity."""
         self.ctx.services.require(Telemetry).metric(self._own_keys, rule.region_name, "AWS/Events", {
-            "MetricName": "FailedInvocations", "Value": 1.0, "Unit": "Count",
+            "MetricName": metric, "Value": 1.0, "Unit": "Count",
             "Dimensions": [{"Name": "RuleName", "Value": rule.name}],
             "Timestamp": self.clock.now()})
 

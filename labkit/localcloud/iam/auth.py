@@ -32,7 +32,7 @@ from labkit.localcloud.iam import policy as iam_policy
 from labkit.localcloud.iam import signing
 from labkit.localcloud.iam.exceptions import access_denied, auth_failure
 from labkit.localcloud.iam.principals import ACCOUNT, Principal, backend, find_principal, trust_allows
-from labkit.localcloud.iam.resources import resource_arn
+from labkit.localcloud.iam.resources import resource_arn, resource_shown
 
 ADMIN_POLICY = "arn:aws:iam::aws:policy/AdministratorAccess"
 ALWAYS_ALLOWED = {"sts:GetCallerIdentity"}  # AWS answers it even under an explicit deny
@@ -112,7 +112,7 @@ class Authorizer:
         if action == "sts:AssumeRole" and verdict != iam_policy.EXPLICIT_DENY:
             verdict = self._assume_role_verdict(principal, resource, verdict)
         if verdict != iam_policy.ALLOW:
-            raise access_denied(request.protocol, principal.arn, action, resource,
+            raise access_denied(request.protocol, principal.arn, action, resource_shown(request, resource),
                                 verdict == iam_policy.EXPLICIT_DENY)
         passed_to = PASS_ROLE.get((request.service, request.operation))
         role_arn = request.params.get("Role")

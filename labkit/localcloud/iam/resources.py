@@ -2,7 +2,9 @@
 
 AWS authorizes each action on a resource; this module finds the ARN for the operations the lab uses, from the
 request's classified parameters (:mod:`labkit.localcloud.core.requests`). Other operations are authorized on
-``*``, which only a policy allowing every resource grants.
+``*``, which only a policy allowing every resource grants. The policy check always uses the ARN; an AccessDenied
+message names the resource as AWS shows it (:func:`resource_shown`), which for some services is what the caller
+passed.
 """
 from __future__ import annotations
 
@@ -14,6 +16,17 @@ def resource_arn(request: Classified, region: str, account: str) -> str:
     finder = RESOURCES.get(request.service)
     arn = finder(request, region, account) if finder else None
     return arn or "*"
+
+
+def resource_shown(request: Classified, arn: str) -> str:
+    """The resource as AWS names it in an AccessDenied message about ``request`` on ``arn``: Secrets Manager
+    names the ``SecretId`` exactly as the caller sent it (a name, a partial ARN or a full ARN: "... on resource:
+    order-db-secret because no identity-based policy allows ..."); every other service the lab uses, the ARN."""
+    if request.service == "secretsmanager":
+        secret_id = request.params.get("SecretId")
+        if isinstance(secret_id, str) and secret_id:
+            return secret_id
+    return arn
 
 
 def _lambda(request: Classified, region: str, account: str) -> str | None:

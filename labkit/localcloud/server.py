@@ -65,13 +65,14 @@ def patch_lists() -> tuple[PatchList, ...]:
     from labkit.localcloud.rds import dependencies as rds_dependencies
     from labkit.localcloud.rds import patches as rds_patches
     from labkit.localcloud.s3 import patches as s3_patches
+    from labkit.localcloud.secretsmanager import patches as secretsmanager_patches
     from labkit.localcloud.ssm import patches as ssm_patches
 
     return (iam_patches.patches, iam_dependencies.patches, rds_patches.patches, rds_dependencies.patches,
             lambda_patches.patches, lambda_layers.patches, ec2_patches.patches, ec2_dependencies.patches,
             ec2_endpoints.patches,
             network_patches.patches, ssm_patches.patches, events_patches.patches, s3_patches.patches,
-            cloudwatch_patches.patches)
+            cloudwatch_patches.patches, secretsmanager_patches.patches)
 
 
 def prepare_environment(home: Path) -> None:

@@ -184,7 +184,7 @@ def test_secrets_manager_access_denied_names_the_secret_as_passed(cloud):
     sm = cloud.client("secretsmanager", **keys)
     who = f"arn:aws:iam::{ACCOUNT}:user/no-secrets"
     for passed in ("order-db-secret-26", arn, arn[:-7]):  # name, full ARN, partial ARN (without the suffix)
-        code, message, status = _error(lambda: sm.get_secret_value(SecretId=passed))
+        code, message, status = _error(lambda passed=passed: sm.get_secret_value(SecretId=passed))
         assert (code, status) == ("AccessDeniedException", 400)
         assert message == (f"User: {who} is not authorized to perform: secretsmanager:GetSecretValue on resource: "
                            f"{passed} because no identity-based policy allows the secretsmanager:GetSecretValue action")

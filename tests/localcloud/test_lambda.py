@@ -233,23 +233,6 @@ def test_unknown_function_is_resource_not_found(cloud):
         lam.invoke(FunctionName="does-not-exist")
 
 
-def test_a_function_of_another_python_than_the_runtime_environment_is_refused(cloud):
-    """A set-up whose functions' runtime differs from .venv-lambda's Python is refused, saying so, rather than
-    failing later on the layer's compiled wheels (`make setup` keeps them equal; this breaks it on purpose)."""
-    from tests.conftest import make_zip
-    from tests.localcloud.lambda_helpers import role_arn
-
-    other = "python3.10" if lambda_runtime() != "python3.10" else "python3.11"
-    lam = cloud.client("lambda")
-    lam.create_function(FunctionName="other-python", Runtime=other, Role=role_arn(cloud.client("iam")),
-                        Handler="lambda_function.lambda_handler",
-                        Code={"ZipFile": make_zip({"lambda_function.py": "def lambda_handler(e, c):\n    return 1\n"})})
-    lam.get_waiter("function_active_v2").wait(FunctionName="other-python")
-    with pytest.raises(lam.exceptions.ServiceException, match=f"runtime is {other}, but .* is Python "
-                                                                 f"{lambda_runtime().removeprefix('python')}"):
-        lam.invoke(FunctionName="other-python")
-
-
 def test_idle_workers_are_reaped(tmp_path, monkeypatch):
     from labkit.localcloud.procs import CLOUD_MARKER, find_marked
     from tests.conftest import start_test_cloud, stop_test_cloud

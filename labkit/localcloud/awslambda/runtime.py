@@ -4,7 +4,9 @@ Each worker has its own Runtime API server on 127.0.0.1 (as each AWS sandbox has
 invocation is handed to exactly one process and a timeout kills exactly that process. The worker's
 Python is the Lambda runtime venv (boto3 + awslambdaric only); function code and layer folders are
 put on ``PYTHONPATH`` in AWS's order. The Runtime API measures timeouts in real (monotonic) time; the
-times it hands the worker (the deadline, the trace id) are on the worker's own clock, the lab clock.
+times it hands the worker (the deadline, the trace id) are on the worker's own clock, the lab clock. The worker's
+memory is limited and measured by its :class:`~.memory.MemoryLimit`: past ``MemorySize`` the whole worker is killed
+and the invocation fails with ``Runtime.OutOfMemory``, as AWS's sandbox does.
 """
 from __future__ import annotations
 
@@ -25,6 +27,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from labkit.localcloud.awslambda.memory import MemoryLimit
+
 API = "/2018-06-01/runtime"
 INIT_TIMEOUT = 10.0  # AWS gives the init phase 10 seconds
 
@@ -42,6 +46,7 @@ class Invocation:
     error_type: str | None = None  # set when the handler (or the runtime) failed
     started: float = 0.0
     finished: float = 0.0
+    max_memory_mb: int = 0  # the worker's peak so far, as the REPORT line shows it
     log_lines: list[str] = field(default_factory=list)
 
 
@@ -50,8 +55,10 @@ class Worker:
 
     def __init__(self, python: str, handler: str, cwd: Path, env: dict[str, str],
                  on_log: Callable[[Worker, str], None], clock: Callable[[], float] = time.time,
-                 credentials: Any = None) -> None:
-        self.clock = clock  # lab time, as the worker's process reads it
+                 credentials: Any = None, memory: MemoryLimit | None = None) -> None:
+        self.clock = clock
+        self.memory = memory
+        self.notes: list[str] = []  # what the function's log says once about this environment  # lab time, as the worker's process reads it
         self.cv = threading.Condition()
         self.pending: Invocation | None = None
         self.current: Invocation | None = None
@@ -71,9 +78,12 @@ class Worker:
         env = {**env, "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{self._server.server_address[1]}",
                "AWS_LAMBDA_LOG_STREAM_NAME": self.log_stream}
         self._spawned = time.monotonic()
-        self.proc = subprocess.Popen([python, "-s", "-m", "awslambdaric", handler], cwd=str(cwd), env=env,
+        argv = [python, "-s", "-m", "awslambdaric", handler]
+        self.proc = subprocess.Popen(memory.command(argv) if memory else argv, cwd=str(cwd), env=env,
                                      stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                      start_new_session=True)
+        if memory:
+            memory.started(self.proc.pid)
         assert self.proc.stdout is not None  # stdout=PIPE
         self._output = self.proc.stdout
         threading.Thread(target=self._read_output, daemon=True, name="worker-logs").start()
@@ -84,9 +94,13 @@ class Worker:
         with self.cv:
             if self.cold:
                 self.init_duration_ms = (time.monotonic() - self._spawned) * 1000
+            if self.memory:
+                self.memory.busy(False)
             self.cv.wait_for(lambda: self.pending is not None or self.dead)
             if self.dead:
                 return None
+            if self.memory:
+                self.memory.busy(True)
             inv, self.pending = self.pending, None
             assert inv is not None  # woken, and not dead: an invocation is pending
             inv.started = time.monotonic()
@@ -126,15 +140,41 @@ class Worker:
             self._fail(inv, "Sandbox.Timedout", {"errorMessage": f"{_stamp(self.clock())} {inv.request_id} "
                                                                  f"Task timed out after {inv.timeout:.2f} seconds"})
         elif inv.result is None:  # the process died mid-invocation
-            self._fail(inv, "Runtime.ExitError", {"errorType": "Runtime.ExitError", "errorMessage": (
-                f"RequestId: {inv.request_id} Error: Runtime exited with error: {_exit_text(self.proc.poll())}")})
+            self._exited(inv)
+        elif self._out_of_memory(inv):  # a process of the worker was killed for memory: the whole sandbox goes
+            self._exited(inv)
         else:
             self._drain_output()
+        inv.max_memory_mb = self.peak_memory_mb()
         with self.cv:
             self.current = None
             self.cold = False
             self.last_used = time.monotonic()
         return inv
+
+    def _out_of_memory(self, inv: Invocation) -> bool:
+        """After an answer: did the worker run out of memory? (cgroup v1 killed one of its processes, or Python
+        raised MemoryError at the watchdog's RLIMIT_DATA backstop)."""
+        if self.memory is None:
+            return False
+        if inv.error_type and self.memory.mechanism == "watchdog" and inv.result is not None:
+            try:
+                raised = json.loads(inv.result).get("errorType")
+            except (ValueError, AttributeError):
+                raised = None
+            if raised == "MemoryError":
+                self.memory.backstop_hit()
+        return self.memory.out_of_memory()
+
+    def _exited(self, inv: Invocation) -> None:
+        """The runtime exited (or was killed) during ``inv``: AWS's Runtime.OutOfMemory when the limit killed it,
+        else Runtime.ExitError; either way the message says how it ended, and the worker is gone."""
+        if self.memory is not None and self.memory.out_of_memory():
+            error_type, how = "Runtime.OutOfMemory", "signal: killed"
+        else:
+            error_type, how = "Runtime.ExitError", _exit_text(self.proc.poll())
+        self._fail(inv, error_type, {"errorType": error_type, "errorMessage": (
+            f"RequestId: {inv.request_id} Error: Runtime exited with error: {how}")})
 
     def _fail(self, inv: Invocation, error_type: str, payload: dict[str, Any]) -> None:
         inv.finished = time.monotonic()
@@ -149,6 +189,8 @@ class Worker:
             inv.result, inv.error_type = self.init_error, "Runtime.InitError"
             self._drain_output()
             self.kill()
+        elif self.dead and self.memory is not None and self.memory.out_of_memory():  # killed during init
+            self._exited(inv)
         elif self.dead:
             self._fail(inv, "Runtime.ExitError", {"errorType": "Runtime.ExitError", "errorMessage": (
                 f"RequestId: {inv.request_id} Error: Runtime exited without providing a reason "
@@ -163,6 +205,9 @@ class Worker:
         return not self.dead and self.init_error is None and self.proc.poll() is None
 
     def peak_memory_mb(self) -> int:
+        """The worker's peak memory in MB, as its limit measures it (without one: the process's VmHWM)."""
+        if self.memory is not None:
+            return self.memory.peak_mb()
         try:
             for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
                 if line.startswith("VmHWM:"):
@@ -214,6 +259,8 @@ class Worker:
 
     def _watch(self) -> None:
         self.proc.wait()
+        if self.memory is not None:
+            self.memory.close()  # its last readings kept: the REPORT line may come after
         with self.cv:
             self.dead = True
             self.cv.notify_all()

@@ -5,6 +5,10 @@
 group ``/aws/lambda/<name>`` with the execution role's session, and Invocations/Errors/Duration/Throttles to
 ``AWS/Lambda`` with Lambda's own identity, both through the public API
 (:mod:`labkit.localcloud.cloudwatch.telemetry`).
+
+Each worker's memory is limited to the function's ``MemorySize`` (:mod:`.memory`), and every ``python3.x`` runtime
+runs on the Lambda runtime environment's interpreter (:func:`interpreter_for`); the function's log says once, for
+each configuration, what enforces the limit and which Python runs a runtime other than its own.
 """
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ from werkzeug.wrappers import Response
 
 from labkit.localcloud.awslambda.code import CodeDownloads
 from labkit.localcloud.awslambda.exceptions import InvalidRequestContent, InvalidRuntime, ServiceError, TooManyRequests
+from labkit.localcloud.awslambda.memory import MemoryLimits
 from labkit.localcloud.awslambda.runtime import Invocation, Worker
 from labkit.localcloud.cloudtrail.service import CloudTrailService
 from labkit.localcloud.cloudwatch.telemetry import Keys, Telemetry
@@ -48,6 +53,8 @@ RESERVED_ENV = {"AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_VERSION", "AWS_
                 "AWS_EXECUTION_ENV", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_ACCESS_KEY_ID",
                 "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
 LAMBDA_PRINCIPAL = "lambda.amazonaws.com"
+# the sandbox's own failures, which Lambda writes into the log and the REPORT line ("Status: error")
+PLATFORM_ERRORS = ("Sandbox.Timedout", "Runtime.OutOfMemory", "Runtime.ExitError")
 
 
 def _reject_constant(name: str) -> Any:
@@ -70,9 +77,28 @@ def runtime_python() -> str:
 
 @functools.cache
 def python_version(python: str) -> str:
-    """``major.minor`` of the interpreter ``python`` (what its Lambda runtime name ends with)."""
-    return subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], capture_output=True,
-                          text=True, check=True, timeout=30).stdout.strip()
+    """The full version of the interpreter ``python`` (``3.11.7``)."""
+    return subprocess.run([python, "-c", "import sys; print('%d.%d.%d' % sys.version_info[:3])"],
+                          capture_output=True, text=True, check=True, timeout=30).stdout.strip()
+
+
+def interpreter_for(runtime: str) -> tuple[str, str | None]:
+    """The interpreter that runs a function of ``runtime`` (``python3.12``), and the line its log gets once when
+    that is not the runtime's own Python.
+
+    The local cloud has one Lambda runtime environment (``make setup`` builds ``.venv-lambda``: boto3 and
+    awslambdaric, whose compiled part is built for one Python), so every supported ``python3.x`` runs on its
+    interpreter, the closest the machine has to AWS's. A function's code that needs a newer Python than that
+    fails as it would on an older runtime (a SyntaxError is ``Runtime.UserCodeSyntaxError``), and the log line says
+    why. Blocked and unknown runtimes never get here: :mod:`.validation` refuses them at create and update.
+    """
+    python = runtime_python()
+    if not Path(python).exists():
+        raise ServiceError(f"The Lambda runtime environment {python} is missing; run `make setup` to build it.")
+    version = python_version(python)
+    if runtime == "python" + ".".join(version.split(".")[:2]):
+        return python, None
+    return python, f"labkit: {runtime} runs on Python {version} on this machine"
 
 
 class Pool:
@@ -83,6 +109,7 @@ class Pool:
         self.idle: list[Worker] = []
         self.busy: set[Worker] = set()
         self.starting = 0
+        self.announced = False  # the function's log has had the configuration's notes (memory limit, interpreter)
 
 
 class LambdaService(Service):
@@ -98,6 +125,7 @@ class LambdaService(Service):
         keys = service_keys(LAMBDA_PRINCIPAL, ("cloudwatch:PutMetricData", "s3:GetObject"))
         self._own_keys = Keys(keys.access_key_id, keys.secret_access_key, service_own=True)
         self.downloads = CodeDownloads(ctx.endpoint, keys)
+        self.memory = MemoryLimits()
 
     @property
     def telemetry(self) -> Telemetry:
@@ -109,7 +137,7 @@ class LambdaService(Service):
 
     def summary(self) -> dict[str, Any]:
         with self.lock:
-            return {"runtime_python": runtime_python(),
+            return {"runtime_python": runtime_python(), "memory_limits": self.memory.summary(),
                     "functions": {arn: {"idle": len(p.idle), "busy": len(p.busy)} for arn, p in self.pools.items()}}
 
     def on_request(self, call: ApiRequest) -> Response | None:
@@ -158,21 +186,29 @@ class LambdaService(Service):
             raise
         inv = Invocation(str(uuid.uuid4()), payload, fn.function_arn, float(fn.timeout), client_context)
         cold = worker.cold
+        if not pool.announced:
+            pool.announced = True
+            for note in worker.notes:  # in the log group, not in this invocation's tail
+                self._log(fn, worker, note)
         self._log(fn, worker, f"START RequestId: {inv.request_id} Version: $LATEST", inv)
         try:
             worker.run(inv)
         finally:
             self._release(fn, pool, worker)
         duration = (inv.finished - inv.started) * 1000
-        if inv.error_type == "Sandbox.Timedout" and inv.result is not None:  # (the runtime wrote the error)
+        if inv.error_type in PLATFORM_ERRORS and inv.result is not None:  # (the runtime wrote the error)
             self._log(fn, worker, json.loads(inv.result)["errorMessage"], inv)
         self._log(fn, worker, f"END RequestId: {inv.request_id}", inv)
         report = (f"REPORT RequestId: {inv.request_id}\tDuration: {duration:.2f} ms\tBilled Duration: "
                   f"{max(1, int(duration + 0.999))} ms\tMemory Size: {fn.memory_size} MB\tMax Memory Used: "
-                  f"{worker.peak_memory_mb()} MB")
+                  f"{inv.max_memory_mb} MB")
         if cold:
             report += f"\tInit Duration: {worker.init_duration_ms:.2f} ms"
-        self._log(fn, worker, report + ("\tStatus: timeout" if inv.error_type == "Sandbox.Timedout" else ""), inv)
+        if inv.error_type == "Sandbox.Timedout":
+            report += "\tStatus: timeout"
+        elif inv.error_type in PLATFORM_ERRORS:
+            report += f"\tStatus: error\tError Type: {inv.error_type}"
+        self._log(fn, worker, report, inv)
         self._metric(fn, "Invocations", 1.0, "Count")
         self._metric(fn, "Errors", 1.0 if inv.error_type else 0.0, "Count")
         self._metric(fn, "Duration", round(duration, 2), "Milliseconds")
@@ -246,17 +282,13 @@ class LambdaService(Service):
             "PATH": "/usr/local/bin:/usr/bin:/bin", "AWS_ACCESS_KEY_ID": session["AccessKeyId"],
             "AWS_SECRET_ACCESS_KEY": session["SecretAccessKey"], "AWS_SESSION_TOKEN": session["SessionToken"],
         }, region=region)
-        python = runtime_python()
-        if not Path(python).exists():
-            raise ServiceError(f"The Lambda runtime environment {python} is missing; run `make setup` to build it.")
-        version = python_version(python)
-        if fn.run_time != f"python{version}":  # a layer's compiled wheels are built for the function's runtime
-            raise ServiceError(f"This function's runtime is {fn.run_time}, but the local cloud's "
-                               f"Lambda runtime environment {python} is Python {version}; "
-                               f"rebuild it with {fn.run_time} (`make setup`).")
+        python, runs_on = interpreter_for(str(fn.run_time))
+        memory = self.memory.limit(int(fn.memory_size))
         worker = Worker(python, fn.handler or "lambda_function.lambda_handler", task_root, env,
                         lambda worker, line: self._log(fn, worker, line), clock=self._lab_time,
-                        credentials=Keys(session["AccessKeyId"], session["SecretAccessKey"], session["SessionToken"]))
+                        credentials=Keys(session["AccessKeyId"], session["SecretAccessKey"], session["SessionToken"]),
+                        memory=memory)
+        worker.notes = [memory.describe(), *([runs_on] if runs_on else [])]
         worker.retire_at = time.monotonic() + CREDENTIALS_SECONDS - 3600  # never run on expiring credentials
         return worker
 
@@ -321,6 +353,12 @@ class LambdaService(Service):
             self.pools.clear()
         for worker in workers:
             worker.kill()
+        for worker in workers:  # gone before their cgroups are removed
+            try:
+                worker.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                log.warning("a Lambda worker (pid %d) outlived SIGKILL for 5 s", worker.proc.pid)
+        self.memory.close()
 
     def after_reset(self) -> None:
         self.ctx.service_dir("lambda", fresh=True)

@@ -281,9 +281,12 @@ def _log_lines(lab: Lab, function: str, contains: str | None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["time", "stream", "message"])
 
 
-REPORT_FIELD = re.compile(r"(Duration|Billed Duration|Memory Size|Max Memory Used|Init Duration|Status): ([^\t]+?)\s*(?:\t|$)")
+REPORT_FIELD = re.compile(r"(Duration|Billed Duration|Memory Size|Max Memory Used|Init Duration|Status|Error Type): "
+                          r"([^\t]+?)\s*(?:\t|$)")
 REPORT_COLUMNS = {"Duration": "duration (ms)", "Billed Duration": "billed (ms)", "Memory Size": "memory (MB)",
-                  "Max Memory Used": "max memory used (MB)", "Init Duration": "init (ms)", "Status": "status"}
+                  "Max Memory Used": "max memory used (MB)", "Init Duration": "init (ms)", "Status": "status",
+                  "Error Type": "error type"}
+TEXT_FIELDS = ("Status", "Error Type")
 
 
 def report_fields(message: str) -> dict[str, Any]:
@@ -291,7 +294,7 @@ def report_fields(message: str) -> dict[str, Any]:
     fields: dict[str, Any] = {"request id": (message.split("RequestId: ", 1)[-1].split() or [""])[0]}
     for name, value in REPORT_FIELD.findall(message):
         number = value.removesuffix(" ms").removesuffix(" MB")
-        fields[REPORT_COLUMNS[name]] = float(number) if name != "Status" else value
+        fields[REPORT_COLUMNS[name]] = value if name in TEXT_FIELDS else float(number)
     return fields
 
 

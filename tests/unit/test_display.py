@@ -102,6 +102,10 @@ def test_report_log_lines_split_into_columns():
                                    "memory (MB)": 256.0, "max memory used (MB)": 61.0, "init (ms)": 822.63}
     shown = display.to_text(pd.DataFrame([report_fields(line)]))
     assert "437" in shown and "437.0" not in shown and "256" in shown
+    killed = ("REPORT RequestId: 806a\tDuration: 376.59 ms\tBilled Duration: 377 ms\tMemory Size: 128 MB\t"
+              "Max Memory Used: 128 MB\tStatus: error\tError Type: Runtime.OutOfMemory")  # AWS's, out of memory
+    assert report_fields(killed)["status"] == "error"
+    assert report_fields(killed)["error type"] == "Runtime.OutOfMemory"
 
 
 @pytest.mark.parametrize("path", ["flask_app/app.py", "lambda_code/order_validator/lambda_function.py",

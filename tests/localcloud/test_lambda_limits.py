@@ -142,3 +142,16 @@ def test_every_python_runtime_aws_creates_runs_and_says_on_what(cloud):
             assert said == []
         else:
             assert said == [f"labkit: {runtime} runs on Python {version} on this machine"]  # once
+
+
+def test_files_written_to_tmp_are_no_out_of_memory(cloud):
+    """/tmp is the sandbox's disk: 300 MB written there by a 128 MB function is no OOM (the kernel reclaims the
+    file cache it is charged before it would kill)."""
+    lam = cloud.client("lambda")
+    create_function(cloud, "tmp-writer", (
+        "import os\ndef lambda_handler(e, c):\n    with open('/tmp/big-%d' % os.getpid(), 'wb') as f:\n"
+        "        for _ in range(300):\n            f.write(b'x' * (1 << 20))\n"
+        "    size = os.path.getsize(f.name)\n    os.remove(f.name)\n    return size >> 20\n"), MemorySize=128)
+    response, body, lines = _invoke(lam, "tmp-writer", {})
+    assert "FunctionError" not in response and body == 300, lines
+    assert int(_report(lines)[3]) <= 128

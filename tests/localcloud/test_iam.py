@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import stat
 import subprocess
 import sys
@@ -56,7 +57,8 @@ def test_admin_keys_are_private_and_identify_the_admin_user(cloud):
 def test_cloud_env_prints_the_admin_keys_that_work(cloud):
     out = subprocess.run([sys.executable, "-m", "labkit.cli", "cloud", "env", "--home", str(cloud.home)],
                          capture_output=True, text=True, check=True).stdout
-    env = dict(line.removeprefix("export ").split("=", 1) for line in out.splitlines())
+    env = dict(shlex.split(line.removeprefix("export "))[0].split("=", 1) for line in out.splitlines()
+               if line.startswith("export ") and "PATH" not in line)
     assert env["AWS_ACCESS_KEY_ID"] == control.admin_credentials(cloud.home)["aws_access_key_id"]
     sts = boto3.client("sts", endpoint_url=env["AWS_ENDPOINT_URL"], region_name=REGION,
                        aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])

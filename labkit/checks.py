@@ -1,6 +1,7 @@
 """Checks: for each step a table of (check, expected, actual, passed), and the tutorial's Verification list."""
 from __future__ import annotations
 
+import contextvars
 import http.client
 from collections.abc import Callable
 from typing import Any
@@ -9,7 +10,8 @@ import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
 from labkit import compute, database, functions, health, iam, names, network, paths, schedule, secretsmanager, storage
-from labkit.errors import DENIED, GONE, AccessDenied, CheckFailed, LabkitError, StepError, access_denied, error_code
+from labkit.errors import (DENIED, GONE, AccessDenied, CheckFailed, ConfigError, LabkitError, StepError, access_denied,
+                           error_code)
 from labkit.names import layer_name
 from labkit.session import Lab
 from labkit.tagging import name_tag
@@ -24,9 +26,15 @@ UNREACHABLE = (OSError, http.client.HTTPException)
 class _Table:
     def __init__(self) -> None:
         self.rows: list[dict[str, Any]] = []
+        self.refused: list[str] = []  # questions the lab's configuration refused since the last row (_safe)
 
     def add(self, check: str, expected: Any, actual: Any, passed: bool | None = None) -> None:
-        """One check, phrased positively ("SSH port 22 closed": expected yes), its values as they read."""
+        """One check, phrased positively ("SSH port 22 closed": expected yes), its values as they read.
+
+        A question refused on the way to this row (a ConfigError in :func:`_safe`) fails it, with the refusal."""
+        if self.refused:
+            actual, passed = "not asked: " + "; ".join(self.refused), False
+            self.refused = []
         self.rows.append({"check": check, "expected": shown(expected), "actual": shown(actual),
                           "passed": bool(expected == actual if passed is None else passed)})
 
@@ -45,12 +53,23 @@ def shown(value: Any) -> str:
     return str(value)
 
 
+_table: contextvars.ContextVar[_Table | None] = contextvars.ContextVar("labkit_check_table", default=None)
+
+
 def _safe(fn: Callable[[], Any], default: Any = None) -> Any:
     """``fn()``, or ``default`` when what it looks at is missing (then the check fails, naming what it expected).
 
-    Only the expected errors mean "missing": anything else (a refusal, a bug in labkit) propagates."""
+    Only the expected errors mean "missing": anything else (AWS's refusal, a bug in labkit) propagates. A question
+    the lab's configuration refuses (ConfigError: say, a call an unconfirmed aws lab may not send) fails the check
+    it was for, with the refusal as its actual value, and the step's other checks still run."""
     try:
         return fn()
+    except ConfigError as exc:
+        table = _table.get()
+        if table is None:
+            raise
+        table.refused.append(str(exc).split("\n", 1)[0])
+        return default
     except ClientError as exc:
         if error_code(exc) in ABSENT:
             return default
@@ -175,7 +194,8 @@ def check_step_6(lab: Lab, t: _Table) -> None:
 
 def check_step_7(lab: Lab, t: _Table) -> None:
     out = _safe(lambda: compute.run_on_instance(lab, compute.PRELUDE + '"$APP_DIR/venv/bin/python" -c '
-                                                "'import flask, boto3, pymysql, hypercorn; print(\"ok\")'", step=7), "")
+                                                "'import flask, boto3, pymysql, hypercorn; print(\"ok\")'", step=7,
+                                                read_only=True), "")
     t.add("flask, boto3, pymysql, hypercorn importable in the app venv", "ok", out.strip())
 
 
@@ -215,8 +235,10 @@ def _check_function(lab: Lab, t: _Table, name: str, role: str, env_key: str) -> 
 
 def check_step_10(lab: Lab, t: _Table) -> None:
     _check_function(lab, t, iam.VALIDATOR_FUNCTION, iam.VALIDATOR_ROLE, "DB_SECRET_NAME")
+    # amount 0: the validator refuses it before it touches the database, so the invoke changes nothing
     result = _safe(lambda: functions.invoke(lab, iam.VALIDATOR_FUNCTION, {"customer_name": "check", "product": "check",
-                                                                 "quantity": 1, "amount": 0}))
+                                                                           "quantity": 1, "amount": 0},
+                                            read_only=True))
     t.add("invalid order (amount 0) answered invalid", "invalid",
           (result.payload or {}).get("status") if result and isinstance(result.payload, dict) else result)
     _paths(lab, t, {"order-validator -> Secrets Manager": True, "order-validator -> RDS :3306": True})
@@ -252,6 +274,7 @@ CHECKS: dict[int, Callable[[Lab, _Table], None]] = {n: globals()[f"check_step_{n
 def step_checks(lab: Lab, step: int) -> pd.DataFrame:
     """The checks of one step as a DataFrame (check, expected, actual, passed)."""
     table = _Table()
+    token = _table.set(table)
     try:
         CHECKS[step](lab, table)
     except ClientError as exc:
@@ -265,6 +288,8 @@ def step_checks(lab: Lab, step: int) -> pd.DataFrame:
                   f"{type(exc).__name__}: {exc}; how to fix: start what is down (`labkit status` shows which)", False)
     except LabkitError as exc:
         table.add("the check could run", "ran", str(exc).replace("\n", " "), False)
+    finally:
+        _table.reset(token)
     return table.frame()
 
 

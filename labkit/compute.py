@@ -5,6 +5,7 @@ Nothing here needs SSH: every "from the EC2 terminal" step is an SSM command, wh
 from __future__ import annotations
 
 import base64
+import contextlib
 import gzip
 import io
 import json
@@ -29,6 +30,7 @@ from tenacity import (
 )
 
 from labkit import iam
+from labkit.config import as_read
 from labkit.errors import StepError, last_result
 from labkit.lookups import LIVE_STATES, describe_instance, require_security_group, vpc_ids
 from labkit.names import (
@@ -135,16 +137,21 @@ def wait_for_ssm(lab: Lab, instance_id: str, seconds: float = 600) -> None:
                         "and that the subnet has a route to the internet") from None
 
 
-def run_on_instance(lab: Lab, script: str, step: int | str = "command", timeout: int = 900) -> str:
-    """Run a shell script on the instance with SSM Run Command; return its stdout, or raise with its stderr."""
+def run_on_instance(lab: Lab, script: str, step: int | str = "command", timeout: int = 900,
+                    read_only: bool = False) -> str:
+    """Run a shell script on the instance with SSM Run Command; return its stdout, or raise with its stderr.
+
+    ``read_only``: the script only looks (a status, a log, a read-only query), so an unconfirmed aws lab sends it
+    (:func:`labkit.config.as_read`); a script that installs or changes anything never says so."""
     instance = describe_instance(lab)
     if instance is None:
         raise StepError(step, "the EC2 instance does not exist", run_first(5))
     ssm, instance_id = lab.client("ssm"), instance["InstanceId"]
-    command_id = ssm.send_command(InstanceIds=[instance_id], DocumentName="AWS-RunShellScript",
-                                  Comment=f"Orders Lab step {step}"[:100], TimeoutSeconds=60,
-                                  Parameters={"commands": [script], "executionTimeout": [str(timeout)]}
-                                  )["Command"]["CommandId"]
+    with as_read("ssm:SendCommand") if read_only else contextlib.nullcontext():
+        command_id = ssm.send_command(InstanceIds=[instance_id], DocumentName="AWS-RunShellScript",
+                                      Comment=f"Orders Lab step {step}"[:100], TimeoutSeconds=60,
+                                      Parameters={"commands": [script], "executionTimeout": [str(timeout)]}
+                                      )["Command"]["CommandId"]
     delay = min(2.0, lab.target.poll_seconds / 4 or 0.1)
     ids = {"CommandId": command_id, "InstanceId": instance_id}
     try:
@@ -268,7 +275,8 @@ def app_log(lab: Lab, lines: int = 40) -> str:
     """The app service's status and the end of its log on the instance (as `journalctl -u orders-app`)."""
     try:
         return run_on_instance(lab, f"systemctl status orders-app --no-pager 2>&1 | head -5 || true\n"
-                                    f"journalctl -u orders-app --no-pager -n {lines} 2>&1 || true", step=8).rstrip()
+                                    f"journalctl -u orders-app --no-pager -n {lines} 2>&1 || true", step=8,
+                               read_only=True).rstrip()
     except StepError as exc:
         return f"(the service log could not be read: {exc})"
 

@@ -5,15 +5,21 @@ credential and region chains, and refuses every call that creates, changes or de
 lab is confirmed (``confirm=True``: the notebooks' ``confirm`` parameter, ``--yes`` on the command line).
 What both offer is the :class:`Target` protocol; code elsewhere asks a target what it needs (``bills``,
 ``cell_timeout``, ``unreachable_fix``, ...) instead of testing its name.
+What is a read is decided per call: an operation named as one (Describe*, Get*, List*, ...), or one of the few
+calls that labkit makes only to look and marks so with :func:`as_read` (an SSM command that reads, an Invoke of
+a lookup).
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import re
 import socket
 import sys
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -202,13 +208,40 @@ class LocalTarget:
 RDS_CA_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
 RDS_CA_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "rds-global-bundle.pem"
 READ_ONLY = ("Describe", "Get", "List", "Head", "Filter", "Lookup", "Search", "Simulate")
+# Calls whose name does not say whether they change anything: what labkit sends with them decides. The code that
+# sends one only to look (a read-only SQL query or a status on the instance; the validator's lookup, or an order it
+# refuses before it touches the database) marks that call with as_read(); every other one needs confirmation.
+MARKABLE_READS = frozenset({"ssm:SendCommand", "lambda:Invoke"})
+_marked_reads: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar("labkit_marked_reads",
+                                                                              default=frozenset())
 CHECKIP_URL = "https://checkip.amazonaws.com"
+
+
+@contextlib.contextmanager
+def as_read(*calls: str) -> Iterator[None]:
+    """Within the block, the calls named (``"ssm:SendCommand"``, ``"lambda:Invoke"``) made by this thread are reads:
+    an unconfirmed aws lab sends them. For labkit's own calls that only look, never for one that may change
+    something; only the calls in ``MARKABLE_READS`` can be marked."""
+    unknown = set(calls) - MARKABLE_READS
+    if unknown:
+        raise ValueError(f"only {', '.join(sorted(MARKABLE_READS))} can be marked as reads, not {sorted(unknown)}")
+    token = _marked_reads.set(_marked_reads.get() | frozenset(calls))
+    try:
+        yield
+    finally:
+        _marked_reads.reset(token)
+
+
+def is_read(service: str, operation: str) -> bool:
+    """Whether the call ``service`` ``operation`` (botocore's names: ``ssm``, ``SendCommand``) is a read here."""
+    return operation.startswith(READ_ONLY) or f"{service}:{operation}" in _marked_reads.get()
 
 
 class AwsTarget:
     """A real AWS account through the standard credential chain. Nothing happens without being asked:
-    until the lab is confirmed, every API call that is not a read (Describe*, Get*, List*, ...) is refused
-    before it leaves this machine, with the cost table, whichever entry point made it."""
+    until the lab is confirmed, every API call that is not a read (Describe*, Get*, List*, ..., or a call marked
+    with :func:`as_read`) is refused before it leaves this machine, with the cost table, whichever entry point
+    made it."""
 
     name: ClassVar[str] = "aws"
     poll_seconds: ClassVar[float] = 15
@@ -227,7 +260,7 @@ class AwsTarget:
         session.events.register_first("before-parameter-build.*.*", self._before_call)
 
     def _before_call(self, model: Any, **_kwargs: Any) -> None:
-        if not self.confirmed and not model.name.startswith(READ_ONLY):
+        if not self.confirmed and not is_read(model.service_model.service_name, model.name):
             self.require_confirmation(f"{model.service_model.service_name} {model.name}")
 
     def session_kwargs(self) -> dict[str, Any]:

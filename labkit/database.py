@@ -110,16 +110,27 @@ def connect_from_your_computer(lab: Lab, timeout: float = 3.0) -> pd.DataFrame:
                           "after": f"{time.monotonic() - started:.1f} s"}])
 
 
-def _mysql_script(lab: Lab, sql_heredoc: str, args: str = "") -> str:
+def _mysql_script(lab: Lab, sql_heredoc: str, args: str = "", read_only: bool = False) -> str:
+    """The script that runs ``sql_heredoc`` with the mysql client on the instance. ``read_only`` installs nothing
+    (a missing client says to run step 6) and runs the SQL in read-only transactions, so it can change nothing."""
     db = describe_db_instance(lab)
     if db is None:
         raise StepError(6, "the database instance does not exist", run_first(4))
     host, port = db["Endpoint"]["Address"], db["Endpoint"]["Port"]
     fetch = ("import boto3, json; print(json.loads(boto3.client('secretsmanager', region_name='"
              + lab.region + "').get_secret_value(SecretId='" + SECRET_NAME + "')['SecretString'])['password'])")
+    missing = f'{{ echo "the instance has no %s: {run_first(6)}" >&2; exit 3; }}'
+    if read_only:
+        sql_heredoc = "SET SESSION TRANSACTION READ ONLY;\n" + sql_heredoc
+        tools = (f"command -v mysql >/dev/null 2>&1 || {missing % 'mysql client'}\n"
+                 "python3 -c 'import importlib.util, sys; sys.exit(not importlib.util.find_spec(\"boto3\"))' || "
+                 f"{missing % 'boto3 for python3'}")
+    else:
+        tools = ("command -v mysql >/dev/null 2>&1 || apt_install mysql-client\n"
+                 "python3 -c 'import importlib.util, sys; sys.exit(not importlib.util.find_spec(\"boto3\"))' || "
+                 "apt_install python3-boto3")
     return compute.PRELUDE + f"""
-command -v mysql >/dev/null 2>&1 || apt_install mysql-client
-python3 -c 'import importlib.util, sys; sys.exit(not importlib.util.find_spec("boto3"))' || apt_install python3-boto3
+{tools}
 MYSQL_PWD="$(python3 -c "{fetch}")"
 export MYSQL_PWD
 mysql --host={host} --port={port} --user={db['MasterUsername']} --default-character-set=utf8mb4 {args} <<'SQL'
@@ -138,10 +149,14 @@ def create_orders_table(lab: Lab) -> pd.DataFrame:
 def query(lab: Lab, sql: str) -> pd.DataFrame:
     """Run one read-only SQL statement on the instance and return its result as a DataFrame.
 
+    The statement runs in a read-only transaction (a write fails with MySQL error 1792), so the command only looks:
+    an unconfirmed aws lab sends it.
+
     SSM Run Command returns at most 24,000 characters of a command's output; a result that reaches that
     limit is cut, so it raises instead of returning part of the rows as if they were all (page with LIMIT).
     """
-    out = compute.run_on_instance(lab, _mysql_script(lab, f"USE {DB_NAME};\n{sql}", "--batch"), step="query")
+    out = compute.run_on_instance(lab, _mysql_script(lab, f"USE {DB_NAME};\n{sql}", "--batch", read_only=True),
+                                  step="query", read_only=True)
     if len(out) >= SSM_OUTPUT_LIMIT:
         raise StepError("query", f"the result reached SSM Run Command's {SSM_OUTPUT_LIMIT:,}-character output limit, "
                                  "so it is cut", "ask for fewer rows (LIMIT ... OFFSET ...) or fewer columns")

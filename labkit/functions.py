@@ -6,6 +6,7 @@ updates a function only when its code or configuration really changed.
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import hashlib
 import io
@@ -25,6 +26,7 @@ from botocore.exceptions import ClientError
 from tenacity import Retrying, retry_if_exception, retry_if_result, stop_after_delay, wait_fixed
 
 from labkit import iam, lambda_platform
+from labkit.config import as_read
 from labkit.errors import StepError, if_exists, last_result
 from labkit.lookups import function_configuration, require_security_group, vpc_ids
 from labkit.names import (
@@ -215,16 +217,20 @@ class Invocation:
     log_tail: str
 
 
-def invoke(lab: Lab, function: str, event: Any) -> Invocation:
+def invoke(lab: Lab, function: str, event: Any, read_only: bool = False) -> Invocation:
     """Invoke synchronously; the result, the FunctionError if any, and the last 4 KB of its log.
 
     The client waits the function's own timeout plus a margin, so it never gives up on an invocation that is
     still running (the default 60 s read timeout re-sent a 300 s function up to 8 times), and tries at most
     twice: a second attempt follows only a transport failure or a throttle. Order events carry their
     ``order_id``, so even a second run stores an order once.
+
+    ``read_only``: the event changes nothing (the validator's lookup, or an order it refuses before it touches the
+    database), so an unconfirmed aws lab sends it (:func:`labkit.config.as_read`).
     """
-    response = _invoke_client(lab, function).invoke(FunctionName=function, Payload=json.dumps(event).encode(),
-                                                    LogType="Tail")
+    client = _invoke_client(lab, function)
+    with as_read("lambda:Invoke") if read_only else contextlib.nullcontext():
+        response = client.invoke(FunctionName=function, Payload=json.dumps(event).encode(), LogType="Tail")
     raw = response["Payload"].read()
     try:
         payload = json.loads(raw) if raw else None

@@ -199,8 +199,9 @@ def _minimum_amount(lab: Lab) -> tuple[bool, str]:
         return False, f"MIN_ORDER_AMOUNT is {variables.get('MIN_ORDER_AMOUNT')!r}, not {MIN_AMOUNT}"
     if minimum != MIN_AMOUNT:
         return False, f"MIN_ORDER_AMOUNT is {minimum}, not {MIN_AMOUNT}"
-    answer = functions.invoke(lab, names.VALIDATOR_FUNCTION,
-                              {"customer_name": "Your turn", "product": "Check", "quantity": 1, "amount": "0.50"})
+    answer = functions.invoke(lab, names.VALIDATOR_FUNCTION,  # refused below the minimum: changes nothing
+                              {"customer_name": "Your turn", "product": "Check", "quantity": 1, "amount": "0.50"},
+                              read_only=True)
     error = (answer.payload or {}).get("errors", {}).get("amount") if isinstance(answer.payload, dict) else None
     if not error:
         return False, f"an order of 0.50 was not refused: {json.dumps(answer.payload)[:200]}"

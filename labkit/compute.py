@@ -55,13 +55,32 @@ UBUNTU_PARAMETER = "/aws/service/canonical/ubuntu/server/22.04/stable/current/am
 UBUNTU_OWNER = "099720109477"
 APP_DIR = '"$HOME/orders-app"'
 # A fresh Ubuntu instance runs cloud-init and unattended-upgrades at boot, which hold apt's locks: wait for
-# cloud-init to finish, and let apt wait for the dpkg lock instead of failing at once.
-APT_INSTALL = """apt_install() {
+# cloud-init to finish, and let apt wait for the dpkg lock instead of failing at once. DPkg::Lock::Timeout covers
+# dpkg's lock only: apt's update fails at once (exit 100, "Could not get lock /var/lib/apt/lists/lock") while
+# apt-daily refreshes the lists, so apt_update tries again every APT_RETRY_SECONDS, for up to 10 minutes, on that
+# error only; any other failure (no network, a bad source) is shown at once.
+APT_RETRY_SECONDS = 10
+APT_INSTALL = """apt_update() {
+  tries=0
+  while :; do
+    out=$(apt-get -o DPkg::Lock::Timeout=600 update -qq 2>&1) && return 0
+    code=$?
+    case "$out" in
+      *"Could not get lock"*|*"Unable to lock directory"*)
+        [ "$tries" -lt %(tries)d ] || break
+        tries=$((tries + 1)); sleep %(wait)d ;;
+      *) break ;;
+    esac
+  done
+  printf '%%s\\n' "$out" >&2
+  return "$code"
+}
+apt_install() {
   if command -v cloud-init >/dev/null 2>&1; then cloud-init status --wait >/dev/null 2>&1 || true; fi
-  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  apt_update
   DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "$@"
 }
-"""
+""" % {"tries": 600 // APT_RETRY_SECONDS, "wait": APT_RETRY_SECONDS}
 PRELUDE = 'set -eu\nexport HOME="${HOME:-/root}"\nAPP_DIR=' + APP_DIR + "\n" + APT_INSTALL
 FOREIGN_GRACE_SECONDS = 20  # a restarting app may still answer as its old self for a moment
 

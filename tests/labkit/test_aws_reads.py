@@ -210,3 +210,15 @@ def test_no_aws_call_of_the_replay_reached_aws():
     aws_replay.Replay(lab, aws_replay.Recording())
     with pytest.raises(Exception, match="Unexpected API Call"):
         lab.client("sts").get_caller_identity()
+
+
+def test_a_query_can_only_read(provisioned):
+    """database.query is sent unconfirmed on aws as a read: its SQL runs in a read-only transaction, so a write in
+    it fails (MySQL error 1792) and changes nothing."""
+    from labkit import StepError, database
+
+    lab = provisioned.lab
+    before = database.query(lab, "SELECT COUNT(*) AS n FROM orders;")["n"].iloc[0]
+    with pytest.raises(StepError, match="1792"):
+        database.query(lab, "DELETE FROM orders;")
+    assert database.query(lab, "SELECT COUNT(*) AS n FROM orders;")["n"].iloc[0] == before

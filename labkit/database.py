@@ -7,13 +7,15 @@ Manager into ``MYSQL_PWD`` (never on a command line).
 from __future__ import annotations
 
 import io
+import math
 import time
 import warnings
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, WaiterError
+from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
 from labkit import compute, secretsmanager
 from labkit.errors import StepError
@@ -21,15 +23,22 @@ from labkit.lookups import describe_db_instance, engine_version, require_securit
 from labkit.names import DB_ENGINE, DB_INSTANCE_CLASS, DB_NAME, DB_SUBNET_GROUP, SECRET_NAME, db_instance_id, run_first
 from labkit.session import Lab
 
-__all__ = ["DB_NAME", "ORDER_COLUMNS", "create_database",
+__all__ = ["DB_NAME", "ORDER_COLUMNS", "apply_db_changes", "create_database",
            "create_orders_table", "db_instance_frame", "db_instance_id", "describe_db_instance", "engine_version",
-           "orders_frame", "query"]
+           "orders_frame", "query", "wait_until_available"]
 
 SCHEMA = Path(__file__).resolve().parents[1] / "sql" / "schema.sql"
 MASTER_USER = "admin"
 SSM_OUTPUT_LIMIT = 24_000  # characters of StandardOutputContent that GetCommandInvocation returns
 PAGE_ROWS = 75  # an order row is at most ~290 characters (two VARCHAR(100)): 75 rows stay under the limit
 ORDER_COLUMNS = ["order_id", "customer_name", "product", "quantity", "amount", "created_at"]
+DB_WAIT_SECONDS = 3600  # AWS: 10-20 minutes to create an instance, sometimes more; a longer wait resumes
+# Statuses RDS does not leave by itself (the db_instance_available waiter stops at the first three at once).
+RDS_STUCK = {"deleted", "deleting", "failed", "incompatible-restore", "incompatible-parameters",
+             "incompatible-network", "incompatible-option-group", "incompatible-credentials", "storage-full",
+             "inaccessible-encryption-credentials", "stopped", "stopping"}
+UNSHOWN_CHANGES = {"MasterUserPassword", "ApplyImmediately"}  # changes DescribeDBInstances never shows
+UNSEEN_POLLS = 4  # a change not seen under way within this many polls was applied between two of them
 
 
 def create_database(lab: Lab) -> dict[str, Any]:
@@ -59,17 +68,76 @@ def create_database(lab: Lab) -> dict[str, Any]:
                             "check steps 2 and 3 ran, and that this account may create db.t3.micro") from exc
     elif not stored.get("password"):
         password = secretsmanager.generate_password()
-        rds.modify_db_instance(DBInstanceIdentifier=db_instance_id(lab), MasterUserPassword=password,
-                               ApplyImmediately=True)
+        apply_db_changes(lab, MasterUserPassword=password)
         secretsmanager.store_master_credentials(lab, db["MasterUsername"], password)
-    delay = max(1, int(lab.target.poll_seconds * 2))
-    rds.get_waiter("db_instance_available").wait(DBInstanceIdentifier=db_instance_id(lab),
-                                                 WaiterConfig={"Delay": delay, "MaxAttempts": 1200 // delay})
+    wait_until_available(lab, step=4)
     available = describe_db_instance(lab)
     if available is None:  # deleted (by hand, or by a teardown) once it was available
         raise StepError(4, f"the RDS instance {db_instance_id(lab)} was deleted while it started",
                         "re-run this step to create a new one")
     return available
+
+
+def wait_until_available(lab: Lab, step: int | str = 4, seconds: float = DB_WAIT_SECONDS) -> None:
+    """Wait for the DB instance to be ``available``, up to ``seconds`` (an hour: AWS takes 10-20 minutes to create
+    one, sometimes longer). A wait that ends first says the instance's status and that running the step again goes
+    on waiting (RDS carries on meanwhile); a status RDS cannot leave by itself says so."""
+    delay = max(1, int(lab.target.poll_seconds * 2))
+    try:
+        lab.client("rds").get_waiter("db_instance_available").wait(
+            DBInstanceIdentifier=db_instance_id(lab),
+            WaiterConfig={"Delay": delay, "MaxAttempts": max(1, math.ceil(seconds / delay))})
+    except WaiterError as exc:
+        found = ((exc.last_response or {}).get("DBInstances") or [{}])[0].get("DBInstanceStatus")
+        if found in RDS_STUCK or "Max attempts exceeded" not in str(exc):
+            raise StepError(step, f"the DB instance {db_instance_id(lab)} is {found or 'gone'}, and RDS does not "
+                                  "make it available by itself",
+                            "read why with `aws rds describe-events --source-type db-instance`; start a stopped "
+                            "instance (`aws rds start-db-instance`), delete a failed one (labkit down, or "
+                            "99_teardown), then run this step again") from exc
+        raise StepError(step, f"the DB instance {db_instance_id(lab)} is still {found} after {seconds / 60:.0f} "
+                              "minutes; RDS goes on with it meanwhile",
+                        "run this step again: it goes on waiting where this wait stopped") from exc
+
+
+def apply_db_changes(lab: Lab, seconds: float = DB_WAIT_SECONDS, **changes: Any) -> dict:
+    """ModifyDBInstance with ``changes`` (``BackupRetentionPeriod=7``), applied at once, and wait until they show.
+
+    Right after ModifyDBInstance the instance can still read ``available`` with no pending change (RDS takes the
+    change a few seconds later), so the ``db_instance_available`` waiter alone returns at once. Done is: the
+    instance ``available``, no PendingModifiedValues, each change that DescribeDBInstances shows (a backup period,
+    a class) at its new value, and a change it cannot show (a password) seen under way: pending, or the status
+    ``modifying`` / ``resetting-master-credentials``. A change never seen under way within
+    :data:`UNSEEN_POLLS` polls was applied between two of them. Returns the instance as described then."""
+    rds, identifier = lab.client("rds"), db_instance_id(lab)
+    answer = rds.modify_db_instance(DBInstanceIdentifier=identifier, ApplyImmediately=True, **changes)["DBInstance"]
+    shown = {key: value for key, value in changes.items() if key not in UNSHOWN_CHANGES}
+    seen = _under_way(answer)
+    started = time.monotonic()
+
+    def done(db: dict | None) -> bool:
+        nonlocal seen
+        if db is None:
+            raise StepError(4, f"the DB instance {identifier} is gone", run_first(4))
+        seen = seen or _under_way(db)
+        settled = db.get("DBInstanceStatus") == "available" and not db.get("PendingModifiedValues")
+        applied = all(db.get(key) == value for key, value in shown.items())
+        unseen_long = time.monotonic() - started >= min(seconds, UNSEEN_POLLS * lab.target.poll_seconds)
+        return settled and applied and (seen or bool(shown) or unseen_long)
+
+    try:
+        return Retrying(retry=retry_if_result(lambda db: not done(db)), stop=stop_after_delay(seconds),
+                        wait=wait_fixed(lab.target.poll_seconds))(describe_db_instance, lab)
+    except RetryError as exc:
+        db = exc.last_attempt.result() or {}
+        raise StepError(4, f"the changes {sorted(changes)} to {identifier} did not show within "
+                           f"{seconds / 60:.0f} minutes (status {db.get('DBInstanceStatus')}, pending "
+                           f"{sorted(db.get('PendingModifiedValues') or {})})",
+                        "run it again: it waits for the same changes; RDS goes on with them meanwhile") from None
+
+
+def _under_way(db: dict) -> bool:
+    return db.get("DBInstanceStatus") != "available" or bool(db.get("PendingModifiedValues"))
 
 
 def db_instance_frame(lab: Lab) -> pd.DataFrame:

@@ -264,7 +264,8 @@ TASKS: dict[int, Task] = {task.step: task for task in [
          _https_from_one_address),
     Task(4, f"Keep the database's automated backups {BACKUP_DAYS} days",
          f"rds.modify_db_instance(DBInstanceIdentifier=f'{{lab.name}}-db', BackupRetentionPeriod={BACKUP_DAYS}, "
-         "ApplyImmediately=True), then the db_instance_available waiter", _backups_kept),
+         "ApplyImmediately=True), then wait until the change shows (database.apply_db_changes does both; the "
+         "db_instance_available waiter alone returns before RDS has taken it)", _backups_kept),
     Task(5, "Send the instance your first SSM command: uname -a",
          "ssm.send_command(InstanceIds=[...], DocumentName='AWS-RunShellScript', Parameters={'commands': "
          "['uname -a']}), then get_command_invocation",

@@ -1,0 +1,129 @@
+"""Steps that can fail on a real account (issue 25 items 4-7 and 9), on the aws path with botocore's Stubber:
+answers shaped as AWS's, the transient ones included, every queued answer asked for."""
+from __future__ import annotations
+
+import datetime as dt
+
+import boto3
+import pytest
+from botocore.stub import ANY, Stubber
+
+from labkit import StepError, database, functions, network
+
+DB_ID = "stub-lab-db"
+
+
+class FakeLab:
+    """What a step needs of a Lab, with stubbed clients and quick polls."""
+
+    name = "stub-lab"
+    region = "eu-west-1"
+    tags = [{"Key": "lab", "Value": "stub-lab"}]
+
+    class target:
+        poll_seconds = 0.01
+
+    def __init__(self, **clients) -> None:
+        self._clients = clients
+
+    def client(self, name):
+        return self._clients[name]
+
+    def tag_filter(self):
+        return [{"Name": "tag:lab", "Values": [self.name]}]
+
+
+def _db(status: str = "available", pending: dict | None = None, **fields) -> dict:
+    db = {"DBInstanceIdentifier": DB_ID, "DBInstanceStatus": status, "Engine": "mysql", "MasterUsername": "admin",
+          "BackupRetentionPeriod": 1, "PendingModifiedValues": pending or {}, **fields}
+    return {"DBInstances": [db]}
+
+
+def _rds() -> tuple[object, Stubber]:
+    rds = boto3.client("rds", region_name="eu-west-1")
+    return rds, Stubber(rds)
+
+
+# -- item 4: a change is waited for until it shows ----------------------------------------------------------------
+def test_a_password_reset_is_waited_for_until_it_is_done():
+    rds, stub = _rds()
+    stub.add_response("modify_db_instance", {"DBInstance": _db(pending={"MasterUserPassword": "****"})["DBInstances"][0]},
+                      {"DBInstanceIdentifier": DB_ID, "ApplyImmediately": True, "MasterUserPassword": "n3w-Passw0rd"})
+    stub.add_response("describe_db_instances", _db(pending={"MasterUserPassword": "****"}))  # the old waiter: done
+    stub.add_response("describe_db_instances", _db("resetting-master-credentials"))
+    stub.add_response("describe_db_instances", _db("available"))
+    with stub:
+        db = database.apply_db_changes(FakeLab(rds=rds), MasterUserPassword="n3w-Passw0rd")
+        stub.assert_no_pending_responses()
+    assert db["DBInstanceStatus"] == "available"
+
+
+def test_a_change_rds_has_not_taken_yet_is_waited_for():
+    """ModifyDBInstance answered before RDS took the change: `available`, nothing pending, the old value."""
+    rds, stub = _rds()
+    stub.add_response("modify_db_instance", {"DBInstance": _db()["DBInstances"][0]})
+    stub.add_response("describe_db_instances", _db())  # not taken yet: the db_instance_available waiter stopped here
+    stub.add_response("describe_db_instances", _db("modifying", pending={"BackupRetentionPeriod": 7}))
+    stub.add_response("describe_db_instances", _db("available", BackupRetentionPeriod=1))  # still the old value
+    stub.add_response("describe_db_instances", _db("available", BackupRetentionPeriod=7))
+    with stub:
+        db = database.apply_db_changes(FakeLab(rds=rds), BackupRetentionPeriod=7)
+        stub.assert_no_pending_responses()
+    assert db["BackupRetentionPeriod"] == 7
+
+
+def test_a_change_never_seen_under_way_counts_after_a_few_polls():
+    """A password reset done between two polls (the local cloud applies it at once): a few polls, then done."""
+    rds, stub = _rds()
+    stub.add_response("modify_db_instance", {"DBInstance": _db()["DBInstances"][0]})
+    for _ in range(3):
+        stub.add_response("describe_db_instances", _db())
+    lab = FakeLab(rds=rds)
+    lab.target.poll_seconds = 0.05
+    with stub:
+        database.apply_db_changes(lab, seconds=0.1, MasterUserPassword="n3w-Passw0rd")
+
+
+def test_changes_that_do_not_show_in_time_are_explained():
+    rds, stub = _rds()
+    stub.add_response("modify_db_instance", {"DBInstance": _db()["DBInstances"][0]})
+    for _ in range(50):
+        stub.add_response("describe_db_instances", _db("modifying", pending={"BackupRetentionPeriod": 7}))
+    with stub, pytest.raises(StepError, match=r"did not show .*status modifying, pending \['BackupRetentionPeriod'\]"):
+        database.apply_db_changes(FakeLab(rds=rds), seconds=0.05, BackupRetentionPeriod=7)
+
+
+# -- item 7: creating the instance may take longer than 20 minutes, and a wait resumes ----------------------------
+def test_the_create_wait_lasts_an_hour():
+    rds, stub = _rds()
+    lab = FakeLab(rds=rds)
+    lab.target.poll_seconds = 15  # the aws target's
+    waits = []
+    with stub:
+        rds.get_waiter = lambda name: type("W", (), {"wait": lambda self, **kw: waits.append(kw)})()
+        database.wait_until_available(lab)
+    delay, attempts = waits[0]["WaiterConfig"]["Delay"], waits[0]["WaiterConfig"]["MaxAttempts"]
+    assert delay * attempts >= 3600  # it was 20 minutes, what AWS itself often takes
+
+
+def test_a_wait_that_ends_first_says_so_and_a_second_run_resumes():
+    rds, stub = _rds()
+    lab = FakeLab(rds=rds)
+    lab.target.poll_seconds = 0.5  # the waiter's delay is then 1 s
+    for status in ("creating", "creating"):
+        stub.add_response("describe_db_instances", _db(status), {"DBInstanceIdentifier": DB_ID})
+    with stub, pytest.raises(StepError, match="still creating after 0 minutes; RDS goes on with it") as caught:
+        database.wait_until_available(lab, seconds=2)
+    assert "run this step again: it goes on waiting" in str(caught.value)
+    stub.add_response("describe_db_instances", _db("backing-up"), {"DBInstanceIdentifier": DB_ID})
+    stub.add_response("describe_db_instances", _db("available"), {"DBInstanceIdentifier": DB_ID})
+    with stub:
+        database.wait_until_available(lab, seconds=10)
+        stub.assert_no_pending_responses()
+
+
+def test_a_failed_instance_is_explained_at_once():
+    rds, stub = _rds()
+    stub.add_response("describe_db_instances", _db("failed"))
+    with stub, pytest.raises(StepError, match="is failed, and RDS does not make it available by itself"):
+        database.wait_until_available(FakeLab(rds=rds))

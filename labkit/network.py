@@ -7,10 +7,12 @@ interface endpoint with private DNS.
 """
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pandas as pd
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, WaiterError
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
 
 from labkit import myip
 from labkit.errors import AddressUnknown, StepError, if_exists
@@ -29,6 +31,29 @@ VPC_CIDR = "10.0.0.0/16"
 APP_RULE = "Flask app"  # the description of the app port's rule
 SUBNETS = dict(zip(SUBNET_KEYS, (("10.0.1.0/24", 0, True), ("10.0.2.0/24", 1, True),
                                  ("10.0.11.0/24", 0, False), ("10.0.12.0/24", 1, False))))
+# "Eventual consistency in the Amazon EC2 API": right after a create, a call that names the new resource (attach,
+# associate, a route, a rule, a waiter's describe) may answer that it does not exist yet. Such an answer is tried
+# again with exponential backoff (1, 2, 4 ... 16 s on AWS) for up to EVENTUAL_SECONDS; any other error at once.
+EVENTUAL = frozenset({"InvalidVpcID.NotFound", "InvalidSubnetID.NotFound", "InvalidGroup.NotFound",
+                      "InvalidRouteTableID.NotFound", "InvalidInternetGatewayID.NotFound",
+                      "InvalidVpcEndpointId.NotFound", "InvalidRouteTableId.NotFound"})
+EVENTUAL_SECONDS = 120
+T = TypeVar("T")
+
+
+def _not_there_yet(exc: BaseException) -> bool:
+    if isinstance(exc, ClientError):
+        return error_code(exc) in EVENTUAL
+    if isinstance(exc, WaiterError):  # a waiter's describe answered the same (WaiterError keeps that answer)
+        return (exc.last_response or {}).get("Error", {}).get("Code") in EVENTUAL
+    return False
+
+
+def settled(lab: Lab, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``call(*args, **kwargs)``, tried again while EC2 answers that a resource it names does not exist yet."""
+    base = lab.target.poll_seconds / 15  # 1 s on AWS, a few ms on the local cloud (never eventually consistent)
+    return Retrying(retry=retry_if_exception(_not_there_yet), stop=stop_after_delay(EVENTUAL_SECONDS),
+                    wait=wait_exponential(multiplier=base, max=16 * base), reraise=True)(call, *args, **kwargs)
 
 
 # -- step 1 ------------------------------------------------------------------------------------------------
@@ -37,10 +62,10 @@ def ensure_vpc(lab: Lab) -> dict:
     vpc = ec2_find(lab, "Vpcs", _n(lab, "vpc"))
     if vpc is None:
         vpc = ec2.create_vpc(CidrBlock=VPC_CIDR, TagSpecifications=tag_spec(lab, "vpc", _n(lab, "vpc")))["Vpc"]
-        ec2.get_waiter("vpc_available").wait(VpcIds=[vpc["VpcId"]])
+        settled(lab, ec2.get_waiter("vpc_available").wait, VpcIds=[vpc["VpcId"]])
     # Private DNS for interface endpoints needs both DNS attributes.
-    ec2.modify_vpc_attribute(VpcId=vpc["VpcId"], EnableDnsSupport={"Value": True})
-    ec2.modify_vpc_attribute(VpcId=vpc["VpcId"], EnableDnsHostnames={"Value": True})
+    settled(lab, ec2.modify_vpc_attribute, VpcId=vpc["VpcId"], EnableDnsSupport={"Value": True})
+    settled(lab, ec2.modify_vpc_attribute, VpcId=vpc["VpcId"], EnableDnsHostnames={"Value": True})
     return vpc
 
 
@@ -77,12 +102,12 @@ def ensure_subnets(lab: Lab, vpc_id: str) -> dict[str, dict]:
     for key, (cidr, zone, public) in SUBNETS.items():
         subnet = found[key]
         if subnet is None:
-            subnet = ec2.create_subnet(VpcId=vpc_id, CidrBlock=cidr, AvailabilityZone=zones[zone],
-                                       TagSpecifications=tag_spec(lab, "subnet", _n(lab, key)))["Subnet"]
+            subnet = settled(lab, ec2.create_subnet, VpcId=vpc_id, CidrBlock=cidr, AvailabilityZone=zones[zone],
+                             TagSpecifications=tag_spec(lab, "subnet", _n(lab, key)))["Subnet"]
         if public:
-            ec2.modify_subnet_attribute(SubnetId=subnet["SubnetId"], MapPublicIpOnLaunch={"Value": True})
+            settled(lab, ec2.modify_subnet_attribute, SubnetId=subnet["SubnetId"], MapPublicIpOnLaunch={"Value": True})
         subnets[key] = subnet
-    ec2.get_waiter("subnet_available").wait(SubnetIds=[s["SubnetId"] for s in subnets.values()])
+    settled(lab, ec2.get_waiter("subnet_available").wait, SubnetIds=[s["SubnetId"] for s in subnets.values()])
     return subnets
 
 
@@ -93,7 +118,7 @@ def ensure_internet_gateway(lab: Lab, vpc_id: str) -> dict:
         igw = ec2.create_internet_gateway(
             TagSpecifications=tag_spec(lab, "internet-gateway", _n(lab, "igw")))["InternetGateway"]
     if not any(a.get("VpcId") == vpc_id for a in igw.get("Attachments", [])):
-        ec2.attach_internet_gateway(InternetGatewayId=igw["InternetGatewayId"], VpcId=vpc_id)
+        settled(lab, ec2.attach_internet_gateway, InternetGatewayId=igw["InternetGatewayId"], VpcId=vpc_id)
     return igw
 
 
@@ -101,12 +126,12 @@ def _ensure_route_table(lab: Lab, vpc_id: str, key: str, subnet_ids: list[str]) 
     ec2 = lab.client("ec2")
     table = ec2_find(lab, "RouteTables", _n(lab, key))
     if table is None:
-        table = ec2.create_route_table(VpcId=vpc_id, TagSpecifications=tag_spec(lab, "route-table", _n(lab, key)))[
-            "RouteTable"]
+        table = settled(lab, ec2.create_route_table, VpcId=vpc_id,
+                        TagSpecifications=tag_spec(lab, "route-table", _n(lab, key)))["RouteTable"]
     associated = {a.get("SubnetId") for a in table.get("Associations", [])}
     for subnet_id in subnet_ids:
         if subnet_id not in associated:
-            ec2.associate_route_table(RouteTableId=table["RouteTableId"], SubnetId=subnet_id)
+            settled(lab, ec2.associate_route_table, RouteTableId=table["RouteTableId"], SubnetId=subnet_id)
     return table
 
 
@@ -114,7 +139,8 @@ def ensure_route_tables(lab: Lab, vpc_id: str, subnets: dict[str, dict], igw_id:
     ec2 = lab.client("ec2")
     public = _ensure_route_table(lab, vpc_id, "public-rt", [subnets[k]["SubnetId"] for k in ("public-a", "public-b")])
     if not any(r.get("DestinationCidrBlock") == "0.0.0.0/0" for r in public.get("Routes", [])):
-        ec2.create_route(RouteTableId=public["RouteTableId"], DestinationCidrBlock="0.0.0.0/0", GatewayId=igw_id)
+        settled(lab, ec2.create_route, RouteTableId=public["RouteTableId"], DestinationCidrBlock="0.0.0.0/0",
+                GatewayId=igw_id)
     private = _ensure_route_table(lab, vpc_id, "private-rt",
                                   [subnets[k]["SubnetId"] for k in ("private-a", "private-b")])
     return {"public": public, "private": private}
@@ -127,8 +153,8 @@ def ensure_security_group(lab: Lab, vpc_id: str, role: str, description: str) ->
                                                   {"Name": "group-name", "Values": [name]}])["SecurityGroups"]
     if found:
         return found[0]["GroupId"]
-    return ec2.create_security_group(GroupName=name, Description=description, VpcId=vpc_id,
-                                     TagSpecifications=tag_spec(lab, "security-group", name))["GroupId"]
+    return settled(lab, ec2.create_security_group, GroupName=name, Description=description, VpcId=vpc_id,
+                   TagSpecifications=tag_spec(lab, "security-group", name))["GroupId"]
 
 
 def ensure_vpc_endpoints(lab: Lab, vpc_id: str, subnets: dict[str, dict], private_rt: str) -> dict[str, dict]:
@@ -151,7 +177,7 @@ def ensure_vpc_endpoints(lab: Lab, vpc_id: str, subnets: dict[str, dict], privat
         if live:
             endpoints[key] = live[0]
             continue
-        endpoints[key] = ec2.create_vpc_endpoint(VpcId=vpc_id, **spec, TagSpecifications=tag_spec(
+        endpoints[key] = settled(lab, ec2.create_vpc_endpoint, VpcId=vpc_id, **spec, TagSpecifications=tag_spec(
             lab, "vpc-endpoint", _n(lab, f"{key}-endpoint")))["VpcEndpoint"]
     return endpoints
 
@@ -196,7 +222,7 @@ def _allow(lab: Lab, group_id: str, port: int, source: str | None = None, cidr: 
     else:
         permission["IpRanges"] = [{"CidrIp": cidr, "Description": description}]
     try:
-        ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=[permission])
+        settled(lab, ec2.authorize_security_group_ingress, GroupId=group_id, IpPermissions=[permission])
     except ClientError as exc:
         if error_code(exc) != "InvalidPermission.Duplicate":
             raise
@@ -205,7 +231,7 @@ def _allow(lab: Lab, group_id: str, port: int, source: str | None = None, cidr: 
 def _close_port_80(lab: Lab, group_id: str) -> None:
     """Earlier versions of the lab opened port 80, where nothing listens: close it on a re-run."""
     ec2 = lab.client("ec2")
-    group = ec2.describe_security_groups(GroupIds=[group_id])["SecurityGroups"][0]
+    group = settled(lab, ec2.describe_security_groups, GroupIds=[group_id])["SecurityGroups"][0]
     stale = [p for p in group.get("IpPermissions", []) if p.get("FromPort") == 80 and p.get("ToPort") == 80]
     if stale:
         ec2.revoke_security_group_ingress(GroupId=group_id, IpPermissions=stale)

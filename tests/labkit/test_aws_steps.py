@@ -127,3 +127,62 @@ def test_a_failed_instance_is_explained_at_once():
     stub.add_response("describe_db_instances", _db("failed"))
     with stub, pytest.raises(StepError, match="is failed, and RDS does not make it available by itself"):
         database.wait_until_available(FakeLab(rds=rds))
+
+
+# -- item 5: EC2's eventual consistency right after a create -------------------------------------------------------
+VPC_ID = "vpc-0a1b2c3d4e5f60718"
+
+
+def _ec2() -> tuple[object, Stubber]:
+    ec2 = boto3.client("ec2", region_name="eu-west-1")
+    return ec2, Stubber(ec2)
+
+
+def test_a_new_vpc_is_waited_for_where_ec2_does_not_know_it_yet():
+    ec2, stub = _ec2()
+    stub.add_response("describe_vpcs", {"Vpcs": []})  # the lab's VPC is looked for by tag first
+    stub.add_response("create_vpc", {"Vpc": {"VpcId": VPC_ID, "State": "pending", "CidrBlock": "10.0.0.0/16"}})
+    not_yet = ("InvalidVpcID.NotFound", f"The vpc ID '{VPC_ID}' does not exist")
+    stub.add_client_error("describe_vpcs", *not_yet, expected_params={"VpcIds": [VPC_ID]})  # the waiter's poll
+    stub.add_response("describe_vpcs", {"Vpcs": [{"VpcId": VPC_ID, "State": "available"}]}, {"VpcIds": [VPC_ID]})
+    stub.add_client_error("modify_vpc_attribute", *not_yet)
+    stub.add_response("modify_vpc_attribute", {}, {"VpcId": VPC_ID, "EnableDnsSupport": {"Value": True}})
+    stub.add_response("modify_vpc_attribute", {}, {"VpcId": VPC_ID, "EnableDnsHostnames": {"Value": True}})
+    with stub:
+        assert network.ensure_vpc(FakeLab(ec2=ec2))["VpcId"] == VPC_ID
+        stub.assert_no_pending_responses()
+
+
+RULE = {"GroupId": "sg-0123456789abcdef0", "IpPermissions": [
+    {"IpProtocol": "tcp", "FromPort": 3306, "ToPort": 3306,
+     "UserIdGroupPairs": [{"GroupId": "sg-0fedcba9876543210", "Description": "MySQL from the Lambdas"}]}]}
+
+
+def test_a_rule_naming_a_group_just_made_is_tried_again():
+    ec2, stub = _ec2()
+    for _ in range(2):
+        stub.add_client_error("authorize_security_group_ingress", "InvalidGroup.NotFound",
+                              "The security group 'sg-0fedcba9876543210' does not exist", expected_params=RULE)
+    stub.add_response("authorize_security_group_ingress", {"Return": True}, RULE)
+    with stub:
+        network.allow_from_group(FakeLab(ec2=ec2), "sg-0123456789abcdef0", 3306, "sg-0fedcba9876543210",
+                                 "MySQL from the Lambdas")
+        stub.assert_no_pending_responses()
+
+
+def test_other_ec2_errors_are_not_retried():
+    ec2, stub = _ec2()
+    stub.add_client_error("authorize_security_group_ingress", "InvalidParameterValue", "Invalid IPv4 CIDR")
+    with stub, pytest.raises(Exception, match="InvalidParameterValue"):
+        network.allow_from_group(FakeLab(ec2=ec2), "sg-0123456789abcdef0", 3306, "sg-0fedcba9876543210", "x")
+
+
+def test_a_resource_that_never_appears_ends_the_wait(monkeypatch):
+    monkeypatch.setattr(network, "EVENTUAL_SECONDS", 0.05)
+    ec2, stub = _ec2()
+    igw = {"InternetGatewayId": "igw-0123456789abcdef0", "Attachments": []}
+    stub.add_response("describe_internet_gateways", {"InternetGateways": [igw]})  # found by tag, not attached
+    for _ in range(100):
+        stub.add_client_error("attach_internet_gateway", "InvalidInternetGatewayID.NotFound", "does not exist")
+    with stub, pytest.raises(Exception, match="InvalidInternetGatewayID.NotFound"):
+        network.ensure_internet_gateway(FakeLab(ec2=ec2), VPC_ID)

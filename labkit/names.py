@@ -6,6 +6,7 @@ no AWS API and imports no step module, so step modules never need to import each
 """
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover - types only
@@ -63,9 +64,24 @@ def probe_name(lab: Lab, case: str) -> str:
     return lab_resource(lab, f"probe-{case}")
 
 
+BUCKET_MAX = 63  # S3's general purpose bucket naming rules: 3-63 characters, a letter or digit at each end, ...
+RESERVED_BUCKET_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")  # ... and none of these prefixes
+
+
 def bucket_name(lab: Lab) -> str:
-    """Globally unique and stable: the lab name, account and region."""
-    return f"{lab.name}-reports-{lab.account_id}-{lab.region}"[:63]
+    """Globally unique, stable and valid: ``<lab>-reports-<account>-<region>``, the account and region whole.
+
+    When that is longer than S3's 63 characters (a long lab name in a long region's name) or starts with a prefix
+    S3 reserves, the lab name is shortened and followed by 8 hex digits of its hash: cutting the whole name at 63
+    could end in ``-`` (InvalidBucketName) or drop the region, so that two labs would share one bucket."""
+    tail = f"-reports-{lab.account_id}-{lab.region}"
+    name = lab.name + tail
+    if len(name) <= BUCKET_MAX and not name.startswith(RESERVED_BUCKET_PREFIXES):
+        return name
+    digest = hashlib.sha256(lab.name.encode()).hexdigest()[:8]
+    head = ("lab-" if lab.name.startswith(RESERVED_BUCKET_PREFIXES) else "") + lab.name
+    head = head[:BUCKET_MAX - len(tail) - len(digest) - 1].rstrip("-")
+    return f"{head}-{digest}{tail}"
 
 
 def log_group(function: str) -> str:

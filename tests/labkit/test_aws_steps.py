@@ -186,3 +186,29 @@ def test_a_resource_that_never_appears_ends_the_wait(monkeypatch):
         stub.add_client_error("attach_internet_gateway", "InvalidInternetGatewayID.NotFound", "does not exist")
     with stub, pytest.raises(Exception, match="InvalidInternetGatewayID.NotFound"):
         network.ensure_internet_gateway(FakeLab(ec2=ec2), VPC_ID)
+
+
+# -- item 6: the report bucket's name is valid and the lab's own -------------------------------------------------
+def test_a_long_lab_name_creates_a_valid_bucket():
+    import re
+
+    from labkit import Lab, storage
+
+    lab = Lab(target="aws", name="class-2026-section-a-group-0001", region="ap-southeast-2", confirm=True)
+    sts, s3 = lab.client("sts"), lab.client("s3")
+    with Stubber(sts) as sts_stub, Stubber(s3) as stub:
+        sts_stub.add_response("get_caller_identity", {"Account": "123456789012", "UserId": "AIDAEXAMPLE",
+                                                      "Arn": "arn:aws:iam::123456789012:user/student"})
+        name = "class-2026-section-ce933609-reports-123456789012-ap-southeast-2"  # the lab name cut, its hash
+        stub.add_client_error("head_bucket", "404", "Not Found", 404, expected_params={"Bucket": name})
+        stub.add_response("create_bucket", {"Location": f"http://{name}.s3.amazonaws.com/"},
+                          {"Bucket": name, "CreateBucketConfiguration": {"LocationConstraint": "ap-southeast-2"}})
+        stub.add_response("head_bucket", {}, {"Bucket": name})  # the bucket_exists waiter
+        for operation in ("put_public_access_block", "put_bucket_encryption", "put_bucket_tagging"):
+            stub.add_response(operation, {}, {"Bucket": name, **{k: ANY for k in {
+                "put_public_access_block": ["PublicAccessBlockConfiguration"],
+                "put_bucket_encryption": ["ServerSideEncryptionConfiguration"],
+                "put_bucket_tagging": ["Tagging"]}[operation]}})
+        assert storage.create_bucket(lab) == name
+        stub.assert_no_pending_responses()
+    assert len(name) <= 63 and re.fullmatch(r"[a-z0-9][a-z0-9-]+[a-z0-9]", name)

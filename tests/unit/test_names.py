@@ -159,3 +159,35 @@ def test_the_client_side_imports_no_moto_and_no_daemon_module():
     assert not [m for m in loaded if m == "moto" or m.startswith("moto.")]
     daemon = [m for m in loaded if m.startswith("labkit.localcloud") and m not in CLIENT_SIDE]
     assert not daemon, f"the client side imports {daemon}"
+
+
+# -- the report bucket's name (issue 25 item 6) ----------------------------------------------------------------
+class _Lab:
+    def __init__(self, name: str, region: str = "us-east-1", account_id: str = "123456789012") -> None:
+        self.name, self.region, self.account_id = name, region, account_id
+
+
+BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")  # S3's general purpose rules (no dots used here)
+
+
+@pytest.mark.parametrize("lab_name", ["orders-lab", "a" * 31, "abc-" + "d" * 26 + "-", "x-" * 15 + "y", "xn--lab",
+                                      "sthree-lab", "amzn-s3-demo-lab"])
+@pytest.mark.parametrize("region", ["us-east-1", "ap-southeast-2", "us-gov-west-1", "eu-central-2"])
+def test_the_bucket_name_is_valid(lab_name, region):
+    name = names.bucket_name(_Lab(lab_name, region))
+    assert BUCKET.match(name) and len(name) <= 63, name
+    assert not name.startswith(names.RESERVED_BUCKET_PREFIXES)
+    assert name.endswith(f"-reports-123456789012-{region}")  # the account and the region always whole
+
+
+def test_a_name_that_fits_is_as_before():
+    assert names.bucket_name(_Lab("orders-lab")) == "orders-lab-reports-123456789012-us-east-1"
+
+
+def test_long_lab_names_get_buckets_of_their_own():
+    """Cut at 63 characters, two labs whose names differ only at the end (or whose regions do) shared one bucket."""
+    long_a, long_b = "class-2026-section-a-group-0001", "class-2026-section-a-group-0002"
+    assert len(long_a + "-reports-123456789012-ap-southeast-2") > 63
+    buckets = {names.bucket_name(_Lab(n, r)) for n in (long_a, long_b) for r in ("ap-southeast-1", "ap-southeast-2")}
+    assert len(buckets) == 4
+    assert names.bucket_name(_Lab(long_a, "ap-southeast-2")) == names.bucket_name(_Lab(long_a, "ap-southeast-2"))

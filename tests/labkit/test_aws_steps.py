@@ -203,7 +203,7 @@ def test_a_long_lab_name_creates_a_valid_bucket():
         stub.add_client_error("head_bucket", "404", "Not Found", 404, expected_params={"Bucket": name})
         stub.add_response("create_bucket", {"Location": f"http://{name}.s3.amazonaws.com/"},
                           {"Bucket": name, "CreateBucketConfiguration": {"LocationConstraint": "ap-southeast-2"}})
-        stub.add_response("head_bucket", {}, {"Bucket": name})  # the bucket_exists waiter
+        stub.add_response("head_bucket", {"ResponseMetadata": {"HTTPStatusCode": 200}}, {"Bucket": name})  # the waiter
         for operation in ("put_public_access_block", "put_bucket_encryption", "put_bucket_tagging"):
             stub.add_response(operation, {}, {"Bucket": name, **{k: ANY for k in {
                 "put_public_access_block": ["PublicAccessBlockConfiguration"],

@@ -179,13 +179,23 @@ def _config_differs(current: dict, wanted: dict) -> bool:
     return have != want or not vpc_same
 
 
-def _create_with_role_retry(lam: Any, name: str, code: bytes, config: dict, lab: Lab, seconds: float = 120) -> None:
-    """A new role takes a few seconds before Lambda can assume it (IAM is eventually consistent): until then
-    CreateFunction answers InvalidParameterValueException ("The role defined for the function cannot be assumed")."""
-    def role_not_ready(exc: BaseException) -> bool:
-        return isinstance(exc, ClientError) and error_code(exc) == "InvalidParameterValueException"
+# InvalidParameterValueException answers that pass once IAM has caught up (a new role, a policy just attached);
+# every other one (a bad runtime, layer, subnet, handler, a package too large) is final and raised at once.
+ROLE_NOT_READY = re.compile(r"The role defined for the function cannot be assumed by Lambda|"
+                            r"The provided execution role does not have permissions to call \w+ on EC2")
 
-    Retrying(retry=retry_if_exception(role_not_ready), stop=stop_after_delay(seconds), wait=wait_fixed(5),
+
+def _create_with_role_retry(lam: Any, name: str, code: bytes, config: dict, lab: Lab, seconds: float = 120) -> None:
+    """A new role takes a few seconds before Lambda can assume it, and a policy just attached before Lambda sees it
+    (IAM is eventually consistent): until then CreateFunction answers InvalidParameterValueException, "The role
+    defined for the function cannot be assumed by Lambda." or "The provided execution role does not have
+    permissions to call CreateNetworkInterface on EC2". Only those are tried again, every 5 s for ``seconds``."""
+    def role_not_ready(exc: BaseException) -> bool:
+        return (isinstance(exc, ClientError) and error_code(exc) == "InvalidParameterValueException"
+                and bool(ROLE_NOT_READY.search(exc.response.get("Error", {}).get("Message", ""))))
+
+    wait = min(5.0, max(0.01, lab.target.poll_seconds / 3))
+    Retrying(retry=retry_if_exception(role_not_ready), stop=stop_after_delay(seconds), wait=wait_fixed(wait),
              reraise=True)(lambda: lam.create_function(FunctionName=name, Code={"ZipFile": code},
                                                        Architectures=[ARCHITECTURE], Tags={"lab": lab.name},
                                                        **config))

@@ -212,3 +212,44 @@ def test_a_long_lab_name_creates_a_valid_bucket():
         assert storage.create_bucket(lab) == name
         stub.assert_no_pending_responses()
     assert len(name) <= 63 and re.fullmatch(r"[a-z0-9][a-z0-9-]+[a-z0-9]", name)
+
+
+# -- item 9: CreateFunction is tried again only while IAM catches up -----------------------------------------------
+CONFIG = {"Role": "arn:aws:iam::123456789012:role/order-app-lambda-role", "Handler": "lambda_function.lambda_handler",
+          "Runtime": "python3.13", "Timeout": 30, "MemorySize": 256}
+CREATED = {"FunctionName": "order-validator", "State": "Pending",
+           "FunctionArn": "arn:aws:lambda:eu-west-1:123456789012:function:order-validator"}
+
+
+def _create(stub_answers: list[str | None]) -> Stubber:
+    lam = boto3.client("lambda", region_name="eu-west-1")
+    stub = Stubber(lam)
+    for message in stub_answers:
+        if message is None:
+            stub.add_response("create_function", CREATED)
+        else:
+            stub.add_client_error("create_function", "InvalidParameterValueException", message, 400)
+    with stub:
+        try:
+            functions._create_with_role_retry(lam, "order-validator", b"zip", CONFIG, FakeLab(), seconds=5)
+        finally:
+            stub.assert_no_pending_responses()
+    return stub
+
+
+def test_create_function_waits_for_a_new_role_and_its_vpc_permissions():
+    _create(["The role defined for the function cannot be assumed by Lambda.",
+             "The provided execution role does not have permissions to call CreateNetworkInterface on EC2",
+             None])
+
+
+@pytest.mark.parametrize("message", [
+    "Unzipped size must be smaller than 262144000 bytes",
+    "The runtime parameter of python3.10 is no longer supported for creating or updating AWS Lambda functions.",
+    "Layer version arn:aws:lambda:eu-west-1:123456789012:layer:stub-lab-pymysql:3 does not exist.",
+    "Security group sg-0123456789abcdef0 is invalid or does not exist in the same VPC as the subnets",
+])
+def test_other_invalid_parameters_are_raised_at_once(message):
+    with pytest.raises(Exception, match="InvalidParameterValueException") as caught:
+        _create([message])  # one answer queued: a second CreateFunction would find none
+    assert message in str(caught.value)

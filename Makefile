@@ -1,8 +1,9 @@
 # Orders Lab. The two commands a student needs: `make lab` and `make test`.
 PYTHON      ?= python3
-# The Lambda runtime environment's Python, which is the functions' runtime (labkit/lambda_platform.py): python3.11
-# (the tutorial's runtime) when the machine has it, else the newest AWS Lambda Python runtime it has (the longest
-# supported on AWS): 3.13 (Debian 13), 3.12 (Ubuntu 24.04), 3.10 (Ubuntu 22.04).
+# The Lambda runtime environment's Python, which is the functions' runtime on the local cloud
+# (labkit/lambda_platform.py): python3.11 (the tutorial's runtime) when the machine has it, else the newest it has:
+# 3.13 (Debian 13), 3.12 (Ubuntu 24.04), 3.10 (Ubuntu 22.04). On AWS the functions use lambda_platform.AWS_RUNTIME
+# whatever the machine has (python3.10 is deprecated there); the layer's wheels are downloaded for both runtimes.
 LAMBDA_PYTHONS := python3.11 python3.13 python3.12 python3.10
 LAMBDA_PYTHON ?= $(firstword $(foreach p,$(LAMBDA_PYTHONS),$(shell command -v $(p) 2>/dev/null)) $(PYTHON))
 VENV        := .venv
@@ -63,16 +64,18 @@ $(STAMP)/lambda-venv: lambda_code/runtime-requirements.txt $(STAMP)/lambda-runti
 
 # Wheels kept for offline use: the pymysql layer and the packages the EC2 instance installs (for the Lambda
 # runtime's Python, which the local EC2 image's python3 is).
-# The layer's wheels are for AWS Lambda's platform (.venv-lambda's Python, manylinux2014 x86_64), not this machine's:
-# pip's options come from `python -m labkit.lambda_platform`, as labkit builds the layer with them.
+# The layer's wheels are for AWS Lambda's platform (manylinux2014 x86_64), not this machine's, and for both runtimes:
+# the local one (.venv-lambda's Python) and AWS's (lambda_platform.AWS_RUNTIME). pip's options come from
+# `python -m labkit.lambda_platform [--aws]`, as labkit builds the layer with them.
 $(STAMP)/wheels: lambda_code/layers/pymysql/requirements.txt flask_app/requirements.txt $(STAMP)/venv \
-		$(STAMP)/lambda-venv
+		$(STAMP)/lambda-venv labkit/lambda_platform.py
 	@mkdir -p $(WHEELS)
 	@echo "setup: [4/5] wheels kept for offline use: the EC2 instance's packages and the pymysql layer (about 15 s)"
 	$(LAMBDA_VENV)/bin/pip download -q --disable-pip-version-check --only-binary=:all: -d $(WHEELS) \
 		-r flask_app/requirements.txt
-	platform="$$($(BIN)/python -m labkit.lambda_platform)" && $(BIN)/pip download -q --disable-pip-version-check \
-		--only-binary=:all: -d $(WHEELS) $$platform -r lambda_code/layers/pymysql/requirements.txt
+	for which in "" --aws; do platform="$$($(BIN)/python -m labkit.lambda_platform $$which)" && \
+		$(BIN)/pip download -q --disable-pip-version-check --only-binary=:all: -d $(WHEELS) $$platform \
+		-r lambda_code/layers/pymysql/requirements.txt || exit 1; done
 	@touch $@
 
 FORCE:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from labkit import myip
+from labkit import lambda_platform, myip
 from labkit.errors import CloudError, ConfigError
 from labkit.localcloud import control
 
@@ -91,6 +91,7 @@ class Target(Protocol):
     def aws_name(self, kind: str, name: str = "") -> str: ...
     def as_on_aws(self, kind: str, address: str, name: str = "") -> str: ...
     def db_ca_bundle(self) -> bytes: ...
+    def lambda_runtime(self) -> str: ...
     def fire_schedule(self, rule_arn: str, hours: float, invoke: Any) -> list[dict[str, Any]]: ...
     def lab_time(self) -> str: ...
     def checkip_url(self) -> str: ...
@@ -147,6 +148,10 @@ class LocalTarget:
 
     def require_confirmation(self, action: str, confirm: bool = False) -> None:
         """Nothing on the local cloud costs money or touches a real account."""
+
+    def lambda_runtime(self) -> str:
+        """The functions' runtime: the Python of the Lambda runtime environment that runs them here (.venv-lambda)."""
+        return lambda_platform.runtime()
 
     def guard(self, session: Any) -> None:
         """Nothing to guard: every call stays on this machine."""
@@ -293,6 +298,10 @@ class AwsTarget:
             f"{table.to_string(index=False)}",
             "once you have read the table: set `confirm = True` in the notebook's parameters cell, "
             "`labkit run|up|down --yes`, or `labkit.Lab(..., confirm=True)`; finish with 99_teardown")
+
+    def lambda_runtime(self) -> str:
+        """The functions' runtime on AWS, whatever Python this machine has: one AWS supports longest."""
+        return lambda_platform.AWS_RUNTIME
 
     def db_ca_bundle(self) -> bytes:
         """RDS's global CA bundle (every region's RDS certificate authorities), downloaded once into .cache."""

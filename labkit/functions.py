@@ -53,9 +53,10 @@ INVOKE_MARGIN = 10  # seconds a synchronous invoke may take beyond the function'
 PROJECT = Path(__file__).resolve().parents[1]
 CODE = PROJECT / "lambda_code"
 WHEELS = PROJECT / ".cache" / "wheels"
-# The functions' runtime is the Python of the Lambda runtime environment `make setup` built (.venv-lambda), read
-# once, on first use; the layer's compiled wheels (cryptography, cffi) are for that runtime and ARCHITECTURE, and
-# `make setup` downloads them with the same pip options (labkit/lambda_platform.py), so the three agree.
+# The functions' runtime is the target's (lab.target.lambda_runtime(): on aws lambda_platform.AWS_RUNTIME, locally
+# the Python of .venv-lambda, which runs them); the layer's compiled wheels (cryptography, cffi) are for that
+# runtime and ARCHITECTURE, and `make setup` downloads them for both runtimes with the same pip options
+# (labkit/lambda_platform.py), so the three agree.
 ARCHITECTURE = lambda_platform.ARCHITECTURE
 
 
@@ -65,7 +66,8 @@ def _runtime() -> str:
 
 
 def __getattr__(name: str) -> Any:
-    """``RUNTIME`` (``python3.11``) and ``LAYER_PLATFORM`` (pip's options), derived from .venv-lambda on first use."""
+    """``RUNTIME`` (``python3.11``) and ``LAYER_PLATFORM`` (pip's options) of the local Lambda runtime
+    (.venv-lambda), derived on first use."""
     if name == "RUNTIME":
         return _runtime()
     if name == "LAYER_PLATFORM":
@@ -99,20 +101,24 @@ def package_function(folder: str, ca_bundle: bytes) -> bytes:
 
 
 @functools.cache
-def build_layer() -> bytes:
-    """The pymysql layer (``python/pymysql/...``): ``pip install --target python`` of the layer's requirements,
-    offline from the wheels ``make setup`` keeps in .cache/wheels, zipped deterministically."""
+def build_layer(runtime: str | None = None) -> bytes:
+    """The pymysql layer (``python/pymysql/...``) for ``runtime`` (default: the local one): ``pip install --target
+    python`` of the layer's requirements, offline from the wheels ``make setup`` keeps in .cache/wheels, zipped
+    deterministically."""
+    runtime = runtime or _runtime()
     requirements = CODE / "layers" / "pymysql" / "requirements.txt"
     with tempfile.TemporaryDirectory(prefix="labkit-layer-") as tmp:
         target = Path(tmp) / "python"
         done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
                                "--no-index", "--find-links", str(WHEELS), "--only-binary=:all:", "--no-compile",
-                               *lambda_platform.layer_platform(_runtime(), ARCHITECTURE),
+                               *lambda_platform.layer_platform(runtime, ARCHITECTURE),
                                "--target", str(target), "-r", str(requirements)],
                               capture_output=True, text=True, env={**os.environ, "PIP_NO_INPUT": "1"})
         if done.returncode != 0:
-            raise StepError(10, f"pip could not build the pymysql layer from {WHEELS}: {done.stderr.strip()[-500:]}",
-                            "run `make setup` (it downloads the layer's wheel once)")
+            raise StepError(10, f"pip could not build the pymysql layer for {runtime} from {WHEELS}: "
+                                f"{done.stderr.strip()[-500:]}",
+                            "run `make setup` (it downloads the layer's wheels once, for the local and the AWS "
+                            "runtime)")
         return _zip({str(p.relative_to(tmp)): p.read_bytes() for p in sorted(target.rglob("*")) if p.is_file()})
 
 
@@ -122,14 +128,14 @@ def _sha(data: bytes) -> str:
 
 def ensure_layer(lab: Lab) -> str:
     """Publish the pymysql layer unless a version with the same content exists; return its version ARN."""
-    lam = lab.client("lambda")
-    content = build_layer()
+    lam, runtime = lab.client("lambda"), lab.target.lambda_runtime()
+    content = build_layer(runtime)
     digest = _sha(content)
     for version in lam.list_layer_versions(LayerName=layer_name(lab)).get("LayerVersions", []):
         if digest in version.get("Description", ""):
             return version["LayerVersionArn"]
     return lam.publish_layer_version(LayerName=layer_name(lab), Content={"ZipFile": content},
-                                     CompatibleRuntimes=[_runtime()], CompatibleArchitectures=[ARCHITECTURE],
+                                     CompatibleRuntimes=[runtime], CompatibleArchitectures=[ARCHITECTURE],
                                      Description=f"pymysql for Orders Lab sha256:{digest}",
                                      LicenseInfo="MIT")["LayerVersionArn"]
 
@@ -146,7 +152,8 @@ def ensure_function(lab: Lab, name: str, folder: str, role: str, env: dict[str, 
     lam = lab.client("lambda")
     code = package_function(folder, lab.target.db_ca_bundle())
     role_arn = role if role.startswith("arn:") else iam.ensure_role(lab, role)  # a role's ARN is used as it is
-    config: dict[str, Any] = {"Role": role_arn, "Handler": "lambda_function.lambda_handler", "Runtime": _runtime(),
+    config: dict[str, Any] = {"Role": role_arn, "Handler": "lambda_function.lambda_handler",
+                              "Runtime": lab.target.lambda_runtime(),
                               "Timeout": timeout, "MemorySize": memory, "Layers": layers,
                               "Environment": {"Variables": env}}
     if vpc:

@@ -1,11 +1,17 @@
-"""The functions' Lambda runtime: the Python of the Lambda runtime environment ``make setup`` built (.venv-lambda).
+"""The functions' Lambda runtime, per target, and the pip options of the layer's wheels for it.
 
 One source for the functions' ``Runtime``, the layer's ``CompatibleRuntimes`` and the pip options of the layer's
-compiled wheels (cryptography, cffi), so the three always agree, on both targets. ``make setup`` builds
-.venv-lambda with python3.11 when the machine has it, else the newest of python3.13/3.12/3.10 (all AWS Lambda
-runtimes); ``python -m labkit.lambda_platform`` prints the pip options the Makefile downloads the wheels with, and
-``python -m labkit.lambda_platform --rebuild-reason VENV pythonX.Y`` why ``make setup`` must build VENV anew for
-that runtime (nothing when it need not).
+compiled wheels (cryptography, cffi), so the three always agree.
+
+* On ``aws`` the runtime is :data:`AWS_RUNTIME`, whatever Python this machine has: a runtime AWS supports
+  longest (AWS deprecates a runtime when its Python's community support ends, then blocks creating functions on
+  it a month later: python3.10 was deprecated in 2026, python3.11 is in 2027). The layer's wheels are for it.
+* On ``local`` it is the Python of the Lambda runtime environment ``make setup`` built (.venv-lambda), which runs
+  the functions: python3.11 when the machine has it, else the newest of python3.13/3.12/3.10.
+
+``python -m labkit.lambda_platform`` prints the pip options of the local runtime's wheels, ``... --aws`` those of
+:data:`AWS_RUNTIME` (the Makefile downloads both), and ``... --rebuild-reason VENV pythonX.Y`` why ``make setup``
+must build VENV anew for that runtime (nothing when it need not).
 """
 from __future__ import annotations
 
@@ -20,6 +26,12 @@ from labkit.errors import ConfigError
 LAMBDA_VENV = Path(__file__).resolve().parents[1] / ".venv-lambda"
 ARCHITECTURE = "x86_64"
 PLATFORMS = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
+# AWS Lambda's Python runtimes and their deprecation dates ("Building Lambda functions with Python", AWS Lambda
+# Developer Guide, read 2026-12-04); creating a function is blocked about a month later, updating it two.
+# python3.13 is deprecated last of those with a full set of wheels (python3.14 too, on the same day).
+AWS_DEPRECATION = {"python3.10": "2026-10-31", "python3.11": "2027-06-30", "python3.12": "2028-10-31",
+                   "python3.13": "2029-06-30", "python3.14": "2029-06-30"}
+AWS_RUNTIME = "python3.13"
 
 
 def lambda_venv() -> Path:
@@ -75,9 +87,12 @@ def layer_platform(runtime_name: str, architecture: str = ARCHITECTURE) -> tuple
             "--abi", "cp" + version.replace(".", ""), "--abi", "abi3", "--abi", "none")
 
 
-if __name__ == "__main__":  # the Makefile: pip download $(python -m labkit.lambda_platform) ...
+if __name__ == "__main__":  # the Makefile: pip download $(python -m labkit.lambda_platform [--aws]) ...
     if sys.argv[1:2] == ["--rebuild-reason"] and len(sys.argv) == 4:
         print(rebuild_reason(Path(sys.argv[2]), sys.argv[3]))
+        sys.exit(0)
+    if sys.argv[1:] == ["--aws"]:
+        print(" ".join(layer_platform(AWS_RUNTIME)))
         sys.exit(0)
     try:
         print(" ".join(layer_platform(runtime())))

@@ -253,3 +253,36 @@ def test_other_invalid_parameters_are_raised_at_once(message):
     with pytest.raises(Exception, match="InvalidParameterValueException") as caught:
         _create([message])  # one answer queued: a second CreateFunction would find none
     assert message in str(caught.value)
+
+
+# -- item 8: on AWS the functions and the layer use a runtime AWS supports, whatever this machine has ----------
+def test_on_aws_the_layer_and_the_function_use_the_aws_runtime(monkeypatch):
+    from labkit import Lab, lambda_platform
+
+    monkeypatch.setattr(lambda_platform, "runtime", lambda venv=None: "python3.10")  # a machine with only 3.10
+    lab = Lab(target="aws", name="stub-lab", region="eu-west-1", confirm=True)
+    monkeypatch.setattr(lab.target, "db_ca_bundle", lambda: b"-----BEGIN CERTIFICATE-----\n")
+    monkeypatch.setattr(functions, "build_layer", lambda runtime=None: f"layer for {runtime}".encode())
+    lam = lab.client("lambda")
+    layer_arn = "arn:aws:lambda:eu-west-1:123456789012:layer:stub-lab-pymysql:1"
+    with Stubber(lam) as stub:
+        stub.add_response("list_layer_versions", {"LayerVersions": []}, {"LayerName": "stub-lab-pymysql"})
+        stub.add_response("publish_layer_version", {"LayerVersionArn": layer_arn, "Version": 1},
+                          {"LayerName": "stub-lab-pymysql", "Content": {"ZipFile": b"layer for python3.13"},
+                           "CompatibleRuntimes": ["python3.13"], "CompatibleArchitectures": ["x86_64"],
+                           "Description": ANY, "LicenseInfo": "MIT"})
+        assert functions.ensure_layer(lab) == layer_arn
+        stub.add_client_error("get_function", "ResourceNotFoundException", "Function not found", 404)  # not yet
+        stub.add_response("create_function", CREATED, {
+            "FunctionName": "order-validator", "Code": {"ZipFile": ANY}, "Architectures": ["x86_64"],
+            "Tags": {"lab": "stub-lab"}, "Role": CONFIG["Role"], "Handler": CONFIG["Handler"],
+            "Runtime": "python3.13", "Timeout": 30, "MemorySize": 256, "Layers": [layer_arn],
+            "Environment": {"Variables": {"DB_SECRET_NAME": "order-db-secret"}}})
+        active = {"Configuration": {**CREATED, "State": "Active", "Runtime": "python3.13"}}
+        stub.add_response("get_function", active)  # the function_active_v2 waiter
+        stub.add_response("get_function", active)
+        config = functions.ensure_function(lab, "order-validator", "order_validator", CONFIG["Role"],
+                                           {"DB_SECRET_NAME": "order-db-secret"}, timeout=30, memory=256,
+                                           layers=[layer_arn], vpc=None)
+        stub.assert_no_pending_responses()
+    assert config["Runtime"] == "python3.13"

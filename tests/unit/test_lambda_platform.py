@@ -20,10 +20,14 @@ MAKEFILE = Path(__file__).resolve().parents[2] / "Makefile"
 def test_make_setup_downloads_the_layer_wheels_for_the_functions_platform():
     text = MAKEFILE.read_text().replace("\\\n", " ")
     download = next(line for line in text.splitlines() if "pip download" in line and "layers/pymysql" in line)
-    assert "$(BIN)/python -m labkit.lambda_platform" in download and "$$platform" in download
+    assert "$(BIN)/python -m labkit.lambda_platform $$which" in download and "$$platform" in download
+    assert 'for which in "" --aws' in download  # the local runtime's wheels and AWS's
     printed = subprocess.run([sys.executable, "-m", "labkit.lambda_platform"], capture_output=True, text=True,
                              check=True).stdout.split()
     assert tuple(printed) == functions.LAYER_PLATFORM
+    for_aws = subprocess.run([sys.executable, "-m", "labkit.lambda_platform", "--aws"], capture_output=True,
+                             text=True, check=True).stdout.split()
+    assert tuple(for_aws) == lambda_platform.layer_platform(lambda_platform.AWS_RUNTIME)
     assert functions.LAYER_PLATFORM[1] == {"x86_64": "manylinux2014_x86_64"}[functions.ARCHITECTURE]
     assert functions.RUNTIME == "python" + functions.LAYER_PLATFORM[3]
 
@@ -201,3 +205,30 @@ def test_make_setup_builds_the_lambda_environment_anew_when_its_python_changes(t
     again = _make(scratch, chosen, ".cache/stamps/lambda-venv")
     assert again.returncode == 0 and "anew" not in again.stdout
     assert (stamps / "lambda-venv").stat().st_mtime_ns == built_at  # the same choice: nothing to do
+
+
+# -- the runtime on AWS (issue 25 item 8) -------------------------------------------------------------------------
+def test_on_aws_the_runtime_is_one_aws_supports_whatever_the_machine_has(tmp_path, monkeypatch):
+    """A machine with only python3.10 builds .venv-lambda with it; AWS deprecated python3.10 in 2026, so the
+    functions there use AWS_RUNTIME, and the layer's wheels follow it; the local cloud keeps .venv-lambda's."""
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "pyvenv.cfg").write_text("home = /usr/bin\nversion = 3.10.12\n")
+    monkeypatch.setenv("LABKIT_LAMBDA_PYTHON", str(tmp_path / "bin" / "python"))
+    aws = config.AwsTarget(config.LabConfig(target="aws", region="eu-west-1"))
+    assert aws.lambda_runtime() == lambda_platform.AWS_RUNTIME == "python3.13"
+    assert lambda_platform.runtime() == "python3.10"  # what runs the functions on the local cloud
+    deprecated = lambda_platform.AWS_DEPRECATION
+    assert deprecated[lambda_platform.AWS_RUNTIME] == max(deprecated.values())  # supported longest
+    assert deprecated["python3.10"] < "2026-12-04" < deprecated["python3.11"]
+
+
+def test_the_aws_layer_is_built_from_the_aws_runtimes_wheels(monkeypatch):
+    """The layer for AWS carries cffi for python3.13 (cp313), the local one for .venv-lambda's Python."""
+    import zipfile
+
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    names = zipfile.ZipFile(io.BytesIO(functions.build_layer(lambda_platform.AWS_RUNTIME))).namelist()
+    assert any(re.search(r"_cffi_backend\.cpython-313-x86_64-linux-gnu\.so$", n) for n in names), names[:20]
+    local = functions.RUNTIME.removeprefix("python").replace(".", "")
+    names = zipfile.ZipFile(io.BytesIO(functions.build_layer())).namelist()
+    assert any(re.search(rf"_cffi_backend\.cpython-{local}-x86_64-linux-gnu\.so$", n) for n in names)

@@ -286,3 +286,13 @@ def test_too_few_zones_is_explained():
         with pytest.raises(StepError, match="needs 2") as caught:
             network.choose_zones(_ZoneLab(ec2, rds))
     assert "another region" in str(caught.value)
+
+
+# -- issue 25 item 10: the free tier by account date, RDS's surplus credits ----------------------------------
+def test_cost_notes_say_which_free_tier_and_both_surplus_credit_prices():
+    frame = cost_frame().set_index("resource")
+    for resource in ("EC2 t3.micro instance", "RDS db.t3.micro MySQL, single-AZ"):
+        note = frame.loc[resource, "note"]
+        assert "since 2025-07-15" in note and "credits" in note and "12 months" in note  # both kinds of account
+    assert "$0.05 per vCPU-hour" in frame.loc["EC2 t3.micro instance", "note"]
+    assert "$0.075 per vCPU-hour" in frame.loc["RDS db.t3.micro MySQL, single-AZ", "note"]

@@ -12,7 +12,7 @@ import json
 import pandas as pd
 from botocore.exceptions import ClientError
 
-from labkit import functions, iam, network, secretsmanager, troubleshoot_iam
+from labkit import functions, iam, network, troubleshoot_iam
 from labkit.errors import if_exists
 from labkit.names import PROBE_CASES, log_group, probe_name
 from labkit.session import Lab
@@ -30,14 +30,19 @@ def deploy_probe(lab: Lab, case: str, with_layer: bool = True, timeout: int = 30
     """A copy of order-validator for one case: the same code and role, with the case's mistake.
 
     ``own_group`` puts it in the probe security group instead of ``lambda-sg``: same subnets, but no rule
-    of the lab admits it anywhere."""
+    of the lab admits it anywhere. The "secret" case runs as a probe role that may read the probe secret
+    (troubleshoot_iam.secret_probe_role): the lab's role may not, in least-privilege mode."""
     name = probe_name(lab, case)
     vpc = functions.vpc_config(lab) if in_vpc else None
     if own_group and vpc:
         vpc = {**vpc, "SecurityGroupIds": [ensure_probe_group(lab)]}
+    if case == "secret" and role == iam.VALIDATOR_ROLE:
+        role = troubleshoot_iam.secret_probe_role(lab)
     functions.ensure_function(lab, name, "order_validator", role,
                               {"DB_SECRET_NAME": iam.SECRET_NAME, **(env or {})}, timeout=timeout, memory=256,
                               layers=[functions.ensure_layer(lab)] if with_layer else [], vpc=vpc)
+    if case == "secret":
+        troubleshoot_iam.await_secret_access(lab, name, VALID_ORDER)
     return name
 
 
@@ -75,19 +80,25 @@ def try_order(lab: Lab, function: str) -> pd.DataFrame:
 
 
 def write_broken_secret(lab: Lab) -> str:
-    """A secret in the wrong shape (``user``/``pass``, no host): the tutorial's "secret key error"."""
+    """A secret in the wrong shape (``user``/``pass``, no host): the tutorial's "secret key error". It fails on its
+    keys, before any login, so it holds no real password (nothing of the lab's secret is read or copied)."""
     name = probe_name(lab, "secret")
-    real = secretsmanager.read_secret(lab) or {}
-    broken = {"user": real.get("username", "admin"), "pass": real.get("password", ""), "database": "ordersdb"}
-    _put_secret(lab, name, broken)
+    _put_secret(lab, name, {"user": "admin", "pass": "not-a-real-password", "database": "ordersdb"})
     return name
 
 
 def fix_secret(lab: Lab) -> str:
-    """Store the RDS-credentials shape (username, password, host, port, dbname) in the probe secret."""
-    name = probe_name(lab, "secret")
-    _put_secret(lab, name, secretsmanager.read_secret(lab) or {})
-    return name
+    """The fix: the probe reads a secret in the RDS-credentials shape (username, password, host, port, dbname),
+    the lab's own ``order-db-secret`` (step 9), instead of the broken one; returns that secret's name. The password
+    stays in the one secret that holds it."""
+    probe = probe_name(lab, "secret")
+    lam = lab.client("lambda")
+    variables = lam.get_function_configuration(FunctionName=probe).get("Environment", {}).get("Variables", {})
+    if variables.get("DB_SECRET_NAME") != iam.SECRET_NAME:
+        lam.update_function_configuration(FunctionName=probe, Environment={"Variables": {
+            **variables, "DB_SECRET_NAME": iam.SECRET_NAME}})
+        lam.get_waiter("function_updated_v2").wait(FunctionName=probe)
+    return iam.SECRET_NAME
 
 
 def _put_secret(lab: Lab, name: str, value: dict) -> None:

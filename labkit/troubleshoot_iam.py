@@ -4,7 +4,9 @@ Each case has its own probe role (``<lab>-probe-<case>-role``) and probe functio
 are never changed: ``vpc_permission_error`` puts a probe in the private subnets with a role that lacks
 AWSLambdaVPCAccessExecutionRole (Lambda refuses with InvalidParameterValueException), and
 ``secret_permission_error`` runs a validator whose role may not read the secret (AccessDeniedException).
-``fix_*`` applies the fix and shows the same call succeed.
+``fix_*`` applies the fix and shows the same call succeed. The secret-format case's probe has a role of its own
+too (:func:`secret_probe_role`): it reads the probe secret, which the lab's validator role may not read in
+least-privilege mode (only ``order-db-secret``).
 """
 from __future__ import annotations
 
@@ -13,23 +15,36 @@ from typing import Any
 
 import pandas as pd
 from botocore.exceptions import ClientError
-from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
+from tenacity import Retrying, retry_if_exception, retry_if_result, stop_after_delay, wait_fixed
 
 from labkit import functions
 from labkit.errors import error_code, if_exists
 from labkit.names import SECRET_NAME, probe_name
 from labkit.session import Lab
 
-__all__ = ["delete_probe_roles", "fix_secret_permission", "fix_vpc_permission", "probe_role_name",
-           "secret_permission_error", "vpc_permission_error"]
+__all__ = ["await_secret_access", "delete_probe_roles", "fix_secret_permission", "fix_vpc_permission",
+           "probe_role_name", "secret_permission_error", "secret_probe_role", "vpc_permission_error"]
 
 AWS_POLICY = "arn:aws:iam::aws:policy/"
 BASIC = "service-role/AWSLambdaBasicExecutionRole"
 VPC_ACCESS = "service-role/AWSLambdaVPCAccessExecutionRole"
 # case -> the managed policies its probe role starts with (each lacks exactly what the case is about)
-CASES = {"no-vpc-access": [BASIC, "SecretsManagerReadWrite"], "no-secret-access": [BASIC, VPC_ACCESS]}
+CASES = {"no-vpc-access": [BASIC, "SecretsManagerReadWrite"], "no-secret-access": [BASIC, VPC_ACCESS],
+         "secret": [BASIC, VPC_ACCESS]}
 SECRET_POLICY = "read-order-db-secret"
+PROBE_SECRET_POLICY = "read-the-probe-and-lab-secrets"
 IAM_PROPAGATION = 60  # seconds: on AWS a policy change reaches Lambda after a few seconds
+
+
+def _inline(lab: Lab, case: str) -> dict[str, dict]:
+    """The inline policies the case's probe role starts with: the secret-format probe reads the probe secret
+    (the broken one) and, once fixed, the lab's secret; nothing else."""
+    if case != "secret":
+        return {}
+    arn = f"arn:aws:secretsmanager:{lab.region}:{lab.account_id}:secret:"
+    return {PROBE_SECRET_POLICY: {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+        "Resource": [f"{arn}{probe_name(lab, 'secret')}-*", f"{arn}{SECRET_NAME}-*"]}]}}
 
 
 def probe_role_name(lab: Lab, case: str) -> str:
@@ -48,14 +63,35 @@ def _ensure_probe_role(lab: Lab, case: str) -> str:
         client.get_waiter("role_exists").wait(RoleName=name)
     attached = {p["PolicyArn"].removeprefix(AWS_POLICY)
                 for p in client.list_attached_role_policies(RoleName=name)["AttachedPolicies"]}
-    for policy in set(CASES[case]) - attached:
+    for policy in sorted(set(CASES[case]) - attached):
         client.attach_role_policy(RoleName=name, PolicyArn=AWS_POLICY + policy)
-    for policy in attached - set(CASES[case]):
+    for policy in sorted(attached - set(CASES[case])):
         client.detach_role_policy(RoleName=name, PolicyArn=AWS_POLICY + policy)
-    for inline in client.list_role_policies(RoleName=name)["PolicyNames"]:
+    wanted = _inline(lab, case)
+    for inline in set(client.list_role_policies(RoleName=name)["PolicyNames"]) - set(wanted):
         client.delete_role_policy(RoleName=name, PolicyName=inline)
+    for inline, document in wanted.items():
+        client.put_role_policy(RoleName=name, PolicyName=inline, PolicyDocument=json.dumps(document))
     role_arn: str = role["Arn"]
     return role_arn
+
+
+def secret_probe_role(lab: Lab) -> str:
+    """The role of the secret-format probe: Lambda's basic and VPC policies, and GetSecretValue on exactly the
+    probe secret and the lab's secret (in least-privilege mode the lab's validator role may read only the latter,
+    so a probe running as it would get AccessDeniedException instead of the format error)."""
+    return _ensure_probe_role(lab, "secret")
+
+
+def await_secret_access(lab: Lab, function: str, event: dict) -> None:
+    """Invoke ``function`` until Secrets Manager no longer refuses its new role (on AWS a role's new policy takes
+    a few seconds to apply; the local cloud applies it at once), so the next answer is the case's own."""
+    def refused() -> bool:
+        payload = functions.invoke(lab, function, event).payload
+        return isinstance(payload, dict) and "AccessDeniedException" in str(payload.get("errorMessage", ""))
+
+    Retrying(retry=retry_if_result(lambda still: still), stop=stop_after_delay(IAM_PROPAGATION), wait=wait_fixed(3),
+             retry_error_callback=lambda _state: None)(refused)
 
 
 def _until_allowed(call: Any, codes: set[str]) -> Any:

@@ -286,3 +286,50 @@ def test_on_aws_the_layer_and_the_function_use_the_aws_runtime(monkeypatch):
                                            layers=[layer_arn], vpc=None)
         stub.assert_no_pending_responses()
     assert config["Runtime"] == "python3.13"
+
+
+# -- item 2: the secret-format probe on aws: its own role, a broken secret without the real password ----------
+def test_the_broken_secret_reads_nothing_of_the_labs_secret():
+    from labkit import troubleshoot
+
+    sm = boto3.client("secretsmanager", region_name="eu-west-1")
+    with Stubber(sm) as stub:  # no GetSecretValue queued: the lab's secret is never read
+        stub.add_response("put_secret_value", {"Name": "stub-lab-probe-secret",
+                                                "VersionId": "EXAMPLE1-90ab-cdef-fedc-ba987EXAMPLE"},
+                          {"SecretId": "stub-lab-probe-secret", "SecretString": ANY})
+        assert troubleshoot.write_broken_secret(FakeLab(secretsmanager=sm)) == "stub-lab-probe-secret"
+        stub.assert_no_pending_responses()
+
+
+def test_the_secret_probe_role_may_read_the_probe_secret_and_the_labs_only():
+    import json
+
+    from labkit import troubleshoot_iam
+
+    client = boto3.client("iam", region_name="eu-west-1")
+    lab = FakeLab(iam=client)
+    lab.account_id = "123456789012"
+    arn = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:"
+    policy = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+        "Resource": [f"{arn}stub-lab-probe-secret-*", f"{arn}order-db-secret-*"]}]}
+    role = {"RoleName": "stub-lab-probe-secret-role", "RoleId": "AROAEXAMPLEEXAMPLE01", "Path": "/",
+            "Arn": "arn:aws:iam::123456789012:role/stub-lab-probe-secret-role",
+            "CreateDate": dt.datetime(2026, 12, 4, tzinfo=dt.timezone.utc)}
+    with Stubber(client) as stub:
+        stub.add_client_error("get_role", "NoSuchEntity", "The role with name stub-lab-probe-secret-role cannot be "
+                                                          "found.", 404)
+        stub.add_response("create_role", {"Role": role}, {"RoleName": role["RoleName"], "Tags": FakeLab.tags,
+                                                          "AssumeRolePolicyDocument": ANY, "Description": ANY})
+        stub.add_response("get_role", {"Role": role, "ResponseMetadata": {"HTTPStatusCode": 200}},
+                          {"RoleName": role["RoleName"]})  # the role_exists waiter
+        stub.add_response("list_attached_role_policies", {"AttachedPolicies": []})
+        for policy_arn in sorted(troubleshoot_iam.CASES["secret"]):
+            stub.add_response("attach_role_policy", {}, {"RoleName": role["RoleName"],
+                                                         "PolicyArn": troubleshoot_iam.AWS_POLICY + policy_arn})
+        stub.add_response("list_role_policies", {"PolicyNames": []})
+        stub.add_response("put_role_policy", {}, {"RoleName": role["RoleName"],
+                                                  "PolicyName": troubleshoot_iam.PROBE_SECRET_POLICY,
+                                                  "PolicyDocument": json.dumps(policy)})
+        assert troubleshoot_iam.secret_probe_role(lab) == role["Arn"]
+        stub.assert_no_pending_responses()

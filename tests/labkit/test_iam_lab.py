@@ -171,3 +171,27 @@ def test_least_privilege_names_only_the_labs_own_resources(strict):
             eni_only = row["actions"].startswith("ec2:")  # the ENI actions have no resource-level permissions
             assert (resource == "*" and eni_only) or own in resource or resource.startswith("arn:aws:s3:::"
                                                                                           + strict.name), row.to_dict()
+
+
+def test_the_secret_format_case_works_under_least_privilege(strict):
+    """Notebook 15's secret case (issue 25 item 2): under least privilege the validator role may read only
+    order-db-secret, so the probe runs as a role of its own that may read the probe secret; the broken secret
+    holds no real password, and the fix points the probe at the lab's secret."""
+    password = json.loads(strict.client("secretsmanager").get_secret_value(
+        SecretId=iam.SECRET_NAME)["SecretString"])["password"]
+    try:
+        secret = troubleshoot.write_broken_secret(strict)
+        stored = strict.client("secretsmanager").get_secret_value(SecretId=secret)["SecretString"]
+        assert password not in stored
+        probe = troubleshoot.deploy_probe(strict, "secret", env={"DB_SECRET_NAME": secret})
+        answer = troubleshoot.try_order(strict, probe)
+        assert answer.loc[0, "errorType"] == "SecretFormatError", answer.to_string()
+        fixed = troubleshoot.fix_secret(strict)
+        assert fixed == iam.SECRET_NAME and troubleshoot.secret_keys_frame(strict, fixed)["present"].all()
+        answer = troubleshoot.try_order(strict, probe)
+        assert answer.loc[0, "FunctionError"] == "-", answer.to_string()
+        document = strict.client("iam").get_role_policy(RoleName=iam.VALIDATOR_ROLE, PolicyName=POLICY)
+        assert document["PolicyDocument"] == iam.least_privilege_policy(strict, iam.VALIDATOR_ROLE)  # unchanged
+    finally:
+        removed = troubleshoot.cleanup(strict)
+    assert troubleshoot_iam.probe_role_name(strict, "secret") in set(removed["name"])

@@ -46,7 +46,9 @@ class LabConfig:
     policies: str | None = None  # None: the mode stored with the lab (iam.policy_mode), else "managed"
     confirm: bool = False
     app_port: int = 5000
-    app_cidr: str = "0.0.0.0/0"  # or "my-ip": your address /32 (myip.your_address), as the console's "My IP"
+    # Who may reach the app port: "my-ip" (your address /32, as the console's "My IP": myip.your_address) by
+    # default, since the order API has no login and writes to the database; "0.0.0.0/0" opens it to the internet.
+    app_cidr: str = "my-ip"
     ssh_cidr: str | None = None
     cloud_port: int | None = None
     home: Path = field(default_factory=control.default_home)

@@ -55,22 +55,43 @@ def test_my_ip_opens_the_app_to_your_computer_only(provisioned):
         assert not row["allowed"] and row["because"] == (
             f"ec2-app-sg: no inbound rule for tcp {lab.config.app_port} from your computer (127.0.0.1)"), row
     finally:
-        network.create_security_groups(lab)  # the default again: 0.0.0.0/0
-    assert _app_sources(lab) == {"0.0.0.0/0"}
+        network.create_security_groups(lab)  # the default again: "my-ip"
+    assert _app_sources(lab) == {"127.0.0.1/32"}
     assert _http(url, 10) == 200
+
+
+def test_the_app_is_open_to_your_address_only_by_default(provisioned):
+    """The order API has no login and writes to the database: by default (issue 25 item 11) its port admits your
+    address /32 only, not 0.0.0.0/0; locally that is 127.0.0.1, where your browser, the tests and a classroom's
+    Hub proxy all connect from."""
+    lab = provisioned.lab
+    assert LabConfig().app_cidr == myip.MY_IP == lab.config.app_cidr
+    assert _app_sources(lab) == {"127.0.0.1/32"}
+    assert _http(compute.app_url(lab) + "healthz", 10) == 200
+    row = _app_row(lab)
+    assert row["allowed"] and row["because"].startswith(f"ec2-app-sg allows tcp {lab.config.app_port} from "
+                                                        "127.0.0.1/32;"), row
 
 
 def test_an_unknown_address_is_said_in_the_table(provisioned, monkeypatch):
     """On AWS without an answer from checkip: only a 0.0.0.0/0 rule is sure to match, and the rows say why."""
     lab = provisioned.lab
-    monkeypatch.setattr(myip, "lookup", lambda _lab: (None, "https://checkip.amazonaws.com did not answer"))
-    frame = paths.reachability_frame(lab).set_index("path")
-    assert frame.loc[f"your computer -> app :{lab.config.app_port}", "allowed"]  # the app is open to 0.0.0.0/0
-    because = frame.loc["your computer -> RDS :3306", "because"]
-    assert "PubliclyAccessible is false" in because and because.endswith("; https://checkip.amazonaws.com did not answer")
-    with pytest.raises(StepError, match="'my-ip'.*did not answer"):  # nothing changed: the rule stays
-        network.create_security_groups(_with(lab, "my-ip"))
-    assert _app_sources(lab) == {"0.0.0.0/0"}
+    everyone = _with(lab, "0.0.0.0/0")
+    network.create_security_groups(everyone)
+    try:
+        monkeypatch.setattr(myip, "lookup", lambda _lab: (None, "https://checkip.amazonaws.com did not answer"))
+        frame = paths.reachability_frame(lab).set_index("path")
+        assert frame.loc[f"your computer -> app :{lab.config.app_port}", "allowed"]  # open to 0.0.0.0/0
+        because = frame.loc["your computer -> RDS :3306", "because"]
+        assert "PubliclyAccessible is false" in because and because.endswith(
+            "; https://checkip.amazonaws.com did not answer")
+        with pytest.raises(StepError, match="'my-ip'.*did not answer"):  # nothing changed: the rule stays
+            network.create_security_groups(_with(lab, "my-ip"))
+        assert _app_sources(lab) == {"0.0.0.0/0"}
+    finally:
+        monkeypatch.undo()
+        network.create_security_groups(lab)
+    assert _app_sources(lab) == {"127.0.0.1/32"}
 
 
 class _FakeLab:

@@ -53,7 +53,12 @@ __all__ = ["INSTANCE_TYPE", "LIVE_STATES", "PRELUDE", "UBUNTU_PARAMETER", "app_i
 PROJECT = Path(__file__).resolve().parents[1]
 UBUNTU_PARAMETER = "/aws/service/canonical/ubuntu/server/22.04/stable/current/amd64/hvm/ebs-gp2/ami-id"
 UBUNTU_OWNER = "099720109477"
-APP_DIR = '"$HOME/orders-app"'
+# The app lives in /opt/orders-app on the instance: root's files, which the service's own user can read (root's
+# home, /root, is closed to other users). A script reaches the instance's / as the parent of root's home, /root,
+# which holds on the local image too (its / is a folder of the local cloud's); ~/orders-app links to the app for
+# commands typed by hand (step 7).
+APP_DIR = '"$ROOT_FS/opt/orders-app"'
+UNIT_PATH = '"$ROOT_FS/etc/systemd/system/orders-app.service"'
 # A fresh Ubuntu instance runs cloud-init and unattended-upgrades at boot, which hold apt's locks: wait for
 # cloud-init to finish, and let apt wait for the dpkg lock instead of failing at once. DPkg::Lock::Timeout covers
 # dpkg's lock only: apt's update fails at once (exit 100, "Could not get lock /var/lib/apt/lists/lock") while
@@ -67,12 +72,12 @@ APT_INSTALL = """apt_update() {
     code=$?
     case "$out" in
       *"Could not get lock"*|*"Unable to lock directory"*)
-        [ "$tries" -lt %(tries)d ] || break
-        tries=$((tries + 1)); sleep %(wait)d ;;
+        [ "$tries" -lt @TRIES@ ] || break
+        tries=$((tries + 1)); sleep @WAIT@ ;;
       *) break ;;
     esac
   done
-  printf '%%s\\n' "$out" >&2
+  printf '%s\\n' "$out" >&2
   return "$code"
 }
 apt_install() {
@@ -80,8 +85,9 @@ apt_install() {
   apt_update
   DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq "$@"
 }
-""" % {"tries": 600 // APT_RETRY_SECONDS, "wait": APT_RETRY_SECONDS}
-PRELUDE = 'set -eu\nexport HOME="${HOME:-/root}"\nAPP_DIR=' + APP_DIR + "\n" + APT_INSTALL
+""".replace("@TRIES@", str(600 // APT_RETRY_SECONDS)).replace("@WAIT@", str(APT_RETRY_SECONDS))
+PRELUDE = ('set -eu\nexport HOME="${HOME:-/root}"\nROOT_FS="${HOME%/root}"\nAPP_DIR=' + APP_DIR + "\n"
+           + APT_INSTALL)
 FOREIGN_GRACE_SECONDS = 20  # a restarting app may still answer as its old self for a moment
 
 
@@ -198,7 +204,12 @@ def install_app_dependencies(lab: Lab) -> str:
     """Step 7: Python, a virtual environment, and flask/boto3/pymysql/hypercorn on the instance."""
     script = PRELUDE + f"""
 python3 -c 'import ensurepip' 2>/dev/null || apt_install python3-venv
+if [ -d "$HOME/orders-app" ] && [ ! -L "$HOME/orders-app" ]; then  # the app's place before /opt/orders-app
+  systemctl stop orders-app >/dev/null 2>&1 || true
+  rm -rf "$HOME/orders-app"
+fi
 mkdir -p "$APP_DIR"
+ln -sfn "$APP_DIR" "$HOME/orders-app"
 cat > "$APP_DIR/requirements.txt" <<'REQUIREMENTS'
 {_requirements()}REQUIREMENTS
 [ -x "$APP_DIR/venv/bin/python" ] || python3 -m venv "$APP_DIR/venv"
@@ -228,6 +239,10 @@ def _app_archive() -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
+# The service runs as a user of its own, never root: the app answers the internet and its order API has no login.
+# DynamicUser= has systemd make that user (orders-app) when the unit starts, with no login and no home, and keep
+# the rest of the system read-only to it; the app only reads its files. systemd reads EnvironmentFile= as root, so
+# the env file (the Flask secret key) stays readable by root alone.
 UNIT = """[Unit]
 Description=Orders Lab Flask app
 After=network-online.target
@@ -235,6 +250,9 @@ StartLimitIntervalSec=60
 StartLimitBurst=5
 
 [Service]
+User=orders-app
+Group=orders-app
+DynamicUser=yes
 WorkingDirectory={app_dir}
 EnvironmentFile={app_dir}/orders-app.env
 ExecStart=/bin/sh -c 'exec {app_dir}/venv/bin/hypercorn --config {app_dir}/hypercorn.toml --bind "$${{HOST:-0.0.0.0}}:$${{PORT:-5000}}" "app:create_app()"'
@@ -259,7 +277,6 @@ def deploy_app(lab: Lab) -> str:
     script = PRELUDE + f"""
 [ -x "$APP_DIR/venv/bin/hypercorn" ] || {{ echo "the app's virtual environment is missing: {run_first(7)}" >&2; exit 3; }}
 echo '{archive}' | base64 -d > "$APP_DIR/app.tar.gz"
-NEW=$(sha256sum "$APP_DIR/app.tar.gz" | cut -d' ' -f1)
 OLD=$(cat "$APP_DIR/.deployed" 2>/dev/null || true)
 tar -xzf "$APP_DIR/app.tar.gz" -C "$APP_DIR"
 ENV_FILE="$APP_DIR/orders-app.env"
@@ -275,11 +292,15 @@ INSTANCE_ID={instance["InstanceId"]}
 FLASK_SECRET_KEY=$KEY
 ENVFILE
 umask 022
-cat > "$APP_DIR/orders-app.service" <<'UNITFILE'
+UNIT={UNIT_PATH}
+systemctl disable orders-app >/dev/null 2>&1 || true  # an earlier unit linked from elsewhere
+rm -f "$UNIT"
+cat > "$UNIT" <<'UNITFILE'
 {UNIT.format(app_dir="@APP_DIR@")}UNITFILE
-sed -i "s#@APP_DIR@#$APP_DIR#g" "$APP_DIR/orders-app.service"
+sed -i "s#@APP_DIR@#$APP_DIR#g" "$UNIT"
 systemctl daemon-reload
-systemctl enable "$APP_DIR/orders-app.service" >/dev/null
+systemctl enable orders-app >/dev/null
+NEW=$(cat "$APP_DIR/app.tar.gz" "$ENV_FILE" "$UNIT" | sha256sum | cut -d' ' -f1)
 if [ "$NEW" != "$OLD" ] || ! systemctl is-active --quiet orders-app; then systemctl restart orders-app; fi
 echo "$NEW" > "$APP_DIR/.deployed"
 systemctl is-active orders-app

@@ -158,9 +158,9 @@ class LocalTarget:
     def guard(self, session: Any) -> None:
         """Nothing to guard: every call stays on this machine."""
 
-    def db_ca_bundle(self) -> bytes:
+    def db_ca_bundle(self, region: str | None = None) -> bytes:
         """The local cloud's RDS CA certificate: what the RDS CA bundle is on AWS (it signs every DB server's
-        certificate), for clients to verify the database server and its name."""
+        certificate), for clients to verify the database server and its name. It is the region's too."""
         path = Path(self.status.home) / "rds-ca" / "ca.pem"
         if not path.exists():
             raise CloudError(f"the local cloud has no RDS CA certificate at {path}",
@@ -305,8 +305,14 @@ class AwsTarget:
         """The functions' runtime on AWS, whatever Python this machine has: one AWS supports longest."""
         return lambda_platform.AWS_RUNTIME
 
-    def db_ca_bundle(self) -> bytes:
-        """RDS's global CA bundle (every region's RDS certificate authorities), downloaded once into .cache."""
+    def db_ca_bundle(self, region: str | None = None) -> bytes:
+        """RDS's global CA bundle (every region's RDS certificate authorities), downloaded once into .cache; with
+        ``region``, only the certificates a DB instance there chains to (:func:`region_bundle`)."""
+        data = self._global_bundle()
+        return data if region is None else region_bundle(data, region)
+
+    @staticmethod
+    def _global_bundle() -> bytes:
         if RDS_CA_CACHE.exists():
             return RDS_CA_CACHE.read_bytes()
         hint = f"download {RDS_CA_URL} yourself to {RDS_CA_CACHE}"
@@ -350,6 +356,26 @@ class AwsTarget:
     def as_on_aws(self, kind: str, address: str, name: str = "") -> str:
         """On AWS an address is already AWS's own DNS name."""
         return address
+
+
+REGION_IN_NAME = re.compile(r"\b([a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d+)\b")  # us-east-1, us-gov-west-1, ...
+
+
+def region_bundle(data: bytes, region: str) -> bytes:
+    """The certificates of ``data`` (RDS's global bundle) that a DB instance in ``region`` can chain to: those whose
+    name says that region ("Amazon RDS eu-west-1 Root CA RSA2048 G1") and those that name none (a global root).
+    A few kilobytes instead of the whole bundle's many: small enough to send to the instance in a command."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from cryptography.x509.oid import NameOID
+
+    kept = []
+    for certificate in x509.load_pem_x509_certificates(data):
+        names = " ".join(str(a.value) for a in certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME))
+        regions = REGION_IN_NAME.findall(names)
+        if not regions or region in regions:
+            kept.append(certificate.public_bytes(Encoding.PEM))
+    return b"".join(kept)
 
 
 def _check_bundle(data: bytes, hint: str) -> None:

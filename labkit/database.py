@@ -180,7 +180,12 @@ def connect_from_your_computer(lab: Lab, timeout: float = 3.0) -> pd.DataFrame:
 
 def _mysql_script(lab: Lab, sql_heredoc: str, args: str = "", read_only: bool = False) -> str:
     """The script that runs ``sql_heredoc`` with the mysql client on the instance. ``read_only`` installs nothing
-    (a missing client says to run step 6) and runs the SQL in read-only transactions, so it can change nothing."""
+    (a missing client says to run step 6) and runs the SQL in read-only transactions, so it can change nothing.
+
+    The client connects with TLS and verifies the server: its certificate must chain to the RDS CA bundle of the
+    lab's region (written beside the app, ``rds-ca-bundle.pem``) and name the endpoint it was asked for
+    (``--ssl-mode=VERIFY_IDENTITY``; MariaDB's client says ``--ssl-verify-server-cert``). The password never
+    crosses the network in the clear, and a server that is not the lab's database is refused."""
     db = describe_db_instance(lab)
     if db is None:
         raise StepError(6, "the database instance does not exist", run_first(4))
@@ -197,11 +202,21 @@ def _mysql_script(lab: Lab, sql_heredoc: str, args: str = "", read_only: bool = 
         tools = ("command -v mysql >/dev/null 2>&1 || apt_install mysql-client\n"
                  "python3 -c 'import importlib.util, sys; sys.exit(not importlib.util.find_spec(\"boto3\"))' || "
                  "apt_install python3-boto3")
+    bundle = lab.target.db_ca_bundle(region=lab.region).decode()
     return compute.PRELUDE + f"""
 {tools}
 MYSQL_PWD="$(python3 -c "{fetch}")"
 export MYSQL_PWD
-mysql --host={host} --port={port} --user={db['MasterUsername']} --default-character-set=utf8mb4 {args} <<'SQL'
+mkdir -p "$APP_DIR"
+CA="$APP_DIR/rds-ca-bundle.pem"
+cat > "$CA" <<'PEM'
+{bundle}PEM
+if mysql --version 2>/dev/null | grep -q MariaDB; then
+  set -- --ssl-ca="$CA" --ssl-verify-server-cert  # MariaDB's client: the same checks, under its own names
+else
+  set -- --ssl-mode=VERIFY_IDENTITY --ssl-ca="$CA"
+fi
+mysql "$@" --host={host} --port={port} --user={db['MasterUsername']} --default-character-set=utf8mb4 {args} <<'SQL'
 {sql_heredoc}
 SQL
 """

@@ -14,7 +14,7 @@ import io
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from botocore import xform_name
 from botocore.response import StreamingBody
@@ -143,10 +143,10 @@ class _InOrder:
     def __init__(self, *_: Any, **__: Any) -> None:
         pass
 
-    def __enter__(self) -> _InOrder:
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *_: Any) -> None:
+    def __exit__(self, *_: object) -> None:
         pass
 
     def submit(self, fn: Any, *args: Any, **kwargs: Any) -> Future:

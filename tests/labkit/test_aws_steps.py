@@ -3,6 +3,7 @@ answers shaped as AWS's, the transient ones included, every queued answer asked 
 from __future__ import annotations
 
 import datetime as dt
+from typing import ClassVar
 
 import boto3
 import pytest
@@ -18,7 +19,7 @@ class FakeLab:
 
     name = "stub-lab"
     region = "eu-west-1"
-    tags = [{"Key": "lab", "Value": "stub-lab"}]
+    tags: ClassVar[list[dict[str, str]]] = [{"Key": "lab", "Value": "stub-lab"}]
 
     class target:
         poll_seconds = 0.01

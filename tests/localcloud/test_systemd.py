@@ -75,6 +75,21 @@ def test_restart_always_brings_a_killed_service_back_and_status_shows_it(sandbox
     assert sandbox("is-active", "sleeper").stdout.strip() == "inactive"
 
 
+def test_user_is_not_applied_and_the_journal_says_so(sandbox):
+    """A unit with User= (the lab's app: DynamicUser=yes) starts as the cloud's own user, as root too: the local
+    image cannot make or switch to the instance's users; its journal says which user it runs as instead."""
+    sandbox.write_unit("app.service", "[Unit]\nDescription=App\n[Service]\nUser=orders-app\nGroup=orders-app\n"
+                                      "DynamicUser=yes\nExecStart=sleep 300\n")
+    sandbox("start", "app")
+    pid = int(_wait(lambda: _show(sandbox, "app")["MainPID"] != "0" and _show(sandbox, "app"))["MainPID"])
+    assert os.stat(f"/proc/{pid}").st_uid == os.getuid()
+    status = sandbox("status", "app").stdout
+    assert "Active: active (running)" in status
+    assert (f"app.service: User=orders-app is not applied: the local image runs every process as the local cloud's "
+            f"user (") in status and f"uid {os.getuid()}); on EC2 systemd starts the unit as orders-app." in status
+    sandbox("stop", "app")
+
+
 def test_restart_no_and_on_failure_follow_the_exit_cause(sandbox):
     sandbox.write_unit("once.service", "[Service]\nExecStart=sh -c 'exit 4'\n")
     sandbox.write_unit("clean.service", "[Service]\nExecStart=sh -c 'exit 0'\nRestart=on-failure\n")

@@ -14,7 +14,12 @@ unless more than ``StartLimitBurst=`` starts (default 5) fell within ``StartLimi
 instance's environment marker like every process of the instance, so StopInstances and TerminateInstances
 end it with the rest; it also never restarts once ``run/systemd/shutdown`` exists (the cloud writes it first).
 ``[Service]`` keys read: ExecStart, WorkingDirectory, Environment, EnvironmentFile, Restart, RestartSec,
-SuccessExitStatus, StartLimitIntervalSec/StartLimitBurst (also in ``[Unit]``).
+SuccessExitStatus, StartLimitIntervalSec/StartLimitBurst (also in ``[Unit]``), User/Group/DynamicUser.
+
+``User=`` (with ``Group=``, ``DynamicUser=``) is not applied: every process of the local image runs as the local
+cloud's own user. Switching users needs root, and even as root the shim does not: the image's users (a
+DynamicUser= one, or one made with useradd on the instance) are not this machine's, and the unit's files belong
+to the cloud's user. Each start says so in the unit's journal, so the difference from EC2 is visible.
 """
 from __future__ import annotations
 
@@ -169,9 +174,22 @@ class Supervisor:
         if self.child and self.child.poll() is None:
             _signal_group(self.child.pid, signal.SIGTERM)
 
+    def user_note(self) -> str:
+        """What the journal says about ``User=``: on EC2 systemd starts the unit as that user, here it cannot."""
+        user = (self.service.get("User") or "").strip()
+        if not user:
+            return ""
+        import pwd
+
+        me = pwd.getpwuid(os.getuid()).pw_name if os.getuid() != 0 else "root"
+        return (f"{self.name}: User={user} is not applied: the local image runs every process as the local cloud's "
+                f"user ({me}, uid {os.getuid()}); on EC2 systemd starts the unit as {user}.")
+
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self.on_stop_signal)
         signal.signal(signal.SIGINT, self.on_stop_signal)
+        if self.user_note():
+            journal(self.name, self.user_note())
         state = load_state(self.name)
         state.update(supervisor_pid=os.getpid(), restarts=0)  # NRestarts counts since the last explicit start
         while True:

@@ -10,8 +10,17 @@ import pandas as pd
 from botocore.exceptions import BotoCoreError, ClientError
 
 from labkit import compute, database, functions, health, iam, names, network, paths, schedule, secretsmanager, storage
-from labkit.errors import (DENIED, GONE, AccessDenied, CheckFailed, ConfigError, LabkitError, StepError, access_denied,
-                           error_code)
+from labkit.errors import (
+    DENIED,
+    GONE,
+    AccessDenied,
+    CheckFailed,
+    ConfigError,
+    LabkitError,
+    StepError,
+    access_denied,
+    error_code,
+)
 from labkit.names import layer_name
 from labkit.session import Lab
 from labkit.tagging import name_tag

@@ -115,9 +115,9 @@ def apply_db_changes(lab: Lab, seconds: float = DB_WAIT_SECONDS, **changes: Any)
     seen = _under_way(answer)
     started = time.monotonic()
 
-    def done(db: dict | None) -> bool:
+    def done(db: dict) -> bool:
         nonlocal seen
-        if db is None:
+        if not db:
             raise StepError(4, f"the DB instance {identifier} is gone", run_first(4))
         seen = seen or _under_way(db)
         settled = db.get("DBInstanceStatus") == "available" and not db.get("PendingModifiedValues")
@@ -127,7 +127,7 @@ def apply_db_changes(lab: Lab, seconds: float = DB_WAIT_SECONDS, **changes: Any)
 
     try:
         return Retrying(retry=retry_if_result(lambda db: not done(db)), stop=stop_after_delay(seconds),
-                        wait=wait_fixed(lab.target.poll_seconds))(describe_db_instance, lab)
+                        wait=wait_fixed(lab.target.poll_seconds))(lambda: describe_db_instance(lab) or {})
     except RetryError as exc:
         db = exc.last_attempt.result() or {}
         raise StepError(4, f"the changes {sorted(changes)} to {identifier} did not show within "

@@ -14,7 +14,7 @@ import io
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any
 
 from botocore import xform_name
 from botocore.response import StreamingBody
@@ -143,7 +143,7 @@ class _InOrder:
     def __init__(self, *_: Any, **__: Any) -> None:
         pass
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> _InOrder:
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -153,7 +153,7 @@ class _InOrder:
         future: Future = Future()
         try:
             future.set_result(fn(*args, **kwargs))
-        except Exception as exc:  # noqa: BLE001 - handed to the caller as the pool would
+        except Exception as exc:  # handed to the caller, as the pool would
             future.set_exception(exc)
         return future
 

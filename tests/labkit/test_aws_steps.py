@@ -206,10 +206,7 @@ def test_a_long_lab_name_creates_a_valid_bucket():
                           {"Bucket": name, "CreateBucketConfiguration": {"LocationConstraint": "ap-southeast-2"}})
         stub.add_response("head_bucket", {"ResponseMetadata": {"HTTPStatusCode": 200}}, {"Bucket": name})  # the waiter
         for operation in ("put_public_access_block", "put_bucket_encryption", "put_bucket_tagging"):
-            stub.add_response(operation, {}, {"Bucket": name, **{k: ANY for k in {
-                "put_public_access_block": ["PublicAccessBlockConfiguration"],
-                "put_bucket_encryption": ["ServerSideEncryptionConfiguration"],
-                "put_bucket_tagging": ["Tagging"]}[operation]}})
+            stub.add_response(operation, {}, {"Bucket": name, **dict.fromkeys({"put_public_access_block": ["PublicAccessBlockConfiguration"], "put_bucket_encryption": ["ServerSideEncryptionConfiguration"], "put_bucket_tagging": ["Tagging"]}[operation], ANY)})
         assert storage.create_bucket(lab) == name
         stub.assert_no_pending_responses()
     assert len(name) <= 63 and re.fullmatch(r"[a-z0-9][a-z0-9-]+[a-z0-9]", name)

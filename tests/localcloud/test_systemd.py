@@ -85,8 +85,8 @@ def test_user_is_not_applied_and_the_journal_says_so(sandbox):
     assert os.stat(f"/proc/{pid}").st_uid == os.getuid()
     status = sandbox("status", "app").stdout
     assert "Active: active (running)" in status
-    assert (f"app.service: User=orders-app is not applied: the local image runs every process as the local cloud's "
-            f"user (") in status and f"uid {os.getuid()}); on EC2 systemd starts the unit as orders-app." in status
+    assert ("app.service: User=orders-app is not applied: the local image runs every process as the local cloud's "
+            "user (") in status and f"uid {os.getuid()}); on EC2 systemd starts the unit as orders-app." in status
     sandbox("stop", "app")
 
 

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from labkit import Lab, StepError, compute, config, database
-from labkit.localcloud import rds_tls
+from labkit.localcloud.rds import tls as rds_tls
 
 
 # -- on the local cloud ----------------------------------------------------------------------------------------

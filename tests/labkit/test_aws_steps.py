@@ -3,35 +3,15 @@ answers shaped as AWS's, the transient ones included, every queued answer asked 
 from __future__ import annotations
 
 import datetime as dt
-from typing import ClassVar
 
 import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
 from labkit import StepError, database, functions, network
+from tests.labkit.stub_lab import FakeLab
 
 DB_ID = "stub-lab-db"
-
-
-class FakeLab:
-    """What a step needs of a Lab, with stubbed clients and quick polls."""
-
-    name = "stub-lab"
-    region = "eu-west-1"
-    tags: ClassVar[list[dict[str, str]]] = [{"Key": "lab", "Value": "stub-lab"}]
-
-    class target:
-        poll_seconds = 0.01
-
-    def __init__(self, **clients) -> None:
-        self._clients = clients
-
-    def client(self, name):
-        return self._clients[name]
-
-    def tag_filter(self):
-        return [{"Name": "tag:lab", "Values": [self.name]}]
 
 
 def _db(status: str = "available", pending: dict | None = None, **fields) -> dict:

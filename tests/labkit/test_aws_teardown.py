@@ -6,26 +6,9 @@ import pytest
 from botocore.stub import Stubber
 
 from labkit import teardown
+from tests.labkit.stub_lab import FakeLab
 
 VPC = {"VpcId": "vpc-0123456789abcdef0", "CidrBlock": "10.0.0.0/16"}
-
-
-class FakeLab:
-    """What teardown needs of a Lab, with stubbed clients."""
-
-    name = "stub-lab"
-
-    class target:
-        poll_seconds = 0.01
-
-    def __init__(self, **clients) -> None:
-        self._clients = clients
-
-    def client(self, name):
-        return self._clients[name]
-
-    def tag_filter(self):
-        return [{"Name": "tag:lab", "Values": [self.name]}]
 
 
 def _db(status: str) -> dict:

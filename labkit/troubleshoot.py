@@ -30,18 +30,19 @@ def deploy_probe(lab: Lab, case: str, with_layer: bool = True, timeout: int = 30
     """A copy of order-validator for one case: the same code and role, with the case's mistake.
 
     ``own_group`` puts it in the probe security group instead of ``lambda-sg``: same subnets, but no rule
-    of the lab admits it anywhere. The "secret" case runs as a probe role that may read the probe secret
-    (troubleshoot_iam.secret_probe_role): the lab's role may not, in least-privilege mode."""
+    of the lab admits it anywhere. A probe that reads the probe secret (the "secret" case) runs as a probe role
+    that may read it (troubleshoot_iam.secret_probe_role): the lab's role may not, in least-privilege mode."""
     name = probe_name(lab, case)
     vpc = functions.vpc_config(lab) if in_vpc else None
     if own_group and vpc:
         vpc = {**vpc, "SecurityGroupIds": [ensure_probe_group(lab)]}
-    if case == "secret" and role == iam.VALIDATOR_ROLE:
+    reads_probe_secret = (env or {}).get("DB_SECRET_NAME") == probe_name(lab, "secret")
+    if reads_probe_secret and role == iam.VALIDATOR_ROLE:
         role = troubleshoot_iam.secret_probe_role(lab)
     functions.ensure_function(lab, name, "order_validator", role,
                               {"DB_SECRET_NAME": iam.SECRET_NAME, **(env or {})}, timeout=timeout, memory=256,
                               layers=[functions.ensure_layer(lab)] if with_layer else [], vpc=vpc)
-    if case == "secret":
+    if reads_probe_secret:
         troubleshoot_iam.await_secret_access(lab, name, VALID_ORDER)
     return name
 

@@ -100,7 +100,7 @@ def wait_until_available(lab: Lab, step: int | str = 4, seconds: float = DB_WAIT
                         "run this step again: it goes on waiting where this wait stopped") from exc
 
 
-def apply_db_changes(lab: Lab, seconds: float = DB_WAIT_SECONDS, **changes: Any) -> dict:
+def apply_db_changes(lab: Lab, seconds: float = DB_WAIT_SECONDS, **changes: Any) -> dict[str, Any]:
     """ModifyDBInstance with ``changes`` (``BackupRetentionPeriod=7``), applied at once, and wait until they show.
 
     Right after ModifyDBInstance the instance can still read ``available`` with no pending change (RDS takes the
@@ -115,7 +115,7 @@ def apply_db_changes(lab: Lab, seconds: float = DB_WAIT_SECONDS, **changes: Any)
     seen = _under_way(answer)
     started = time.monotonic()
 
-    def done(db: dict) -> bool:
+    def done(db: dict[str, Any]) -> bool:
         nonlocal seen
         if not db:
             raise StepError(4, f"the DB instance {identifier} is gone", run_first(4))
@@ -136,7 +136,7 @@ def apply_db_changes(lab: Lab, seconds: float = DB_WAIT_SECONDS, **changes: Any)
                         "run it again: it waits for the same changes; RDS goes on with them meanwhile") from None
 
 
-def _under_way(db: dict) -> bool:
+def _under_way(db: dict[str, Any]) -> bool:
     return db.get("DBInstanceStatus") != "available" or bool(db.get("PendingModifiedValues"))
 
 

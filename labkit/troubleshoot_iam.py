@@ -36,7 +36,7 @@ PROBE_SECRET_POLICY = "read-the-probe-and-lab-secrets"
 IAM_PROPAGATION = 60  # seconds: on AWS a policy change reaches Lambda after a few seconds
 
 
-def _inline(lab: Lab, case: str) -> dict[str, dict]:
+def _inline(lab: Lab, case: str) -> dict[str, dict[str, Any]]:
     """The inline policies the case's probe role starts with: the secret-format probe reads the probe secret
     (the broken one) and, once fixed, the lab's secret; nothing else."""
     if case != "secret":
@@ -83,7 +83,7 @@ def secret_probe_role(lab: Lab) -> str:
     return _ensure_probe_role(lab, "secret")
 
 
-def await_secret_access(lab: Lab, function: str, event: dict) -> None:
+def await_secret_access(lab: Lab, function: str, event: dict[str, Any]) -> None:
     """Invoke ``function`` until Secrets Manager no longer refuses its new role (on AWS a role's new policy takes
     a few seconds to apply; the local cloud applies it at once), so the next answer is the case's own."""
     def refused() -> bool:

@@ -27,7 +27,7 @@ LAMBDA_VENV = Path(__file__).resolve().parents[1] / ".venv-lambda"
 ARCHITECTURE = "x86_64"
 PLATFORMS = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
 # AWS Lambda's Python runtimes and their deprecation dates ("Building Lambda functions with Python", AWS Lambda
-# Developer Guide, read 2026-12-04); creating a function is blocked about a month later, updating it two.
+# Developer Guide, read 2026-12-04); creating, then updating, a function on it is blocked weeks to months later.
 # python3.13 is deprecated last of those with a full set of wheels (python3.14 too, on the same day).
 AWS_DEPRECATION = {"python3.10": "2026-10-31", "python3.11": "2027-06-30", "python3.12": "2028-10-31",
                    "python3.13": "2029-06-30", "python3.14": "2029-06-30"}

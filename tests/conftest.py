@@ -1,83 +1,46 @@
-"""Shared fixtures: a real local cloud on a free port in a temporary LABKIT_HOME, stopped at the end."""
+"""Shared fixtures: a real local cloud on a free port in a temporary LABKIT_HOME, stopped at the end.
+
+Fixtures and hooks only: what tests call lives in tests/helpers/.
+"""
 from __future__ import annotations
 
 import atexit
-import io
 import os
 import shutil
-import socket
 import tempfile
-import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
-import boto3
 import pytest
 
 from labkit.localcloud import control
 from labkit.localcloud.procs import CLOUD_MARKER, find_marked
-
-# No test may reach real AWS: dummy credentials (the local cloud refuses them too), no profile, no instance metadata.
-# Tests that talk to a local cloud sign as its admin user (``Cloud.client``, ``use_admin_keys``).
-for _var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
-    os.environ.pop(_var, None)
-os.environ.update({"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
-                   "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"})
-REGION = "us-east-1"
-
-# Nor may a test write into the user's home: `labkit run` signs what it executed in Jupyter's signature store, and
-# the kernels it starts keep IPython, Jupyter and matplotlib files there. Each test session (and every kernel,
-# notebook and JupyterLab it starts, which inherit the environment) gets folders of its own, removed at exit.
-USER_DIRS = {"JUPYTER_DATA_DIR": "jupyter-data", "JUPYTER_RUNTIME_DIR": "jupyter-runtime",
-             "JUPYTER_CONFIG_DIR": "jupyter-config", "IPYTHONDIR": "ipython", "MPLCONFIGDIR": "matplotlib"}
-_user_dirs = Path(tempfile.mkdtemp(prefix="labkit-tests-user-"))
-os.environ.update({name: str(_user_dirs / folder) for name, folder in USER_DIRS.items()})
-(_user_dirs / "matplotlib").mkdir()
-for _fonts in (Path.home() / ".cache" / "matplotlib").glob("fontlist-*.json"):  # read, not written: saves its
-    shutil.copy(_fonts, _user_dirs / "matplotlib")  # kernels rebuilding the font list (5 s)
-atexit.register(shutil.rmtree, _user_dirs, ignore_errors=True)
+from tests.helpers import USER_DIRS, ProvisionedLab, free_port, start_test_cloud, stop_test_cloud
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def pytest_configure(config: pytest.Config) -> None:
+    """No test may reach real AWS: dummy credentials (the local cloud refuses them too), no profile, no instance
+    metadata. Tests that talk to a local cloud sign as its admin user (``Cloud.client``).
+
+    Nor may a test write into the user's home: `labkit run` signs what it executed in Jupyter's signature store,
+    and the kernels it starts keep IPython, Jupyter and matplotlib files there. Each test session (and every
+    kernel, notebook and JupyterLab it starts, which inherit the environment) gets folders of its own, removed
+    at exit (after IPython's own exit handlers, registered later, have written their history there)."""
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+        os.environ.pop(name, None)
+    os.environ.update({"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
+                       "AWS_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"})
+    user_dirs = Path(tempfile.mkdtemp(prefix="labkit-tests-user-"))
+    atexit.register(shutil.rmtree, user_dirs, ignore_errors=True)
+    os.environ.update({name: str(user_dirs / folder) for name, folder in USER_DIRS.items()})
+    (user_dirs / "matplotlib").mkdir()
+    for fonts in (Path.home() / ".cache" / "matplotlib").glob("fontlist-*.json"):  # read, not written: saves its
+        shutil.copy(fonts, user_dirs / "matplotlib")  # kernels rebuilding the font list (5 s)
 
 
-def make_zip(files: dict[str, str | bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, content in files.items():
-            archive.writestr(name, content)
-    return buffer.getvalue()
-
-
-@dataclass
-class Cloud:
-    home: Path
-    status: control.CloudStatus
-
-    @property
-    def endpoint(self) -> str:
-        return self.status.endpoint
-
-    def client(self, service: str, **kwargs):
-        """A client signed with the cloud's admin keys (unless the test passes keys of its own)."""
-        keys = {} if "aws_access_key_id" in kwargs else control.admin_credentials(self.home)
-        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION, **keys, **kwargs)
-
-    def request(self, method: str, path: str, body: dict | None = None) -> dict:
-        return control.cloud_request(method, path, body, home=self.home)
-
-
-def start_test_cloud(home: Path) -> Cloud:
-    return Cloud(home, control.start_cloud(port=free_port(), home=home))
-
-
-def stop_test_cloud(cloud: Cloud) -> None:
-    control.stop_cloud(cloud.home)
-    leftovers = find_marked(CLOUD_MARKER, cloud.status.cloud_id)
-    assert not leftovers, f"processes left running after cloud stop: {leftovers}"
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that tear the provisioned lab down run last, whatever order the paths were given in."""
+    last = [item for item in items if item.get_closest_marker("tears_down_the_lab")]
+    items[:] = [item for item in items if item not in last] + last
 
 
 @pytest.fixture(scope="session")
@@ -108,37 +71,6 @@ def own_cloud(tmp_path: Path):
         yield running
     finally:
         stop_test_cloud(running)
-
-
-@dataclass
-class ProvisionedLab:
-    lab: object
-    home: Path
-
-    def db_connection(self):
-        """A connection to the local RDS server behind the network model (tests only: the database is private,
-        so its advertised endpoint drops your computer's connections, as on AWS)."""
-        import json
-
-        import pymysql
-
-        secret = json.loads(self.lab.client("secretsmanager").get_secret_value(SecretId="order-db-secret")["SecretString"])
-        port = db_server_port(self.home, f"{secret['host']}:{secret['port']}")
-        return pymysql.connect(host="127.0.0.1", port=port, user=secret["username"],
-                               password=secret["password"], database=secret["dbname"], autocommit=True)
-
-
-def db_server_port(home: Path, endpoint: str) -> int:
-    """The port of the database server process behind an RDS endpoint ``address:port`` (the cloud's wiring)."""
-    services = control.cloud_request("GET", "/_labkit/health", home=home)["services"]
-    identifier = next(k for k, v in services["network"]["databases"].items() if v == endpoint)
-    return services["rds"]["instances"][identifier]["port"]
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that tear the provisioned lab down run last, whatever order the paths were given in."""
-    last = [item for item in items if item.get_closest_marker("tears_down_the_lab")]
-    items[:] = [item for item in items if item not in last] + last
 
 
 @pytest.fixture(scope="session")

@@ -1,16 +1,18 @@
+"""The app's fixtures: the Flask app (flask_app/, on pytest's pythonpath) with a fake validator and its test
+client; the app behind Hypercorn."""
+from __future__ import annotations
+
+import os
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
-
-from tests.conftest import free_port
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "flask_app"))
 from app import create_app
-from validator import ValidationResult, ValidatorUnavailable
+from validator import ValidationResult
+
+from tests.helpers import free_port, until
 
 
 class FakeValidator:
@@ -52,8 +54,7 @@ def client(app):
 # records every order it is asked to store in a file.
 FLASK_APP = Path(__file__).resolve().parents[2] / "flask_app"
 HYPERCORN = Path(sys.executable).with_name("hypercorn")
-SERVED = """import json, sys
-sys.path.insert(0, {flask_app!r})
+SERVED = """import json
 from app import create_app
 from validator import ValidationResult
 
@@ -76,25 +77,24 @@ app = create_app({{"VALIDATOR": Recorder(), "WTF_CSRF_ENABLED": False, "INSTANCE
 def served(tmp_path):
     stored = tmp_path / "stored.jsonl"
     stored.touch()
-    (tmp_path / "served.py").write_text(SERVED.format(flask_app=str(FLASK_APP), stored=str(stored)))
+    (tmp_path / "served.py").write_text(SERVED.format(stored=str(stored)))
     port = free_port()
     proc = subprocess.Popen([str(HYPERCORN), "--config", str(FLASK_APP / "hypercorn.toml"),
                              "--bind", f"127.0.0.1:{port}", "served:app"], cwd=tmp_path,
+                            env={**os.environ, "PYTHONPATH": str(FLASK_APP)},  # app.py, validator.py
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
+        def answers() -> bool:
             try:
                 urllib.request.urlopen(f"{base}/healthz", timeout=2).read()
-                break
+                return True
             except OSError:
-                assert proc.poll() is None and time.monotonic() < deadline, "hypercorn did not start"
-                time.sleep(0.2)
+                assert proc.poll() is None, "hypercorn did not start"
+                return False
+
+        until(answers, 30, 0.2, message="hypercorn answering")
         yield base, port, stored
     finally:
         proc.terminate()
         proc.wait(timeout=20)
-
-
-__all__ = ["ValidationResult", "ValidatorUnavailable"]

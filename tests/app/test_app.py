@@ -4,7 +4,10 @@ from __future__ import annotations
 import re
 import uuid
 
-from tests.app.conftest import ValidationResult, ValidatorUnavailable, create_app
+from app import create_app
+from validator import ValidationResult, ValidatorUnavailable
+
+from tests.helpers import free_port, until
 
 ORDER = {"customer_name": "Ada", "product": "Pen", "quantity": "2", "amount": "3.50"}
 
@@ -105,11 +108,8 @@ def test_python3_app_py_still_serves_it(tmp_path):
     import os
     import subprocess
     import sys
-    import time
     import urllib.request
     from pathlib import Path
-
-    from tests.conftest import free_port
 
     port = free_port()
     app_dir = Path(__file__).resolve().parents[2] / "flask_app"
@@ -117,15 +117,11 @@ def test_python3_app_py_still_serves_it(tmp_path):
     proc = subprocess.Popen([sys.executable, "app.py"], cwd=app_dir, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
-                    assert response.status == 200
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "python3 app.py did not start"
-                time.sleep(0.1)
+        def healthz() -> int:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
+                return response.status
+
+        assert until(healthz, 15, ignoring=(OSError,), message="python3 app.py answering") == 200
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -7,14 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
+from tests.helpers import free_port, until
 
 pytestmark = pytest.mark.browser
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
@@ -51,15 +50,15 @@ def jupyterlab(executed, tmp_path_factory):
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               start_new_session=True)
     try:
-        deadline = time.monotonic() + 60
-        while True:
+        def answers() -> bool:
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status?token={token}", timeout=2)
-                break
+                return True
             except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"JupyterLab did not start (exit code {server.poll()})")
-                time.sleep(0.3)
+                assert server.poll() is None, f"JupyterLab did not start (exit code {server.poll()})"
+                return False
+
+        until(answers, 60, 0.3, message=lambda: f"JupyterLab answering (exit code {server.poll()})")
         yield f"http://127.0.0.1:{port}", token
     finally:
         server.send_signal(signal.SIGTERM)  # Jupyter's own shutdown: it stops the kernels it started

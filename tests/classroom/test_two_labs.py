@@ -21,7 +21,7 @@ import pytest
 from labkit import Lab, database
 from labkit.localcloud import control
 from labkit.localcloud.procs import CLOUD_MARKER, find_marked
-from tests.conftest import free_port
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 NOT_CLONED = (".git", ".venv", ".venv-lambda", ".cache", ".labkit", "runs", "__pycache__", "*.egg-info",

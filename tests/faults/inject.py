@@ -6,6 +6,8 @@ by the cloud's markers (never by name alone), signals it, and returns its pid:
 - ``kill_database`` / ``stall_database``: the RDS instance's server (SIGKILL; SIGSTOP then SIGCONT),
 - ``kill_function_workers``: the warm awslambdaric workers of a function (mid-invoke when busy),
 - ``kill_app``: the instance's web server, the unit's one process (systemd starts it again after RestartSec).
+
+``injector`` names these faults as the fault tests and the benchmark's scenarios do.
 """
 from __future__ import annotations
 
@@ -13,12 +15,21 @@ import json
 import os
 import signal
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psutil
 
 from labkit.localcloud import control
 from labkit.localcloud.procs import CLOUD_MARKER, find_marked
+from labkit.lookups import describe_instance
+from labkit.names import VALIDATOR_FUNCTION, db_instance_id
+from tests.helpers import until
+
+SCENARIOS = ("database killed", "database stalled", "validator worker killed", "app process killed")
+STALL_SECONDS = 38  # past the validator's 30 s timeout
 
 
 def _health(home: Path | None) -> dict:
@@ -77,6 +88,29 @@ def kill_app(instance_id: str, home: Path | None = None) -> int:
     pid = app_main_pid(instance_id, home=home)
     os.kill(pid, signal.SIGKILL)
     return pid
+
+
+def injector(kind: str, lab: Any, home: Path, killed: list[int] | None = None) -> Callable[[], float]:
+    """The fault ``kind`` (one of SCENARIOS) for ``lab``, to call once: it injects the fault and returns when the
+    fault began, as ``time.monotonic()`` (a stall begins to matter when it ends). The app's killed pids go into
+    ``killed``."""
+    if kind not in SCENARIOS:
+        raise ValueError(f"unknown fault {kind!r}: one of {', '.join(SCENARIOS)}")
+    killed = [] if killed is None else killed
+
+    def inject() -> float:
+        if kind == "database killed":
+            kill_database(db_instance_id(lab), home)
+        elif kind == "database stalled":
+            stall_database(db_instance_id(lab), STALL_SECONDS, home)
+            return time.monotonic() + STALL_SECONDS
+        elif kind == "validator worker killed":
+            until(lambda: kill_function_workers(VALIDATOR_FUNCTION, home), 10, 0.05,
+                  message=f"a warm {VALIDATOR_FUNCTION} worker killed")
+        elif kind == "app process killed":  # one hypercorn process: systemd starts it again after RestartSec
+            killed.append(kill_app(describe_instance(lab)["InstanceId"], home))
+        return time.monotonic()
+    return inject
 
 
 def _environ(pid: int) -> dict[str, str]:

@@ -5,19 +5,15 @@ without a 2xx can be retrieved by its id, and the system comes back without anyo
 """
 from __future__ import annotations
 
-import time
-
 import psutil
 import pytest
 
 from labkit.compute import app_url
 from labkit.lookups import describe_instance
-from labkit.names import VALIDATOR_FUNCTION, db_instance_id
 from tests.faults import inject as faults
 from tests.faults.load import OK, under_fault
 
 COUNT, THREADS = 24, 4
-STALL_SECONDS = 38  # past the validator's 30 s timeout
 
 
 def _rows(provisioned):
@@ -28,33 +24,13 @@ def _rows(provisioned):
     return rows_of
 
 
-def _inject(kind: str, provisioned, killed: list[int] | None = None):
-    lab, home = provisioned.lab, provisioned.home
-    killed = [] if killed is None else killed
-
-    def inject() -> float:
-        if kind == "database killed":
-            faults.kill_database(db_instance_id(lab), home)
-        elif kind == "database stalled":
-            faults.stall_database(db_instance_id(lab), STALL_SECONDS, home)
-            return time.monotonic() + STALL_SECONDS
-        elif kind == "validator worker killed":
-            deadline = time.monotonic() + 10
-            while not faults.kill_function_workers(VALIDATOR_FUNCTION, home) and time.monotonic() < deadline:
-                time.sleep(0.05)
-        elif kind == "app process killed":  # one hypercorn process: systemd starts it again after RestartSec
-            killed.append(faults.kill_app(describe_instance(lab)["InstanceId"], home))
-        return time.monotonic()
-    return inject
-
-
 @pytest.mark.parametrize("kind, recover_within", [
     ("database killed", 30), ("database stalled", 30), ("validator worker killed", 10),
     ("app process killed", 10)])
 def test_orders_survive_the_fault(provisioned, kind, recover_within):
     killed: list[int] = []
-    load, verdict = under_fault(app_url(provisioned.lab), COUNT, THREADS, _inject(kind, provisioned, killed),
-                                _rows(provisioned))
+    inject = faults.injector(kind, provisioned.lab, provisioned.home, killed)
+    load, verdict = under_fault(app_url(provisioned.lab), COUNT, THREADS, inject, _rows(provisioned))
     print(f"{kind}: {verdict.line()}")
     assert verdict.recover_seconds is not None and verdict.recover_seconds < recover_within, verdict.line()
     assert verdict.lost == [] and verdict.duplicated == [], verdict.line()

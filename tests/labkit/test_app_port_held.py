@@ -8,12 +8,12 @@ with a note that says why. Released, the port is the app's own again.
 from __future__ import annotations
 
 import socket
-import time
 import uuid
 
 import pytest
 
 from labkit import compute, verify
+from tests.helpers import until
 
 
 def _hold(port: int, seconds: float = 30) -> socket.socket:
@@ -21,20 +21,19 @@ def _hold(port: int, seconds: float = 30) -> socket.socket:
 
     Bound on 0.0.0.0 on purpose, the deliberate exception to "tests bind only 127.0.0.1": a wildcard holder of
     the app port is the case under test."""
-    deadline = time.monotonic() + seconds
-    while True:
+    def bound() -> socket.socket:
         held = socket.socket()
         held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             held.bind(("0.0.0.0", port))
             held.listen()
-            held.setblocking(False)
-            return held
         except OSError:
             held.close()
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+            raise
+        held.setblocking(False)
+        return held
+
+    return until(bound, seconds, ignoring=(OSError,), message=f"0.0.0.0:{port} bound")
 
 
 def _shown_by_labkit_status(provisioned, capsys) -> str:
@@ -83,9 +82,7 @@ def test_an_app_port_held_by_another_program_is_remapped_and_still_takes_this_la
         held.close()
     # Released: the app's next start binds its own port, and the front at the public IP moves back to it.
     compute.run_on_instance(lab, "systemctl restart orders-app", step=8)
-    deadline = time.monotonic() + 60
-    while compute.app_note(lab) and time.monotonic() < deadline:
-        time.sleep(0.25)
+    until(lambda: not compute.app_note(lab), 60, 0.25, message="the app back on its own port")
     url = compute.app_url(lab)
     assert url.endswith(f":{port}/") and not compute.app_note(lab), url
     compute.wait_for_app(lab, url, instance_id, step=8)

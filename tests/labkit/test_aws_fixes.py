@@ -82,7 +82,7 @@ def test_the_layer_carries_what_caching_sha2_password_needs_without_tls(cloud):
     """MySQL 8.4's login over plain TCP encrypts the password with the server's RSA key: PyMySQL needs
     `cryptography` for it, and the Lambda runtime has only boto3, so the layer must carry it."""
     from labkit import functions
-    from tests.localcloud.lambda_helpers import create_function
+    from tests.helpers.lambdas import create_function
 
     lam = cloud.client("lambda")
     layer = lam.publish_layer_version(LayerName="pymysql-rsa", Content={"ZipFile": functions.build_layer()},

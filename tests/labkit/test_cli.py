@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from labkit.localcloud import control
-from tests.conftest import free_port
+from tests.helpers import free_port
 
 COLUMNS = 100  # a terminal of 100 columns: everything labkit prints fits it (issue 27)
 

@@ -10,8 +10,7 @@ import pytest
 
 from labkit import AddressUnknown, ConfigError, Lab, StepError, compute, config, myip, network, paths
 from labkit.config import AwsTarget, LabConfig
-from tests.conftest import free_port
-from tests.localcloud.test_network import _http
+from tests.helpers import free_port, http_status
 
 OTHER = "203.0.113.7/32"  # a documentation address: never yours
 
@@ -39,7 +38,7 @@ def test_my_ip_opens_the_app_to_your_computer_only(provisioned):
     try:
         network.create_security_groups(mine)  # step 3 with app_cidr="my-ip": the rule is your address /32 only
         assert _app_sources(lab) == {"127.0.0.1/32"}
-        assert _http(url, 10) == 200
+        assert http_status(url, 10) == 200
         row = _app_row(mine)
         assert row["allowed"] and row["because"].startswith(f"ec2-app-sg allows tcp {lab.config.app_port} from "
                                                             "127.0.0.1/32;"), row
@@ -47,17 +46,17 @@ def test_my_ip_opens_the_app_to_your_computer_only(provisioned):
         lab.client("ec2").revoke_security_group_ingress(GroupId=group, IpPermissions=[{
             "IpProtocol": "tcp", "FromPort": lab.config.app_port, "ToPort": lab.config.app_port,
             "IpRanges": [{"CidrIp": "127.0.0.1/32"}]}])
-        assert _http(url, 0.75) == "timed out"  # at once
+        assert http_status(url, 0.75) == "timed out"  # at once
         network.create_security_groups(_with(lab, OTHER))  # someone else's address: your computer is dropped
         assert _app_sources(lab) == {OTHER}
-        assert _http(url, 0.75) == "timed out"
+        assert http_status(url, 0.75) == "timed out"
         row = _app_row(mine)
         assert not row["allowed"] and row["because"] == (
             f"ec2-app-sg: no inbound rule for tcp {lab.config.app_port} from your computer (127.0.0.1)"), row
     finally:
         network.create_security_groups(lab)  # the default again: "my-ip"
     assert _app_sources(lab) == {"127.0.0.1/32"}
-    assert _http(url, 10) == 200
+    assert http_status(url, 10) == 200
 
 
 def test_the_app_is_open_to_your_address_only_by_default(provisioned):
@@ -67,7 +66,7 @@ def test_the_app_is_open_to_your_address_only_by_default(provisioned):
     lab = provisioned.lab
     assert LabConfig().app_cidr == myip.MY_IP == lab.config.app_cidr
     assert _app_sources(lab) == {"127.0.0.1/32"}
-    assert _http(compute.app_url(lab) + "healthz", 10) == 200
+    assert http_status(compute.app_url(lab) + "healthz", 10) == 200
     row = _app_row(lab)
     assert row["allowed"] and row["because"].startswith(f"ec2-app-sg allows tcp {lab.config.app_port} from "
                                                         "127.0.0.1/32;"), row

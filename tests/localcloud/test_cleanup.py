@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from labkit.localcloud import control
 from labkit.localcloud.procs import CLOUD_MARKER, find_marked
-from tests.conftest import start_test_cloud
-from tests.localcloud.lambda_helpers import create_function
-from tests.localcloud.test_ec2 import _profile, launch, run_command
+from tests.helpers import start_test_cloud
+from tests.helpers.ec2 import instance_profile, launch, run_command
+from tests.helpers.lambdas import create_function
 
 
 def test_stop_leaves_no_process(tmp_path):
@@ -17,7 +17,7 @@ def test_stop_leaves_no_process(tmp_path):
         rds.get_waiter("db_instance_available").wait(DBInstanceIdentifier="c-db", WaiterConfig={"Delay": 1})
         create_function(cloud, "c-fn", "def lambda_handler(e, c):\n    return 1\n")
         cloud.client("lambda").invoke(FunctionName="c-fn")
-        instance = launch(cloud, _profile(cloud.client("iam"), "c-profile"))
+        instance = launch(cloud, instance_profile(cloud.client("iam"), "c-profile"))
         assert run_command(cloud, instance, ["nohup sleep 300 >/dev/null 2>&1 &"])["Status"] == "Success"
         assert len(find_marked(CLOUD_MARKER, cloud.status.cloud_id)) >= 4  # daemon, database, worker, sleep
     finally:

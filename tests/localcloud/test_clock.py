@@ -6,8 +6,10 @@ import json
 import time
 from pathlib import Path
 
-from tests.localcloud.test_ec2 import launch
-from tests.localcloud.test_rds import _connect, _create, _network
+from tests.helpers import until
+from tests.helpers.ec2 import launch
+from tests.helpers.lambdas import create_function
+from tests.helpers.rds import connect_db, create_db, public_db_network
 
 DAY = 86400.0
 TIMES = """import os, time
@@ -33,8 +35,6 @@ def _invoke(cloud, name: str) -> dict:
 
 
 def test_a_warm_worker_reads_the_new_time_right_after_an_advance(own_cloud):
-    from tests.localcloud.lambda_helpers import create_function
-
     create_function(own_cloud, "what-time", TIMES, Timeout=30)
     first = _invoke(own_cloud, "what-time")
     assert abs(first["now"] - time.time()) < 5, "before any advance the lab clock is real time"
@@ -51,9 +51,9 @@ def test_a_warm_worker_reads_the_new_time_right_after_an_advance(own_cloud):
 
 def test_database_now_and_defaults_follow_the_clock_without_a_restart(own_cloud):
     ec2, rds = own_cloud.client("ec2"), own_cloud.client("rds")
-    groups = _network(ec2, rds, "clock-grp")
-    db = _create(rds, "clock-db", "clock-grp", groups)
-    conn = _connect(db["Endpoint"])
+    groups = public_db_network(ec2, rds, "clock-grp")
+    db = create_db(rds, "clock-db", "clock-grp", groups)
+    conn = connect_db(db["Endpoint"])
     try:
         with conn.cursor() as cur:
             cur.execute("CREATE TABLE stamped (id INT PRIMARY KEY, at DATETIME(6) NOT NULL DEFAULT "
@@ -80,10 +80,7 @@ def test_a_running_instance_process_reads_the_new_time(own_cloud):
               "    time.sleep(0.05)' >/dev/null 2>&1 &\n")
     instance = launch(own_cloud, None, ticker)
     now_file = Path(own_cloud.home) / "ec2" / instance / "root" / "now"
-    deadline = time.monotonic() + 20
-    while not now_file.exists():
-        assert time.monotonic() < deadline, "the instance's process never wrote the time"
-        time.sleep(0.05)
+    until(now_file.exists, 20, 0.05, message="the instance's process writing the time")
     assert abs(float(now_file.read_text()) - time.time()) < 5
     _advance(own_cloud, DAY)
     time.sleep(0.3)  # a few ticks of the running process, no restart
@@ -114,8 +111,6 @@ def test_the_clock_only_moves_forward(cloud):
 
 def test_a_killed_worker_leaves_nothing_in_dev_shm(cloud):
     before = {p.name for p in Path("/dev/shm").iterdir() if p.name.startswith(("faketime_", "sem.faketime_"))}
-    from tests.localcloud.lambda_helpers import create_function
-
     create_function(cloud, "shm-check", TIMES, Timeout=30)
     _invoke(cloud, "shm-check")
     cloud.client("lambda").delete_function(FunctionName="shm-check")  # the worker is killed (SIGKILL)

@@ -13,7 +13,7 @@ import pytest
 
 from labkit.errors import CloudError
 from labkit.localcloud import control
-from tests.conftest import free_port, start_test_cloud, stop_test_cloud
+from tests.helpers import free_port, start_test_cloud, stop_test_cloud
 
 
 def test_start_is_idempotent_and_health_answers(own_cloud):

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-import time
 import urllib.error
 import urllib.request
 
@@ -14,67 +13,17 @@ from botocore.exceptions import ClientError
 from labkit.errors import CloudError
 from labkit.localcloud import control
 from labkit.localcloud.procs import INSTANCE_MARKER, find_marked
-from tests.conftest import free_port
-
-TRUST = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}'
-
-
-def _profile(iam, name: str, ssm: bool = True) -> str:
-    iam.create_role(RoleName=name, AssumeRolePolicyDocument=TRUST)
-    if ssm:
-        iam.attach_role_policy(RoleName=name, PolicyArn="arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore")
-    iam.create_instance_profile(InstanceProfileName=name)
-    iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
-    return name
-
-
-def launch(cloud, profile: str | None, user_data: str = "", **kwargs) -> str:
-    ec2 = cloud.client("ec2")
-    kwargs.update({"IamInstanceProfile": {"Name": profile}} if profile else {})
-    instance = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, InstanceType="t3.micro",
-                                 UserData=user_data, **kwargs)["Instances"][0]
-    assert instance["State"]["Name"] == "pending"
-    ec2.get_waiter("instance_running").wait(InstanceIds=[instance["InstanceId"]], WaiterConfig={"Delay": 1})
-    return instance["InstanceId"]
+from tests.helpers import free_port, until
+from tests.helpers.ec2 import instance_profile, launch, local_get, run_command
 
 
 def _get(url: str, seconds: float = 10) -> int:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as resp:
-                return resp.status
-        except (urllib.error.URLError, ConnectionError):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+    """The status of a GET, retried until the server answers."""
+    def status() -> int:
+        with urllib.request.urlopen(url, timeout=1) as resp:
+            return resp.status
 
-
-def run_command(cloud, instance_id: str, commands: list[str]) -> dict:
-    ssm = cloud.client("ssm")
-    command_id = ssm.send_command(DocumentName="AWS-RunShellScript", InstanceIds=[instance_id],
-                                  Parameters={"commands": commands})["Command"]["CommandId"]
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        invocation = ssm.get_command_invocation(CommandId=command_id, InstanceId=instance_id)
-        if invocation["Status"] not in ("Pending", "InProgress", "Delayed"):
-            return invocation
-        time.sleep(0.05)
-    pytest.fail("command did not finish")
-
-
-def local_get(cloud, instance_id: str, *urls: str, seconds: float = 10) -> str:
-    """GET each URL on the instance itself (through SSM, as a user would), retrying until ``seconds`` pass:
-    the statuses (or the last error's name), one a line."""
-    script = (f"python3 - <<'EOF'\nimport time, urllib.request\ndeadline = time.monotonic() + {seconds}\n"
-              f"for url in {list(urls)!r}:\n"
-              f"    while True:\n        try:\n            print(urllib.request.urlopen(url, timeout=1).status)\n"
-              f"            break\n        except OSError as exc:\n            if time.monotonic() > deadline:\n"
-              f"                print(type(getattr(exc, 'reason', exc)).__name__)\n                break\n"
-              f"            time.sleep(0.1)\nEOF")
-    result = run_command(cloud, instance_id, [script])
-    assert result["Status"] == "Success", result
-    return result["StandardOutputContent"].strip()
+    return until(status, seconds, ignoring=(urllib.error.URLError, ConnectionError))
 
 
 def _refused(address: tuple[str, int]) -> bool:
@@ -94,7 +43,7 @@ def test_user_data_runs_and_a_server_on_the_instance_loopback_answers_only_the_i
                  f"nohup python3 -m http.server {port6} --bind ::1 >/dev/null 2>&1 &\n")
     ec2 = cloud.client("ec2")
     group = ec2.describe_security_groups(GroupNames=["default"])["SecurityGroups"][0]["GroupId"]  # default VPC's
-    instance_id = launch(cloud, _profile(cloud.client("iam"), "ud-profile"), user_data, SecurityGroupIds=[group])
+    instance_id = launch(cloud, instance_profile(cloud.client("iam"), "ud-profile"), user_data, SecurityGroupIds=[group])
     described = cloud.client("ec2").describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]
     block = cloud.request("GET", "/_labkit/health")["services"]["network"]["block"]
     public = described["PublicIpAddress"]
@@ -119,7 +68,7 @@ def test_user_data_runs_and_a_server_on_the_instance_loopback_answers_only_the_i
 
 
 def test_ssm_command_output_and_failure(cloud):
-    instance_id = launch(cloud, _profile(cloud.client("iam"), "ssm-profile"))
+    instance_id = launch(cloud, instance_profile(cloud.client("iam"), "ssm-profile"))
     ok = run_command(cloud, instance_id, ["echo hello from $(hostname -s >/dev/null; echo the instance)", "echo done"])
     assert ok["Status"] == "Success" and ok["ResponseCode"] == 0
     assert ok["StandardOutputContent"] == "hello from the instance\ndone\n"
@@ -134,7 +83,7 @@ def test_background_process_survives_the_command_and_a_service_restarts_on_start
     """The app port follows the instance to the new public IP a stop and start gives it (as on AWS)."""
     ec2 = cloud.client("ec2")
     group = ec2.describe_security_groups(GroupNames=["default"])["SecurityGroups"][0]["GroupId"]  # default VPC's
-    instance_id = launch(cloud, _profile(cloud.client("iam"), "svc-profile"), SecurityGroupIds=[group])
+    instance_id = launch(cloud, instance_profile(cloud.client("iam"), "svc-profile"), SecurityGroupIds=[group])
     port = free_port()
     unit = (f"[Unit]\nDescription=web\n[Service]\nWorkingDirectory=/tmp\n"
             f"ExecStart=python3 -m http.server {port}\n[Install]\nWantedBy=multi-user.target\n")
@@ -163,7 +112,7 @@ def test_background_process_survives_the_command_and_a_service_restarts_on_start
 
 
 def test_instance_without_ssm_role_is_not_managed(cloud):
-    instance_id = launch(cloud, _profile(cloud.client("iam"), "no-ssm", ssm=False))
+    instance_id = launch(cloud, instance_profile(cloud.client("iam"), "no-ssm", ssm=False))
     ssm = cloud.client("ssm")
     with pytest.raises(ssm.exceptions.InvalidInstanceId):
         ssm.send_command(DocumentName="AWS-RunShellScript", InstanceIds=[instance_id],
@@ -178,9 +127,7 @@ def test_cloud_logs_shows_the_user_data_output(cloud):
 
     instance_id = launch(cloud, None, "#!/bin/sh\necho configuring the instance\n")
     path = cloud.home / "ec2" / instance_id / "var/lib/cloud/instance/boot-finished"
-    deadline = time.monotonic() + 10
-    while not path.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    until(path.exists, 10, 0.05)
     out = subprocess.run([sys.executable, "-m", "labkit.cli", "cloud", "logs", instance_id, "--home", str(cloud.home)],
                          capture_output=True, text=True, check=True).stdout
     assert "configuring the instance" in out and "exit code 0" in out

@@ -15,8 +15,9 @@ from botocore.exceptions import ClientError
 
 from labkit.lambda_platform import runtime as lambda_runtime
 from labkit.localcloud import control
-from tests.conftest import REGION
-from tests.localcloud.lambda_helpers import BASIC, TRUST, create_function, role_arn
+from tests.helpers import REGION, make_zip
+from tests.helpers.iam import create_user, policy_document
+from tests.helpers.lambdas import BASIC, LAMBDA_TRUST, create_function, role_arn
 
 ACCOUNT = "123456789012"
 VPC_POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
@@ -27,22 +28,6 @@ def _error(call) -> tuple[str, str, int]:
         call()
     err = info.value.response
     return err["Error"]["Code"], err["Error"]["Message"], err["ResponseMetadata"]["HTTPStatusCode"]
-
-
-def _policy(*statements: dict) -> str:
-    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
-
-
-def _user(cloud, name: str, *statements: dict, managed: list[str] = ()) -> dict:
-    """A new IAM user with the given inline statements and managed policies; returns its client keys."""
-    iam = cloud.client("iam")
-    iam.create_user(UserName=name)
-    if statements:
-        iam.put_user_policy(UserName=name, PolicyName="inline", PolicyDocument=_policy(*statements))
-    for arn in managed:
-        iam.attach_user_policy(UserName=name, PolicyArn=arn)
-    key = iam.create_access_key(UserName=name)["AccessKey"]
-    return {"aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"]}
 
 
 # -- your computer: the admin user ---------------------------------------------------------------------
@@ -119,7 +104,7 @@ def test_a_wrong_secret_key_does_not_match_the_signature(cloud, service, call, c
 
 def test_a_session_key_without_its_token_is_invalid(cloud):
     iam = cloud.client("iam")
-    iam.create_role(RoleName="assumable", AssumeRolePolicyDocument=_policy(
+    iam.create_role(RoleName="assumable", AssumeRolePolicyDocument=policy_document(
         {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, "Action": "sts:AssumeRole"}))
     creds = cloud.client("sts").assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/assumable",
                                             RoleSessionName="me")["Credentials"]
@@ -141,7 +126,7 @@ def test_moto_admin_api_is_not_reachable(cloud):
 
 # -- authorization -------------------------------------------------------------------------------------------------
 def test_deny_by_default_with_each_protocols_message(cloud):
-    keys = _user(cloud, "nobody")
+    keys = create_user(cloud, "nobody")
     who = f"arn:aws:iam::{ACCOUNT}:user/nobody"
     fn = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:some-fn"
     assert _error(lambda: cloud.client("lambda", **keys).invoke(FunctionName="some-fn")) == (
@@ -162,7 +147,7 @@ def test_deny_by_default_with_each_protocols_message(cloud):
 
 
 def test_explicit_deny_wins_over_administrator_access(cloud):
-    keys = _user(cloud, "almost-admin", {"Effect": "Deny", "Action": "secretsmanager:GetSecretValue", "Resource": "*"},
+    keys = create_user(cloud, "almost-admin", {"Effect": "Deny", "Action": "secretsmanager:GetSecretValue", "Resource": "*"},
                  managed=["arn:aws:iam::aws:policy/AdministratorAccess"])
     sm = cloud.client("secretsmanager", **keys)
     arn = sm.create_secret(Name="denied-secret", SecretString="x")["ARN"]
@@ -182,7 +167,7 @@ def test_secrets_manager_access_denied_names_the_secret_as_passed(cloud):
     """AWS: "... secretsmanager:GetSecretValue on resource: simple_bank because no identity-based policy allows the
     secretsmanager:GetSecretValue action" for ``--secret-id simple_bank`` (issue 26, spec 9.1)."""
     arn = cloud.client("secretsmanager").create_secret(Name="order-db-secret-26", SecretString="x")["ARN"]
-    keys = _user(cloud, "no-secrets", {"Effect": "Allow", "Action": "secretsmanager:ListSecrets", "Resource": "*"})
+    keys = create_user(cloud, "no-secrets", {"Effect": "Allow", "Action": "secretsmanager:ListSecrets", "Resource": "*"})
     sm = cloud.client("secretsmanager", **keys)
     who = f"arn:aws:iam::{ACCOUNT}:user/no-secrets"
     for passed in ("order-db-secret-26", arn, arn[:-7]):  # name, full ARN, partial ARN (without the suffix)
@@ -196,7 +181,7 @@ def test_resources_are_matched_by_arn(cloud):
     sm = cloud.client("secretsmanager")
     allowed = sm.create_secret(Name="app/allowed", SecretString="a")["ARN"]
     sm.create_secret(Name="app/other", SecretString="b")
-    keys = _user(cloud, "one-secret", {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+    keys = create_user(cloud, "one-secret", {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
                                        "Resource": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:app/allowed-*"})
     mine = cloud.client("secretsmanager", **keys)
     assert mine.get_secret_value(SecretId="app/allowed")["SecretString"] == "a"
@@ -206,11 +191,11 @@ def test_resources_are_matched_by_arn(cloud):
 
 def test_aws_managed_customer_managed_and_group_policies_all_count(cloud):
     iam = cloud.client("iam")
-    keys = _user(cloud, "s3-user", managed=["arn:aws:iam::aws:policy/AmazonS3FullAccess"])
+    keys = create_user(cloud, "s3-user", managed=["arn:aws:iam::aws:policy/AmazonS3FullAccess"])
     s3 = cloud.client("s3", **keys)
     s3.create_bucket(Bucket="s3-user-bucket")
     assert _error(lambda: cloud.client("lambda", **keys).list_functions())[0] == "AccessDeniedException"
-    policy = iam.create_policy(PolicyName="list-functions", PolicyDocument=_policy(
+    policy = iam.create_policy(PolicyName="list-functions", PolicyDocument=policy_document(
         {"Effect": "Allow", "Action": "lambda:ListFunctions", "Resource": "*"}))["Policy"]["Arn"]
     iam.create_group(GroupName="listers")
     iam.attach_group_policy(GroupName="listers", PolicyArn=policy)
@@ -220,7 +205,7 @@ def test_aws_managed_customer_managed_and_group_policies_all_count(cloud):
 
 def test_assume_role_needs_the_trust_policy(cloud):
     iam = cloud.client("iam")
-    iam.create_role(RoleName="lambda-only", AssumeRolePolicyDocument=TRUST)
+    iam.create_role(RoleName="lambda-only", AssumeRolePolicyDocument=LAMBDA_TRUST)
     code, message, _ = _error(lambda: cloud.client("sts").assume_role(
         RoleArn=f"arn:aws:iam::{ACCOUNT}:role/lambda-only", RoleSessionName="me"))
     assert code == "AccessDenied"
@@ -229,7 +214,7 @@ def test_assume_role_needs_the_trust_policy(cloud):
 
 
 def test_handing_a_role_to_lambda_needs_pass_role(cloud):
-    keys = _user(cloud, "no-pass-role", {"Effect": "Allow", "Action": "lambda:*", "Resource": "*"})
+    keys = create_user(cloud, "no-pass-role", {"Effect": "Allow", "Action": "lambda:*", "Resource": "*"})
     role = role_arn(cloud.client("iam"))
     code, message, _ = _error(lambda: cloud.client("lambda", **keys).create_function(
         FunctionName="passed", Runtime=lambda_runtime(), Role=role, Handler="lambda_function.lambda_handler",
@@ -264,7 +249,7 @@ def test_lambda_runs_as_a_session_of_its_role_named_after_the_function(cloud):
 
 def test_role_not_trusting_lambda_cannot_be_used(cloud):
     iam = cloud.client("iam")
-    arn = iam.create_role(RoleName="ec2-trust-only", AssumeRolePolicyDocument=TRUST.replace("lambda", "ec2"))["Role"]["Arn"]
+    arn = iam.create_role(RoleName="ec2-trust-only", AssumeRolePolicyDocument=LAMBDA_TRUST.replace("lambda", "ec2"))["Role"]["Arn"]
     lam = cloud.client("lambda")
     assert _error(lambda: lam.create_function(
         FunctionName="untrusted", Runtime=lambda_runtime(), Role=arn, Handler="lambda_function.lambda_handler",
@@ -282,7 +267,7 @@ def _vpc(cloud) -> dict:
 
 def test_vpc_function_needs_a_role_that_may_manage_network_interfaces(cloud):
     iam, lam = cloud.client("iam"), cloud.client("lambda")
-    arn = iam.create_role(RoleName="no-vpc-access", AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
+    arn = iam.create_role(RoleName="no-vpc-access", AssumeRolePolicyDocument=LAMBDA_TRUST)["Role"]["Arn"]
     iam.attach_role_policy(RoleName="no-vpc-access", PolicyArn=BASIC)
     vpc = _vpc(cloud)
     spec = {"FunctionName": "in-vpc", "Runtime": lambda_runtime(), "Role": arn, "Handler": "lambda_function.lambda_handler",
@@ -296,11 +281,14 @@ def test_vpc_function_needs_a_role_that_may_manage_network_interfaces(cloud):
     lam.update_function_configuration(FunctionName="in-vpc", VpcConfig=vpc)
 
 
+SILENT = "def lambda_handler(e, c):\n    print('hello')\n    return 1\n"
+
+
 def test_a_function_whose_role_may_not_write_logs_leaves_none(cloud):
     iam, lam = cloud.client("iam"), cloud.client("lambda")
-    arn = iam.create_role(RoleName="silent-role", AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
+    arn = iam.create_role(RoleName="silent-role", AssumeRolePolicyDocument=LAMBDA_TRUST)["Role"]["Arn"]
     lam.create_function(FunctionName="silent", Runtime=lambda_runtime(), Role=arn, Handler="lambda_function.lambda_handler",
-                        Code={"ZipFile": _zip("def lambda_handler(e, c):\n    print('hello')\n    return 1\n")})
+                        Code={"ZipFile": make_zip({"lambda_function.py": SILENT})})
     lam.get_waiter("function_active_v2").wait(FunctionName="silent")
     assert json.loads(lam.invoke(FunctionName="silent")["Payload"].read()) == 1
     logs = cloud.client("logs")
@@ -309,12 +297,6 @@ def test_a_function_whose_role_may_not_write_logs_leaves_none(cloud):
     assert json.loads(lam.invoke(FunctionName="silent")["Payload"].read()) == 1
     messages = [e["message"] for e in logs.filter_log_events(logGroupName="/aws/lambda/silent")["events"]]
     assert sum(m.startswith("START RequestId") for m in messages) == 1 and any("hello" in m for m in messages)
-
-
-def _zip(source: str) -> bytes:
-    from tests.conftest import make_zip
-
-    return make_zip({"lambda_function.py": source})
 
 
 def test_no_secret_in_the_cloud_log(cloud):
@@ -336,7 +318,7 @@ def test_aws_managed_policies_are_moto_s_own_made_when_named(cloud):
         assert version["Document"] == data[name]["Document"]
     wrong_path = "arn:aws:iam::aws:policy/AWSLambdaVPCAccessExecutionRole"  # it lives under /service-role/
     assert _error(lambda: iam.get_policy(PolicyArn=wrong_path))[0] == "NoSuchEntity"
-    iam.create_role(RoleName="managed-on-demand", AssumeRolePolicyDocument=TRUST)
+    iam.create_role(RoleName="managed-on-demand", AssumeRolePolicyDocument=LAMBDA_TRUST)
     try:
         assert _error(lambda: iam.attach_role_policy(RoleName="managed-on-demand", PolicyArn=wrong_path))[0] == \
             "NoSuchEntity"

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
-from tests.localcloud.test_ec2 import TRUST, _profile, launch, run_command
+from tests.helpers import until
+from tests.helpers.ec2 import EC2_TRUST, instance_profile, launch, run_command
 
 WHOAMI = ("python3 -c 'import boto3; print(boto3.client(\"sts\").get_caller_identity()[\"Arn\"])' 2>&1 | tail -1")
 IMDS = ('T=$(python3 -c \'import os,urllib.request as u; r=u.Request(os.environ["AWS_EC2_METADATA_SERVICE_ENDPOINT"]'
@@ -14,7 +14,7 @@ IMDS = ('T=$(python3 -c \'import os,urllib.request as u; r=u.Request(os.environ[
 
 
 def test_profile_role_credentials_come_from_imds_only(cloud):
-    profile = _profile(cloud.client("iam"), "imds-role")
+    profile = instance_profile(cloud.client("iam"), "imds-role")
     instance = launch(cloud, profile)
     result = run_command(cloud, instance, [
         "env | grep -c -E 'AWS_(ACCESS_KEY_ID|SECRET_ACCESS_KEY|SESSION_TOKEN)=' || true",
@@ -25,7 +25,7 @@ def test_profile_role_credentials_come_from_imds_only(cloud):
 
 
 def test_imdsv2_token_is_required(cloud):
-    instance = launch(cloud, _profile(cloud.client("iam"), "imds-v2-role"))
+    instance = launch(cloud, instance_profile(cloud.client("iam"), "imds-v2-role"))
     probe = ("import os, urllib.request as u, urllib.error as e\nbase = os.environ['AWS_EC2_METADATA_SERVICE_ENDPOINT']\n"
              "try:\n    u.urlopen(base + 'latest/meta-data/iam/security-credentials/')\nexcept e.HTTPError as x:\n"
              "    print(x.code)\n"
@@ -40,15 +40,13 @@ def test_imdsv2_token_is_required(cloud):
 def test_instance_without_profile_has_no_credentials(cloud):
     instance = launch(cloud, None, user_data="#!/bin/sh\n" + WHOAMI + " > \"$LABKIT_SANDBOX/whoami.txt\"\n")
     path = Path(cloud.home) / "ec2" / instance / "var/lib/cloud/instance/boot-finished"
-    deadline = time.monotonic() + 30
-    while not path.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    until(path.exists, 30)
     assert "Unable to locate credentials" in (Path(cloud.home) / "ec2" / instance / "whoami.txt").read_text()
 
 
 def test_role_that_does_not_trust_ec2_gives_no_credentials(cloud):
     iam = cloud.client("iam")
-    iam.create_role(RoleName="not-ec2", AssumeRolePolicyDocument=TRUST.replace("ec2", "lambda"))
+    iam.create_role(RoleName="not-ec2", AssumeRolePolicyDocument=EC2_TRUST.replace("ec2", "lambda"))
     iam.attach_role_policy(RoleName="not-ec2", PolicyArn="arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore")
     iam.create_instance_profile(InstanceProfileName="not-ec2")
     iam.add_role_to_instance_profile(InstanceProfileName="not-ec2", RoleName="not-ec2")

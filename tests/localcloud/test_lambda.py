@@ -12,7 +12,9 @@ import pytest
 from botocore.config import Config
 
 from labkit.lambda_platform import runtime as lambda_runtime
-from tests.localcloud.lambda_helpers import create_function, pymysql_layer_zip
+from labkit.localcloud.procs import CLOUD_MARKER, find_marked
+from tests.helpers import make_zip, start_test_cloud, stop_test_cloud, until
+from tests.helpers.lambdas import create_function, pymysql_layer_zip, role_arn
 
 ECHO = '''
 import os, time
@@ -162,15 +164,13 @@ def test_event_and_dry_run_invocations(cloud):
     response = lam.invoke(FunctionName="async-fn", InvocationType="Event", Payload=b'{"marker": "async-42"}')
     assert response["StatusCode"] == 202
     logs = cloud.client("logs")
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
+
+    def logged() -> bool:
         events = logs.filter_log_events(logGroupName="/aws/lambda/async-fn").get("events", []) \
             if logs.describe_log_groups(logGroupNamePrefix="/aws/lambda/async-fn")["logGroups"] else []
-        if any("async-42" in e["message"] for e in events):
-            break
-        time.sleep(0.1)
-    else:
-        pytest.fail("the asynchronous invocation never ran")
+        return any("async-42" in e["message"] for e in events)
+
+    until(logged, 10, message="the asynchronous invocation's log line")
 
 
 def test_logs_go_to_cloudwatch_and_tail_returns_the_last_4kb(cloud):
@@ -208,9 +208,6 @@ def test_lambda_publishes_invocations_errors_and_duration(cloud):
 
 
 def test_code_from_s3_and_get_function(cloud):
-    from tests.conftest import make_zip
-    from tests.localcloud.lambda_helpers import role_arn
-
     s3 = cloud.client("s3")
     s3.create_bucket(Bucket="code-bucket")
     s3.put_object(Bucket="code-bucket", Key="fn.zip",
@@ -234,9 +231,6 @@ def test_unknown_function_is_resource_not_found(cloud):
 
 
 def test_idle_workers_are_reaped(tmp_path, monkeypatch):
-    from labkit.localcloud.procs import CLOUD_MARKER, find_marked
-    from tests.conftest import start_test_cloud, stop_test_cloud
-
     monkeypatch.setenv("LABKIT_LAMBDA_IDLE_SECONDS", "1")
     cloud = start_test_cloud(tmp_path)
     try:
@@ -244,9 +238,8 @@ def test_idle_workers_are_reaped(tmp_path, monkeypatch):
         cloud.client("lambda").invoke(FunctionName="reaped")
         daemon = {cloud.status.pid}
         assert set(find_marked(CLOUD_MARKER, cloud.status.cloud_id)) - daemon  # a warm worker
-        deadline = time.monotonic() + 15
-        while set(find_marked(CLOUD_MARKER, cloud.status.cloud_id)) - daemon and time.monotonic() < deadline:
-            time.sleep(0.2)
+        until(lambda: not set(find_marked(CLOUD_MARKER, cloud.status.cloud_id)) - daemon, 15, 0.2,
+              message="the idle worker reaped")
         assert set(find_marked(CLOUD_MARKER, cloud.status.cloud_id)) == daemon
     finally:
         stop_test_cloud(cloud)

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import socket
-import time
-import urllib.error
 import urllib.request
 import uuid
 
@@ -16,96 +14,11 @@ import pymysql
 import pytest
 from botocore.exceptions import ClientError
 
-from labkit.lambda_platform import runtime as lambda_runtime
-from tests.conftest import free_port, make_zip
-from tests.localcloud.lambda_helpers import TRUST
-from tests.localcloud.test_ec2 import _profile, local_get, run_command
+from tests.helpers import free_port, http_status, until
+from tests.helpers.ec2 import instance_profile, local_get, run_command
+from tests.helpers.network import CALLS, allow, ask, lab_vpc, probe_function
 
 PASSWORD = "Net-w0rk-pw"
-VPC_ACCESS = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
-# What the probes call, so that only the network can stop them.
-CALLS = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*", "Action": [
-    "secretsmanager:ListSecrets", "s3:ListAllMyBuckets", "lambda:ListFunctions"]}]})
-# A function that tries what it is asked: TCP connections and AWS API calls, each with a short connect timeout.
-PROBE = '''
-import json, os, socket
-import boto3
-from botocore.config import Config
-
-CONFIG = Config(connect_timeout=1.5, read_timeout=5, retries={"max_attempts": 1})
-
-
-def tcp(host, port):
-    try:
-        socket.create_connection((host, port), timeout=1.5).close()
-        return "connected"
-    except socket.timeout:
-        return "timed out"
-    except OSError as exc:
-        return type(exc).__name__
-
-
-def api(service):
-    client = boto3.client(service, config=CONFIG)
-    calls = {"secretsmanager": lambda: client.list_secrets(), "s3": lambda: client.list_buckets(),
-             "sts": lambda: client.get_caller_identity(), "lambda": lambda: client.list_functions()}
-    try:
-        calls[service]()
-        return "ok"
-    except Exception as exc:
-        return type(exc).__name__
-
-
-def lambda_handler(event, context):
-    if event.get("hang"):
-        boto3.client("secretsmanager").list_secrets()
-    out = {}
-    for host, port in event.get("tcp", []):
-        out[f"{host}:{port}"] = tcp(host, port)
-    for service in event.get("api", []):
-        out[service] = api(service)
-    return out
-'''
-
-
-def _vpc(ec2, cidr_prefix: str) -> dict:
-    """A VPC like the lab's: public subnet (IGW route), two private subnets, groups, a Secrets Manager endpoint."""
-    vpc = ec2.create_vpc(CidrBlock=f"{cidr_prefix}.0.0/16")["Vpc"]["VpcId"]
-    for attribute in ("EnableDnsSupport", "EnableDnsHostnames"):  # private DNS for the endpoint needs both, on AWS
-        ec2.modify_vpc_attribute(VpcId=vpc, **{attribute: {"Value": True}})
-    subnet = {name: ec2.create_subnet(VpcId=vpc, CidrBlock=f"{cidr_prefix}.{i}.0/24",
-                                      AvailabilityZone=f"us-east-1{az}")["Subnet"]["SubnetId"]
-              for name, i, az in (("public", 1, "a"), ("public-b", 2, "b"), ("private-a", 11, "a"),
-                                  ("private-b", 12, "b"))}
-    igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
-    ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
-    public_rt = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
-    ec2.create_route(RouteTableId=public_rt, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
-    for name in ("public", "public-b"):
-        ec2.associate_route_table(RouteTableId=public_rt, SubnetId=subnet[name])
-    private_rt = ec2.create_route_table(VpcId=vpc)["RouteTable"]["RouteTableId"]
-    for name in ("private-a", "private-b"):
-        ec2.associate_route_table(RouteTableId=private_rt, SubnetId=subnet[name])
-    sg = {name: ec2.create_security_group(GroupName=f"{name}-{cidr_prefix}", Description=name, VpcId=vpc)["GroupId"]
-          for name in ("ec2", "lambda", "rds", "endpoints")}
-    allow(ec2, sg["rds"], 3306, group=sg["lambda"])
-    allow(ec2, sg["endpoints"], 443, group=sg["lambda"])
-    endpoint = ec2.create_vpc_endpoint(
-        VpcId=vpc, VpcEndpointType="Interface", ServiceName="com.amazonaws.us-east-1.secretsmanager",
-        SubnetIds=[subnet["private-a"], subnet["private-b"]], SecurityGroupIds=[sg["endpoints"]],
-        PrivateDnsEnabled=True)["VpcEndpoint"]["VpcEndpointId"]
-    return {"vpc": vpc, "subnet": subnet, "sg": sg, "igw": igw, "public_rt": public_rt, "private_rt": private_rt,
-            "sm_endpoint": endpoint}
-
-
-def allow(ec2, group_id: str, port: int, group: str | None = None, cidr: str | None = None, revoke: bool = False):
-    perm = {"IpProtocol": "tcp", "FromPort": port, "ToPort": port}
-    if group:
-        perm["UserIdGroupPairs"] = [{"GroupId": group}]
-    else:
-        perm["IpRanges"] = [{"CidrIp": cidr}]
-    call = ec2.revoke_security_group_ingress if revoke else ec2.authorize_security_group_ingress
-    call(GroupId=group_id, IpPermissions=[perm])
 
 
 def _db(cloud, net: dict, ident: str, public: bool = False) -> dict:
@@ -121,37 +34,9 @@ def _db(cloud, net: dict, ident: str, public: bool = False) -> dict:
     return rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]["Endpoint"]
 
 
-def _probe_role(iam) -> str:
-    try:
-        return iam.get_role(RoleName="net-probe-role")["Role"]["Arn"]
-    except iam.exceptions.NoSuchEntityException:
-        arn = iam.create_role(RoleName="net-probe-role", AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
-        iam.attach_role_policy(RoleName="net-probe-role", PolicyArn=VPC_ACCESS)
-        iam.put_role_policy(RoleName="net-probe-role", PolicyName="calls", PolicyDocument=CALLS)
-        return arn
-
-
-def _probe(cloud, name: str, net: dict | None, subnets=("private-a", "private-b"), timeout: int = 20) -> str:
-    vpc = {"VpcConfig": {"SubnetIds": [net["subnet"][s] for s in subnets], "SecurityGroupIds": [net["sg"]["lambda"]]}
-           } if net else {}
-    lam = cloud.client("lambda")
-    lam.create_function(FunctionName=name, Runtime=lambda_runtime(), Role=_probe_role(cloud.client("iam")),
-                        Handler="lambda_function.lambda_handler", Timeout=timeout,
-                        Code={"ZipFile": make_zip({"lambda_function.py": PROBE})}, **vpc)
-    lam.get_waiter("function_active_v2").wait(FunctionName=name)
-    return name
-
-
-def _ask(cloud, name: str, **event) -> dict:
-    result = cloud.client("lambda").invoke(FunctionName=name, Payload=json.dumps(event).encode())
-    payload = json.loads(result["Payload"].read())
-    assert "FunctionError" not in result, payload
-    return payload
-
-
 @pytest.fixture(scope="module")
 def net(cloud):
-    return _vpc(cloud.client("ec2"), "10.61")
+    return lab_vpc(cloud.client("ec2"), "10.61")
 
 
 @pytest.fixture(scope="module")
@@ -168,19 +53,19 @@ def test_endpoints_are_the_labs_own_addresses(cloud, private_db):
 
 def test_db_is_reached_only_through_its_security_group(cloud, net, private_db):
     ec2 = cloud.client("ec2")
-    fn = _probe(cloud, f"net-db-{uuid.uuid4().hex[:6]}", net)
+    fn = probe_function(cloud, f"net-db-{uuid.uuid4().hex[:6]}", net)
     target = [[private_db["Address"], private_db["Port"]]]
     key = f"{private_db['Address']}:{private_db['Port']}"
-    assert _ask(cloud, fn, tcp=target)[key] == "connected"
+    assert ask(cloud, fn, tcp=target)[key] == "connected"
     allow(ec2, net["sg"]["rds"], 3306, group=net["sg"]["lambda"], revoke=True)  # takes effect at once
     try:
-        assert _ask(cloud, fn, tcp=target)[key] == "timed out"
+        assert ask(cloud, fn, tcp=target)[key] == "timed out"
         allow(ec2, net["sg"]["rds"], 3306, cidr="10.61.0.0/16")  # a CIDR holding the Lambda's private address
-        assert _ask(cloud, fn, tcp=target)[key] == "connected"
+        assert ask(cloud, fn, tcp=target)[key] == "connected"
         allow(ec2, net["sg"]["rds"], 3306, cidr="10.61.0.0/16", revoke=True)
     finally:
         allow(ec2, net["sg"]["rds"], 3306, group=net["sg"]["lambda"])
-    assert _ask(cloud, fn, tcp=target)[key] == "connected"
+    assert ask(cloud, fn, tcp=target)[key] == "connected"
 
 
 def test_your_computer_times_out_on_a_private_db(private_db):
@@ -191,8 +76,8 @@ def test_your_computer_times_out_on_a_private_db(private_db):
 
 
 def test_a_lambda_outside_the_vpc_reaches_services_but_no_private_db(cloud, private_db):
-    fn = _probe(cloud, "net-no-vpc", None)
-    out = _ask(cloud, fn, tcp=[[private_db["Address"], private_db["Port"]]], api=["secretsmanager", "sts"])
+    fn = probe_function(cloud, "net-no-vpc", None)
+    out = ask(cloud, fn, tcp=[[private_db["Address"], private_db["Port"]]], api=["secretsmanager", "sts"])
     assert out == {f"{private_db['Address']}:{private_db['Port']}": "timed out", "secretsmanager": "ok", "sts": "ok"}
 
 
@@ -231,42 +116,42 @@ def test_public_db_is_reached_from_your_computer_only_when_its_group_allows(clou
 
 def test_each_way_out_of_a_private_subnet(cloud, net):
     ec2 = cloud.client("ec2")
-    fn = _probe(cloud, "net-ways-out", net)
+    fn = probe_function(cloud, "net-ways-out", net)
     # The interface endpoint carries Secrets Manager; nothing carries S3 or STS.
-    assert _ask(cloud, fn, api=["secretsmanager", "s3", "sts"]) == {
+    assert ask(cloud, fn, api=["secretsmanager", "s3", "sts"]) == {
         "secretsmanager": "ok", "s3": "ConnectTimeoutError", "sts": "ConnectTimeoutError"}
     # An S3 gateway endpoint on the private route table carries S3 only.
     gateway = ec2.create_vpc_endpoint(VpcId=net["vpc"], VpcEndpointType="Gateway",
                                       ServiceName="com.amazonaws.us-east-1.s3",
                                       RouteTableIds=[net["private_rt"]])["VpcEndpoint"]["VpcEndpointId"]
-    assert _ask(cloud, fn, api=["s3", "sts"]) == {"s3": "ok", "sts": "ConnectTimeoutError"}
+    assert ask(cloud, fn, api=["s3", "sts"]) == {"s3": "ok", "sts": "ConnectTimeoutError"}
     ec2.delete_vpc_endpoints(VpcEndpointIds=[gateway])
-    assert _ask(cloud, fn, api=["s3"]) == {"s3": "ConnectTimeoutError"}
+    assert ask(cloud, fn, api=["s3"]) == {"s3": "ConnectTimeoutError"}
     # A NAT gateway route carries everything.
     eip = ec2.allocate_address(Domain="vpc")["AllocationId"]
     nat = ec2.create_nat_gateway(SubnetId=net["subnet"]["public"], AllocationId=eip)["NatGateway"]["NatGatewayId"]
     ec2.create_route(RouteTableId=net["private_rt"], DestinationCidrBlock="0.0.0.0/0", NatGatewayId=nat)
     try:
-        assert _ask(cloud, fn, api=["s3", "sts"]) == {"s3": "ok", "sts": "ok"}
+        assert ask(cloud, fn, api=["s3", "sts"]) == {"s3": "ok", "sts": "ok"}
         # Private DNS sends Secrets Manager to the endpoint even with a NAT route: its group decides.
         allow(ec2, net["sg"]["endpoints"], 443, group=net["sg"]["lambda"], revoke=True)
-        assert _ask(cloud, fn, api=["secretsmanager", "sts"]) == {
+        assert ask(cloud, fn, api=["secretsmanager", "sts"]) == {
             "secretsmanager": "ConnectTimeoutError", "sts": "ok"}
         allow(ec2, net["sg"]["endpoints"], 443, group=net["sg"]["lambda"])
     finally:
         ec2.delete_route(RouteTableId=net["private_rt"], DestinationCidrBlock="0.0.0.0/0")
         ec2.delete_nat_gateway(NatGatewayId=nat)
-    assert _ask(cloud, fn, api=["sts"]) == {"sts": "ConnectTimeoutError"}
+    assert ask(cloud, fn, api=["sts"]) == {"sts": "ConnectTimeoutError"}
 
 
 def test_a_lambda_in_a_public_subnet_has_no_internet(cloud, net):
-    fn = _probe(cloud, "net-public-lambda", net, subnets=("public",))
-    assert _ask(cloud, fn, api=["sts", "lambda"]) == {"sts": "ConnectTimeoutError", "lambda": "ConnectTimeoutError"}
+    fn = probe_function(cloud, "net-public-lambda", net, subnets=("public",))
+    assert ask(cloud, fn, api=["sts", "lambda"]) == {"sts": "ConnectTimeoutError", "lambda": "ConnectTimeoutError"}
 
 
 def test_a_blocked_call_ends_in_the_lambda_timeout(cloud, net):
     ec2 = cloud.client("ec2")
-    fn = _probe(cloud, "net-timeout", net, timeout=3)
+    fn = probe_function(cloud, "net-timeout", net, timeout=3)
     allow(ec2, net["sg"]["endpoints"], 443, group=net["sg"]["lambda"], revoke=True)
     try:
         result = cloud.client("lambda").invoke(FunctionName=fn, Payload=b'{"hang": true}')
@@ -280,7 +165,7 @@ def test_a_blocked_call_ends_in_the_lambda_timeout(cloud, net):
 def test_private_dns_covers_public_instances_too(cloud, net):
     """Issue 13 item 1: the instance's Secrets Manager calls go to the endpoint, whose group must allow it."""
     ec2 = cloud.client("ec2")
-    profile = _profile(cloud.client("iam"), "net-instance-profile")
+    profile = instance_profile(cloud.client("iam"), "net-instance-profile")
     cloud.client("iam").put_role_policy(RoleName=profile, PolicyName="calls", PolicyDocument=CALLS)
     instance = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, InstanceType="t3.micro",
                                  IamInstanceProfile={"Name": profile}, NetworkInterfaces=[{
@@ -303,23 +188,11 @@ def test_private_dns_covers_public_instances_too(cloud, net):
         ec2.terminate_instances(InstanceIds=[instance])
 
 
-def _http(url: str, timeout: float = 0.75) -> int | str:
-    """The status, or why not. A dropped path always times out, so checks that expect a drop keep the short
-    timeout; checks that expect an answer give the forwarder and the server time on a busy machine."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status
-    except urllib.error.URLError as exc:
-        return "timed out" if isinstance(exc.reason, socket.timeout) else type(exc.reason).__name__
-    except TimeoutError:
-        return "timed out"
-
-
 def test_the_app_port_opens_at_the_public_ip_as_the_instance_group_says(cloud, net):
     """Issue 11 point 2: your computer reaches an instance's port only through its public IP, an internet
     gateway route and a rule open to the internet; otherwise the request times out."""
     ec2, port = cloud.client("ec2"), free_port()
-    profile = _profile(cloud.client("iam"), "net-app-profile")
+    profile = instance_profile(cloud.client("iam"), "net-app-profile")
     instance = ec2.run_instances(
         ImageId="ami-12c6146b", MinCount=1, MaxCount=1, InstanceType="t3.micro", IamInstanceProfile={"Name": profile},
         UserData=f"#!/bin/sh\nnohup python3 -m http.server {port} >/dev/null 2>&1 &\n",  # binds 0.0.0.0, as apps do
@@ -330,10 +203,8 @@ def test_the_app_port_opens_at_the_public_ip_as_the_instance_group_says(cloud, n
     url = f"http://{public}:{port}/"
     allow(ec2, net["sg"]["ec2"], port, cidr="0.0.0.0/0")
     try:
-        deadline = time.monotonic() + 60
-        while _http(url, 5) != 200 and time.monotonic() < deadline:  # until the server has started
-            time.sleep(0.1)
-        assert _http(url, 10) == 200
+        until(lambda: http_status(url, 5) == 200, 60)  # until the server has started
+        assert http_status(url, 10) == 200
         # On the instance, 127.0.0.1 reaches its own server, as on a real machine.
         local = run_command(cloud, instance["InstanceId"], [
             f"python3 -c \"import urllib.request as u; print(u.urlopen('http://127.0.0.1:{port}/').status)\""])
@@ -341,19 +212,19 @@ def test_the_app_port_opens_at_the_public_ip_as_the_instance_group_says(cloud, n
     finally:
         allow(ec2, net["sg"]["ec2"], port, cidr="0.0.0.0/0", revoke=True)
     try:
-        assert _http(url) == "timed out"  # the group has no rule for the port: the SYN goes unanswered
+        assert http_status(url) == "timed out"  # the group has no rule for the port: the SYN goes unanswered
         allow(ec2, net["sg"]["ec2"], port, cidr="10.61.0.0/16")  # the VPC only: still closed to the internet
-        assert _http(url) == "timed out"
+        assert http_status(url) == "timed out"
         allow(ec2, net["sg"]["ec2"], port, cidr="0.0.0.0/0")
-        assert _http(url, 10) == 200
+        assert http_status(url, 10) == 200
         ec2.delete_route(RouteTableId=net["public_rt"], DestinationCidrBlock="0.0.0.0/0")  # no internet gateway route
         try:
-            assert _http(url) == "timed out"
+            assert http_status(url) == "timed out"
         finally:
             ec2.create_route(RouteTableId=net["public_rt"], DestinationCidrBlock="0.0.0.0/0", GatewayId=net["igw"])
         # A Lambda in the VPC has no way out to a public address (no public IP, no NAT).
-        fn = _probe(cloud, "net-to-app", net, subnets=("public",))
-        assert _ask(cloud, fn, tcp=[[public, port]]) == {f"{public}:{port}": "timed out"}
+        fn = probe_function(cloud, "net-to-app", net, subnets=("public",))
+        assert ask(cloud, fn, tcp=[[public, port]]) == {f"{public}:{port}": "timed out"}
         allow(ec2, net["sg"]["ec2"], port, cidr="0.0.0.0/0", revoke=True)
     finally:
         ec2.terminate_instances(InstanceIds=[instance["InstanceId"]])
@@ -362,16 +233,16 @@ def test_the_app_port_opens_at_the_public_ip_as_the_instance_group_says(cloud, n
 def _listening_behind_a_black_hole(address: tuple[str, int], seconds: float = 60) -> bool:
     """Wait until the instance's server listens: before, nothing is at its public IP (refused); after, the SYN
     goes unanswered (its group lets nothing in from your computer)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    def met() -> str | None:
         try:
             socket.create_connection(address, timeout=0.5).close()
-            return False  # answered: not dropped
+            return "answered"  # not dropped
         except ConnectionRefusedError:
-            time.sleep(0.1)
+            return None
         except TimeoutError:
-            return True
-    return False
+            return "dropped"
+
+    return until(met, seconds) == "dropped"
 
 
 def test_an_instance_launched_without_groups_is_in_the_default_group(cloud, net):
@@ -379,7 +250,7 @@ def test_an_instance_launched_without_groups_is_in_the_default_group(cloud, net)
     members: the app is not reachable from your computer until a rule for your address /32 lets it in; a rule
     for the instance's public IP /32 lets in what leaves the VPC from there (the instance itself), not you."""
     ec2, port = cloud.client("ec2"), free_port()
-    profile = _profile(cloud.client("iam"), "net-default-group-profile")
+    profile = instance_profile(cloud.client("iam"), "net-default-group-profile")
     instance = ec2.run_instances(
         ImageId="ami-12c6146b", MinCount=1, MaxCount=1, InstanceType="t3.micro", IamInstanceProfile={"Name": profile},
         UserData=f"#!/bin/sh\nnohup python3 -m http.server {port} >/dev/null 2>&1 &\n",
@@ -399,12 +270,12 @@ def test_an_instance_launched_without_groups_is_in_the_default_group(cloud, net)
         assert [(p["IpProtocol"], p["IpRanges"]) for p in default["IpPermissionsEgress"]] == [
             ("-1", [{"CidrIp": "0.0.0.0/0"}])]
         assert _listening_behind_a_black_hole((instance["PublicIpAddress"], port))
-        assert _http(url) == "timed out"
+        assert http_status(url) == "timed out"
         allow(ec2, default["GroupId"], port, cidr=mine)  # your address /32 (what checkip answers)
-        assert _http(url, 10) == 200
+        assert http_status(url, 10) == 200
         allow(ec2, default["GroupId"], port, cidr=other)
         allow(ec2, default["GroupId"], port, cidr=mine, revoke=True)  # at once: the next request is dropped
-        assert _http(url) == "timed out"
+        assert http_status(url) == "timed out"
         assert local_get(cloud, instance["InstanceId"], url, seconds=5) == "200"  # out through the IGW, in as other
         # ModifyInstanceAttribute Groups replaces the groups, on the instance and on its network interface.
         ec2.modify_instance_attribute(InstanceId=instance["InstanceId"], Groups=[net["sg"]["ec2"]])
@@ -429,15 +300,15 @@ def test_private_dns_of_an_endpoint_turns_off_and_on_as_asked(cloud, net):
     """ModifyVpcEndpoint PrivateDnsEnabled: off, the private subnets' Secrets Manager calls go to the public endpoint
     (no route: they time out); on again, through the endpoint (notebook 15's fix)."""
     ec2, endpoint = cloud.client("ec2"), net["sm_endpoint"]
-    fn = _probe(cloud, "net-private-dns", net)
+    fn = probe_function(cloud, "net-private-dns", net)
     try:
         ec2.modify_vpc_endpoint(VpcEndpointId=endpoint, PrivateDnsEnabled=False)
         assert ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-endpoint-id", "Values": [endpoint]}])[
             "VpcEndpoints"][0]["PrivateDnsEnabled"] is False
-        assert _ask(cloud, fn, api=["secretsmanager"]) == {"secretsmanager": "ConnectTimeoutError"}
+        assert ask(cloud, fn, api=["secretsmanager"]) == {"secretsmanager": "ConnectTimeoutError"}
     finally:
         ec2.modify_vpc_endpoint(VpcEndpointId=endpoint, PrivateDnsEnabled=True)
-    assert _ask(cloud, fn, api=["secretsmanager"]) == {"secretsmanager": "ok"}
+    assert ask(cloud, fn, api=["secretsmanager"]) == {"secretsmanager": "ok"}
     with pytest.raises(ClientError) as conflict:  # a second endpoint cannot hold the same private name
         ec2.create_vpc_endpoint(VpcId=net["vpc"], VpcEndpointType="Interface", PrivateDnsEnabled=True,
                                 ServiceName="com.amazonaws.us-east-1.secretsmanager",

@@ -8,14 +8,13 @@ is no way around the groups.
 from __future__ import annotations
 
 import socket
-import time
 
 import pymysql
 import pytest
 
-from tests.conftest import free_port
-from tests.localcloud.test_ec2 import _profile, run_command
-from tests.localcloud.test_network import _ask, _http, _probe, _vpc, allow
+from tests.helpers import free_port, http_status, until
+from tests.helpers.ec2 import instance_profile, run_command
+from tests.helpers.network import allow, ask, lab_vpc, probe_function
 
 APP = "#!/bin/sh\nnohup python3 -m http.server {port} >/dev/null 2>&1 &\necho $! > $HOME/app.pid\n"
 
@@ -57,9 +56,7 @@ def _start_app(cloud, app: dict) -> None:
     start = APP.format(port=app["port"]).split("\n", 1)[1]  # only when its process has ended (never twice)
     result = run_command(cloud, app["id"], [f"kill -0 $(cat $HOME/app.pid) 2>/dev/null || {{ {start.strip()}; }}"])
     assert result["Status"] == "Success", result
-    deadline = time.monotonic() + 60
-    while _http(url, 5) != 200 and time.monotonic() < deadline:
-        time.sleep(0.1)
+    until(lambda: http_status(url, 5) == 200, 60)
 
 
 def _own_address(cloud, instance_id: str) -> str:
@@ -70,18 +67,16 @@ def _own_address(cloud, instance_id: str) -> str:
 def app(cloud):
     """An instance in a public subnet whose app listens on a free port the group opens to the internet."""
     ec2, port = cloud.client("ec2"), free_port()
-    net = _vpc(ec2, "10.62")
+    net = lab_vpc(ec2, "10.62")
     group = net["sg"]["ec2"]
     allow(ec2, group, port, cidr="0.0.0.0/0")
     instance = ec2.run_instances(
         ImageId="ami-12c6146b", MinCount=1, MaxCount=1, InstanceType="t3.micro", UserData=APP.format(port=port),
-        IamInstanceProfile={"Name": _profile(cloud.client("iam"), "net-ports-profile")},
+        IamInstanceProfile={"Name": instance_profile(cloud.client("iam"), "net-ports-profile")},
         NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": net["subnet"]["public"], "Groups": [group],
                             "AssociatePublicIpAddress": True}])["Instances"][0]
     url = f"http://{instance['PublicIpAddress']}:{port}/"
-    deadline = time.monotonic() + 60
-    while _http(url, 5) != 200 and time.monotonic() < deadline:  # until the server has started
-        time.sleep(0.1)
+    until(lambda: http_status(url, 5) == 200, 60)  # until the server has started
     yield {"id": instance["InstanceId"], "public": instance["PublicIpAddress"], "port": port, "group": group,
            "net": net}
     ec2.terminate_instances(InstanceIds=[instance["InstanceId"]])
@@ -90,7 +85,7 @@ def app(cloud):
 def test_each_port_of_a_public_ip_answers_as_the_group_says(cloud, app):
     """Allowed and listened: answers; allowed and unused: refused; not allowed: the SYN goes unanswered."""
     ec2, public, unused = cloud.client("ec2"), app["public"], free_port()
-    assert _http(f"http://{public}:{app['port']}/", 10) == 200
+    assert http_status(f"http://{public}:{app['port']}/", 10) == 200
     if _modelled(22):
         assert _tcp((public, 22)) == "timed out"  # no rule for SSH: dropped, as a student's ssh hangs on AWS
     if _modelled(80):
@@ -120,7 +115,7 @@ def test_a_stranger_cannot_reach_the_instances_own_address(cloud, app):
     _start_app(cloud, app)
     own = _own_address(cloud, app["id"])
     assert _tcp((own, app["port"])) == "timed out"
-    assert _http(f"http://{app['public']}:{app['port']}/", 10) == 200
+    assert http_status(f"http://{app['public']}:{app['port']}/", 10) == 200
     script = ("python3 -c \"import sys, urllib.request as u; print(*[u.urlopen('http://' + h + ':' + sys.argv[1], "
               f"timeout=10).status for h in sys.argv[2:]])\" {app['port']} 127.0.0.1 {own} {app['public']}")
     result = run_command(cloud, app["id"], [script])
@@ -132,8 +127,8 @@ def test_a_stranger_cannot_reach_the_instances_own_address(cloud, app):
         result = run_command(cloud, app["id"], [probe])
         assert result["StandardOutputContent"].strip() == "ConnectionRefusedError", result
     # A Lambda worker (on the internet: no VpcConfig) comes from the workers' address of the block: let in.
-    fn = _probe(cloud, "net-ports-to-app", None)
-    assert _ask(cloud, fn, tcp=[[app["public"], app["port"]]]) == {f"{app['public']}:{app['port']}": "connected"}
+    fn = probe_function(cloud, "net-ports-to-app", None)
+    assert ask(cloud, fn, tcp=[[app["public"], app["port"]]]) == {f"{app['public']}:{app['port']}": "connected"}
 
 
 def test_an_app_that_stops_is_refused_where_it_answered(cloud, app):
@@ -144,7 +139,7 @@ def test_an_app_that_stops_is_refused_where_it_answered(cloud, app):
         "pid=$(cat $HOME/app.pid); kill $pid; while kill -0 $pid 2>/dev/null; do sleep 0.05; done"])
     assert result["Status"] == "Success", result
     try:  # the front learns of it from this first attempt, which it resets
-        first = _http(url, 5)
+        first = http_status(url, 5)
     except ConnectionResetError as exc:  # raised as it is while the response is read
         first = type(exc).__name__
     assert first in ("ConnectionResetError", "RemoteDisconnected", "ConnectionRefusedError"), first

@@ -7,31 +7,19 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import urllib.error
-import urllib.request
 from unittest import mock
 
 import pytest
 from botocore.config import Config
 
-from tests.localcloud.test_iam import _policy, _user
+from tests.helpers import open_url
+from tests.helpers.iam import create_user, policy_document
 
 ACCOUNT = "123456789012"
 BUCKET = "presign-lab-reports"
 KEY = "reports/daily.csv"
 BODY = b"order_id,total\n1,9.50\n"
 TEXT = "text/plain"
-
-
-def _open(url: str, method: str = "GET", data: bytes | None = None, content_type: str = TEXT) -> tuple[int, bytes]:
-    """What a browser would get: the status and body, errors included (an upload says what it sends)."""
-    headers = {"Content-Type": content_type} if data is not None else {}
-    request = urllib.request.Request(url, data=data, method=method, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            return answer.status, answer.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
 
 
 def _error(body: bytes) -> dict[str, str]:
@@ -59,12 +47,12 @@ def test_a_presigned_get_and_put_work_from_a_plain_http_client(cloud, bucket, co
     s3 = cloud.client("s3", config=config)
     url = s3.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": KEY}, ExpiresIn=300)
     assert marker in url
-    assert _open(url) == (200, BODY)
+    assert open_url(url) == (200, BODY)
     tampered = url.replace("daily.csv", "other.csv")
-    assert _error(_open(tampered)[1])["Code"] == "SignatureDoesNotMatch"  # a URL opens only what it signed
+    assert _error(open_url(tampered)[1])["Code"] == "SignatureDoesNotMatch"  # a URL opens only what it signed
     upload = s3.generate_presigned_url("put_object", Params={"Bucket": BUCKET, "Key": "uploads/a.txt",
                                                              "ContentType": TEXT})
-    assert _open(upload, "PUT", b"from a browser")[0] == 200
+    assert open_url(upload, "PUT", b"from a browser")[0] == 200
     assert s3.get_object(Bucket=BUCKET, Key="uploads/a.txt")["Body"].read() == b"from a browser"
 
 
@@ -72,13 +60,13 @@ def test_a_presigned_get_and_put_work_from_a_plain_http_client(cloud, bucket, co
                          ids=["sigv2", "sigv4"])
 def test_a_role_sessions_url_carries_its_token(cloud, bucket, config, token):
     iam = cloud.client("iam")
-    trust = _policy({"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+    trust = policy_document({"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
                      "Action": "sts:AssumeRole"})
     try:
         role = iam.get_role(RoleName="presign-reader")["Role"]
     except iam.exceptions.NoSuchEntityException:
         role = iam.create_role(RoleName="presign-reader", AssumeRolePolicyDocument=trust)["Role"]
-        iam.put_role_policy(RoleName="presign-reader", PolicyName="read", PolicyDocument=_policy(
+        iam.put_role_policy(RoleName="presign-reader", PolicyName="read", PolicyDocument=policy_document(
             {"Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BUCKET}/*"}))
     creds = cloud.client("sts").assume_role(RoleArn=role["Arn"], RoleSessionName="share")["Credentials"]
     session = cloud.client("s3", aws_access_key_id=creds["AccessKeyId"],
@@ -86,13 +74,13 @@ def test_a_role_sessions_url_carries_its_token(cloud, bucket, config, token):
                            config=config)
     url = session.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": KEY})
     assert token in url
-    assert _open(url) == (200, BODY)
+    assert open_url(url) == (200, BODY)
     without_token = re.sub(rf"&{token}[^&]*", "", url)
-    status, body = _open(without_token)
+    status, body = open_url(without_token)
     assert status == 403 and _error(body)["Code"] == "InvalidToken"
     denied = session.generate_presigned_url("put_object",
                                             Params={"Bucket": BUCKET, "Key": "no.txt", "ContentType": TEXT})
-    status, body = _open(denied, "PUT", b"x")
+    status, body = open_url(denied, "PUT", b"x")
     assert status == 403 and _error(body)["Code"] == "AccessDenied"
     assert "assumed-role/presign-reader/share is not authorized to perform: s3:PutObject" in _error(body)["Message"]
 
@@ -101,7 +89,7 @@ def test_a_tampered_signature_does_not_match(s3):
     url = s3.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": KEY})
     signature = re.search(r"X-Amz-Signature=([0-9a-f]+)", url).group(1)
     tampered = url.replace(signature, ("0" if signature[0] != "0" else "1") + signature[1:])
-    status, body = _open(tampered)
+    status, body = open_url(tampered)
     assert status == 403
     assert _error(body)["Code"] == "SignatureDoesNotMatch"
     assert _error(body)["Message"] == ("The request signature we calculated does not match the signature you "
@@ -111,7 +99,7 @@ def test_a_tampered_signature_does_not_match(s3):
 def test_an_expired_sigv2_url_is_refused_with_s3s_expiry(cloud, bucket):
     with mock.patch("botocore.auth.time.time", return_value=dt.datetime.now().timestamp() - 7200):
         url = cloud.client("s3").generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": KEY})
-    status, body = _open(url)
+    status, body = open_url(url)
     error = _error(body)
     assert (status, error["Code"], error["Message"]) == (403, "AccessDenied", "Request has expired")
     assert {"Expires", "ServerTime"} <= set(error) and "X-Amz-Expires" not in error
@@ -121,7 +109,7 @@ def test_an_expired_url_is_refused_with_s3s_expiry(s3):
     signed_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None, microsecond=0) - dt.timedelta(hours=2)
     with mock.patch("botocore.auth.get_current_datetime", return_value=signed_at):
         url = s3.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": KEY}, ExpiresIn=3600)
-    status, body = _open(url)
+    status, body = open_url(url)
     error = _error(body)
     assert status == 403
     assert (error["Code"], error["Message"], error["X-Amz-Expires"]) == ("AccessDenied", "Request has expired", "3600")
@@ -138,14 +126,14 @@ def test_an_expired_url_is_refused_with_s3s_expiry(s3):
 ])
 def test_a_bad_expiry_is_a_query_parameters_error(s3, expires, message):
     url = s3.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": KEY}, ExpiresIn=expires)
-    status, body = _open(url)
+    status, body = open_url(url)
     assert (status, _error(body)["Code"], _error(body)["Message"]) == (
         400, "AuthorizationQueryParametersError", message)
 
 
 def test_an_incomplete_query_signature_names_the_parameters(s3):
     url = s3.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": KEY})
-    status, body = _open(re.sub(r"&X-Amz-Expires=\d+", "", url))
+    status, body = open_url(re.sub(r"&X-Amz-Expires=\d+", "", url))
     assert status == 400 and _error(body)["Code"] == "AuthorizationQueryParametersError"
     assert _error(body)["Message"].startswith("Query-string authentication version 4 requires the X-Amz-Algorithm")
 
@@ -155,29 +143,29 @@ def test_an_unknown_key_is_invalid(cloud, bucket, config):
     stranger = cloud.client("s3", aws_access_key_id="AKIAUNKNOWNUNKNOWN00", aws_secret_access_key="x" * 40,
                             config=config)
     url = stranger.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": KEY})
-    status, body = _open(url)
+    status, body = open_url(url)
     assert status == 403
     assert (_error(body)["Code"], _error(body)["Message"]) == (
         "InvalidAccessKeyId", "The AWS Access Key Id you provided does not exist in our records.")
 
 
 def test_a_principal_denied_get_object_gets_access_denied(cloud, s3):
-    keys = _user(cloud, "presign-no-read", {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"},
+    keys = create_user(cloud, "presign-no-read", {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"},
                  {"Effect": "Deny", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{BUCKET}/*"})
     client = cloud.client("s3", config=V4, **keys)
     url = client.generate_presigned_url("get_object", Params={"Bucket": BUCKET, "Key": KEY})
-    status, body = _open(url)
+    status, body = open_url(url)
     assert status == 403 and _error(body)["Code"] == "AccessDenied"
     assert _error(body)["Message"] == (
         f"User: arn:aws:iam::{ACCOUNT}:user/presign-no-read is not authorized to perform: s3:GetObject on resource: "
         f'"arn:aws:s3:::{BUCKET}/{KEY}" with an explicit deny in an identity-based policy')
     listing = client.generate_presigned_url("list_objects_v2", Params={"Bucket": BUCKET})
-    assert _open(listing)[0] == 200  # what the policy allows, the same URL kind may do
+    assert open_url(listing)[0] == 200  # what the policy allows, the same URL kind may do
 
 
 def test_a_presigned_query_api_call_is_verified_too(cloud):
     url = cloud.client("sts").generate_presigned_url("get_caller_identity", HttpMethod="GET")
-    status, body = _open(url)
+    status, body = open_url(url)
     assert status == 200 and b"user/lab-admin" in body
-    status, body = _open(url.replace("Action=GetCallerIdentity", "Action=GetSessionToken"))
+    status, body = open_url(url.replace("Action=GetCallerIdentity", "Action=GetSessionToken"))
     assert status == 403 and b"SignatureDoesNotMatch" in body

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from tests.localcloud.test_rds import _connect, _create, _network, _wait_status
+from tests.helpers import until
+from tests.helpers.rds import connect_db, create_db, db_status, public_db_network, wait_db_status
 
 
 def _server_pid(cloud, ident: str) -> int:
@@ -15,16 +16,16 @@ def _server_pid(cloud, ident: str) -> int:
 
 
 def _statuses_until_available(rds, ident: str, seconds: float = 60) -> list[str]:
+    """The statuses the instance goes through until it is available again."""
     seen: list[str] = []
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        status = rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]["DBInstanceStatus"]
+
+    def back() -> list[str] | None:
+        status = db_status(rds, ident)
         if not seen or seen[-1] != status:
             seen.append(status)
-        if status == "available" and len(seen) > 1:
-            return seen
-        time.sleep(0.05)
-    raise AssertionError(f"{ident} went through {seen} and never came back")
+        return seen if status == "available" and len(seen) > 1 else None
+
+    return until(back, seconds, 0.05, message=lambda: f"{ident} went through {seen} and never came back")
 
 
 def _messages(rds, ident: str, **kwargs) -> list[tuple[list[str], str]]:
@@ -35,9 +36,9 @@ def _messages(rds, ident: str, **kwargs) -> list[tuple[list[str], str]]:
 @pytest.fixture()
 def database(own_cloud):
     rds = own_cloud.client("rds")
-    groups = _network(own_cloud.client("ec2"), rds, "grp")
-    db = _create(rds, "crashy", "grp", groups)
-    with _connect(db["Endpoint"]) as conn, conn.cursor() as cur:
+    groups = public_db_network(own_cloud.client("ec2"), rds, "grp")
+    db = create_db(rds, "crashy", "grp", groups)
+    with connect_db(db["Endpoint"]) as conn, conn.cursor() as cur:
         cur.execute("CREATE TABLE t (id INT PRIMARY KEY) ENGINE=InnoDB")
         cur.execute("INSERT INTO t VALUES (1)")  # committed (autocommit) before the crash
     return own_cloud, rds, db
@@ -50,7 +51,7 @@ def test_a_killed_engine_is_restarted_by_the_cloud_and_committed_rows_survive(da
     seen = _statuses_until_available(rds, "crashy")
     assert seen[-2:] == ["rebooting", "available"], seen
     print(f"database back after {time.monotonic() - killed_at:.1f} s")
-    with _connect(db["Endpoint"]) as conn, conn.cursor() as cur:
+    with connect_db(db["Endpoint"]) as conn, conn.cursor() as cur:
         cur.execute("SELECT id FROM t")
         assert cur.fetchall() == ((1,),)
     messages = _messages(rds, "crashy")
@@ -68,13 +69,13 @@ def test_reboot_really_restarts_the_engine(database):
     assert answer["DBInstanceStatus"] == "rebooting"
     rds.get_waiter("db_instance_available").wait(DBInstanceIdentifier="crashy", WaiterConfig={"Delay": 1})
     assert _server_pid(cloud, "crashy") != before
-    with _connect(db["Endpoint"]) as conn, conn.cursor() as cur:
+    with connect_db(db["Endpoint"]) as conn, conn.cursor() as cur:
         cur.execute("SELECT id FROM t")
         assert cur.fetchall() == ((1,),)
     messages = [m for _, m in _messages(rds, "crashy")]
     assert messages[-2:] == ["DB instance shutdown.", "DB instance restarted."]
     rds.stop_db_instance(DBInstanceIdentifier="crashy")
-    _wait_status(rds, "crashy", "stopped")
+    wait_db_status(rds, "crashy", "stopped")
     with pytest.raises(rds.exceptions.InvalidDBInstanceStateFault):
         rds.reboot_db_instance(DBInstanceIdentifier="crashy")
     assert "DB instance stopped." in [m for _, m in _messages(rds, "crashy")]

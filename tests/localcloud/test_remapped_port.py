@@ -9,28 +9,23 @@ opens on a free port of the public IP, and the cloud's summary lists the mapping
 from __future__ import annotations
 
 import socket
-import time
 
 from labkit.localcloud import control
-from tests.conftest import free_port
-from tests.localcloud.test_ec2 import _profile, run_command
-from tests.localcloud.test_network import _http, _vpc, allow
+from tests.helpers import free_port, http_status, until
+from tests.helpers.ec2 import instance_profile, run_command
+from tests.helpers.network import allow, lab_vpc
 
 
-def _remapped(cloud, public: str, port: int, seconds: float = 60) -> str | None:
-    """The address your computer reaches ``public``:``port`` at, once the instance listens (None: not remapped)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        remapped = control.remapped_ports(cloud.home)
-        if f"{public}:{port}" in remapped:
-            return remapped[f"{public}:{port}"]
-        time.sleep(0.25)
-    return None
+def _remapped(cloud, public: str, port: int, seconds: float = 60) -> str:
+    """The address your computer reaches ``public``:``port`` at, once the instance listens and the cloud has
+    remapped it."""
+    return until(lambda: control.remapped_ports(cloud.home).get(f"{public}:{port}"), seconds, 0.25,
+                 message=f"{public}:{port} remapped")
 
 
 def test_a_port_held_outside_the_lab_is_remapped_at_the_public_ip(cloud):
     ec2, port = cloud.client("ec2"), free_port()
-    net = _vpc(ec2, "10.63")
+    net = lab_vpc(ec2, "10.63")
     allow(ec2, net["sg"]["ec2"], port, cidr="0.0.0.0/0")
     # Bound on 0.0.0.0 on purpose (the exception to "only 127.0.0.1"): a wildcard holder is the case under test.
     held = socket.socket()  # another program on this machine, on every address's port
@@ -42,14 +37,14 @@ def test_a_port_held_outside_the_lab_is_remapped_at_the_public_ip(cloud):
     try:
         instance = ec2.run_instances(
             ImageId="ami-12c6146b", MinCount=1, MaxCount=1, InstanceType="t3.micro",
-            IamInstanceProfile={"Name": _profile(cloud.client("iam"), "remap-app-profile")},
+            IamInstanceProfile={"Name": instance_profile(cloud.client("iam"), "remap-app-profile")},
             UserData=f"#!/bin/sh\nnohup python3 -m http.server {port} >/dev/null 2>&1 &\n",  # 0.0.0.0, as apps do
             NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": net["subnet"]["public"], "Groups": [net["sg"]["ec2"]],
                                 "AssociatePublicIpAddress": True}])["Instances"][0]
         instance_id, public = instance["InstanceId"], instance["PublicIpAddress"]
         reached = _remapped(cloud, public, port)
         assert reached and reached.startswith(f"{public}:") and reached != f"{public}:{port}", reached
-        assert _http(f"http://{reached}/", 10) == 200  # the instance's server, through the remapped front
+        assert http_status(f"http://{reached}/", 10) == 200  # the instance's server, through the remapped front
         try:
             held.accept()
             raise AssertionError("a connection meant for the instance reached the other program")
@@ -66,7 +61,7 @@ def test_a_port_held_outside_the_lab_is_remapped_at_the_public_ip(cloud):
         assert control.remapped_ports(cloud.home)[f"{public}:{port}"] == reached
         # The security group still decides: closed to the internet, the remapped port drops the SYN.
         allow(ec2, net["sg"]["ec2"], port, cidr="0.0.0.0/0", revoke=True)
-        assert _http(f"http://{reached}/") == "timed out"
+        assert http_status(f"http://{reached}/") == "timed out"
     finally:
         held.close()
         if instance_id:

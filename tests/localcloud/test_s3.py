@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from botocore.config import Config
 
-from tests.localcloud.test_presigned import _open
+from tests.helpers import open_url
 
 BUCKET = "s3-bytes-as-sent"
 FORM = "application/x-www-form-urlencoded"
@@ -42,6 +42,6 @@ def test_a_form_encoded_body_is_stored_as_sent(s3, body):
 def test_a_presigned_form_encoded_put_is_stored_as_sent(s3, body):
     url = s3.generate_presigned_url("put_object", Params={"Bucket": BUCKET, "Key": "form/presigned",
                                                           "ContentType": FORM})
-    assert _open(url, "PUT", body, content_type=FORM)[0] == 200
+    assert open_url(url, "PUT", body, content_type=FORM)[0] == 200
     got = s3.get_object(Bucket=BUCKET, Key="form/presigned")
     assert (got["Body"].read(), got["ContentType"]) == (body, FORM)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from tests.localcloud.lambda_helpers import create_function
+from tests.helpers.lambdas import create_function
 
 RECORD = "def lambda_handler(event, context):\n    return event\n"
 

@@ -15,8 +15,8 @@ from labkit.localcloud import patches as listed_patches
 from labkit.localcloud.core import patches as core_patches
 from labkit.localcloud.core.requests import classify
 from labkit.localcloud.core.services import Launch, Registry, Service
-from tests.conftest import Cloud, free_port, stop_test_cloud
-from tests.localcloud.lambda_helpers import create_function
+from tests.helpers import start_test_cloud, stop_test_cloud
+from tests.helpers.lambdas import create_function
 from tests.localcloud.probe_service import REFUSED
 
 ENV_SOURCE = '''
@@ -28,10 +28,8 @@ def lambda_handler(event, context):
 
 @pytest.fixture(scope="module")
 def probed(tmp_path_factory: pytest.TempPathFactory):
-    home = tmp_path_factory.mktemp("probe-home")
-    status = control.start_cloud(port=free_port(), home=home, extra_services=(
+    cloud = start_test_cloud(tmp_path_factory.mktemp("probe-home"), extra_services=(
         "tests.localcloud.probe_service:Probe", "tests.localcloud.probe_service:SecondProbe"))
-    cloud = Cloud(home, status)
     try:
         yield cloud
     finally:

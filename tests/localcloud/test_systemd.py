@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from labkit.localcloud.procs import INSTANCE_MARKER, find_marked, kill_marked
-from tests.conftest import free_port
-from tests.localcloud.test_ec2 import _profile, launch, local_get, run_command
+from tests.helpers import free_port, until
+from tests.helpers.ec2 import instance_profile, launch, local_get, run_command
 
 SHIM = Path(__file__).resolve().parents[2] / "labkit" / "localcloud" / "ec2" / "systemctl_shim.py"
 
@@ -48,16 +48,6 @@ def _show(systemctl, unit: str) -> dict[str, str]:
     return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
 
 
-def _wait(predicate, seconds: float = 10.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not reached in time")
-
-
 def test_restart_always_brings_a_killed_service_back_and_status_shows_it(sandbox):
     sandbox.write_unit("sleeper.service", "[Unit]\nDescription=Sleeper\n[Service]\nExecStart=sleep 300\n"
                                           "Restart=always\nRestartSec=1\n")
@@ -65,7 +55,8 @@ def test_restart_always_brings_a_killed_service_back_and_status_shows_it(sandbox
     first = int(_show(sandbox, "sleeper")["MainPID"])
     os.kill(first, signal.SIGKILL)
     killed_at = time.monotonic()
-    second = _wait(lambda: int(_show(sandbox, "sleeper")["MainPID"]) not in (0, first) and _show(sandbox, "sleeper"))
+    second = until(lambda: int(_show(sandbox, "sleeper")["MainPID"]) not in (0, first) and _show(sandbox, "sleeper"),
+                   10, 0.05)
     assert time.monotonic() - killed_at >= 0.9  # RestartSec is honoured
     assert second["NRestarts"] == "1" and second["ExecMainStatus"] == "code=killed, status=9/KILL"
     status = sandbox("status", "sleeper").stdout
@@ -95,9 +86,9 @@ def test_restart_no_and_on_failure_follow_the_exit_cause(sandbox):
     sandbox.write_unit("clean.service", "[Service]\nExecStart=sh -c 'exit 0'\nRestart=on-failure\n")
     sandbox("start", "once")
     sandbox("start", "clean")
-    _wait(lambda: sandbox("is-active", "once").stdout.strip() == "failed")
+    until(lambda: sandbox("is-active", "once").stdout.strip() == "failed", 10, 0.05)
     assert "Active: failed (Result: exit-code)" in sandbox("status", "once").stdout
-    _wait(lambda: sandbox("is-active", "clean").stdout.strip() == "inactive")
+    until(lambda: sandbox("is-active", "clean").stdout.strip() == "inactive", 10, 0.05)
     assert _show(sandbox, "clean")["NRestarts"] == "0"
 
 
@@ -105,18 +96,18 @@ def test_a_crash_loop_hits_the_start_rate_limit(sandbox):
     sandbox.write_unit("crash.service", "[Unit]\nStartLimitIntervalSec=30\nStartLimitBurst=3\n"
                                         "[Service]\nExecStart=sh -c 'exit 1'\nRestart=always\nRestartSec=100ms\n")
     sandbox("start", "crash")
-    _wait(lambda: _show(sandbox, "crash")["Result"] == "start-limit-hit")
+    until(lambda: _show(sandbox, "crash")["Result"] == "start-limit-hit", 10, 0.05)
     status = sandbox("status", "crash").stdout
     assert "Active: failed (Result: start-limit-hit)" in status and "Start request repeated too quickly." in status
     again = sandbox("start", "crash", check=False)
     assert again.returncode == 1 and "attempted too often" in again.stderr
     sandbox("reset-failed", "crash")
     sandbox("start", "crash")  # allowed again, and fails again by itself
-    _wait(lambda: _show(sandbox, "crash")["Result"] == "start-limit-hit")
+    until(lambda: _show(sandbox, "crash")["Result"] == "start-limit-hit", 10, 0.05)
 
 
 def test_the_app_comes_back_after_its_master_is_killed_and_stop_ends_everything(cloud):
-    instance_id = launch(cloud, _profile(cloud.client("iam"), "restart-profile"))
+    instance_id = launch(cloud, instance_profile(cloud.client("iam"), "restart-profile"))
     port = free_port()
     unit = (f"[Unit]\nDescription=web\n[Service]\nExecStart=python3 -m http.server {port} --bind 127.0.0.1\n"
             "Restart=always\nRestartSec=1\n[Install]\nWantedBy=multi-user.target\n")

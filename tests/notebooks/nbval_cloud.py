@@ -8,19 +8,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import tempfile
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import free_port
+
 _state: dict = {}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -28,8 +23,8 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     home = Path(tempfile.mkdtemp(prefix="labkit-nbval-"))
     _state.update(home=home, secrets=set())
-    os.environ.update({"LABKIT_HOME": str(home), "LABKIT_CLOUD_PORT": str(_free_port()),
-                       "LABKIT_APP_PORT": str(_free_port()), "MPLBACKEND": "Agg",
+    os.environ.update({"LABKIT_HOME": str(home), "LABKIT_CLOUD_PORT": str(free_port()),
+                       "LABKIT_APP_PORT": str(free_port()), "MPLBACKEND": "Agg",
                        "LABKIT_RUN_DIR": str(home / "runs")})  # the lab report, not into the repository
 
 

@@ -93,7 +93,7 @@ def test_a_default_run_is_linked_as_notebooks_runs_latest_and_trusted(tmp_path, 
     with HOME an empty folder, the run leaves it empty."""
     from nbformat.sign import NotebookNotary
 
-    from tests.conftest import USER_DIRS
+    from tests.helpers import USER_DIRS
 
     home = tmp_path / "home"
     home.mkdir()

@@ -8,6 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from labkit import StepError, compute
+from tests.helpers import free_port
 
 
 class _Healthz(BaseHTTPRequestHandler):
@@ -54,8 +55,6 @@ def test_wait_for_app_refuses_another_labs_app(other_app, no_log):
 
 
 def test_wait_for_app_gives_up_when_nothing_answers(no_log):
-    from tests.conftest import free_port
-
     url = f"http://127.0.0.1:{free_port()}/"
     with pytest.raises(StepError, match="did not answer as the Orders app within 1 s"):
         compute.wait_for_app(None, url, "i-0mine", step=8, seconds=1)

@@ -9,33 +9,19 @@ Goal: 0 lost, 0 duplicated; database back within 30 s, app within 10 s.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import free_port, scratch_home
+from bench.common import scratch_home
 from labkit import Lab, teardown
 from labkit.compute import app_url
 from labkit.localcloud import control
 from labkit.steps import run_steps
+from tests.faults.inject import SCENARIOS, injector
 from tests.faults.load import under_fault
-from tests.faults.test_faults import _inject
-
-SCENARIOS = ["database killed", "database stalled", "validator worker killed", "app process killed"]
-
-
-class Provisioned:
-    def __init__(self, lab: Lab, home: Path) -> None:
-        self.lab, self.home = lab, home
-
-    def db_connection(self):
-        import pymysql
-
-        secret = json.loads(self.lab.client("secretsmanager").get_secret_value(SecretId="order-db-secret")["SecretString"])
-        return pymysql.connect(host=secret["host"], port=int(secret["port"]), user=secret["username"],
-                               password=secret["password"], database=secret["dbname"], autocommit=True)
+from tests.helpers import ProvisionedLab, free_port
 
 
 def main() -> int:
@@ -55,7 +41,7 @@ def _bench(home: Path, args: argparse.Namespace) -> int:
         started = time.monotonic()
         run_steps(lab, 1, 10)
         print(f"lab up in {time.monotonic() - started:.0f} s; {args.orders} orders on {args.threads} threads per scenario")
-        provisioned = Provisioned(lab, home)
+        provisioned = ProvisionedLab(lab, home)  # its database through the server's own port: the DB is private
 
         def rows_of(run_id: str) -> list[tuple[str, str]]:
             with provisioned.db_connection() as conn, conn.cursor() as cur:
@@ -66,7 +52,7 @@ def _bench(home: Path, args: argparse.Namespace) -> int:
               f"{'stored w/o 2xx':>16}{'unretrievable':>15}{'recover s':>11}{'took s':>8}")
         for kind in [args.only] if args.only else SCENARIOS:
             began = time.monotonic()
-            load, verdict = under_fault(app_url(lab), args.orders, args.threads, _inject(kind, provisioned), rows_of)
+            load, verdict = under_fault(app_url(lab), args.orders, args.threads, injector(kind, lab, home), rows_of)
             recover = "never" if verdict.recover_seconds is None else f"{verdict.recover_seconds:.1f}"
             first = " ".join(f"{k}:{v}" for k, v in sorted(verdict.first_statuses.items()))
             final = " ".join(f"{k}:{v}" for k, v in sorted(verdict.final_statuses.items()))

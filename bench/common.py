@@ -1,10 +1,10 @@
-"""Shared set-up for the benchmarks: a throwaway local cloud on a free port."""
+"""Shared set-up for the benchmarks: a throwaway local cloud on a free port (free ports, the database server behind
+an endpoint and the Lambda trust policy are the tests' own helpers, tests/helpers/)."""
 from __future__ import annotations
 
 import contextlib
 import os
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
@@ -14,16 +14,11 @@ import boto3
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from labkit.localcloud import control
+from tests.helpers import db_server_port, free_port
+from tests.helpers.lambdas import LAMBDA_TRUST
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-LAMBDA_TRUST = ('{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": '
-                '"lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}')
+__all__ = ["LAMBDA_TRUST", "client", "control", "db_server_port", "free_port", "local_cloud", "mean", "percentile",
+           "report", "scratch_home"]
 
 
 @contextlib.contextmanager
@@ -65,13 +60,6 @@ def _iam_setting(iam: str):
 def client(status: control.CloudStatus, service: str, **kwargs):
     return boto3.client(service, endpoint_url=status.endpoint, region_name="us-east-1",
                         **control.admin_credentials(status.home), **kwargs)
-
-
-def db_server_port(home: Path, address: str, port: int) -> int:
-    """The database server behind an RDS endpoint (the cloud's wiring: the endpoint itself is private)."""
-    services = control.cloud_request("GET", "/_labkit/health", home=home)["services"]
-    identifier = next(k for k, v in services["network"]["databases"].items() if v == f"{address}:{port}")
-    return services["rds"]["instances"][identifier]["port"]
 
 
 def percentile(values: list[float], pct: float) -> float:

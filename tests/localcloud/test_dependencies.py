@@ -1,16 +1,14 @@
 """Deleting what is in use is refused as AWS refuses it, and the refused delete changes nothing."""
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 
 import pytest
 from botocore.exceptions import ClientError
 
-TRUST = ('{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, '
-         '"Action": "sts:AssumeRole"}]}')
-VPC_ACCESS = "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"
+from tests.helpers import make_zip
+from tests.helpers.lambdas import LAMBDA_TRUST
+from tests.helpers.network import VPC_ACCESS
 
 
 def _refused(call, code: str, status: int = 400) -> str:
@@ -68,15 +66,12 @@ def test_a_group_an_instance_uses_or_a_rule_names_stays(cloud, vpc):
 
 
 def _zip() -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("lambda_function.py", "def lambda_handler(event, context):\n    return 1\n")
-    return buffer.getvalue()
+    return make_zip({"lambda_function.py": "def lambda_handler(event, context):\n    return 1\n"})
 
 
 def test_a_function_in_the_vpc_holds_its_group_and_subnets(cloud, vpc):
     ec2, lam, iam = cloud.client("ec2"), cloud.client("lambda"), cloud.client("iam")
-    role = iam.create_role(RoleName="deps-vpc-role", AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
+    role = iam.create_role(RoleName="deps-vpc-role", AssumeRolePolicyDocument=LAMBDA_TRUST)["Role"]["Arn"]
     iam.attach_role_policy(RoleName="deps-vpc-role", PolicyArn=VPC_ACCESS)
     lam.create_function(FunctionName="deps-in-vpc", Runtime="python3.11", Role=role, Code={"ZipFile": _zip()},
                         Handler="lambda_function.lambda_handler",
@@ -152,7 +147,7 @@ def test_a_managed_policy_attached_or_with_versions_stays(cloud):
     document = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:ListBucket",
                                                                    "Resource": "*"}]})
     arn = iam.create_policy(PolicyName="deps-policy", PolicyDocument=document)["Policy"]["Arn"]
-    iam.create_role(RoleName="deps-policy-role", AssumeRolePolicyDocument=TRUST)
+    iam.create_role(RoleName="deps-policy-role", AssumeRolePolicyDocument=LAMBDA_TRUST)
     iam.attach_role_policy(RoleName="deps-policy-role", PolicyArn=arn)
     assert _refused(lambda: iam.delete_policy(PolicyArn=arn), "DeleteConflict", 409) == \
         "Cannot delete a policy attached to entities."

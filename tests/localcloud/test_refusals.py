@@ -14,10 +14,10 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from labkit.localcloud import control
+from tests.helpers import make_zip
+from tests.helpers.lambdas import LAMBDA_TRUST
 
 RAW = Config(parameter_validation=False, retries={"max_attempts": 1})
-TRUST = ('{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, '
-         '"Action": "sts:AssumeRole"}]}')
 BUCKET_TAKEN = ("The requested bucket name is not available. The bucket namespace is shared by all users of the system. "
                 "Please select a different name and try again.")
 
@@ -31,10 +31,7 @@ def _refused(call, code: str, status: int) -> str:
 
 
 def _zip() -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("lambda_function.py", "def lambda_handler(event, context):\n    return 1\n")
-    return buffer.getvalue()
+    return make_zip({"lambda_function.py": "def lambda_handler(event, context):\n    return 1\n"})
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +40,7 @@ def role(cloud) -> str:
     try:
         return iam.get_role(RoleName="refusals-role")["Role"]["Arn"]
     except iam.exceptions.NoSuchEntityException:
-        return iam.create_role(RoleName="refusals-role", AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
+        return iam.create_role(RoleName="refusals-role", AssumeRolePolicyDocument=LAMBDA_TRUST)["Role"]["Arn"]
 
 
 def _create(cloud, role: str, name: str, **overrides):
@@ -130,7 +127,7 @@ def test_logs_answer_with_their_own_code(cloud):
 def test_iam_answers_validation_error(cloud):
     iam = cloud.client("iam", config=RAW)
     name = "r" * 65
-    assert _refused(lambda: iam.create_role(RoleName=name, AssumeRolePolicyDocument=TRUST), "ValidationError", 400) \
+    assert _refused(lambda: iam.create_role(RoleName=name, AssumeRolePolicyDocument=LAMBDA_TRUST), "ValidationError", 400) \
         == (f"1 validation error detected: Value '{name}' at 'roleName' failed to satisfy constraint: Member must "
             "have length less than or equal to 64")
 

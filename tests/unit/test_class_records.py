@@ -7,19 +7,14 @@ import io
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from class_grades import class_table, grades_csv, student_row
+from class_ledger import Ledger
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "classroom"))
-
-from class_grades import class_table, grades_csv, student_row  # noqa: E402
-from class_ledger import Ledger  # noqa: E402
-
-from labkit import records, report_seal  # noqa: E402
+from labkit import records, report_seal
 
 T0 = "2099-01-01T10:00:00+00:00"  # after any claim the tests send (claims carry the real time)
 CATALOGUE = {"tasks": {"1": "Tag the VPC", "2": "Tag the group"}, "steps": {"1": "Create VPC", "2": "Subnet group"}}

@@ -1,6 +1,6 @@
 """The tests' own layout: helpers come from tests/helpers/ (or a folder's helper modules), never from a conftest or a
-test module; conftests hold fixtures and hooks and leave sys.path to pytest (pyproject's ``pythonpath``); test
-modules wait with ``until`` or a botocore waiter, not with loops of their own; one ``free_port``."""
+test module; conftests hold fixtures and hooks, and they and the test modules leave sys.path to pytest (pyproject's
+``pythonpath``); test modules wait with ``until`` or a botocore waiter, not with loops of their own; one ``free_port``."""
 from __future__ import annotations
 
 import ast
@@ -74,7 +74,7 @@ def problems(path: Path, source: str) -> list[str]:
         elif isinstance(node, ast.FunctionDef) and node.name.lstrip("_") == "free_port" and \
                 name != "tests.helpers":
             out.append(f"{where}:{node.lineno} defines its own free_port: use tests.helpers.free_port")
-        if _is_conftest(name) and _touches_sys_path(node):
+        if (_is_test_module(name) or _is_conftest(name)) and _touches_sys_path(node):
             out.append(f"{where}:{getattr(node, 'lineno', '?')} changes sys.path: pyproject's pythonpath sets it")
         if (_is_test_module(name) or _is_conftest(name)) and isinstance(node, ast.While) and _sleeps(node):
             out.append(f"{where}:{node.lineno} polls in a loop of its own: use tests.helpers.until or a waiter")
@@ -103,9 +103,12 @@ def test_the_check_sees_each_kind_of_problem():
     found = problems(module, source)
     assert [line.split(" ", 1)[0] for line in found] == [
         f"tests/localcloud/test_made_up.py:{n}" for n in (3, 4, 5, 6, 7, 8, 9, 12)], found
-    assert sorted(problems(conftest, "import sys\nsys.path.insert(0, 'flask_app')\nsys.path += ['x']\n")) == [
+    path_hacks = "import sys\nsys.path.insert(0, 'flask_app')\nsys.path += ['x']\n"
+    assert sorted(problems(conftest, path_hacks)) == [
         "tests/app/conftest.py:2 changes sys.path: pyproject's pythonpath sets it",
         "tests/app/conftest.py:3 changes sys.path: pyproject's pythonpath sets it"]
+    assert len(problems(module, path_hacks)) == 2
+    assert problems(ROOT / "tests" / "helpers" / "made_up.py", path_hacks) == []  # bench scripts and helpers: not this rule
     clean = ("from tests.helpers import free_port, until\nfrom tests.helpers.ec2 import launch\n"
              "from tests.faults import inject as faults\nfrom labkit.localcloud import _x\n")
     assert problems(module, clean) == []

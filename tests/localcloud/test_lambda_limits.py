@@ -10,7 +10,8 @@ import re
 
 from labkit.localcloud.awslambda.service import python_version, runtime_python
 from labkit.localcloud.awslambda.validation import RUNTIMES
-from tests.localcloud.lambda_helpers import create_function
+from tests.helpers import make_zip, start_test_cloud, stop_test_cloud
+from tests.helpers.lambdas import create_function, pymysql_layer_zip, role_arn
 
 HOG = '''
 import os
@@ -79,8 +80,6 @@ def test_a_function_past_its_memory_size_is_killed_as_on_aws(cloud):
 
 
 def test_without_cgroups_the_watchdog_kills_it_the_same_way(tmp_path, monkeypatch):
-    from tests.conftest import start_test_cloud, stop_test_cloud
-
     monkeypatch.setenv("LABKIT_LAMBDA_MEMORY", "watchdog")
     cloud = start_test_cloud(tmp_path)
     try:
@@ -102,8 +101,6 @@ def test_a_child_process_past_the_limit_takes_the_whole_sandbox(cloud):
 def test_a_function_like_the_labs_fits_in_128_mb(cloud):
     """boto3 and pymysql imported, two clients made (the order validator's shape), in the smallest MemorySize:
     Max Memory Used is the worker's measured peak, well under the limit."""
-    from tests.localcloud.lambda_helpers import pymysql_layer_zip
-
     lam = cloud.client("lambda")
     layer = lam.publish_layer_version(LayerName="pymysql-128", Content={"ZipFile": pymysql_layer_zip()})
     source = ("import boto3, pymysql\nsm = boto3.client('secretsmanager')\ns3 = boto3.client('s3')\n"
@@ -118,9 +115,6 @@ def test_a_function_like_the_labs_fits_in_128_mb(cloud):
 
 
 def test_every_python_runtime_aws_creates_runs_and_says_on_what(cloud):
-    from tests.conftest import make_zip
-    from tests.localcloud.lambda_helpers import role_arn
-
     today = dt.datetime.fromisoformat(cloud.request("GET", "/_labkit/clock")["now"]).date().isoformat()
     creatable = [r for r, (_deprecated, block_create, _u) in RUNTIMES.items() if not block_create or block_create > today]
     assert {"python3.12", "python3.13"} <= set(creatable)  # the console's default for "Python 3.x"

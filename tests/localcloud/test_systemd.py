@@ -72,7 +72,7 @@ def test_user_is_not_applied_and_the_journal_says_so(sandbox):
     sandbox.write_unit("app.service", "[Unit]\nDescription=App\n[Service]\nUser=orders-app\nGroup=orders-app\n"
                                       "DynamicUser=yes\nExecStart=sleep 300\n")
     sandbox("start", "app")
-    pid = int(_wait(lambda: _show(sandbox, "app")["MainPID"] != "0" and _show(sandbox, "app"))["MainPID"])
+    pid = int(until(lambda: _show(sandbox, "app")["MainPID"] != "0" and _show(sandbox, "app"), 10, 0.05)["MainPID"])
     assert os.stat(f"/proc/{pid}").st_uid == os.getuid()
     status = sandbox("status", "app").stdout
     assert "Active: active (running)" in status

@@ -1,0 +1,430 @@
+"""The lab's state on disk: what the daemon saves while it runs and loads before it serves (issue 23).
+
+``LABKIT_HOME/state/`` holds:
+
+``VERSION.json``                  the state format and moto version that wrote it (another one is refused)
+``moto/<service>/<account>/<region>.pkl``   one of moto's backends, pickled (:mod:`.pickling`), in a checked file
+``blobs/<sha256>``                bodies too big to rewrite at every save (S3 objects)
+``services/<name>.json``          each service's own state (its ``save_state()``: addresses, the lab clock ...)
+``<name>/``                       a service's own files (the event history's journal)
+``import/<name>/``                what a restored checkpoint brought for a service (databases as SQL, disks)
+``relocate.json``                 a restored checkpoint's manifest, until the daemon has taken it in
+
+When it is saved: a mutating API request is answered only after the backends of its service (in its region, or
+its partition for a global service) have been pickled and written (:meth:`Persistence.after_request`, under the
+service's lock, which the request holds while moto changes the records); a service that changed its own state
+during the request (:meth:`Persistence.changed`) is written in the same step. Changes made outside a request -- a
+database becoming ``available``, an instance ``running`` -- are marked (:meth:`Persistence.mark`) and written
+within half a second by a background thread. A clean stop saves everything once more.
+
+:class:`~labkit.localcloud.core.services.StateAccess` is what a service sees (``ctx.state``); with
+``LABKIT_STATE=off`` it is that base, which keeps nothing.
+"""
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import logging
+import pickle
+import shutil
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from moto.core.base_backend import BackendDict, BaseBackend
+
+from labkit.localcloud.core import pickling
+from labkit.localcloud.core.checkpoint import rewrite_records, text_pattern
+from labkit.localcloud.core.pickling import BackendKey, Rules, backend_dict, loading
+from labkit.localcloud.core.services import StateAccess
+from labkit.localcloud.core.statefiles import (
+    FORMAT,
+    BlobStore,
+    Journal,
+    StateError,
+    decode,
+    encode,
+    read_json,
+    sync_enabled,
+    write_atomic,
+)
+
+log = logging.getLogger("labkit.localcloud.state")
+VERSION_FILE, RELOCATE_FILE = "VERSION.json", "relocate.json"
+# Operations that change no record of moto's (Invoke runs code; a cold start's role session is marked by Lambda)
+UNCHANGING = ("Describe", "Get", "List", "Head", "Lookup", "Search", "BatchGet", "Select", "Check", "Filter",
+              "Simulate", "Invoke", "Test", "Validate", "Estimate", "Preview")
+SIGNING_NAMES = {"monitoring": "cloudwatch"}  # a signing name that is not moto's service name
+LOCK_PATIENCE = 10.0  # a mutating request waits this long for its service's lock, then goes on (and says so)
+
+
+def changes_records(operation: str | None) -> bool:
+    """True for an API operation that may change moto's records (CreateVpc, PutObject; not Describe*, Invoke)."""
+    return bool(operation) and not str(operation).startswith(UNCHANGING)
+
+
+def moto_version() -> str:
+    import importlib.metadata
+
+    return importlib.metadata.version("moto")
+
+
+class StateStore:
+    """moto's backends as files: save one, save what a request touched, load them all."""
+
+    def __init__(self, root: Path, rules: Rules, sync: bool) -> None:
+        self.root, self.rules, self.sync = root, rules, sync
+        self.blobs = BlobStore(root / "blobs", sync=sync)
+        self.locks: dict[str, threading.RLock] = collections.defaultdict(threading.RLock)
+        self.figures = {"saves": 0, "bytes": 0, "pickle_ms": 0.0, "write_ms": 0.0}
+        self._marked: set[tuple[str, str | None]] = set()
+        self._marked_lock = threading.Lock()
+
+    def path(self, key: BackendKey) -> Path:
+        service, account, region = key
+        return self.root / "moto" / service / account / f"{region}.pkl"
+
+    def save(self, key: BackendKey, backend: BaseBackend) -> int:
+        with self.locks[key[0]]:
+            started = time.perf_counter()
+            payload, refs = pickling.dump(backend, self.rules, self.blobs)
+            pickled = time.perf_counter()
+            header = {"service": key[0], "account": key[1], "region": key[2], "moto": moto_version(),
+                      "class": f"{type(backend).__module__}.{type(backend).__qualname__}", "refs": sorted(refs)}
+            write_atomic(self.path(key), encode(header, payload), sync=self.sync)
+            done = time.perf_counter()
+        figures = self.figures
+        figures["saves"] += 1
+        figures["bytes"] += len(payload)
+        figures["pickle_ms"] += (pickled - started) * 1000
+        figures["write_ms"] += (done - pickled) * 1000
+        return len(payload)
+
+    def save_service(self, service: str, region: str | None) -> int:
+        """Every backend of moto's ``service`` in ``region`` (a global service: its partitions; None: all)."""
+        bd = backend_dict(service)
+        written = 0
+        for account, per_account in list(dict.items(bd)):
+            for name, backend in list(dict.items(per_account)):
+                if region is None or name == region or not bd._use_boto3_regions:
+                    written += self.save((service, account, name), backend)
+        return written
+
+    def save_request(self, signing_name: str | None, region: str | None) -> int:
+        service = self.service_for(signing_name)
+        return self.save_service(service, region) if service else 0
+
+    @staticmethod
+    def service_for(signing_name: str | None) -> str | None:
+        """moto's service for a request's signing name, if moto keeps records of it."""
+        if not signing_name:
+            return None
+        service = SIGNING_NAMES.get(signing_name, signing_name)
+        try:
+            backend_dict(service)
+        except (ImportError, AttributeError, KeyError, ValueError):
+            return None
+        return service
+
+    def mark(self, service: str, region: str | None) -> None:
+        with self._marked_lock:
+            self._marked.add((service, region))
+
+    def flush(self) -> None:
+        with self._marked_lock:
+            marked, self._marked = self._marked, set()
+        for service, region in marked:
+            self.save_service(service, region)
+
+    def save_all(self) -> int:
+        return sum(self.save(key, backend) for key, backend in iter_backends())
+
+    def files(self) -> list[Path]:
+        folder = self.root / "moto"
+        return sorted(folder.glob("*/*/*.pkl")) if folder.is_dir() else []
+
+    def load_all(self) -> dict[BackendKey, BaseBackend]:
+        """Read every backend file and put each backend into moto's ``BackendDict`` (a backend another one refers
+        to is read first). Raises StateError naming a file that cannot be read."""
+        paths: dict[BackendKey, Path] = {}
+        payloads: dict[BackendKey, bytes] = {}
+        for path in self.files():
+            meta, payload = decode(path)
+            if meta.get("moto") != moto_version():
+                raise StateError(f"{path} was written with moto {meta.get('moto')}; this labkit runs moto "
+                                 f"{moto_version()} and cannot read it")
+            key = (meta["service"], meta["account"], meta["region"])
+            paths[key], payloads[key] = path, payload
+        loaded: dict[BackendKey, BaseBackend] = {}
+        under_way: set[BackendKey] = set()
+
+        def resolve(key: BackendKey) -> BaseBackend:
+            key = (key[0], key[1], key[2])
+            if key in loaded:
+                return loaded[key]
+            if key not in payloads:  # never saved: never changed, the live (new) one
+                return backend_dict(key[0])[key[1]][key[2]]
+            if key in under_way:
+                raise StateError(f"{paths[key]}: backends refer to each other in a circle; cannot load")
+            under_way.add(key)
+            try:
+                with loading(resolve, self.blobs):
+                    backend = pickle.loads(payloads[key])
+            except StateError:
+                raise
+            except Exception as exc:
+                raise StateError(f"{paths[key]} cannot be read by this labkit ({type(exc).__name__}: {exc})") \
+                    from exc
+            install(key, backend)
+            self.rules.after_load(backend)
+            loaded[key] = backend
+            return backend
+
+        for key in payloads:
+            resolve(key)
+        return loaded
+
+
+def iter_backends() -> Iterator[tuple[BackendKey, BaseBackend]]:
+    """Every backend moto has made, with its key."""
+    for bd in list(BackendDict._instances):
+        for account, per_account in list(dict.items(bd)):
+            for region, backend in list(dict.items(per_account)):
+                yield (bd.service_name, account, region), backend
+
+
+def install(key: BackendKey, backend: BaseBackend) -> None:
+    """Put a loaded backend where moto looks for it: the module-level ``BackendDict`` keeps its identity (moto code
+    holds it), its contents are the loaded ones."""
+    service, account, region = key
+    per_account = backend_dict(service)[account]  # made (and the BackendDict noted as in use) if need be
+    dict.__setitem__(per_account, region, backend)
+
+
+class Persistence(StateAccess):
+    """The daemon's state: loaded before the services are made, saved while it serves and when it stops."""
+
+    enabled = True
+
+    def __init__(self, home: Path, rules: Rules, sync: bool | None = None) -> None:
+        self.home, self.root = home, home / "state"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.sync = sync_enabled() if sync is None else sync
+        self.store = StateStore(self.root, rules, self.sync)
+        self.services_dir = self.root / "services"
+        self._saved: dict[str, dict] = {}
+        self._written: dict[str, bytes] = {}
+        self._changed: set[str] = set()
+        self._changed_lock = threading.Lock()
+        self._journals: dict[str, Journal] = {}
+        self._settling: collections.Counter[str] = collections.Counter()
+        self._stop = threading.Event()
+        self.services: Iterable[Any] = ()
+        self.load_seconds = 0.0
+        self.last_error: str | None = None
+        self.lock_waits = 0
+
+    # -- what the services see ------------------------------------------------------------------------------
+    def saved(self, name: str) -> dict | None:
+        return self._saved.get(name)
+
+    def changed(self, name: str) -> None:
+        with self._changed_lock:
+            self._changed.add(name)
+
+    def mark(self, service: str, region: str | None = None) -> None:
+        self.store.mark(service, region)
+
+    def commit(self) -> None:
+        self.store.flush()
+        self.save_services(only_changed=True)
+
+    def imported(self, name: str) -> Path | None:
+        folder = self.root / "import" / name
+        return folder if folder.is_dir() else None
+
+    def journal(self, name: str, keep: int) -> Journal:
+        if name not in self._journals:
+            self._journals[name] = Journal(self.root / name / "journal.jsonl", keep)
+        return self._journals[name]
+
+    def rewrite(self, old: str, new: str) -> int:
+        pattern = text_pattern(old)
+        changed = rewrite_records([backend for _key, backend in iter_backends()], pattern, new)
+        for name, saved in list(self._saved.items()):
+            text, count = pattern.subn(lambda _m: new, json.dumps(saved))
+            if count:
+                self._saved[name] = json.loads(text)
+                changed += count
+        return changed
+
+    @contextlib.contextmanager
+    def settling(self, what: str) -> Iterator[None]:
+        with self._changed_lock:
+            self._settling[what] += 1
+        try:
+            yield
+        finally:
+            with self._changed_lock:
+                self._settling[what] -= 1
+                if self._settling[what] <= 0:
+                    del self._settling[what]
+
+    # -- versions and loading --------------------------------------------------------------------------------
+    def version(self) -> dict:
+        return {"format": FORMAT, "moto": moto_version()}
+
+    def load(self) -> None:
+        """Put the saved records back into moto and read the services' states; StateError when they cannot be."""
+        started = time.perf_counter()
+        path = self.root / VERSION_FILE
+        if not path.exists():
+            if self.store.files() or (self.services_dir.is_dir() and any(self.services_dir.iterdir())):
+                raise StateError(f"{path} is missing, but {self.root} holds saved records: it is not a whole state "
+                                 "folder (a partial copy?)")
+            write_atomic(path, json.dumps(self.version()).encode(), self.sync)
+            return
+        saved, mine = read_json(path), self.version()
+        if not isinstance(saved, dict) or saved.get("format") != mine["format"] or saved.get("moto") != mine["moto"]:
+            found = saved if isinstance(saved, dict) else {}
+            raise StateError(f"the lab's saved state in {self.root} was written by a labkit with state format "
+                             f"{found.get('format')} and moto {found.get('moto')}; this labkit writes format "
+                             f"{mine['format']} with moto {mine['moto']} and cannot read it")
+        self.store.load_all()
+        self.store.blobs.collect(self.store.blobs.read_digests)
+        for file in sorted(self.services_dir.glob("*.json")) if self.services_dir.is_dir() else []:
+            self._saved[file.stem] = read_json(file)
+            self._written[file.stem] = file.read_bytes()
+        if (self.root / RELOCATE_FILE).exists():
+            self.relocation = read_json(self.root / RELOCATE_FILE)
+        self.restored = True
+        self.load_seconds = time.perf_counter() - started
+
+    # -- saving ------------------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def request_lock(self, call: Any) -> Iterator[None]:
+        """A request that may change moto's records holds its service's lock until they are saved (a save never
+        reads a half-made change). A lock held too long (a request whose hooks call the same service: none in
+        the lab) is given up on, with a warning, rather than waited for forever."""
+        service = self.store.service_for(call.service) if changes_records(call.operation) else None
+        if service is None:
+            yield
+            return
+        lock = self.store.locks[service]
+        got = lock.acquire(timeout=LOCK_PATIENCE)
+        if not got:
+            self.lock_waits += 1
+            log.warning("%s waited %.0f s for the state lock of %s; going on without it", call.operation,
+                        LOCK_PATIENCE, service)
+        try:
+            yield
+        finally:
+            if got:
+                lock.release()
+
+    def after_request(self, call: Any, status: int) -> None:
+        """A request was answered ``status``; if it may have changed records, save them before the answer leaves."""
+        if status >= 400 or not changes_records(call.operation):
+            return
+        try:
+            self.store.save_request(call.service, call.region)
+            self.save_services(only_changed=True)
+        except Exception as exc:  # the answer stands; the failure is shown by health and every labkit command
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            log.exception("saving the lab's state after %s failed", call.operation)
+
+    def save_services(self, only_changed: bool = False) -> None:
+        """Each service's own state file, written when it differs from the last one written. ``save_state()`` is
+        quick and takes no lock held across a request or a process."""
+        with self._changed_lock:
+            changed, self._changed = self._changed, set()
+        for service in self.services:
+            if only_changed and service.name not in changed:
+                continue
+            state = service.save_state()
+            if state is None:
+                continue
+            data = json.dumps(state, sort_keys=True, default=str).encode()
+            if self._written.get(service.name) != data:
+                write_atomic(self.services_dir / f"{service.name}.json", data, self.sync)
+                self._written[service.name] = data
+
+    def save_everything(self) -> None:
+        self.store.save_all()
+        self.save_services()
+        write_atomic(self.root / VERSION_FILE, json.dumps(self.version()).encode(), self.sync)
+
+    def serve(self, services: Iterable[Any]) -> None:
+        """The services are started: save what a start changed (a checkpoint taken in, addresses moved), then write
+        marked changes every half second."""
+        self.services = services
+        if self.relocation is not None:
+            self.save_everything()
+            (self.root / RELOCATE_FILE).unlink(missing_ok=True)
+            self.relocation = None
+        self._stop = threading.Event()
+        threading.Thread(target=self._flush_loop, args=(self._stop,), daemon=True, name="state-flush").start()
+
+    def _flush_loop(self, stop: threading.Event, interval: float = 0.5) -> None:
+        while not stop.wait(interval):
+            try:
+                self.commit()
+            except Exception as exc: # shown in health; the next round tries again
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("saving background changes failed")
+
+    def close(self) -> None:
+        """The daemon stops (its services have): save everything once more."""
+        self._stop.set()
+        try:
+            self.save_everything()
+        except Exception:
+            log.exception("the final save of the lab's state failed")
+        for journal in self._journals.values():
+            journal.close()
+
+    def reset(self) -> None:
+        """``labkit cloud reset``: the empty lab is the saved one now."""
+        for folder in ("moto", "services", "import"):
+            shutil.rmtree(self.root / folder, ignore_errors=True)
+        (self.root / RELOCATE_FILE).unlink(missing_ok=True)
+        self._saved.clear()
+        self._written.clear()
+        self.store.blobs.collect(set())
+        self.save_everything()
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        """No record changes while held (every service's lock): for a checkpoint's consistent copy."""
+        services = sorted({bd.service_name for bd in list(BackendDict._instances)})
+        locks = [self.store.locks[s] for s in services]
+        for lock in locks:
+            lock.acquire()
+        try:
+            self.save_everything()
+            yield
+        finally:
+            for lock in reversed(locks):
+                lock.release()
+
+    def audit(self) -> dict[str, dict[str, int]]:
+        """Objects of another moto service each backend's save would copy instead of referring to, by class."""
+        found = {}
+        for key, backend in iter_backends():
+            foreign = pickling.audit(backend, self.store.rules)
+            if foreign:
+                found["/".join(key)] = foreign
+        return found
+
+    def journals(self) -> list[Path]:
+        return [journal.path for journal in self._journals.values()]
+
+    def summary(self) -> dict:
+        figures = self.store.figures
+        return {"enabled": True, "restored": self.restored, "load_seconds": round(self.load_seconds, 3),
+                "sync": self.sync, "saves": figures["saves"], "bytes": figures["bytes"],
+                "pickle_ms": round(figures["pickle_ms"], 1), "write_ms": round(figures["write_ms"], 1),
+                "settling": sorted(self._settling), "lock_waits": self.lock_waits, "last_error": self.last_error}

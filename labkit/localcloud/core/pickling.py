@@ -238,11 +238,13 @@ class AuditPickler(StatePickler):
         self.foreign: dict[str, int] = {}
 
     def reducer_override(self, obj: Any) -> Any:
+        reduced = super().reducer_override(obj)
         module = type(obj).__module__
-        if module.startswith("moto.") and module.split(".")[1] not in (self.package, "core", "utilities", "moto_api"):
-            name = f"{module}.{type(obj).__qualname__}"
+        if reduced is NotImplemented and module.startswith("moto.") \
+                and module.split(".")[1] not in (self.package, "core", "utilities", "moto_api"):
+            name = f"{module}.{type(obj).__qualname__}"  # copied by value, not referred to
             self.foreign[name] = self.foreign.get(name, 0) + 1
-        return super().reducer_override(obj)
+        return reduced
 
 
 def audit(backend: BaseBackend, rules: Rules) -> dict[str, int]:

@@ -20,18 +20,20 @@ def _subnet(key: BackendKey, subnet_id: str, record: dict) -> Any:
     ec2 = load_backend(*key)
     try:
         return ec2.get_subnet(subnet_id)
-    except Exception:  # deleted since the other service saved: the record as it was
+    except Exception:  # deleted since the other service saved: what the other service shows of it
         from moto.ec2.models.subnets import Subnet
 
         subnet = Subnet.__new__(Subnet)
-        vars(subnet).update(record, ec2_backend=ec2)
+        zone = next((z for z in ec2.describe_availability_zones() if z.name == record["zone"]), None)
+        vars(subnet).update(id=subnet_id, vpc_id=record["vpc_id"], cidr_block=record["cidr_block"],
+                            _availability_zone=zone, state="available", ec2_backend=ec2)
         return subnet
 
 
 def _reduce_subnet(subnet: Any, pickler: StatePickler) -> Any:
     if subnet.ec2_backend is pickler.root:
         return NotImplemented  # EC2's own file holds its subnets
-    record = {k: v for k, v in vars(subnet).items() if k != "ec2_backend"}
+    record = {"vpc_id": subnet.vpc_id, "cidr_block": subnet.cidr_block, "zone": subnet.availability_zone}
     return _subnet, (pickler.backend_ref(subnet.ec2_backend), subnet.id, record)
 
 

@@ -9,7 +9,8 @@ ports, spawns both students' servers through the Hub's REST API, runs the notebo
 (`labkit run` -> papermill, inside the student's own server, through a kernel of that server), and
 checks what a classroom needs: orders land in the student's own database only; neither student can
 read the other's lab state, database socket, secrets or keys, nor act on the other's cloud; the order
-form opens through the Hub's public address; stopping one student's server leaves the other working.
+form opens through the Hub's public address; stopping one student's server leaves the other working; and a
+server stopped as the Hub's idle culler stops it, then started again, finds its student's lab and tasks intact.
 Everything it creates (accounts, homes, processes, the Hub) is removed at the end.
 """
 from __future__ import annotations
@@ -235,6 +236,21 @@ if run.returncode == 0 and {last} >= 8:
     result.update(link=compute.browser_url(lab), url=compute.app_url(lab),
                   instance=compute.describe_instance(lab)["InstanceId"])
 print({RESULT!r} + json.dumps(result))
+"""
+
+
+def lab_code(order_id: str) -> str:
+    """What the student finds of their lab: labkit check, the tasks passed, the app's URL, an earlier order by id."""
+    return f"""
+import json, urllib.request
+from labkit import Lab, checks, compute, tasks
+lab = Lab()
+frame, done = checks.all_checks(lab), tasks.tasks_frame(lab)
+url = compute.app_url(lab)
+with urllib.request.urlopen(url + "api/orders/{order_id}", timeout=60) as answer:
+    stored = json.loads(answer.read())["stored"]
+print({RESULT!r} + json.dumps({{"checks": [int(frame["passed"].sum()), len(frame)], "url": url, "order": stored,
+                               "tasks": sorted(int(s) for s in done.loc[done["passed"], "step"])}}))
 """
 
 
@@ -482,6 +498,8 @@ def main(argv: list[str] | None = None) -> int:
             status, answer = student.browse(path + "api/orders", "POST", {
                 "customer_name": f"hub {student.name}", "product": "Classroom", "quantity": 1, "amount": "1.00"})
             check.add(f"{student.name}: an order through the Hub is accepted", status == 201, answer[:200])
+            if status == 201:
+                result["order_id"] = json.loads(answer)["order_id"]
         for student in students:
             other = b if student is a else a
             names = student.run(orders_code())
@@ -523,7 +541,8 @@ def main(argv: list[str] | None = None) -> int:
                           (outsider_name, passwords[outsider_name]), course, rb, order_path, shot)
 
         # Stopping one student's server (and with it their lab) leaves the other's working.
-        hub.stop_server(a.name)
+        lab_before = a.run(lab_code(ra["order_id"]))
+        hub.stop_server(a.name)  # what the idle culler does: DELETE /users/<name>/server through the Hub's API
         deadline = time.monotonic() + 30
         while processes_of(a.account.pw_uid) and time.monotonic() < deadline:
             time.sleep(0.5)
@@ -533,6 +552,20 @@ def main(argv: list[str] | None = None) -> int:
             "customer_name": f"after {a.name} stopped", "product": "Classroom", "quantity": 1, "amount": "2.00"})
         check.add(f"{b.name}: still takes orders after {a.name} stopped", status == 201, answer[:200])
         check.add(f"{b.name}: that order is in {b.name}'s database", f"after {a.name} stopped" in b.run(orders_code()))
+
+        # The student comes back (issue 23): their server starts, their lab starts on first use, as it was.
+        a.start()
+        lab_after = a.run(lab_code(ra["order_id"]), timeout=600)
+        check.add(f"{a.name}: after the culled server started again, labkit check passes as before",
+                  lab_after["checks"] == lab_before["checks"] and lab_after["checks"][0] == lab_after["checks"][1],
+                  (lab_before["checks"], lab_after["checks"]))
+        check.add(f"{a.name}: the tasks done before are still passed", lab_after["tasks"] == lab_before["tasks"]
+                  and len(lab_after["tasks"]) == 13, (lab_before["tasks"], lab_after["tasks"]))
+        check.add(f"{a.name}: the app answers at the same URL and finds the order placed before",
+                  lab_after["url"] == lab_before["url"] and lab_after["order"], (lab_before, lab_after))
+        status, answer = a.browse(order_path(ra["link"], hub.url) + "api/orders", "POST", {
+            "customer_name": f"hub {a.name} again", "product": "Classroom", "quantity": 1, "amount": "3.00"})
+        check.add(f"{a.name}: the restarted lab takes orders through the Hub", status == 201, answer[:200])
     except Finished:
         pass
     except Exception as exc:

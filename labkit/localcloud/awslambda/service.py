@@ -137,8 +137,7 @@ class LambdaService(Service):
         code = self.ctx.service_dir("lambda", fresh=not self._restored)  # extracted code, named by its digest
         for half_done in code.glob("*/.*"):  # an extraction a crash interrupted
             shutil.rmtree(half_done, ignore_errors=True)
-        if self._restored:
-            self._take_in_layers()
+        self._take_in_layers()
         threading.Thread(target=self._reap, daemon=True, name="lambda-reaper").start()
 
     # -- what a restart keeps (issue 23): the records; workers start cold ---------------------------------------
@@ -146,7 +145,8 @@ class LambdaService(Service):
         self._restored = restored
 
     def _take_in_layers(self) -> None:
-        """A checkpoint's layer zips join the folder; zips no saved layer version names are removed."""
+        """A checkpoint's layer zips join the folder; zips no layer version names (an earlier lab's, before a
+        reset or a fresh start) are removed."""
         folder, imported = layers.layers_folder(), self.ctx.state.imported(self.name)
         if folder is not None and imported is not None:
             for zipped in imported.glob("*.zip"):
@@ -391,6 +391,7 @@ class LambdaService(Service):
 
     def after_reset(self) -> None:
         self.ctx.service_dir("lambda", fresh=True)
+        layers.collect(set())
 
 
 def _revision(fn: Any) -> str:

@@ -43,8 +43,8 @@ def make(persistence: Any, services: Iterable[Any], staging: Path) -> dict:
     staging.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with persistence.frozen():
-        journals = set(persistence.journals())
-        link_tree(persistence.root, staging / "state", skip={"import"}, copy=journals)
+        journals = frozenset(persistence.journals())
+        link_tree(persistence.root, staging / "state", skip=frozenset({"import"}), copy=journals)
     frozen = time.perf_counter()
     exported: dict[str, Any] = {}
     for service in services:
@@ -63,7 +63,8 @@ def make(persistence: Any, services: Iterable[Any], staging: Path) -> dict:
     return manifest
 
 
-def link_tree(source: Path, target: Path, skip: set[str] = frozenset(), copy: set[Path] = frozenset()) -> None:
+def link_tree(source: Path, target: Path, skip: frozenset[str] = frozenset(),
+              copy: frozenset[Path] = frozenset()) -> None:
     """``target`` as a copy of ``source`` made of hard links (``copy``: files copied instead); temporary files of a
     write under way (``.name.*``) are left out."""
     for folder, dirs, files in os.walk(source):

@@ -74,7 +74,7 @@ def _weak_values(items: dict) -> weakref.WeakValueDictionary:
 
 
 def _defaultdict(factory: Any, items: dict) -> collections.defaultdict:
-    made = collections.defaultdict(factory)
+    made: collections.defaultdict = collections.defaultdict(factory)
     made.update(items)
     return made
 
@@ -125,7 +125,7 @@ _SERVICE_OF: dict[type, str] = {}
 def service_of(kind: type) -> str:
     """moto's service name (its ``BackendDict``'s) for a backend class."""
     if kind not in _SERVICE_OF:
-        for bd in list(BackendDict._instances):
+        for bd in in_use():
             _SERVICE_OF.setdefault(bd.backend, bd.service_name)
     if kind not in _SERVICE_OF:
         raise pickle.PicklingError(f"no moto service holds backends of {kind.__module__}.{kind.__qualname__}")
@@ -136,7 +136,14 @@ def backend_dict(service: str) -> BackendDict:
     """The module-level ``BackendDict`` of moto's ``service`` (moto code holds that object: it keeps its identity)."""
     from moto.backends import get_backend
 
-    return get_backend(service)  # type: ignore[call-overload,no-any-return]
+    found: BackendDict = get_backend(service)  # type: ignore[call-overload]
+    return found
+
+
+def in_use() -> list[BackendDict]:
+    """moto's ``BackendDict`` objects that hold at least one backend."""
+    instances: list[BackendDict] = BackendDict._instances  # type: ignore[misc]
+    return list(instances)
 
 
 _RESOLVER: contextvars.ContextVar[Callable[[BackendKey], BaseBackend] | None] = contextvars.ContextVar(
@@ -188,7 +195,7 @@ class StatePickler(pickle.Pickler):
         return key
 
     def reduce_defaultdict(self, obj: collections.defaultdict) -> Any:
-        factory = obj.default_factory
+        factory: Any = obj.default_factory
         if getattr(factory, "__name__", "") == "<lambda>":
             known = self.rules.factories.get(factory.__qualname__)
             if known is None:
@@ -206,7 +213,7 @@ class StatePickler(pickle.Pickler):
         if obj is self.root:
             state = dict(vars(obj))
             trim = self.rules.trims.get(kind)
-            return copyreg.__newobj__, (kind,), trim(obj, state) if trim else state
+            return copyreg.__newobj__, (kind,), trim(obj, state) if trim else state  # type: ignore[attr-defined]
         if isinstance(obj, BaseBackend):
             return load_backend, self.backend_ref(obj)
         if isinstance(obj, (BackendDict, AccountSpecificBackend)):

@@ -34,11 +34,11 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from moto.core.base_backend import BackendDict, BaseBackend
+from moto.core.base_backend import BaseBackend
 
 from labkit.localcloud.core import pickling
 from labkit.localcloud.core.checkpoint import rewrite_records, text_pattern
-from labkit.localcloud.core.pickling import BackendKey, Rules, backend_dict, loading
+from labkit.localcloud.core.pickling import BackendKey, Rules, backend_dict, in_use, loading
 from labkit.localcloud.core.services import StateAccess
 from labkit.localcloud.core.statefiles import (
     FORMAT,
@@ -190,7 +190,7 @@ class StateStore:
 
 def iter_backends() -> Iterator[tuple[BackendKey, BaseBackend]]:
     """Every backend moto has made, with its key."""
-    for bd in list(BackendDict._instances):
+    for bd in in_use():
         for account, per_account in list(dict.items(bd)):
             for region, backend in list(dict.items(per_account)):
                 yield (bd.service_name, account, region), backend
@@ -399,7 +399,7 @@ class Persistence(StateAccess):
     @contextlib.contextmanager
     def frozen(self) -> Iterator[None]:
         """No record changes while held (every service's lock): for a checkpoint's consistent copy."""
-        services = sorted({bd.service_name for bd in list(BackendDict._instances)})
+        services = sorted({bd.service_name for bd in in_use()})
         locks = [self.store.locks[s] for s in services]
         for lock in locks:
             lock.acquire()

@@ -17,7 +17,7 @@ REGISTRIES = ("vpc_refs", "vpc_pcx_refs", "backend_refs")
 
 
 def _subnet(key: BackendKey, subnet_id: str, record: dict) -> Any:
-    ec2 = load_backend(*key)
+    ec2: Any = load_backend(*key)
     try:
         return ec2.get_subnet(subnet_id)
     except Exception:  # deleted since the other service saved: what the other service shows of it

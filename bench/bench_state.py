@@ -70,6 +70,17 @@ def p50(call, n: int) -> float:
     return percentile(times, 50)
 
 
+def measure(c: dict) -> dict[str, float]:
+    """One round on one cloud: the p50 of each call."""
+    lam, sm, ec2, vpc = c["lambda"], c["sm"], c["ec2"], c["vpc"]
+    counter = iter(range(10**6))
+    return {"invoke": p50(lambda: lam.invoke(FunctionName="trivial")["Payload"].read(), 200),
+            "get_secret": p50(lambda: sm.get_secret_value(SecretId="bench-secret"), 300),
+            "create_tags": p50(lambda: ec2.create_tags(Resources=[vpc], Tags=[{"Key": "n", "Value": str(next(counter))}]),
+                               50),
+            "put_secret": p50(lambda: sm.put_secret_value(SecretId="bench-secret", SecretString=str(next(counter))), 50)}
+
+
 def memory(status: control.CloudStatus) -> tuple[float, float]:
     info = psutil.Process(status.pid).memory_full_info()
     return info.rss / 2**20, info.uss / 2**20
@@ -82,17 +93,8 @@ def main(rounds: int = 5) -> None:
         saves_before = control.cloud_request("GET", "/_labkit/state", home=on.home)
         for _ in range(rounds):
             for mode, c in clients.items():
-                lam, sm, ec2, vpc = c["lambda"], c["sm"], c["ec2"], c["vpc"]
-                got = figures[mode]
-                got.setdefault("invoke", []).append(p50(lambda: lam.invoke(FunctionName="trivial")["Payload"].read(),
-                                                        200))
-                got.setdefault("get_secret", []).append(p50(lambda: sm.get_secret_value(SecretId="bench-secret"),
-                                                            300))
-                counter = iter(range(10**6))
-                got.setdefault("create_tags", []).append(p50(lambda: ec2.create_tags(
-                    Resources=[vpc], Tags=[{"Key": "n", "Value": str(next(counter))}]), 50))
-                got.setdefault("put_secret", []).append(p50(lambda: sm.put_secret_value(
-                    SecretId="bench-secret", SecretString=str(next(counter))), 50))
+                for name, value in measure(c).items():
+                    figures[mode].setdefault(name, []).append(value)
         saves = control.cloud_request("GET", "/_labkit/state", home=on.home)
         time.sleep(12)  # both daemons go quiet and give their free heap back (the daemon's trim when idle)
         for mode, status in (("off", off), ("on", on)):

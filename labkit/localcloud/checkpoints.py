@@ -20,6 +20,7 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from labkit.errors import CheckpointError
 
@@ -69,7 +70,7 @@ def locate(name: str, home: Path) -> Path:
                           f"there are: {known})", "make one with `labkit cloud snapshot NAME`, or give its path")
 
 
-def listing(home: Path) -> list[dict]:
+def listing(home: Path) -> list[dict[str, Any]]:
     """The checkpoints found by name: name, path, size and when the file was written."""
     found = []
     for folder in folders(home):
@@ -99,7 +100,7 @@ def pack(staging: Path, target: Path) -> int:
     return target.stat().st_size
 
 
-def manifest(source: Path) -> dict:
+def manifest(source: Path) -> dict[str, Any]:
     """A checkpoint's manifest; CheckpointError when the file is not a checkpoint this labkit reads."""
     try:
         with tarfile.open(source, "r:gz") as archive:
@@ -114,7 +115,7 @@ def manifest(source: Path) -> dict:
     return found
 
 
-def check_versions(found: dict, source: Path, moto_version: str) -> None:
+def check_versions(found: dict[str, Any], source: Path, moto_version: str) -> None:
     """Refuse a checkpoint whose state this labkit cannot load, before the lab is touched."""
     if found.get("format") != FORMAT or found.get("moto") != moto_version:
         raise CheckpointError(
@@ -123,7 +124,7 @@ def check_versions(found: dict, source: Path, moto_version: str) -> None:
             "make the checkpoint again with this labkit (the same `make setup`), or build the lab with `labkit up`")
 
 
-def unpack(source: Path, home: Path) -> dict:
+def unpack(source: Path, home: Path) -> dict[str, Any]:
     """Put the checkpoint ``source`` in place of the lab's state in ``home`` (its cloud stopped)."""
     found = manifest(source)
     staging = Path(tempfile.mkdtemp(prefix=".restore-", dir=home))

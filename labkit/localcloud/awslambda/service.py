@@ -141,7 +141,7 @@ class LambdaService(Service):
         threading.Thread(target=self._reap, daemon=True, name="lambda-reaper").start()
 
     # -- what a restart keeps (issue 23): the records; workers start cold ---------------------------------------
-    def load_state(self, saved: dict | None, restored: bool) -> None:
+    def load_state(self, saved: dict[str, Any] | None, restored: bool) -> None:
         self._restored = restored
 
     def _take_in_layers(self) -> None:
@@ -156,7 +156,7 @@ class LambdaService(Service):
                 for version in layer.layer_versions.values()}
         layers.collect({digest for digest in used if digest})
 
-    def export_state(self, folder: Path) -> dict | None:
+    def export_state(self, folder: Path) -> dict[str, Any] | None:
         """A checkpoint: the published layers' zips (the records name them by digest)."""
         source = layers.layers_folder()
         for zipped in sorted(source.glob("*.zip")) if source is not None else []:

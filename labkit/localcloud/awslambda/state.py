@@ -13,7 +13,7 @@ from labkit.localcloud.core.pickling import StatePickler, StateRule
 REVISION = "_labkit_revision"  # which warm pool serves the function (labkit.localcloud.awslambda.service)
 
 
-def _function(kind: Any, state: dict) -> Any:
+def _function(kind: Any, state: dict[str, Any]) -> Any:
     function = kind.__new__(kind)
     vars(function).update(state)
     function._DockerModel__docker_client = None  # moto's __getstate__ drops it and has no __setstate__

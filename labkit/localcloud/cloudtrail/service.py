@@ -59,11 +59,11 @@ class CloudTrailService(Service):
         self._clock = clock.clock if clock is not None else None
 
     # -- what a restart keeps (issue 23) ----------------------------------------------------------------
-    def save_state(self) -> dict:
+    def save_state(self) -> dict[str, Any]:
         return {"event_ids": trail_events.EVENT_IDS, "request_ids": trail_events.REQUEST_IDS,
                 "sessions": dict(self._sessions)}
 
-    def load_state(self, saved: dict | None, restored: bool) -> None:
+    def load_state(self, saved: dict[str, Any] | None, restored: bool) -> None:
         """The history as it was: the journal's newest events, numbered on from the last, with the same ids."""
         if not saved or not restored:
             if self._journal is not None:

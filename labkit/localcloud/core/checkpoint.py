@@ -38,7 +38,7 @@ CHECKPOINT_FORMAT = 1
 MANIFEST = "MANIFEST.json"
 
 
-def make(persistence: Any, services: Iterable[Any], staging: Path) -> dict:
+def make(persistence: Any, services: Iterable[Any], staging: Path) -> dict[str, Any]:
     """Fill ``staging`` with a checkpoint of the running lab; returns its manifest."""
     staging.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()

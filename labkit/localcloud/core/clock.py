@@ -198,11 +198,11 @@ class ClockService(Service):
     def __init__(self, ctx: CloudContext) -> None:
         self.clock = LabClock(ctx.service_dir("clock"), ctx.cloud_id)
 
-    def save_state(self) -> dict:
+    def save_state(self) -> dict[str, Any]:
         """The offset: lab time goes on while the cloud is stopped (real time + offset), as time goes on on AWS."""
         return {"offset": self.clock.offset}
 
-    def load_state(self, saved: dict | None, restored: bool) -> None:
+    def load_state(self, saved: dict[str, Any] | None, restored: bool) -> None:
         """The saved offset, written before any process of the lab starts."""
         if saved and restored:
             self.clock.offset = float(saved.get("offset", 0.0))

@@ -50,7 +50,7 @@ class StateRule:
     why: str
     reduce: Callable[[Any, StatePickler], Any] | None = None
     factory: Callable[[], Any] | None = None
-    trim: Callable[[Any, dict], dict] | None = None
+    trim: Callable[[Any, dict[str, Any]], dict[str, Any]] | None = None
     after_load: Callable[[Any], None] | None = None
 
     @property
@@ -69,12 +69,12 @@ def _rlock() -> Any:
     return threading.RLock()
 
 
-def _weak_values(items: dict) -> weakref.WeakValueDictionary:
+def _weak_values(items: dict[str, Any]) -> weakref.WeakValueDictionary[str, Any]:
     return weakref.WeakValueDictionary(items)
 
 
-def _defaultdict(factory: Any, items: dict) -> collections.defaultdict:
-    made: collections.defaultdict = collections.defaultdict(factory)
+def _defaultdict(factory: Any, items: dict[str, Any]) -> collections.defaultdict[Any, Any]:
+    made: collections.defaultdict[Any, Any] = collections.defaultdict(factory)
     made.update(items)
     return made
 
@@ -132,17 +132,17 @@ def service_of(kind: type) -> str:
     return _SERVICE_OF[kind]
 
 
-def backend_dict(service: str) -> BackendDict:
+def backend_dict(service: str) -> BackendDict[Any]:
     """The module-level ``BackendDict`` of moto's ``service`` (moto code holds that object: it keeps its identity)."""
     from moto.backends import get_backend
 
-    found: BackendDict = get_backend(service)  # type: ignore[call-overload]
+    found: BackendDict[Any] = get_backend(service)  # type: ignore[call-overload]
     return found
 
 
-def in_use() -> list[BackendDict]:
+def in_use() -> list[BackendDict[Any]]:
     """moto's ``BackendDict`` objects that hold at least one backend."""
-    instances: list[BackendDict] = BackendDict._instances  # type: ignore[misc]
+    instances: list[BackendDict[Any]] = BackendDict._instances  # type: ignore[misc]
     return list(instances)
 
 
@@ -158,7 +158,8 @@ def load_backend(service: str, account: str, region: str) -> BaseBackend:
     resolver = _RESOLVER.get()
     if resolver is not None:
         return resolver((service, account, region))
-    return backend_dict(service)[account][region]
+    backend: BaseBackend = backend_dict(service)[account][region]
+    return backend
 
 
 def loading_blobs() -> BlobStore:
@@ -194,7 +195,7 @@ class StatePickler(pickle.Pickler):
         self.refs.add(key)
         return key
 
-    def reduce_defaultdict(self, obj: collections.defaultdict) -> Any:
+    def reduce_defaultdict(self, obj: collections.defaultdict[Any, Any]) -> Any:
         factory: Any = obj.default_factory
         if getattr(factory, "__name__", "") == "<lambda>":
             known = self.rules.factories.get(factory.__qualname__)

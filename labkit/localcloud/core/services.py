@@ -117,14 +117,14 @@ class Service:
         """``call`` has been answered with HTTP ``status`` (by moto, or refused by a request hook); for an error,
         ``error_body`` and the ``x-amzn-ErrorType`` header. Runs on the request path: keep it cheap."""
 
-    def save_state(self) -> dict | None:
+    def save_state(self) -> dict[str, Any] | None:
         """The service's own state to keep (JSON-able), or None when it keeps none."""
         return None
 
-    def load_state(self, saved: dict | None, restored: bool) -> None:
+    def load_state(self, saved: dict[str, Any] | None, restored: bool) -> None:
         """Take back the saved state before ``start()`` (``restored``: moto's records were loaded as well)."""
 
-    def export_state(self, folder: Path) -> dict | None:
+    def export_state(self, folder: Path) -> dict[str, Any] | None:
         """Put the service's files of a checkpoint in ``folder``; return what its restore needs to know."""
         return None
 
@@ -324,9 +324,9 @@ class StateAccess:
 
     enabled = False
     restored = False  # a saved lab was loaded: services take back what they ran (a restart is a host reboot)
-    relocation: dict | None = None  # the manifest of a checkpoint being taken in (another lab's, or this one's)
+    relocation: dict[str, Any] | None = None  # the manifest of a checkpoint being taken in (this lab's or another's)
 
-    def saved(self, name: str) -> dict | None:
+    def saved(self, name: str) -> dict[str, Any] | None:
         """The service's state as its ``save_state()`` last returned it (None: none saved)."""
         return None
 

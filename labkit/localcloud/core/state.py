@@ -166,13 +166,14 @@ class StateStore:
             if key in loaded:
                 return loaded[key]
             if key not in payloads:  # never saved: never changed, the live (new) one
-                return backend_dict(key[0])[key[1]][key[2]]
+                live: BaseBackend = backend_dict(key[0])[key[1]][key[2]]
+                return live
             if key in under_way:
                 raise StateError(f"{paths[key]}: backends refer to each other in a circle; cannot load")
             under_way.add(key)
             try:
                 with loading(resolve, self.blobs):
-                    backend = pickle.loads(payloads[key])
+                    backend: BaseBackend = pickle.loads(payloads[key])
             except StateError:
                 raise
             except Exception as exc:
@@ -215,7 +216,7 @@ class Persistence(StateAccess):
         self.sync = sync_enabled() if sync is None else sync
         self.store = StateStore(self.root, rules, self.sync)
         self.services_dir = self.root / "services"
-        self._saved: dict[str, dict] = {}
+        self._saved: dict[str, dict[str, Any]] = {}
         self._written: dict[str, bytes] = {}
         self._changed: set[str] = set()
         self._changed_lock = threading.Lock()
@@ -228,7 +229,7 @@ class Persistence(StateAccess):
         self.lock_waits = 0
 
     # -- what the services see ------------------------------------------------------------------------------
-    def saved(self, name: str) -> dict | None:
+    def saved(self, name: str) -> dict[str, Any] | None:
         return self._saved.get(name)
 
     def changed(self, name: str) -> None:
@@ -274,7 +275,7 @@ class Persistence(StateAccess):
                     del self._settling[what]
 
     # -- versions and loading --------------------------------------------------------------------------------
-    def version(self) -> dict:
+    def version(self) -> dict[str, Any]:
         return {"format": FORMAT, "moto": moto_version()}
 
     def load(self) -> None:
@@ -422,7 +423,7 @@ class Persistence(StateAccess):
     def journals(self) -> list[Path]:
         return [journal.path for journal in self._journals.values()]
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         figures = self.store.figures
         return {"enabled": True, "restored": self.restored, "load_seconds": round(self.load_seconds, 3),
                 "sync": self.sync, "saves": figures["saves"], "bytes": figures["bytes"],

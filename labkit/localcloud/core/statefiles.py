@@ -65,13 +65,13 @@ def sync_folder(folder: Path) -> None:
         os.close(fd)
 
 
-def encode(header: dict, payload: bytes) -> bytes:
+def encode(header: dict[str, Any], payload: bytes) -> bytes:
     """One state file: the magic line, a JSON header (with the payload's length and CRC-32), the payload."""
     meta = {**header, "format": FORMAT, "length": len(payload), "crc32": zlib.crc32(payload)}
     return MAGIC + json.dumps(meta, sort_keys=True).encode() + b"\n" + payload
 
 
-def decode(path: Path) -> tuple[dict, bytes]:
+def decode(path: Path) -> tuple[dict[str, Any], bytes]:
     """The header and payload of a state file; StateError names a file that is not one, or not whole."""
     try:
         data = path.read_bytes()
@@ -157,7 +157,7 @@ class Journal:
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._lines = sum(1 for _ in open(path, "rb"))
 
-    def read(self) -> list[dict]:
+    def read(self) -> list[dict[str, Any]]:
         rows = []
         with open(self.path, "rb") as lines:
             for line in lines:
@@ -167,7 +167,7 @@ class Journal:
                     continue  # the tail of a write a power cut interrupted
         return rows[-self.keep:]
 
-    def append(self, row: dict) -> None:
+    def append(self, row: dict[str, Any]) -> None:
         line = json.dumps(row, default=str, separators=(",", ":")).encode() + b"\n"
         with self._lock:
             os.write(self._fd, line)

@@ -66,10 +66,10 @@ class Ec2Service(Service):
             self._boot_restored()
 
     # -- what a restart keeps (issue 23) ------------------------------------------------------------------
-    def load_state(self, saved: dict | None, restored: bool) -> None:
+    def load_state(self, saved: dict[str, Any] | None, restored: bool) -> None:
         self._restored = restored
 
-    def export_state(self, folder: Path) -> dict:
+    def export_state(self, folder: Path) -> dict[str, Any]:
         """A checkpoint: each instance's disk (less ``/run``), and the image's Python its venvs point at."""
         root = self.ctx.home / "ec2"
         for disk in sorted(root.iterdir()) if root.is_dir() else []:

@@ -16,7 +16,7 @@ from labkit.localcloud.core.pickling import BackendKey, StatePickler, StateRule,
 REGISTRIES = ("vpc_refs", "vpc_pcx_refs", "backend_refs")
 
 
-def _subnet(key: BackendKey, subnet_id: str, record: dict) -> Any:
+def _subnet(key: BackendKey, subnet_id: str, record: dict[str, Any]) -> Any:
     ec2: Any = load_backend(*key)
     try:
         return ec2.get_subnet(subnet_id)

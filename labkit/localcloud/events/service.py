@@ -116,12 +116,12 @@ class EventsService(Service):
         self._start_loop()
 
     # -- what a restart keeps (issue 23) ----------------------------------------------------------------
-    def save_state(self) -> dict:
+    def save_state(self) -> dict[str, Any]:
         schedules = dict(self.schedules)  # a copy without the lock, which a firing holds while its target runs
         return {"schedules": {arn: [s.expression, s.next_due.isoformat()] for arn, s in schedules.items()},
                 "history": list(self.history)[-HISTORY_LIMIT:]}
 
-    def load_state(self, saved: dict | None, restored: bool) -> None:
+    def load_state(self, saved: dict[str, Any] | None, restored: bool) -> None:
         """Each rule keeps its anchor; instants older than the maximum event age are dropped now (the younger ones
         are delivered by the loop, late, each with its own time)."""
         if not saved or not restored:

@@ -18,7 +18,7 @@ def _unused_aws_policy(policy: Any) -> bool:
     return isinstance(policy, AWSManagedPolicy) and not policy.attachment_count
 
 
-def _policies(backend: Any, kept: dict, complete: bool) -> ManagedPolicies:
+def _policies(backend: Any, kept: dict[str, Any], complete: bool) -> ManagedPolicies:
     policies = ManagedPolicies(backend, True)
     policies.complete = complete
     dict.update(policies, kept)
@@ -30,7 +30,7 @@ def _reduce_policies(policies: ManagedPolicies, _pickler: StatePickler) -> Any:
     return _policies, (policies.backend, kept, policies.complete and len(kept) == dict.__len__(policies))
 
 
-def _trim_backend(_backend: Any, attributes: dict) -> dict:
+def _trim_backend(_backend: Any, attributes: dict[str, Any]) -> dict[str, Any]:
     listed = attributes.get("aws_managed_policies")
     if listed:  # every AWS managed policy once listed: the ones in use are kept
         attributes["aws_managed_policies"] = [p for p in listed if not _unused_aws_policy(p)]

@@ -122,13 +122,13 @@ class NetworkService(Service):
         moved += self.ctx.state.rewrite(old_prefix.replace(".", "-") + "-", new_prefix.replace(".", "-") + "-")
         log.info("the lab's addresses moved from %s to %s (%d strings rewritten)", old, self.block, moved)
 
-    def save_state(self) -> dict:
+    def save_state(self) -> dict[str, Any]:
         """The lab's addresses: its block, each DB's address and port, each instance's own address, the cursor."""
         with self.lock:
             dbs = {k: [ip, self.fronts[k].address[1]] for k, ip in self.dbs.items() if k in self.fronts}
         return {"block": str(self.block), "databases": dbs, **self.instances.saved()}
 
-    def load_state(self, saved: dict | None, restored: bool) -> None:
+    def load_state(self, saved: dict[str, Any] | None, restored: bool) -> None:
         """Addresses as they were: each DB endpoint (its front made again at its address and port), each
         instance's own address; the paths are decided again once the API answers (:meth:`start`)."""
         if not saved or not restored:
@@ -310,7 +310,8 @@ class NetworkService(Service):
         with self.lock:
             self.db_servers[identifier] = server_port
             if identifier in self.dbs and identifier in self.fronts:  # restored: its endpoint is the saved one
-                return self.fronts[identifier].address
+                saved: tuple[str, int] = self.fronts[identifier].address
+                return saved
             used = set(self.dbs.values())
             ip = next(self.address(o) for o in DB_OFFSETS if self.address(o) not in used)
             try:

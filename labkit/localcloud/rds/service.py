@@ -52,7 +52,7 @@ class RdsService(Service):
         self.engine = Engine(lambda identifier: ctx.child_env("rds", identifier))
         self._stopped = threading.Event()
         self.ca_dir = ctx.home / "rds-ca"  # RDS's certificate authority for this cloud (made by start())
-        self._saved: dict[str, dict] = {}
+        self._saved: dict[str, dict[str, Any]] = {}
         self._restored = False
 
     def _network(self) -> NetworkService:
@@ -237,12 +237,12 @@ class RdsService(Service):
             self._boot_restored(imported)
 
     # -- what a restart keeps (issue 23) ------------------------------------------------------------------
-    def save_state(self) -> dict:
+    def save_state(self) -> dict[str, Any]:
         """Per server: the engine's root password (to administer it), its flavour and recoveries."""
         return {k: {"admin_password": s.admin_password, "flavour": s.flavour, "recoveries": s.recoveries}
                 for k, s in list(self.servers.items())}
 
-    def load_state(self, saved: dict | None, restored: bool) -> None:
+    def load_state(self, saved: dict[str, Any] | None, restored: bool) -> None:
         self._saved, self._restored = saved or {}, restored
 
     def _boot_restored(self, imported: Path | None) -> None:
@@ -258,7 +258,7 @@ class RdsService(Service):
             for suffix in ("", ".tmp", ".tls"):
                 shutil.rmtree(self.ctx.service_dir("rds") / f"{orphan}{suffix}", ignore_errors=True)
 
-    def _boot_one(self, db: Any, info: dict | None, imported: Path | None) -> None:
+    def _boot_one(self, db: Any, info: dict[str, Any] | None, imported: Path | None) -> None:
         identifier = db.db_instance_identifier
         dump = imported / f"{identifier}.sql.gz" if imported is not None else None
         folder = imported / identifier if imported is not None else None
@@ -294,7 +294,7 @@ class RdsService(Service):
                 self._restart(server, db)
             self._mark(db)
 
-    def export_state(self, folder: Path) -> dict:
+    def export_state(self, folder: Path) -> dict[str, Any]:
         """A checkpoint: each running database as SQL (no downtime), a stopped one as its data folder; the CA."""
         databases = {}
         for identifier, server in list(self.servers.items()):

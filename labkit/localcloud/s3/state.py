@@ -14,7 +14,7 @@ from labkit.localcloud.core.pickling import StatePickler, StateRule, loading_blo
 BLOB = "_labkit_blob"  # the digest of a key's body as last saved (dropped when the body changes)
 
 
-def _fake_key(kind: Any, state: dict, digest: str) -> Any:
+def _fake_key(kind: Any, state: dict[str, Any], digest: str) -> Any:
     key = kind.__new__(kind)
     key.__setstate__({**state, "value": loading_blobs().read(digest) if digest else b""})  # moto's: new buffer, lock
     if digest:

@@ -7,11 +7,11 @@ from typing import Any
 from labkit.localcloud.core.pickling import StatePickler, StateRule
 
 
-def _tags_by_resource() -> collections.defaultdict:
+def _tags_by_resource() -> collections.defaultdict[str, dict[str, str]]:
     return collections.defaultdict(dict)
 
 
-def _parameter_dict(account_id: str, region_name: str, flags: dict, items: dict) -> Any:
+def _parameter_dict(account_id: str, region_name: str, flags: dict[str, Any], items: dict[str, Any]) -> Any:
     from moto.ssm.models import ParameterDict
 
     parameters = ParameterDict(account_id, region_name)

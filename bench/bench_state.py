@@ -90,12 +90,12 @@ def main(rounds: int = 5) -> None:
     with cloud("off") as off, cloud("on") as on:
         clients = {"off": prepare(off), "on": prepare(on)}
         figures: dict[str, dict[str, list[float]]] = {mode: {} for mode in clients}
-        saves_before = control.cloud_request("GET", "/_labkit/state", home=on.home)
+        saves_before = control.cloud_state(on.home)
         for _ in range(rounds):
             for mode, c in clients.items():
                 for name, value in measure(c).items():
                     figures[mode].setdefault(name, []).append(value)
-        saves = control.cloud_request("GET", "/_labkit/state", home=on.home)
+        saves = control.cloud_state(on.home)
         time.sleep(12)  # both daemons go quiet and give their free heap back (the daemon's trim when idle)
         for mode, status in (("off", off), ("on", on)):
             rss, uss = memory(status)

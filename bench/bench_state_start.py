@@ -110,7 +110,7 @@ def main() -> None:
                         target = "(target < 15 s)" if name == "a cold Lambda answers" else ""
                         report(f"round {number}, {'kill -9' if kill else 'stop'} + start: {name}", value, "s", target)
             report(f"round {number}, an empty lab's start", empty_start(), "s")
-        state = control.cloud_request("GET", "/_labkit/state", home=home)
+        state = control.cloud_state(home)
         report("loading the saved records at the start", state["load_seconds"], "s")
         checkpoint(lab)
     finally:

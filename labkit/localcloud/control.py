@@ -243,7 +243,7 @@ def _wait_settled(home: Path, timeout: float = SETTLE_SECONDS) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if not cloud_request("GET", "/_labkit/state", home=home, timeout=10).get("settling"):
+            if not cloud_state(home).get("settling"):
                 return
         except CloudError:
             return
@@ -394,6 +394,12 @@ def admin_credentials(home: Path | None = None) -> dict[str, str]:
 def cloud_health(home: Path | None = None) -> dict[str, Any]:
     """What ``/_labkit/health`` says: pid, port, home and each service's summary."""
     return cloud_request("GET", "/_labkit/health", home=home)
+
+
+def cloud_state(home: Path | None = None, audit: bool = False) -> dict[str, Any]:
+    """What the lab's saved state holds and costs (``/_labkit/state``): saves, bytes, milliseconds, what is still
+    settling after a start; ``audit`` adds the objects of another service a save would copy (there should be none)."""
+    return cloud_request("GET", "/_labkit/state" + ("?audit=1" if audit else ""), home=home, timeout=120)
 
 
 def remapped_ports(home: Path | None = None) -> dict[str, str]:

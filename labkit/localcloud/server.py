@@ -15,14 +15,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from labkit.localcloud.control import HOST
+from labkit.localcloud.control import HOST, STATE_ERROR
 from labkit.localcloud.core.daemon import LocalCloud, ServiceFactory
 from labkit.localcloud.core.patches import PatchList, check_version
 from labkit.localcloud.core.pickling import RuleList, Rules
 from labkit.localcloud.core.statefiles import HOW_TO_GO_ON, StateError, write_atomic
 from labkit.localcloud.core.validation import Adjust, Rule, ValidationService
-
-STATE_ERROR = 3  # the exit status of a daemon that refuses a saved state it cannot read (control reads state/ERROR)
 
 
 def default_services() -> tuple[ServiceFactory, ...]:

@@ -114,6 +114,7 @@ def test_stop_and_start_keep_the_whole_lab(worked):
     before = fingerprint(lab, home, provisioned.db_connection)
     passed = _passed(lab)
     assert passed == set(DONE_TASKS)
+    assert control.cloud_state(home, audit=True)["audit"] == {}, "no service's file carries a copy of another's records"
     assert control.stop_cloud(home)
     control.start_cloud(port=lab.config.cloud_port, home=home)
     assert differences(before, fingerprint(lab, home, provisioned.db_connection)) == {}

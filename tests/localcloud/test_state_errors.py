@@ -67,23 +67,33 @@ def test_a_file_cut_short_is_refused_by_name(home):
     assert not control.cloud_status(home).running
 
 
-def test_a_changed_file_is_refused_by_its_checksum(home):
-    path = _ec2_file(home)
-    data = bytearray(path.read_bytes())
-    data[-50] ^= 0xFF
-    path.write_bytes(bytes(data))
-    _refused(start(home), str(path), "checksum")
-
-
 def test_a_state_of_another_moto_is_refused_with_what_to_do(home):
     version = home / "state" / "VERSION.json"
     version.write_text(json.dumps({"format": 1, "moto": "5.1.0"}))
     _refused(start(home), str(home / "state"), "moto 5.1.0")
 
 
-def test_a_state_folder_without_its_version_is_not_whole(home):
+def _load(home: Path) -> None:
+    """What the daemon does first (in-process: the refusal itself, without a daemon's start)."""
+    from labkit.localcloud import server
+    from labkit.localcloud.core.pickling import Rules
+    from labkit.localcloud.core.state import Persistence
+
+    Persistence(home, Rules(server.state_lists()), sync=False).load()
+
+
+def test_a_changed_file_and_a_folder_without_its_version_are_refused_by_name(home):
+    from labkit.localcloud.core.statefiles import StateError
+
+    path = _ec2_file(home)
+    data = bytearray(path.read_bytes())
+    data[-50] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(StateError, match=rf"{path} is damaged .*checksum"):
+        _load(home)
     (home / "state" / "VERSION.json").unlink()
-    _refused(start(home), "VERSION.json is missing")
+    with pytest.raises(StateError, match=r"VERSION.json is missing, but .* holds saved records"):
+        _load(home)
 
 
 def test_fresh_moves_the_state_aside_and_starts_an_empty_lab(home):

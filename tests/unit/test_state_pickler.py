@@ -105,6 +105,18 @@ def test_iam_keeps_the_aws_policies_in_use_and_drops_the_listed_rest(persistence
     assert "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess" in loaded.managed_policies  # made again when named
 
 
+def test_a_role_session_s_key_is_the_one_iam_keeps(persistence):
+    iam = _backend("iam", "aws")
+    role = iam.create_role("state-session", TRUST, "/", None, "", [], 3600, None)
+    session = _backend("sts", "aws").assume_role(region_name=REGION, role_session_name="s", role_arn=role.arn,
+                                                  policy="", duration=900, external_id="")
+    again = persistence.restart()
+    loaded = _backend("sts", "aws").get_assumed_role_from_access_key(session.access_key_id)
+    assert loaded.access_key is next(k for k in _backend("iam", "aws").access_keys.values()
+                                     if k.access_key_id == session.access_key_id)
+    assert not again.audit()
+
+
 def test_an_rds_subnet_group_points_at_the_live_ec2_subnets(persistence):
     from labkit.localcloud.core.statefiles import decode
 

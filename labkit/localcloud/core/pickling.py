@@ -191,7 +191,10 @@ class StatePickler(pickle.Pickler):
 
     def backend_ref(self, backend: BaseBackend) -> BackendKey:
         """Note that the file refers to ``backend``; its key, for a reconstructor that calls :func:`load_backend`."""
-        key = backend_key(backend)
+        return self.refer(backend_key(backend))
+
+    def refer(self, key: BackendKey) -> BackendKey:
+        """Note that the file refers to the backend ``key`` (loaded before this one)."""
         self.refs.add(key)
         return key
 

@@ -359,15 +359,26 @@ class Persistence(StateAccess):
         write_atomic(self.root / VERSION_FILE, json.dumps(self.version()).encode(), self.sync)
 
     def serve(self, services: Iterable[Any]) -> None:
-        """The services are started: save what a start changed (a checkpoint taken in, addresses moved), then write
-        marked changes every half second."""
+        """The services are started: save what a start changed (a checkpoint taken in: addresses moved, keys
+        replaced), then write marked changes every half second."""
         self.services = services
         if self.relocation is not None:
             self.save_everything()
-            (self.root / RELOCATE_FILE).unlink(missing_ok=True)
-            self.relocation = None
+            threading.Thread(target=self._finish_taking_in, daemon=True, name="state-take-in").start()
         self._stop = threading.Event()
         threading.Thread(target=self._flush_loop, args=(self._stop,), daemon=True, name="state-flush").start()
+
+    def _finish_taking_in(self, patience: float = 900.0) -> None:
+        """Once the services have taken in a checkpoint's files (its databases imported, its instances booted), the
+        files and the manifest go: until then a crash of the cloud makes the next start take them in again (each
+        service's part of it can be done twice)."""
+        deadline = time.monotonic() + patience
+        while self._settling and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.save_everything()
+        (self.root / RELOCATE_FILE).unlink(missing_ok=True)
+        shutil.rmtree(self.root / "import", ignore_errors=True)
+        self.relocation = None
 
     def _flush_loop(self, stop: threading.Event, interval: float = 0.5) -> None:
         while not stop.wait(interval):
@@ -425,7 +436,9 @@ class Persistence(StateAccess):
 
     def summary(self) -> dict[str, Any]:
         figures = self.store.figures
+        with self._changed_lock:
+            settling = sorted(self._settling)
         return {"enabled": True, "restored": self.restored, "load_seconds": round(self.load_seconds, 3),
                 "sync": self.sync, "saves": figures["saves"], "bytes": figures["bytes"],
                 "pickle_ms": round(figures["pickle_ms"], 1), "write_ms": round(figures["write_ms"], 1),
-                "settling": sorted(self._settling), "lock_waits": self.lock_waits, "last_error": self.last_error}
+                "settling": settling, "lock_waits": self.lock_waits, "last_error": self.last_error}

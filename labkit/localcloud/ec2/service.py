@@ -79,19 +79,24 @@ class Ec2Service(Service):
 
     def _take_in_disks(self) -> None:
         """A checkpoint's disks replace this lab's, their paths rewritten to this lab's (its home, the project, the
-        image's Python)."""
+        image's Python); a disk of no instance of the checkpoint goes. Done again after a crash, it changes nothing
+        more."""
         imported, relocation = self.ctx.state.imported(self.name), self.ctx.state.relocation
         if relocation is None:
             return
-        root = self.ctx.service_dir("ec2", fresh=True)
-        if imported is None:
-            return
+        root = self.ctx.service_dir("ec2")
         said = relocation.get("services", {}).get(self.name, {})
         paths = {relocation.get("home", ""): str(self.ctx.home), relocation.get("project", ""): str(PROJECT_ROOT),
                  said.get("image_python", ""): os.path.realpath(runtime_python())}
-        for disk in sorted(imported.iterdir()):
-            shutil.move(str(disk), root / disk.name)
-            rewrite_paths(root / disk.name, paths)
+        for disk in sorted(imported.iterdir()) if imported is not None else []:
+            shutil.rmtree(root / disk.name, ignore_errors=True)
+            rewrite_paths(disk, paths)
+            disk.rename(root / disk.name)
+        kept = {i.id for _a, per_account in list(dict.items(ec2_backends)) for backend in list(dict.values(per_account))
+                for i in backend.all_instances()}
+        for disk in list(root.iterdir()):
+            if disk.name not in kept:
+                shutil.rmtree(disk, ignore_errors=True)
 
     def _boot_restored(self) -> None:
         """Each instance as EC2 shows it after a host reboot (see the module's docstring)."""

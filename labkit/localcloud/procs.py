@@ -34,7 +34,8 @@ def faketime_shared_files(cloud_id: str) -> tuple[Path, Path]:
     return Path(SHARED_MEMORY) / f"sem.{sem[1:]}", Path(SHARED_MEMORY + shm)
 
 
-def _marked(key: str, value: str, *more: tuple[str, str]) -> list[psutil.Process]:
+def _marked(key: str, value: str, *more: tuple[str, str], within: tuple[str, str] | None = None) -> list[psutil.Process]:
+    """Live processes marked with any of ``key=value`` and ``more`` (and, if given, also with ``within``)."""
     me = os.getpid()
     wanted = [(key, value), *more]
     found = []
@@ -43,6 +44,8 @@ def _marked(key: str, value: str, *more: tuple[str, str]) -> list[psutil.Process
             continue
         try:
             environ = proc.environ()
+            if within is not None and environ.get(within[0]) != within[1]:
+                continue
             if any(environ.get(k) == v for k, v in wanted) and proc.status() != psutil.STATUS_ZOMBIE:
                 found.append(proc)
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
@@ -71,24 +74,25 @@ def find_marked(key: str, value: str) -> list[int]:
     return [proc.pid for proc in _marked(key, value)]
 
 
-def kill_marked(key: str, value: str, grace: float = 3.0) -> int:
-    """SIGTERM every process marked ``key=value``, SIGKILL what is left after ``grace`` seconds."""
-    procs = _marked(key, value)
+def kill_marked(key: str, value: str, grace: float = 3.0, within: tuple[str, str] | None = None) -> int:
+    """SIGTERM every process marked ``key=value`` (and ``within``: an instance id is only unique within its lab,
+    since a lab restored from a checkpoint keeps its ids), SIGKILL what is left after ``grace`` seconds."""
+    procs = _marked(key, value, within=within)
     for proc in procs:
         _quietly(proc.terminate)
     # polled rather than psutil.wait_procs: a zombie whose parent has not reaped it yet counts as gone
-    if not _until_none_marked(key, value, grace):
-        for proc in _marked(key, value):  # also those started meanwhile (a supervisor restarting its child)
+    if not _until_none_marked(key, value, grace, within):
+        for proc in _marked(key, value, within=within):  # also those started meanwhile (a supervisor restarting)
             _quietly(proc.kill)
-        _until_none_marked(key, value, 2.0)
+        _until_none_marked(key, value, 2.0, within)
     return len(procs)
 
 
-def _until_none_marked(key: str, value: str, seconds: float) -> bool:
+def _until_none_marked(key: str, value: str, seconds: float, within: tuple[str, str] | None = None) -> bool:
     """Wait up to ``seconds`` until no live process is marked ``key=value``; False if some still are."""
     try:
         Retrying(retry=retry_if_result(bool), stop=stop_after_delay(seconds), wait=wait_fixed(0.05))(
-            _marked, key, value)
+            lambda: _marked(key, value, within=within))
     except RetryError:
         return False
     return True

@@ -117,6 +117,19 @@ def test_a_role_session_s_key_is_the_one_iam_keeps(persistence):
     assert not again.audit()
 
 
+def test_an_instance_s_profile_is_the_one_iam_keeps(persistence):
+    iam, ec2 = _backend("iam", "aws"), _backend("ec2")
+    iam.create_role("state-ec2-role", TRUST, "/", None, "", [], 3600, None)
+    iam.create_instance_profile("state-profile", "/", ["state-ec2-role"])
+    reservation = ec2.run_instances("ami-12c6146b", 1, None, [], instance_type="t3.micro",
+                                    is_instance_type_default=False)
+    ec2.associate_iam_instance_profile(reservation.instances[0].id, "state-profile", None)
+    again = persistence.restart()
+    association = next(iter(_backend("ec2").iam_instance_profile_associations.values()))
+    assert association.iam_instance_profile is _backend("iam", "aws").get_instance_profile("state-profile")
+    assert not again.audit()
+
+
 def test_an_rds_subnet_group_points_at_the_live_ec2_subnets(persistence):
     from labkit.localcloud.core.statefiles import decode
 

@@ -41,7 +41,7 @@ from labkit.localcloud.ec2.exceptions import UNMANAGED, InvalidInstanceId
 from labkit.localcloud.ec2.imds import ImdsService
 from labkit.localcloud.iam.principals import backend as iam_backend
 from labkit.localcloud.network.service import NetworkService
-from labkit.localcloud.procs import INSTANCE_MARKER, kill_marked
+from labkit.localcloud.procs import HOME_MARKER, INSTANCE_MARKER, kill_marked
 
 log = logging.getLogger("labkit.localcloud.ec2")
 OUTPUT_LIMIT = 24000  # AWS truncates StandardOutputContent/StandardErrorContent at 24,000 characters
@@ -58,6 +58,7 @@ class Ec2Service(Service):
         self.ctx = ctx
         self.boot_seconds: dict[str, float] = {}
         self._restored = False
+        self._lab = (HOME_MARKER, str(ctx.home))  # an instance's processes are those of this lab (ids repeat: checkpoints)
 
     def start(self) -> None:
         self.ctx.service_dir("ec2", fresh=not self._restored)
@@ -227,7 +228,7 @@ class Ec2Service(Service):
         mark = self.root(instance.id) / "run" / "systemd" / "shutdown"
         if mark.parent.is_dir():
             mark.write_text("")
-        kill_marked(INSTANCE_MARKER, instance.id)
+        kill_marked(INSTANCE_MARKER, instance.id, within=self._lab)
 
     def on_stop(self, instance: Any) -> None:
         self._shut_down(instance)
@@ -255,7 +256,7 @@ class Ec2Service(Service):
     def stop_all(self) -> None:
         root = self.ctx.home / "ec2"
         for folder in root.iterdir() if root.exists() else []:
-            kill_marked(INSTANCE_MARKER, folder.name)
+            kill_marked(INSTANCE_MARKER, folder.name, within=self._lab)
 
     def after_reset(self) -> None:
         self.boot_seconds.clear()

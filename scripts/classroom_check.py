@@ -254,6 +254,29 @@ print({RESULT!r} + json.dumps({{"checks": [int(frame["passed"].sum()), len(frame
 """
 
 
+def handout_checkpoint(root: Path, settings: dict[str, str], target: Path) -> dict[str, Any]:
+    """What an instructor hands out (docs/classroom.md): a lab built through step 7 in a home of its own (`labkit
+    up --through 7`), saved as one checkpoint file in the class's folder, readable by every student."""
+    home = Path(tempfile.mkdtemp(prefix="orders-hub-handout-"))
+    env = {**os.environ, "LABKIT_HOME": str(home), "LABKIT_CLOUD_PORT": str(free_port()),
+           "LABKIT_APP_PORT": str(free_port()), "LABKIT_LAMBDA_PYTHON": settings["ORDERS_LAB_LAMBDA_PYTHON"]}
+    python = [settings["ORDERS_LAB_PYTHON"], "-m", "labkit.cli"]
+    started = time.monotonic()
+    try:
+        built = subprocess.run([*python, "up", "--through", "7"], env=env, cwd=root, capture_output=True, text=True,
+                               timeout=SERIES_TIMEOUT)
+        target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        made = subprocess.run([*python, "cloud", "snapshot", str(target)], env=env, cwd=root, capture_output=True,
+                              text=True, timeout=600) if built.returncode == 0 else built
+    finally:
+        subprocess.run([*python, "cloud", "stop"], env=env, cwd=root, capture_output=True, timeout=120)
+        shutil.rmtree(home, ignore_errors=True)
+    if made.returncode == 0:
+        target.chmod(0o644)  # the students restore it as themselves
+    return {"ok": made.returncode == 0, "seconds": round(time.monotonic() - started),
+            "output": (made.stdout + made.stderr)[-500:]}
+
+
 def orders_code() -> str:
     return f"""
 import json
@@ -431,7 +454,8 @@ def main(argv: list[str] | None = None) -> int:
     instructor_name, outsider_name = f"olabt{secrets.token_hex(3)}", f"olabx{secrets.token_hex(3)}"
     passwords = {instructor_name: secrets.token_urlsafe(12), outsider_name: secrets.token_urlsafe(12)}
     course = scratch / "course.git"
-    hub = Hub(state, root, {**settings, "ORDERS_HUB_ADMINS": instructor_name,
+    handouts = scratch / "checkpoints"  # the class's checkpoints (LABKIT_CHECKPOINTS of every student's server)
+    hub = Hub(state, root, {**settings, "ORDERS_HUB_ADMINS": instructor_name, "ORDERS_HUB_CHECKPOINTS": str(handouts),
                             "ORDERS_HUB_STUDENTS": ",".join(s.name for s in students),
                             "ORDERS_CLASS_PORT": str(free_port()), "ORDERS_HUB_COURSE": str(course),
                             "ORDERS_CLASS_POLL_SECONDS": "600"})
@@ -532,7 +556,10 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 check.add(name, outcome.startswith("refused"), outcome)
 
-        # The instructor's side: the class page, grades, honest records, sealed reports, updates, a reset.
+        # The instructor hands out a lab built through step 7 (issue 23's checkpoints), then the instructor's side:
+        # the class page, grades, honest records, sealed reports, updates, a reset to empty and to that checkpoint.
+        made = handout_checkpoint(root, settings, handouts / "steps-1-7.labkit-checkpoint")
+        check.add("the instructor makes the checkpoint steps-1-7 for the class", made["ok"], made)
         from classroom_instructor import Instructor
         from classroom_instructor import run as instructor_checks
 
@@ -541,8 +568,7 @@ def main(argv: list[str] | None = None) -> int:
                           (outsider_name, passwords[outsider_name]), course, rb, order_path, shot)
 
         # Stopping one student's server (and with it their lab) leaves the other's working.
-        lab_before = a.run(lab_code(ra["order_id"]))
-        hub.stop_server(a.name)  # what the idle culler does: DELETE /users/<name>/server through the Hub's API
+        hub.stop_server(a.name)
         deadline = time.monotonic() + 30
         while processes_of(a.account.pw_uid) and time.monotonic() < deadline:
             time.sleep(0.5)
@@ -553,19 +579,28 @@ def main(argv: list[str] | None = None) -> int:
         check.add(f"{b.name}: still takes orders after {a.name} stopped", status == 201, answer[:200])
         check.add(f"{b.name}: that order is in {b.name}'s database", f"after {a.name} stopped" in b.run(orders_code()))
 
-        # The student comes back (issue 23): their server starts, their lab starts on first use, as it was.
-        a.start()
-        lab_after = a.run(lab_code(ra["order_id"]), timeout=600)
-        check.add(f"{a.name}: after the culled server started again, labkit check passes as before",
+        # A culled server comes back (issue 23): the idle culler stops B's server through the Hub's API (as it
+        # does: DELETE /users/<name>/server; the post-stop hook stops the lab), B logs in again, and B's lab
+        # starts on first use as it was: every check, every task, the app at its URL with B's earlier order.
+        lab_before = b.run(lab_code(rb["order_id"]))
+        hub.stop_server(b.name)
+        deadline = time.monotonic() + 30
+        while processes_of(b.account.pw_uid) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        check.add(f"{b.name}: the culled server's lab is stopped", not processes_of(b.account.pw_uid),
+                  [_cmdline(pid) for pid in processes_of(b.account.pw_uid)])
+        b.start()
+        lab_after = b.run(lab_code(rb["order_id"]), timeout=600)
+        check.add(f"{b.name}: after the culled server started again, labkit check passes as before",
                   lab_after["checks"] == lab_before["checks"] and lab_after["checks"][0] == lab_after["checks"][1],
                   (lab_before["checks"], lab_after["checks"]))
-        check.add(f"{a.name}: the tasks done before are still passed", lab_after["tasks"] == lab_before["tasks"]
+        check.add(f"{b.name}: the tasks done before are still passed", lab_after["tasks"] == lab_before["tasks"]
                   and len(lab_after["tasks"]) == 13, (lab_before["tasks"], lab_after["tasks"]))
-        check.add(f"{a.name}: the app answers at the same URL and finds the order placed before",
+        check.add(f"{b.name}: the app answers at the same URL and finds the order placed before",
                   lab_after["url"] == lab_before["url"] and lab_after["order"], (lab_before, lab_after))
-        status, answer = a.browse(order_path(ra["link"], hub.url) + "api/orders", "POST", {
-            "customer_name": f"hub {a.name} again", "product": "Classroom", "quantity": 1, "amount": "3.00"})
-        check.add(f"{a.name}: the restarted lab takes orders through the Hub", status == 201, answer[:200])
+        status, answer = b.browse(order_path(rb["link"], hub.url) + "api/orders", "POST", {
+            "customer_name": f"hub {b.name} again", "product": "Classroom", "quantity": 1, "amount": "3.00"})
+        check.add(f"{b.name}: the restarted lab takes orders through the Hub", status == 201, answer[:200])
     except Finished:
         pass
     except Exception as exc:

@@ -22,6 +22,7 @@ import hashlib
 import itertools
 import json
 import os
+import threading
 import time
 import uuid
 from collections import deque
@@ -53,6 +54,7 @@ class CloudTrailService(Service):
         self._clock: LabClock | None = None
         self._sessions: dict[str, float] = {}  # "role/session" -> when its AssumeRole was answered (creationDate)
         self._journal = ctx.state.journal(self.name, limit)
+        self._keeping = threading.Lock()
 
     def start(self) -> None:
         clock = self.ctx.services.find(ClockService)
@@ -72,14 +74,19 @@ class CloudTrailService(Service):
             return
         trail_events.EVENT_IDS, trail_events.REQUEST_IDS = int(saved["event_ids"]), int(saved["request_ids"])
         self._sessions.update(saved.get("sessions", {}))
-        for row in self._journal.read() if self._journal is not None else []:
+        rows = self._journal.read() if self._journal is not None else []
+        for row in sorted(rows, key=lambda r: r["number"]):  # two requests may append out of their numbers' order
             error_body = row.pop("error_body", None)
             self.events.append(Recorded(**row, error_body=base64.b64decode(error_body) if error_body else None))
         if self.events:
-            self._numbers = itertools.count(self.events[-1].number + 1)
+            self._numbers = itertools.count(max(e.number for e in self.events) + 1)
 
     def _keep(self, event: Recorded) -> None:
-        self.events.append(event)
+        """Number the event and keep it: in the ring (in the order of the numbers, which LookupEvents' pages
+        follow) and in the journal."""
+        with self._keeping:
+            event.number = next(self._numbers)
+            self.events.append(event)
         if self._journal is not None:  # one line appended (a few microseconds)
             row = {k: getattr(event, k) for k in JOURNALED}
             if event.error_body is not None:
@@ -125,7 +132,7 @@ class CloudTrailService(Service):
             self._session_started(params.get("RoleArn"), params.get("RoleSessionName"), now)
         _, _, session = principal.partition(":assumed-role/")
         self._keep(Recorded(
-            next(self._numbers), now, principal, call.access_key_id or "", service, operation,
+            0, now, principal, call.access_key_id or "", service, operation,
             call.region or "us-east-1", params, status, environ.get("REMOTE_ADDR", "127.0.0.1"),
             environ.get("HTTP_USER_AGENT", ""), error_body, error_type,
             session_created=self._sessions.get(session) if session else None))
@@ -135,7 +142,7 @@ class CloudTrailService(Service):
         now = self._now()
         self._session_started(role_arn, session_name, now)
         self._keep(Recorded(
-            next(self._numbers), now, "", "", "sts", "AssumeRole", region,
+            0, now, "", "", "sts", "AssumeRole", region,
             {"RoleArn": role_arn, "RoleSessionName": session_name}, 200, service_principal, service_principal,
             identity=service_identity(service_principal)))
 

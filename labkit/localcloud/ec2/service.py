@@ -32,7 +32,7 @@ from moto.ec2.models import ec2_backends
 from moto.iam.exceptions import NotFoundException as IamNotFound
 from werkzeug.wrappers import Request
 
-from labkit.localcloud.awslambda.service import runtime_python
+from labkit.localcloud.awslambda.service import python_version, runtime_python
 from labkit.localcloud.control import PROJECT_ROOT
 from labkit.localcloud.core.checkpoint import rewrite_paths
 from labkit.localcloud.core.clock import ClockService
@@ -76,7 +76,7 @@ class Ec2Service(Service):
         for disk in sorted(root.iterdir()) if root.is_dir() else []:
             shutil.copytree(disk, folder / disk.name, symlinks=True,
                             ignore=lambda path, _names, disk=disk: ["run"] if Path(path) == disk else [])
-        return {"image_python": os.path.realpath(runtime_python())}
+        return _image_python()
 
     def _take_in_disks(self) -> None:
         """A checkpoint's disks replace this lab's, their paths rewritten to this lab's (its home, the project, the
@@ -86,9 +86,12 @@ class Ec2Service(Service):
         if relocation is None:
             return
         root = self.ctx.service_dir("ec2")
-        said = relocation.get("services", {}).get(self.name, {})
+        said, mine = relocation.get("services", {}).get(self.name, {}), _image_python()
+        if said.get("version") and said["version"] != mine["version"]:
+            log.warning("the checkpoint's instances were made with Python %s, this lab's image has Python %s: "
+                        "their virtual environments will not run", said["version"], mine["version"])
         paths = {relocation.get("home", ""): str(self.ctx.home), relocation.get("project", ""): str(PROJECT_ROOT),
-                 said.get("image_python", ""): os.path.realpath(runtime_python())}
+                 **{said.get(key, ""): mine[key] for key in ("image_python", "image_python_folder", "runtime")}}
         for disk in sorted(imported.iterdir()) if imported is not None else []:
             shutil.rmtree(root / disk.name, ignore_errors=True)
             rewrite_paths(disk, paths)
@@ -370,6 +373,14 @@ class Ec2Service(Service):
                  "ComputerName": i.private_dns_name}
                 for i in ec2.all_instances() if self.is_managed(i) and (not wanted or i.id in wanted)]
         return json.dumps({"InstanceInformationList": rows})
+
+
+def _image_python() -> dict[str, str]:
+    """The image's python3 (the Lambda runtime's interpreter): what an instance's venv names (its path, the real
+    interpreter and its folder, in ``pyvenv.cfg`` and the venv's links), and its version."""
+    real = os.path.realpath(runtime_python())
+    return {"runtime": runtime_python(), "image_python": real, "image_python_folder": os.path.dirname(real),
+            "version": python_version(runtime_python()) if Path(runtime_python()).exists() else ""}
 
 
 def _write_exec(path: Path, text: str) -> None:

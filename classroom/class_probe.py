@@ -100,7 +100,7 @@ class Hands:
             if code:
                 return False, "\n".join(log)
         verb = ["cloud", "restore", checkpoint] if checkpoint else ["cloud", "reset"]
-        code, out = await self.labkit(student, *verb)
+        code, out = await self.labkit(student, *verb, timeout=600)  # a restore imports databases and disks
         log.append(out)
         if was_down:
             log.append((await self.labkit(student, "cloud", "stop"))[1])

@@ -25,6 +25,9 @@ Settings from the environment (all optional):
                           (default ``/srv/orders-hub``, mode 0700)
     ORDERS_HUB_COURSE     the course repository the students' notebooks are pulled from (default
                           ``/srv/orders-course.git``; the install's notebooks are published there at each start)
+    ORDERS_HUB_CHECKPOINTS  the class's checkpoints, which a student's `labkit cloud restore NAME` (and the class
+                          page's reset to a checkpoint) finds by name (default ``/srv/orders-checkpoints``;
+                          put files made by `labkit cloud snapshot` there, readable by every account)
     ORDERS_CLASS_PORT     the class service's port on 127.0.0.1 (default 8082)
     ORDERS_CLASS_POLL_SECONDS  how often the class service looks at each running lab (default 120)
     ORDERS_CLASS_SECTION  the Section column of the grades CSV (default empty)
@@ -45,6 +48,8 @@ LAMBDA_PYTHON = Path(os.environ.get("ORDERS_LAB_LAMBDA_PYTHON") or ROOT / ".venv
 STATE = Path(os.environ.get("ORDERS_HUB_STATE", "/srv/orders-hub"))
 STATE.mkdir(mode=0o700, parents=True, exist_ok=True)
 COURSE = Path(os.environ.get("ORDERS_HUB_COURSE", "/srv/orders-course.git"))
+CHECKPOINTS = Path(os.environ.get("ORDERS_HUB_CHECKPOINTS", "/srv/orders-checkpoints"))
+CHECKPOINTS.mkdir(mode=0o755, parents=True, exist_ok=True)
 CLASS_PORT = int(os.environ.get("ORDERS_CLASS_PORT", "8082"))
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -85,7 +90,8 @@ c.Spawner.notebook_dir = "~/orders-lab"
 c.Spawner.default_url = DEFAULT_URL
 c.Spawner.environment = lab_environment(ROOT, PYTHON, LAMBDA_PYTHON)
 c.Spawner.environment.update({
-    "ORDERS_CLASS_URL": f"http://127.0.0.1:{CLASS_PORT}/services/class/"})  # where a lab sends its task records
+    "ORDERS_CLASS_URL": f"http://127.0.0.1:{CLASS_PORT}/services/class/",  # where a lab sends its task records
+    "LABKIT_CHECKPOINTS": str(CHECKPOINTS)})  # the class's checkpoints: `labkit cloud restore NAME` finds them
 c.Spawner.pre_spawn_hook = prepare_server(ROOT, PYTHON, STATE / "class", str(COURSE))
 c.Spawner.post_stop_hook = stop_lab(ROOT, PYTHON)
 c.Spawner.start_timeout = 120

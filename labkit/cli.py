@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from labkit.config import DEFAULT_TARGET, TARGETS
-from labkit.errors import LabkitError
-from labkit.localcloud import control
+from labkit.errors import EXIT_CODES, CheckpointError, LabkitError
+from labkit.localcloud import checkpoints, control
 
 if TYPE_CHECKING:  # pragma: no cover - types only
     from labkit.session import Lab
@@ -19,8 +19,10 @@ if TYPE_CHECKING:  # pragma: no cover - types only
 
 def _cloud(args: argparse.Namespace) -> int:
     home = Path(args.home).resolve() if args.home else None
+    if args.verb in ("snapshot", "restore"):
+        return _checkpoint(args, home)
     if args.verb == "start":
-        status = control.start_cloud(port=args.port, home=home)
+        status = control.start_cloud(port=args.port, home=home, fresh=args.fresh)
         if status.note:
             print(f"note: {status.note}")
         print(f"local cloud running at {status.endpoint} (pid {status.pid}, home {status.home})")
@@ -42,8 +44,9 @@ def _cloud(args: argparse.Namespace) -> int:
                                        f"{status.home})", terminal.width(), "  ", "")))
         print(terminal.services_text(health["services"]))
     elif args.verb == "reset":
-        control.reset_cloud(home)
-        print("local cloud state emptied (records, databases, functions, instances, schedules)")
+        done = control.reset_cloud(home)
+        print("local cloud state emptied (records, databases, functions, instances, schedules, saved state)"
+              + ("" if done["running"] else "; the cloud is stopped and starts empty"))
     elif args.verb == "env":
         from labkit.awscli import shell_lines
 
@@ -60,6 +63,27 @@ def _cloud(args: argparse.Namespace) -> int:
                   + (f" ({firing['error']})" if firing.get("error") else ""))
         if not firings:
             print("no scheduled rule has fired yet")
+    return 0
+
+
+def _checkpoint(args: argparse.Namespace, home: Path | None) -> int:
+    """``labkit cloud snapshot NAME`` / ``labkit cloud restore NAME`` (without NAME: the checkpoints there are)."""
+    if not args.args:
+        found = checkpoints.listing(home or control.default_home())
+        for item in found:
+            print(f"{item['name']:<24} {item['bytes'] / 2**20:8.1f} MiB  {item['written']}  {item['path']}")
+        if not found:
+            print("no checkpoints yet: make one with `labkit cloud snapshot NAME`")
+        if args.verb == "restore":
+            raise CheckpointError("name the checkpoint to restore", "e.g. `labkit cloud restore steps-1-7`")
+        return 0
+    name = args.args[0]
+    if args.verb == "snapshot":
+        made = control.snapshot_cloud(name, home)
+        print(f"checkpoint {name}: {made['path']} ({made['bytes'] / 2**20:.1f} MiB, {made['seconds']:.1f} s)")
+        return 0
+    status = control.restore_cloud(name, home, port=args.port)
+    print(f"lab restored from checkpoint {name}; local cloud running at {status.endpoint} (home {status.home})")
     return 0
 
 
@@ -215,15 +239,24 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="labkit", description="Orders Lab: the AWS order system, step by step.")
+    codes = "exit status: " + "; ".join(f"{code} {what}" for code, what in EXIT_CODES.items())
+    parser = argparse.ArgumentParser(prog="labkit", description="Orders Lab: the AWS order system, step by step.",
+                                     epilog=codes)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    cloud = sub.add_parser("cloud", help="the embedded local cloud on 127.0.0.1")
-    cloud.add_argument("verb", choices=["start", "stop", "status", "reset", "env", "clock", "logs", "schedule"])
-    cloud.add_argument("args", nargs="*", help="clock: [advance]; logs: INSTANCE_ID")
+    cloud = sub.add_parser("cloud", help="the embedded local cloud on 127.0.0.1", epilog=codes,
+                           description="The local cloud keeps the lab in its state folder: stop and start (or a "
+                           "crash and a start) keep every resource. snapshot NAME saves the whole lab as a checkpoint "
+                           "file, restore NAME brings one back (a name in the lab's checkpoints/ folder or in "
+                           "LABKIT_CHECKPOINTS, or a path); reset empties the lab.")
+    cloud.add_argument("verb", choices=["start", "stop", "status", "reset", "env", "clock", "logs", "schedule",
+                                        "snapshot", "restore"])
+    cloud.add_argument("args", nargs="*", help="clock: [advance]; logs: INSTANCE_ID; snapshot/restore: NAME")
     cloud.add_argument("--port", type=int, default=None, help="port (default 4566 or LABKIT_CLOUD_PORT)")
     cloud.add_argument("--home", default=None, help="state folder (default .labkit or LABKIT_HOME)")
     cloud.add_argument("--json", action="store_true", help="status: the services' state as JSON, as the cloud gives it")
+    cloud.add_argument("--fresh", action="store_true",
+                       help="start: move the saved lab aside (state.old-<time>) and start an empty one")
     for unit in ("seconds", "minutes", "hours", "days"):
         cloud.add_argument(f"--{unit}", type=float, default=None)
     cloud.set_defaults(func=_cloud)
@@ -285,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except LabkitError as exc:
         print(f"labkit: {exc}", file=sys.stderr)
-        return 1
+        return exc.exit_code
     except KeyboardInterrupt:
         return 130
 

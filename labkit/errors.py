@@ -17,7 +17,10 @@ class LabkitError(Exception):
 
     Attributes:
         hint: one sentence on how to fix it, shown after the message.
+        exit_code: the ``labkit`` command's exit status when it stops on this error (see :data:`EXIT_CODES`).
     """
+
+    exit_code = 1
 
     def __init__(self, message: str, hint: str | None = None) -> None:
         super().__init__(message)
@@ -30,6 +33,25 @@ class LabkitError(Exception):
 
 class CloudError(LabkitError):
     """The local cloud could not be started, reached or stopped."""
+
+
+class StateUnreadable(CloudError):
+    """The lab's saved state cannot be read by this labkit (another version wrote it, or a file is damaged)."""
+
+    exit_code = 4
+
+
+class CheckpointError(CloudError):
+    """A checkpoint cannot be found, read or restored."""
+
+    exit_code = 5
+
+
+EXIT_CODES = {0: "done", 1: "failed: the message says why and how to fix it", 2: "the command line is wrong",
+              3: "labkit cloud status: the local cloud is stopped",
+              4: "the lab's saved state cannot be read by this labkit (the message says what to do)",
+              5: "no such checkpoint, or one this labkit cannot restore"}
+"""The ``labkit`` command's exit statuses (also in ``labkit --help``), for scripts and the classroom Hub."""
 
 
 class StepError(LabkitError):

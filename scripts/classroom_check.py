@@ -9,7 +9,8 @@ ports, spawns both students' servers through the Hub's REST API, runs the notebo
 (`labkit run` -> papermill, inside the student's own server, through a kernel of that server), and
 checks what a classroom needs: orders land in the student's own database only; neither student can
 read the other's lab state, database socket, secrets or keys, nor act on the other's cloud; the order
-form opens through the Hub's public address; stopping one student's server leaves the other working.
+form opens through the Hub's public address; stopping one student's server leaves the other working; and a
+server stopped as the Hub's idle culler stops it, then started again, finds its student's lab and tasks intact.
 Everything it creates (accounts, homes, processes, the Hub) is removed at the end.
 """
 from __future__ import annotations
@@ -238,6 +239,44 @@ print({RESULT!r} + json.dumps(result))
 """
 
 
+def lab_code(order_id: str) -> str:
+    """What the student finds of their lab: labkit check, the tasks passed, the app's URL, an earlier order by id."""
+    return f"""
+import json, urllib.request
+from labkit import Lab, checks, compute, tasks
+lab = Lab()
+frame, done = checks.all_checks(lab), tasks.tasks_frame(lab)
+url = compute.app_url(lab)
+with urllib.request.urlopen(url + "api/orders/{order_id}", timeout=60) as answer:
+    stored = json.loads(answer.read())["stored"]
+print({RESULT!r} + json.dumps({{"checks": [int(frame["passed"].sum()), len(frame)], "url": url, "order": stored,
+                               "tasks": sorted(int(s) for s in done.loc[done["passed"], "step"])}}))
+"""
+
+
+def handout_checkpoint(root: Path, settings: dict[str, str], target: Path) -> dict[str, Any]:
+    """What an instructor hands out (docs/classroom.md): a lab built through step 7 in a home of its own (`labkit
+    up --through 7`), saved as one checkpoint file in the class's folder, readable by every student."""
+    home = Path(tempfile.mkdtemp(prefix="orders-hub-handout-"))
+    env = {**os.environ, "LABKIT_HOME": str(home), "LABKIT_CLOUD_PORT": str(free_port()),
+           "LABKIT_APP_PORT": str(free_port()), "LABKIT_LAMBDA_PYTHON": settings["ORDERS_LAB_LAMBDA_PYTHON"]}
+    python = [settings["ORDERS_LAB_PYTHON"], "-m", "labkit.cli"]
+    started = time.monotonic()
+    try:
+        built = subprocess.run([*python, "up", "--through", "7"], env=env, cwd=root, capture_output=True, text=True,
+                               timeout=SERIES_TIMEOUT)
+        target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        made = subprocess.run([*python, "cloud", "snapshot", str(target)], env=env, cwd=root, capture_output=True,
+                              text=True, timeout=600) if built.returncode == 0 else built
+    finally:
+        subprocess.run([*python, "cloud", "stop"], env=env, cwd=root, capture_output=True, timeout=120)
+        shutil.rmtree(home, ignore_errors=True)
+    if made.returncode == 0:
+        target.chmod(0o644)  # the students restore it as themselves
+    return {"ok": made.returncode == 0, "seconds": round(time.monotonic() - started),
+            "output": (made.stdout + made.stderr)[-500:]}
+
+
 def orders_code() -> str:
     return f"""
 import json
@@ -415,7 +454,8 @@ def main(argv: list[str] | None = None) -> int:
     instructor_name, outsider_name = f"olabt{secrets.token_hex(3)}", f"olabx{secrets.token_hex(3)}"
     passwords = {instructor_name: secrets.token_urlsafe(12), outsider_name: secrets.token_urlsafe(12)}
     course = scratch / "course.git"
-    hub = Hub(state, root, {**settings, "ORDERS_HUB_ADMINS": instructor_name,
+    handouts = scratch / "checkpoints"  # the class's checkpoints (LABKIT_CHECKPOINTS of every student's server)
+    hub = Hub(state, root, {**settings, "ORDERS_HUB_ADMINS": instructor_name, "ORDERS_HUB_CHECKPOINTS": str(handouts),
                             "ORDERS_HUB_STUDENTS": ",".join(s.name for s in students),
                             "ORDERS_CLASS_PORT": str(free_port()), "ORDERS_HUB_COURSE": str(course),
                             "ORDERS_CLASS_POLL_SECONDS": "600"})
@@ -482,6 +522,8 @@ def main(argv: list[str] | None = None) -> int:
             status, answer = student.browse(path + "api/orders", "POST", {
                 "customer_name": f"hub {student.name}", "product": "Classroom", "quantity": 1, "amount": "1.00"})
             check.add(f"{student.name}: an order through the Hub is accepted", status == 201, answer[:200])
+            if status == 201:
+                result["order_id"] = json.loads(answer)["order_id"]
         for student in students:
             other = b if student is a else a
             names = student.run(orders_code())
@@ -514,7 +556,10 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 check.add(name, outcome.startswith("refused"), outcome)
 
-        # The instructor's side: the class page, grades, honest records, sealed reports, updates, a reset.
+        # The instructor hands out a lab built through step 7 (issue 23's checkpoints), then the instructor's side:
+        # the class page, grades, honest records, sealed reports, updates, a reset to empty and to that checkpoint.
+        made = handout_checkpoint(root, settings, handouts / "steps-1-7.labkit-checkpoint")
+        check.add("the instructor makes the checkpoint steps-1-7 for the class", made["ok"], made)
         from classroom_instructor import Instructor
         from classroom_instructor import run as instructor_checks
 
@@ -533,6 +578,29 @@ def main(argv: list[str] | None = None) -> int:
             "customer_name": f"after {a.name} stopped", "product": "Classroom", "quantity": 1, "amount": "2.00"})
         check.add(f"{b.name}: still takes orders after {a.name} stopped", status == 201, answer[:200])
         check.add(f"{b.name}: that order is in {b.name}'s database", f"after {a.name} stopped" in b.run(orders_code()))
+
+        # A culled server comes back (issue 23): the idle culler stops B's server through the Hub's API (as it
+        # does: DELETE /users/<name>/server; the post-stop hook stops the lab), B logs in again, and B's lab
+        # starts on first use as it was: every check, every task, the app at its URL with B's earlier order.
+        lab_before = b.run(lab_code(rb["order_id"]))
+        hub.stop_server(b.name)
+        deadline = time.monotonic() + 30
+        while processes_of(b.account.pw_uid) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        check.add(f"{b.name}: the culled server's lab is stopped", not processes_of(b.account.pw_uid),
+                  [_cmdline(pid) for pid in processes_of(b.account.pw_uid)])
+        b.start()
+        lab_after = b.run(lab_code(rb["order_id"]), timeout=600)
+        check.add(f"{b.name}: after the culled server started again, labkit check passes as before",
+                  lab_after["checks"] == lab_before["checks"] and lab_after["checks"][0] == lab_after["checks"][1],
+                  (lab_before["checks"], lab_after["checks"]))
+        check.add(f"{b.name}: the tasks done before are still passed", lab_after["tasks"] == lab_before["tasks"]
+                  and len(lab_after["tasks"]) == 13, (lab_before["tasks"], lab_after["tasks"]))
+        check.add(f"{b.name}: the app answers at the same URL and finds the order placed before",
+                  lab_after["url"] == lab_before["url"] and lab_after["order"], (lab_before, lab_after))
+        status, answer = b.browse(order_path(rb["link"], hub.url) + "api/orders", "POST", {
+            "customer_name": f"hub {b.name} again", "product": "Classroom", "quantity": 1, "amount": "3.00"})
+        check.add(f"{b.name}: the restarted lab takes orders through the Hub", status == 201, answer[:200])
     except Finished:
         pass
     except Exception as exc:

@@ -1,14 +1,19 @@
-"""Start, stop, inspect and reset the local cloud daemon from the outside (the `labkit cloud` verbs)."""
+"""Start, stop, inspect, reset, snapshot and restore the local cloud daemon from the outside (the `labkit cloud`
+verbs)."""
 from __future__ import annotations
 
 import dataclasses
 import http.client
+import importlib.metadata
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -18,9 +23,10 @@ from typing import Any
 
 from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
 
-from labkit.errors import CloudError
+from labkit.errors import CloudError, StateUnreadable
+from labkit.localcloud import checkpoints
 from labkit.localcloud.credentials import credentials_path, read_admin_keys
-from labkit.localcloud.procs import CLOUD_MARKER, kill_marked, pid_alive, wait_gone
+from labkit.localcloud.procs import CLOUD_MARKER, end_leftovers, kill_marked, pid_alive, wait_gone
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PORT = 4566
@@ -29,6 +35,8 @@ HOST = "127.0.0.1"
 # the owner-only state file: another account on the machine cannot stop, reset or drive someone else's cloud.
 TOKEN_HEADER = "X-Labkit-Token"
 TOKEN_ENV = "LABKIT_CONTROL_TOKEN"
+STATE_ERROR = 3  # the daemon's exit status when it refuses the lab's saved state (the message: state/ERROR)
+SETTLE_SECONDS = 180.0  # a start waits this long at most for a restored lab's databases and instances
 
 
 def default_home() -> Path:
@@ -123,14 +131,17 @@ def _port_free(port: int) -> bool:
 
 
 def start_cloud(port: int | None = None, home: Path | None = None, timeout: float = 30.0,
-                extra_services: tuple[str, ...] = ()) -> CloudStatus:
-    """Start the daemon unless it already runs; return once ``/_labkit/health`` answers.
+                extra_services: tuple[str, ...] = (), fresh: bool = False) -> CloudStatus:
+    """Start the daemon unless it already runs; return once ``/_labkit/health`` answers and a restored lab is
+    usable (its databases restarted, its instances booted).
 
-    ``extra_services`` names more service factories (``module:factory``) to register after the
-    default ones, e.g. a test's probe.
+    The lab's saved state (``home/state``) is loaded: a stop and a start (or a crash and a start) keep the lab.
+    ``fresh`` moves the saved state aside (``state.old-<time>``) and starts an empty lab. ``extra_services`` names
+    more service factories (``module:factory``) to register after the default ones, e.g. a test's probe.
 
     Raises:
         CloudError: the port is taken by something else, or the daemon died while starting.
+        StateUnreadable: the saved state was written by another labkit, or is damaged (the message says what to do).
     """
     home = Path(home or default_home()).resolve()
     status = cloud_status(home)
@@ -141,9 +152,13 @@ def start_cloud(port: int | None = None, home: Path | None = None, timeout: floa
                 "stop it first with `labkit cloud stop`, or use its port",
             )
         return status
+    previous = (_read_state(home) or {}).get("cloud_id")
     if status.pid and pid_alive(status.pid):
         stop_cloud(home)  # a daemon that no longer answers: end it and what it started
+    end_leftovers(previous, home)  # what a daemon that died (kill -9, a crash, a power cut) left running
     _state_file(home).unlink(missing_ok=True)
+    if fresh and (home / "state").exists():
+        (home / "state").rename(home / f"state.old-{time.strftime('%Y%m%d-%H%M%S')}")
     preferred = port is None  # the default (4566 or LABKIT_CLOUD_PORT) is a preference; --port N is an order
     for _attempt in range(3):
         note = None
@@ -153,6 +168,7 @@ def start_cloud(port: int | None = None, home: Path | None = None, timeout: floa
             raise _port_taken(port)
         started = _launch(home, port, timeout, extra_services)
         if started:
+            _wait_settled(home)
             return dataclasses.replace(started, note=note)
         if not preferred:
             raise _port_taken(port)
@@ -191,6 +207,8 @@ def _launch(home: Path, port: int, timeout: float, extra_services: tuple[str, ..
 
     def answered() -> bool:
         if proc.poll() is not None:
+            if proc.returncode == STATE_ERROR and (home / "state" / "ERROR").exists():
+                raise _state_unreadable(home)
             if not _port_free(port):
                 raise _PortRace(port)
             raise CloudError(
@@ -211,6 +229,25 @@ def _launch(home: Path, port: int, timeout: float, extra_services: tuple[str, ..
     proc.kill()
     kill_marked(CLOUD_MARKER, cloud_id)
     raise CloudError(f"the local cloud did not become healthy within {timeout:.0f} s", f"read {log_path}")
+
+
+def _state_unreadable(home: Path) -> StateUnreadable:
+    message = (home / "state" / "ERROR").read_text(errors="replace").strip()
+    what, _, how = message.partition("\n")
+    return StateUnreadable(f"the local cloud did not start: {what}", how.strip() or None)
+
+
+def _wait_settled(home: Path, timeout: float = SETTLE_SECONDS) -> None:
+    """Wait until a restored lab is usable: what the daemon says is still settling (a database restarting, an
+    instance booting) is done, or ``timeout`` passed (the lab then finishes on its own)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if not cloud_state(home).get("settling"):
+                return
+        except CloudError:
+            return
+        time.sleep(0.1)
 
 
 def _private_folder(home: Path) -> None:
@@ -269,8 +306,56 @@ def stop_cloud(home: Path | None = None, timeout: float = 20.0) -> bool:
 
 
 def reset_cloud(home: Path | None = None) -> dict[str, Any]:
-    """Empty every service's state (records, databases, functions, instances) without stopping the daemon."""
-    return cloud_request("POST", "/_labkit/reset", {}, home=home, timeout=60)
+    """Empty the lab (records, databases, functions, instances, schedules, its saved state); a running cloud keeps
+    running, a stopped one starts empty next time. The admin keys and the checkpoints stay."""
+    home = Path(home or default_home()).resolve()
+    if not cloud_status(home).running:
+        shutil.rmtree(home / "state", ignore_errors=True)  # the next start finds no lab and empties every folder
+        return {"status": "reset", "running": False}
+    return {**cloud_request("POST", "/_labkit/reset", {}, home=home, timeout=60), "running": True}
+
+
+def snapshot_cloud(name: str, home: Path | None = None) -> dict[str, Any]:
+    """Save the whole lab as one checkpoint file (``labkit cloud snapshot NAME``): its records, databases (as SQL),
+    instance disks and event history, as of one instant. A stopped cloud is started for it and stopped again.
+    Returns the file's ``path``, ``bytes``, ``seconds`` and the manifest."""
+    home = Path(home or default_home()).resolve()
+    target = checkpoints.destination(name, home)
+    was_running = cloud_status(home).running
+    if not was_running:
+        start_cloud(home=home)
+    started = time.monotonic()
+    staging = Path(tempfile.mkdtemp(prefix=".checkpoint-", dir=home))
+    try:
+        manifest = cloud_request("POST", "/_labkit/state/checkpoint", {"staging": str(staging)}, home=home)
+        made = time.monotonic()
+        size = checkpoints.pack(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not was_running:
+            stop_cloud(home)
+    return {"path": str(target), "bytes": size, "seconds": round(time.monotonic() - started, 2),
+            "pack_seconds": round(time.monotonic() - made, 2), "manifest": manifest}
+
+
+def restore_cloud(name: str, home: Path | None = None, port: int | None = None) -> CloudStatus:
+    """Bring back the lab of the checkpoint ``name`` (``labkit cloud restore NAME``; a name in the lab's
+    ``checkpoints/`` or ``LABKIT_CHECKPOINTS``, or a path), in place of this lab, with this lab's own addresses and
+    keys; the cloud is (re)started and returns usable.
+
+    Raises:
+        CheckpointError: no such checkpoint, or one this labkit cannot load (the lab is left as it was).
+    """
+    home = Path(home or default_home()).resolve()
+    source = checkpoints.locate(name, home)
+    checkpoints.check_versions(checkpoints.manifest(source), source, importlib.metadata.version("moto"))
+    status = cloud_status(home)
+    if status.running:
+        port = port or status.port
+        stop_cloud(home)
+    _private_folder(home)
+    checkpoints.unpack(source, home)
+    return start_cloud(port=port, home=home, timeout=120)
 
 
 def _require_running(home: Path | None) -> CloudStatus:
@@ -309,6 +394,12 @@ def admin_credentials(home: Path | None = None) -> dict[str, str]:
 def cloud_health(home: Path | None = None) -> dict[str, Any]:
     """What ``/_labkit/health`` says: pid, port, home and each service's summary."""
     return cloud_request("GET", "/_labkit/health", home=home)
+
+
+def cloud_state(home: Path | None = None, audit: bool = False) -> dict[str, Any]:
+    """What the lab's saved state holds and costs (``/_labkit/state``): saves, bytes, milliseconds, what is still
+    settling after a start; ``audit`` adds the objects of another service a save would copy (there should be none)."""
+    return cloud_request("GET", "/_labkit/state" + ("?audit=1" if audit else ""), home=home, timeout=120)
 
 
 def remapped_ports(home: Path | None = None) -> dict[str, str]:

@@ -13,10 +13,13 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
-from labkit.localcloud.control import HOST
+from labkit.localcloud.control import HOST, STATE_ERROR
 from labkit.localcloud.core.daemon import LocalCloud, ServiceFactory
 from labkit.localcloud.core.patches import PatchList, check_version
+from labkit.localcloud.core.pickling import RuleList, Rules
+from labkit.localcloud.core.statefiles import HOW_TO_GO_ON, StateError, write_atomic
 from labkit.localcloud.core.validation import Adjust, Rule, ValidationService
 
 
@@ -75,6 +78,37 @@ def patch_lists() -> tuple[PatchList, ...]:
             cloudwatch_patches.patches, secretsmanager_patches.patches)
 
 
+def state_lists() -> tuple[RuleList, ...]:
+    """Each service package's rules for saving what moto (and its patches) put in the records (issue 23)."""
+    from labkit.localcloud.awslambda import state as lambda_state
+    from labkit.localcloud.ec2 import state as ec2_state
+    from labkit.localcloud.iam import state as iam_state
+    from labkit.localcloud.s3 import state as s3_state
+    from labkit.localcloud.ssm import state as ssm_state
+
+    return (iam_state.rules, ec2_state.rules, ssm_state.rules, lambda_state.rules, s3_state.rules)
+
+
+def lab_state(home: Path) -> Any:
+    """The lab's saved state (None with ``LABKIT_STATE=off``: the lab then lives in memory only)."""
+    if os.environ.get("LABKIT_STATE", "on").lower() in ("off", "0", "false", "no"):
+        return None
+    from labkit.localcloud.core.state import Persistence
+
+    return Persistence(home, Rules(state_lists()))
+
+
+def refuse_state(home: Path, error: StateError) -> int:
+    """Say why the saved state cannot be read and what to do, where ``labkit cloud start`` shows it."""
+    message = f"{error}.\n{HOW_TO_GO_ON}"
+    print(f"local cloud: {message}", file=sys.stderr)
+    try:
+        write_atomic(home / "state" / "ERROR", message.encode(), sync=False)
+    except OSError:
+        pass
+    return STATE_ERROR
+
+
 def prepare_environment(home: Path) -> None:
     """moto's documented ways in that must be set before moto's models are imported (the EC2 image and
     instance type catalogues), and where published layers' zips are kept."""
@@ -109,10 +143,13 @@ def main(argv: list[str] | None = None) -> int:
     home = args.home.resolve()
     os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")  # AWS managed policies exist, as on AWS
     prepare_environment(home)
+    (home / "state" / "ERROR").unlink(missing_ok=True)
     try:
         factories = [*default_services(), *(load_factory(spec) for spec in args.service)]
-        cloud = LocalCloud(home, args.port, args.cloud_id, factories, patch_lists())
+        cloud = LocalCloud(home, args.port, args.cloud_id, factories, patch_lists(), lab_state(home))
         cloud.serve_forever()
+    except StateError as exc:
+        return refuse_state(home, exc)
     except OSError as exc:
         print(f"local cloud: cannot listen on {HOST}:{args.port}: {exc}", file=sys.stderr)
         return 2

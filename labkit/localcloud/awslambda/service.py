@@ -33,6 +33,7 @@ from moto.awslambda.models import lambda_backends
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, stop_when_event_set, wait_fixed
 from werkzeug.wrappers import Response
 
+from labkit.localcloud.awslambda import layers
 from labkit.localcloud.awslambda.code import CodeDownloads
 from labkit.localcloud.awslambda.exceptions import InvalidRequestContent, InvalidRuntime, ServiceError, TooManyRequests
 from labkit.localcloud.awslambda.memory import MemoryLimits
@@ -122,6 +123,7 @@ class LambdaService(Service):
         self.pools: dict[str, Pool] = {}
         self.lock = threading.Lock()
         self._stopping = threading.Event()
+        self._restored = False
         keys = service_keys(LAMBDA_PRINCIPAL, ("cloudwatch:PutMetricData", "s3:GetObject"))
         self._own_keys = Keys(keys.access_key_id, keys.secret_access_key, service_own=True)
         self.downloads = CodeDownloads(ctx.endpoint, keys)
@@ -132,8 +134,34 @@ class LambdaService(Service):
         return self.ctx.services.require(Telemetry)
 
     def start(self) -> None:
-        self.ctx.service_dir("lambda", fresh=True)
+        code = self.ctx.service_dir("lambda", fresh=not self._restored)  # extracted code, named by its digest
+        for half_done in code.glob("*/.*"):  # an extraction a crash interrupted
+            shutil.rmtree(half_done, ignore_errors=True)
+        self._take_in_layers()
         threading.Thread(target=self._reap, daemon=True, name="lambda-reaper").start()
+
+    # -- what a restart keeps (issue 23): the records; workers start cold ---------------------------------------
+    def load_state(self, saved: dict[str, Any] | None, restored: bool) -> None:
+        self._restored = restored
+
+    def _take_in_layers(self) -> None:
+        """A checkpoint's layer zips join the folder; zips no layer version names (an earlier lab's, before a
+        reset or a fresh start) are removed."""
+        folder, imported = layers.layers_folder(), self.ctx.state.imported(self.name)
+        if folder is not None and imported is not None:
+            for zipped in imported.glob("*.zip"):
+                zipped.replace(folder / zipped.name)
+        used = {vars(version).get(layers.DIGEST) for _account, per_account in list(dict.items(lambda_backends))
+                for backend in list(dict.values(per_account)) for layer in backend._layers._layers.values()
+                for version in layer.layer_versions.values()}
+        layers.collect({digest for digest in used if digest})
+
+    def export_state(self, folder: Path) -> dict[str, Any] | None:
+        """A checkpoint: the published layers' zips (the records name them by digest)."""
+        source = layers.layers_folder()
+        for zipped in sorted(source.glob("*.zip")) if source is not None else []:
+            os.link(zipped, folder / zipped.name)
+        return None
 
     def summary(self) -> dict[str, Any]:
         with self.lock:
@@ -269,6 +297,7 @@ class LambdaService(Service):
         region = fn.region
         # As on AWS: the execution role's session, named after the function, in the standard variables.
         session = role_session(fn.role, fn.function_name, region, CREDENTIALS_SECONDS)
+        self.ctx.state.mark("sts")  # a session made outside a request: kept within half a second
         trail = self.ctx.services.find(CloudTrailService)
         if trail is not None:  # as on AWS, the event history shows Lambda assuming the role for the function
             trail.service_assumed_role("lambda.amazonaws.com", fn.role, fn.function_name, region)
@@ -362,6 +391,7 @@ class LambdaService(Service):
 
     def after_reset(self) -> None:
         self.ctx.service_dir("lambda", fresh=True)
+        layers.collect(set())
 
 
 def _revision(fn: Any) -> str:

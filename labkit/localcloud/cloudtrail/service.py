@@ -10,6 +10,10 @@ leaves out is left out here too: data events (S3 objects, Lambda ``Invoke``), re
 account owns, and the cloud's own bookkeeping calls (:data:`~labkit.localcloud.core.services.INTERNAL_AGENT`).
 When Lambda or EC2 gets credentials of a role for a function or an instance, the service's ``AssumeRole``
 is recorded as AWS records it (``userIdentity.type`` ``AWSService``).
+
+The history outlives the daemon (issue 23): each recorded event is one line appended to the lab's journal
+(``state/cloudtrail/journal.jsonl``), read back at the next start; an event keeps its ``EventId`` (the ids derive
+from two numbers kept with the service's state).
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ import hashlib
 import itertools
 import json
 import os
+import threading
 import time
 import uuid
 from collections import deque
@@ -25,11 +30,14 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
+from labkit.localcloud.cloudtrail import events as trail_events
 from labkit.localcloud.cloudtrail.events import Recorded, is_management, service_identity
 from labkit.localcloud.core.clock import ClockService, LabClock
 from labkit.localcloud.core.services import INTERNAL_AGENT, ApiRequest, CloudContext, Service
 
 LIMIT = int(os.environ.get("LABKIT_TRAIL_EVENTS", "20000"))  # CloudTrail keeps 90 days; the lab the newest N
+JOURNALED = ("number", "stamp", "principal", "access_key_id", "service", "operation", "region", "params", "status",
+             "source_ip", "user_agent", "error_type", "identity", "session_created")
 ATTRIBUTE_KEYS = ("EventId", "EventName", "ReadOnly", "Username", "ResourceType", "ResourceName", "EventSource",
                   "AccessKeyId")
 
@@ -45,19 +53,57 @@ class CloudTrailService(Service):
         self._numbers = itertools.count(1)
         self._clock: LabClock | None = None
         self._sessions: dict[str, float] = {}  # "role/session" -> when its AssumeRole was answered (creationDate)
+        self._journal = ctx.state.journal(self.name, limit)
+        self._keeping = threading.Lock()
 
     def start(self) -> None:
         clock = self.ctx.services.find(ClockService)
         self._clock = clock.clock if clock is not None else None
 
+    # -- what a restart keeps (issue 23) ----------------------------------------------------------------
+    def save_state(self) -> dict[str, Any]:
+        return {"event_ids": trail_events.EVENT_IDS, "request_ids": trail_events.REQUEST_IDS,
+                "sessions": dict(self._sessions)}
+
+    def load_state(self, saved: dict[str, Any] | None, restored: bool) -> None:
+        """The history as it was: the journal's newest events, numbered on from the last, with the same ids."""
+        if not saved or not restored:
+            if self._journal is not None:
+                self._journal.clear()
+            self.ctx.state.changed(self.name)  # the ids' two numbers, kept from the first start on
+            return
+        trail_events.EVENT_IDS, trail_events.REQUEST_IDS = int(saved["event_ids"]), int(saved["request_ids"])
+        self._sessions.update(saved.get("sessions", {}))
+        rows = self._journal.read() if self._journal is not None else []
+        for row in sorted(rows, key=lambda r: r["number"]):  # two requests may append out of their numbers' order
+            error_body = row.pop("error_body", None)
+            self.events.append(Recorded(**row, error_body=base64.b64decode(error_body) if error_body else None))
+        if self.events:
+            self._numbers = itertools.count(max(e.number for e in self.events) + 1)
+
+    def _keep(self, event: Recorded) -> None:
+        """Number the event and keep it: in the ring (in the order of the numbers, which LookupEvents' pages
+        follow) and in the journal."""
+        with self._keeping:
+            event.number = next(self._numbers)
+            self.events.append(event)
+        if self._journal is not None:  # one line appended (a few microseconds)
+            row = {k: getattr(event, k) for k in JOURNALED}
+            if event.error_body is not None:
+                row["error_body"] = base64.b64encode(event.error_body).decode()
+            self._journal.append(row)
+
     def after_reset(self) -> None:
         self.events.clear()  # a reset is a fresh account
         self._sessions.clear()
+        if self._journal is not None:
+            self._journal.clear()
 
     def _session_started(self, role_arn: Any, session_name: Any, stamp: float) -> None:
         self._sessions[f"{str(role_arn).rsplit('/', 1)[-1]}/{session_name}"] = stamp
         if len(self._sessions) > 2 * (self.events.maxlen or LIMIT):
             self._sessions.pop(next(iter(self._sessions)))
+        self.ctx.state.changed(self.name)
 
     def summary(self) -> dict[str, Any]:
         return {"events": len(self.events), "limit": self.events.maxlen}
@@ -85,8 +131,8 @@ class CloudTrailService(Service):
         if operation == "AssumeRole" and status < 400 and params:
             self._session_started(params.get("RoleArn"), params.get("RoleSessionName"), now)
         _, _, session = principal.partition(":assumed-role/")
-        self.events.append(Recorded(
-            next(self._numbers), now, principal, call.access_key_id or "", service, operation,
+        self._keep(Recorded(
+            0, now, principal, call.access_key_id or "", service, operation,
             call.region or "us-east-1", params, status, environ.get("REMOTE_ADDR", "127.0.0.1"),
             environ.get("HTTP_USER_AGENT", ""), error_body, error_type,
             session_created=self._sessions.get(session) if session else None))
@@ -95,8 +141,8 @@ class CloudTrailService(Service):
         """An AWS service assumed a role for you (Lambda for a function, EC2 for an instance profile)."""
         now = self._now()
         self._session_started(role_arn, session_name, now)
-        self.events.append(Recorded(
-            next(self._numbers), now, "", "", "sts", "AssumeRole", region,
+        self._keep(Recorded(
+            0, now, "", "", "sts", "AssumeRole", region,
             {"RoleArn": role_arn, "RoleSessionName": session_name}, 200, service_principal, service_principal,
             identity=service_identity(service_principal)))
 

@@ -51,6 +51,7 @@ from typing import Any
 from labkit.localcloud.control import PROJECT_ROOT
 from labkit.localcloud.core.patches import find
 from labkit.localcloud.core.services import CloudContext, Launch, Route, Service
+from labkit.localcloud.procs import faketime_shared_files, faketime_shared_names
 
 log = logging.getLogger("labkit.localcloud.clock")
 UTC = dt.timezone.utc
@@ -81,10 +82,10 @@ class LabClock:
         self.folder = folder
         self.file = folder / "faketimerc"
         self.offset = 0.0
+        self._name = name
         self.library = find_libfaketime()
         self.sleep_fix = SLEEP_FIX if SLEEP_FIX.is_file() else None
-        tag = "".join(c for c in name if c.isalnum())[:24]
-        self._sem, self._shm = f"/labkit_ft_sem_{tag}", f"/labkit_ft_shm_{tag}"
+        self._sem, self._shm = faketime_shared_names(name)
         self.shared = False
         folder.mkdir(parents=True, exist_ok=True)
         self._write()
@@ -132,6 +133,10 @@ class LabClock:
         written = time.time()
         time.sleep(max(0.0, int(written) + 1.02 - time.time()))
 
+    def publish_now(self) -> None:
+        """Write the offset for processes not started yet (no running process to wait for)."""
+        self._write()
+
     def _write(self) -> None:
         tmp = self.file.with_suffix(".tmp")
         tmp.write_text(f"+{self.offset:.6f}\n")
@@ -161,7 +166,7 @@ class LabClock:
             if not sem or sem == ctypes.c_void_p(-1).value:
                 raise OSError(ctypes.get_errno(), "sem_open failed")
             libc.sem_close(ctypes.c_void_p(sem))
-            fd = os.open(f"/dev/shm{self._shm}", os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+            fd = os.open(faketime_shared_files(self._name)[1], os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
             try:
                 os.ftruncate(fd, mmap.PAGESIZE)
                 os.write(fd, SHARED_INITIAL)
@@ -174,11 +179,8 @@ class LabClock:
             return False
 
     def _remove_shared(self) -> None:
-        for path in (f"/dev/shm/sem.{self._sem[1:]}", f"/dev/shm{self._shm}"):
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+        for path in faketime_shared_files(self._name):
+            path.unlink(missing_ok=True)
 
     def close(self) -> None:
         """Remove the shared semaphore and segment (the lab's processes have ended); ``reset`` makes new ones."""
@@ -195,6 +197,16 @@ class ClockService(Service):
 
     def __init__(self, ctx: CloudContext) -> None:
         self.clock = LabClock(ctx.service_dir("clock"), ctx.cloud_id)
+
+    def save_state(self) -> dict[str, Any]:
+        """The offset: lab time goes on while the cloud is stopped (real time + offset), as time goes on on AWS."""
+        return {"offset": self.clock.offset}
+
+    def load_state(self, saved: dict[str, Any] | None, restored: bool) -> None:
+        """The saved offset, written before any process of the lab starts."""
+        if saved and restored:
+            self.clock.offset = float(saved.get("offset", 0.0))
+            self.clock.publish_now()
 
     def routes(self) -> list[tuple[str, str, Route]]:
         return [("GET", "/_labkit/clock", lambda _r: self.clock.info())]

@@ -7,9 +7,14 @@ their hooks are described in :mod:`.services`; every change to moto is a :class:
 service it serves. Which services and patches a daemon has is not decided here but by its caller
 (:mod:`labkit.localcloud.server`, which starts it as ``python -m labkit.localcloud.server``): this core knows no
 service package.
+
+With a :class:`.state.Persistence` the daemon keeps the lab: it loads the saved records before any service is
+made, gives each service its saved state before any starts, saves what a mutating request changed before that
+request's answer leaves, and saves everything once more when it stops (:mod:`.state`).
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import gc
@@ -31,12 +36,13 @@ from werkzeug.test import Client
 from werkzeug.wrappers import Request, Response
 
 from labkit.localcloud.control import HOST, TOKEN_ENV, TOKEN_HEADER
-from labkit.localcloud.core import patches
+from labkit.localcloud.core import checkpoint, patches
 from labkit.localcloud.core.clock import ClockService
 from labkit.localcloud.core.errors import AwsError
 from labkit.localcloud.core.http_keepalive import KeepAliveRequestHandler, noting_failures
-from labkit.localcloud.core.services import ApiRequest, CloudContext, Registry, Route, Service, serving
-from labkit.localcloud.procs import CLOUD_MARKER
+from labkit.localcloud.core.services import ApiRequest, CloudContext, Registry, Route, Service, StateAccess, serving
+from labkit.localcloud.core.state import Persistence
+from labkit.localcloud.procs import CLOUD_MARKER, HOME_MARKER
 
 if TYPE_CHECKING:  # pragma: no cover - types only
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -49,26 +55,35 @@ class LocalCloud:
     """The daemon's state: its folder, its services and its HTTP server."""
 
     def __init__(self, home: Path, port: int, cloud_id: str, factories: Iterable[ServiceFactory],
-                 patch_lists: Iterable[patches.PatchList] = ()) -> None:
+                 patch_lists: Iterable[patches.PatchList] = (), persistence: Persistence | None = None) -> None:
         self.home, self.port, self.cloud_id = home, port, cloud_id
         self.control_token = os.environ.pop(TOKEN_ENV, "") or secrets.token_urlsafe(32)
         self.endpoint = f"http://{HOST}:{port}"
         self.started_at = time.time()
         self.services = Registry()
-        self.context = CloudContext(home, self.endpoint, cloud_id, self.services, self._base_env)
+        self.patches = patches.apply(self.services, (patches.core_patches, *patch_lists))
+        self.persistence = persistence
+        if persistence is not None:  # moto's records first (StateError: the caller refuses to start)
+            persistence.load()
+        state = persistence if persistence is not None else StateAccess()
+        self.context = CloudContext(home, self.endpoint, cloud_id, self.services, self._base_env, state)
         for factory in (ClockService, *factories):  # the clock first: it stops last
             self.services.add(factory(self.context))
-        self.patches = patches.apply(self.services, (patches.core_patches, *patch_lists))
         self.routes: dict[tuple[str, str], Route] = {}
         self.route("GET", "/_labkit/health", self._health)
         self.route("POST", "/_labkit/shutdown", self._shutdown_route)
         self.route("POST", "/_labkit/reset", lambda _r: self.reset())
+        self.route("GET", "/_labkit/state", self._state_route)
+        self.route("POST", "/_labkit/state/checkpoint", self._checkpoint_route)
         for method, path, handler in self.services.routes():
             self.route(method, path, handler)
         self._moto = DomainDispatcherApplication(create_backend_app)
         self._server: BaseWSGIServer | None = None  # set by serve_forever
         self._last_request = time.monotonic()
+        self.services.load_state(state)
         self.services.start()
+        if persistence is not None:
+            persistence.serve(self.services)
         threading.Thread(target=self._trim_when_idle, daemon=True, name="trim-when-idle").start()
 
     def _trim_when_idle(self, quiet: float = 10.0) -> None:
@@ -99,6 +114,7 @@ class LocalCloud:
             "LANG": "C.UTF-8",
             "TZ": "UTC",
             CLOUD_MARKER: self.cloud_id,
+            HOME_MARKER: str(self.home),
             "AWS_ENDPOINT_URL": self.endpoint,
             "AWS_REGION": region,
             "AWS_DEFAULT_REGION": region,
@@ -128,12 +144,15 @@ class LocalCloud:
             sent[:] = [int(status[:3]), headers]
             return start_response(status, headers, exc_info)
 
+        saving = self.persistence.request_lock(call) if self.persistence is not None else contextlib.nullcontext()
         try:
-            with serving(call):
+            with serving(call), saving:
                 result: Iterable[bytes] = self._moto(environ, noting_status)  # (moto types it Any)
                 status, headers = sent if sent else (200, [])  # a lazy start_response: judged as it came
                 if status < 400:
                     self.services.answered(call, status, None, None)
+                    if self.persistence is not None:  # saved before the answer leaves
+                        self.persistence.after_request(call, status)
                     return result
                 body = b"".join(result)  # an error answer is small: read it for the event history
                 if hasattr(result, "close"):
@@ -186,7 +205,27 @@ class LocalCloud:
             "status": "ok", "pid": os.getpid(), "port": self.port, "home": str(self.home),
             "cloud_id": self.cloud_id, "uptime_seconds": round(time.time() - self.started_at, 3),
             "services": self.services.summary(),
+            "state": self.persistence.summary() if self.persistence is not None else {"enabled": False},
         }
+
+    def _state_route(self, request: Request) -> dict[str, Any]:
+        """What the lab's state costs and holds; ``?audit=1`` also lists objects of another moto service a save
+        copies instead of referring to (there should be none)."""
+        if self.persistence is None:
+            return {"enabled": False}
+        answer = self.persistence.summary()
+        if request.args.get("audit"):
+            answer["audit"] = self.persistence.audit()
+        return answer
+
+    def _checkpoint_route(self, request: Request) -> dict[str, Any]:
+        """Fill the folder named by ``staging`` with a checkpoint of the lab (:mod:`.checkpoint`)."""
+        if self.persistence is None:
+            raise ValueError("this local cloud keeps no state (LABKIT_STATE=off): it cannot make a checkpoint")
+        staging = Path(str((request.get_json(silent=True) or {}).get("staging", "")))
+        if not staging.is_absolute():
+            raise ValueError("name the checkpoint's folder by its absolute path (staging)")
+        return checkpoint.make(self.persistence, self.services, staging)
 
     def _shutdown_route(self, _request: Request) -> dict[str, str]:
         self.services.stop_all()
@@ -207,6 +246,8 @@ class LocalCloud:
         if answer.status_code != 200:
             raise RuntimeError(f"moto refused its reset: {answer.status} {answer.get_data(as_text=True)}")
         self.services.after_reset()
+        if self.persistence is not None:  # the empty lab is the saved one now
+            self.persistence.reset()
         return {"status": "reset"}
 
     def serve_forever(self) -> None:
@@ -223,4 +264,6 @@ class LocalCloud:
             server.serve_forever()
         finally:
             self.services.stop_all()
+            if self.persistence is not None:
+                self.persistence.close()
             log.info("local cloud stopped")

@@ -18,6 +18,19 @@ Lifecycle -- the daemon calls these on every registered service:
 ``summary()``      JSON-able figures shown under ``services.<name>`` by ``/_labkit/health``
 ``routes()``       the service's own ``/_labkit/...`` endpoints
 
+State -- what the lab keeps across a stop, a crash and a reboot (:mod:`.state`; no-ops unless overridden):
+
+``save_state()``   the service's own state as a JSON-able dict (None: nothing to keep): quick, and taking no
+                   lock that is held across a request or a process; written when the service calls
+                   ``ctx.state.changed(name)`` (with the request being answered, else within half a second)
+``load_state(saved, restored)``  once, before ``start()``: ``saved`` is what ``save_state()`` last returned (None
+                   if nothing), ``restored`` says moto's records were loaded too (a restart is a host reboot:
+                   take back what you ran); a service that changes moto's records outside a request calls
+                   ``ctx.state.mark(service, region)``
+``export_state(folder)``  a checkpoint is being made: put the service's files in ``folder`` (databases as SQL,
+                   disks) and return what the restore needs to know (JSON-able), or None; restored, they are
+                   ``ctx.state.imported(name)`` at the next start
+
 Hooks -- no-ops unless a service overrides them:
 
 ``on_request(call)``  runs before moto for every AWS API request (everything but ``/_labkit/`` and
@@ -54,6 +67,7 @@ from werkzeug.wrappers import Request, Response
 
 from labkit.localcloud.core.errors import AwsError
 from labkit.localcloud.core.requests import Classified, classify, guess_protocol
+from labkit.localcloud.core.statefiles import Journal
 
 log = logging.getLogger("labkit.localcloud")
 Route = Callable[[Request], Any]
@@ -102,6 +116,17 @@ class Service:
     def on_answer(self, call: ApiRequest, status: int, error_body: bytes | None, error_type: str | None) -> None:
         """``call`` has been answered with HTTP ``status`` (by moto, or refused by a request hook); for an error,
         ``error_body`` and the ``x-amzn-ErrorType`` header. Runs on the request path: keep it cheap."""
+
+    def save_state(self) -> dict[str, Any] | None:
+        """The service's own state to keep (JSON-able), or None when it keeps none."""
+        return None
+
+    def load_state(self, saved: dict[str, Any] | None, restored: bool) -> None:
+        """Take back the saved state before ``start()`` (``restored``: moto's records were loaded as well)."""
+
+    def export_state(self, folder: Path) -> dict[str, Any] | None:
+        """Put the service's files of a checkpoint in ``folder``; return what its restore needs to know."""
+        return None
 
 
 @dataclass
@@ -246,6 +271,11 @@ class Registry:
         for service in self:
             service.after_reset()
 
+    def load_state(self, state: StateAccess) -> None:
+        """Give each service its saved state, in registration order, before any starts."""
+        for service in self:
+            service.load_state(state.saved(service.name), state.restored)
+
     def summary(self) -> dict[str, dict[str, Any]]:
         return {service.name: service.summary() for service in self}
 
@@ -288,6 +318,46 @@ def serving(call: ApiRequest) -> Iterator[ApiRequest]:
         _CURRENT.reset(token)
 
 
+class StateAccess:
+    """What a service may ask of the lab's saved state (``ctx.state``). This base keeps nothing (``LABKIT_STATE=off``,
+    and tests without a daemon); :class:`labkit.localcloud.core.state.Persistence` is the real one."""
+
+    enabled = False
+    restored = False  # a saved lab was loaded: services take back what they ran (a restart is a host reboot)
+    relocation: dict[str, Any] | None = None  # the manifest of a checkpoint being taken in (this lab's or another's)
+
+    def saved(self, name: str) -> dict[str, Any] | None:
+        """The service's state as its ``save_state()`` last returned it (None: none saved)."""
+        return None
+
+    def changed(self, name: str) -> None:
+        """The service's own state changed: saved with the request being answered, else within half a second."""
+
+    def mark(self, service: str, region: str | None = None) -> None:
+        """moto's records of ``service`` (moto's name: ``ec2``, ``rds``, ``sts``) changed outside a request."""
+
+    def commit(self) -> None:
+        """Write every change noted so far now (before answering a route that made one)."""
+
+    def imported(self, name: str) -> Path | None:
+        """The files a restored checkpoint brought for the service (``state/import/<name>``), if any."""
+        return None
+
+    def journal(self, name: str, keep: int) -> Journal | None:
+        """An append-only journal of the service's (``state/<name>/journal.jsonl``), or None when nothing is kept."""
+        return None
+
+    def rewrite(self, old: str, new: str) -> int:
+        """Replace the text ``old`` by ``new`` in every string of moto's records and the saved states (addresses of
+        a lab that moved to another block); returns how many strings changed."""
+        return 0
+
+    @contextlib.contextmanager
+    def settling(self, what: str) -> Iterator[None]:
+        """Note work the lab is not usable without (a database restarting, an instance booting) while it runs."""
+        yield
+
+
 @dataclass
 class CloudContext:
     """What a service may use of the daemon: its folders, its address and the other services."""
@@ -297,6 +367,7 @@ class CloudContext:
     cloud_id: str
     services: Registry
     base_env: Callable[[str], dict[str, str]]
+    state: StateAccess = field(default_factory=lambda: StateAccess())
 
     def service_dir(self, name: str, fresh: bool = False) -> Path:
         """``home/name``, created; ``fresh`` empties it first (moto keeps records in memory only, so

@@ -116,6 +116,7 @@ class ImdsService(Service):
             if current and current["RoleArn"] == role.arn and _seconds_left(current["Expiration"]) > RENEW_BEFORE:
                 return {k: v for k, v in current.items() if k != "RoleArn"}
             fresh = role_session(role.arn, instance.id, instance.region_name, seconds=MAX_TTL)
+            self.ctx.state.mark("sts")  # a session made outside a request: kept within half a second
             trail = self.ctx.services.find(CloudTrailService)
             if trail is not None:  # as on AWS: EC2 assumed the instance profile's role
                 trail.service_assumed_role("ec2.amazonaws.com", role.arn, instance.id, instance.region_name)

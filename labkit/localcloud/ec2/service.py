@@ -6,6 +6,11 @@ cloud-init keeps it. Every process of an instance carries ``LABKIT_INSTANCE_ID``
 so StopInstances/TerminateInstances end all of them, ``nohup`` jobs included. The sandbox has a
 ``systemctl`` that runs units from ``etc/systemd/system`` (see :mod:`.systemctl_shim`); StartInstances
 starts the enabled ones again, as systemd does at boot, and nothing else.
+
+A restart of the cloud is a host reboot (issue 23): the disks are kept; a running instance boots again (``/run``
+emptied, as a tmpfs is; its enabled units started; its user data not run again, as cloud-init runs it once per
+instance, unless its first boot never finished); a stopped one stays stopped. A checkpoint carries each disk
+(less ``/run``), moved into place and its paths rewritten when another lab takes it in.
 """
 from __future__ import annotations
 
@@ -27,15 +32,16 @@ from moto.ec2.models import ec2_backends
 from moto.iam.exceptions import NotFoundException as IamNotFound
 from werkzeug.wrappers import Request
 
-from labkit.localcloud.awslambda.service import runtime_python
+from labkit.localcloud.awslambda.service import python_version, runtime_python
 from labkit.localcloud.control import PROJECT_ROOT
+from labkit.localcloud.core.checkpoint import rewrite_paths
 from labkit.localcloud.core.clock import ClockService
 from labkit.localcloud.core.services import CloudContext, Route, Service
 from labkit.localcloud.ec2.exceptions import UNMANAGED, InvalidInstanceId
 from labkit.localcloud.ec2.imds import ImdsService
 from labkit.localcloud.iam.principals import backend as iam_backend
 from labkit.localcloud.network.service import NetworkService
-from labkit.localcloud.procs import INSTANCE_MARKER, kill_marked
+from labkit.localcloud.procs import HOME_MARKER, INSTANCE_MARKER, kill_marked
 
 log = logging.getLogger("labkit.localcloud.ec2")
 OUTPUT_LIMIT = 24000  # AWS truncates StandardOutputContent/StandardErrorContent at 24,000 characters
@@ -51,9 +57,91 @@ class Ec2Service(Service):
     def __init__(self, ctx: CloudContext) -> None:
         self.ctx = ctx
         self.boot_seconds: dict[str, float] = {}
+        self._restored = False
+        self._lab = (HOME_MARKER, str(ctx.home))  # an instance's processes are those of this lab (ids repeat: checkpoints)
 
     def start(self) -> None:
-        self.ctx.service_dir("ec2", fresh=True)
+        self.ctx.service_dir("ec2", fresh=not self._restored)
+        if self._restored:
+            self._take_in_disks()
+            self._boot_restored()
+
+    # -- what a restart keeps (issue 23) ------------------------------------------------------------------
+    def load_state(self, saved: dict[str, Any] | None, restored: bool) -> None:
+        self._restored = restored
+
+    def export_state(self, folder: Path) -> dict[str, Any]:
+        """A checkpoint: each instance's disk (less ``/run``), and the image's Python its venvs point at."""
+        root = self.ctx.home / "ec2"
+        for disk in sorted(root.iterdir()) if root.is_dir() else []:
+            shutil.copytree(disk, folder / disk.name, symlinks=True,
+                            ignore=lambda path, _names, disk=disk: ["run"] if Path(path) == disk else [])
+        return _image_python()
+
+    def _take_in_disks(self) -> None:
+        """A checkpoint's disks replace this lab's, their paths rewritten to this lab's (its home, the project, the
+        image's Python); a disk of no instance of the checkpoint goes. Done again after a crash, it changes nothing
+        more."""
+        imported, relocation = self.ctx.state.imported(self.name), self.ctx.state.relocation
+        if relocation is None:
+            return
+        root = self.ctx.service_dir("ec2")
+        said, mine = relocation.get("services", {}).get(self.name, {}), _image_python()
+        if said.get("version") and said["version"] != mine["version"]:
+            log.warning("the checkpoint's instances were made with Python %s, this lab's image has Python %s: "
+                        "their virtual environments will not run", said["version"], mine["version"])
+        paths = {relocation.get("home", ""): str(self.ctx.home), relocation.get("project", ""): str(PROJECT_ROOT),
+                 **{said.get(key, ""): mine[key] for key in ("image_python", "image_python_folder", "runtime")}}
+        for disk in sorted(imported.iterdir()) if imported is not None else []:
+            shutil.rmtree(root / disk.name, ignore_errors=True)
+            rewrite_paths(disk, paths)
+            disk.rename(root / disk.name)
+        kept = {i.id for _a, per_account in list(dict.items(ec2_backends)) for backend in list(dict.values(per_account))
+                for i in backend.all_instances()}
+        for disk in list(root.iterdir()):
+            if disk.name not in kept:
+                shutil.rmtree(disk, ignore_errors=True)
+
+    def _boot_restored(self) -> None:
+        """Each instance as EC2 shows it after a host reboot (see the module's docstring)."""
+        for _account, per_account in list(dict.items(ec2_backends)):
+            for region, backend in list(dict.items(per_account)):
+                for instance in list(backend.all_instances()):
+                    name, root = instance._state.name, self.root(instance.id)
+                    if name in ("running", "pending"):
+                        self._reboot(instance, root)
+                    elif name == "stopping":
+                        instance._state.name, instance._state.code = "stopped", 80
+                        shutil.rmtree(root / "run", ignore_errors=True)
+                    elif name == "shutting-down":
+                        instance._state.name, instance._state.code = "terminated", 48
+                        self.on_terminate(instance)
+                    elif name == "terminated":
+                        shutil.rmtree(root, ignore_errors=True)
+                self.ctx.state.mark("ec2", region)
+
+    def _reboot(self, instance: Any, root: Path) -> None:
+        shutil.rmtree(root / "run", ignore_errors=True)  # /run is a tmpfs: a reboot empties it
+        (root / "run").mkdir(parents=True, exist_ok=True)
+        instance._state.name, instance._state.code = "pending", 0
+        first_boot_done = (root / "var/lib/cloud/instance/boot-finished").exists()
+        script = instance.user_data.decode() if instance.user_data else ""
+
+        def boot() -> None:
+            with self.ctx.state.settling(f"ec2:{instance.id}"):
+                if not first_boot_done and script.strip():  # cloud-init never finished its once-per-instance run
+                    self._run_user_data(instance, root, script)
+                    (root / "var/lib/cloud/instance/boot-finished").write_text(self._lab_now().isoformat())
+                self._start_enabled(instance, root)
+                instance._state.name, instance._state.code = "running", 16
+                self.ctx.state.mark("ec2", instance.region_name)
+
+        threading.Thread(target=boot, daemon=True, name=f"reboot-{instance.id}").start()
+
+    def _start_enabled(self, instance: Any, root: Path) -> None:
+        """What systemd does at boot: start the enabled units; returns once they have started."""
+        subprocess.run([str(root / "bin" / "systemctl"), "start-enabled"], env=self.env(instance),
+                       cwd=root, stdin=subprocess.DEVNULL, capture_output=True)
 
     def summary(self) -> dict[str, Any]:
         root = self.ctx.home / "ec2"
@@ -124,6 +212,7 @@ class Ec2Service(Service):
                 self._run_user_data(instance, root, script)
             (root / "var/lib/cloud/instance/boot-finished").write_text(self._lab_now().isoformat())
             self.boot_seconds[instance.id] = time.monotonic() - started
+            self.ctx.state.mark("ec2", instance.region_name)
 
         threading.Thread(target=boot, daemon=True, name=f"boot-{instance.id}").start()
 
@@ -142,7 +231,7 @@ class Ec2Service(Service):
         mark = self.root(instance.id) / "run" / "systemd" / "shutdown"
         if mark.parent.is_dir():
             mark.write_text("")
-        kill_marked(INSTANCE_MARKER, instance.id)
+        kill_marked(INSTANCE_MARKER, instance.id, within=self._lab)
 
     def on_stop(self, instance: Any) -> None:
         self._shut_down(instance)
@@ -161,16 +250,16 @@ class Ec2Service(Service):
         instance._state.name, instance._state.code = "pending", 0
 
         def boot() -> None:
-            subprocess.run([str(root / "bin" / "systemctl"), "start-enabled"], env=self.env(instance),
-                           cwd=root, stdin=subprocess.DEVNULL, capture_output=True)
+            self._start_enabled(instance, root)
             instance._state.name, instance._state.code = "running", 16
+            self.ctx.state.mark("ec2", instance.region_name)
 
         threading.Thread(target=boot, daemon=True).start()
 
     def stop_all(self) -> None:
         root = self.ctx.home / "ec2"
         for folder in root.iterdir() if root.exists() else []:
-            kill_marked(INSTANCE_MARKER, folder.name)
+            kill_marked(INSTANCE_MARKER, folder.name, within=self._lab)
 
     def after_reset(self) -> None:
         self.boot_seconds.clear()
@@ -234,6 +323,7 @@ class Ec2Service(Service):
             command.status = "Success" if command.error_count == 0 else (
                 "TimedOut" if "TimedOut" in statuses else "Failed")
             command.status_details = command.status
+        self.ctx.state.mark("ssm", instance.region_name)
 
     def send_command(self, send: Callable[[], Any], account_id: str, region: str, kwargs: dict[str, Any]) -> Any:
         """SendCommand: refuse unmanaged instances as AWS does, then run AWS-RunShellScript in each sandbox."""
@@ -283,6 +373,14 @@ class Ec2Service(Service):
                  "ComputerName": i.private_dns_name}
                 for i in ec2.all_instances() if self.is_managed(i) and (not wanted or i.id in wanted)]
         return json.dumps({"InstanceInformationList": rows})
+
+
+def _image_python() -> dict[str, str]:
+    """The image's python3 (the Lambda runtime's interpreter): what an instance's venv names (its path, the real
+    interpreter and its folder, in ``pyvenv.cfg`` and the venv's links), and its version."""
+    real = os.path.realpath(runtime_python())
+    return {"runtime": runtime_python(), "image_python": real, "image_python_folder": os.path.dirname(real),
+            "version": python_version(runtime_python()) if Path(runtime_python()).exists() else ""}
 
 
 def _write_exec(path: Path, text: str) -> None:

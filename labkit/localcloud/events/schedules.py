@@ -11,9 +11,21 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from labkit.schedule_expressions import next_after
+from labkit.schedule_expressions import next_after, rate_period
 
-__all__ = ["next_after", "scheduled_event"]
+__all__ = ["next_after", "scheduled_event", "skip_older"]
+
+
+def skip_older(expression: str, next_due: dt.datetime, oldest: dt.datetime) -> tuple[dt.datetime, int]:
+    """Move past every instant before ``oldest``: the new next instant and how many were skipped."""
+    period = rate_period(expression)
+    if period is not None and next_due < oldest:  # no need to walk a rate(1 minute) over weeks one by one
+        skipped = -(-(oldest - next_due) // period)
+        return next_due + skipped * period, skipped
+    skipped = 0
+    while next_due < oldest:
+        next_due, skipped = next_after(expression, next_due), skipped + 1
+    return next_due, skipped
 
 
 def scheduled_event(rule: Any, instant: dt.datetime) -> dict[str, Any]:

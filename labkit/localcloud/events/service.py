@@ -15,6 +15,12 @@ EventBridge reads its rules and targets (ListRules, ListTargetsByRule, only when
 publishes its metric through the public API with its own identity (:func:`.iam.principals.service_keys`);
 moto tells it of a rule's schedule when the rule is put (:mod:`.patches`). The lab clock is the daemon's
 (:class:`labkit.localcloud.core.clock.ClockService`); the schedule expressions are read in :mod:`.schedules`.
+
+Schedules that fell due while the cloud was stopped (issue 23): on AWS the rule would have fired at each instant,
+and it was the target (the lab's function, its database) that was down; EventBridge retries an event it cannot
+deliver for the target's maximum event age (``RetryPolicy.MaximumEventAgeInSeconds``, 24 hours by default and at
+most), then drops it. So at a start each missed instant younger than its target's maximum age is delivered late,
+in order, with its own ``time``; older ones are dropped, and the schedule history says how many and why.
 """
 from __future__ import annotations
 
@@ -33,12 +39,13 @@ from labkit.localcloud.awslambda.service import LambdaService
 from labkit.localcloud.cloudwatch.telemetry import Keys, Telemetry
 from labkit.localcloud.core.clock import ClockService
 from labkit.localcloud.core.services import CloudContext, Route, Service
-from labkit.localcloud.events.schedules import next_after, scheduled_event
+from labkit.localcloud.events.schedules import next_after, scheduled_event, skip_older
 from labkit.localcloud.iam import policy as iam_policy
 from labkit.localcloud.iam.principals import service_keys
 
 log = logging.getLogger("labkit.localcloud.events")
 HISTORY_LIMIT = 1000
+MAX_EVENT_AGE = 86400  # EventBridge's RetryPolicy.MaximumEventAgeInSeconds: its default, and its maximum
 EVENTS_PRINCIPAL = "events.amazonaws.com"
 EVENTS_ACTIONS = ("events:ListRules", "events:ListTargetsByRule", "cloudwatch:PutMetricData")
 FAILED = ("failed", "denied")  # deliveries that failed permanently (a function that raised was delivered: "function_error")
@@ -97,6 +104,7 @@ class EventsService(Service):
         self.history: list[dict[str, Any]] = []
         self.lock = threading.RLock()
         self._stop = threading.Event()
+        self._came_back: dt.datetime | None = None  # lab time of a restart: instants before it were missed
         keys = service_keys(EVENTS_PRINCIPAL, EVENTS_ACTIONS)
         self._own_keys = Keys(keys.access_key_id, keys.secret_access_key, service_own=True)
 
@@ -106,6 +114,32 @@ class EventsService(Service):
 
     def start(self) -> None:
         self._start_loop()
+
+    # -- what a restart keeps (issue 23) ----------------------------------------------------------------
+    def save_state(self) -> dict[str, Any]:
+        schedules = dict(self.schedules)  # a copy without the lock, which a firing holds while its target runs
+        return {"schedules": {arn: [s.expression, s.next_due.isoformat()] for arn, s in schedules.items()},
+                "history": list(self.history)[-HISTORY_LIMIT:]}
+
+    def load_state(self, saved: dict[str, Any] | None, restored: bool) -> None:
+        """Each rule keeps its anchor; instants older than the maximum event age are dropped now (the younger ones
+        are delivered by the loop, late, each with its own time)."""
+        if not saved or not restored:
+            return
+        self.schedules = {arn: Schedule(expression, dt.datetime.fromisoformat(due))
+                          for arn, (expression, due) in saved.get("schedules", {}).items()}
+        self.history = list(saved.get("history", []))
+        self._came_back = now = self.clock.now()
+        for arn, schedule in self.schedules.items():
+            first = schedule.next_due
+            schedule.next_due, dropped = skip_older(schedule.expression, first, now - dt.timedelta(seconds=MAX_EVENT_AGE))
+            if dropped:
+                self.history.append({
+                    "rule": arn.rsplit("/", 1)[-1], "rule_arn": arn, "time": first.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "target": None, "status": "dropped",
+                    "error": f"{dropped} scheduled event(s) fell due while the local cloud was stopped and are older "
+                             "than EventBridge's maximum event age (24 hours): dropped, as EventBridge drops an event "
+                             "it could not deliver in that time"})
 
     def _start_loop(self) -> None:
         self._stop = threading.Event()
@@ -123,6 +157,7 @@ class EventsService(Service):
                                                     next_after(rule.scheduled_expression, self.clock.now()))
             elif not rule.scheduled_expression:
                 self.schedules.pop(rule.arn, None)
+        self.ctx.state.changed(self.name)
 
     def _advance_route(self, request: Request) -> dict[str, Any]:
         body = request.get_json(silent=True) or {}
@@ -133,6 +168,8 @@ class EventsService(Service):
         with self.lock:
             self.clock.advance(seconds)  # returns once every process of the lab reads the new time
             firings = self.fire_due(self.clock.now())
+        self.ctx.state.changed(ClockService.name)
+        self.ctx.state.commit()  # the answer says the clock moved: kept before it leaves
         return {**self.clock.info(), "firings": firings}
 
     def fire_due(self, until: dt.datetime) -> list[dict[str, Any]]:
@@ -147,6 +184,8 @@ class EventsService(Service):
                         due.append((schedule.next_due, rule))
                     schedule.next_due = next_after(schedule.expression, schedule.next_due)
             due.sort(key=lambda item: item[0])
+            if due:
+                self.ctx.state.changed(self.name)
             return [f for instant, rule in due for f in self._fire(rule, instant)]
 
     def _client(self, service: str, region: str) -> Any:
@@ -175,8 +214,9 @@ class EventsService(Service):
         for target in targets:
             record = {"rule": rule.name, "rule_arn": rule.arn, "time": instant.strftime("%Y-%m-%dT%H:%M:%SZ"),
                       "target": target.get("Arn")}
+            too_old = self._too_old(target, instant)
             try:
-                record.update(self._deliver(rule, target, instant))
+                record.update(too_old or self._deliver(rule, target, instant))
             except Exception as exc:  # a bug in delivery: recorded and logged, never reported as the target's fault
                 log.exception("delivering %s to %s failed", rule.name, target.get("Arn"))
                 record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
@@ -189,6 +229,17 @@ class EventsService(Service):
             del self.history[:-HISTORY_LIMIT]
             results.append(record)
         return results
+
+    def _too_old(self, target: dict[str, Any], instant: dt.datetime) -> dict[str, Any] | None:
+        """An instant missed while the cloud was stopped, older than the target's maximum event age: dropped."""
+        if self._came_back is None or instant >= self._came_back:
+            return None
+        limit = (target.get("RetryPolicy") or {}).get("MaximumEventAgeInSeconds") or MAX_EVENT_AGE
+        age = (self._came_back - instant).total_seconds()
+        if age <= float(limit):
+            return None
+        return {"status": "dropped", "error": f"fell due while the local cloud was stopped, {age:.0f} s before it "
+                f"came back: older than the target's maximum event age ({limit:.0f} s), so EventBridge drops it"}
 
     def _deliver(self, rule: Rule, target: dict[str, Any], instant: dt.datetime) -> dict[str, Any]:
         arn = target.get("Arn", "")

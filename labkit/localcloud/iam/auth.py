@@ -63,6 +63,20 @@ class Authorizer:
         self.admin = keys
         return keys
 
+    def forget_other_admin_keys(self, home: Path) -> None:
+        """Remove ``lab-admin``'s keys that are not the ones stored under ``home`` (a checkpoint's, of another lab)."""
+        keys = ensure_admin_keys(home)
+        iam = backend()
+        user = iam.users.get(ADMIN_USER)
+        if user is None:
+            return
+        for key in list(user.access_keys):
+            if key.access_key_id != keys.access_key_id:
+                user.access_keys.remove(key)
+                for name, held in list(iam.access_keys.items()):
+                    if held is key:
+                        del iam.access_keys[name]
+
     def __call__(self, call: ApiRequest) -> Response | None:
         """None to let the request through (with ``environ['labkit.principal']`` set), or the refusal."""
         environ, headers = call.request.environ, call.request.headers

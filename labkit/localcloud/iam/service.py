@@ -7,6 +7,10 @@ becomes the request's ``principal`` annotation). What Lambda checks of an execut
 
 ``LABKIT_IAM=off`` in the daemon's environment still identifies callers but authorizes nothing; it exists
 so ``bench/`` can measure what enforcement costs.
+
+A checkpoint taken in (issue 23) keeps its users, roles and policies, but never the ``lab-admin`` keys of the lab
+it was made in: this lab's own keys (its ``credentials`` file) replace them, so an instructor's keys never work in a
+student's lab.
 """
 from __future__ import annotations
 
@@ -29,6 +33,8 @@ class IamService(Service):
         self.authorizer = Authorizer(enforce=os.environ.get("LABKIT_IAM", "on") != "off")
 
     def start(self) -> None:
+        if self.ctx.state.relocation is not None:
+            self.authorizer.forget_other_admin_keys(self.ctx.home)
         self.authorizer.install_admin(self.ctx.home)
 
     def after_reset(self) -> None:

@@ -111,6 +111,19 @@ class Instances:
             log.warning("ports %s cannot be modelled at the instances' public IPs: binding a port below %s needs "
                         "root (net.ipv4.ip_unprivileged_port_start); there they are refused, where AWS's groups "
                         "would drop them (a timeout)", ", ".join(map(str, privileged)), unprivileged_port_start())
+    # -- what a restart keeps -----------------------------------------------------------------------------
+    def saved(self) -> dict[str, Any]:
+        """Each instance's own address, the public-address cursor, the ports its groups have named."""
+        with self.lock:
+            return {"own": dict(self.own), "cursor": self._cursor,
+                    "named": {k: sorted(v) for k, v in self.named.items()}}
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        with self.lock:
+            self.own.update(saved.get("own", {}))
+            self._cursor = int(saved.get("cursor", 0))
+            self.named.update({k: set(v) for k, v in saved.get("named", {}).items()})
+
     # -- addresses ----------------------------------------------------------------------------------------
     def new_public_address(self, held: set[str]) -> str:
         """The next public address nothing holds (rotating, so a stopped and started instance gets a new one,

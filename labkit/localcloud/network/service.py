@@ -85,7 +85,11 @@ class NetworkService(Service):
         assert port is not None  # the daemon's endpoint is http://127.0.0.1:PORT
         self.port = port
         self.library = str(ensure_library())
-        self.block = allocate_block(ctx.home)
+        saved = ctx.state.saved(self.name) or {}
+        moved_in = ctx.state.relocation is not None and ctx.state.relocation.get("home") != str(ctx.home)
+        self.block = allocate_block(ctx.home, None if moved_in else saved.get("block"))
+        if saved.get("block") and saved["block"] != str(self.block):
+            self._move_addresses(ipaddress.IPv4Network(saved["block"]))
         self.generation = 0
         self.lock = threading.RLock()
         # Fronts are pointed one refresh at a time, each from a description read inside it: a refresh that read
@@ -97,6 +101,7 @@ class NetworkService(Service):
         self.db_servers: dict[str, int] = {}  # DB identifier -> the port its real server listens on (127.0.0.1)
         self.fronts: dict[str, Front] = {}  # DB identifier -> its advertised listener
         self.instances = Instances(self.address, self.address(CLOSED_OFFSET), on_gone=self._refresh_instance)
+        self._restored = False
         self.black_hole = BlackHole((self.address(BLACK_HOLE_OFFSET), 0))
         self.gen_path = ctx.home / "net.gen"
         self._generation_map = generation_file(self.gen_path)
@@ -105,6 +110,59 @@ class NetworkService(Service):
         threading.Thread(target=self._server.serve_forever, daemon=True, name="net-decisions").start()
         self._clients: dict[str, Any] = {}
         self.you = rx.your_computer(YOUR_ADDRESS)
+
+    # -- what a restart keeps (issue 23) --------------------------------------------------------------------
+    def _move_addresses(self, old: ipaddress.IPv4Network) -> None:
+        """The saved lab lived in another block (a checkpoint of another lab, or its block taken meanwhile): every
+        address of it, wherever moto's records and the saved states hold it (public IPs, Elastic IPs, a secret's
+        ``host``, a function's variables, a rule's ``/32``, moto's ``ec2-127-x-y-z`` names), moves to the same
+        place in this lab's block. IDs and ARNs stay."""
+        old_prefix, new_prefix = (str(b.network_address).rsplit(".", 1)[0] for b in (old, self.block))
+        moved = self.ctx.state.rewrite(old_prefix + ".", new_prefix + ".")
+        moved += self.ctx.state.rewrite(old_prefix.replace(".", "-") + "-", new_prefix.replace(".", "-") + "-")
+        log.info("the lab's addresses moved from %s to %s (%d strings rewritten)", old, self.block, moved)
+
+    def save_state(self) -> dict[str, Any]:
+        """The lab's addresses: its block, each DB's address and port, each instance's own address, the cursor."""
+        with self.lock:
+            dbs = {k: [ip, self.fronts[k].address[1]] for k, ip in self.dbs.items() if k in self.fronts}
+        return {"block": str(self.block), "databases": dbs, **self.instances.saved()}
+
+    def load_state(self, saved: dict[str, Any] | None, restored: bool) -> None:
+        """Addresses as they were: each DB endpoint (its front made again at its address and port), each
+        instance's own address; the paths are decided again once the API answers (:meth:`start`)."""
+        if not saved or not restored:
+            return
+        with self.lock:
+            for identifier, (ip, port) in saved.get("databases", {}).items():
+                try:
+                    front = Front((ip, port))
+                except OSError:
+                    front = Front((ip, 0))
+                self.dbs[identifier], self.fronts[identifier] = ip, front
+        self.instances.restore(saved)
+        self._restored = True
+
+    def start(self) -> None:
+        if self._restored:
+            threading.Thread(target=self._decide_when_serving, daemon=True, name="net-restore").start()
+
+    def _decide_when_serving(self) -> None:
+        """A restored lab: every path (public IPs, DB endpoints) decided as soon as the API answers."""
+        with self.ctx.state.settling("network"):
+            for _ in range(600):
+                try:
+                    self._client("ec2").describe_vpcs(MaxResults=5)
+                    break
+                except Exception:  # not serving yet
+                    threading.Event().wait(0.05)
+            self.changed()
+
+    def attach_db(self, identifier: str, server_port: int) -> None:
+        """A restored DB instance's server listens on ``server_port`` now (its endpoint is the saved one)."""
+        with self.lock:
+            self.db_servers[identifier] = server_port
+        self.changed(refresh=False)
 
     def routes(self) -> list[tuple[str, str, Route]]:
         """``GET /_labkit/checkip`` (open) and ``GET /_labkit/network/remapped``: public ``ip:port`` -> where your
@@ -141,6 +199,7 @@ class NetworkService(Service):
                  "LABKIT_NET_WHO": f"{who}:{launch.resource}", "LABKIT_NET_GEN": str(self.gen_path)}
         if who == "instance":  # its wildcard binds land on its own address; its 127.0.0.1 reaches them
             extra["LABKIT_NET_BIND"] = self.instances.own_address(launch.resource)
+            self.ctx.state.changed(self.name)
         # the source of its connections into the block, which an instance's own address lets in (netlink.c)
         extra["LABKIT_NET_SRC"] = extra.get("LABKIT_NET_BIND") or self.address(WORKERS_OFFSET)
         for offset, suffix in SERVICES.values():
@@ -162,6 +221,7 @@ class NetworkService(Service):
     def after_request(self, call: ApiRequest) -> None:
         if call.annotations.get("network_change"):
             self.changed()
+            self.ctx.state.changed(self.name)  # the ports the groups name now
 
     def changed(self, refresh: bool = True) -> None:
         """Something that decides paths changed: forget decisions (here and, through the published generation,
@@ -176,6 +236,7 @@ class NetworkService(Service):
     # -- instances ----------------------------------------------------------------------------------------
     def new_public_address(self) -> str:
         """A public IP for moto to hand out (an instance's, an Elastic IP): an address of the lab's block."""
+        self.ctx.state.changed(self.name)
         return self.instances.new_public_address(moto_public_addresses())
 
     def listened(self, who: str, port: int, loopback: bool = False, bound: int | None = None) -> None:
@@ -198,6 +259,7 @@ class NetworkService(Service):
     def forget_instance(self, instance_id: str) -> None:
         """TerminateInstances: the instance's fronts close and its own address is free again."""
         self.instances.forget(instance_id)
+        self.ctx.state.changed(self.name)
         self.changed(refresh=False)
 
     def _refresh_instance(self, instance_id: str) -> None:
@@ -247,6 +309,9 @@ class NetworkService(Service):
         listens on ``server_port`` of 127.0.0.1: where a connection the VPC carries goes."""
         with self.lock:
             self.db_servers[identifier] = server_port
+            if identifier in self.dbs and identifier in self.fronts:  # restored: its endpoint is the saved one
+                saved: tuple[str, int] = self.fronts[identifier].address
+                return saved
             used = set(self.dbs.values())
             ip = next(self.address(o) for o in DB_OFFSETS if self.address(o) not in used)
             try:
@@ -254,6 +319,7 @@ class NetworkService(Service):
             except OSError:
                 front = Front((ip, 0))
             self.dbs[identifier], self.fronts[identifier] = ip, front
+            self.ctx.state.changed(self.name)
             address: tuple[str, int] = front.address
             return address
 
@@ -262,6 +328,7 @@ class NetworkService(Service):
             self.dbs.pop(identifier, None)
             self.db_servers.pop(identifier, None)
             front = self.fronts.pop(identifier, None)
+        self.ctx.state.changed(self.name)
         if front:
             front.close()
 

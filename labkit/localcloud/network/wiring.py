@@ -56,13 +56,16 @@ def ensure_library() -> Path:
 
 
 def listeners_in(block: ipaddress.IPv4Network) -> bool:
-    """True when any TCP socket on this machine is bound to an address of ``block``."""
+    """True when a TCP socket on this machine listens at an address of ``block`` (connections do not count: those a
+    stopped or crashed lab left in TIME_WAIT must not move it to another block when it starts again)."""
     for table in ("/proc/net/tcp",):
         try:
             lines = Path(table).read_text().splitlines()[1:]
         except OSError:
             return False
         for line in lines:
+            if line.split()[3] != "0A":  # TCP_LISTEN
+                continue
             hex_ip = line.split()[1].split(":")[0]
             ip = ipaddress.IPv4Address(int.from_bytes(bytes.fromhex(hex_ip), "little"))
             if ip in block:
@@ -126,8 +129,14 @@ def socket_path(home: Path) -> str:
     raise RuntimeError(f"no folder short enough for the network's socket (home {home})")
 
 
-def allocate_block(home: Path) -> ipaddress.IPv4Network:
-    """A /24 of 127.0.0.0/8 for this lab: derived from its home folder, the first one nothing uses."""
+def allocate_block(home: Path, preferred: str | None = None) -> ipaddress.IPv4Network:
+    """A /24 of 127.0.0.0/8 for this lab: the one its saved state names while nothing else listens there (the lab's
+    addresses are part of the lab), else derived from its home folder, the first one nothing uses."""
+    if preferred:
+        block = ipaddress.IPv4Network(preferred)
+        if not listeners_in(block):
+            return block
+        log.warning("the lab's saved address block %s is in use by another program: the lab moves to another", block)
     digest = hashlib.sha256(str(home.resolve()).encode()).digest()
     for attempt in range(64):
         value = int.from_bytes(digest[2 * attempt % 30:2 * attempt % 30 + 2], "big") + attempt

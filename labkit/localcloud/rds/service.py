@@ -12,14 +12,23 @@ complete, 0006 restarted). RebootDBInstance really restarts the engine (``reboot
 
 Each server serves TLS as RDS does (:mod:`.tls`): a certificate for its endpoint, signed by the cloud's
 RDS CA, so clients that carry the CA's certificate (the RDS CA bundle on AWS) verify it by name.
+
+A restart of the cloud is what RDS shows after a host failure (issue 23): the data folders are kept; each
+available instance's engine starts again (InnoDB recovers what was committed), ``rebooting`` meanwhile, then
+``available`` with "DB instance restarted" in DescribeEvents; a stopped one stays stopped; one caught ``creating``
+is created again. A checkpoint carries each running database as SQL, imported into a fresh engine when restored.
 """
 from __future__ import annotations
 
 import logging
 import secrets
+import shutil
 import threading
 import time
+from pathlib import Path
 from typing import Any
+
+from moto.rds.models import rds_backends
 
 from labkit.localcloud.core.services import CloudContext, Service
 from labkit.localcloud.network.service import NetworkService
@@ -43,6 +52,8 @@ class RdsService(Service):
         self.engine = Engine(lambda identifier: ctx.child_env("rds", identifier))
         self._stopped = threading.Event()
         self.ca_dir = ctx.home / "rds-ca"  # RDS's certificate authority for this cloud (made by start())
+        self._saved: dict[str, dict[str, Any]] = {}
+        self._restored = False
 
     def _network(self) -> NetworkService:
         """The network model: it gives each DB instance its endpoint address and decides who reaches it."""
@@ -67,23 +78,34 @@ class RdsService(Service):
                           free_port(), secrets.token_urlsafe(24), self.engine.flavour)
         server.db = db
         self.servers[server.identifier] = server
+        self.ctx.state.changed(self.name)
         (server.address, db.port) = self._network().add_db(server.identifier, server.port)
         db.status = "creating"
         threading.Thread(target=self._create, args=(db, server), daemon=True,
                          name=f"rds-create-{server.identifier}").start()
 
-    def _create(self, db: Any, server: DbServer) -> None:
-        try:
-            with server.lock:
-                self.engine.initialise(server)
-                server.tls = rds_tls.issue_server_files(self.ca_dir, server.tls_dir, server.identifier,
-                                                        (server.address,))
-                self.engine.start(server)
-                self.engine.bootstrap(server, db.master_username, getattr(db, "_master_user_password", None) or "", db.db_name)
-            db.status = "available"
-        except Exception:
-            log.exception("creating DB instance %s failed", server.identifier)
-            db.status = "failed"
+    def _create(self, db: Any, server: DbServer, dump: Path | None = None) -> None:
+        """A new engine for ``db`` (with the data of a checkpoint's ``dump``, when it is taken in)."""
+        with self.ctx.state.settling(f"rds:{server.identifier}"):
+            try:
+                with server.lock:
+                    self.engine.initialise(server)
+                    server.tls = rds_tls.issue_server_files(self.ca_dir, server.tls_dir, server.identifier,
+                                                            (server.address,))
+                    self.engine.start(server)
+                    password = getattr(db, "_master_user_password", None) or ""
+                    self.engine.bootstrap(server, db.master_username, password, None if dump else db.db_name)
+                    if dump is not None:
+                        self.engine.load_dump(server, dump)
+                db.status = "available"
+            except Exception:
+                log.exception("creating DB instance %s failed", server.identifier)
+                db.status = "failed"
+            self._mark(db)
+
+    def _mark(self, db: Any) -> None:
+        """A status set outside a request: saved within half a second."""
+        self.ctx.state.mark("rds", db.region)
 
     def on_stop(self, db: Any) -> None:
         server = self.servers.get(db.db_instance_identifier)
@@ -96,6 +118,7 @@ class RdsService(Service):
                 self.engine.stop(server)
             db.status = "stopped"
             add_event(db, "DB_INSTANCE_STOPPED")
+            self._mark(db)
 
         threading.Thread(target=stop, daemon=True).start()
 
@@ -114,6 +137,7 @@ class RdsService(Service):
             except Exception:
                 log.exception("starting DB instance %s failed", server.identifier)
                 db.status = "failed"
+            self._mark(db)
 
         threading.Thread(target=start, daemon=True).start()
 
@@ -129,6 +153,7 @@ class RdsService(Service):
                 self.engine.stop(server)
                 add_event(db, "DB_INSTANCE_SHUTDOWN")
                 self._restart(server, db)
+            self._mark(db)
 
         threading.Thread(target=reboot, daemon=True, name=f"rds-reboot-{server.identifier}").start()
 
@@ -150,10 +175,12 @@ class RdsService(Service):
     def _recover(self, server: DbServer, db: Any, returncode: int) -> None:
         log.warning("DB instance %s: the engine exited (%s); restarting it", server.identifier, returncode)
         server.recoveries += 1
+        self.ctx.state.changed(self.name)
         db.status = "rebooting"
         add_event(db, "DB_INSTANCE_RECOVERY_START")
         if self._restart(server, db):
             add_event(db, "DB_INSTANCE_RECOVERY_FINISH")
+        self._mark(db)
 
     def _restart(self, server: DbServer, db: Any, attempts: int = 3) -> bool:
         """Start the engine again (InnoDB replays its redo log); ``available`` once it accepts connections."""
@@ -182,6 +209,7 @@ class RdsService(Service):
 
     def on_delete(self, db: Any) -> None:
         server = self.servers.pop(db.db_instance_identifier, None)
+        self.ctx.state.changed(self.name)
         self._network().remove_db(db.db_instance_identifier)
         if server:
             with server.lock:
@@ -196,10 +224,91 @@ class RdsService(Service):
             t.join()
 
     def start(self) -> None:
-        self.ctx.service_dir("rds", fresh=True)
-        rds_tls.ensure_ca(self.ctx.service_dir("rds-ca", fresh=True))
+        imported = self.ctx.state.imported(self.name)
+        taking_in = self.ctx.state.relocation is not None  # a checkpoint: its databases are in SQL, not folders
+        self.ctx.service_dir("rds", fresh=not self._restored or taking_in)
+        if imported is not None and (imported / "rds-ca").is_dir():  # clients that trust its CA keep trusting it
+            shutil.rmtree(self.ca_dir, ignore_errors=True)
+            shutil.copytree(imported / "rds-ca", self.ca_dir)
+        rds_tls.ensure_ca(self.ctx.service_dir("rds-ca", fresh=not self._restored))
         self._stopped.clear()
         threading.Thread(target=self._watch, daemon=True, name="rds-watch").start()
+        if self._restored:
+            self._boot_restored(imported)
+
+    # -- what a restart keeps (issue 23) ------------------------------------------------------------------
+    def save_state(self) -> dict[str, Any]:
+        """Per server: the engine's root password (to administer it), its flavour and recoveries."""
+        return {k: {"admin_password": s.admin_password, "flavour": s.flavour, "recoveries": s.recoveries}
+                for k, s in list(self.servers.items())}
+
+    def load_state(self, saved: dict[str, Any] | None, restored: bool) -> None:
+        self._saved, self._restored = saved or {}, restored
+
+    def _boot_restored(self, imported: Path | None) -> None:
+        """Each saved DB instance as RDS shows it after a host failure (see the module's docstring)."""
+        known = set()
+        for _account, per_account in list(dict.items(rds_backends)):
+            for _region, backend in list(dict.items(per_account)):
+                for db in list(backend.databases.values()):
+                    if str(db.engine).lower() in ENGINES:
+                        known.add(db.db_instance_identifier)
+                        self._boot_one(db, self._saved.get(db.db_instance_identifier), imported)
+        for orphan in set(self._saved) - known:  # a server whose record was deleted: its data belongs to nothing
+            for suffix in ("", ".tmp", ".tls"):
+                shutil.rmtree(self.ctx.service_dir("rds") / f"{orphan}{suffix}", ignore_errors=True)
+
+    def _boot_one(self, db: Any, info: dict[str, Any] | None, imported: Path | None) -> None:
+        identifier = db.db_instance_identifier
+        dump = imported / f"{identifier}.sql.gz" if imported is not None else None
+        folder = imported / identifier if imported is not None else None
+        if info is None or db.status == "creating" or not self.engine.binary:
+            self.on_create(db)  # nothing of its data was acknowledged but the record
+            return
+        server = DbServer(identifier, self.ctx.service_dir("rds") / identifier, free_port(), info["admin_password"],
+                          info.get("flavour", self.engine.flavour))
+        server.db, server.recoveries = db, int(info.get("recoveries", 0))
+        server.address = self._network().db_address(identifier)
+        self.servers[identifier] = server
+        self._network().attach_db(identifier, server.port)
+        if folder is not None and folder.is_dir():  # a stopped database of a checkpoint: its data folder
+            shutil.rmtree(server.datadir, ignore_errors=True)
+            shutil.move(str(folder), server.datadir)
+        if db.status in ("stopped", "stopping"):
+            db.status = "stopped"
+            return
+        if dump is not None and dump.is_file():
+            db.status = "creating"
+            threading.Thread(target=self._create, args=(db, server, dump), daemon=True,
+                             name=f"rds-import-{identifier}").start()
+            return
+        db.status = "rebooting"
+        threading.Thread(target=self._reboot_restored, args=(db, server), daemon=True,
+                         name=f"rds-restart-{identifier}").start()
+
+    def _reboot_restored(self, db: Any, server: DbServer) -> None:
+        with self.ctx.state.settling(f"rds:{server.identifier}"):
+            with server.lock:
+                server.tls = rds_tls.issue_server_files(self.ca_dir, server.tls_dir, server.identifier,
+                                                        (server.address,))
+                self._restart(server, db)
+            self._mark(db)
+
+    def export_state(self, folder: Path) -> dict[str, Any]:
+        """A checkpoint: each running database as SQL (no downtime), a stopped one as its data folder; the CA."""
+        databases = {}
+        for identifier, server in list(self.servers.items()):
+            with server.lock:
+                if server.process is not None and server.process.poll() is None:
+                    self.engine.dump(server, folder / f"{identifier}.sql.gz")
+                    databases[identifier] = "sql"
+                elif server.datadir.is_dir():
+                    shutil.copytree(server.datadir, folder / identifier, symlinks=True,
+                                    ignore=shutil.ignore_patterns("*.sock", "server.pid"))
+                    databases[identifier] = "datadir"
+        if self.ca_dir.is_dir():
+            shutil.copytree(self.ca_dir, folder / "rds-ca")
+        return {"databases": databases, "flavour": self.engine.flavour}
 
     def after_reset(self) -> None:
         for server in self.servers.values():

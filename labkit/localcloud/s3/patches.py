@@ -7,6 +7,7 @@ from typing import Any
 
 from labkit.localcloud.core.clock import lab_utcnow
 from labkit.localcloud.core.patches import Patch
+from labkit.localcloud.s3.state import BLOB
 
 
 def patches() -> list[Patch]:
@@ -42,7 +43,15 @@ def patches() -> list[Patch]:
             original(self, request, *args, **kwargs)
         return setup_class
 
-    return [Patch(DomainDispatcherApplication, "_get_body", "to route an unsigned request (a presigned URL) moto "
+    def forgets_saved_body(original: property) -> property:
+        def setter(self: Any, new_value: bytes) -> None:
+            vars(self).pop(BLOB, None)
+            original.fset(self, new_value)  # type: ignore[misc]
+        return property(original.fget, setter)
+
+    return [Patch(s3_models.FakeKey, "value", "the lab's state keeps an object's body as a file named by its digest "
+                  "(labkit.localcloud.s3.state); a new body forgets the digest of the old one", forgets_saved_body),
+            Patch(DomainDispatcherApplication, "_get_body", "to route an unsigned request (a presigned URL) moto "
                   "reads a form-encoded body as UTF-8 and puts it back only when that works: a presigned PUT of "
                   "bytes that are not UTF-8 lost its body and hung reading the socket again", body_kept),
             Patch(S3Response, "setup_class", "S3 reads a form only in a browser upload (POST Object, "

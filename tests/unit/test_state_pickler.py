@@ -1,0 +1,227 @@
+"""The lab's state files and the pickler, in-process (no daemon): each rule of issue 23's design round-trips with
+moto's own models, a file cut short or changed is refused by name, and nothing of another service is copied."""
+from __future__ import annotations
+
+import base64
+import functools
+import pickle
+from pathlib import Path
+
+import pytest
+
+ACCOUNT = "000000000023"  # an account of these tests' own: moto's backends are global to the process
+REGION = "us-east-1"
+TRUST = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},' \
+        '"Action":"sts:AssumeRole"}]}'
+
+
+@functools.cache
+def _patched() -> None:
+    """moto with the daemon's patches (managed policies on demand, the S3 body digest), as in the daemon."""
+    import os
+
+    os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+    from labkit.localcloud import server
+    from labkit.localcloud.core import patches
+    from labkit.localcloud.core.services import Registry
+
+    patches.apply(Registry(), (patches.core_patches, *server.patch_lists()))
+
+
+@pytest.fixture()
+def persistence(tmp_path: Path):
+    """A state folder, and a function that saves everything and loads it back (as a restart does)."""
+    _patched()
+    from labkit.localcloud import server
+    from labkit.localcloud.core.pickling import Rules
+    from labkit.localcloud.core.state import Persistence
+
+    rules = Rules(server.state_lists())
+    first = Persistence(tmp_path, rules, sync=False)
+    first.load()
+
+    def restart() -> Persistence:
+        first.save_everything()
+        again = Persistence(tmp_path, rules, sync=False)
+        again.load()
+        assert again.restored
+        return again
+
+    first.restart = restart
+    return first
+
+
+def _backend(service: str, region: str = REGION):
+    from moto.backends import get_backend
+
+    return get_backend(service)[ACCOUNT][region]
+
+
+def test_ssm_tags_and_parameters_come_back(persistence):
+    ssm = _backend("ssm")
+    ssm.put_parameter(name="/state/p", description="", value="one", parameter_type="String", allowed_pattern=None,
+                      keyid=None, overwrite=False, tags=[{"Key": "k", "Value": "v"}], data_type="text", tier=None,
+                      policies=None)
+    persistence.restart()
+    loaded = _backend("ssm")
+    assert loaded is not ssm
+    assert loaded.get_parameter("/state/p").value == "one"
+    assert loaded.list_tags_for_resource("Parameter", "/state/p") == {"k": "v"}
+    loaded._resource_tags["Parameter"]["/other"]["a"] = "b"  # the factory works again after the load
+
+
+def test_a_lambda_function_and_its_alias_come_back_usable(persistence):
+    from tests.conftest import make_zip
+
+    _backend("iam", "aws").create_role("state-fn-role", TRUST, "/", None, "", [], 3600, None)
+    lam = _backend("lambda")
+    code = make_zip({"lambda_function.py": "def lambda_handler(e, c):\n    return 1\n"})
+    lam.create_function({"FunctionName": "state-fn", "Runtime": "python3.11", "Handler": "lambda_function.h",
+                         "Role": f"arn:aws:iam::{ACCOUNT}:role/state-fn-role",
+                         "Code": {"ZipFile": base64.b64encode(code).decode()}})
+    fn = lam.get_function("state-fn")
+    fn._labkit_revision = "warm-pool"
+    lam.publish_version("state-fn")
+    lam.create_alias("live", "state-fn", "1", "", None)
+    persistence.restart()
+    loaded = _backend("lambda").get_function("state-fn")
+    assert vars(loaded)["_DockerModel__docker_client"] is None  # moto's __getstate__ drops it: made lazily again
+    assert "_labkit_revision" not in vars(loaded), "a restart is a cold start: no warm pool is kept"
+    assert _backend("lambda").get_alias("live", "state-fn").function_version == "1"
+    assert _backend("lambda").get_function(loaded.function_arn) is loaded  # the weak map by ARN is rebuilt
+
+
+def test_iam_keeps_the_aws_policies_in_use_and_drops_the_listed_rest(persistence):
+    iam = _backend("iam", "aws")
+    iam.create_role("state-role", TRUST, "/", None, "", [], 3600, None)
+    iam.attach_role_policy("arn:aws:iam::aws:policy/ReadOnlyAccess", "state-role")
+    iam.managed_policies.load_all()  # as ListPolicies does: every AWS managed policy (14 MiB)
+    assert dict.__len__(iam.managed_policies) > 1000
+    again = persistence.restart()
+    path = again.store.path(("iam", ACCOUNT, "aws"))
+    assert path.stat().st_size < 500_000, "only the AWS policies in use are saved"
+    loaded = _backend("iam", "aws")
+    assert "arn:aws:iam::aws:policy/ReadOnlyAccess" in loaded.get_role("state-role").managed_policies
+    assert "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess" in loaded.managed_policies  # made again when named
+
+
+def test_a_role_session_s_key_is_the_one_iam_keeps(persistence):
+    iam = _backend("iam", "aws")
+    role = iam.create_role("state-session", TRUST, "/", None, "", [], 3600, None)
+    session = _backend("sts", "aws").assume_role(region_name=REGION, role_session_name="s", role_arn=role.arn,
+                                                  policy="", duration=900, external_id="")
+    again = persistence.restart()
+    loaded = _backend("sts", "aws").get_assumed_role_from_access_key(session.access_key_id)
+    assert loaded.access_key is next(k for k in _backend("iam", "aws").access_keys.values()
+                                     if k.access_key_id == session.access_key_id)
+    assert not again.audit()
+
+
+def test_an_instance_s_profile_is_the_one_iam_keeps(persistence):
+    iam, ec2 = _backend("iam", "aws"), _backend("ec2")
+    iam.create_role("state-ec2-role", TRUST, "/", None, "", [], 3600, None)
+    iam.create_instance_profile("state-profile", "/", ["state-ec2-role"])
+    reservation = ec2.run_instances("ami-12c6146b", 1, None, [], instance_type="t3.micro",
+                                    is_instance_type_default=False)
+    ec2.associate_iam_instance_profile(reservation.instances[0].id, "state-profile", None)
+    again = persistence.restart()
+    association = next(iter(_backend("ec2").iam_instance_profile_associations.values()))
+    assert association.iam_instance_profile is _backend("iam", "aws").get_instance_profile("state-profile")
+    assert not again.audit()
+
+
+def test_an_rds_subnet_group_points_at_the_live_ec2_subnets(persistence):
+    from labkit.localcloud.core.statefiles import decode
+
+    ec2 = _backend("ec2")
+    vpc = ec2.create_vpc("10.23.0.0/16")
+    subnets = [ec2.create_subnet(vpc.id, f"10.23.{n}.0/24", availability_zone=f"{REGION}{z}")
+               for n, z in ((1, "a"), (2, "b"))]
+    _backend("rds").create_subnet_group("state-group", "d", subnets, [])
+    again = persistence.restart()
+    rds_file = again.store.path(("rds", ACCOUNT, REGION))
+    meta, _ = decode(rds_file)
+    assert meta["refs"] == [["ec2", ACCOUNT, REGION]], "RDS refers to EC2 instead of carrying a copy of it"
+    loaded_ec2 = _backend("ec2")
+    group = _backend("rds").subnet_groups["state-group"]
+    assert all(s is loaded_ec2.get_subnet(s.id) for s in group._subnets)
+    assert not again.audit(), "no backend's save copies another service's objects"
+
+
+def test_s3_bodies_are_files_named_by_digest_and_a_new_body_is_saved_anew(persistence):
+    s3 = _backend("s3", "aws")
+    s3.create_bucket("state-bucket-23", REGION)
+    s3.put_object("state-bucket-23", "a.txt", b"first")
+    persistence.save_everything()
+    key = s3.get_object("state-bucket-23", "a.txt")
+    assert "_labkit_blob" in vars(key)
+    key.value = b"second"  # moto writes a new body: the digest of the first no longer applies
+    assert "_labkit_blob" not in vars(key)
+    again = persistence.restart()
+    assert _backend("s3", "aws").get_object("state-bucket-23", "a.txt").value == b"second"
+    blobs = {p.name for p in (again.root / "blobs").iterdir()}
+    assert len(blobs) == 1, "the first body belongs to nothing any more and is collected at the load"
+
+
+def test_an_unknown_lambda_factory_fails_the_save_with_its_name(persistence):
+    import collections
+
+    from labkit.localcloud.core.pickling import dump
+
+    ssm = _backend("ssm")
+    ssm._resource_tags["Unknown"] = collections.defaultdict(lambda: 1)
+    try:
+        with pytest.raises(pickle.PicklingError, match="test_an_unknown_lambda_factory"):
+            dump(ssm, persistence.store.rules, persistence.store.blobs)
+    finally:
+        del ssm._resource_tags["Unknown"]
+
+
+def test_a_file_cut_short_or_changed_is_refused_by_name(tmp_path):
+    from labkit.localcloud.core.statefiles import StateError, decode, encode, write_atomic
+
+    path = tmp_path / "moto" / "ec2" / "a.pkl"
+    write_atomic(path, encode({"service": "ec2"}, b"x" * 1000))
+    assert decode(path)[1] == b"x" * 1000
+    data = path.read_bytes()
+    path.write_bytes(data[:-10])
+    with pytest.raises(StateError, match=rf"{path}.*damaged"):
+        decode(path)
+    path.write_bytes(data[:-1] + b"y")
+    with pytest.raises(StateError, match="checksum"):
+        decode(path)
+    path.write_bytes(b"garbage")
+    with pytest.raises(StateError, match="not a labkit state file"):
+        decode(path)
+
+
+def test_a_write_that_fails_leaves_the_old_file_whole(tmp_path, monkeypatch):
+    import os
+
+    from labkit.localcloud.core.statefiles import write_atomic
+
+    path = tmp_path / "f"
+    write_atomic(path, b"old")
+
+    def broken(*_args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "fdatasync", broken)
+    with pytest.raises(OSError):
+        write_atomic(path, b"new" * 100)
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f"], "no temporary file is left behind"
+
+
+def test_missed_schedules_older_than_a_day_are_skipped_in_one_step():
+    import datetime as dt
+
+    from labkit.localcloud.events.schedules import skip_older
+
+    now = dt.datetime(2026, 1, 10, 12, 0, tzinfo=dt.timezone.utc)
+    first = now - dt.timedelta(days=30)
+    due, skipped = skip_older("rate(1 minute)", first, now - dt.timedelta(days=1))
+    assert skipped == 29 * 24 * 60 and due == now - dt.timedelta(days=1)
+    six = dt.datetime(2026, 1, 7, 6, 0, tzinfo=dt.timezone.utc)
+    due, skipped = skip_older("cron(0 6 * * ? *)", six, now - dt.timedelta(days=1))
+    assert (skipped, due) == (3, six + dt.timedelta(days=3))

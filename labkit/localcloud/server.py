@@ -43,11 +43,12 @@ def validation_rules() -> list[Rule | Adjust]:
     """Each service package's rules for what AWS refuses that the models do not say (:mod:`.core.validation`)."""
     from labkit.localcloud.awslambda import validation as lambda_validation
     from labkit.localcloud.cloudtrail import validation as cloudtrail_validation
+    from labkit.localcloud.ec2 import validation as ec2_validation
     from labkit.localcloud.rds import validation as rds_validation
     from labkit.localcloud.s3 import validation as s3_validation
 
     return [*lambda_validation.rules(), *cloudtrail_validation.rules(), *rds_validation.rules(),
-            *s3_validation.rules()]
+            *s3_validation.rules(), *ec2_validation.rules()]
 
 
 def patch_lists() -> tuple[PatchList, ...]:
@@ -57,6 +58,7 @@ def patch_lists() -> tuple[PatchList, ...]:
     from labkit.localcloud.cloudwatch import patches as cloudwatch_patches
     from labkit.localcloud.ec2 import dependencies as ec2_dependencies
     from labkit.localcloud.ec2 import endpoints as ec2_endpoints
+    from labkit.localcloud.ec2 import network_acls as ec2_network_acls
     from labkit.localcloud.ec2 import patches as ec2_patches
     from labkit.localcloud.events import patches as events_patches
     from labkit.localcloud.iam import dependencies as iam_dependencies
@@ -70,7 +72,7 @@ def patch_lists() -> tuple[PatchList, ...]:
 
     return (iam_patches.patches, iam_dependencies.patches, rds_patches.patches, rds_dependencies.patches,
             lambda_patches.patches, lambda_layers.patches, ec2_patches.patches, ec2_dependencies.patches,
-            ec2_endpoints.patches,
+            ec2_endpoints.patches, ec2_network_acls.patches,
             network_patches.patches, ssm_patches.patches, events_patches.patches, s3_patches.patches,
             cloudwatch_patches.patches, secretsmanager_patches.patches)
 

@@ -56,6 +56,7 @@ def patch_lists() -> tuple[PatchList, ...]:
     from labkit.localcloud.awslambda import layers as lambda_layers
     from labkit.localcloud.awslambda import patches as lambda_patches
     from labkit.localcloud.cloudwatch import patches as cloudwatch_patches
+    from labkit.localcloud.core import timestamps
     from labkit.localcloud.ec2 import dependencies as ec2_dependencies
     from labkit.localcloud.ec2 import endpoints as ec2_endpoints
     from labkit.localcloud.ec2 import network_acls as ec2_network_acls
@@ -74,7 +75,7 @@ def patch_lists() -> tuple[PatchList, ...]:
             lambda_patches.patches, lambda_layers.patches, ec2_patches.patches, ec2_dependencies.patches,
             ec2_endpoints.patches, ec2_network_acls.patches,
             network_patches.patches, ssm_patches.patches, events_patches.patches, s3_patches.patches,
-            cloudwatch_patches.patches, secretsmanager_patches.patches)
+            cloudwatch_patches.patches, secretsmanager_patches.patches, timestamps.patches)
 
 
 def prepare_environment(home: Path) -> None:

@@ -27,6 +27,7 @@ def default_services() -> tuple[ServiceFactory, ...]:
     from labkit.localcloud.awslambda.service import LambdaService
     from labkit.localcloud.cloudtrail.service import CloudTrailService
     from labkit.localcloud.cloudwatch.telemetry import Telemetry
+    from labkit.localcloud.core.timing import TimingService
     from labkit.localcloud.ec2.imds import ImdsService
     from labkit.localcloud.ec2.service import Ec2Service
     from labkit.localcloud.events.service import EventsService
@@ -35,7 +36,7 @@ def default_services() -> tuple[ServiceFactory, ...]:
     from labkit.localcloud.rds.service import RdsService
 
     validation = functools.partial(ValidationService, checks=validation_rules())
-    return (IamService, validation, CloudTrailService, ImdsService, NetworkService, Telemetry, RdsService,
+    return (TimingService, IamService, validation, CloudTrailService, ImdsService, NetworkService, Telemetry, RdsService,
             LambdaService, Ec2Service, EventsService)
 
 
@@ -61,6 +62,7 @@ def patch_lists() -> tuple[PatchList, ...]:
     from labkit.localcloud.ec2 import endpoints as ec2_endpoints
     from labkit.localcloud.ec2 import network_acls as ec2_network_acls
     from labkit.localcloud.ec2 import patches as ec2_patches
+    from labkit.localcloud.ec2 import pending as ec2_pending
     from labkit.localcloud.events import patches as events_patches
     from labkit.localcloud.iam import dependencies as iam_dependencies
     from labkit.localcloud.iam import patches as iam_patches
@@ -73,7 +75,7 @@ def patch_lists() -> tuple[PatchList, ...]:
 
     return (iam_patches.patches, iam_dependencies.patches, rds_patches.patches, rds_dependencies.patches,
             lambda_patches.patches, lambda_layers.patches, ec2_patches.patches, ec2_dependencies.patches,
-            ec2_endpoints.patches, ec2_network_acls.patches,
+            ec2_endpoints.patches, ec2_network_acls.patches, ec2_pending.patches,
             network_patches.patches, ssm_patches.patches, events_patches.patches, s3_patches.patches,
             cloudwatch_patches.patches, secretsmanager_patches.patches, timestamps.patches)
 

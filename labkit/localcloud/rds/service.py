@@ -8,7 +8,9 @@ reads ``creating`` until the server accepts connections.
 As RDS does, the cloud watches each engine: one that dies is restarted without any user action (InnoDB
 recovers what was committed), the instance reads ``rebooting`` meanwhile, and DescribeEvents tells the
 story with RDS's own categories and messages (:mod:`.events`: RDS-EVENT-0020 recovery started, 0021
-complete, 0006 restarted). RebootDBInstance really restarts the engine (``rebooting`` -> ``available``).
+complete, 0006 restarted). RebootDBInstance really restarts the engine (``rebooting`` -> ``available``). In realistic mode
+(:mod:`labkit.localcloud.core.timing`) a reboot or a recovery keeps the engine down and the instance ``rebooting``
+for ``rds_reboot`` seconds of lab time, and a new instance reads ``creating`` for ``rds_create``.
 
 Each server serves TLS as RDS does (:mod:`.tls`): a certificate for its endpoint, signed by the cloud's
 RDS CA, so clients that carry the CA's certificate (the RDS CA bundle on AWS) verify it by name.
@@ -22,6 +24,7 @@ import time
 from typing import Any
 
 from labkit.localcloud.core.services import CloudContext, Service
+from labkit.localcloud.core.timing import TimingService
 from labkit.localcloud.network.service import NetworkService
 from labkit.localcloud.rds import tls as rds_tls
 from labkit.localcloud.rds.engine import DbServer, Engine, free_port
@@ -48,6 +51,16 @@ class RdsService(Service):
         """The network model: it gives each DB instance its endpoint address and decides who reaches it."""
         return self.ctx.services.require(NetworkService)
 
+    def _now(self) -> float:
+        timing = self.ctx.services.find(TimingService)
+        return timing.now() if timing is not None else time.time()
+
+    def _wait(self, kind: str, since: float) -> None:
+        """The time AWS takes for ``kind`` since ``since`` (lab time), in realistic mode; nothing otherwise."""
+        timing = self.ctx.services.find(TimingService)
+        if timing is not None:
+            timing.wait(kind, since)
+
     def summary(self) -> dict[str, Any]:
         return {"server_binary": str(self.engine.binary) if self.engine.binary else None, "flavour": self.engine.flavour,
                 "ca_certificate": str(self.ca_dir / rds_tls.CA_FILE),
@@ -69,10 +82,10 @@ class RdsService(Service):
         self.servers[server.identifier] = server
         (server.address, db.port) = self._network().add_db(server.identifier, server.port)
         db.status = "creating"
-        threading.Thread(target=self._create, args=(db, server), daemon=True,
+        threading.Thread(target=self._create, args=(db, server, self._now()), daemon=True,
                          name=f"rds-create-{server.identifier}").start()
 
-    def _create(self, db: Any, server: DbServer) -> None:
+    def _create(self, db: Any, server: DbServer, since: float) -> None:
         try:
             with server.lock:
                 self.engine.initialise(server)
@@ -80,6 +93,7 @@ class RdsService(Service):
                                                         (server.address,))
                 self.engine.start(server)
                 self.engine.bootstrap(server, db.master_username, getattr(db, "_master_user_password", None) or "", db.db_name)
+            self._wait("rds_create", since)
             db.status = "available"
         except Exception:
             log.exception("creating DB instance %s failed", server.identifier)
@@ -123,12 +137,13 @@ class RdsService(Service):
         if not server:
             return
         db.status = "rebooting"
+        since = self._now()
 
         def reboot() -> None:
             with server.lock:
                 self.engine.stop(server)
                 add_event(db, "DB_INSTANCE_SHUTDOWN")
-                self._restart(server, db)
+                self._restart(server, db, since=since)
 
         threading.Thread(target=reboot, daemon=True, name=f"rds-reboot-{server.identifier}").start()
 
@@ -152,11 +167,17 @@ class RdsService(Service):
         server.recoveries += 1
         db.status = "rebooting"
         add_event(db, "DB_INSTANCE_RECOVERY_START")
-        if self._restart(server, db):
+        if self._restart(server, db, since=self._now()):
             add_event(db, "DB_INSTANCE_RECOVERY_FINISH")
 
-    def _restart(self, server: DbServer, db: Any, attempts: int = 3) -> bool:
-        """Start the engine again (InnoDB replays its redo log); ``available`` once it accepts connections."""
+    def _restart(self, server: DbServer, db: Any, attempts: int = 3, since: float | None = None) -> bool:
+        """Start the engine again (InnoDB replays its redo log); ``available`` once it accepts connections. In
+        realistic mode the engine stays down until ``rds_reboot`` has passed since ``since``."""
+        if since is not None:
+            stopped = self._stopped
+            self._wait("rds_reboot", since)
+            if stopped.is_set():  # the cloud stopped or was reset meanwhile: start nothing
+                return False
         for attempt in range(1, attempts + 1):
             try:
                 self.engine.start(server)

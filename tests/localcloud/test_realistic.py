@@ -5,6 +5,8 @@ sequence of states, never a duration (bench/bench_realistic.py measures those)."
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 
 import pymysql
@@ -12,6 +14,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from labkit.localcloud import control
+from tests.conftest import Cloud, free_port, stop_test_cloud
 from tests.localcloud.lambda_helpers import TRUST, create_function
 from tests.localcloud.test_network import _ask, _probe, _vpc
 from tests.localcloud.test_rds import _connect, _create, _network
@@ -131,3 +134,32 @@ def test_a_new_interface_endpoint_is_pending_and_carries_nothing_until_available
         assert time.monotonic() < deadline, "the endpoint stayed pending after its delay"
         time.sleep(0.2)
     assert _ask(own_cloud, fn, api=["secretsmanager"]) == {"secretsmanager": "ok"}
+
+
+def test_labkit_cloud_timing_shows_and_switches_the_mode(own_cloud):
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "labkit.cli", "cloud", "timing", *args, "--home",
+                               str(own_cloud.home)], capture_output=True, text=True, timeout=60)
+
+    shown = cli()
+    assert shown.returncode == 0 and shown.stdout.startswith("timing fast: ")
+    assert "  iam_propagation  8 s (when realistic)" in shown.stdout
+    switched = cli("realistic", "--delay", "iam_propagation=5")
+    assert switched.returncode == 0 and switched.stdout.startswith("timing realistic: the cloud takes AWS's time")
+    assert "  iam_propagation  5 s\n" in switched.stdout
+    assert control.cloud_timing(own_cloud.home) == {"realistic": True, "delays": {
+        "rds_reboot": 45.0, "rds_create": 60.0, "iam_propagation": 5.0, "endpoint_create": 60.0}}
+    refused = cli("fast", "--delay", "coffee=5")
+    assert refused.returncode == 1 and "no delay named 'coffee'" in refused.stderr
+    assert control.cloud_timing(own_cloud.home)["realistic"] is True  # a refused change changes nothing
+    assert cli("fast").stdout.startswith("timing fast")
+
+
+def test_a_cloud_started_realistic_takes_its_time_from_the_start(tmp_path):
+    home = tmp_path / "home"
+    cloud = Cloud(home, control.start_cloud(port=free_port(), home=home, realistic=True, delays={"rds_reboot": 30}))
+    try:
+        assert control.cloud_timing(home) == {"realistic": True, "delays": {
+            "rds_reboot": 30.0, "rds_create": 60.0, "iam_propagation": 8.0, "endpoint_create": 60.0}}
+    finally:
+        stop_test_cloud(cloud)

@@ -7,7 +7,7 @@ import datetime as dt
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from labkit.config import DEFAULT_TARGET, TARGETS
 from labkit.errors import EXIT_CODES, CheckpointError, LabkitError
@@ -22,10 +22,14 @@ def _cloud(args: argparse.Namespace) -> int:
     if args.verb in ("snapshot", "restore"):
         return _checkpoint(args, home)
     if args.verb == "start":
-        status = control.start_cloud(port=args.port, home=home, fresh=args.fresh)
+        delays = _delays(args.delay)
+        status = control.start_cloud(port=args.port, home=home, fresh=args.fresh,
+                                     realistic=True if args.realistic else None, delays=delays or None)
         if status.note:
             print(f"note: {status.note}")
         print(f"local cloud running at {status.endpoint} (pid {status.pid}, home {status.home})")
+        if args.realistic or delays:
+            _print_timing(control.cloud_timing(home))
         print("use it from a shell with:  eval \"$(labkit cloud env)\"")
     elif args.verb == "stop":
         print("local cloud stopped" if control.stop_cloud(home) else "local cloud was not running")
@@ -54,6 +58,8 @@ def _cloud(args: argparse.Namespace) -> int:
         print("\n".join(shell_lines(env, control.cloud_status(home).home)))
     elif args.verb == "clock":
         return _clock(args, home)
+    elif args.verb == "timing":
+        return _timing(args, home)
     elif args.verb == "logs":
         return _instance_log(args, home)
     elif args.verb == "schedule":
@@ -84,6 +90,39 @@ def _checkpoint(args: argparse.Namespace, home: Path | None) -> int:
         return 0
     status = control.restore_cloud(name, home, port=args.port)
     print(f"lab restored from checkpoint {name}; local cloud running at {status.endpoint} (home {status.home})")
+    return 0
+
+
+def _delays(given: list[str] | None) -> dict[str, float]:
+    """``--delay NAME=SECONDS`` options as {name: seconds} (the cloud checks the names)."""
+    delays = {}
+    for item in given or []:
+        name, _, value = item.partition("=")
+        try:
+            delays[name.strip()] = float(value)
+        except ValueError:
+            raise LabkitError(f"--delay {item!r} is not NAME=SECONDS",
+                              "e.g. --delay iam_propagation=5 (seconds of lab time)") from None
+    return delays
+
+
+def _print_timing(setting: dict[str, Any]) -> None:
+    mode = ("realistic: the cloud takes AWS's time" if setting["realistic"]
+            else "fast: the cloud does at once what AWS takes time for")
+    print(f"timing {mode}")
+    for name, seconds in setting["delays"].items():
+        print(f"  {name:<16} {seconds:g} s{'' if setting['realistic'] else ' (when realistic)'}")
+
+
+def _timing(args: argparse.Namespace, home: Path | None) -> int:
+    action = args.args[0] if args.args else None
+    if action not in (None, "realistic", "fast"):
+        raise LabkitError(f"unknown timing {action!r}", "use `labkit cloud timing [realistic|fast] [--delay NAME=SECONDS]`")
+    delays = _delays(args.delay)
+    if action is None and not delays:
+        _print_timing(control.cloud_timing(home))
+    else:
+        _print_timing(control.set_timing(None if action is None else action == "realistic", delays, home))
     return 0
 
 
@@ -248,10 +287,16 @@ def build_parser() -> argparse.ArgumentParser:
                            description="The local cloud keeps the lab in its state folder: stop and start (or a "
                            "crash and a start) keep every resource. snapshot NAME saves the whole lab as a checkpoint "
                            "file, restore NAME brings one back (a name in the lab's checkpoints/ folder or in "
-                           "LABKIT_CHECKPOINTS, or a path); reset empties the lab.")
+                           "LABKIT_CHECKPOINTS, or a path); reset empties the lab. timing shows or switches realistic "
+                           "mode.")
     cloud.add_argument("verb", choices=["start", "stop", "status", "reset", "env", "clock", "logs", "schedule",
-                                        "snapshot", "restore"])
-    cloud.add_argument("args", nargs="*", help="clock: [advance]; logs: INSTANCE_ID; snapshot/restore: NAME")
+                                        "snapshot", "restore", "timing"])
+    cloud.add_argument("args", nargs="*", help="clock: [advance]; logs: INSTANCE_ID; snapshot/restore: NAME; "
+                       "timing: [realistic|fast]")
+    cloud.add_argument("--realistic", action="store_true", help="start: take AWS's time (RDS reboots, IAM "
+                       "propagation, endpoints pending; default LABKIT_REALISTIC)")
+    cloud.add_argument("--delay", action="append", metavar="NAME=SECONDS", help="start, timing: one of the realistic "
+                       "delays (rds_reboot, rds_create, iam_propagation, endpoint_create)")
     cloud.add_argument("--port", type=int, default=None, help="port (default 4566 or LABKIT_CLOUD_PORT)")
     cloud.add_argument("--home", default=None, help="state folder (default .labkit or LABKIT_HOME)")
     cloud.add_argument("--json", action="store_true", help="status: the services' state as JSON, as the cloud gives it")

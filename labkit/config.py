@@ -96,6 +96,7 @@ class Target(Protocol):
     def lambda_runtime(self) -> str: ...
     def fire_schedule(self, rule_arn: str, hours: float, invoke: Any) -> list[dict[str, Any]]: ...
     def lab_time(self) -> str: ...
+    def realistic(self, on: bool = True) -> dict[str, Any]: ...
     def checkip_url(self) -> str: ...
     def public_port(self, address: str, port: int) -> tuple[int, str]: ...
     def browser_url(self, url: str) -> str: ...
@@ -175,6 +176,11 @@ class LocalTarget:
     def lab_time(self) -> str:
         now: str = control.lab_clock(self.config.home)["now"]
         return now
+
+    def realistic(self, on: bool = True) -> dict[str, Any]:
+        """Take AWS's time (RDS reboots, IAM propagation, endpoints pending) or do it at once
+        (:mod:`labkit.localcloud.core.timing`); the answer is the cloud's new setting."""
+        return control.set_timing(on, home=self.config.home)
 
     def checkip_url(self) -> str:
         """Where the local cloud tells a caller its address, as https://checkip.amazonaws.com does on AWS."""
@@ -340,6 +346,10 @@ class AwsTarget:
         import datetime as dt
 
         return dt.datetime.now(dt.timezone.utc).isoformat()
+
+    def realistic(self, on: bool = True) -> dict[str, Any]:
+        """AWS always takes its time: nothing to turn on (or off)."""
+        return {"realistic": True, "delays": {}, "note": "AWS takes its own time; it cannot be made faster"}
 
     def public_port(self, address: str, port: int) -> tuple[int, str]:
         """On AWS a public IP's port is the instance's own."""

@@ -24,8 +24,8 @@ from labkit.session import Lab
 from labkit.tagging import claim, ec2_find, error_code, name_tag, tag_spec
 
 __all__ = ["DB_SUBNET_GROUP", "SG_NAMES", "SUBNETS", "VPC_CIDR", "choose_zones", "create_db_subnet_group", "create_security_groups",
-           "create_vpc", "db_subnet_group_frame", "network_frame", "security_group_ids", "security_groups_frame",
-           "subnet_ids", "vpc_ids"]
+           "create_vpc", "db_subnet_group_frame", "network_acls_frame", "network_frame", "security_group_ids",
+           "security_groups_frame", "subnet_ids", "vpc_ids"]
 
 VPC_CIDR = "10.0.0.0/16"
 APP_RULE = "Flask app"  # the description of the app port's rule
@@ -328,6 +328,33 @@ def security_groups_frame(lab: Lab) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=["group", "port", "from"])
     frame["port"] = frame["port"].astype("Int64")  # a group without rules has no port: a blank, not NaN
     return frame
+
+
+PROTOCOLS = {"-1": "all", "6": "tcp", "17": "udp", "1": "icmp", "58": "icmpv6"}
+ACL_COLUMNS = ["network acl", "subnets", "direction", "rule", "protocol", "ports", "cidr", "action"]
+
+
+def network_acls_frame(lab: Lab) -> pd.DataFrame:
+    """The network ACLs of the lab's subnets, each rule in the order AWS applies them (inbound, then outbound; by
+    rule number, ``*`` last): the first rule that matches a packet decides."""
+    ec2 = lab.client("ec2")
+    subnets = {s["SubnetId"]: name_tag(s) or s["SubnetId"] for s in ec2.describe_subnets(Filters=lab.tag_filter())["Subnets"]}
+    if not subnets:
+        return pd.DataFrame(columns=ACL_COLUMNS)
+    acls = ec2.describe_network_acls(Filters=[{"Name": "association.subnet-id", "Values": list(subnets)}])["NetworkAcls"]
+    rows = []
+    for acl in sorted(acls, key=lambda a: (not a.get("IsDefault"), a["NetworkAclId"]), reverse=True):
+        label = f"{name_tag(acl) or ('default' if acl.get('IsDefault') else '(no name)')} ({acl['NetworkAclId']})"
+        on = ", ".join(sorted(subnets[a["SubnetId"]] for a in acl.get("Associations", []) if a.get("SubnetId") in subnets))
+        for entry in sorted(acl.get("Entries", []), key=lambda e: (e["Egress"], e["RuleNumber"])):
+            ports = entry.get("PortRange")
+            rows.append({"network acl": label, "subnets": on, "direction": "outbound" if entry["Egress"] else "inbound",
+                         "rule": "*" if entry["RuleNumber"] >= 32767 else str(entry["RuleNumber"]),
+                         "protocol": PROTOCOLS.get(str(entry["Protocol"]), str(entry["Protocol"])),
+                         "ports": "all" if not ports else str(ports["From"]) if ports["From"] == ports["To"]
+                         else f"{ports['From']}-{ports['To']}",
+                         "cidr": entry.get("CidrBlock") or entry.get("Ipv6CidrBlock"), "action": entry["RuleAction"]})
+    return pd.DataFrame(rows, columns=ACL_COLUMNS)
 
 
 def db_subnet_group_frame(lab: Lab) -> pd.DataFrame:

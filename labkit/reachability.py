@@ -5,10 +5,13 @@ and the local cloud's network model (:mod:`labkit.localcloud.network.service`) e
 connection. Inputs are the dictionaries boto3's describe calls return (security groups, route tables,
 VPC endpoints, internet and NAT gateways, subnets); a :class:`Node` says where a component sits.
 
-The rules (TCP only, stateful security groups, network ACLs left at their allow-all default):
+The rules (TCP only; security groups are stateful, network ACLs stateless: :mod:`labkit.network_acls`):
 
 * inside one VPC, a connection is carried when the destination's groups allow the port from one of the
-  source's groups or from a CIDR holding the source's private address, and the source's egress allows it;
+  source's groups or from a CIDR holding the source's private address, the source's egress allows it, and,
+  between two subnets, both subnets' network ACLs let the request through and the replies back to the
+  client's ephemeral ports (from each subnet the source may use: a function's interfaces are in all of its
+  subnets, and AWS picks one per connection);
 * from the internet to a component only when it has a public address (an instance's public IP; an RDS
   instance with PubliclyAccessible), its subnet routes 0.0.0.0/0 to an internet gateway attached to the
   VPC, and its groups allow the port from a CIDR holding the source's address (0.0.0.0/0 holds every
@@ -17,7 +20,12 @@ The rules (TCP only, stateful security groups, network ACLs left at their allow-
 * an AWS API call from inside a VPC goes, in AWS's order: to an interface endpoint of the service with
   private DNS (which captures the whole VPC, so its groups must allow 443 from the caller); to an S3
   gateway endpoint on the subnet's route table; through a NAT gateway route; through an internet gateway
-  route when the caller has a public IP (never a Lambda ENI). Otherwise it hangs.
+  route when the caller has a public IP (never a Lambda ENI). Otherwise it hangs. Every way needs the caller's
+  groups to allow the traffic out: to 0.0.0.0/0 (an AWS endpoint's address is not known in advance), or for S3
+  to the region's S3 prefix list (``PrefixListIds``) or a CIDR holding all of its ranges; a gateway endpoint
+  is no exception (PrivateLink guide: "The rules for the security groups for your instances that access
+  Amazon S3 through a gateway endpoint must allow traffic to and from Amazon S3"). The subnets' network ACLs
+  must let it through both ways too, to the service's addresses (S3's are its prefix list's CIDRs).
 """
 from __future__ import annotations
 
@@ -25,6 +33,8 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+
+from labkit import network_acls as nacl
 
 INTERNET = "0.0.0.0/0"
 HTTPS = 443
@@ -42,6 +52,7 @@ class Node:
     private_ip: str | None = None
     public: bool = False  # instance public IP / RDS PubliclyAccessible
     public_ip: str | None = None  # an instance's public IP; on the internet, the node's address (None: unknown)
+    ephemeral: tuple[int, int] | None = None  # the ports its connections come from (None: by its kind)
 
 
 YOUR_COMPUTER = Node("your computer", "internet")  # its address unknown: only a 0.0.0.0/0 rule is sure to match
@@ -68,6 +79,8 @@ class Network:
     internet_gateways: list[dict] = field(default_factory=list)
     nat_gateways: list[dict] = field(default_factory=list)
     subnets: list[dict] = field(default_factory=list)
+    network_acls: list[dict] = field(default_factory=list)
+    prefix_lists: list[dict] = field(default_factory=list)  # AWS's service prefix lists (DescribePrefixLists)
 
     @classmethod
     def describe(cls, ec2: Any, vpc_ids: Iterable[str] | None = None) -> Network:
@@ -84,7 +97,9 @@ class Network:
                    endpoints=pages("describe_vpc_endpoints", "VpcEndpoints", flt),
                    internet_gateways=pages("describe_internet_gateways", "InternetGateways", igw_flt),
                    nat_gateways=pages("describe_nat_gateways", "NatGateways", flt),
-                   subnets=pages("describe_subnets", "Subnets", flt))
+                   subnets=pages("describe_subnets", "Subnets", flt),
+                   network_acls=pages("describe_network_acls", "NetworkAcls", flt),
+                   prefix_lists=pages("describe_prefix_lists", "PrefixLists", []))
 
     # -- lookups ------------------------------------------------------------------------------------------
     def group(self, group_id: str) -> dict | None:
@@ -157,10 +172,22 @@ class Network:
         subnet = self.subnet(subnet_id)
         return subnet["CidrBlock"] if subnet else None
 
+    def service_prefix_list(self, service: str, region: str) -> dict | None:
+        """The AWS-managed prefix list of ``service`` (``com.amazonaws.<region>.s3``): its id and CIDRs."""
+        name = f"com.amazonaws.{region}.{service}"
+        return next((p for p in self.prefix_lists if p.get("PrefixListName") == name), None)
+
+    def network_acl(self, subnet_id: str) -> dict | None:
+        subnet = self.subnet(subnet_id)
+        found = nacl.network_acl(self.network_acls, subnet_id, subnet["VpcId"] if subnet else None)
+        return dict(found) if found is not None else None
+
     # -- security groups ----------------------------------------------------------------------------------
     def allows(self, group_ids: Iterable[str], port: int, peer: Node, egress: bool = False,
-               peer_cidrs: Iterable[str] = ()) -> str | None:
-        """The first rule of ``group_ids`` that lets TCP ``port`` in from (or out to) ``peer``, described."""
+               peer_cidrs: Iterable[str] = (), service: dict | None = None) -> str | None:
+        """The first rule of ``group_ids`` that lets TCP ``port`` in from (or out to) ``peer``, described; with
+        ``service`` (an AWS prefix list) the peer is that service: a rule naming the list, or a CIDR holding all of
+        its ranges, matches too."""
         peer_groups = set(peer.group_ids)
         internet = peer.vpc_id is None  # on the internet a node has one address, its public one
         addresses = [a for a in ([peer.public_ip] if internet else [peer.private_ip]) if a]
@@ -179,6 +206,14 @@ class Network:
                 for cidr in (r.get("CidrIp") for r in perm.get("IpRanges", [])):
                     if cidr and _cidr_holds(cidr, addresses, peer_cidrs, internet):
                         return f"{group['GroupName']} allows {what} {verb} {cidr}"
+                    if cidr and service and service.get("Cidrs") and nacl.holds_all(cidr, service["Cidrs"]):
+                        return f"{group['GroupName']} allows {what} {verb} {cidr}"
+                if service is None:
+                    continue
+                for listed in perm.get("PrefixListIds", []):
+                    if listed.get("PrefixListId") == service["PrefixListId"]:
+                        return (f"{group['GroupName']} allows {what} {verb} {service['PrefixListId']} "
+                                f"({service.get('PrefixListName')})")
         return None
 
 
@@ -226,6 +261,70 @@ def _names(net: Network, group_ids: Iterable[str]) -> str:
     return ", ".join(net.group_name(g) for g in group_ids) or "no group"
 
 
+# -- network ACLs on a path --------------------------------------------------------------------------------
+def _ephemeral(node: Node) -> tuple[int, int]:
+    return node.ephemeral or nacl.EPHEMERAL.get(node.kind, nacl.EPHEMERAL["internet"])
+
+
+def _peer(net: Network, node: Node, subnet: str) -> nacl.Peer:
+    """``node``'s addresses as a network ACL rule sees them: its own address when it has one there, else any
+    address of its subnet (a function's or an endpoint's interface), on the internet its public address (0.0.0.0/0
+    when unknown)."""
+    if node.vpc_id is None:
+        return nacl.Peer(node.name, (f"{node.public_ip}/32",) if node.public_ip else (INTERNET,))
+    cidr = net.subnet_cidr(subnet)
+    if node.private_ip and node.kind in ("instance", "rds") and (not cidr or nacl.holds_all(cidr, [node.private_ip])):
+        return nacl.Peer(node.name, (f"{node.private_ip}/32",))
+    return nacl.Peer(node.name, (cidr,) if cidr else (INTERNET,))
+
+
+def _service_peer(name: str, prefix_list: dict | None) -> nacl.Peer:
+    """An AWS service's public endpoint: its prefix list's ranges (S3), else any address."""
+    cidrs = tuple((prefix_list or {}).get("Cidrs") or ())
+    return nacl.Peer(f"the {name} endpoint" if cidrs else name, cidrs or (INTERNET,))
+
+
+def _server_subnets(node: Node) -> tuple[str, ...]:
+    """Where a server's interface sits: an RDS instance in one subnet of its group (the first, see db_node), an
+    endpoint in each of its subnets."""
+    return node.subnet_ids[:1] if node.kind == "rds" else node.subnet_ids
+
+
+def _acls_between(net: Network, client: Node, server: Node, port: int) -> Verdict | None:
+    """The first denial of the network ACLs between ``client`` and ``server`` (None: they let it through), from
+    every subnet the client may use to every subnet the server's interface may be in."""
+    for client_subnet in client.subnet_ids:
+        for server_subnet in _server_subnets(server):
+            verdict = nacl.connection(net.network_acls, client.vpc_id, client_subnet, _peer(net, client, client_subnet),
+                                      _ephemeral(client), server_subnet, _peer(net, server, server_subnet), port)
+            if not verdict.allowed:
+                return Verdict(False, verdict.reason)
+    return None
+
+
+def _acls_out(net: Network, client: Node, subnet: str, to: nacl.Peer, port: int,
+              route: tuple[str, str] | None) -> Verdict | None:
+    """The network ACLs on the way from ``subnet`` to an address outside the VPC (through the NAT gateway's subnet
+    too when ``route`` is one), None when they let it through."""
+    peer, ports = _peer(net, client, subnet), _ephemeral(client)
+    hops: list[tuple[str, nacl.Peer, tuple[int, int]]] = [(subnet, peer, ports)]
+    nat = next((n for n in net.nat_gateways if route and n["NatGatewayId"] == route[1]), None)
+    if nat is not None:  # to the NAT gateway (unless it is in the same subnet), and out from its subnet
+        nat_subnet = nat["SubnetId"]
+        if nat_subnet != subnet:
+            verdict = nacl.connection(net.network_acls, client.vpc_id, subnet, peer, ports, nat_subnet, to, port)
+            if not verdict.allowed:
+                return Verdict(False, verdict.reason)
+        addresses = tuple(f"{a['PrivateIp']}/32" for a in nat.get("NatGatewayAddresses", []) if a.get("PrivateIp"))
+        hops = [(nat_subnet, nacl.Peer(nat["NatGatewayId"], addresses or (net.subnet_cidr(nat_subnet) or INTERNET,)),
+                 nacl.EPHEMERAL["nat"])]
+    for hop_subnet, hop_peer, hop_ports in hops:
+        verdict = nacl.connection(net.network_acls, client.vpc_id, hop_subnet, hop_peer, hop_ports, "", to, port)
+        if not verdict.allowed:
+            return Verdict(False, verdict.reason)
+    return None
+
+
 # -- the paths --------------------------------------------------------------------------------------------
 def connect(net: Network, source: Node, dest: Node, port: int) -> Verdict:
     """Whether a TCP connection from ``source`` to ``dest``:``port`` is carried, and the deciding rule."""
@@ -239,7 +338,7 @@ def connect(net: Network, source: Node, dest: Node, port: int) -> Verdict:
         if not outbound:
             return Verdict(False, f"{_names(net, source.group_ids)}: no outbound rule for tcp {port} to "
                                   f"{dest.name}")
-        return Verdict(True, inbound)
+        return _acls_between(net, source, dest, port) or Verdict(True, inbound)
     if source.vpc_id is not None:  # from another VPC: out through its way out, in at the public address
         return connect_public(net, source, dest, port)
     return _from_internet(net, source, dest, port)
@@ -261,15 +360,15 @@ def connect_public(net: Network, source: Node, dest: Node, port: int) -> Verdict
 
 def public_source(net: Network, source: Node) -> Node:
     """Where a connection leaving ``source``'s VPC comes from on the internet: its public IP through an
-    internet gateway, its NAT gateway's public IP through a NAT gateway."""
+    internet gateway, its NAT gateway's public IP through a NAT gateway (and from its ports)."""
     subnet = source.subnet_ids[0] if source.subnet_ids else ""
     route = net.internet_route(subnet, source.vpc_id)
-    address = None
+    address, ports = None, _ephemeral(source)
     if route and route[0] == "nat":
-        address = net.nat_public_ip(route[1])
+        address, ports = net.nat_public_ip(route[1]), nacl.EPHEMERAL["nat"]
     elif route and route[0] == "igw":
         address = source.public_ip
-    return Node(source.name, "internet", public_ip=address)
+    return Node(source.name, "internet", public_ip=address, ephemeral=ports)
 
 
 def _from_internet(net: Network, source: Node, dest: Node, port: int) -> Verdict:
@@ -285,6 +384,10 @@ def _from_internet(net: Network, source: Node, dest: Node, port: int) -> Verdict
     inbound = net.allows(dest.group_ids, port, source)
     if not inbound:
         return Verdict(False, f"{_names(net, dest.group_ids)}: no inbound rule for tcp {port} from {_who(source)}")
+    acls = nacl.connection(net.network_acls, dest.vpc_id, "", _peer(net, source, ""), _ephemeral(source), subnet,
+                           _peer(net, dest, subnet), port)
+    if not acls.allowed:
+        return Verdict(False, acls.reason)
     return Verdict(True, f"{inbound}; {subnet} routes 0.0.0.0/0 to {route[1]}")
 
 
@@ -305,6 +408,9 @@ def api_path(net: Network, source: Node, service: str, region: str = "us-east-1"
             cidrs = [net.subnet_cidr(s) or "" for s in node.subnet_ids]
             if not net.allows(source.group_ids, HTTPS, node, egress=True, peer_cidrs=cidrs):
                 return Verdict(False, f"{where}: {_names(net, source.group_ids)} has no outbound rule for tcp 443")
+            denied = _acls_between(net, source, node, HTTPS)
+            if denied:
+                return Verdict(False, f"{where}: {denied.reason}")
             return Verdict(True, f"{where}; {inbound}")
     verdicts = [_way_out(net, source, subnet, service, region) for subnet in source.subnet_ids or ("",)]
     return next((v for v in verdicts if not v.allowed), verdicts[0])
@@ -313,24 +419,33 @@ def api_path(net: Network, source: Node, service: str, region: str = "us-east-1"
 def _way_out(net: Network, source: Node, subnet: str, service: str, region: str, port: int = HTTPS,
              to: Node = YOUR_COMPUTER) -> Verdict:
     """How ``source`` leaves ``subnet`` for the internet: tcp ``port`` to ``to`` (an AWS endpoint: 443 to an
-    address of AWS's, which only a rule open to every address is sure to hold)."""
+    address of AWS's, which only a rule open to every address is sure to hold; S3's are its prefix list's)."""
     table = net.route_table(subnet)
     table_id = table["RouteTableId"] if table else "no route table"
+    prefix_list = net.service_prefix_list(service, region) if service == "s3" else None
+    peer = _service_peer(service or to.name, prefix_list) if service or not to.public_ip else _peer(net, to, "")
+    outbound = net.allows(source.group_ids, port, to, egress=True, service=prefix_list)
+    if not outbound:
+        also = f" or to the prefix list {prefix_list['PrefixListId']} ({prefix_list.get('PrefixListName')})" \
+            if prefix_list else ""
+        return Verdict(False, f"{_names(net, source.group_ids)}: no outbound rule for tcp {port} to "
+                              f"{to.public_ip or '0.0.0.0/0'}{also}")
     if service == "s3" and table:
         gateway = net.gateway_endpoint(table_id, "s3", region)
         if gateway:
-            return Verdict(True, f"gateway endpoint {gateway['VpcEndpointId']} on {table_id}")
-    if not net.allows(source.group_ids, port, to, egress=True):
-        return Verdict(False, f"{_names(net, source.group_ids)}: no outbound rule for tcp {port} to "
-                              f"{to.public_ip or '0.0.0.0/0'}")
+            denied = _acls_out(net, source, subnet, peer, port, None)
+            if denied:
+                return denied
+            return Verdict(True, f"gateway endpoint {gateway['VpcEndpointId']} on {table_id}; {outbound}")
     route = net.internet_route(subnet, source.vpc_id)
     wanted = f"{service} " if service else ""
     if route and route[0] == "nat":
-        return Verdict(True, f"{subnet} ({table_id}) routes 0.0.0.0/0 to {route[1]}")
+        return _acls_out(net, source, subnet, peer, port, route) or Verdict(
+            True, f"{subnet} ({table_id}) routes 0.0.0.0/0 to {route[1]}")
     if route and route[0] == "igw":
         if source.kind == "instance" and source.public:
-            return Verdict(True, f"{subnet} ({table_id}) routes 0.0.0.0/0 to {route[1]}; the instance has a "
-                                 "public IP")
+            return _acls_out(net, source, subnet, peer, port, None) or Verdict(
+                True, f"{subnet} ({table_id}) routes 0.0.0.0/0 to {route[1]}; the instance has a public IP")
         who = "a Lambda function's network interfaces never get" if source.kind == "lambda" else "the caller has"
         return Verdict(False, f"{subnet} ({table_id}) routes 0.0.0.0/0 to {route[1]}, but {who} no public IP")
     return Verdict(False, f"{subnet} ({table_id}) has no route to the {wanted}endpoint: no NAT gateway, "
@@ -372,9 +487,12 @@ def function_node(net: Network, config: dict) -> Node:
 
 
 def db_node(net: Network, db: dict) -> Node:
-    """An RDS DB instance from DescribeDBInstances."""
+    """An RDS DB instance from DescribeDBInstances; its interface is in the subnet of its zone, listed first."""
     group = db.get("DBSubnetGroup") or {}
-    subnets = tuple(s["SubnetIdentifier"] for s in group.get("Subnets", []))
+    listed = group.get("Subnets", [])
+    zone = db.get("AvailabilityZone")
+    ordered = sorted(listed, key=lambda s: (s.get("SubnetAvailabilityZone") or {}).get("Name") != zone)
+    subnets = tuple(s["SubnetIdentifier"] for s in ordered)
     first = net.subnet(subnets[0]) if subnets else None
     return Node(db["DBInstanceIdentifier"], "rds", group.get("VpcId") or (first["VpcId"] if first else None),
                 subnets, tuple(g["VpcSecurityGroupId"] for g in db.get("VpcSecurityGroups", [])),

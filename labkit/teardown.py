@@ -206,6 +206,10 @@ def _delete_network(lab: Lab) -> None:
         _quiet(lambda: ec2.delete_internet_gateway(InternetGatewayId=igw["InternetGatewayId"]))
     for subnet in ec2.describe_subnets(Filters=lab.tag_filter())["Subnets"]:
         _retry(lab, lambda: ec2.delete_subnet(SubnetId=subnet["SubnetId"]))
+    if vpc_ids:  # a custom network ACL (notebook 15's, or yours) blocks DeleteVpc; its associations went with the subnets
+        for acl in ec2.describe_network_acls(Filters=[{"Name": "vpc-id", "Values": vpc_ids},
+                                                      {"Name": "default", "Values": ["false"]}])["NetworkAcls"]:
+            _retry(lab, lambda: ec2.delete_network_acl(NetworkAclId=acl["NetworkAclId"]))
     for vpc_id in vpc_ids:
         _retry(lab, lambda: ec2.delete_vpc(VpcId=vpc_id))
 
@@ -227,6 +231,8 @@ def remaining_frame(lab: Lab) -> pd.DataFrame:
         found("route table", table["RouteTableId"])
     for group in ec2.describe_security_groups(Filters=lab.tag_filter())["SecurityGroups"]:
         found("security group", group["GroupId"])
+    for acl in ec2.describe_network_acls(Filters=lab.tag_filter())["NetworkAcls"]:
+        found("network acl", acl["NetworkAclId"])
     for endpoint in ec2.describe_vpc_endpoints(Filters=lab.tag_filter())["VpcEndpoints"]:
         if endpoint.get("State", "").lower() != "deleted":
             found("vpc endpoint", endpoint["VpcEndpointId"])

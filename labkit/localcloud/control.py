@@ -131,13 +131,17 @@ def _port_free(port: int) -> bool:
 
 
 def start_cloud(port: int | None = None, home: Path | None = None, timeout: float = 30.0,
-                extra_services: tuple[str, ...] = (), fresh: bool = False) -> CloudStatus:
+                extra_services: tuple[str, ...] = (), fresh: bool = False, realistic: bool | None = None,
+                delays: dict[str, float] | None = None) -> CloudStatus:
     """Start the daemon unless it already runs; return once ``/_labkit/health`` answers and a restored lab is
     usable (its databases restarted, its instances booted).
 
     The lab's saved state (``home/state``) is loaded: a stop and a start (or a crash and a start) keep the lab.
     ``fresh`` moves the saved state aside (``state.old-<time>``) and starts an empty lab. ``extra_services`` names
     more service factories (``module:factory``) to register after the default ones, e.g. a test's probe.
+    ``realistic`` starts it taking AWS's time (``delays`` changes the figures;
+    :mod:`labkit.localcloud.core.timing`); None leaves it to ``LABKIT_REALISTIC``. A cloud that runs already is
+    switched to ``realistic`` when it is given.
 
     Raises:
         CloudError: the port is taken by something else, or the daemon died while starting.
@@ -151,6 +155,8 @@ def start_cloud(port: int | None = None, home: Path | None = None, timeout: floa
                 f"the local cloud of {home} already runs on port {status.port}, not {port}",
                 "stop it first with `labkit cloud stop`, or use its port",
             )
+        if realistic is not None or delays:
+            set_timing(realistic, delays, home)
         return status
     previous = (_read_state(home) or {}).get("cloud_id")
     if status.pid and pid_alive(status.pid):
@@ -166,7 +172,7 @@ def start_cloud(port: int | None = None, home: Path | None = None, timeout: floa
             port, note = _pick_port(default_port())
         if not _port_free(port):
             raise _port_taken(port)
-        started = _launch(home, port, timeout, extra_services)
+        started = _launch(home, port, timeout, extra_services, _timing_env(realistic, delays))
         if started:
             _wait_settled(home)
             return dataclasses.replace(started, note=note)
@@ -188,14 +194,22 @@ class _PortRace(Exception):
     """Another process took the port between the look and the daemon's bind."""
 
 
-def _launch(home: Path, port: int, timeout: float, extra_services: tuple[str, ...]) -> CloudStatus | None:
+def _timing_env(realistic: bool | None, delays: dict[str, float] | None) -> dict[str, str]:
+    env = {} if realistic is None else {"LABKIT_REALISTIC": "1" if realistic else "0"}
+    if delays:
+        env["LABKIT_DELAYS"] = ",".join(f"{name}={seconds:g}" for name, seconds in delays.items())
+    return env
+
+
+def _launch(home: Path, port: int, timeout: float, extra_services: tuple[str, ...],
+            extra_env: dict[str, str] | None = None) -> CloudStatus | None:
     """Start the daemon on ``port``; None when something else took the port while it started (a race)."""
     _private_folder(home)
     (home / "logs").mkdir(parents=True, exist_ok=True)
     cloud_id = uuid.uuid4().hex
     # MALLOC_ARENA_MAX: glibc gives each of the daemon's many threads an arena of its own; two are plenty.
     env = {"MALLOC_ARENA_MAX": "2", **os.environ, CLOUD_MARKER: cloud_id, "PYTHONUNBUFFERED": "1",
-           "MOTO_IAM_LOAD_MANAGED_POLICIES": "true", TOKEN_ENV: secrets.token_urlsafe(32)}
+           "MOTO_IAM_LOAD_MANAGED_POLICIES": "true", TOKEN_ENV: secrets.token_urlsafe(32), **(extra_env or {})}
     log_path = home / "logs" / "cloud.log"
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
@@ -411,6 +425,20 @@ def remapped_ports(home: Path | None = None) -> dict[str, str]:
 def lab_clock(home: Path | None = None) -> dict[str, Any]:
     """The lab clock: ``now`` (ISO 8601) and ``offset_seconds`` ahead of real time."""
     return cloud_request("GET", "/_labkit/clock", home=home)
+
+
+def cloud_timing(home: Path | None = None) -> dict[str, Any]:
+    """Whether the cloud takes AWS's time (``realistic``) and its ``delays`` in seconds."""
+    return cloud_request("GET", "/_labkit/timing", home=home)
+
+
+def set_timing(realistic: bool | None = None, delays: dict[str, float] | None = None,
+               home: Path | None = None) -> dict[str, Any]:
+    """Turn realistic mode on or off (None: as it is) and change delays; the answer is the new setting."""
+    body: dict[str, Any] = {"delays": delays or {}}
+    if realistic is not None:
+        body["realistic"] = realistic
+    return cloud_request("POST", "/_labkit/timing", body, home=home)
 
 
 def advance_clock(seconds: float, home: Path | None = None) -> dict[str, Any]:

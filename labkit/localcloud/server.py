@@ -30,6 +30,7 @@ def default_services() -> tuple[ServiceFactory, ...]:
     from labkit.localcloud.awslambda.service import LambdaService
     from labkit.localcloud.cloudtrail.service import CloudTrailService
     from labkit.localcloud.cloudwatch.telemetry import Telemetry
+    from labkit.localcloud.core.timing import TimingService
     from labkit.localcloud.ec2.imds import ImdsService
     from labkit.localcloud.ec2.service import Ec2Service
     from labkit.localcloud.events.service import EventsService
@@ -38,7 +39,7 @@ def default_services() -> tuple[ServiceFactory, ...]:
     from labkit.localcloud.rds.service import RdsService
 
     validation = functools.partial(ValidationService, checks=validation_rules())
-    return (IamService, validation, CloudTrailService, ImdsService, NetworkService, Telemetry, RdsService,
+    return (TimingService, IamService, validation, CloudTrailService, ImdsService, NetworkService, Telemetry, RdsService,
             LambdaService, Ec2Service, EventsService)
 
 
@@ -46,11 +47,12 @@ def validation_rules() -> list[Rule | Adjust]:
     """Each service package's rules for what AWS refuses that the models do not say (:mod:`.core.validation`)."""
     from labkit.localcloud.awslambda import validation as lambda_validation
     from labkit.localcloud.cloudtrail import validation as cloudtrail_validation
+    from labkit.localcloud.ec2 import validation as ec2_validation
     from labkit.localcloud.rds import validation as rds_validation
     from labkit.localcloud.s3 import validation as s3_validation
 
     return [*lambda_validation.rules(), *cloudtrail_validation.rules(), *rds_validation.rules(),
-            *s3_validation.rules()]
+            *s3_validation.rules(), *ec2_validation.rules()]
 
 
 def patch_lists() -> tuple[PatchList, ...]:
@@ -58,9 +60,12 @@ def patch_lists() -> tuple[PatchList, ...]:
     from labkit.localcloud.awslambda import layers as lambda_layers
     from labkit.localcloud.awslambda import patches as lambda_patches
     from labkit.localcloud.cloudwatch import patches as cloudwatch_patches
+    from labkit.localcloud.core import timestamps
     from labkit.localcloud.ec2 import dependencies as ec2_dependencies
     from labkit.localcloud.ec2 import endpoints as ec2_endpoints
+    from labkit.localcloud.ec2 import network_acls as ec2_network_acls
     from labkit.localcloud.ec2 import patches as ec2_patches
+    from labkit.localcloud.ec2 import pending as ec2_pending
     from labkit.localcloud.events import patches as events_patches
     from labkit.localcloud.iam import dependencies as iam_dependencies
     from labkit.localcloud.iam import patches as iam_patches
@@ -73,9 +78,9 @@ def patch_lists() -> tuple[PatchList, ...]:
 
     return (iam_patches.patches, iam_dependencies.patches, rds_patches.patches, rds_dependencies.patches,
             lambda_patches.patches, lambda_layers.patches, ec2_patches.patches, ec2_dependencies.patches,
-            ec2_endpoints.patches,
+            ec2_endpoints.patches, ec2_network_acls.patches, ec2_pending.patches,
             network_patches.patches, ssm_patches.patches, events_patches.patches, s3_patches.patches,
-            cloudwatch_patches.patches, secretsmanager_patches.patches)
+            cloudwatch_patches.patches, secretsmanager_patches.patches, timestamps.patches)
 
 
 def state_lists() -> tuple[RuleList, ...]:

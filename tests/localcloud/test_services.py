@@ -90,8 +90,8 @@ def test_services_find_each_other_and_follow_the_lifecycle(probed):
     probe = probed.request("GET", "/_labkit/probe")
     assert probe["finds_lambda"] == "LambdaService" and probe["finds_second"] == "second-probe"
     health = probed.request("GET", "/_labkit/health")["services"]
-    assert list(health) == ["clock", "iam", "validation", "cloudtrail", "imds", "network", "telemetry", "rds", "lambda", "ec2",
-                            "events", "probe", "second-probe"]
+    assert list(health) == ["clock", "timing", "iam", "validation", "cloudtrail", "imds", "network", "telemetry", "rds",
+                            "lambda", "ec2", "events", "probe", "second-probe"]
     assert health["probe"]["requests"] >= 1
     control.reset_cloud(probed.home)
     assert probed.request("GET", "/_labkit/probe")["events"] == ["start", "stop_all", "after_reset"]

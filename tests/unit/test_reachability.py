@@ -106,3 +106,56 @@ def test_leaving_for_a_public_address_needs_an_outbound_rule_for_that_port_and_a
     net = _network(_group("sg-app", _rule(5000, "0.0.0.0/0")), {**https_only, "IpPermissionsEgress": [to_app]})
     assert rx.connect_public(net, client, _app(), 5000).allowed
     assert not rx.connect_public(net, client, _app(public_ip="198.51.100.99"), 5000).allowed
+
+
+# -- gateway endpoints and the S3 prefix list (issue 26, point 5) -----------------------------------------------
+S3_LIST = {"PrefixListId": "pl-63a5400a", "PrefixListName": "com.amazonaws.us-east-1.s3",
+           "Cidrs": ["52.216.0.0/15", "3.5.0.0/19", "54.231.0.0/16"]}
+
+
+def _s3_network(egress: list[dict], nat: bool = False) -> rx.Network:
+    """The private subnet with an S3 gateway endpoint on its table (and a NAT route when ``nat``)."""
+    net = _network({**_group("sg-fn"), "IpPermissionsEgress": egress})
+    net.prefix_lists = [S3_LIST]
+    net.endpoints = [{"VpcEndpointId": "vpce-s3", "VpcId": VPC, "VpcEndpointType": "Gateway", "State": "available",
+                      "ServiceName": "com.amazonaws.us-east-1.s3", "RouteTableIds": ["rtb-priv"]}]
+    if not nat:
+        net.route_tables[1]["Routes"] = []
+    return net
+
+
+FN = rx.Node("fn", "lambda", VPC, ("subnet-priv",), ("sg-fn",), "10.0.11.5")
+
+
+@pytest.mark.parametrize("egress,allowed", [
+    ([{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}], True),
+    ([{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}], True),
+    ([{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "PrefixListIds": [{"PrefixListId": "pl-63a5400a"}]}], True),
+    ([{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "52.216.0.0/15"},
+                                                                         {"CidrIp": "3.5.0.0/19"}]}], False),
+    ([{"IpProtocol": "tcp", "FromPort": 3306, "ToPort": 3306, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}], False),
+    ([{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "PrefixListIds": [{"PrefixListId": "pl-other"}]}], False),
+    ([], False),
+])
+def test_s3_through_a_gateway_endpoint_needs_the_groups_egress(egress, allowed):
+    verdict = rx.api_path(_s3_network(egress), FN, "s3")
+    assert verdict.allowed is allowed, verdict
+    if allowed:
+        assert verdict.reason.startswith("gateway endpoint vpce-s3 on rtb-priv; sg-fn allows ")
+    else:
+        assert verdict.reason == ("sg-fn: no outbound rule for tcp 443 to 0.0.0.0/0 or to the prefix list "
+                                  "pl-63a5400a (com.amazonaws.us-east-1.s3)")
+
+
+def test_a_rule_holding_all_of_s3s_ranges_allows_s3_and_nothing_else():
+    part = [{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "128.0.0.0/1"}]},
+            {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "52.0.0.0/8"}]}]
+    assert not rx.api_path(_s3_network(part), FN, "s3").allowed  # 3.5.0.0/19 and 54.231.0.0/16 are in neither
+    holds = [{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "0.0.0.0/1"}]}]
+    assert rx.api_path(_s3_network(holds), FN, "s3").reason.endswith("sg-fn allows tcp 443 to 0.0.0.0/1")
+    # Through a NAT gateway the prefix list still names S3's addresses; any other service needs 0.0.0.0/0.
+    listed = [{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "PrefixListIds": [{"PrefixListId": "pl-63a5400a"}]}]
+    net = _s3_network(listed, nat=True)
+    net.endpoints = []
+    assert rx.api_path(net, FN, "s3").allowed
+    assert rx.api_path(net, FN, "sts").reason == "sg-fn: no outbound rule for tcp 443 to 0.0.0.0/0"

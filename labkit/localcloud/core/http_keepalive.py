@@ -57,6 +57,16 @@ class KeepAliveRequestHandler(MotoRequestHandler):
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._epoch = _epoch[0]
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The ``Date`` header of every answer, in lab time (one clock: :mod:`.timestamps`)."""
+        if timestamp is None:
+            from labkit.localcloud.core.clock import ClockService
+            from labkit.localcloud.core.patches import find
+
+            service = find(ClockService)
+            timestamp = service.clock.timestamp() if service is not None else None
+        return super().date_time_string(timestamp)
+
     def handle_one_request(self) -> None:
         with _lock:
             if self._epoch != _epoch[0]:  # the VPC changed since this connection was opened: connect again

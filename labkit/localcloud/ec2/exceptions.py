@@ -11,3 +11,19 @@ class InvalidInstanceId(AwsError):
     """SSM: the instance is not managed (no SSM role, or not running)."""
 
     error_code = "InvalidInstanceId"
+
+
+class InvalidParameterValue(AwsError):
+    error_code = "InvalidParameterValue"
+
+
+class MissingParameter(AwsError):
+    error_code = "MissingParameter"
+
+
+class NetworkAclEntryNotFound(AwsError):
+    error_code = "InvalidNetworkAclEntry.NotFound"
+
+
+class AssociationNotFound(AwsError):
+    error_code = "InvalidAssociationID.NotFound"

@@ -31,7 +31,7 @@ from labkit.localcloud.credentials import ADMIN_USER, AccessKeys, ensure_admin_k
 from labkit.localcloud.iam import policy as iam_policy
 from labkit.localcloud.iam import signing
 from labkit.localcloud.iam.exceptions import access_denied, auth_failure
-from labkit.localcloud.iam.principals import ACCOUNT, Principal, backend, find_principal, trust_allows
+from labkit.localcloud.iam.principals import ACCOUNT, Principal, backend, data_plane_role, find_principal, trust_allows
 from labkit.localcloud.iam.resources import resource_arn, resource_shown
 
 ADMIN_POLICY = "arn:aws:iam::aws:policy/AdministratorAccess"
@@ -139,7 +139,7 @@ class Authorizer:
 
     def _assume_role_verdict(self, principal: Principal, role_arn: str, verdict: str) -> str:
         try:
-            role = backend().get_role_by_arn(role_arn)
+            role = data_plane_role(role_arn)  # as authorization sees it (realistic mode: a change propagates)
         except RoleNotFound:
             return iam_policy.IMPLICIT_DENY
         named = any(statement.get("Effect") == "Allow" and iam_policy.principal_matches(statement, "AWS", principal.arn)

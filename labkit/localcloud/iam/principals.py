@@ -21,8 +21,11 @@ from moto.iam.exceptions import NotFoundException as RoleNotFound
 from moto.iam.models import IAMBackend, iam_backends
 from moto.sts.models import sts_backends
 
+from labkit.localcloud.core.patches import find
+from labkit.localcloud.core.timing import TimingService
 from labkit.localcloud.credentials import AccessKeys, new_keys
 from labkit.localcloud.iam import policy as iam_policy
+from labkit.localcloud.iam.propagation import Propagation
 
 ACCOUNT = DEFAULT_ACCOUNT_ID
 _SERVICE_LOCK = threading.Lock()
@@ -40,7 +43,27 @@ class Principal:
     username: str | None = None
 
 
+@dataclass(frozen=True)
+class RoleView:
+    """A role as the data plane sees it (realistic mode: as it was ``iam_propagation`` seconds ago)."""
+
+    arn: str
+    name: str
+    assume_role_policy_document: str
+    documents: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class IamState:
+    """What authorizes requests: each role (by name) and each user's policies (by ARN)."""
+
+    roles: dict[str, RoleView]
+    users: dict[str, tuple[str, ...]]
+
+
 def policy_documents(entity: Any) -> list[str]:
+    if isinstance(entity, RoleView):
+        return list(entity.documents)
     documents = list(entity.policies.values())
     for policy in entity.managed_policies.values():
         documents += [v.document for v in policy.versions if v.is_default]
@@ -52,7 +75,52 @@ def backend() -> IAMBackend:
     return iam_backends[ACCOUNT]["aws"]
 
 
-def user_documents(user: Any) -> list[str]:
+def _capture() -> IamState:
+    iam = backend()
+    roles = {role.name: RoleView(role.arn, role.name, role.assume_role_policy_document,
+                                 tuple(policy_documents(role))) for role in list(iam.roles.values())}
+    users = {user.arn: tuple(_live_user_documents(user)) for user in list(iam.users.values())}
+    return IamState(roles, users)
+
+
+PROPAGATION = Propagation(_capture)
+
+
+def _timing() -> TimingService | None:
+    timing = find(TimingService)
+    return timing if timing is not None and timing.realistic else None
+
+
+def propagated() -> IamState | None:
+    """The IAM state authorization reads now: None for the records as they are (fast mode, nothing pending)."""
+    timing = _timing()
+    return PROPAGATION.view(timing.now(), timing.delay("iam_propagation")) if timing is not None else None
+
+
+def note_change(before: bool) -> None:
+    """An IAM write request is about to be served (``before``) or was served: keep the states (realistic mode)."""
+    timing = _timing()
+    if timing is None:
+        return
+    if before:
+        PROPAGATION.before_change()
+    else:
+        PROPAGATION.after_change(timing.now(), timing.delay("iam_propagation"))
+
+
+def data_plane_role(role_arn: str) -> Any:
+    """The role ``role_arn`` as authorization and Lambda see it (a moto Role, or a :class:`RoleView` while a change
+    propagates); raises moto's NotFoundException when it does not exist there (yet)."""
+    state = propagated()
+    if state is None:
+        return backend().get_role_by_arn(role_arn)
+    found = next((r for r in state.roles.values() if r.arn == role_arn), None)
+    if found is None:
+        raise RoleNotFound(f"Role {role_arn} not found")
+    return found
+
+
+def _live_user_documents(user: Any) -> list[str]:
     documents = policy_documents(user)
     for group in backend().groups.values():
         if user in group.users:
@@ -60,7 +128,18 @@ def user_documents(user: Any) -> list[str]:
     return documents
 
 
+def user_documents(user: Any) -> list[str]:
+    state = propagated()
+    if state is not None and user.arn in state.users:
+        return list(state.users[user.arn])
+    return _live_user_documents(user)
+
+
 def role_documents(role_name: str) -> list[str]:
+    state = propagated()
+    if state is not None:
+        role = state.roles.get(role_name)
+        return list(role.documents) if role is not None else []
     try:
         return policy_documents(backend().get_role(role_name))
     except RoleNotFound:  # a deleted role grants nothing

@@ -8,6 +8,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from labkit.localcloud.core.timestamps import lab_now
+
 # RDS's event messages ("Amazon RDS event categories and event messages", DB instance events).
 EVENTS = {
     "DB_INSTANCE_CREATE": (["creation"], "DB instance created."),
@@ -60,7 +62,8 @@ def aws_event_map(original: dict[str, Any]) -> dict[str, Any]:
 
 
 def filtered_describe_events(original: Any) -> Any:
-    """DescribeEvents as AWS filters it: EventCategories, StartTime/EndTime or Duration (default 60 min)."""
+    """DescribeEvents as AWS filters it: EventCategories, StartTime/EndTime or Duration (default: the last 60 minutes
+    of the lab clock)."""
     def wrapper(self: Any, source_identifier: str | None = None, source_type: str | None = None,
                 **kwargs: Any) -> list[Any]:
         events = original(self, source_identifier, source_type)
@@ -68,7 +71,7 @@ def filtered_describe_events(original: Any) -> Any:
         categories = _listed(params.get("eventcategories"))
         if categories:
             events = [e for e in events if set(e.event_categories) & set(categories)]
-        end = _time(params.get("endtime")) or dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        end = _time(params.get("endtime")) or lab_now().replace(tzinfo=None)  # RDS stamps its events in lab time
         start = _time(params.get("starttime"))
         if start is None:
             start = end - dt.timedelta(minutes=int(params.get("duration") or 60))

@@ -8,7 +8,9 @@ reads ``creating`` until the server accepts connections.
 As RDS does, the cloud watches each engine: one that dies is restarted without any user action (InnoDB
 recovers what was committed), the instance reads ``rebooting`` meanwhile, and DescribeEvents tells the
 story with RDS's own categories and messages (:mod:`.events`: RDS-EVENT-0020 recovery started, 0021
-complete, 0006 restarted). RebootDBInstance really restarts the engine (``rebooting`` -> ``available``).
+complete, 0006 restarted). RebootDBInstance really restarts the engine (``rebooting`` -> ``available``). In realistic mode
+(:mod:`labkit.localcloud.core.timing`) a reboot or a recovery keeps the engine down and the instance ``rebooting``
+for ``rds_reboot`` seconds of lab time, and a new instance reads ``creating`` for ``rds_create``.
 
 Each server serves TLS as RDS does (:mod:`.tls`): a certificate for its endpoint, signed by the cloud's
 RDS CA, so clients that carry the CA's certificate (the RDS CA bundle on AWS) verify it by name.
@@ -31,6 +33,7 @@ from typing import Any
 from moto.rds.models import rds_backends
 
 from labkit.localcloud.core.services import CloudContext, Service
+from labkit.localcloud.core.timing import TimingService
 from labkit.localcloud.network.service import NetworkService
 from labkit.localcloud.rds import tls as rds_tls
 from labkit.localcloud.rds.engine import DbServer, Engine, free_port
@@ -59,6 +62,16 @@ class RdsService(Service):
         """The network model: it gives each DB instance its endpoint address and decides who reaches it."""
         return self.ctx.services.require(NetworkService)
 
+    def _now(self) -> float:
+        timing = self.ctx.services.find(TimingService)
+        return timing.now() if timing is not None else time.time()
+
+    def _wait(self, kind: str, since: float) -> None:
+        """The time AWS takes for ``kind`` since ``since`` (lab time), in realistic mode; nothing otherwise."""
+        timing = self.ctx.services.find(TimingService)
+        if timing is not None:
+            timing.wait(kind, since)
+
     def summary(self) -> dict[str, Any]:
         return {"server_binary": str(self.engine.binary) if self.engine.binary else None, "flavour": self.engine.flavour,
                 "ca_certificate": str(self.ca_dir / rds_tls.CA_FILE),
@@ -81,11 +94,12 @@ class RdsService(Service):
         self.ctx.state.changed(self.name)
         (server.address, db.port) = self._network().add_db(server.identifier, server.port)
         db.status = "creating"
-        threading.Thread(target=self._create, args=(db, server), daemon=True,
+        threading.Thread(target=self._create, args=(db, server, self._now()), daemon=True,
                          name=f"rds-create-{server.identifier}").start()
 
-    def _create(self, db: Any, server: DbServer, dump: Path | None = None) -> None:
-        """A new engine for ``db`` (with the data of a checkpoint's ``dump``, when it is taken in)."""
+    def _create(self, db: Any, server: DbServer, since: float, dump: Path | None = None) -> None:
+        """A new engine for ``db`` (with the data of a checkpoint's ``dump``, when it is taken in); in realistic
+        mode it reads ``creating`` until ``rds_create`` has passed since ``since``."""
         with self.ctx.state.settling(f"rds:{server.identifier}"):
             try:
                 with server.lock:
@@ -97,6 +111,8 @@ class RdsService(Service):
                     self.engine.bootstrap(server, db.master_username, password, None if dump else db.db_name)
                     if dump is not None:
                         self.engine.load_dump(server, dump)
+                if dump is None:
+                    self._wait("rds_create", since)
                 db.status = "available"
             except Exception:
                 log.exception("creating DB instance %s failed", server.identifier)
@@ -147,12 +163,13 @@ class RdsService(Service):
         if not server:
             return
         db.status = "rebooting"
+        since = self._now()
 
         def reboot() -> None:
             with server.lock:
                 self.engine.stop(server)
                 add_event(db, "DB_INSTANCE_SHUTDOWN")
-                self._restart(server, db)
+                self._restart(server, db, since=since)
             self._mark(db)
 
         threading.Thread(target=reboot, daemon=True, name=f"rds-reboot-{server.identifier}").start()
@@ -178,12 +195,18 @@ class RdsService(Service):
         self.ctx.state.changed(self.name)
         db.status = "rebooting"
         add_event(db, "DB_INSTANCE_RECOVERY_START")
-        if self._restart(server, db):
+        if self._restart(server, db, since=self._now()):
             add_event(db, "DB_INSTANCE_RECOVERY_FINISH")
         self._mark(db)
 
-    def _restart(self, server: DbServer, db: Any, attempts: int = 3) -> bool:
-        """Start the engine again (InnoDB replays its redo log); ``available`` once it accepts connections."""
+    def _restart(self, server: DbServer, db: Any, attempts: int = 3, since: float | None = None) -> bool:
+        """Start the engine again (InnoDB replays its redo log); ``available`` once it accepts connections. In
+        realistic mode the engine stays down until ``rds_reboot`` has passed since ``since``."""
+        if since is not None:
+            stopped = self._stopped
+            self._wait("rds_reboot", since)
+            if stopped.is_set():  # the cloud stopped or was reset meanwhile: start nothing
+                return False
         for attempt in range(1, attempts + 1):
             try:
                 self.engine.start(server)
@@ -279,7 +302,7 @@ class RdsService(Service):
             return
         if dump is not None and dump.is_file():
             db.status = "creating"
-            threading.Thread(target=self._create, args=(db, server, dump), daemon=True,
+            threading.Thread(target=self._create, args=(db, server, self._now(), dump), daemon=True,
                              name=f"rds-import-{identifier}").start()
             return
         db.status = "rebooting"

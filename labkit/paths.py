@@ -100,3 +100,18 @@ def reachability_frame(lab: Lab, path_prefix: str = "") -> pd.DataFrame:
                      "as": PLANNED if any(built[n] is None for n in parts) else BUILT})
     return pd.DataFrame(rows, columns=COLUMNS)
 
+
+def function_paths_frame(lab: Lab, function: str) -> pd.DataFrame:
+    """The paths a copy of order-validator needs, for ``function`` where it sits now (its subnets and groups):
+    to Secrets Manager and to the database's port, allowed or blocked and why."""
+    vpcs = lab.client("ec2").describe_vpcs(Filters=lab.tag_filter())["Vpcs"]
+    net = rx.Network.describe(lab.client("ec2"), [v["VpcId"] for v in vpcs]) if vpcs else rx.Network()
+    node = _function(lab, net, function)
+    db = describe_db_instance(lab)
+    rows = []
+    for path, decide in ((f"{function} -> Secrets Manager", lambda n: rx.api_path(net, n, "secretsmanager", lab.region)),
+                         (f"{function} -> RDS :3306", lambda n: rx.connect(net, n, rx.db_node(net, db), 3306)
+                          if db else rx.Verdict(False, "not built yet (db)"))):
+        verdict = decide(node) if node else rx.Verdict(False, f"{function} does not exist")
+        rows.append({"path": path, "allowed": verdict.allowed, "because": verdict.reason, "as": BUILT})
+    return pd.DataFrame(rows, columns=COLUMNS)

@@ -129,13 +129,13 @@ def test_troubleshooting_reproduces_a_missing_permission_and_its_fix(provisioned
     lab = provisioned.lab
     try:
         name = troubleshoot_iam.secret_permission_error(lab)
-        answer = troubleshoot.try_order(lab, name).iloc[0]
-        assert answer["FunctionError"] == "Unhandled"
-        assert "AccessDeniedException" in answer["answer"]
+        answer = troubleshoot.try_probe(lab, name)
+        assert answer.function_error == "Unhandled"
+        assert "AccessDeniedException" in answer.answer
         assert (f"assumed-role/{troubleshoot_iam.probe_role_name(lab, 'no-secret-access')}/{name} is not authorized "
-                "to perform: secretsmanager:GetSecretValue") in answer["answer"]
+                "to perform: secretsmanager:GetSecretValue") in answer.answer
         troubleshoot_iam.fix_secret_permission(lab)
-        assert troubleshoot.try_order(lab, name).iloc[0]["FunctionError"] == "-"
+        assert troubleshoot.try_probe(lab, name).ok
     finally:
         removed = troubleshoot.cleanup(lab)
     assert troubleshoot_iam.probe_role_name(lab, "no-secret-access") in set(removed["name"])

@@ -97,13 +97,50 @@ def test_students_do_and_check_their_understanding(path: Path):
         assert re.search(r"^if solutions:\n", solution, re.M) and not re.search(r"^[^#\s]", solution.split(
             "if solutions:", 1)[1], re.M), "the whole reference solution sits under `if solutions:`"
         assert f"tasks.task_check({number}, lab, require=solutions)" in "".join(cells[f"your-turn-{nn}-check"]["source"])
+    elif number == 15:
+        assert re.search(r"^solutions = False ", params, re.M), "the student's run leaves the fixes to the student"
     else:
         assert "solutions" not in params
     quiz = "".join(json.loads(path.read_text())["cells"][-1]["source"])
     assert quiz.startswith("## Knowledge check") and quiz.count("<details><summary>Answer</summary>") == 3
     if number == 15:
-        cases = [c for c in cells.values() if c["cell_type"] == "markdown" and re.match(r"## \d\. ", "".join(c["source"]))]
-        assert len(cases) == 6
-        for case in cases:
-            text = "".join(case["source"])
-            assert "**Predict**" in text and "<details><summary>Answer</summary>" in text, text[:60]
+        _troubleshooting_is_done_by_the_student(cells)
+
+
+def _troubleshooting_is_done_by_the_student(cells: dict) -> None:
+    """Each of the six cases: a prediction with its answer folded, the break, evidence, a fix the student writes
+    (hints in three tiers), the reference fix folded away and run only with ``solutions``, and a check."""
+    from labkit.troubleshoot_cases import CASES
+
+    for key, case in CASES.items():
+        heading = "".join(cells[f"case-{key}"]["source"])
+        assert heading.startswith(f"## {case.number}. ") and "**Predict**" in heading
+        assert "<details><summary>Answer</summary>" in heading, heading[:60]
+        assert f'cases.break_it(lab, "{key}")' in "".join(cells[f"case-{key}-break"]["source"])
+        assert "**Diagnose.**" in "".join(cells[f"case-{key}-diagnose"]["source"])
+        assert f"case-{key}-evidence-1" in cells, "the evidence is shown, not told"
+        fix = "".join(cells[f"case-{key}-fix"]["source"])
+        assert "**Fix it yourself" in fix and [t in fix for t in HINT_TIERS] == [True] * 3, fix[:80]
+        assert "".join(cells[f"case-{key}-code"]["source"]).startswith("# Your fix here")
+        _folded_solution(cells[f"case-{key}-solution"])
+        assert f'cases.check_fix(lab, "{key}", require=solutions)' in "".join(cells[f"case-{key}-check"]["source"])
+
+
+HINT_TIERS = ("<summary>Hint 1: the idea</summary>", "<summary>Hint 2: which API</summary>",
+              "<summary>Hint 3: the call</summary>")
+
+
+def _folded_solution(cell: dict) -> None:
+    """A reference solution runs only with ``solutions = True``, all of it, and is folded away in JupyterLab."""
+    source = "".join(cell["source"])
+    assert re.search(r"^if solutions:\n", source, re.M) and not re.search(r"^[^#\s]", source.split(
+        "if solutions:", 1)[1], re.M), "the whole reference solution sits under `if solutions:`"
+    assert cell["metadata"].get("jupyter", {}).get("source_hidden") is True, "the reference solution is folded"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_students_see_no_assert_statements(path: Path):
+    """Checks a student runs are labkit calls that raise a LabkitError with a hint, never a bare ``assert``."""
+    for index, cell in enumerate(json.loads(path.read_text())["cells"]):
+        if cell["cell_type"] == "code":
+            assert not re.search(r"^\s*assert\b", "".join(cell["source"]), re.M), f"cell {index} asserts"

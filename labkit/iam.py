@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from labkit.errors import if_exists
+from labkit.localcloud.iam.policy import allowed_by  # the evaluator the local cloud enforces with: pure, no moto
 from labkit.names import (
     EC2_ROLE,
     REPORT_FUNCTION,
@@ -29,7 +30,7 @@ from labkit.tagging import claim, ec2_find
 
 __all__ = ["EC2_ROLE", "MANAGED", "REPORT_FUNCTION", "REPORT_ROLE", "SECRET_NAME", "VALIDATOR_FUNCTION",
            "VALIDATOR_ROLE", "access_frame", "ensure_instance_profile", "ensure_role", "least_privilege_policy",
-           "needed_actions", "policy_mode", "role_allows", "role_policies", "roles_frame", "trust_frame"]
+           "needed_actions", "policy_mode", "role_allows", "role_documents", "role_policies", "roles_frame", "trust_frame"]
 AWS_POLICY = "arn:aws:iam::aws:policy/"
 MANAGED = {
     # AmazonSSMManagedInstanceCore is what lets SSM Run Command reach the instance (no SSH needed).
@@ -209,11 +210,14 @@ def trust_frame(lab: Lab, role: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["role", "effect", "principal type", "principal", "actions"])
 
 
-def role_allows(lab: Lab, role: str, action: str, resource: str) -> bool:
-    """Whether ``role``'s policies (attached and inline) allow ``action`` on ``resource``, evaluated as IAM does
-    (an explicit deny wins; a statement with a condition counts only if it holds without request context)."""
-    from labkit.localcloud.iam_policy import allowed_by  # the evaluator the local cloud enforces with
+def role_documents(lab: Lab, role: str) -> list[str]:
+    """Every policy document of ``role`` (attached and inline) as JSON text."""
+    return [document if isinstance(document, str) else json.dumps(document)
+            for _name, _kind, document in role_policies(lab, role)]
 
-    documents = [document if isinstance(document, str) else json.dumps(document)
-                 for _name, _kind, document in role_policies(lab, role)]
-    return allowed_by(documents, action, resource)
+
+def role_allows(lab: Lab, role: str, action: str, resource: str, documents: list[str] | None = None) -> bool:
+    """Whether ``role``'s policies (attached and inline; or ``documents`` read before with :func:`role_documents`)
+    allow ``action`` on ``resource``, evaluated as IAM does (an explicit deny wins; a statement with a condition
+    counts only if it holds without request context)."""
+    return allowed_by(role_documents(lab, role) if documents is None else documents, action, resource)

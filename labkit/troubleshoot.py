@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import ClientError
 
-from labkit import functions, iam, network, paths, troubleshoot_iam
+from labkit import display, functions, iam, network, paths, troubleshoot_iam
 from labkit.errors import if_exists
 from labkit.names import PROBE_CASES, VALIDATOR_FUNCTION, log_group, probe_name
 from labkit.session import Lab
@@ -141,13 +141,9 @@ class Attempt:
                               "took (s)": round(self.seconds, 2)}])
 
     def _repr_html_(self) -> str:
-        from labkit import display
-
         return display.to_html(self.frame())
 
     def __repr__(self) -> str:
-        from labkit import display
-
         return display.to_text(self.frame())
 
 

@@ -219,10 +219,10 @@ BEYOND_READING = ("secretsmanager:PutSecretValue", "secretsmanager:DeleteSecret"
 
 def broader_than_reading(lab: Lab, role: str) -> list[str]:
     """What ``role`` may do in Secrets Manager beyond reading the lab's secret (empty: least privilege)."""
-    arn = _secret_arn(lab)
+    arn, documents = _secret_arn(lab), iam.role_documents(lab, role)
     other = arn.rsplit(":", 1)[0] + ":another-secret-AbCdEf"  # the same account and region, another secret
     found = [f"{action.split(':')[1]} {SECRET_NAME}" for action in BEYOND_READING
-             if iam.role_allows(lab, role, action, arn)]
-    if iam.role_allows(lab, role, "secretsmanager:GetSecretValue", other):
+             if iam.role_allows(lab, role, action, arn, documents)]
+    if iam.role_allows(lab, role, "secretsmanager:GetSecretValue", other, documents):
         found.append("read other secrets of the account")
     return found

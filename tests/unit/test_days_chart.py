@@ -7,7 +7,7 @@ import pandas as pd
 
 matplotlib.use("Agg")
 
-from labkit import verify  # noqa: E402
+from labkit import verify
 
 
 def _days(starts: list[str], hours: int = 24) -> pd.DataFrame:

@@ -8,11 +8,19 @@ import pytest
 
 matplotlib.use("Agg")
 
-from matplotlib.colors import to_rgb  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.colors import to_rgb
+from matplotlib.patches import Patch
 
-from labkit import diagram  # noqa: E402
-from labkit.diagram import ARROW_ENDS, ARROWS, BOXES, CONTAINERS, RUNS_LINES, THROUGH, Part  # noqa: E402
+from labkit import diagram
+from labkit.diagram import (
+    ARROW_ENDS,
+    ARROWS,
+    BOXES,
+    CONTAINERS,
+    RUNS_LINES,
+    THROUGH,
+    Part,
+)
 
 
 def _samples(points: list[tuple[float, float]], step: float = 0.002) -> list[tuple[float, float]]:

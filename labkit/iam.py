@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from labkit.errors import if_exists
-from labkit.localcloud.iam.policy import allowed_by  # the evaluator the local cloud enforces with: pure, no moto
+from labkit.iam_policy import allowed_by
 from labkit.names import (
     EC2_ROLE,
     REPORT_FUNCTION,

@@ -31,12 +31,12 @@ from moto.awslambda.exceptions import UnknownFunctionException
 from moto.awslambda.models import lambda_backends
 from werkzeug.wrappers import Request
 
+from labkit import iam_policy
 from labkit.localcloud.awslambda.service import LambdaService
 from labkit.localcloud.cloudwatch.telemetry import Keys, Telemetry
 from labkit.localcloud.core.clock import ClockService
 from labkit.localcloud.core.services import CloudContext, Route, Service
 from labkit.localcloud.events.schedules import next_after, scheduled_event
-from labkit.localcloud.iam import policy as iam_policy
 from labkit.localcloud.iam.principals import service_keys
 
 log = logging.getLogger("labkit.localcloud.events")

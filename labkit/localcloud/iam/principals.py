@@ -21,8 +21,8 @@ from moto.iam.exceptions import NotFoundException as RoleNotFound
 from moto.iam.models import IAMBackend, iam_backends
 from moto.sts.models import sts_backends
 
+from labkit import iam_policy
 from labkit.localcloud.credentials import AccessKeys, new_keys
-from labkit.localcloud.iam import policy as iam_policy
 
 ACCOUNT = DEFAULT_ACCOUNT_ID
 _SERVICE_LOCK = threading.Lock()

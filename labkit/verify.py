@@ -141,7 +141,7 @@ def days_frame(lab: Lab, prefix: str = "reports/") -> pd.DataFrame:
     for key in storage.reports_frame(lab, prefix)["key"]:
         if key.endswith(".change.json"):
             change = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-            rows.append({"from": _minute(change["window_start"]), "to": _minute(change["window_end"]),
+            rows.append({"from": _instant(change["window_start"]), "to": _instant(change["window_end"]),
                          "orders": change["orders"], "amount": float(change["amount"]),
                          "previous orders": change["previous_orders"],
                          "previous amount": float(change["previous_amount"]),
@@ -149,13 +149,14 @@ def days_frame(lab: Lab, prefix: str = "reports/") -> pd.DataFrame:
     return pd.DataFrame(rows, columns=REPORT_COLUMNS).sort_values("from", ignore_index=True)
 
 
-def _minute(instant: str) -> str:
-    return instant[:16].replace("T", " ")
+def _instant(instant: str) -> str:
+    return instant[:19].replace("T", " ")
 
 
 def overlapping(days: pd.DataFrame) -> bool:
     """Whether any report's window starts before the previous one ends (a schedule shorter than 24 hours)."""
-    return bool((days["from"].iloc[1:].to_numpy() < days["to"].iloc[:-1].to_numpy()).any()) if len(days) > 1 else False
+    starts, ends = pd.to_datetime(days["from"]), pd.to_datetime(days["to"])
+    return bool((starts.iloc[1:].to_numpy() < ends.iloc[:-1].to_numpy()).any()) if len(days) > 1 else False
 
 
 def days_chart(days: pd.DataFrame) -> Figure:
@@ -174,7 +175,10 @@ def days_chart(days: pd.DataFrame) -> Figure:
         middle = mdates.date2num(first) + (mdates.date2num(last) - mdates.date2num(first)) / 2
         timeline.text(middle, row, f"{orders} order{'s' if orders != 1 else ''}", ha="center", va="center",
                       color="white", fontsize=8.5, fontweight="bold")
-    timeline.set_yticks(rows, [f"{first:%d %b %H:%M}" for first in start])
+    labels = [f"{first:%d %b %H:%M}" for first in start]
+    if len(set(labels)) < len(labels):  # two runs within a minute (two by hand): tell them apart by the second
+        labels = [f"{first:%d %b %H:%M:%S}" for first in start]
+    timeline.set_yticks(rows, labels)
     timeline.invert_yaxis()  # the oldest report on top
     timeline.xaxis.set_major_formatter(mdates.DateFormatter("%d %b\n%H:%M"))
     timeline.set_xlabel("UTC")

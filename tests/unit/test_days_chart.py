@@ -11,7 +11,7 @@ from labkit import verify
 
 
 def _days(starts: list[str], hours: int = 24) -> pd.DataFrame:
-    rows = [{"from": s, "to": (pd.Timestamp(s) + pd.Timedelta(hours=hours)).strftime("%Y-%m-%d %H:%M"),
+    rows = [{"from": s, "to": (pd.Timestamp(s) + pd.Timedelta(hours=hours)).strftime("%Y-%m-%d %H:%M:%S"),
              "orders": n + 1, "amount": 10.0 * (n + 1), "previous orders": 0, "previous amount": 0.0,
              "orders change": 0, "amount change": 0.0} for n, s in enumerate(starts)]
     return pd.DataFrame(rows, columns=verify.REPORT_COLUMNS)
@@ -42,3 +42,9 @@ def test_daily_reports_are_side_by_side_without_a_note():
     assert all(later[0] == earlier[1] for earlier, later in zip(windows, windows[1:]))
     assert "overlap" not in figure.axes[0].get_title()
     assert [t.get_text() for t in figure.axes[0].get_yticklabels()] == ["03 Dec 00:00", "04 Dec 00:00", "05 Dec 00:00"]
+
+
+def test_two_reports_within_a_minute_are_told_apart_by_the_second():
+    days = _days(["2026-12-03 18:30:41", "2026-12-03 18:30:58"])
+    labels = [t.get_text() for t in verify.days_chart(days).axes[0].get_yticklabels()]
+    assert labels == ["03 Dec 18:30:41", "03 Dec 18:30:58"]

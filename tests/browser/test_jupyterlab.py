@@ -122,6 +122,7 @@ def test_the_reference_solution_is_folded_and_the_hints_closed(browser, jupyterl
             if (!placeholder) { const o = document.querySelector('.jp-WindowedPanel-outer'); if (o) o.scrollTop += 500;
                                 return null; }
             const turn = [...document.querySelectorAll('.jp-RenderedMarkdown')].find(m => m.innerText.startsWith('Your turn'));
+            if (!turn || !placeholder.innerText) { placeholder.scrollIntoView({block: 'center'}); return null; }
             return {placeholder: placeholder.innerText,
                     hidden: placeholder.closest('.jp-Cell').querySelector('.jp-InputArea') === null ||
                             placeholder.closest('.jp-Cell').querySelector('.jp-InputArea').offsetParent === null,

@@ -108,10 +108,10 @@ def function_paths_frame(lab: Lab, function: str) -> pd.DataFrame:
     net = rx.Network.describe(lab.client("ec2"), [v["VpcId"] for v in vpcs]) if vpcs else rx.Network()
     node = _function(lab, net, function)
     db = describe_db_instance(lab)
-    rows = []
-    for path, decide in ((f"{function} -> Secrets Manager", lambda n: rx.api_path(net, n, "secretsmanager", lab.region)),
-                         (f"{function} -> RDS :3306", lambda n: rx.connect(net, n, rx.db_node(net, db), 3306)
-                          if db else rx.Verdict(False, "not built yet (db)"))):
-        verdict = decide(node) if node else rx.Verdict(False, f"{function} does not exist")
-        rows.append({"path": path, "allowed": verdict.allowed, "because": verdict.reason})
+    missing = rx.Verdict(False, f"{function} does not exist")
+    to_secrets = rx.api_path(net, node, "secretsmanager", lab.region) if node else missing
+    to_db = (rx.connect(net, node, rx.db_node(net, db), 3306) if db else rx.Verdict(False, "not built yet (db)")
+             ) if node else missing
+    rows = [{"path": path, "allowed": verdict.allowed, "because": verdict.reason}
+            for path, verdict in ((f"{function} -> Secrets Manager", to_secrets), (f"{function} -> RDS :3306", to_db))]
     return pd.DataFrame(rows, columns=COLUMNS[:3])  # where the function sits now: always as built

@@ -24,13 +24,14 @@ __all__ = ["read_previous_version", "report_least_privilege"]
 HISTORY_DELAY = "on AWS a call shows in the history within about five minutes: run the check again then"
 
 
-def _record(event: dict) -> dict[str, Any]:
-    return json.loads(event.get("CloudTrailEvent") or "{}")
+def _record(event: dict[str, Any]) -> dict[str, Any]:
+    record: dict[str, Any] = json.loads(event.get("CloudTrailEvent") or "{}")
+    return record
 
 
 def _secret_arn(lab: Any) -> str | None:
     try:
-        return lab.client("secretsmanager").describe_secret(SecretId=names.SECRET_NAME)["ARN"]
+        return str(lab.client("secretsmanager").describe_secret(SecretId=names.SECRET_NAME)["ARN"])
     except ClientError as exc:
         if error_code(exc) in GONE:
             return None
@@ -96,7 +97,8 @@ def _last_role_change(lab: Any) -> dt.datetime | None:
         record = _record(event)
         if event["EventName"] in ROLE_CHANGES and (record.get("requestParameters") or {}).get(
                 "roleName") == names.REPORT_ROLE and not record.get("errorCode"):
-            return event["EventTime"]
+            changed: dt.datetime = event["EventTime"]
+            return changed
     return None
 
 

@@ -104,7 +104,7 @@ def _works(attempt: Attempt) -> tuple[bool, str]:
                    f"{attempt.error_type or attempt.function_error}: {attempt.answer[:300]}")
 
 
-def _exists(lab: Lab, case: str) -> dict | None:
+def _exists(lab: Lab, case: str) -> dict[str, Any] | None:
     return function_configuration(lab, probe_name(lab, case))
 
 

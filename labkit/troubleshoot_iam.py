@@ -204,7 +204,7 @@ def may_create_network_interfaces(lab: Lab, role: str) -> bool:
 
 
 def _secret_arn(lab: Lab) -> str:
-    return lab.client("secretsmanager").describe_secret(SecretId=SECRET_NAME)["ARN"]
+    return str(lab.client("secretsmanager").describe_secret(SecretId=SECRET_NAME)["ARN"])
 
 
 def may_read_secret(lab: Lab, role: str) -> bool:

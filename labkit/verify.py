@@ -169,18 +169,16 @@ def days_chart(days: pd.DataFrame) -> Figure:
     rows = list(range(len(days)))
     fig, (timeline, amounts) = plt.subplots(1, 2, figsize=(11, 1.4 + 0.42 * len(days)), sharey=True,
                                             gridspec_kw={"width_ratios": [3, 1.3]})
-    timeline.barh(rows, mdates.date2num(end) - mdates.date2num(start), left=mdates.date2num(start), height=0.55,
-                  color="#067647", alpha=0.75)
-    for row, first, last, orders in zip(rows, start, end, days["orders"]):
-        middle = mdates.date2num(first) + (mdates.date2num(last) - mdates.date2num(first)) / 2
-        timeline.text(middle, row, f"{orders} order{'s' if orders != 1 else ''}", ha="center", va="center",
+    timeline.barh(rows, end - start, left=start, height=0.55, color="#067647", alpha=0.75)
+    for row, first, last, orders in zip(rows, start, end, days["orders"], strict=True):
+        timeline.text(first + (last - first) / 2, row, f"{orders} order{'s' if orders != 1 else ''}", ha="center", va="center",
                       color="white", fontsize=8.5, fontweight="bold")
     labels = [f"{first:%d %b %H:%M}" for first in start]
     if len(set(labels)) < len(labels):  # two runs within a minute (two by hand): tell them apart by the second
         labels = [f"{first:%d %b %H:%M:%S}" for first in start]
     timeline.set_yticks(rows, labels)
     timeline.invert_yaxis()  # the oldest report on top
-    timeline.xaxis.set_major_formatter(mdates.DateFormatter("%d %b\n%H:%M"))
+    timeline.xaxis.set_major_formatter(mdates.DateFormatter("%d %b\n%H:%M"))  # type: ignore[no-untyped-call]
     timeline.set_xlabel("UTC")
     timeline.set_ylabel("report (from)")
     title = "Each report's window: the 24 hours before its run"

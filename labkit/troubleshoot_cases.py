@@ -177,15 +177,18 @@ def _check_secret(lab: Lab) -> tuple[bool, str]:
     config = _exists(lab, "secret")
     if config is None:
         return False, MISSING
-    keys = troubleshoot.secret_keys_frame(lab, probe_name(lab, "secret"))
+    name = config.get("Environment", {}).get("Variables", {}).get("DB_SECRET_NAME", "(not set)")
+    keys = troubleshoot.secret_keys_frame(lab, name)
     missing = [k for k in ("username", "password", "host", "dbname") if not keys.loc[keys["key"] == k, "present"].any()]
     if missing:
-        return False, f"the probe secret still lacks {', '.join(missing)} (it has {', '.join(keys.loc[keys['present'], 'key'])})"
+        return False, (f"the probe reads {name}, which still lacks {', '.join(missing)} "
+                       f"(it has {', '.join(keys.loc[keys['present'], 'key'])})")
     attempt = troubleshoot.try_probe(lab, config["FunctionName"])
     if attempt.error_type == "DatabaseError" and "1045" in attempt.answer:
-        return False, ("the shape is right now, but the database refused the login: the password must stay the one "
-                       "the broken secret held under `pass`")
-    return _works(attempt)
+        return False, (f"{name} has the right shape now, but the database refused the login: the probe secret never "
+                       f"held the real password (it lives in one secret only): point the probe at {SECRET_NAME}")
+    passed, detail = _works(attempt)
+    return passed, detail + (f" (it reads {name})" if passed else "")
 
 
 # ---- 4. RDS connection issue -------------------------------------------------------------------------------
@@ -273,8 +276,9 @@ CASES: dict[str, Case] = {
                     "VpcConfig, as order-validator has it), or let its group in where it is dropped",
                     _break_timeout, _check_timeout),
     "secret": Case(3, "Secret key error", "SecretFormatError",
-                   "rewrite the probe secret in the RDS-credentials shape: secretsmanager.put_secret_value with "
-                   "username, password, host, port, dbname (host and port from rds.describe_db_instances)",
+                   f"point the probe at a secret in the RDS-credentials shape, the lab's {SECRET_NAME} (step 9), the one "
+                   "place the password lives: lambda.update_function_configuration(FunctionName=<probe>, Environment="
+                   f"{{'Variables': {{...its variables, 'DB_SECRET_NAME': '{SECRET_NAME}'}}}})",
                    _break_secret, _check_secret),
     "rds": Case(4, "RDS connection issue", "DatabaseError [MySQL error 2003]",
                 "let the probe's group into rds-mysql-sg: ec2.authorize_security_group_ingress(GroupId=<rds-mysql-sg>, "

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from labkit.errors import if_exists
+from labkit.iam_policy import allowed_by
 from labkit.names import (
     EC2_ROLE,
     REPORT_FUNCTION,
@@ -29,7 +30,7 @@ from labkit.tagging import claim, ec2_find
 
 __all__ = ["EC2_ROLE", "MANAGED", "REPORT_FUNCTION", "REPORT_ROLE", "SECRET_NAME", "VALIDATOR_FUNCTION",
            "VALIDATOR_ROLE", "access_frame", "ensure_instance_profile", "ensure_role", "least_privilege_policy",
-           "needed_actions", "policy_mode", "roles_frame", "trust_frame"]
+           "needed_actions", "policy_mode", "role_allows", "role_documents", "role_policies", "roles_frame", "trust_frame"]
 AWS_POLICY = "arn:aws:iam::aws:policy/"
 MANAGED = {
     # AmazonSSMManagedInstanceCore is what lets SSM Run Command reach the instance (no SSH needed).
@@ -159,7 +160,7 @@ def _listed(value: Any) -> list[str]:
     return [str(v) for v in (value if isinstance(value, list) else [value] if value is not None else [])]
 
 
-def _role_policies(lab: Lab, role: str) -> list[tuple[str, str, Any]]:
+def role_policies(lab: Lab, role: str) -> list[tuple[str, str, Any]]:
     """(policy name, kind, document) of every policy of ``role``: attached managed ones, then inline ones."""
     iam = lab.client("iam")
     found = []
@@ -186,7 +187,7 @@ def access_frame(lab: Lab, roles: list[str] | None = None) -> pd.DataFrame:
     for role in roles or list(MANAGED):
         if if_exists(lambda: iam.get_role(RoleName=role), f"reading the role {role}") is None:
             continue
-        for name, kind, document in _role_policies(lab, role):
+        for name, kind, document in role_policies(lab, role):
             for statement in _statements(document):
                 negated = "NotAction" in statement
                 actions = _listed(statement.get("NotAction" if negated else "Action"))
@@ -207,3 +208,16 @@ def trust_frame(lab: Lab, role: str) -> pd.DataFrame:
             rows.append({"role": role, "effect": statement.get("Effect", ""), "principal type": kind,
                          "principal": who, "actions": ", ".join(_listed(statement.get("Action")))})
     return pd.DataFrame(rows, columns=["role", "effect", "principal type", "principal", "actions"])
+
+
+def role_documents(lab: Lab, role: str) -> list[str]:
+    """Every policy document of ``role`` (attached and inline) as JSON text."""
+    return [document if isinstance(document, str) else json.dumps(document)
+            for _name, _kind, document in role_policies(lab, role)]
+
+
+def role_allows(lab: Lab, role: str, action: str, resource: str, documents: list[str] | None = None) -> bool:
+    """Whether ``role``'s policies (attached and inline; or ``documents`` read before with :func:`role_documents`)
+    allow ``action`` on ``resource``, evaluated as IAM does (an explicit deny wins; a statement with a condition
+    counts only if it holds without request context)."""
+    return allowed_by(role_documents(lab, role) if documents is None else documents, action, resource)

@@ -100,3 +100,18 @@ def reachability_frame(lab: Lab, path_prefix: str = "") -> pd.DataFrame:
                      "as": PLANNED if any(built[n] is None for n in parts) else BUILT})
     return pd.DataFrame(rows, columns=COLUMNS)
 
+
+def function_paths_frame(lab: Lab, function: str) -> pd.DataFrame:
+    """The paths a copy of order-validator needs, for ``function`` where it sits now (its subnets and groups):
+    to Secrets Manager and to the database's port, allowed or blocked and why."""
+    vpcs = lab.client("ec2").describe_vpcs(Filters=lab.tag_filter())["Vpcs"]
+    net = rx.Network.describe(lab.client("ec2"), [v["VpcId"] for v in vpcs]) if vpcs else rx.Network()
+    node = _function(lab, net, function)
+    db = describe_db_instance(lab)
+    missing = rx.Verdict(False, f"{function} does not exist")
+    to_secrets = rx.api_path(net, node, "secretsmanager", lab.region) if node else missing
+    to_db = (rx.connect(net, node, rx.db_node(net, db), 3306) if db else rx.Verdict(False, "not built yet (db)")
+             ) if node else missing
+    rows = [{"path": path, "allowed": verdict.allowed, "because": verdict.reason}
+            for path, verdict in ((f"{function} -> Secrets Manager", to_secrets), (f"{function} -> RDS :3306", to_db))]
+    return pd.DataFrame(rows, columns=COLUMNS[:3])  # where the function sits now: always as built

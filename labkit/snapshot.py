@@ -41,6 +41,8 @@ class _Reads:
         service = model.service_model.service_name
         if not model.name.startswith(READS) or (service, model.name) in POLLED or model.has_streaming_output:
             return None  # an object's body (S3 GetObject) is a stream read once: always sent
+        if _holds_policy_document(model.output_shape):
+            return None  # botocore decodes IAM's policy documents in the answer after each call: never twice
         asked = [params.get("url_path"), params.get("query_string"), params.get("body")]
         return service, model.name, json.dumps(asked, sort_keys=True, default=str)
 
@@ -66,6 +68,25 @@ class _Reads:
                 return
             with self.lock:
                 self.answers.setdefault(key, kept)
+
+
+def _holds_policy_document(shape: Any, seen: set | None = None) -> bool:
+    """Whether an answer of this shape carries an IAM policy document, which botocore's after-call handler
+    (``json_decode_policies``) turns from quoted JSON into a dict in place: a shared answer would be decoded
+    again, and fail."""
+    seen = set() if seen is None else seen
+    if shape is None or shape.name in seen:
+        return False
+    seen.add(shape.name)
+    if shape.type_name == "string":
+        return shape.name == "policyDocumentType"
+    if shape.type_name == "structure":
+        return any(_holds_policy_document(member, seen) for member in shape.members.values())
+    if shape.type_name == "list":
+        return _holds_policy_document(shape.member, seen)
+    if shape.type_name == "map":
+        return _holds_policy_document(shape.value, seen)
+    return False
 
 
 @contextlib.contextmanager

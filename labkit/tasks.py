@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import ClientError
 
-from labkit import functions, myip, names, records
+from labkit import functions, myip, names, records, tasks_history
 from labkit.errors import GONE, LabkitError, error_code
 from labkit.lookups import describe_db_instance
 from labkit.schedule_expressions import fires_every
@@ -31,11 +31,10 @@ from labkit.task_answers import (
 )
 
 MIN_AMOUNT = Decimal("1.00")   # step 10: the validator's new minimum
-REPORT_RETENTION_DAYS = 14     # step 12: how long the report function's logs are kept
 SCHEDULE_12H = "rate(12 hours)"  # the hint's spelling; any schedule that fires every 12 hours passes
 EVERY_12_HOURS = dt.timedelta(hours=12)
 # the tag each tagging task asks for: (key, value); None: any value (the student's name)
-TAGS = {1: ("owner", None), 2: ("tier", "data"), 9: ("data-classification", "confidential")}
+TAGS = {1: ("owner", None), 2: ("tier", "data")}
 BACKUP_DAYS = 7                # step 4: how long RDS keeps the automated backups
 
 
@@ -168,18 +167,6 @@ def _db_port_from_instance(lab: Lab) -> tuple[bool, str]:
     return _ran_on_instance(lab, (db["Endpoint"]["Address"], str(db["Endpoint"]["Port"])))
 
 
-def _secret_classified(lab: Lab) -> tuple[bool, str]:
-    try:
-        secret = lab.client("secretsmanager").describe_secret(SecretId=names.SECRET_NAME)
-    except ClientError as exc:
-        if error_code(exc) in GONE:
-            return False, f"the secret {names.SECRET_NAME} does not exist yet"
-        raise
-    key, wanted = TAGS[9]
-    value = _tag(secret.get("Tags"), key)
-    return value == wanted, f"the secret's {key} tag is {value!r}"
-
-
 def _minimum_amount(lab: Lab) -> tuple[bool, str]:
     lam = lab.client("lambda")
     try:
@@ -220,15 +207,6 @@ def _reports_expire(lab: Lab) -> tuple[bool, str]:
         if passed:
             return True, detail
     return False, "; ".join(f"{name}: {detail}" for name, _passed, detail in verdicts)
-
-
-def _log_retention(lab: Lab) -> tuple[bool, str]:
-    group = f"/aws/lambda/{names.REPORT_FUNCTION}"
-    found = lab.client("logs").describe_log_groups(logGroupNamePrefix=group)["logGroups"]
-    days = next((g.get("retentionInDays") for g in found if g["logGroupName"] == group), None)
-    if not found:
-        return False, f"{group} does not exist yet (invoke the function once)"
-    return days == REPORT_RETENTION_DAYS, f"{group} keeps its logs {f'{days} days' if days else 'forever'}"
 
 
 def _every_12_hours(lab: Lab) -> tuple[bool, str]:
@@ -279,9 +257,10 @@ TASKS: dict[int, Task] = {task.step: task for task in [
     Task(8, "Read the app's last log lines through SSM",
          "the app is the systemd unit orders-app: journalctl -u orders-app -n 20 --no-pager, sent with "
          "ssm.send_command", lambda lab: output_on_instance(lab, journal_output, "the app's log lines")),
-    Task(9, "Tag the secret data-classification=confidential, without reading its value",
-         "secretsmanager.tag_resource(SecretId='order-db-secret', Tags=[...]); describe_secret shows the tags, "
-         "never the value", _secret_classified),
+    Task(9, "Read the keys of the secret's previous version, and only its keys",
+         "secretsmanager.list_secret_version_ids(SecretId='order-db-secret'), then get_secret_value(SecretId=..., "
+         "VersionStage='AWSPREVIOUS') into a variable; print sorted(json.loads(...['SecretString'])), never the value",
+         tasks_history.read_previous_version),
     Task(10, f"Raise the validator's minimum amount to {MIN_AMOUNT} through an environment variable",
          "lambda.update_function_configuration(FunctionName='order-validator', Environment={'Variables': {...}}) "
          "with MIN_ORDER_AMOUNT='1.00' added to the current variables (Environment replaces them all)",
@@ -289,9 +268,11 @@ TASKS: dict[int, Task] = {task.step: task for task in [
     Task(11, "Make reports expire: a lifecycle rule on reports/",
          "s3.put_bucket_lifecycle_configuration(Bucket=..., LifecycleConfiguration={'Rules': [{'ID': ..., "
          "'Filter': {'Prefix': 'reports/'}, 'Status': 'Enabled', 'Expiration': {'Days': 90}}]})", _reports_expire),
-    Task(12, f"Keep the report function's logs {REPORT_RETENTION_DAYS} days",
-         f"logs.put_retention_policy(logGroupName='/aws/lambda/{names.REPORT_FUNCTION}', "
-         f"retentionInDays={REPORT_RETENTION_DAYS})", _log_retention),
+    Task(12, "Give the report function's role the least privilege, and prove it with the API history",
+         "put_role_policy on lambda-daily-delta-task-role: secretsmanager:GetSecretValue on the secret's ARN and "
+         "s3:PutObject on the bucket's reports/*; detach AmazonS3FullAccess and SecretsManagerReadWrite (keep "
+         "AWSLambdaVPCAccessExecutionRole); change the function's configuration so it starts afresh, run it, and "
+         "look up its GetSecretValue in the history", tasks_history.report_least_privilege),
     Task(13, "Run the report every 12 hours",
          f"events.put_rule(Name=<the rule's name>, ScheduleExpression='{SCHEDULE_12H}' (or a cron that fires every "
          "12 hours), State='ENABLED'); the target and the Lambda permission stay as they are", _every_12_hours),

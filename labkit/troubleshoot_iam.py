@@ -11,19 +11,22 @@ least-privilege mode (only ``order-db-secret``).
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pandas as pd
 from botocore.exceptions import ClientError
 from tenacity import Retrying, retry_if_exception, retry_if_result, stop_after_delay, wait_fixed
 
-from labkit import functions
+from labkit import functions, iam
 from labkit.errors import error_code, if_exists
+from labkit.lookups import function_configuration
 from labkit.names import SECRET_NAME, probe_name
 from labkit.session import Lab
 
-__all__ = ["await_secret_access", "delete_probe_roles", "fix_secret_permission", "fix_vpc_permission",
-           "probe_role_name", "secret_permission_error", "secret_probe_role", "vpc_permission_error"]
+__all__ = ["await_secret_access", "broader_than_reading", "delete_probe_roles", "fix_secret_permission",
+           "fix_vpc_permission", "may_create_network_interfaces", "may_read_secret", "probe_role_name",
+           "secret_permission_error", "secret_probe_role", "vpc_permission_error"]
 
 AWS_POLICY = "arn:aws:iam::aws:policy/"
 BASIC = "service-role/AWSLambdaBasicExecutionRole"
@@ -116,13 +119,32 @@ def _put_in_vpc(lab: Lab, function: str) -> dict[str, str]:
             "message": "the function now runs in the private subnets"}
 
 
+def _leave_vpc(lab: Lab, function: str) -> None:
+    """Take ``function`` out of the VPC (a re-run after the fix starts from the broken state again)."""
+    config = function_configuration(lab, function)
+    if config and (config.get("VpcConfig") or {}).get("SubnetIds"):
+        lam = lab.client("lambda")
+        lam.update_function_configuration(FunctionName=function, VpcConfig={"SubnetIds": [], "SecurityGroupIds": []})
+        lam.get_waiter("function_updated_v2").wait(FunctionName=function)
+
+
 def vpc_permission_error(lab: Lab) -> pd.DataFrame:
-    """Reproduce "IAM VPC permission error": a probe whose role lacks the ENI permissions, put into the VPC."""
-    role = _ensure_probe_role(lab, "no-vpc-access")
+    """Reproduce "IAM VPC permission error": a probe whose role lacks the ENI permissions, put into the VPC.
+
+    A re-run after the fix first takes the probe out of the VPC (while its role still may), then takes the
+    permission away; on AWS that reaches Lambda seconds later, so the move is tried until Lambda refuses it."""
     name = probe_name(lab, "no-vpc-access")
+    _leave_vpc(lab, name)
+    role = _ensure_probe_role(lab, "no-vpc-access")
     functions.ensure_function(lab, name, "order_validator", role, {"DB_SECRET_NAME": SECRET_NAME}, timeout=30,
                               memory=256, layers=[functions.ensure_layer(lab)], vpc=None)
-    return pd.DataFrame([{"role policies": ", ".join(CASES["no-vpc-access"]), **_put_in_vpc(lab, name)}])
+    deadline = time.monotonic() + IAM_PROPAGATION
+    row = _put_in_vpc(lab, name)
+    while row["result"] == "OK" and time.monotonic() < deadline:
+        _leave_vpc(lab, name)  # IAM had not yet taken the permission away
+        time.sleep(5)
+        row = _put_in_vpc(lab, name)
+    return pd.DataFrame([{"role policies": ", ".join(CASES["no-vpc-access"]), **row}])
 
 
 def fix_vpc_permission(lab: Lab) -> pd.DataFrame:
@@ -174,3 +196,33 @@ def delete_probe_roles(lab: Lab) -> list[dict[str, str]]:
         client.delete_role(RoleName=name)
         removed.append({"kind": "role", "name": name})
     return removed
+
+
+def may_create_network_interfaces(lab: Lab, role: str) -> bool:
+    """Whether ``role`` may create the network interfaces Lambda needs to put a function in a VPC."""
+    return iam.role_allows(lab, role, "ec2:CreateNetworkInterface", "*")
+
+
+def _secret_arn(lab: Lab) -> str:
+    return str(lab.client("secretsmanager").describe_secret(SecretId=SECRET_NAME)["ARN"])
+
+
+def may_read_secret(lab: Lab, role: str) -> bool:
+    """Whether ``role``'s policies allow ``secretsmanager:GetSecretValue`` on the lab's secret."""
+    return iam.role_allows(lab, role, "secretsmanager:GetSecretValue", _secret_arn(lab))
+
+
+# What a role that only needs to read order-db-secret must not be allowed to do (checked on this secret and on
+# another secret of the account): a grant on "*" or "secretsmanager:*" shows up here.
+BEYOND_READING = ("secretsmanager:PutSecretValue", "secretsmanager:DeleteSecret", "secretsmanager:UpdateSecret")
+
+
+def broader_than_reading(lab: Lab, role: str) -> list[str]:
+    """What ``role`` may do in Secrets Manager beyond reading the lab's secret (empty: least privilege)."""
+    arn, documents = _secret_arn(lab), iam.role_documents(lab, role)
+    other = arn.rsplit(":", 1)[0] + ":another-secret-AbCdEf"  # the same account and region, another secret
+    found = [f"{action.split(':')[1]} {SECRET_NAME}" for action in BEYOND_READING
+             if iam.role_allows(lab, role, action, arn, documents)]
+    if iam.role_allows(lab, role, "secretsmanager:GetSecretValue", other, documents):
+        found.append("read other secrets of the account")
+    return found

@@ -128,37 +128,68 @@ def day_window(firings: pd.DataFrame) -> tuple[pd.Timestamp, pd.Timestamp]:
     return end - pd.Timedelta(hours=24), end
 
 
+REPORT_COLUMNS = ["from", "to", "orders", "amount", "previous orders", "previous amount", "orders change",
+                  "amount change"]
+
+
 def days_frame(lab: Lab, prefix: str = "reports/") -> pd.DataFrame:
-    """Every reported day with its day-over-day change (the ``.change.json`` beside each CSV), oldest first."""
+    """Every report with its window (``from``, ``to``: UTC) and its change against the 24 hours before it (the
+    ``.change.json`` beside each CSV), oldest first. A run every 24 hours gives one row per day; a run every 12
+    hours gives windows that overlap by half a day."""
     s3, bucket = lab.client("s3"), storage.bucket_name(lab)
     rows = []
     for key in storage.reports_frame(lab, prefix)["key"]:
         if key.endswith(".change.json"):
             change = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-            rows.append({"day": change["window_start"][:16].replace("T", " "), "orders": change["orders"],
-                         "amount": float(change["amount"]), "previous orders": change["previous_orders"],
+            rows.append({"from": _instant(change["window_start"]), "to": _instant(change["window_end"]),
+                         "orders": change["orders"], "amount": float(change["amount"]),
+                         "previous orders": change["previous_orders"],
                          "previous amount": float(change["previous_amount"]),
                          "orders change": change["orders_change"], "amount change": float(change["amount_change"])})
-    columns = ["day", "orders", "amount", "previous orders", "previous amount", "orders change", "amount change"]
-    return pd.DataFrame(rows, columns=columns).sort_values("day", ignore_index=True)
+    return pd.DataFrame(rows, columns=REPORT_COLUMNS).sort_values("from", ignore_index=True)
+
+
+def _instant(instant: str) -> str:
+    return instant[:19].replace("T", " ")
+
+
+def overlapping(days: pd.DataFrame) -> bool:
+    """Whether any report's window starts before the previous one ends (a schedule shorter than 24 hours)."""
+    starts, ends = pd.to_datetime(days["from"]), pd.to_datetime(days["to"])
+    return bool((starts.iloc[1:].to_numpy() < ends.iloc[:-1].to_numpy()).any()) if len(days) > 1 else False
 
 
 def days_chart(days: pd.DataFrame) -> Figure:
-    """The reported days side by side: orders and amount per day."""
+    """Each report's window on a time axis, labelled with its orders, and its amount beside it: windows that
+    overlap (a 12-hour schedule) are seen to overlap instead of passing for separate days."""
+    import matplotlib.dates as mdates
     import matplotlib.pyplot as plt
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
-    by_day = days.set_index("day")
-    by_day["orders"].plot.bar(ax=left, color="#067647", title="Orders per day")
-    by_day["amount"].plot.bar(ax=right, color="#2155d6", title="Amount per day (USD)")
-    from matplotlib.ticker import MaxNLocator
-
-    left.set_ylabel("orders")
-    left.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: whole numbers only
-    right.set_ylabel("amount (USD)")
-    for axis in (left, right):
-        axis.set_xlabel("day (UTC, start of the 24 h window)")
-        axis.tick_params(axis="x", rotation=20)
+    start, end = pd.to_datetime(days["from"]), pd.to_datetime(days["to"])
+    rows = list(range(len(days)))
+    fig, (timeline, amounts) = plt.subplots(1, 2, figsize=(11, 1.4 + 0.42 * len(days)), sharey=True,
+                                            gridspec_kw={"width_ratios": [3, 1.3]})
+    timeline.barh(rows, end - start, left=start, height=0.55, color="#067647", alpha=0.75)
+    for row, first, last, orders in zip(rows, start, end, days["orders"], strict=True):
+        timeline.text(first + (last - first) / 2, row, f"{orders} order{'s' if orders != 1 else ''}", ha="center", va="center",
+                      color="white", fontsize=8.5, fontweight="bold")
+    labels = [f"{first:%d %b %H:%M}" for first in start]
+    if len(set(labels)) < len(labels):  # two runs within a minute (two by hand): tell them apart by the second
+        labels = [f"{first:%d %b %H:%M:%S}" for first in start]
+    timeline.set_yticks(rows, labels)
+    timeline.invert_yaxis()  # the oldest report on top
+    timeline.xaxis.set_major_formatter(mdates.DateFormatter("%d %b\n%H:%M"))  # type: ignore[no-untyped-call]
+    timeline.set_xlabel("UTC")
+    timeline.set_ylabel("report (from)")
+    title = "Each report's window: the 24 hours before its run"
+    timeline.set_title(title + ("\nthe windows overlap: an order is in every report whose window holds it"
+                                if overlapping(days) else ""), fontsize=10)
+    amounts.barh(rows, days["amount"], height=0.55, color="#2155d6")
+    for row, amount in zip(rows, days["amount"]):
+        amounts.text(amount, row, f" {amount:,.2f}", va="center", ha="left", fontsize=8.5)
+    amounts.set_xlabel("amount (USD)")
+    amounts.set_title("Amount per report", fontsize=10)
+    amounts.set_xlim(0, max(1.0, float(days["amount"].max())) * 1.35)
     fig.tight_layout()
     return fig
 

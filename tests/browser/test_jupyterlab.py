@@ -105,3 +105,28 @@ def test_a_step_notebook_in_jupyterlab_shows_clean_tables(browser, jupyterlab, p
     check_table = next(t for t in tables if t["header"][:1] == ["check"])
     assert check_table["header"] == ["check", "expected", "actual", "passed"]
     assert [checks, "yes", "yes", "✓"] in check_table["rows"]
+
+
+def test_the_reference_solution_is_folded_and_the_hints_closed(browser, jupyterlab):
+    """The student sees the task, three closed hints and a folded reference solution (jupyter.source_hidden: one
+    line and an ellipsis), not the answer."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    base, token = jupyterlab
+    browser.get(f"{base}/lab/tree/{STEP}.ipynb?reset&token={token}")
+
+    def folded(b) -> dict | None:  # JupyterLab renders the cells near the view: scroll down until it is there
+        return b.execute_script("""
+            const placeholder = document.querySelector('.jp-Notebook .jp-InputPlaceholder');
+            if (!placeholder) { const o = document.querySelector('.jp-WindowedPanel-outer'); if (o) o.scrollTop += 500;
+                                return null; }
+            const turn = [...document.querySelectorAll('.jp-RenderedMarkdown')].find(m => m.innerText.startsWith('Your turn'));
+            if (!turn || !placeholder.innerText) { placeholder.scrollIntoView({block: 'center'}); return null; }
+            return {placeholder: placeholder.innerText,
+                    hidden: placeholder.closest('.jp-Cell').querySelector('.jp-InputArea') === null ||
+                            placeholder.closest('.jp-Cell').querySelector('.jp-InputArea').offsetParent === null,
+                    hints: turn ? [...turn.querySelectorAll('details')].map(d => [d.querySelector('summary').innerText, d.open]) : null};""")
+
+    state = WebDriverWait(browser, 90, poll_frequency=0.5).until(folded)
+    assert "reference solution" in state["placeholder"] and state["hidden"], state
+    assert state["hints"] == [["Hint 1: the idea", False], ["Hint 2: which API", False], ["Hint 3: the call", False]]

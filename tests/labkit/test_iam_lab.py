@@ -129,13 +129,13 @@ def test_troubleshooting_reproduces_a_missing_permission_and_its_fix(provisioned
     lab = provisioned.lab
     try:
         name = troubleshoot_iam.secret_permission_error(lab)
-        answer = troubleshoot.try_order(lab, name).iloc[0]
-        assert answer["FunctionError"] == "Unhandled"
-        assert "AccessDeniedException" in answer["answer"]
+        answer = troubleshoot.try_probe(lab, name)
+        assert answer.function_error == "Unhandled"
+        assert "AccessDeniedException" in answer.answer
         assert (f"assumed-role/{troubleshoot_iam.probe_role_name(lab, 'no-secret-access')}/{name} is not authorized "
-                "to perform: secretsmanager:GetSecretValue") in answer["answer"]
+                "to perform: secretsmanager:GetSecretValue") in answer.answer
         troubleshoot_iam.fix_secret_permission(lab)
-        assert troubleshoot.try_order(lab, name).iloc[0]["FunctionError"] == "-"
+        assert troubleshoot.try_probe(lab, name).ok
     finally:
         removed = troubleshoot.cleanup(lab)
     assert troubleshoot_iam.probe_role_name(lab, "no-secret-access") in set(removed["name"])
@@ -184,12 +184,12 @@ def test_the_secret_format_case_works_under_least_privilege(strict):
         stored = strict.client("secretsmanager").get_secret_value(SecretId=secret)["SecretString"]
         assert password not in stored
         probe = troubleshoot.deploy_probe(strict, "secret", env={"DB_SECRET_NAME": secret})
-        answer = troubleshoot.try_order(strict, probe)
-        assert answer.loc[0, "errorType"] == "SecretFormatError", answer.to_string()
+        answer = troubleshoot.try_probe(strict, probe)
+        assert answer.error_type == "SecretFormatError", answer
         fixed = troubleshoot.fix_secret(strict)
         assert fixed == iam.SECRET_NAME and troubleshoot.secret_keys_frame(strict, fixed)["present"].all()
-        answer = troubleshoot.try_order(strict, probe)
-        assert answer.loc[0, "FunctionError"] == "-", answer.to_string()
+        answer = troubleshoot.try_probe(strict, probe)
+        assert answer.ok, answer
         document = strict.client("iam").get_role_policy(RoleName=iam.VALIDATOR_ROLE, PolicyName=POLICY)
         assert document["PolicyDocument"] == iam.least_privilege_policy(strict, iam.VALIDATOR_ROLE)  # unchanged
     finally:

@@ -212,18 +212,19 @@ def test_troubleshooting_network_cases_are_real(provisioned):
     probe_group = troubleshoot.ensure_probe_group(lab)
     try:
         probe = troubleshoot.deploy_probe(lab, "timeout", timeout=3, own_group=True)
-        answer = troubleshoot.try_order(lab, probe).iloc[0]
-        assert answer["FunctionError"] == "Unhandled"
-        assert answer["answer"].endswith("Task timed out after 3.00 seconds")
+        answer = troubleshoot.try_probe(lab, probe)
+        assert answer.function_error == "Unhandled"
+        assert answer.answer.endswith("Task timed out after 3.00 seconds")
+        assert answer.seconds >= 3  # the caller waited the whole timeout: the symptom of a dropped connection
 
         probe = troubleshoot.deploy_probe(lab, "rds", own_group=True)
         admitted = troubleshoot.admit_probe(lab, "endpoints")
         assert troubleshoot.probe_name(lab, "sg") in set(admitted["from"])
-        answer = troubleshoot.try_order(lab, probe).iloc[0]
-        assert answer["errorType"] == "DatabaseError" and "[MySQL error 2003]" in answer["answer"]
+        answer = troubleshoot.try_probe(lab, probe)
+        assert answer.error_type == "DatabaseError" and "[MySQL error 2003]" in answer.answer
         troubleshoot.admit_probe(lab, "rds")
-        answer = troubleshoot.try_order(lab, probe).iloc[0]
-        assert answer["FunctionError"] == "-" and '"accepted"' in answer["answer"]
+        answer = troubleshoot.try_probe(lab, probe)
+        assert answer.ok and '"not_found"' in answer.answer
     finally:
         removed = troubleshoot.cleanup(lab)
     assert {"kind": "security group", "name": troubleshoot.probe_name(lab, "sg")} in removed.to_dict("records")

@@ -177,7 +177,7 @@ def test_each_task_is_not_yet_then_passes_after_its_reference_solution(provision
 
 
 def _undo_what_other_tests_rely_on(lab) -> None:
-    """The shared lab again as steps 3, 10 and 13 made it (tags, lifecycle and log retention change nothing)."""
+    """The shared lab again as steps 3, 10, 12 and 13 made it (tags, lifecycle and a secret read change nothing)."""
     ec2 = lab.client("ec2")
     group = ec2.describe_security_groups(Filters=[*lab.tag_filter(), {"Name": "group-name",
                                                                       "Values": [SG_NAMES["ec2"]]}])["SecurityGroups"][0]
@@ -185,6 +185,7 @@ def _undo_what_other_tests_rely_on(lab) -> None:
     if https:
         ec2.revoke_security_group_ingress(GroupId=group["GroupId"], IpPermissions=https)
     functions.create_order_validator(lab)
+    iam.ensure_role(lab, iam.REPORT_ROLE)  # the tutorial's policies again, after step 12's least privilege
     schedule.create_schedule(lab)
 
 

@@ -121,3 +121,29 @@ def test_each_firing_counts_triggered_rules_invocations_and_failed_invocations(o
     # a metric is sent only when it is not zero: no FailedInvocations at all for the rules that delivered
     listed = cloudwatch.list_metrics(Namespace="AWS/Events", MetricName="FailedInvocations")["Metrics"]
     assert {d["Value"] for m in listed for d in m["Dimensions"]} == {"metric-denied"}
+
+
+STAMPS = ("import datetime\n"
+          "def lambda_handler(event, context):\n"
+          "    print('run for', event['time'])\n"
+          "    return {'event': event['time'], 'own clock': datetime.datetime.now(datetime.timezone.utc).isoformat()}\n")
+
+
+def test_each_firing_runs_at_its_instant_on_the_lab_clock(own_cloud):
+    """Two 12-hourly firings in one 24 h advance: each run's log lines and its own clock say its instant (they both
+    said the end of the advance, where the clock had been moved before firing)."""
+    fn = create_function(own_cloud, "stamped-fn", STAMPS)
+    _rule(own_cloud, "twice-a-day", "rate(12 hours)", fn)
+    before = dt.datetime.fromisoformat(own_cloud.request("GET", "/_labkit/clock")["now"])
+    firings = own_cloud.request("POST", "/_labkit/clock/advance", {"seconds": 24 * 3600})["firings"]
+    after = dt.datetime.fromisoformat(own_cloud.request("GET", "/_labkit/clock")["now"])
+    assert [f["status"] for f in firings] == ["ok", "ok"]
+    assert dt.timedelta(hours=24) <= after - before < dt.timedelta(hours=24, minutes=2), "the offset grows by 24 h"
+    instants = [_parse(f["time"]).replace(tzinfo=dt.timezone.utc) for f in firings]
+    own_clocks = [dt.datetime.fromisoformat(json.loads(f["result"])["own clock"]) for f in firings]
+    events = own_cloud.client("logs").filter_log_events(logGroupName="/aws/lambda/stamped-fn")["events"]
+    printed = sorted(dt.datetime.fromtimestamp(e["timestamp"] / 1000, dt.timezone.utc)
+                     for e in events if e["message"].startswith("run for"))
+    for instant, logged, own in zip(instants, printed, own_clocks, strict=True):
+        assert dt.timedelta(0) <= logged - instant < dt.timedelta(minutes=1), (instant, logged)
+        assert dt.timedelta(0) <= own - instant < dt.timedelta(minutes=1), (instant, own)

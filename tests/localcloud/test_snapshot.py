@@ -36,3 +36,27 @@ def test_a_repeated_read_is_answered_once_within_the_block_and_only_a_read(cloud
         assert _sent(lab, "ListCommands") == _sent(lab, "GetObject") == _sent(lab, "CreateTags") == 2
     finally:
         ec2.delete_vpc(VpcId=vpc)
+
+
+def test_a_read_whose_answer_botocore_decodes_in_place_is_sent_each_time(cloud):
+    """IAM's policy documents are decoded from quoted JSON by a botocore handler after each call: a shared
+    answer was decoded twice (AttributeError: 'dict' object has no attribute 'split'), so it is not shared."""
+    lab = Lab(target="local", name="snapshot-lab", cloud_port=int(cloud.endpoint.rsplit(":", 1)[1]), home=cloud.home)
+    iam = lab.client("iam")
+    trust = ('{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": '
+             '"lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}')
+    iam.create_role(RoleName="snapshot-role", AssumeRolePolicyDocument=trust)
+    iam.put_role_policy(RoleName="snapshot-role", PolicyName="inline", PolicyDocument='{"Version": "2012-10-17", '
+                        '"Statement": [{"Effect": "Deny", "Action": "s3:DeleteBucket", "Resource": "*"}]}')
+    try:
+        with shared_reads(lab):
+            for _ in range(2):
+                role = iam.get_role(RoleName="snapshot-role")["Role"]
+                assert role["AssumeRolePolicyDocument"]["Version"] == "2012-10-17"
+                assert iam.get_role_policy(RoleName="snapshot-role", PolicyName="inline")["PolicyDocument"]["Statement"]
+            names = [iam.list_role_policies(RoleName="snapshot-role")["PolicyNames"] for _ in range(2)]
+        assert names == [["inline"], ["inline"]]
+        assert _sent(lab, "GetRole") == _sent(lab, "GetRolePolicy") == 2 and _sent(lab, "ListRolePolicies") == 1
+    finally:
+        iam.delete_role_policy(RoleName="snapshot-role", PolicyName="inline")
+        iam.delete_role(RoleName="snapshot-role")

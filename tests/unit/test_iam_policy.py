@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from labkit.localcloud.iam.policy import ALLOW, EXPLICIT_DENY, IMPLICIT_DENY, evaluate, wildcard_match
+from labkit.iam_policy import ALLOW, EXPLICIT_DENY, IMPLICIT_DENY, evaluate, wildcard_match
 
 
 def doc(*statements: dict) -> str:

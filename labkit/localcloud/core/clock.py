@@ -108,8 +108,9 @@ class LabClock:
         return {"now": self.now().isoformat(), "offset_seconds": self.offset,
                 "faketime": str(self.library) if self.library else None}
 
-    def advance(self, seconds: float) -> None:
-        """Move the clock forward; return once every running lab process reads the new time."""
+    def advance(self, seconds: float, settle: bool = True) -> None:
+        """Move the clock forward; return once every running lab process reads the new time (``settle``; without
+        it at once: the daemon's own stamps move now, the processes' clocks within a second)."""
         if seconds < 0:
             raise ValueError("the lab clock only moves forward")
         if seconds and not self.available:
@@ -117,7 +118,10 @@ class LabClock:
                 "the lab clock cannot move: libfaketime or its companion library is missing "
                 f"(looked for {', '.join(LIBRARY_DIRS)} and {SLEEP_FIX}); run `make setup`")
         self.offset += seconds
-        self._publish()
+        if settle:
+            self._publish()
+        else:
+            self._write()
 
     def reset(self) -> None:
         """Back to real time (a fresh ``labkit cloud reset``)."""

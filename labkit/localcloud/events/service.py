@@ -2,7 +2,9 @@
 
 The lab clock is real time plus an offset. A background thread fires every due instant of every
 ENABLED scheduled rule; ``advance(seconds)`` moves the clock forward and fires each instant passed
-over, in order, with the event's ``time`` set to that instant, before it returns. A Lambda target
+over, in order, before it returns: the clock stops at each instant while its targets run, so the event's
+``time``, the function's log lines, what it writes to S3 and its own clock all say that instant (moving
+to the end first stamped every run's logs with the end). A Lambda target
 runs only if its resource policy lets ``events.amazonaws.com`` invoke it for that rule, as on AWS;
 a denied or failed delivery is kept in the history. Each firing publishes AWS's ``AWS/Events`` metrics (dimension
 ``RuleName``): ``TriggeredRules`` (the rule ran and matched), ``Invocations`` (one per target invoked, failed
@@ -35,12 +37,12 @@ from moto.awslambda.exceptions import UnknownFunctionException
 from moto.awslambda.models import lambda_backends
 from werkzeug.wrappers import Request
 
+from labkit import iam_policy
 from labkit.localcloud.awslambda.service import LambdaService
 from labkit.localcloud.cloudwatch.telemetry import Keys, Telemetry
 from labkit.localcloud.core.clock import ClockService
 from labkit.localcloud.core.services import CloudContext, Route, Service
 from labkit.localcloud.events.schedules import next_after, scheduled_event, skip_older
-from labkit.localcloud.iam import policy as iam_policy
 from labkit.localcloud.iam.principals import service_keys
 
 log = logging.getLogger("labkit.localcloud.events")
@@ -49,6 +51,10 @@ MAX_EVENT_AGE = 86400  # EventBridge's RetryPolicy.MaximumEventAgeInSeconds: its
 EVENTS_PRINCIPAL = "events.amazonaws.com"
 EVENTS_ACTIONS = ("events:ListRules", "events:ListTargetsByRule", "cloudwatch:PutMetricData")
 FAILED = ("failed", "denied")  # deliveries that failed permanently (a function that raised was delivered: "function_error")
+# An advance stops at each due instant and waits there until every process of the lab reads it (up to a second);
+# past this many stops in one advance (rate(1 minute) over a day) it moves on at once: the event's time and the
+# log and S3 stamps are still the instant's, a function's own clock may lag by a stop.
+SETTLED_STOPS = 60
 
 
 @dataclass
@@ -164,15 +170,30 @@ class EventsService(Service):
         return self.advance(float(body.get("seconds", 0)))
 
     def advance(self, seconds: float) -> dict[str, Any]:
-        """Move the lab clock forward and fire every instant passed over; return the firings."""
+        """Move the lab clock forward by ``seconds``, stopping at each due instant to fire it there; return the
+        firings. The offset grows by exactly ``seconds``; what fell due in the real time the firings took is
+        fired at the end."""
         with self.lock:
-            self.clock.advance(seconds)  # returns once every process of the lab reads the new time
-            firings = self.fire_due(self.clock.now())
+            due = self._take_due(self.clock.now() + dt.timedelta(seconds=seconds))
+            instants = sorted({instant for instant, _ in due})
+            settle = len(instants) <= SETTLED_STOPS
+            firings: list[dict[str, Any]] = []
+            moved = 0.0
+            for instant in instants:
+                step = min(seconds - moved, max(0.0, (instant - self.clock.now()).total_seconds()))
+                if step > 0:
+                    self.clock.advance(step, settle=settle)  # settled: returns once every lab process reads it
+                    moved += step
+                firings += [f for when, rule in due if when == instant for f in self._fire(rule, instant)]
+            if seconds - moved > 0 or not instants:
+                self.clock.advance(seconds - moved)
+            firings += self.fire_due(self.clock.now())
         self.ctx.state.changed(ClockService.name)
         self.ctx.state.commit()  # the answer says the clock moved: kept before it leaves
         return {**self.clock.info(), "firings": firings}
 
-    def fire_due(self, until: dt.datetime) -> list[dict[str, Any]]:
+    def _take_due(self, until: dt.datetime) -> list[tuple[dt.datetime, Rule]]:
+        """Every (instant, rule) of an ENABLED rule due until ``until``, in order; each schedule moves past them."""
         with self.lock:
             due: list[tuple[dt.datetime, Rule]] = []
             for rule in self._due_rules(until):
@@ -186,7 +207,11 @@ class EventsService(Service):
             due.sort(key=lambda item: item[0])
             if due:
                 self.ctx.state.changed(self.name)
-            return [f for instant, rule in due for f in self._fire(rule, instant)]
+            return due
+
+    def fire_due(self, until: dt.datetime) -> list[dict[str, Any]]:
+        with self.lock:
+            return [f for instant, rule in self._take_due(until) for f in self._fire(rule, instant)]
 
     def _client(self, service: str, region: str) -> Any:
         return self.ctx.services.require(Telemetry).client(self._own_keys, service, region)

@@ -24,11 +24,11 @@ from pathlib import Path
 from moto.iam.exceptions import NotFoundException as RoleNotFound
 from werkzeug.wrappers import Response
 
+from labkit import iam_policy
 from labkit.localcloud.core.errors import AwsError
 from labkit.localcloud.core.requests import Classified
 from labkit.localcloud.core.services import ApiRequest
 from labkit.localcloud.credentials import ADMIN_USER, AccessKeys, ensure_admin_keys
-from labkit.localcloud.iam import policy as iam_policy
 from labkit.localcloud.iam import signing
 from labkit.localcloud.iam.exceptions import access_denied, auth_failure
 from labkit.localcloud.iam.principals import ACCOUNT, Principal, backend, data_plane_role, find_principal, trust_allows

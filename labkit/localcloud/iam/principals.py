@@ -21,10 +21,10 @@ from moto.iam.exceptions import NotFoundException as RoleNotFound
 from moto.iam.models import IAMBackend, iam_backends
 from moto.sts.models import sts_backends
 
+from labkit import iam_policy
 from labkit.localcloud.core.patches import find
 from labkit.localcloud.core.timing import TimingService
 from labkit.localcloud.credentials import AccessKeys, new_keys
-from labkit.localcloud.iam import policy as iam_policy
 from labkit.localcloud.iam.propagation import Propagation
 
 ACCOUNT = DEFAULT_ACCOUNT_ID

@@ -1,5 +1,9 @@
 """IAM policy evaluation as AWS documents it: deny by default, an explicit deny wins, resources by ARN.
 
+One evaluator, used twice (as :mod:`labkit.reachability` is for the network): the local cloud enforces every
+request with it (:mod:`labkit.localcloud.iam.auth`), and labkit reads a role's policies with it on both targets
+(:func:`labkit.iam.role_allows`: the least-privilege checks of step 12 and notebook 15). It is pure: no moto.
+
 ``evaluate(documents, action, resource, context)`` looks at every statement of every policy document
 (identity policies: inline, customer managed and AWS managed alike) and answers ``ALLOW``,
 ``EXPLICIT_DENY`` or ``IMPLICIT_DENY``. Action names match case-insensitively, resources case-sensitively,

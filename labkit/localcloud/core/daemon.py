@@ -130,7 +130,8 @@ class LocalCloud:
 
         try:
             with serving(call):
-                result: Iterable[bytes] = self._moto(environ, noting_status)  # (moto types it Any)
+                served = self._served(call)
+                result: Iterable[bytes] = (served or self._moto)(environ, noting_status)  # (moto types it Any)
                 status, headers = sent if sent else (200, [])  # a lazy start_response: judged as it came
                 if status < 400:
                     self.services.answered(call, status, None, None)
@@ -143,6 +144,14 @@ class LocalCloud:
                 return [body]
         finally:
             self.services.after_request(call)
+
+    def _served(self, call: ApiRequest) -> Response | None:
+        """A service's own answer to a request it serves instead of moto (:meth:`.services.Service.serve`); an
+        :class:`AwsError` it raises is answered as moto answers one raised inside it."""
+        try:
+            return self.services.serve(call)
+        except AwsError as error:
+            return error.answer(call.protocol)
 
     def _authorized(self, request: Request) -> bool:
         """Health, checkip (open, as AWS's is) and instance metadata (which checks its own IMDSv2 tokens) are open;

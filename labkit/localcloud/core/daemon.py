@@ -31,7 +31,7 @@ from werkzeug.test import Client
 from werkzeug.wrappers import Request, Response
 
 from labkit.localcloud.control import HOST, TOKEN_ENV, TOKEN_HEADER
-from labkit.localcloud.core import patches
+from labkit.localcloud.core import http_headers, patches
 from labkit.localcloud.core.clock import ClockService
 from labkit.localcloud.core.errors import AwsError
 from labkit.localcloud.core.http_keepalive import KeepAliveRequestHandler, noting_failures
@@ -219,6 +219,7 @@ class LocalCloud:
         return {"status": "reset"}
 
     def serve_forever(self) -> None:
+        http_headers.install()  # this process's HTTP heads (its requests, its Runtime APIs', its own calls' answers)
         self._server = server = make_server(HOST, self.port, noting_failures(self), threaded=True,
                                             request_handler=KeepAliveRequestHandler)
         state = {"pid": os.getpid(), "port": self.port, "cloud_id": self.cloud_id, "started_at": self.started_at,

@@ -73,7 +73,26 @@ def statement_applies(statement: Mapping[str, Any], action: str, resource: str,
 
 def evaluate(documents: Iterable[str], action: str, resource: str,
              context: Mapping[str, Any] | None = None) -> str:
-    """AWS's evaluation of identity policies for one request: ALLOW, EXPLICIT_DENY or IMPLICIT_DENY."""
+    """AWS's evaluation of identity policies for one request: ALLOW, EXPLICIT_DENY or IMPLICIT_DENY.
+
+    A verdict depends on nothing but these arguments, so it is kept per distinct arguments: the same caller
+    calling the same action on the same resource under the same policies (a web app's every Invoke) is judged
+    once; a changed policy is another document, so another verdict."""
+    texts = tuple(documents)
+    try:
+        frozen = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in (context or {}).items()))
+        return _evaluate_once(texts, action, resource, frozen)
+    except TypeError:  # a context value that cannot be a key: judged afresh
+        return _evaluate(texts, action, resource, context)
+
+
+@lru_cache(maxsize=1024)
+def _evaluate_once(documents: tuple[str, ...], action: str, resource: str,
+                   context: tuple[tuple[str, Any], ...]) -> str:
+    return _evaluate(documents, action, resource, {k: list(v) if isinstance(v, tuple) else v for k, v in context})
+
+
+def _evaluate(documents: Iterable[str], action: str, resource: str, context: Mapping[str, Any] | None) -> str:
     allowed = False
     for document in documents:
         for statement in parse(document):

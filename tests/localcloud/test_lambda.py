@@ -108,6 +108,21 @@ def test_timeout_kills_the_worker_and_says_so(cloud):
     assert body["count"] == 1  # a fresh environment after the timeout
 
 
+def test_invoke_answers_with_the_invocations_request_id_and_a_payload_is_no_parameter(cloud):
+    """Lambda's service answers a synchronous Invoke itself (not moto's dispatch): the same answer, and AWS's
+    x-amzn-RequestId, the id the function saw; a payload's keys are not Invoke's parameters (a "Qualifier" key
+    that would fail Invoke's own pattern is only data); a qualifier still reaches moto."""
+    create_function(cloud, "request-id-fn", ECHO)
+    lam = cloud.client("lambda")
+    response, body = _invoke(lam, "request-id-fn", {"Qualifier": "not a qualifier!", "FunctionName": "?"})
+    headers = response["ResponseMetadata"]["HTTPHeaders"]
+    assert response["StatusCode"] == 200 and headers["x-amzn-requestid"] == body["request_id"]
+    assert headers["content-type"] == "application/json" and headers["x-amz-executed-version"] == "$LATEST"
+    assert int(headers["x-amz-crc32"]) >= 0 and body["count"] >= 1
+    response, body = _invoke(lam, "request-id-fn", Qualifier="$LATEST")
+    assert response["StatusCode"] == 200 and body["request_id"]
+
+
 def test_globals_persist_while_warm_and_reset_after_a_configuration_update(cloud):
     lam = cloud.client("lambda")
     create_function(cloud, "counter", ECHO)

@@ -25,7 +25,7 @@ from labkit.localcloud.core.models import botocore_session
 from labkit.localcloud.core.services import INTERNAL_AGENT, ApiRequest, CloudContext, Service
 
 log = logging.getLogger("labkit.localcloud.telemetry")
-FLUSH_SECONDS = 0.5
+FLUSH_SECONDS = 1.0  # a read sends first, so nothing waits on this; each send is a signed PutLogEvents per stream
 MAX_EVENTS, MAX_BYTES, EVENT_OVERHEAD = 10_000, 1_048_576, 26  # PutLogEvents' limits per batch
 MAX_SPAN_MS = 24 * 3600 * 1000
 MAX_MESSAGE = 262_144 - EVENT_OVERHEAD

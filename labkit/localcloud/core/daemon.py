@@ -36,7 +36,7 @@ from werkzeug.test import Client
 from werkzeug.wrappers import Request, Response
 
 from labkit.localcloud.control import HOST, TOKEN_ENV, TOKEN_HEADER
-from labkit.localcloud.core import checkpoint, patches
+from labkit.localcloud.core import checkpoint, http_headers, patches
 from labkit.localcloud.core.clock import ClockService
 from labkit.localcloud.core.errors import AwsError
 from labkit.localcloud.core.http_keepalive import KeepAliveRequestHandler, noting_failures
@@ -147,7 +147,8 @@ class LocalCloud:
         saving = self.persistence.request_lock(call) if self.persistence is not None else contextlib.nullcontext()
         try:
             with serving(call), saving:
-                result: Iterable[bytes] = self._moto(environ, noting_status)  # (moto types it Any)
+                served = self._served(call)
+                result: Iterable[bytes] = (served or self._moto)(environ, noting_status)  # (moto types it Any)
                 status, headers = sent if sent else (200, [])  # a lazy start_response: judged as it came
                 if status < 400:
                     self.services.answered(call, status, None, None)
@@ -162,6 +163,14 @@ class LocalCloud:
                 return [body]
         finally:
             self.services.after_request(call)
+
+    def _served(self, call: ApiRequest) -> Response | None:
+        """A service's own answer to a request it serves instead of moto (:meth:`.services.Service.serve`); an
+        :class:`AwsError` it raises is answered as moto answers one raised inside it."""
+        try:
+            return self.services.serve(call)
+        except AwsError as error:
+            return error.answer(call.protocol)
 
     def _authorized(self, request: Request) -> bool:
         """Health, checkip (open, as AWS's is) and instance metadata (which checks its own IMDSv2 tokens) are open;
@@ -251,6 +260,7 @@ class LocalCloud:
         return {"status": "reset"}
 
     def serve_forever(self) -> None:
+        http_headers.install()  # this process's HTTP heads (its requests, its Runtime APIs', its own calls' answers)
         self._server = server = make_server(HOST, self.port, noting_failures(self), threaded=True,
                                             request_handler=KeepAliveRequestHandler)
         state = {"pid": os.getpid(), "port": self.port, "cloud_id": self.cloud_id, "started_at": self.started_at,

@@ -157,9 +157,21 @@ def classify(signing_name: str, method: str, path: str, query_string: str, heade
                           params.get("Action", ""), params)
     operation, path_params = _rest_operation(service, method, path, query, headers)
     params = {**query, **path_params}
-    if protocol == "rest-json" and body:
+    if protocol == "rest-json" and body and not _raw_payload(service, operation):
         params.update({k: v for k, v in _json(body).items() if k not in params})
     return Classified(signing_name, service, protocol, operation, params)
+
+
+@cache
+def _raw_payload(service: str, operation: str) -> bool:
+    """Whether the operation's body is a blob member itself (Lambda Invoke's ``Payload``): the body is then no
+    parameters, whatever JSON it holds (an order's ``Qualifier`` key is not Invoke's ``Qualifier``)."""
+    try:
+        shape = service_model(service).operation_model(operation).input_shape
+    except Exception:  # an operation the model does not name (classify found none): no payload member known
+        return False
+    payload = shape.serialization.get("payload") if shape is not None else None
+    return payload is not None and shape.members[payload].type_name in ("blob", "string")
 
 
 def guess_protocol(path: str, query_string: str, headers: HeaderMap) -> str:

@@ -39,8 +39,13 @@ Hooks -- no-ops unless a service overrides them:
     code that serves the request read the annotations through :func:`current_request`. Return a
     werkzeug ``Response`` to answer the request yourself (usually ``call.refuse(code, message, status)``,
     which renders an error in the request's own protocol); later hooks and moto are then skipped.
-``after_request(call)``  runs once moto has served a request that passed every ``on_request`` (the
-    network model re-decides paths after a change).
+``serve(call)``  runs once a request has passed every ``on_request``, in registration order: return a werkzeug
+    ``Response`` to serve the request instead of moto (as moto would answer it: a service does this only where
+    moto's dispatch is a cost the answer does not need, such as Lambda's Invoke), or ``None`` to let moto serve it.
+    Unlike an ``on_request`` answer, a served request is a served one: ``after_request`` and ``on_answer`` follow,
+    and :func:`current_request` is set, as for moto.
+``after_request(call)``  runs once moto (or a service's ``serve``) has served a request that passed every
+    ``on_request`` (the network model re-decides paths after a change).
 ``on_answer(call, status, error_body, error_type)``  runs for every AWS API request once it has been
     answered, refused or not (the event history records it).
 ``on_launch(launch)``  runs for every process the cloud starts (database servers, Lambda workers,
@@ -105,6 +110,10 @@ class Service:
 
     def on_request(self, call: ApiRequest) -> Response | None:
         """Look at an AWS API request before moto does; a ``Response`` answers it instead of moto."""
+        return None
+
+    def serve(self, call: ApiRequest) -> Response | None:
+        """Serve ``call`` (which every request hook let through) instead of moto; None lets moto serve it."""
         return None
 
     def after_request(self, call: ApiRequest) -> None:
@@ -286,6 +295,14 @@ class Registry:
         """Run the request hooks; the first Response answers the request."""
         for service in self:
             answer = service.on_request(call)
+            if answer is not None:
+                return answer
+        return None
+
+    def serve(self, call: ApiRequest) -> Response | None:
+        """The first service's answer to a request it serves itself, or None (moto serves it)."""
+        for service in self:
+            answer = service.serve(call)
             if answer is not None:
                 return answer
         return None

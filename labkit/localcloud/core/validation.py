@@ -145,9 +145,8 @@ def _described(kind: str, limits: Mapping[str, Any]) -> list[str]:
 def _walk(shape: Any, value: Any, path: str, name: str, check: _Check) -> None:
     kind = shape.type_name
     limits = _constraints(shape, check.adjust, name)
-    shown = "" if shape.metadata.get("sensitive") else f" '{_java(value)}'"
     for failure in _failures(kind, value, limits):
-        check.errors.append(f"Value{shown} at '{path}' failed to satisfy constraint: {failure}")
+        check.errors.append(f"Value{_shown(shape, value)} at '{path}' failed to satisfy constraint: {failure}")
     if kind == "structure" and isinstance(value, dict):
         for member_name in shape.required_members:
             if value.get(member_name) is None:
@@ -168,8 +167,14 @@ def _walk(shape: Any, value: Any, path: str, name: str, check: _Check) -> None:
         element_limits = _constraints(element, check.adjust, element.name)
         if any(_failures(element.type_name, item, element_limits) for _index, item in items):
             words = "Member must satisfy constraint" if kind == "list" else "Map value must satisfy constraint"
-            check.errors.append(f"Value{shown} at '{path}' failed to satisfy constraint: {words}: "
+            check.errors.append(f"Value{_shown(shape, value)} at '{path}' failed to satisfy constraint: {words}: "
                                 f"[{', '.join(_described(element.type_name, element_limits))}]")
+
+
+def _shown(shape: Any, value: Any) -> str:
+    """The value as a message shows it (a sensitive member's is not shown); made only for a failure: a PutLogEvents'
+    events printed for every request that passes would cost more than the check."""
+    return "" if shape.metadata.get("sensitive") else f" '{_java(value)}'"
 
 
 def _path(parent: str, member: str) -> str:

@@ -361,6 +361,20 @@ def run(check: Any, hub: Any, a: Any, b: Any, instructor: Instructor, outsider: 
                                                  check=False, capture_output=True, text=True).stdout
     if restore_exists:
         check.add(f"{a.name}: reset to the checkpoint steps-1-7", status == 200 and answer.get("ok"), answer)
+        table = instructor.grades()
+        steps = row_of(table, a.name)["steps"]
+        check.add(f"{a.name}: the checkpoint's lab: steps 1-7 complete, the later ones not",
+                  all(steps[str(n)]["passed"] == steps[str(n)]["total"] > 0 for n in range(1, 8))
+                  and not all(steps[str(n)]["passed"] == steps[str(n)]["total"] > 0 for n in range(8, 14)), steps)
+        check.add(f"{a.name}: task 1 stays their own work after the checkpoint", task(table, a.name, 1)["status"]
+                  == "own work", task(table, a.name, 1))
+        check.add(f"{b.name}: untouched by {a.name}'s reset to the checkpoint",
+                  all(s["passed"] == s["total"] > 0 for s in row_of(table, b.name)["steps"].values()),
+                  row_of(table, b.name)["steps"])
+        status, answer = b.browse(order_path(rb["link"], hub.url) + "api/orders", "POST", {
+            "customer_name": f"after {a.name}'s checkpoint", "product": "Classroom", "quantity": 1, "amount": "3.00"})
+        check.add(f"{b.name}: still takes orders after {a.name}'s reset to the checkpoint", status == 201,
+                  answer[:200])
     else:
         print(f"  [open] reset to a checkpoint: `labkit cloud restore` comes with the persistence issue (23); "
               f"now: {str(answer)[:200]}", flush=True)

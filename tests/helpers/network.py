@@ -123,3 +123,20 @@ def ask(cloud: Any, name: str, **event: Any) -> dict:
     payload = json.loads(result["Payload"].read())
     assert "FunctionError" not in result, payload
     return payload
+
+
+NET_DB_PASSWORD = "Net-w0rk-pw"
+
+
+def lab_db(cloud: Any, net: dict, ident: str, public: bool = False) -> dict:
+    """A MariaDB instance in the VPC of lab_vpc (private subnets, or public ones), behind its rds group; its endpoint."""
+    rds = cloud.client("rds")
+    subnets = [net["subnet"]["public"], net["subnet"]["public-b"]] if public else [
+        net["subnet"]["private-a"], net["subnet"]["private-b"]]
+    rds.create_db_subnet_group(DBSubnetGroupName=f"{ident}-grp", DBSubnetGroupDescription="d", SubnetIds=subnets)
+    rds.create_db_instance(DBInstanceIdentifier=ident, Engine="mariadb", DBInstanceClass="db.t3.micro",
+                           MasterUsername="admin", MasterUserPassword=NET_DB_PASSWORD, DBName="ordersdb",
+                           AllocatedStorage=20, DBSubnetGroupName=f"{ident}-grp", PubliclyAccessible=public,
+                           VpcSecurityGroupIds=[net["sg"]["rds"]])
+    rds.get_waiter("db_instance_available").wait(DBInstanceIdentifier=ident, WaiterConfig={"Delay": 1})
+    return rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]["Endpoint"]

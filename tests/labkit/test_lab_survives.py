@@ -25,7 +25,7 @@ from labkit import Lab, checks, compute, iam, tasks
 from labkit.localcloud import control
 from labkit.localcloud.procs import CLOUD_MARKER, find_marked
 from labkit.names import DB_SUBNET_GROUP
-from tests.conftest import ProvisionedLab, free_port
+from tests.helpers import ProvisionedLab, free_port
 from tests.labkit.lab_state import differences, fingerprint
 
 DONE_TASKS = (1, 2, 9)

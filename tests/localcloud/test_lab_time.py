@@ -8,9 +8,9 @@ import email.utils
 import json
 import time
 
-from tests.conftest import make_zip
-from tests.localcloud.lambda_helpers import create_function
-from tests.localcloud.test_ec2 import _profile, launch, run_command
+from tests.helpers import make_zip
+from tests.helpers.ec2 import instance_profile, launch, run_command
+from tests.helpers.lambdas import create_function
 
 DAY = 86400.0
 SLACK = 300.0  # seconds: a stamp is taken within the test's few minutes of lab time
@@ -56,7 +56,7 @@ def test_every_timestamp_follows_the_lab_clock(own_cloud):
     ssm = cloud.client("ssm")
     ssm.put_parameter(Name="/clock/p", Value="v", Type="String")
     stamps["ssm parameter LastModifiedDate"] = ssm.get_parameter(Name="/clock/p")["Parameter"]["LastModifiedDate"]
-    instance = launch(cloud, _profile(cloud.client("iam"), "clock-profile"))
+    instance = launch(cloud, instance_profile(cloud.client("iam"), "clock-profile"))
     invocation = run_command(cloud, instance, ["date -u +%s"])
     assert abs(float(invocation["StandardOutputContent"]) - time.time() - DAY) < SLACK  # the instance's own clock
     command = ssm.list_commands(CommandId=invocation["CommandId"])["Commands"][0]

@@ -16,22 +16,8 @@ from botocore.exceptions import ClientError
 
 from tests.helpers import free_port, http_status, until
 from tests.helpers.ec2 import instance_profile, local_get, run_command
-from tests.helpers.network import CALLS, allow, ask, lab_vpc, probe_function
-
-PASSWORD = "Net-w0rk-pw"
-
-
-def _db(cloud, net: dict, ident: str, public: bool = False) -> dict:
-    rds = cloud.client("rds")
-    subnets = [net["subnet"]["public"], net["subnet"]["public-b"]] if public else [
-        net["subnet"]["private-a"], net["subnet"]["private-b"]]
-    rds.create_db_subnet_group(DBSubnetGroupName=f"{ident}-grp", DBSubnetGroupDescription="d", SubnetIds=subnets)
-    rds.create_db_instance(DBInstanceIdentifier=ident, Engine="mariadb", DBInstanceClass="db.t3.micro",
-                           MasterUsername="admin", MasterUserPassword=PASSWORD, DBName="ordersdb",
-                           AllocatedStorage=20, DBSubnetGroupName=f"{ident}-grp", PubliclyAccessible=public,
-                           VpcSecurityGroupIds=[net["sg"]["rds"]])
-    rds.get_waiter("db_instance_available").wait(DBInstanceIdentifier=ident, WaiterConfig={"Delay": 1})
-    return rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]["Endpoint"]
+from tests.helpers.network import CALLS, allow, ask, lab_db, lab_vpc, probe_function
+from tests.helpers.network import NET_DB_PASSWORD as PASSWORD
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +27,7 @@ def net(cloud):
 
 @pytest.fixture(scope="module")
 def private_db(cloud, net):
-    endpoint = _db(cloud, net, "net-private-db")
+    endpoint = lab_db(cloud, net, "net-private-db")
     yield endpoint
     cloud.client("rds").delete_db_instance(DBInstanceIdentifier="net-private-db", SkipFinalSnapshot=True)
 
@@ -83,7 +69,7 @@ def test_a_lambda_outside_the_vpc_reaches_services_but_no_private_db(cloud, priv
 
 def test_public_db_is_reached_from_your_computer_only_when_its_group_allows(cloud, net):
     ec2 = cloud.client("ec2")
-    endpoint = _db(cloud, net, "net-public-db", public=True)
+    endpoint = lab_db(cloud, net, "net-public-db", public=True)
     try:
         with pytest.raises(pymysql.err.OperationalError, match="timed out"):  # the group allows only lambda-sg
             pymysql.connect(host=endpoint["Address"], port=endpoint["Port"], user="admin", password=PASSWORD,

@@ -7,19 +7,19 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.localcloud.test_network import _ask, _db, _probe, _vpc
+from tests.helpers.network import ask, lab_db, lab_vpc, probe_function
 
 VPC_CIDR = "10.64.0.0/16"
 
 
 @pytest.fixture(scope="module")
 def net(cloud):
-    return _vpc(cloud.client("ec2"), "10.64")
+    return lab_vpc(cloud.client("ec2"), "10.64")
 
 
 @pytest.fixture(scope="module")
 def db(cloud, net):
-    endpoint = _db(cloud, net, "nacl-db")
+    endpoint = lab_db(cloud, net, "nacl-db")
     yield endpoint
     cloud.client("rds").delete_db_instance(DBInstanceIdentifier="nacl-db", SkipFinalSnapshot=True)
 
@@ -132,38 +132,38 @@ def test_the_return_traffic_needs_its_own_rule(cloud, net, db):
     only MySQL and HTTPS out: the database's replies to the function's ephemeral ports are dropped, the connection
     times out, as on AWS; an outbound rule for 1024-65535 fixes it. The default NACL lets everything through."""
     ec2 = cloud.client("ec2")
-    fn = _probe(cloud, "nacl-return", net)
+    fn = probe_function(cloud, "nacl-return", net)
     target, key = [[db["Address"], db["Port"]]], f"{db['Address']}:{db['Port']}"
-    assert _ask(cloud, fn, tcp=target, api=["secretsmanager"]) == {key: "connected", "secretsmanager": "ok"}
+    assert ask(cloud, fn, tcp=target, api=["secretsmanager"]) == {key: "connected", "secretsmanager": "ok"}
     private = [net["subnet"]["private-a"], net["subnet"]["private-b"]]
     acl = ec2.create_network_acl(VpcId=net["vpc"])["NetworkAcl"]["NetworkAclId"]
     before = _associate(ec2, private, acl)
     try:
-        assert _ask(cloud, fn, tcp=target) == {key: "timed out"}  # a new custom ACL denies all
+        assert ask(cloud, fn, tcp=target) == {key: "timed out"}  # a new custom ACL denies all
         for number, egress, ports, cidr in ((100, False, (3306, 3306), VPC_CIDR), (110, False, (443, 443), VPC_CIDR),
                                             (120, False, (1024, 65535), "0.0.0.0/0"),
                                             (100, True, (3306, 3306), VPC_CIDR), (110, True, (443, 443), "0.0.0.0/0")):
             _entry(ec2, acl, number, egress, ports, cidr)
-        assert _ask(cloud, fn, tcp=target, api=["secretsmanager"]) == {key: "timed out",
+        assert ask(cloud, fn, tcp=target, api=["secretsmanager"]) == {key: "timed out",
                                                                        "secretsmanager": "ConnectTimeoutError"}
         _entry(ec2, acl, 120, True, (1024, 65535))  # the replies, to the clients' ephemeral ports
-        assert _ask(cloud, fn, tcp=target, api=["secretsmanager"]) == {key: "connected", "secretsmanager": "ok"}
+        assert ask(cloud, fn, tcp=target, api=["secretsmanager"]) == {key: "connected", "secretsmanager": "ok"}
         # First match wins: a deny numbered before the allow drops MySQL again.
         _entry(ec2, acl, 90, True, (3306, 3306), action="deny")
-        assert _ask(cloud, fn, tcp=target) == {key: "timed out"}
+        assert ask(cloud, fn, tcp=target) == {key: "timed out"}
         ec2.delete_network_acl_entry(NetworkAclId=acl, RuleNumber=90, Egress=True)
-        assert _ask(cloud, fn, tcp=target) == {key: "connected"}
+        assert ask(cloud, fn, tcp=target) == {key: "connected"}
     finally:
         _associate(ec2, private, before[0])
         ec2.delete_network_acl(NetworkAclId=acl)
-    assert _ask(cloud, fn, tcp=target) == {key: "connected"}
+    assert ask(cloud, fn, tcp=target) == {key: "connected"}
 
 
 def test_s3_through_the_gateway_endpoint_needs_the_groups_egress(cloud, net):
     """With lambda-sg's egress revoked, S3 through the gateway endpoint times out like every other path; an egress
     rule naming the region's S3 prefix list lets it through again (and only S3)."""
     ec2 = cloud.client("ec2")
-    fn = _probe(cloud, "nacl-s3-egress", net)
+    fn = probe_function(cloud, "nacl-s3-egress", net)
     gateway = ec2.create_vpc_endpoint(VpcId=net["vpc"], VpcEndpointType="Gateway",
                                       ServiceName="com.amazonaws.us-east-1.s3",
                                       RouteTableIds=[net["private_rt"]])["VpcEndpoint"]["VpcEndpointId"]
@@ -172,17 +172,17 @@ def test_s3_through_the_gateway_endpoint_needs_the_groups_egress(cloud, net):
         "com.amazonaws.us-east-1.s3"]}])["PrefixLists"][0]["PrefixListId"]
     to_s3 = [{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "PrefixListIds": [{"PrefixListId": s3_list}]}]
     try:
-        assert _ask(cloud, fn, api=["s3"]) == {"s3": "ok"}
+        assert ask(cloud, fn, api=["s3"]) == {"s3": "ok"}
         ec2.revoke_security_group_egress(GroupId=net["sg"]["lambda"], IpPermissions=everything)
         try:
-            assert _ask(cloud, fn, api=["s3", "secretsmanager"]) == {"s3": "ConnectTimeoutError",
+            assert ask(cloud, fn, api=["s3", "secretsmanager"]) == {"s3": "ConnectTimeoutError",
                                                                      "secretsmanager": "ConnectTimeoutError"}
             ec2.authorize_security_group_egress(GroupId=net["sg"]["lambda"], IpPermissions=to_s3)
-            assert _ask(cloud, fn, api=["s3", "secretsmanager"]) == {"s3": "ok", "secretsmanager": "ConnectTimeoutError"}
+            assert ask(cloud, fn, api=["s3", "secretsmanager"]) == {"s3": "ok", "secretsmanager": "ConnectTimeoutError"}
             ec2.revoke_security_group_egress(GroupId=net["sg"]["lambda"], IpPermissions=to_s3)
         finally:
             ec2.authorize_security_group_egress(GroupId=net["sg"]["lambda"], IpPermissions=everything)
-        assert _ask(cloud, fn, api=["s3", "secretsmanager"]) == {"s3": "ok", "secretsmanager": "ok"}
+        assert ask(cloud, fn, api=["s3", "secretsmanager"]) == {"s3": "ok", "secretsmanager": "ok"}
     finally:
         ec2.delete_vpc_endpoints(VpcEndpointIds=[gateway])
 

@@ -14,10 +14,11 @@ import pytest
 from botocore.exceptions import ClientError
 
 from labkit.localcloud import control
-from tests.conftest import Cloud, free_port, stop_test_cloud
-from tests.localcloud.lambda_helpers import TRUST, create_function
-from tests.localcloud.test_network import _ask, _probe, _vpc
-from tests.localcloud.test_rds import _connect, _create, _network
+from tests.helpers import Cloud, free_port, stop_test_cloud, until
+from tests.helpers.lambdas import LAMBDA_TRUST as TRUST
+from tests.helpers.lambdas import create_function
+from tests.helpers.network import ask, lab_vpc, probe_function
+from tests.helpers.rds import connect_db, create_db, public_db_network
 
 LONG = 3600.0  # seconds of lab time: never passes by itself within a test
 
@@ -48,20 +49,20 @@ def test_fast_by_default_and_switched_through_the_control_api(own_cloud):
 
 def test_a_reboot_keeps_the_instance_rebooting_and_down_until_the_delay_has_passed(own_cloud):
     rds = own_cloud.client("rds")
-    groups = _network(own_cloud.client("ec2"), rds, "slow-grp")
-    db = _create(rds, "slow-db", "slow-grp", groups)
+    groups = public_db_network(own_cloud.client("ec2"), rds, "slow-grp")
+    db = create_db(rds, "slow-db", "slow-grp", groups)
     _realistic(own_cloud, rds_reboot=LONG)
     assert rds.reboot_db_instance(DBInstanceIdentifier="slow-db")["DBInstance"]["DBInstanceStatus"] == "rebooting"
     time.sleep(3)  # a fast reboot is over by now (about 1 s); a realistic one has only begun
     assert _status(rds, "slow-db") == "rebooting"
     with pytest.raises(pymysql.err.OperationalError):  # the momentary outage: the engine is down meanwhile
-        _connect(db["Endpoint"])
+        connect_db(db["Endpoint"])
     with pytest.raises(ClientError) as twice:
         rds.reboot_db_instance(DBInstanceIdentifier="slow-db")
     assert twice.value.response["Error"]["Code"] == "InvalidDBInstanceState"
     _advance(own_cloud)  # the delay is on the lab clock
     rds.get_waiter("db_instance_available").wait(DBInstanceIdentifier="slow-db", WaiterConfig={"Delay": 1})
-    with _connect(db["Endpoint"]) as conn, conn.cursor() as cur:
+    with connect_db(db["Endpoint"]) as conn, conn.cursor() as cur:
         cur.execute("SELECT 1")
     events = [e["Message"] for e in rds.describe_events(SourceIdentifier="slow-db", SourceType="db-instance",
                                                         Duration=180)["Events"]]  # the shutdown is an hour old
@@ -113,11 +114,11 @@ def test_an_iam_change_reaches_lambda_and_authorization_after_the_delay(own_clou
 
 def test_a_new_interface_endpoint_is_pending_and_carries_nothing_until_available(own_cloud):
     ec2 = own_cloud.client("ec2")
-    net = _vpc(ec2, "10.66")  # with its own Secrets Manager endpoint, made in fast mode: available
-    fn = _probe(own_cloud, "pending-probe", net)
-    assert _ask(own_cloud, fn, api=["secretsmanager"]) == {"secretsmanager": "ok"}
+    net = lab_vpc(ec2, "10.66")  # with its own Secrets Manager endpoint, made in fast mode: available
+    fn = probe_function(own_cloud, "pending-probe", net)
+    assert ask(own_cloud, fn, api=["secretsmanager"]) == {"secretsmanager": "ok"}
     ec2.delete_vpc_endpoints(VpcEndpointIds=[net["sm_endpoint"]])
-    assert _ask(own_cloud, fn, api=["secretsmanager"]) == {"secretsmanager": "ConnectTimeoutError"}
+    assert ask(own_cloud, fn, api=["secretsmanager"]) == {"secretsmanager": "ConnectTimeoutError"}
     _realistic(own_cloud, endpoint_create=LONG)
     created = ec2.create_vpc_endpoint(
         VpcId=net["vpc"], VpcEndpointType="Interface", ServiceName="com.amazonaws.us-east-1.secretsmanager",
@@ -127,13 +128,11 @@ def test_a_new_interface_endpoint_is_pending_and_carries_nothing_until_available
     gateway = ec2.create_vpc_endpoint(VpcId=net["vpc"], VpcEndpointType="Gateway", RouteTableIds=[net["private_rt"]],
                                       ServiceName="com.amazonaws.us-east-1.s3")["VpcEndpoint"]
     assert gateway["State"] == "available"  # gateway endpoints are at once, as on AWS
-    assert _ask(own_cloud, fn, api=["secretsmanager"]) == {"secretsmanager": "ConnectTimeoutError"}
+    assert ask(own_cloud, fn, api=["secretsmanager"]) == {"secretsmanager": "ConnectTimeoutError"}
     _advance(own_cloud)
-    deadline = time.monotonic() + 10
-    while ec2.describe_vpc_endpoints(VpcEndpointIds=[created["VpcEndpointId"]])["VpcEndpoints"][0]["State"] != "available":
-        assert time.monotonic() < deadline, "the endpoint stayed pending after its delay"
-        time.sleep(0.2)
-    assert _ask(own_cloud, fn, api=["secretsmanager"]) == {"secretsmanager": "ok"}
+    until(lambda: ec2.describe_vpc_endpoints(VpcEndpointIds=[created["VpcEndpointId"]])["VpcEndpoints"][0]["State"]
+          == "available", 10, 0.2, message="the endpoint stayed pending after its delay")
+    assert ask(own_cloud, fn, api=["secretsmanager"]) == {"secretsmanager": "ok"}
 
 
 def test_labkit_cloud_timing_shows_and_switches_the_mode(own_cloud):

@@ -17,7 +17,7 @@ import boto3
 import pytest
 
 from labkit.localcloud import control
-from tests.conftest import free_port, start_test_cloud, stop_test_cloud
+from tests.helpers import free_port, start_test_cloud, stop_test_cloud
 
 ROOT = Path(__file__).resolve().parents[2]
 

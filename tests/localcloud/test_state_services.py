@@ -17,10 +17,10 @@ import pytest
 
 from labkit.localcloud import control
 from labkit.localcloud.procs import CLOUD_MARKER, faketime_shared_files, find_marked
-from tests.conftest import Cloud, free_port, make_zip, stop_test_cloud
-from tests.localcloud.lambda_helpers import create_function
-from tests.localcloud.test_ec2 import _profile, launch, run_command
-from tests.localcloud.test_rds import PASSWORD, _network
+from tests.helpers import Cloud, free_port, make_zip, stop_test_cloud, until
+from tests.helpers.ec2 import instance_profile, launch, run_command
+from tests.helpers.lambdas import create_function
+from tests.helpers.rds import PASSWORD, public_db_network
 
 DAY = 86400
 PERIOD = 12 * 3600
@@ -28,17 +28,6 @@ UNIT = ("[Unit]\nDescription=boots\n[Service]\nExecStart=/bin/sh -c 'echo starte
         "\n[Install]\nWantedBy=multi-user.target\n")  # its working directory: the instance's /
 USER_DATA = "#!/bin/bash\necho ran >> $HOME/user-data.log\necho kept > $HOME/file.txt\n"
 TARGET_SOURCE = "def lambda_handler(event, context):\n    return {'time': event.get('time')}\n"
-
-
-def _wait(predicate, seconds: float = 60, what: str = ""):
-    deadline = time.monotonic() + seconds
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {seconds} s for {what or predicate}")
-        time.sleep(0.2)
 
 
 def _db(endpoint: dict) -> pymysql.Connection:
@@ -53,14 +42,14 @@ def _build(cloud: Cloud) -> dict:
     logs, s3, events, cw, sts = c("logs"), c("s3"), c("events"), c("cloudwatch"), c("sts")
     made: dict = {}
     # EC2: a tagged VPC, groups (one deleted), an Elastic IP, a running instance with a unit, a stopped one
-    groups = _network(ec2, rds, "state")
+    groups = public_db_network(ec2, rds, "state")
     made["db_group"] = groups[0]
     vpc = ec2.describe_security_groups(GroupIds=groups)["SecurityGroups"][0]["VpcId"]
     ec2.create_tags(Resources=[vpc], Tags=[{"Key": "changed", "Value": "yes"}])
     gone = ec2.create_security_group(GroupName="state-gone", Description="gone", VpcId=vpc)["GroupId"]
     ec2.delete_security_group(GroupId=gone)
     made.update(vpc=vpc, gone_group=gone, eip=ec2.allocate_address(Domain="vpc")["PublicIp"])
-    profile = _profile(iam, "state-profile")
+    profile = instance_profile(iam, "state-profile")
     running = launch(cloud, profile, USER_DATA)
     result = run_command(cloud, running, [f"cat > $HOME/boots.service <<'EOF'\n{UNIT}EOF",
                                           "systemctl enable --now $HOME/boots.service"])
@@ -102,8 +91,8 @@ def _build(cloud: Cloud) -> dict:
         cur.execute("CREATE TABLE kept (id INT PRIMARY KEY, note VARCHAR(20)) ENGINE=InnoDB")
         cur.execute("INSERT INTO kept VALUES (1, 'committed')")
     rds.stop_db_instance(DBInstanceIdentifier="state-db-stopped")
-    _wait(lambda: rds.describe_db_instances(DBInstanceIdentifier="state-db-stopped")["DBInstances"][0]
-          ["DBInstanceStatus"] == "stopped", what="the DB to stop")
+    until(lambda: rds.describe_db_instances(DBInstanceIdentifier="state-db-stopped")["DBInstances"][0]
+          ["DBInstanceStatus"] == "stopped", 60, 0.2, message="the DB to stop")
     subnets = rds.describe_db_subnet_groups(DBSubnetGroupName="state")["DBSubnetGroups"][0]["Subnets"]
     rds.create_db_subnet_group(DBSubnetGroupName="state-gone", DBSubnetGroupDescription="gone",
                                SubnetIds=[s["SubnetIdentifier"] for s in subnets])
@@ -329,7 +318,7 @@ def test_events_and_the_schedules_missed_while_down(crashed):
         firings = [f for f in control.schedule_history(cloud.home) if f["rule"] == "state-late"]
         return firings if len(firings) >= 5 else []
 
-    firings = _wait(late_firings, 90, "the missed instants to be handled")
+    firings = until(late_firings, 90, 0.2, message="the missed instants to be handled")
     by = {(f["time"], (f.get("target") or "").rsplit(":", 1)[-1], f["status"]) for f in firings}
     assert (instants[0], "", "dropped") in by, firings  # 30 h old: older than any target's maximum age
     young = [f for f in firings if f["time"] in instants[1:] and f["status"] == "ok"]

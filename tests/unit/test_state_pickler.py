@@ -71,7 +71,7 @@ def test_ssm_tags_and_parameters_come_back(persistence):
 
 
 def test_a_lambda_function_and_its_alias_come_back_usable(persistence):
-    from tests.conftest import make_zip
+    from tests.helpers import make_zip
 
     _backend("iam", "aws").create_role("state-fn-role", TRUST, "/", None, "", [], 3600, None)
     lam = _backend("lambda")

@@ -77,3 +77,18 @@ def test_a_forced_delete_of_a_scheduled_secret_frees_its_name(cloud):
     # "If you forcibly delete an already deleted or nonexistent secret, the operation does not return
     # ResourceNotFoundException"
     assert sm.delete_secret(SecretId="sm26-never-was", ForceDeleteWithoutRecovery=True)["Name"] == "sm26-never-was"
+
+
+def test_list_secret_version_ids_names_the_secrets_arn_and_each_versions_creation(cloud):
+    sm = cloud.client("secretsmanager")
+    arn = sm.create_secret(Name="versions-listed", SecretString="one")["ARN"]
+    sm.put_secret_value(SecretId="versions-listed", SecretString="two")
+    by_name = sm.list_secret_version_ids(SecretId="versions-listed")
+    assert by_name["ARN"] == arn and by_name["Name"] == "versions-listed"  # botocore's model: ARN of 20+ chars
+    assert sm.list_secret_version_ids(SecretId=arn)["ARN"] == arn
+    versions = {v["VersionId"]: v for v in by_name["Versions"]}
+    described = sm.describe_secret(SecretId=arn)["VersionIdsToStages"]
+    assert {k: sorted(v["VersionStages"]) for k, v in versions.items()} == {k: sorted(v) for k, v in described.items()}
+    for version_id, version in versions.items():  # each version's own creation, as GetSecretValue says it
+        assert version["CreatedDate"] == sm.get_secret_value(SecretId=arn, VersionId=version_id)["CreatedDate"]
+    sm.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)

@@ -8,9 +8,13 @@ marked for deletion.", and CreateSecret of its name with "You can't create this 
 name is already scheduled for deletion." (AWS's API reference lists "The secret is scheduled for deletion" among
 each such operation's InvalidRequestException causes). The checks run before moto's, so a refused call changes
 nothing.
+
+ListSecretVersionIds answers the secret's ARN (moto: the SecretId as passed, so a name where the ARN belongs) and
+each version's own creation date (moto: the time of the call).
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -73,6 +77,21 @@ def _delete_secret(original: Callable[..., Any]) -> Callable[..., Any]:
     return delete_secret
 
 
+def _list_secret_version_ids(original: Callable[..., Any]) -> Callable[..., Any]:
+    def list_secret_version_ids(self: Any, secret_id: str, *args: Any, **kwargs: Any) -> str:
+        answer = json.loads(original(self, secret_id, *args, **kwargs))
+        secret = self.secrets[secret_id]
+        answer["ARN"] = secret.arn
+        for item in answer.get("Versions", []):
+            created = secret.versions.get(item.get("VersionId"), {}).get("createdate")
+            if created is not None:
+                item["CreatedDate"] = created
+        if not answer.get("NextToken"):
+            answer.pop("NextToken", None)
+        return json.dumps(answer)
+    return list_secret_version_ids
+
+
 def patches() -> list[Patch]:
     """The Secrets Manager patches."""
     from moto.secretsmanager.models import SecretsManagerBackend
@@ -86,4 +105,7 @@ def patches() -> list[Patch]:
                   "InvalidRequestException as on AWS (moto: ResourceExistsException)", _create_secret),
             Patch(SecretsManagerBackend, "delete_secret", "RecoveryWindowInDays out of 7-30, both it and "
                   "ForceDeleteWithoutRecovery, and a second scheduling are refused with AWS's text (moto's carries "
-                  "botocore's prefix and its source's indentation)", _delete_secret)]
+                  "botocore's prefix and its source's indentation)", _delete_secret),
+            Patch(SecretsManagerBackend, "list_secret_version_ids", "the answer's ARN is the secret's ARN and each "
+                  "version's CreatedDate its creation (moto: the SecretId as passed, and the time of the call)",
+                  _list_secret_version_ids)]

@@ -143,3 +143,17 @@ def test_ec2_calls_are_recorded_with_ec2s_item_sets(cloud, history):
     assert record["responseElements"] is None and record["readOnly"] is True
     assert (record["eventType"], record["managementEvent"], record["eventCategory"]) == (
         "AwsApiCall", True, "Management")
+
+
+def test_event_times_are_whole_seconds_as_the_records_event_time(cloud, history):
+    """CloudTrail keeps an event's time to the second (the record's eventTime, yyyy-MM-ddTHH:mm:ssZ); LookupEvents
+    shows that second, so an object S3 stamps right after a call (LastModified, also whole seconds) is not older."""
+    cloud.client("iam").tag_role(RoleName="trail-reader", Tags=[{"Key": "seconds", "Value": "whole"}])
+    cloud.client("s3").put_object(Bucket="trail-bucket", Key="after.csv", Body=b"a\n")
+    event = _by(cloud, "EventName", "TagRole")[0]
+    record_time = dt.datetime.strptime(json.loads(event["CloudTrailEvent"])["eventTime"], "%Y-%m-%dT%H:%M:%SZ")
+    assert event["EventTime"].microsecond == 0
+    assert event["EventTime"] == record_time.replace(tzinfo=dt.timezone.utc)
+    written = cloud.client("s3").head_object(Bucket="trail-bucket", Key="after.csv")["LastModified"]
+    assert written >= event["EventTime"]
+    assert _by(cloud, "EventName", "TagRole", StartTime=event["EventTime"], EndTime=event["EventTime"])

@@ -191,7 +191,7 @@ class Recorded:
     def lookup_event(self) -> dict[str, Any]:
         """The ``Event`` of a LookupEvents answer."""
         event = {"EventId": self.event_id, "EventName": self.name, "ReadOnly": str(self.read_only).lower(),
-                 "EventTime": self.stamp, "EventSource": self.source,
+                 "EventTime": int(self.stamp), "EventSource": self.source,  # whole seconds, as eventTime
                  "Resources": self.resources(), "CloudTrailEvent": json.dumps(self.record())}
         if self.access_key_id:
             event["AccessKeyId"] = self.access_key_id

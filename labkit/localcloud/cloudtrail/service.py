@@ -193,7 +193,7 @@ class CloudTrailService(Service):
             number = event.number
             if before is not None and number >= before:
                 continue
-            stamp = event.stamp
+            stamp = int(event.stamp)  # the whole second the event is shown at
             if (start is not None and stamp < start) or (end is not None and stamp > end):
                 continue
             if wanted and not _matches(event, *wanted):

@@ -24,11 +24,11 @@ from botocore.exceptions import ClientError
 from labkit import Lab, checks, compute, iam, tasks
 from labkit.localcloud import control
 from labkit.localcloud.procs import CLOUD_MARKER, find_marked
-from labkit.names import DB_SUBNET_GROUP
+from labkit.names import DB_SUBNET_GROUP, bucket_name
 from tests.helpers import ProvisionedLab, free_port
 from tests.labkit.lab_state import differences, fingerprint
 
-DONE_TASKS = (1, 2, 9)
+DONE_TASKS = (1, 2, 11)
 
 
 def _order(lab: Lab, name: str) -> str:
@@ -56,24 +56,25 @@ def _passed(lab: Lab) -> set[int]:
 
 
 def _do_tasks(lab: Lab) -> None:
-    """Tasks 1, 2 and 9, as a student does them by hand."""
-    ec2, rds, sm = lab.client("ec2"), lab.client("rds"), lab.client("secretsmanager")
+    """Tasks 1, 2 and 11, as a student does them by hand (each undone at the end: a history read would not be)."""
+    ec2, rds, s3 = lab.client("ec2"), lab.client("rds"), lab.client("s3")
     vpc = ec2.describe_vpcs(Filters=lab.tag_filter())["Vpcs"][0]["VpcId"]
     subnets = [s["SubnetId"] for s in ec2.describe_subnets(Filters=lab.tag_filter())["Subnets"]]
     ec2.create_tags(Resources=[vpc, *subnets], Tags=[{"Key": "owner", "Value": "student"}])
     group = rds.describe_db_subnet_groups(DBSubnetGroupName=DB_SUBNET_GROUP)["DBSubnetGroups"][0]
     rds.add_tags_to_resource(ResourceName=group["DBSubnetGroupArn"], Tags=[{"Key": "tier", "Value": "data"}])
-    sm.tag_resource(SecretId=iam.SECRET_NAME, Tags=[{"Key": "data-classification", "Value": "confidential"}])
+    s3.put_bucket_lifecycle_configuration(Bucket=bucket_name(lab), LifecycleConfiguration={"Rules": [
+        {"ID": "expire-reports", "Filter": {"Prefix": "reports/"}, "Status": "Enabled", "Expiration": {"Days": 90}}]})
 
 
 def _undo_tasks(lab: Lab) -> None:
-    ec2, rds, sm = lab.client("ec2"), lab.client("rds"), lab.client("secretsmanager")
+    ec2, rds, s3 = lab.client("ec2"), lab.client("rds"), lab.client("s3")
     vpc = ec2.describe_vpcs(Filters=lab.tag_filter())["Vpcs"][0]["VpcId"]
     subnets = [s["SubnetId"] for s in ec2.describe_subnets(Filters=lab.tag_filter())["Subnets"]]
     ec2.delete_tags(Resources=[vpc, *subnets], Tags=[{"Key": "owner"}, {"Key": "crash"}])
     group = rds.describe_db_subnet_groups(DBSubnetGroupName=DB_SUBNET_GROUP)["DBSubnetGroups"][0]
     rds.remove_tags_from_resource(ResourceName=group["DBSubnetGroupArn"], TagKeys=["tier"])
-    sm.untag_resource(SecretId=iam.SECRET_NAME, TagKeys=["data-classification"])
+    s3.delete_bucket_lifecycle(Bucket=bucket_name(lab))
 
 
 @pytest.fixture(scope="module")

@@ -103,11 +103,13 @@ def _revoke_rds_rule_from_ec2(lab):
 
 def _delete_secret(lab):
     sm = lab.client("secretsmanager")
-    saved = sm.get_secret_value(SecretId=iam.SECRET_NAME)["SecretString"]  # held by the test, never printed
+    saved = [sm.get_secret_value(SecretId=iam.SECRET_NAME, VersionStage=stage)["SecretString"]  # never printed
+             for stage in ("AWSPREVIOUS", "AWSCURRENT")]
     sm.delete_secret(SecretId=iam.SECRET_NAME, ForceDeleteWithoutRecovery=True)
 
-    def restore():
-        sm.create_secret(Name=iam.SECRET_NAME, SecretString=saved, Tags=lab.tags)
+    def restore():  # as the series left it: step 4's version, then step 9's (task 9 reads the previous one)
+        sm.create_secret(Name=iam.SECRET_NAME, SecretString=saved[0], Tags=lab.tags)
+        sm.put_secret_value(SecretId=iam.SECRET_NAME, SecretString=saved[1])
         run_step(lab, 9)
     return restore
 

@@ -149,7 +149,7 @@ def _log_events(logs: Any, group: str) -> list[tuple[str, int, str]]:
                   for e in _pages(logs, "filter_log_events", "events", logGroupName=group))
 
 
-def _metrics(cloudwatch: Any, home: Any) -> dict[str, float]:
+def _metrics(cloudwatch: Any, home: Any) -> dict[str, dict[str, float]]:
     now = dt.datetime.fromisoformat(control.lab_clock(home)["now"])
     found = {}
     for metric in _pages(cloudwatch, "list_metrics", "Metrics"):
@@ -159,7 +159,7 @@ def _metrics(cloudwatch: Any, home: Any) -> dict[str, float]:
             StartTime=now - dt.timedelta(days=30), EndTime=now + dt.timedelta(days=1), Period=86400,
             Statistics=["SampleCount", "Sum"])["Datapoints"]
         key = f"{metric['Namespace']} {metric['MetricName']} {dims}"
-        found[key] = (sum(p["SampleCount"] for p in points), round(sum(p["Sum"] for p in points), 3))
+        found[key] = {"samples": sum(p["SampleCount"] for p in points), "sum": round(sum(p["Sum"] for p in points), 3)}
     return found
 
 
@@ -209,10 +209,10 @@ def differences(before: dict, after: dict) -> dict:
 
 
 def _within(old: Any, new: Any) -> bool:
-    """``old`` is kept in ``new``: a list's items are all there, a (count, sum) did not go down."""
-    if isinstance(old, list):
-        return all(item in new for item in old)
-    return all(b >= a for a, b in zip(old, new))
+    """``old`` is kept in ``new``: a list's items are all there, a metric's samples and sum did not go down."""
+    if isinstance(old, dict):
+        return all(new.get(k, 0) >= v for k, v in old.items())
+    return all(item in new for item in old)
 
 
 def app_answers(url: str) -> int:

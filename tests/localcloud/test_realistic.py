@@ -162,3 +162,18 @@ def test_a_cloud_started_realistic_takes_its_time_from_the_start(tmp_path):
             "rds_reboot": 30.0, "rds_create": 60.0, "iam_propagation": 8.0, "endpoint_create": 60.0}}
     finally:
         stop_test_cloud(cloud)
+
+
+def test_the_mode_is_kept_across_a_restart_unless_the_start_says_otherwise(own_cloud, monkeypatch):
+    monkeypatch.delenv("LABKIT_REALISTIC", raising=False)
+    monkeypatch.delenv("LABKIT_DELAYS", raising=False)
+    home, port = own_cloud.home, own_cloud.status.port
+    _realistic(own_cloud, iam_propagation=3)  # as notebook 15 does, in the middle of a lesson
+    control.stop_cloud(home)
+    control.start_cloud(port=port, home=home)  # the next day: the lab as it was
+    assert control.cloud_timing(home) == {"realistic": True, "delays": {
+        "rds_reboot": 45.0, "rds_create": 60.0, "iam_propagation": 3.0, "endpoint_create": 60.0}}
+    control.stop_cloud(home)
+    control.start_cloud(port=port, home=home, realistic=False, delays={"rds_reboot": 5})  # the start decides
+    assert control.cloud_timing(home) == {"realistic": False, "delays": {
+        "rds_reboot": 5.0, "rds_create": 60.0, "iam_propagation": 3.0, "endpoint_create": 60.0}}

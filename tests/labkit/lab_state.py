@@ -97,6 +97,7 @@ def fingerprint(lab: Any, home: Any, db_connection: Any) -> dict:
     rules = events.list_rules()["Rules"]
     out["rules"] = rules
     out["targets"] = {r["Name"]: events.list_targets_by_rule(Rule=r["Name"])["Targets"] for r in rules}
+    out["rule_tags"] = {r["Name"]: events.list_tags_for_resource(ResourceARN=r["Arn"])["Tags"] for r in rules}
     # IAM: users, roles, policies, profiles, the lab-admin keys
     out["users"] = iam.list_users()["Users"]
     out["access_keys"] = {u["UserName"]: iam.list_access_keys(UserName=u["UserName"])["AccessKeyMetadata"]
@@ -105,6 +106,8 @@ def fingerprint(lab: Any, home: Any, db_connection: Any) -> dict:
     out["role_policies"] = {r["RoleName"]: (sorted(p["PolicyArn"] for p in iam.list_attached_role_policies(
         RoleName=r["RoleName"])["AttachedPolicies"]), sorted(iam.list_role_policies(RoleName=r["RoleName"])["PolicyNames"]))
         for r in out["roles"]}
+    out["role_tags"] = {r["RoleName"]: iam.list_role_tags(RoleName=r["RoleName"])["Tags"] for r in out["roles"]}
+    out["user_tags"] = {u["UserName"]: iam.list_user_tags(UserName=u["UserName"])["Tags"] for u in out["users"]}
     out["policies"] = _pages(iam, "list_policies", "Policies", Scope="Local")
     out["instance_profiles"] = _pages(iam, "list_instance_profiles", "InstanceProfiles")
     # CloudWatch Logs

@@ -146,11 +146,15 @@ class TimingService(Service):
             stopped.wait(POLL)
 
     def later(self, kind: str, action: Callable[[], None], since: float | None = None, name: str = "") -> None:
-        """Run ``action`` once ``kind``'s delay has passed since ``since`` (now by default), in a thread."""
+        """Run ``action`` once ``kind``'s delay has passed since ``since`` (now by default), in a thread; not when
+        the cloud stops or is reset meanwhile (a restart resumes what its records still wait for, issue 23)."""
         start = self.now() if since is None else since
+        stopped = self._stopped
 
         def run() -> None:
             self.wait(kind, start)
+            if stopped.is_set():
+                return
             try:
                 action()
             except Exception:

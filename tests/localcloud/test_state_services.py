@@ -176,8 +176,8 @@ def _build(cloud: Cloud) -> dict:
     events.put_targets(Rule="state-hourly", Targets=[{"Id": "fn", "Arn": target}])  # not allowed: a failed one
     # the lab clock and the event history
     control.advance_clock(3660, cloud.home)
-    made["events_metrics"] = _wait(lambda: _events_metrics(cw, cloud.home, "state-hourly"), 30,
-                                   "EventBridge's metrics of the hourly firing")  # published within half a second
+    made["events_metrics"] = until(lambda: _events_metrics(cw, cloud.home, "state-hourly"), 30,
+                                   message="EventBridge's metrics of the hourly firing")  # within half a second
     # realistic mode, switched on as notebook 15 does; the restored database must not wait its reboot delay
     control.set_timing(True, {"rds_reboot": 3600, "iam_propagation": 2}, cloud.home)
     made["trail"] = [(e["EventId"], e["EventName"]) for e in c("cloudtrail").lookup_events(MaxResults=50)["Events"]]

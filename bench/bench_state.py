@@ -1,7 +1,8 @@
 """What keeping the lab's state costs (issue 23): the hot paths, a mutating call, and the idle footprint, side by side.
 
 Two throwaway clouds run at once, one with ``LABKIT_STATE=off`` (the lab in memory only, as before issue 23) and one
-keeping its state; each round measures one then the other, so both see the same machine load. Printed: warm Lambda
+keeping its state; each round measures one then the other, and then the two read paths are measured once more with one
+call on each cloud in turn (the fairest side-by-side on a shared machine). Printed: warm Lambda
 invoke p50 and GetSecretValue p50 (targets: state on within 10% of off), the p50 of two mutating calls (CreateTags on
 EC2, PutSecretValue: each waits for its service's save and fsync), what one save cost inside the daemon (pickling,
 writing), and each daemon's RSS/USS once idle (target: at most 10 MiB more). Figures, not assertions: run it on a
@@ -70,6 +71,25 @@ def p50(call, n: int) -> float:
     return percentile(times, 50)
 
 
+def interleaved(off: dict, on: dict, n: int) -> dict[str, tuple[float, float]]:
+    """The read paths, one call on each cloud in turn (off, on, off, on ...): both see the same moment's load, so
+    the comparison is side by side call by call; {name: (p50 off, p50 on)}."""
+    calls = {"invoke": lambda c: c["lambda"].invoke(FunctionName="trivial")["Payload"].read(),
+             "get_secret": lambda c: c["sm"].get_secret_value(SecretId="bench-secret")}
+    out = {}
+    for name, call in calls.items():
+        times: dict[str, list[float]] = {"off": [], "on": []}
+        for c in (off, on):
+            call(c)
+        for _ in range(n):
+            for mode, c in (("off", off), ("on", on)):
+                started = time.perf_counter()
+                call(c)
+                times[mode].append((time.perf_counter() - started) * 1000)
+        out[name] = (percentile(times["off"], 50), percentile(times["on"], 50))
+    return out
+
+
 def measure(c: dict) -> dict[str, float]:
     """One round on one cloud: the p50 of each call."""
     lam, sm, ec2, vpc = c["lambda"], c["sm"], c["ec2"], c["vpc"]
@@ -95,6 +115,7 @@ def main(rounds: int = 5) -> None:
             for mode, c in clients.items():
                 for name, value in measure(c).items():
                     figures[mode].setdefault(name, []).append(value)
+        pairs = interleaved(clients["off"], clients["on"], 300 * rounds)
         saves = control.cloud_state(on.home)
         time.sleep(12)  # both daemons go quiet and give their free heap back (the daemon's trim when idle)
         for mode, status in (("off", off), ("on", on)):
@@ -110,6 +131,9 @@ def main(rounds: int = 5) -> None:
         report(f"{name} p50, state on" if unit == "ms" else f"daemon {name} idle, state on", min(on_values), unit,
                f"rounds {', '.join(f'{v:.2f}' for v in on_values)}; best-round ratio {ratio:.3f}, "
                f"median-round ratio {middle:.3f}")
+    for name, (off_p50, on_p50) in pairs.items():
+        report(f"{name} p50 interleaved, state off", off_p50, "ms", f"{300 * rounds} calls, one on each cloud in turn")
+        report(f"{name} p50 interleaved, state on", on_p50, "ms", f"ratio {on_p50 / off_p50:.3f} (target <= 1.10)")
     count = saves["saves"] - saves_before["saves"]
     if count:
         pickle_ms = (saves["pickle_ms"] - saves_before["pickle_ms"]) / count

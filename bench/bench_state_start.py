@@ -98,7 +98,8 @@ def main() -> None:
         scratch = scratch_home("labkit-bench-start-")
         home, port, app_port = scratch.__enter__(), free_port(), free_port()
     try:
-        lab = Lab(target="local", name="bench-lab", cloud_port=port, app_port=app_port, home=home)
+        named = {"name": "bench-lab"} if scratch is not None else {}  # a given lab keeps its own name
+        lab = Lab(target="local", cloud_port=port, app_port=app_port, home=home, **named)
         if scratch is not None:
             started = time.perf_counter()
             run_steps(lab, 1, 13)

@@ -7,8 +7,10 @@ restarted"; the fingerprint's own reads add events).
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 from labkit import compute
@@ -52,6 +54,8 @@ def fingerprint(lab: Any, home: Any, db_connection: Any) -> dict:
     out["addresses"] = ec2.describe_addresses()["Addresses"]
     out["instances"] = [i for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]]
     out["instance_profiles_attached"] = ec2.describe_iam_instance_profile_associations()["IamInstanceProfileAssociations"]
+    out["network_acls"] = ec2.describe_network_acls()["NetworkAcls"]  # with their entries and associations
+    out["instance_disks"] = {i["InstanceId"]: _disk(home, i["InstanceId"]) for i in out["instances"]}
     # RDS: instances, subnet groups, events (compared as a prefix), the rows
     out["db_instances"] = rds.describe_db_instances()["DBInstances"]
     out["db_subnet_groups"] = rds.describe_db_subnet_groups()["DBSubnetGroups"]
@@ -93,6 +97,7 @@ def fingerprint(lab: Any, home: Any, db_connection: Any) -> dict:
     rules = events.list_rules()["Rules"]
     out["rules"] = rules
     out["targets"] = {r["Name"]: events.list_targets_by_rule(Rule=r["Name"])["Targets"] for r in rules}
+    out["rule_tags"] = {r["Name"]: events.list_tags_for_resource(ResourceARN=r["Arn"])["Tags"] for r in rules}
     # IAM: users, roles, policies, profiles, the lab-admin keys
     out["users"] = iam.list_users()["Users"]
     out["access_keys"] = {u["UserName"]: iam.list_access_keys(UserName=u["UserName"])["AccessKeyMetadata"]
@@ -101,6 +106,8 @@ def fingerprint(lab: Any, home: Any, db_connection: Any) -> dict:
     out["role_policies"] = {r["RoleName"]: (sorted(p["PolicyArn"] for p in iam.list_attached_role_policies(
         RoleName=r["RoleName"])["AttachedPolicies"]), sorted(iam.list_role_policies(RoleName=r["RoleName"])["PolicyNames"]))
         for r in out["roles"]}
+    out["role_tags"] = {r["RoleName"]: iam.list_role_tags(RoleName=r["RoleName"])["Tags"] for r in out["roles"]}
+    out["user_tags"] = {u["UserName"]: iam.list_user_tags(UserName=u["UserName"])["Tags"] for u in out["users"]}
     out["policies"] = _pages(iam, "list_policies", "Policies", Scope="Local")
     out["instance_profiles"] = _pages(iam, "list_instance_profiles", "InstanceProfiles")
     # CloudWatch Logs
@@ -108,6 +115,10 @@ def fingerprint(lab: Any, home: Any, db_connection: Any) -> dict:
     out["log_groups"] = groups
     out["log_streams"] = {g["logGroupName"]: sorted(s["logStreamName"] for s in _pages(
         logs, "describe_log_streams", "logStreams", logGroupName=g["logGroupName"])) for g in groups}
+    out["log_events"] = {g["logGroupName"]: _log_events(logs, g["logGroupName"]) for g in groups}
+    # CloudWatch metrics: every metric and the sum of its data points (EventBridge's TriggeredRules/Invocations,
+    # Lambda's Invocations/Duration...), on the lab clock
+    out["metrics"] = _metrics(lab.client("cloudwatch"), home)
     # SSM: the commands sent (tasks 5-8 ask for them), parameters
     out["ssm_commands"] = sorted((c["CommandId"], c["Status"], tuple(c["Parameters"].get("commands", [])))
                                  for c in ssm.list_commands()["Commands"])
@@ -117,8 +128,42 @@ def fingerprint(lab: Any, home: Any, db_connection: Any) -> dict:
                            for e in _pages(trail, "lookup_events", "Events")]
     # the lab clock, the app's URL
     out["clock_offset"] = control.lab_clock(home)["offset_seconds"]
+    out["timing"] = control.cloud_timing(home)  # realistic mode and its delays
     out["app_url"] = compute.app_url(lab)
     return _clean(out)
+
+
+def _disk(home: Any, instance_id: str) -> list[tuple[str, int]]:
+    """The files on an instance's disk a student or the lab wrote (its units, the app, /root), with their sizes;
+    not /run (a tmpfs: a reboot empties it), /tmp, /var (logs and caches grow) or the app's venv (thousands)."""
+    root = Path(home) / "ec2" / instance_id
+    kept = []
+    for top in ("etc", "root", "opt"):
+        for path in sorted((root / top).rglob("*")) if (root / top).is_dir() else []:
+            relative = path.relative_to(root).as_posix()
+            if "/venv/" in relative or "__pycache__" in relative or not path.is_file() or path.is_symlink():
+                continue
+            kept.append((relative, path.stat().st_size))
+    return kept
+
+
+def _log_events(logs: Any, group: str) -> list[tuple[str, int, str]]:
+    return sorted((e["logStreamName"], e["timestamp"], e["message"])
+                  for e in _pages(logs, "filter_log_events", "events", logGroupName=group))
+
+
+def _metrics(cloudwatch: Any, home: Any) -> dict[str, dict[str, float]]:
+    now = dt.datetime.fromisoformat(control.lab_clock(home)["now"])
+    found = {}
+    for metric in _pages(cloudwatch, "list_metrics", "Metrics"):
+        dims = sorted((d["Name"], d["Value"]) for d in metric.get("Dimensions", []))
+        points = cloudwatch.get_metric_statistics(
+            Namespace=metric["Namespace"], MetricName=metric["MetricName"], Dimensions=metric.get("Dimensions", []),
+            StartTime=now - dt.timedelta(days=30), EndTime=now + dt.timedelta(days=1), Period=86400,
+            Statistics=["SampleCount", "Sum"])["Datapoints"]
+        key = f"{metric['Namespace']} {metric['MetricName']} {dims}"
+        found[key] = {"samples": sum(p["SampleCount"] for p in points), "sum": round(sum(p["Sum"] for p in points), 3)}
+    return found
 
 
 def _policy(lam: Any, name: str) -> str:
@@ -142,7 +187,10 @@ def _bucket_tags(s3: Any, bucket: str) -> Any:
         return None
 
 
-GROWING = {"rds_events", "trail_events"}  # compared as: what was there before is there after
+GROWING = {"rds_events", "trail_events"}
+# Compared as: what was there before is there after, with the same values; telemetry of the functions' runs after
+# the first look (the fingerprint's own reads run none, but a cold start after the restart does) may add to them
+GROWING_MAPS = {"log_events", "metrics"}  # compared as: what was there before is there after
 
 
 def differences(before: dict, after: dict) -> dict:
@@ -154,9 +202,20 @@ def differences(before: dict, after: dict) -> dict:
             missing = [item for item in old or [] if item not in (new or [])]
             if missing:
                 found[key] = {"missing after": missing[:10]}
+        elif key in GROWING_MAPS:
+            missing = {k: v for k, v in (old or {}).items() if k not in (new or {}) or not _within(v, new[k])}
+            if missing:
+                found[key] = {"missing or changed after": dict(list(missing.items())[:10])}
         elif old != new:
             found[key] = {"before": old, "after": new}
     return found
+
+
+def _within(old: Any, new: Any) -> bool:
+    """``old`` is kept in ``new``: a list's items are all there, a metric's samples and sum did not go down."""
+    if isinstance(old, dict):
+        return all(new.get(k, 0) >= v for k, v in old.items())
+    return all(item in new for item in old)
 
 
 def app_answers(url: str) -> int:

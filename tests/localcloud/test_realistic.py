@@ -5,6 +5,8 @@ sequence of states, never a duration (bench/bench_realistic.py measures those)."
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -162,3 +164,46 @@ def test_a_cloud_started_realistic_takes_its_time_from_the_start(tmp_path):
             "rds_reboot": 30.0, "rds_create": 60.0, "iam_propagation": 8.0, "endpoint_create": 60.0}}
     finally:
         stop_test_cloud(cloud)
+
+
+def test_the_mode_is_kept_across_a_restart_unless_the_start_says_otherwise(own_cloud, monkeypatch):
+    monkeypatch.delenv("LABKIT_REALISTIC", raising=False)
+    monkeypatch.delenv("LABKIT_DELAYS", raising=False)
+    home, port = own_cloud.home, own_cloud.status.port
+    _realistic(own_cloud, iam_propagation=3)  # as notebook 15 does, in the middle of a lesson
+    control.stop_cloud(home)
+    control.start_cloud(port=port, home=home)  # the next day: the lab as it was
+    assert control.cloud_timing(home) == {"realistic": True, "delays": {
+        "rds_reboot": 45.0, "rds_create": 60.0, "iam_propagation": 3.0, "endpoint_create": 60.0}}
+    control.stop_cloud(home)
+    control.start_cloud(port=port, home=home, realistic=False, delays={"rds_reboot": 5})  # the start decides
+    assert control.cloud_timing(home) == {"realistic": False, "delays": {
+        "rds_reboot": 5.0, "rds_create": 60.0, "iam_propagation": 3.0, "endpoint_create": 60.0}}
+
+
+def test_an_endpoint_pending_when_the_cloud_stopped_becomes_available_after_the_start(own_cloud):
+    """Issue 23 with realistic mode: the wait of a pending endpoint is not lost with the daemon (it stayed pending
+    for ever, carrying nothing), and once available it stays so after a kill -9."""
+    ec2 = own_cloud.client("ec2")
+    net = lab_vpc(ec2, "10.68")
+    ec2.delete_vpc_endpoints(VpcEndpointIds=[net["sm_endpoint"]])
+    _realistic(own_cloud, endpoint_create=LONG)
+    made = ec2.create_vpc_endpoint(
+        VpcId=net["vpc"], VpcEndpointType="Interface", ServiceName="com.amazonaws.us-east-1.secretsmanager",
+        SubnetIds=[net["subnet"]["private-a"]], SecurityGroupIds=[net["sg"]["endpoints"]])["VpcEndpoint"]
+    endpoint = made["VpcEndpointId"]
+
+    def state() -> str:
+        return own_cloud.client("ec2").describe_vpc_endpoints(VpcEndpointIds=[endpoint])["VpcEndpoints"][0]["State"]
+
+    assert state() == "pending"
+    home, port = own_cloud.home, own_cloud.status.port
+    control.stop_cloud(home)
+    control.start_cloud(port=port, home=home)
+    assert state() == "pending", "its delay (lab time) has not passed: still pending"
+    _advance(own_cloud)
+    until(lambda: state() == "available", 10, message="the endpoint to become available after the restart")
+    time.sleep(1.5)  # a change made outside a request is kept within half a second
+    os.kill(control.cloud_status(home).pid, signal.SIGKILL)
+    control.start_cloud(port=port, home=home)
+    assert state() == "available"

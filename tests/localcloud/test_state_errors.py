@@ -96,6 +96,16 @@ def test_a_changed_file_and_a_folder_without_its_version_are_refused_by_name(hom
         _load(home)
 
 
+def test_a_service_s_saved_state_cut_short_or_of_another_shape_is_refused_by_name(home):
+    clock = home / "state" / "services" / "clock.json"
+    clock.write_text(json.dumps({"offset": "a day"}))  # JSON, but not what this labkit's clock saves
+    _refused(start(home), str(clock), "cannot be taken back")
+    network = home / "state" / "services" / "network.json"
+    network.write_bytes(network.read_bytes()[:-5])  # cut short
+    _refused(start(home), str(network), "damaged")
+    assert not control.cloud_status(home).running
+
+
 def test_fresh_moves_the_state_aside_and_starts_an_empty_lab(home):
     path = _ec2_file(home)
     path.write_bytes(b"garbage")

@@ -49,6 +49,24 @@ def _build(cloud: Cloud) -> dict:
     gone = ec2.create_security_group(GroupName="state-gone", Description="gone", VpcId=vpc)["GroupId"]
     ec2.delete_security_group(GroupId=gone)
     made.update(vpc=vpc, gone_group=gone, eip=ec2.allocate_address(Domain="vpc")["PublicIp"])
+    # network ACLs: a custom one on a subnet of its own, an entry made, one replaced, one deleted; one ACL deleted
+    acl_subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.250.0/24")["Subnet"]["SubnetId"]
+    acl = ec2.create_network_acl(VpcId=vpc, TagSpecifications=[{"ResourceType": "network-acl", "Tags": [
+        {"Key": "Name", "Value": "state-acl"}]}])["NetworkAcl"]["NetworkAclId"]
+    for number, port in ((100, 443), (110, 80), (120, 22)):
+        ec2.create_network_acl_entry(NetworkAclId=acl, RuleNumber=number, Protocol="6", RuleAction="allow",
+                                     Egress=False, CidrBlock="10.0.0.0/8", PortRange={"From": port, "To": port})
+    ec2.replace_network_acl_entry(NetworkAclId=acl, RuleNumber=110, Protocol="6", RuleAction="deny", Egress=False,
+                                  CidrBlock="10.1.2.3/16", PortRange={"From": 8080, "To": 8080})
+    ec2.delete_network_acl_entry(NetworkAclId=acl, RuleNumber=120, Egress=False)
+    association = next(a["NetworkAclAssociationId"] for a in ec2.describe_network_acls(Filters=[
+        {"Name": "association.subnet-id", "Values": [acl_subnet]}])["NetworkAcls"][0]["Associations"]
+        if a["SubnetId"] == acl_subnet)
+    made["acl_association"] = ec2.replace_network_acl_association(AssociationId=association, NetworkAclId=acl)[
+        "NewAssociationId"]
+    gone_acl = ec2.create_network_acl(VpcId=vpc)["NetworkAcl"]["NetworkAclId"]
+    ec2.delete_network_acl(NetworkAclId=gone_acl)
+    made.update(acl=acl, acl_subnet=acl_subnet, gone_acl=gone_acl)
     profile = instance_profile(iam, "state-profile")
     running = launch(cloud, profile, USER_DATA)
     result = run_command(cloud, running, [f"cat > $HOME/boots.service <<'EOF'\n{UNIT}EOF",
@@ -154,11 +172,29 @@ def _build(cloud: Cloud) -> dict:
     events.put_targets(Rule="state-late", Targets=[
         {"Id": "young", "Arn": target},
         {"Id": "strict", "Arn": target, "RetryPolicy": {"MaximumEventAgeInSeconds": PERIOD}}])
+    events.put_rule(Name="state-hourly", ScheduleExpression="rate(1 hour)")  # fires once in the advance below:
+    events.put_targets(Rule="state-hourly", Targets=[{"Id": "fn", "Arn": target}])  # not allowed: a failed one
     # the lab clock and the event history
-    control.advance_clock(3600, cloud.home)
+    control.advance_clock(3660, cloud.home)
+    made["events_metrics"] = until(lambda: _events_metrics(cw, cloud.home, "state-hourly"), 30,
+                                   message="EventBridge's metrics of the hourly firing")  # within half a second
+    # realistic mode, switched on as notebook 15 does; the restored database must not wait its reboot delay
+    control.set_timing(True, {"rds_reboot": 3600, "iam_propagation": 2}, cloud.home)
     made["trail"] = [(e["EventId"], e["EventName"]) for e in c("cloudtrail").lookup_events(MaxResults=50)["Events"]]
     ec2.create_tags(Resources=[vpc], Tags=[{"Key": "last", "Value": "acknowledged"}])  # the last 2xx before the kill
     return made
+
+
+def _events_metrics(cw, home, rule: str) -> dict:
+    """EventBridge's AWS/Events data points for ``rule``, summed: {metric: sum} (empty until all three arrived)."""
+    now = dt.datetime.fromisoformat(control.lab_clock(home)["now"])
+    sums = {}
+    for name in ("TriggeredRules", "Invocations", "FailedInvocations"):
+        points = cw.get_metric_statistics(Namespace="AWS/Events", MetricName=name, Statistics=["Sum"], Period=60,
+                                          Dimensions=[{"Name": "RuleName", "Value": rule}],
+                                          StartTime=now - dt.timedelta(days=1), EndTime=now + dt.timedelta(hours=1))
+        sums[name] = sum(p["Sum"] for p in points["Datapoints"])
+    return sums if all(sums.values()) else {}
 
 
 def _miss_two_days(home, offset: float) -> str:
@@ -220,6 +256,17 @@ def test_ec2(crashed):
     assert (disk / "root" / "file.txt").read_text() == "kept\n", "files written on the instance are kept"
     assert (disk / "root" / "user-data.log").read_text() == "ran\n", "user data runs once per instance, not at a reboot"
     assert (disk / "units.log").read_text() == "started\nstarted\n", "the enabled unit started again at the reboot"
+    acls = {a["NetworkAclId"]: a for a in ec2.describe_network_acls(Filters=[{"Name": "vpc-id",
+                                                                             "Values": [made["vpc"]]}])["NetworkAcls"]}
+    assert made["gone_acl"] not in acls
+    acl = acls[made["acl"]]
+    assert {"Key": "Name", "Value": "state-acl"} in acl["Tags"]
+    assert [(a["NetworkAclAssociationId"], a["SubnetId"]) for a in acl["Associations"]] == [
+        (made["acl_association"], made["acl_subnet"])]
+    entries = sorted((e["RuleNumber"], e["Egress"], e["RuleAction"], e["CidrBlock"], e.get("PortRange", {}).get("From"))
+                     for e in acl["Entries"])
+    assert entries == [(100, False, "allow", "10.0.0.0/8", 443), (110, False, "deny", "10.1.0.0/16", 8080),
+                       (32767, False, "deny", "0.0.0.0/0", None), (32767, True, "deny", "0.0.0.0/0", None)], entries
 
 
 def test_iam_and_sts(crashed):
@@ -283,11 +330,12 @@ def test_lambda(crashed):
     assert "state-gone-fn" not in [f["FunctionName"] for f in lam.list_functions()["Functions"]]
     answer = lam.invoke(FunctionName="state-fn:live", LogType="Tail")
     assert json.loads(answer["Payload"].read()) == "from the layer", "the layer's zip is kept"
+    assert [v["Version"] for v in lam.list_layer_versions(LayerName="state-layer")["LayerVersions"]] == [1]
     assert "Init Duration" in base64.b64decode(answer["LogResult"]).decode(), "a restart is a cold start"
 
 
 def test_logs_and_cloudwatch(crashed):
-    cloud, _made = crashed
+    cloud, made = crashed
     logs, cw = cloud.client("logs"), cloud.client("cloudwatch")
     groups = {g["logGroupName"]: g for g in logs.describe_log_groups(logGroupNamePrefix="/state")["logGroups"]}
     assert list(groups) == ["/state/kept"] and groups["/state/kept"]["retentionInDays"] == 7
@@ -295,6 +343,8 @@ def test_logs_and_cloudwatch(crashed):
     assert [e["message"] for e in lines] == ["kept line"]
     assert [a["AlarmName"] for a in cw.describe_alarms()["MetricAlarms"]] == ["state-alarm"]
     assert cw.list_metrics(Namespace="State")["Metrics"][0]["MetricName"] == "kept"
+    assert _events_metrics(cw, cloud.home, "state-hourly") == made["events_metrics"] == {
+        "TriggeredRules": 1.0, "Invocations": 1.0, "FailedInvocations": 1.0}, "EventBridge's metrics are kept"
 
 
 def test_s3(crashed):
@@ -309,7 +359,8 @@ def test_events_and_the_schedules_missed_while_down(crashed):
     cloud, made = crashed
     events = cloud.client("events")
     rules = {r["Name"]: r["State"] for r in events.list_rules()["Rules"]}
-    assert rules == {"state-rule": "ENABLED", "state-disabled": "DISABLED", "state-late": "ENABLED"}
+    assert rules == {"state-rule": "ENABLED", "state-disabled": "DISABLED", "state-late": "ENABLED",
+                     "state-hourly": "ENABLED"}
     assert events.list_targets_by_rule(Rule="state-rule")["Targets"][0]["Id"] == "fn"
     first = dt.datetime.strptime(made["first_missed"], "%Y-%m-%dT%H:%M:%SZ")
     instants = [(first + dt.timedelta(seconds=PERIOD * n)).strftime("%Y-%m-%dT%H:%M:%SZ") for n in range(3)]
@@ -333,4 +384,16 @@ def test_cloudtrail_and_the_lab_clock(crashed):
     for event_id, name in made["trail"]:  # each event of the history, by its id, as it was
         found = trail.lookup_events(LookupAttributes=[{"AttributeKey": "EventId", "AttributeValue": event_id}])
         assert [e["EventName"] for e in found["Events"]] == [name], event_id
-    assert control.lab_clock(cloud.home)["offset_seconds"] >= 3600, "the lab clock keeps its offset"
+    assert control.lab_clock(cloud.home)["offset_seconds"] >= 3660, "the lab clock keeps its offset"
+
+
+def test_realistic_mode_is_kept_and_a_restart_is_not_an_rds_reboot(crashed):
+    cloud, made = crashed
+    assert control.cloud_timing(cloud.home) == {"realistic": True, "delays": {
+        "rds_reboot": 3600.0, "rds_create": 60.0, "iam_propagation": 2.0, "endpoint_create": 60.0}}
+    # the restored database came back with the start (its engine restarted: test_rds), not after rds_reboot: the
+    # cloud's own restart is not a RebootDBInstance (on AWS the instance never went down); waiting for it would
+    # have held the start until control's patience ran out
+    assert made["start_seconds"] < control.SETTLE_SECONDS
+    status = cloud.client("rds").describe_db_instances(DBInstanceIdentifier="state-db")["DBInstances"][0]
+    assert status["DBInstanceStatus"] == "available"

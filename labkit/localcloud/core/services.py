@@ -72,7 +72,7 @@ from werkzeug.wrappers import Request, Response
 
 from labkit.localcloud.core.errors import AwsError
 from labkit.localcloud.core.requests import Classified, classify, guess_protocol
-from labkit.localcloud.core.statefiles import Journal
+from labkit.localcloud.core.statefiles import Journal, StateError
 
 log = logging.getLogger("labkit.localcloud")
 Route = Callable[[Request], Any]
@@ -281,9 +281,20 @@ class Registry:
             service.after_reset()
 
     def load_state(self, state: StateAccess) -> None:
-        """Give each service its saved state, in registration order, before any starts."""
+        """Give each service its saved state, in registration order, before any starts. A saved state a service
+        cannot take back (edited, or written by a labkit whose service kept another shape) is a StateError naming
+        its file, as a damaged record is: the start is refused with what to do, never a traceback."""
         for service in self:
-            service.load_state(state.saved(service.name), state.restored)
+            saved = state.saved(service.name)
+            try:
+                service.load_state(saved, state.restored)
+            except StateError:
+                raise
+            except Exception as exc:
+                if saved is None:
+                    raise
+                raise StateError(f"{state.saved_file(service.name)} cannot be taken back by this labkit's "
+                                 f"{service.name} service ({type(exc).__name__}: {exc})") from exc
 
     def summary(self) -> dict[str, dict[str, Any]]:
         return {service.name: service.summary() for service in self}
@@ -346,6 +357,10 @@ class StateAccess:
     def saved(self, name: str) -> dict[str, Any] | None:
         """The service's state as its ``save_state()`` last returned it (None: none saved)."""
         return None
+
+    def saved_file(self, name: str) -> str:
+        """Where the service's saved state is kept (for messages)."""
+        return f"the saved state of {name}"
 
     def changed(self, name: str) -> None:
         """The service's own state changed: saved with the request being answered, else within half a second."""

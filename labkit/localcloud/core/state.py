@@ -81,6 +81,9 @@ class Persistence(StateAccess):
     def saved(self, name: str) -> dict[str, Any] | None:
         return self._saved.get(name)
 
+    def saved_file(self, name: str) -> str:
+        return str(self.services_dir / f"{name}.json")
+
     def changed(self, name: str) -> None:
         with self._changed_lock:
             self._changed.add(name)

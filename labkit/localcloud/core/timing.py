@@ -98,10 +98,13 @@ class TimingService(Service):
         return self.summary()
 
     def set(self, realistic: bool, delays: Mapping[str, float] | None = None) -> None:
-        """Turn realistic mode on or off (what waits now finishes at once when it goes off)."""
+        """Turn realistic mode on or off (what waits now finishes at once when it goes off); kept before the
+        answer leaves, so a restart of the cloud keeps the setting (issue 23)."""
         self.delays.update(delays or {})
         changed = realistic != self.realistic
         self.realistic = realistic
+        self.ctx.state.changed(self.name)
+        self.ctx.state.commit()
         if changed:
             log.info("timing: %s", "realistic" if realistic else "fast")
             for listener in list(self._listeners):
@@ -114,6 +117,21 @@ class TimingService(Service):
     def delay(self, kind: str) -> float:
         """Seconds of lab time ``kind`` takes now (0 in fast mode)."""
         return self.delays.get(kind, 0.0) if self.realistic else 0.0
+
+    # -- what a restart keeps (issue 23) ------------------------------------------------------------------
+    def save_state(self) -> dict[str, Any]:
+        return {"realistic": self.realistic, "delays": dict(self.delays)}
+
+    def load_state(self, saved: dict[str, Any] | None, restored: bool) -> None:
+        """The setting the lab had (``labkit cloud timing``, a notebook's ``lab.realistic()``), unless the start
+        says otherwise (``--realistic``, ``LABKIT_REALISTIC``, ``LABKIT_DELAYS``: they win over the saved one)."""
+        if not saved or not restored:
+            return
+        if "LABKIT_REALISTIC" not in os.environ:
+            self.realistic = bool(saved.get("realistic", self.realistic))
+        given = saved.get("delays") or {}
+        kept = {k: float(v) for k, v in given.items() if k in REALISTIC and isinstance(v, (int, float)) and v >= 0}
+        self.delays = {**REALISTIC, **kept, **parse_delays(os.environ.get("LABKIT_DELAYS", ""))}
 
     # -- waits on the lab clock ----------------------------------------------------------------------------
     def now(self) -> float:
@@ -128,11 +146,15 @@ class TimingService(Service):
             stopped.wait(POLL)
 
     def later(self, kind: str, action: Callable[[], None], since: float | None = None, name: str = "") -> None:
-        """Run ``action`` once ``kind``'s delay has passed since ``since`` (now by default), in a thread."""
+        """Run ``action`` once ``kind``'s delay has passed since ``since`` (now by default), in a thread; not when
+        the cloud stops or is reset meanwhile (a restart resumes what its records still wait for, issue 23)."""
         start = self.now() if since is None else since
+        stopped = self._stopped
 
         def run() -> None:
             self.wait(kind, start)
+            if stopped.is_set():
+                return
             try:
                 action()
             except Exception:

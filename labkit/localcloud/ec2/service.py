@@ -39,6 +39,7 @@ from labkit.localcloud.core.clock import ClockService
 from labkit.localcloud.core.services import CloudContext, Route, Service
 from labkit.localcloud.ec2.exceptions import UNMANAGED, InvalidInstanceId
 from labkit.localcloud.ec2.imds import ImdsService
+from labkit.localcloud.ec2.pending import resume_pending
 from labkit.localcloud.iam.principals import backend as iam_backend
 from labkit.localcloud.network.service import NetworkService
 from labkit.localcloud.procs import HOME_MARKER, INSTANCE_MARKER, kill_marked
@@ -65,6 +66,7 @@ class Ec2Service(Service):
         if self._restored:
             self._take_in_disks()
             self._boot_restored()
+            resume_pending(ec2_backends)
 
     # -- what a restart keeps (issue 23) ------------------------------------------------------------------
     def load_state(self, saved: dict[str, Any] | None, restored: bool) -> None:

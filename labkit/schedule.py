@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from typing import Any
 
 import pandas as pd
 from botocore.exceptions import ClientError
@@ -26,10 +27,11 @@ SCHEDULE = "rate(1 day)"
 
 
 def create_schedule(lab: Lab) -> str:
-    """The rule (ENABLED, every 24 hours), its target, and the Lambda permission for it; returns the rule ARN."""
+    """The rule (ENABLED, every 24 hours), its target, and the Lambda permission for it; returns the rule ARN. A re-run
+    keeps a schedule that runs at least daily (a student's every 12 hours, task 13), so it never undoes the task."""
     events, lam = lab.client("events"), lab.client("lambda")
     fn_arn = lam.get_function(FunctionName=iam.REPORT_FUNCTION)["Configuration"]["FunctionArn"]
-    rule_arn = events.put_rule(Name=rule_name(lab), ScheduleExpression=SCHEDULE, State="ENABLED",
+    rule_arn = events.put_rule(Name=rule_name(lab), ScheduleExpression=_kept_schedule(events, lab), State="ENABLED",
                                Description="Orders Lab: the daily delta report", Tags=lab.tags)["RuleArn"]
     events.put_targets(Rule=rule_name(lab), Targets=[{"Id": iam.REPORT_FUNCTION, "Arn": fn_arn}])
     if events_permission(lab, rule_arn):  # a re-run adds no second statement
@@ -41,6 +43,18 @@ def create_schedule(lab: Lab) -> str:
         if error_code(exc) != "ResourceConflictException":
             raise
     return rule_arn
+
+
+def _kept_schedule(events: Any, lab: Lab) -> str:
+    """The rule's schedule on a re-run: one that runs at least daily stays (task 13's every 12 hours); anything else,
+    or no rule yet, is SCHEDULE."""
+    try:
+        current = events.describe_rule(Name=rule_name(lab)).get("ScheduleExpression")
+    except ClientError as exc:
+        if error_code(exc) != "ResourceNotFoundException":
+            raise
+        return SCHEDULE
+    return current if current and runs_at_least_daily(current) else SCHEDULE
 
 
 def runs_at_least_daily(expression: str | None, after: dt.datetime | None = None) -> bool:

@@ -103,13 +103,13 @@ def _revoke_rds_rule_from_ec2(lab):
 
 def _delete_secret(lab):
     sm = lab.client("secretsmanager")
-    saved = [sm.get_secret_value(SecretId=iam.SECRET_NAME, VersionStage=stage)["SecretString"]  # never printed
-             for stage in ("AWSPREVIOUS", "AWSCURRENT")]
+    saved = json.loads(sm.get_secret_value(SecretId=iam.SECRET_NAME)["SecretString"])  # never printed
     sm.delete_secret(SecretId=iam.SECRET_NAME, ForceDeleteWithoutRecovery=True)
 
-    def restore():  # as the series left it: step 4's version, then step 9's (task 9 reads the previous one)
-        sm.create_secret(Name=iam.SECRET_NAME, SecretString=saved[0], Tags=lab.tags)
-        sm.put_secret_value(SecretId=iam.SECRET_NAME, SecretString=saved[1])
+    def restore():  # as the series left it: step 4's version (the master credentials), then step 9's, whose
+        # previous version task 9 reads (rebuilt, not read: a read of it would be that task done)
+        step_4 = {key: saved[key] for key in ("engine", "password", "username")}
+        sm.create_secret(Name=iam.SECRET_NAME, SecretString=json.dumps(step_4, sort_keys=True), Tags=lab.tags)
         run_step(lab, 9)
     return restore
 

@@ -86,12 +86,14 @@ def patch_lists() -> tuple[PatchList, ...]:
 def state_lists() -> tuple[RuleList, ...]:
     """Each service package's rules for saving what moto (and its patches) put in the records (issue 23)."""
     from labkit.localcloud.awslambda import state as lambda_state
+    from labkit.localcloud.cloudwatch import state as cloudwatch_state
     from labkit.localcloud.ec2 import state as ec2_state
     from labkit.localcloud.iam import state as iam_state
     from labkit.localcloud.s3 import state as s3_state
     from labkit.localcloud.ssm import state as ssm_state
 
-    return (iam_state.rules, ec2_state.rules, ssm_state.rules, lambda_state.rules, s3_state.rules)
+    return (iam_state.rules, ec2_state.rules, ssm_state.rules, lambda_state.rules, s3_state.rules,
+            cloudwatch_state.rules)
 
 
 def lab_state(home: Path) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import functools
 import pickle
+import time
 from pathlib import Path
 
 import pytest
@@ -161,6 +162,44 @@ def test_s3_bodies_are_files_named_by_digest_and_a_new_body_is_saved_anew(persis
     assert _backend("s3", "aws").get_object("state-bucket-23", "a.txt").value == b"second"
     blobs = {p.name for p in (again.root / "blobs").iterdir()}
     assert len(blobs) == 1, "the first body belongs to nothing any more and is collected at the load"
+
+
+def test_log_events_and_metric_data_are_saved_in_chunks_each_pickled_once(persistence, monkeypatch):
+    from labkit.localcloud.core import chunks
+    from labkit.localcloud.core.statefiles import BlobStore
+
+    puts: list[int] = []
+    real_put = BlobStore.put
+    monkeypatch.setattr(BlobStore, "put", lambda self, body, digest=None: puts.append(len(body)) or real_put(
+        self, body, digest))
+    logs, cloudwatch = _backend("logs"), _backend("cloudwatch")
+    now_ms = int(time.time() * 1000)  # (CloudWatch Logs refuses events older than 14 days)
+    logs.create_log_group("/aws/lambda/chunked", {})
+    logs.create_log_stream("/aws/lambda/chunked", "stream-1")
+
+    def put_events(first: int, count: int) -> None:
+        logs.put_log_events("/aws/lambda/chunked", "stream-1",
+                            [{"timestamp": now_ms + n, "message": f"line {n}"} for n in range(first, first + count)])
+        cloudwatch.put_metric_data("Chunked/Test", [{"MetricName": "Duration", "Value": float(n)}
+                                                    for n in range(first, first + count)])
+
+    put_events(0, 2 * chunks.CHUNK_ITEMS + 10)
+    persistence.save_everything()
+    chunk_puts = [size for size in puts if size > 4096]  # (another test's S3 body is saved too: a few bytes)
+    assert len(chunk_puts) == 4, "two full chunks of events and two of metric data, each a blob"
+    first_save = len(puts)
+    logs_file = persistence.store.path(("logs", ACCOUNT, REGION)).stat().st_size
+    put_events(2 * chunks.CHUNK_ITEMS + 10, chunks.CHUNK_ITEMS)
+    persistence.save_everything()
+    assert len(puts) - first_save == 2, "a save pickles only the chunks filled since the last one"
+    assert persistence.store.path(("logs", ACCOUNT, REGION)).stat().st_size < logs_file + 4096
+    persistence.restart()
+    stream = _backend("logs").groups["/aws/lambda/chunked"].streams["stream-1"]
+    assert [e.message for e in stream.events] == [f"line {n}" for n in range(3 * chunks.CHUNK_ITEMS + 10)]
+    assert chunks.CACHE not in vars(stream)
+    values = [m.value for m in _backend("cloudwatch").metric_data if m.namespace == "Chunked/Test"]
+    assert values == [float(n) for n in range(3 * chunks.CHUNK_ITEMS + 10)]
+    _backend("logs").delete_log_group("/aws/lambda/chunked")
 
 
 def test_an_unknown_lambda_factory_fails_the_save_with_its_name(persistence):

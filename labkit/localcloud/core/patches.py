@@ -46,7 +46,7 @@ class Patch:
 
 
 _services = Registry()
-_originals: dict[tuple[int, str], Any] = {}
+_patched: set[tuple[int, str]] = set()  # (owner, attribute) patched in this process (moto's original not kept)
 
 
 def find(kind: type[S]) -> S | None:
@@ -132,14 +132,14 @@ def apply(services: Registry, lists: Iterable[PatchList]) -> list[Patch]:
     applied = [patch for patch_list in lists for patch in patch_list()]
     for patch in applied:
         key = (id(patch.owner), patch.attribute)
-        if key in _originals:
+        if key in _patched:
             continue  # already patched in this process; the wrappers now see the new registry
         present = patch.attribute in vars(patch.owner)
         if present == patch.adds:
             state = "already has" if patch.adds else "has no"
             raise RuntimeError(f"moto {MOTO_VERSION} {state} {patch.label} ({patch.why}); "
                                "re-check labkit/localcloud/*/patches.py")
-        _originals[key] = vars(patch.owner).get(patch.attribute)
+        _patched.add(key)
         setattr(patch.owner, patch.attribute, patch.replace(getattr(patch.owner, patch.attribute, None)))
     return applied
 

@@ -3,31 +3,37 @@
 With ``MOTO_IAM_LOAD_MANAGED_POLICIES`` (AWS's managed policies exist, as on AWS) moto builds all of them (about
 1,600, 14 MiB) in every IAM backend it creates. Here an IAM backend makes an AWS managed policy when a request
 names its ARN (GetPolicy, AttachRolePolicy, ...); a request that lists them (ListPolicies,
-GetAccountAuthorizationDetails) makes them all first, so every answer is moto's own (:mod:`.patches`).
+GetAccountAuthorizationDetails) makes them all first, so every answer is moto's own (:mod:`.patches`). A policy's
+JSON is read from moto's data file when it is made: the module's 4.5 MiB string is not kept (:func:`_data_file`).
 """
 from __future__ import annotations
 
+import functools
+import importlib.util
 import json
 import re
+import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 POLICY_ARN_PREFIX = "arn:{partition}:iam::aws:policy"
+MOTO_DATA = "moto.iam.aws_managed_policies"
+QUOTES = '"""'
 JSON_WHITESPACE = re.compile(r"[ \t\n\r]*")  # what the json module skips between tokens
 _index_lock = threading.Lock()
 _index: dict[str, tuple[int, int]] = {}
 
 
 def _policy_offsets() -> dict[str, tuple[int, int]]:
-    """Where each AWS managed policy's entry sits in moto's data (name -> (start, end)); built once, by one pass
-    over the text that keeps nothing but the offsets."""
-    from moto.iam.aws_managed_policies import aws_managed_policies_data as text
-
+    """Where each AWS managed policy's entry sits in moto's data (name -> (start, end), offsets in the file of
+    :func:`_data_file`); built once, by one pass over the text that keeps nothing but the offsets."""
     with _index_lock:
         if _index:
             return _index
+        text = _data_file().read_bytes().decode("ascii")  # (checked by _data_file: offsets are byte offsets)
         decoder = json.JSONDecoder()
-        position = _skip_space(text, text.index("{") + 1)
+        position = _skip_space(text, text.index("{", text.index(QUOTES) + len(QUOTES)) + 1)
         while text[position] != "}":
             name, position = decoder.raw_decode(text, position)
             position = _skip_space(text, _skip_space(text, position) + 1)  # past the colon
@@ -39,6 +45,22 @@ def _policy_offsets() -> dict[str, tuple[int, int]]:
         return _index
 
 
+@functools.cache
+def _data_file() -> Path:
+    """moto's ``moto/iam/aws_managed_policies.py``, read as a data file: its one string holds the policies as JSON,
+    without an escape and in ASCII (so the text between its quotes is the string's value, and a character's offset
+    its byte's). Imported, the module would keep that string, 4.5 MiB, for the daemon's life."""
+    spec = importlib.util.find_spec(MOTO_DATA)
+    if spec is None or spec.origin is None:
+        raise RuntimeError(f"{MOTO_DATA} is missing: re-check labkit/localcloud/iam/managed_policies.py")
+    path = Path(spec.origin)
+    data = path.read_bytes()
+    if data.count(QUOTES.encode()) != 2 or b"\\" in data or not data.isascii():
+        raise RuntimeError(f"{path} is no longer one plain ASCII string: re-check labkit/localcloud/iam/"
+                           "managed_policies.py")
+    return path
+
+
 def _skip_space(text: str, position: int) -> int:
     """The position of the first character at or after ``position`` that is not JSON whitespace."""
     found = JSON_WHITESPACE.match(text, position)
@@ -46,10 +68,22 @@ def _skip_space(text: str, position: int) -> int:
 
 
 def _policy_data(name: str) -> dict[str, Any] | None:
-    from moto.iam.aws_managed_policies import aws_managed_policies_data as text
-
     where = _policy_offsets().get(name)
-    return json.loads(text[where[0]:where[1]]) if where else None
+    if where is None:
+        return None
+    with open(_data_file(), "rb") as data:
+        data.seek(where[0])
+        found: dict[str, Any] = json.loads(data.read(where[1] - where[0]))
+        return found
+
+
+def forget_moto_module() -> None:
+    """Drop moto's module of the policies' text, whose string the daemon does not read (a later importer, such as
+    moto's SSO Admin, imports it afresh); the name moto's IAM models import it under is patched (:mod:`.patches`)."""
+    import moto.iam
+
+    sys.modules.pop(MOTO_DATA, None)
+    vars(moto.iam).pop("aws_managed_policies", None)
 
 
 class ManagedPolicies(dict[str, Any]):

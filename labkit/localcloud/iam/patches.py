@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from labkit.localcloud.core.patches import Patch
-from labkit.localcloud.iam.managed_policies import ManagedPolicies
+from labkit.localcloud.iam.managed_policies import ManagedPolicies, forget_moto_module
 
 
 def patches() -> list[Patch]:
@@ -38,6 +38,10 @@ def patches() -> list[Patch]:
             return original(self, *args, **kwargs)
         return wrapper
 
+    def without_text(_original: Any) -> str:
+        forget_moto_module()
+        return ""
+
     def existing_partitions(_original: Any) -> Callable[[str], str]:
         def get_account_id_from(access_key: str) -> str:
             for account_id, account in list(iam.iam_backends.items()):
@@ -52,6 +56,9 @@ def patches() -> list[Patch]:
     return [
         Patch(backend, "_init_aws_policies", "moto builds every AWS managed policy (about 1,600, 14 MiB) in every "
               "IAM backend; they are made when first named (ManagedPolicies)", no_aws_policies),
+        Patch(iam, "aws_managed_policies_data", "moto's IAM models keep the AWS managed policies' text (4.5 MiB) for "
+              "_init_aws_policies alone, replaced above; ManagedPolicies reads a policy from moto's file when named",
+              without_text),
         Patch(backend, "_init_managed_policies", "a backend's managed policies: the AWS ones made when first named",
               on_demand),
         *(Patch(backend, method, attach, names_policy_first) for method in (

@@ -49,6 +49,7 @@ from labkit.localcloud.control import admin_credentials
 from labkit.localcloud.core.http_keepalive import close_idle_connections
 from labkit.localcloud.core.models import botocore_session
 from labkit.localcloud.core.services import INTERNAL_AGENT, ApiRequest, CloudContext, Launch, Route, Service
+from labkit.localcloud.network import listeners
 from labkit.localcloud.network.instances import NO_HOST, Instances, moto_public_addresses, named_ports
 from labkit.localcloud.network.listeners import BlackHole, Front
 from labkit.localcloud.network.wiring import (
@@ -85,6 +86,7 @@ class NetworkService(Service):
         assert port is not None  # the daemon's endpoint is http://127.0.0.1:PORT
         self.port = port
         self.library = str(ensure_library())
+        listeners.use_relay(self.library)
         saved = ctx.state.saved(self.name) or {}
         moved_in = ctx.state.relocation is not None and ctx.state.relocation.get("home") != str(ctx.home)
         self.block = allocate_block(ctx.home, None if moved_in else saved.get("block"))

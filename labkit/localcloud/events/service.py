@@ -27,11 +27,13 @@ in order, with its own ``time``; older ones are dropped, and the schedule histor
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from moto.awslambda.exceptions import UnknownFunctionException
 from moto.awslambda.models import lambda_backends
@@ -55,6 +57,14 @@ FAILED = ("failed", "denied")  # deliveries that failed permanently (a function 
 # past this many stops in one advance (rate(1 minute) over a day) it moves on at once: the event's time and the
 # log and S3 stamps are still the instant's, a function's own clock may lag by a stop.
 SETTLED_STOPS = 60
+Due = tuple[dt.datetime, Callable[[], list[dict[str, Any]]]]  # an instant, and what fires there (its records)
+
+
+class DueSource(Protocol):
+    """Another scheduler on the lab clock (EventBridge Scheduler's schedules, :mod:`.scheduler`): what it has due
+    until an instant, each moved past as it is taken."""
+
+    def take_due(self, until: dt.datetime) -> list[Due]: ...
 
 
 @dataclass
@@ -111,6 +121,7 @@ class EventsService(Service):
         self.lock = threading.RLock()
         self._stop = threading.Event()
         self._came_back: dt.datetime | None = None  # lab time of a restart: instants before it were missed
+        self.sources: list[DueSource] = []
         keys = service_keys(EVENTS_PRINCIPAL, EVENTS_ACTIONS)
         self._own_keys = Keys(keys.access_key_id, keys.secret_access_key, service_own=True)
 
@@ -154,6 +165,10 @@ class EventsService(Service):
     def summary(self) -> dict[str, Any]:
         return {"rules": len(self.schedules), "firings": len(self.history)}
 
+    def add_source(self, source: DueSource) -> None:
+        """Fire ``source``'s instants with the rules' (in order, on the advance's stops, and in the loop)."""
+        self.sources.append(source)
+
     def register(self, rule: Any) -> None:
         """Anchor a rule's schedule at the current lab time (kept when its expression is unchanged)."""
         with self.lock:
@@ -174,17 +189,21 @@ class EventsService(Service):
         firings. The offset grows by exactly ``seconds``; what fell due in the real time the firings took is
         fired at the end."""
         with self.lock:
-            due = self._take_due(self.clock.now() + dt.timedelta(seconds=seconds))
+            until = self.clock.now() + dt.timedelta(seconds=seconds)
+            due = self._take_all(until)
             instants = sorted({instant for instant, _ in due})
             settle = len(instants) <= SETTLED_STOPS
             firings: list[dict[str, Any]] = []
             moved = 0.0
-            for instant in instants:
+            while due:
+                instant = due[0][0]
                 step = min(seconds - moved, max(0.0, (instant - self.clock.now()).total_seconds()))
                 if step > 0:
                     self.clock.advance(step, settle=settle)  # settled: returns once every lab process reads it
                     moved += step
-                firings += [f for when, rule in due if when == instant for f in self._fire(rule, instant)]
+                firings += [f for when, fire in due if when == instant for f in fire()]
+                # what a firing put on the clock within the advance (a retry) is due in it too
+                due = sorted([d for d in due if d[0] != instant] + self._take_all(until), key=lambda d: d[0])
             if seconds - moved > 0 or not instants:
                 self.clock.advance(seconds - moved)
             firings += self.fire_due(self.clock.now())
@@ -209,9 +228,18 @@ class EventsService(Service):
                 self.ctx.state.changed(self.name)
             return due
 
+    def _take_all(self, until: dt.datetime) -> list[Due]:
+        """What the rules and every other source have due until ``until``, in order (a stable sort: a source's
+        own order within an instant is kept)."""
+        due: list[Due] = [(instant, functools.partial(self._fire, rule, instant))
+                          for instant, rule in self._take_due(until)]
+        for source in self.sources:
+            due += source.take_due(until)
+        return sorted(due, key=lambda item: item[0])
+
     def fire_due(self, until: dt.datetime) -> list[dict[str, Any]]:
         with self.lock:
-            return [f for instant, rule in self._take_due(until) for f in self._fire(rule, instant)]
+            return [f for _instant, fire in self._take_all(until) for f in fire()]
 
     def _client(self, service: str, region: str) -> Any:
         return self.ctx.services.require(Telemetry).client(self._own_keys, service, region)

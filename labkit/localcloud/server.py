@@ -33,6 +33,7 @@ def default_services() -> tuple[ServiceFactory, ...]:
     from labkit.localcloud.core.timing import TimingService
     from labkit.localcloud.ec2.imds import ImdsService
     from labkit.localcloud.ec2.service import Ec2Service
+    from labkit.localcloud.events.scheduler import SchedulerService
     from labkit.localcloud.events.service import EventsService
     from labkit.localcloud.iam.service import IamService
     from labkit.localcloud.network.service import NetworkService
@@ -40,7 +41,7 @@ def default_services() -> tuple[ServiceFactory, ...]:
 
     validation = functools.partial(ValidationService, checks=validation_rules())
     return (TimingService, IamService, validation, CloudTrailService, ImdsService, NetworkService, Telemetry, RdsService,
-            LambdaService, Ec2Service, EventsService)
+            LambdaService, Ec2Service, EventsService, SchedulerService)
 
 
 def validation_rules() -> list[Rule | Adjust]:

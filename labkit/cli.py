@@ -63,13 +63,18 @@ def _cloud(args: argparse.Namespace) -> int:
     elif args.verb == "logs":
         return _instance_log(args, home)
     elif args.verb == "schedule":
-        firings = control.schedule_history(home)
+        firings = sorted(control.schedule_history(home) + control.scheduler_history(home), key=lambda f: f["time"])
         for firing in firings:
-            print(f"{firing['time']}  {firing['rule']} -> {firing['target']}: {firing['status']}"
+            print(f"{firing['time']}  {_fired(firing)} -> {firing['target']}: {firing['status']}"
                   + (f" ({firing['error']})" if firing.get("error") else ""))
         if not firings:
-            print("no scheduled rule has fired yet")
+            print("no scheduled rule or schedule has fired yet")
     return 0
+
+
+def _fired(firing: dict[str, Any]) -> str:
+    """What fired: a rule's name, or ``schedule GROUP/NAME`` for an EventBridge Scheduler schedule."""
+    return firing.get("rule") or f"schedule {firing.get('group')}/{firing.get('schedule')}"
 
 
 def _checkpoint(args: argparse.Namespace, home: Path | None) -> int:
@@ -137,10 +142,10 @@ def _clock(args: argparse.Namespace, home: Path | None) -> int:
         result = control.advance_clock(seconds, home)
         print(f"lab time is now {result['now']}")
         for firing in result["firings"]:
-            print(f"  {firing['time']}  {firing['rule']} -> {firing['target']}: {firing['status']}"
+            print(f"  {firing['time']}  {_fired(firing)} -> {firing['target']}: {firing['status']}"
                   + (f" ({firing['error']})" if firing.get("error") else ""))
         if not result["firings"]:
-            print("  no scheduled rule was due")
+            print("  no scheduled rule or schedule was due")
     else:
         info = control.lab_clock(home)
         offset = dt.timedelta(seconds=round(info["offset_seconds"]))

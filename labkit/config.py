@@ -171,7 +171,7 @@ class LocalTarget:
     def fire_schedule(self, rule_arn: str, hours: float, invoke: Any) -> list[dict[str, Any]]:
         """Move the lab clock forward; the local scheduler fires the rule at each due instant."""
         result = control.advance_clock(hours * 3600, self.config.home)
-        return [f for f in result["firings"] if f["rule_arn"] == rule_arn]
+        return [f for f in result["firings"] if f.get("rule_arn") == rule_arn]  # (schedules' have none)
 
     def lab_time(self) -> str:
         now: str = control.lab_clock(self.config.home)["now"]

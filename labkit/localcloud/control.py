@@ -442,13 +442,20 @@ def set_timing(realistic: bool | None = None, delays: dict[str, float] | None = 
 
 
 def advance_clock(seconds: float, home: Path | None = None) -> dict[str, Any]:
-    """Move the lab clock forward; the answer holds the new ``now`` and the ``firings`` of every due rule."""
+    """Move the lab clock forward; the answer holds the new ``now`` and the ``firings`` of every due rule and
+    EventBridge Scheduler schedule (a schedule's firing names ``schedule``/``group``/``schedule_arn``)."""
     return cloud_request("POST", "/_labkit/clock/advance", {"seconds": seconds}, home=home)
 
 
 def schedule_history(home: Path | None = None) -> list[dict[str, Any]]:
     """The scheduler's latest firings, oldest first."""
     firings: list[dict[str, Any]] = cloud_request("GET", "/_labkit/schedule/history", home=home)["firings"]
+    return firings
+
+
+def scheduler_history(home: Path | None = None) -> list[dict[str, Any]]:
+    """EventBridge Scheduler's latest firings (each attempt of each schedule), oldest first."""
+    firings: list[dict[str, Any]] = cloud_request("GET", "/_labkit/scheduler/history", home=home)["firings"]
     return firings
 
 

@@ -45,7 +45,7 @@ def test_up_check_status_down(tmp_path):
         status = labkit("status", "--lab", "cli-lab")
         shown = _fits(status.stdout)
         assert status.returncode == 0 and "cli-lab-vpc" in shown and "== checks" in shown
-        assert "no scheduled rule has fired yet" in labkit("cloud", "schedule").stdout
+        assert "no scheduled rule or schedule has fired yet" in labkit("cloud", "schedule").stdout
         failed = labkit("up", "--through", "5", "--lab", "other-lab")
         assert failed.returncode == 1 and "Traceback" not in failed.stderr
         assert "Step 2: the db subnet group order-processing-app-SG already exists" in failed.stderr

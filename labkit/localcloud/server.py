@@ -49,11 +49,12 @@ def validation_rules() -> list[Rule | Adjust]:
     from labkit.localcloud.awslambda import validation as lambda_validation
     from labkit.localcloud.cloudtrail import validation as cloudtrail_validation
     from labkit.localcloud.ec2 import validation as ec2_validation
+    from labkit.localcloud.events import validation as events_validation
     from labkit.localcloud.rds import validation as rds_validation
     from labkit.localcloud.s3 import validation as s3_validation
 
     return [*lambda_validation.rules(), *cloudtrail_validation.rules(), *rds_validation.rules(),
-            *s3_validation.rules(), *ec2_validation.rules()]
+            *s3_validation.rules(), *ec2_validation.rules(), *events_validation.rules()]
 
 
 def patch_lists() -> tuple[PatchList, ...]:

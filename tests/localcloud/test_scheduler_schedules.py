@@ -97,6 +97,23 @@ def test_cron_in_a_time_zone_fires_on_that_wall_clock(own_cloud):
     assert {dt.datetime.strptime(f["time"], STAMP).strftime("%H:%M") for f in firings} == {"00:00"}  # 09:00 JST
 
 
+@pytest.mark.parametrize(("given", "message"), [
+    ({"ScheduleExpression": "rate(1 dy)"}, "Invalid Schedule Expression rate(1 dy)."),
+    ({"ScheduleExpression": "at(2026-02-30T10:00:00)"}, "Invalid Schedule Expression at(2026-02-30T10:00:00)."),
+    ({"ScheduleExpression": "cron(0 9 * * *)"}, "Invalid Schedule Expression cron(0 9 * * *)."),
+    ({"ScheduleExpression": "rate(1 day)", "ScheduleExpressionTimezone": "Mars/Olympus"},
+     "Invalid ScheduleExpressionTimezone Mars/Olympus."),
+])
+def test_an_expression_the_scheduler_cannot_read_is_refused(cloud, given, message):
+    scheduler = cloud.client("scheduler")
+    with pytest.raises(scheduler.exceptions.ValidationException) as refused:
+        scheduler.create_schedule(Name="unreadable", FlexibleTimeWindow={"Mode": "OFF"}, **given, Target={
+            "Arn": "arn:aws:lambda:us-east-1:123456789012:function:f",
+            "RoleArn": "arn:aws:iam::123456789012:role/r"})
+    assert refused.value.response["Error"]["Message"] == message
+    assert "unreadable" not in [s["Name"] for s in scheduler.list_schedules()["Schedules"]]
+
+
 def test_without_permission_nothing_is_delivered_and_the_failure_is_counted(own_cloud):
     fn = create_function(own_cloud, "sched-denied-fn", RECORD)
     no_policy = _role(own_cloud, "sched-no-policy", None)

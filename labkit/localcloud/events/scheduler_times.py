@@ -17,7 +17,7 @@ import re
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from labkit.schedule_expressions import next_after, rate_period
+from labkit.schedule_expressions import firings, next_after, rate_period
 
 UTC = dt.timezone.utc
 AT = re.compile(r"^at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)$")
@@ -55,7 +55,7 @@ def check(expression: str, timezone: str | None) -> None:
     if AT.match(expression):
         dt.datetime.fromisoformat(AT.match(expression)[1])  # type: ignore[index]
         return
-    next_after(expression, dt.datetime.now(UTC))
+    next(firings(expression, dt.datetime.now(UTC)), None)  # (a cron whose years are over is valid, never due)
 
 
 def _at(expression: str, tz: dt.tzinfo) -> dt.datetime | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 
 import pytest
 
@@ -252,23 +253,43 @@ def test_schedules_survive_a_restart(tmp_path):
         scheduler.create_schedule(Name="kept-once", ScheduleExpression=f"at({at:%Y-%m-%dT%H:%M:%S})",
                                   ActionAfterCompletion="DELETE", FlexibleTimeWindow={"Mode": "OFF"},
                                   Target={"Arn": fn, "RoleArn": role})
-        next_due = control.cloud_request("GET", "/_labkit/health", home=home)["services"]["scheduler"]
-        assert next_due["schedules"] == 2
+        scheduler.create_schedule(Name="late", ScheduleExpression="rate(12 hours)", FlexibleTimeWindow={"Mode": "OFF"},
+                                  Target={"Arn": fn, "RoleArn": role, "Input": '"<aws.scheduler.scheduled-time>"'})
+        assert control.cloud_request("GET", "/_labkit/health", home=home)["services"]["scheduler"]["schedules"] == 3
+        lab_offset = _now(cloud) - dt.datetime.now(dt.timezone.utc)
     finally:
         stop_test_cloud(cloud)
+    # as if the cloud had been down 30 hours: "late" was next due 30 hours ago (lab time)
+    path = home / "state" / "services" / "scheduler.json"
+    saved = json.loads(path.read_text())
+    late = next(arn for arn in saved["entries"] if arn.endswith("/late"))
+    missed = (dt.datetime.now(dt.timezone.utc) + lab_offset - dt.timedelta(hours=30)).replace(microsecond=0)
+    saved["entries"][late].update(anchor=missed.isoformat(), next_due=missed.isoformat())
+    path.write_text(json.dumps(saved))
     cloud = start_test_cloud(home)
     try:
         scheduler = cloud.client("scheduler")
-        assert {s["Name"] for s in scheduler.list_schedules()["Schedules"]} == {"kept", "kept-once"}
+        assert {s["Name"] for s in scheduler.list_schedules()["Schedules"]} == {"kept", "kept-once", "late"}
+        instants = [(missed + dt.timedelta(hours=12 * n)).strftime(STAMP) for n in range(3)]
+        history = [f for f in control.scheduler_history(home) if f["schedule"] == "late"]
+        for _ in range(30):  # the loop delivers the young missed instants within a second or two
+            if len([f for f in history if f["status"] == "ok"]) >= 2:
+                break
+            time.sleep(1)
+            history = [f for f in control.scheduler_history(home) if f["schedule"] == "late"]
+        assert [(f["time"], f["status"]) for f in history] == [
+            (instants[0], "dropped"), (instants[1], "ok"), (instants[2], "ok")], history
+        assert [json.loads(f["result"]) for f in history[1:]] == instants[1:], "each late event has its own time"
         firings = _advance(cloud, 3 * 86400)
-        assert sorted(f["schedule"] for f in firings if f["status"] == "ok") == ["kept", "kept", "kept", "kept-once"]
+        kept = sorted(f["schedule"] for f in firings if f["status"] == "ok" and f["schedule"] != "late")
+        assert kept == ["kept", "kept", "kept", "kept-once"]
         assert all(json.loads(f["result"]) == {"kept": True} for f in firings if f["schedule"] == "kept")
-        assert [s["Name"] for s in scheduler.list_schedules()["Schedules"]] == ["kept"]
+        assert sorted(s["Name"] for s in scheduler.list_schedules()["Schedules"]) == ["kept", "late"]
     finally:
         stop_test_cloud(cloud)
     cloud = start_test_cloud(home)
     try:
-        assert [s["Name"] for s in cloud.client("scheduler").list_schedules()["Schedules"]] == ["kept"], \
-            "the deletion by ActionAfterCompletion is kept too"
+        names = sorted(s["Name"] for s in cloud.client("scheduler").list_schedules()["Schedules"])
+        assert names == ["kept", "late"], "the deletion by ActionAfterCompletion is kept too"
     finally:
         stop_test_cloud(cloud)

@@ -160,19 +160,20 @@ def test_without_permission_nothing_is_delivered_and_the_failure_is_counted(own_
 def test_a_retry_after_the_role_is_fixed_delivers(own_cloud):
     fn = create_function(own_cloud, "sched-fixed-fn", RECORD)
     role = _role(own_cloud, "sched-fixed-role", None)
+    at = (_now(own_cloud) + dt.timedelta(hours=1)).replace(microsecond=0, tzinfo=None)
     own_cloud.client("scheduler").create_schedule(
-        Name="fixed", ScheduleExpression="cron(0 6 * * ? *)", FlexibleTimeWindow={"Mode": "OFF"},
+        Name="fixed", ScheduleExpression=f"at({at:%Y-%m-%dT%H:%M:%S})", FlexibleTimeWindow={"Mode": "OFF"},
         Target={"Arn": fn, "RoleArn": role, "Input": '{"n": "<aws.scheduler.attempt-number>"}'})
-    firings = _advance(own_cloud, 24 * 3600)
-    assert firings and firings[0]["status"] == "retrying", firings
+    firings = _advance(own_cloud, 3600 + 150)  # the attempt at the instant, and the first retry a minute on
+    assert [f["status"] for f in firings] == ["retrying"] * 2, firings
     _role_policy = {"Version": "2012-10-17", "Statement": [
         {"Effect": "Allow", "Action": "lambda:InvokeFunction", "Resource": fn}]}
     own_cloud.client("iam").put_role_policy(RoleName="sched-fixed-role", PolicyName="invoke",
                                             PolicyDocument=json.dumps(_role_policy))
     later = _advance(own_cloud, 3600)
-    delivered = [f for f in later if f["status"] == "ok"]
-    assert len(delivered) == 1 and delivered[0]["time"] == firings[0]["time"]
-    assert int(json.loads(delivered[0]["result"])["n"]) > 1
+    assert [f["status"] for f in later] == ["ok"], later
+    assert later[0]["time"] == firings[0]["time"] == f"{at:%Y-%m-%dT%H:%M:%SZ}", "a retry carries the instant"
+    assert json.loads(later[0]["result"]) == {"n": "3"}, "the third attempt (two minutes after the second) delivered"
 
 
 def test_failed_events_go_to_the_dead_letter_queue(own_cloud):

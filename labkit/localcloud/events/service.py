@@ -194,11 +194,13 @@ class EventsService(Service):
             instants = sorted({instant for instant, _ in due})
             settle = len(instants) <= SETTLED_STOPS
             firings: list[dict[str, Any]] = []
-            moved = 0.0
+            moved, stops = 0.0, 0
             while due:
                 instant = due[0][0]
                 step = min(seconds - moved, max(0.0, (instant - self.clock.now()).total_seconds()))
                 if step > 0:
+                    stops += 1  # (retries put on the clock during the advance count too)
+                    settle = settle and stops <= SETTLED_STOPS
                     self.clock.advance(step, settle=settle)  # settled: returns once every lab process reads it
                     moved += step
                 firings += [f for when, fire in due if when == instant for f in fire()]

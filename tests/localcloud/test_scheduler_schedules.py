@@ -75,16 +75,26 @@ def test_rate_schedule_invokes_the_function_with_its_input_as_the_role(own_cloud
     assert len(_invocations(own_cloud, "sched-rate-fn")) == 3
 
 
-def test_a_lambda_target_without_input_gets_an_empty_object(own_cloud):
-    fn = create_function(own_cloud, "sched-empty-fn", RECORD)
+OWN_CLOCK = ("import datetime\n"
+             "def lambda_handler(event, context):\n"
+             "    return {'event': event, 'own clock': datetime.datetime.now(datetime.timezone.utc).isoformat()}\n")
+
+
+def test_a_lambda_target_without_input_gets_an_empty_object_at_its_instant(own_cloud):
+    fn = create_function(own_cloud, "sched-empty-fn", OWN_CLOCK)
     role = _role(own_cloud, "sched-empty-role", fn)
     own_cloud.client("scheduler").create_schedule(
         Name="no-input", ScheduleExpression="cron(0 12 * * ? *)", FlexibleTimeWindow={"Mode": "OFF"},
         Target={"Arn": fn, "RoleArn": role})
-    firings = _advance(own_cloud, 25 * 3600)
-    assert [f["status"] for f in firings] == ["ok"]
-    assert dt.datetime.strptime(firings[0]["time"], STAMP).hour == 12
-    assert json.loads(firings[0]["result"]) == {}
+    firings = _advance(own_cloud, 49 * 3600)
+    assert [f["status"] for f in firings] == ["ok", "ok"]
+    for firing in firings:
+        instant = dt.datetime.strptime(firing["time"], STAMP).replace(tzinfo=dt.timezone.utc)
+        assert instant.hour == 12
+        result = json.loads(firing["result"])
+        assert result["event"] == {}
+        own = dt.datetime.fromisoformat(result["own clock"])
+        assert dt.timedelta(0) <= own - instant < dt.timedelta(minutes=1), "the function runs at the instant"
 
 
 def test_cron_in_a_time_zone_fires_on_that_wall_clock(own_cloud):

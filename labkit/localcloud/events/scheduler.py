@@ -112,6 +112,7 @@ class SchedulerService(Service):
         self.retries: list[Retry] = []
         self.history: list[dict[str, Any]] = []
         self.lock = threading.RLock()
+        self._settled = 0.0  # the clock offset every lab process was last waited for to read
         keys = service_keys(targets.SCHEDULER_PRINCIPAL, OWN_ACTIONS)
         self._own_keys = Keys(keys.access_key_id, keys.secret_access_key, service_own=True)
 
@@ -210,7 +211,7 @@ class SchedulerService(Service):
                         entry.next_due = None
                         break
                     if schedule.state == "ENABLED":
-                        due.append((instant, functools.partial(self._fire, arn, instant, 1, str(uuid.uuid4()))))
+                        due.append((instant, self._attempt(arn, instant, 1, str(uuid.uuid4()))))
                         last = instant
                     nxt = next_instant(entry.expression, entry.timezone, _at(entry.anchor), instant)
                     entry.next_due = _iso(nxt if nxt is None or end is None or nxt <= end else None)
@@ -218,11 +219,19 @@ class SchedulerService(Service):
                     due.append((last, functools.partial(self._complete, arn)))
             for retry in [r for r in self.retries if _at(r.due) <= until]:
                 self.retries.remove(retry)
-                due.append((_at(retry.due), functools.partial(self._fire, retry.schedule_arn, _at(retry.instant),
-                                                              retry.attempt, retry.execution_id)))
+                due.append((_at(retry.due), self._attempt(retry.schedule_arn, _at(retry.instant), retry.attempt,
+                                                          retry.execution_id)))
         if due:
             self.ctx.state.changed(self.name)
         return due
+
+    def _attempt(self, arn: str, instant: dt.datetime, attempt: int, execution_id: str) -> Any:
+        """What fires one attempt. The clock's stop for it is not settled (``settles``): an attempt that runs
+        nothing (a role that may not invoke, retried every few minutes for a day) costs no wait; one that invokes
+        the function settles the clock first (:meth:`_deliver`)."""
+        fire = functools.partial(self._fire, arn, instant, attempt, execution_id)
+        fire.settles = False  # type: ignore[attr-defined]
+        return fire
 
     def _complete(self, arn: str) -> list[dict[str, Any]]:
         """The schedule has invoked its target for the last time: ActionAfterCompletion."""
@@ -274,6 +283,9 @@ class SchedulerService(Service):
             return {"status": "failed", "error": f"{failure.code}: {failure.message}", "failure": failure}
         body = targets.payload(target, schedule.arn, instant, execution_id, attempt).encode()
         lam = self.ctx.services.require(LambdaService)
+        if self.clock.offset != self._settled:  # the stop did not wait: the function's own clock reads the instant
+            self.clock.advance(0, settle=True)
+            self._settled = self.clock.offset
         try:
             inv = lam.run(fn, body)
         except TooManyRequests:  # Lambda accepted the event: its own queue retries a throttled one

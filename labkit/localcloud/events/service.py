@@ -201,7 +201,10 @@ class EventsService(Service):
                 if step > 0:
                     stops += 1  # (retries put on the clock during the advance count too)
                     settle = settle and stops <= SETTLED_STOPS
-                    self.clock.advance(step, settle=settle)  # settled: returns once every lab process reads it
+                    # settled: returns once every lab process reads it; a source's firing that may run nothing
+                    # (``settles = False``: a Scheduler attempt whose role may not invoke) settles itself if it runs
+                    wanted = any(getattr(fire, "settles", True) for when, fire in due if when == instant)
+                    self.clock.advance(step, settle=settle and wanted)
                     moved += step
                 firings += [f for when, fire in due if when == instant for f in fire()]
                 # what a firing put on the clock within the advance (a retry) is due in it too

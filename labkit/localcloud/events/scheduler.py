@@ -35,11 +35,11 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from botocore.exceptions import ClientError
 from moto.awslambda.exceptions import UnknownFunctionException
 from moto.awslambda.models import lambda_backends
 from moto.scheduler.models import Schedule as MotoSchedule
 from moto.scheduler.models import scheduler_backends
-from moto.sqs.models import sqs_backends
 
 from labkit.localcloud.awslambda.exceptions import TooManyRequests
 from labkit.localcloud.awslambda.service import LambdaService
@@ -55,7 +55,9 @@ log = logging.getLogger("labkit.localcloud.scheduler")
 HISTORY_LIMIT = 1000
 DEFAULT_RETRIES = 185
 MAX_BACKOFF = 600.0
-OWN_ACTIONS = ("cloudwatch:PutMetricData",)
+# Scheduler's own calls: its metrics, the deletion ActionAfterCompletion asks for, a dead-letter event (sent once the
+# execution role is found allowed to send it, :meth:`SchedulerService._dead_letter`)
+OWN_ACTIONS = ("cloudwatch:PutMetricData", "scheduler:DeleteSchedule", "sqs:GetQueueUrl", "sqs:SendMessage")
 STAMP = targets.STAMP
 
 
@@ -239,9 +241,12 @@ class SchedulerService(Service):
         with self.lock:
             self.entries.pop(arn, None)
         if schedule is not None and schedule.action_after_completion == "DELETE":
-            account, region, group, name = _schedule_arn(arn)
-            scheduler_backends[account][region].delete_schedule(group, name)
-            self.ctx.state.mark("scheduler", region)
+            _account, region, group, name = _schedule_arn(arn)
+            try:  # through the API, as any change of moto's records (saved with the request, under its lock)
+                self._client("scheduler", region).delete_schedule(Name=name, GroupName=group)
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "ResourceNotFoundException":  # (deleted meanwhile: done)
+                    raise
         self.ctx.state.changed(self.name)
         return []
 
@@ -330,12 +335,16 @@ class SchedulerService(Service):
         _arn, _partition, _service, region, account, name = queue_arn.split(":", 5)
         body, attributes = targets.dead_letter(target, schedule_arn, instant, execution_id, attempts, failure,
                                                exhausted)
+        sqs = self._client("sqs", region)
         try:
-            sqs_backends[account][region].send_message(name, body, message_attributes=attributes)
-        except Exception as exc:  # the queue is gone (QueueDoesNotExist) or refuses the message
-            return f"{type(exc).__name__}: {exc}"
-        self.ctx.state.mark("sqs", region)
+            url = sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+            sqs.send_message(QueueUrl=url, MessageBody=body, MessageAttributes=attributes)
+        except ClientError as exc:  # the queue is gone (QueueDoesNotExist) or refuses the message
+            return f"{exc.response['Error']['Code']}: {exc.response['Error'].get('Message', '')}"
         return None
+
+    def _client(self, service: str, region: str) -> Any:
+        return self.ctx.services.require(Telemetry).client(self._own_keys, service, region)
 
     def _max_age(self, schedule: MotoSchedule) -> float:
         age = ((schedule.target or {}).get("RetryPolicy") or {}).get("MaximumEventAgeInSeconds")

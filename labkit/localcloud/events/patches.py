@@ -52,7 +52,7 @@ def patches() -> list[Patch]:
     return [Patch(events.EventsBackend, "put_rule", "a scheduled rule is anchored on the lab clock when it is "
                   "put (AWS starts counting a rate from PutRule)", hooked(EventsService, "register")),
             Patch(scheduler.EventBridgeSchedulerBackend, "create_schedule", "a schedule is anchored on the lab clock "
-                  "when it is created (a rate without StartDate starts then)", hooked(SchedulerService, "register")),
+                  "when it is created (a rate without StartDate starts then)", hooked(SchedulerService, "created")),
             Patch(scheduler_responses.EventBridgeSchedulerResponse, "update_schedule", "UpdateSchedule replaces "
                   "ActionAfterCompletion and State too (moto drops the one, empties the other), and re-anchors the "
                   "schedule when its timing changed", _update_keeps_all_of_the_request),

@@ -153,7 +153,7 @@ class SchedulerService(Service):
                 dropped += 1
                 due = next_instant(entry.expression, entry.timezone, _at(entry.anchor), due)
             entry.next_due = _iso(due)
-            if dropped:
+            if dropped and schedule.state == "ENABLED":
                 self._record(arn, schedule, first, status="dropped", attempt=1, error=(
                     f"{dropped} invocation(s) fell due while the local cloud was stopped and are older than the "
                     "target's maximum event age: dropped, as EventBridge Scheduler drops an event it could not "
@@ -166,6 +166,12 @@ class SchedulerService(Service):
             self.history.clear()
 
     # -- moto tells us of a schedule -------------------------------------------------------------------------
+    def created(self, schedule: MotoSchedule) -> None:
+        """A schedule was created: anchored now (one deleted and made again under its name starts afresh)."""
+        with self.lock:
+            self.entries.pop(schedule.arn, None)
+        self.register(schedule)
+
     def register(self, schedule: MotoSchedule) -> None:
         """A schedule was created or updated: anchor it on the lab clock (kept when its timing is unchanged)."""
         start = as_instant(schedule.start_date)

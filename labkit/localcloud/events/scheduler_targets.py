@@ -15,7 +15,6 @@ empty JSON object (the documentation does not show the notification's shape).
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,6 +105,3 @@ def dead_letter(target: dict[str, Any], schedule_arn: str, instant: dt.datetime,
                   "INVOCATION_ID": execution_id, "SCHEDULED_TIME": instant.strftime(STAMP)}
     return body, {k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()}
 
-
-def as_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True)

@@ -174,6 +174,20 @@ def _build(cloud: Cloud) -> dict:
         {"Id": "strict", "Arn": target, "RetryPolicy": {"MaximumEventAgeInSeconds": PERIOD}}])
     events.put_rule(Name="state-hourly", ScheduleExpression="rate(1 hour)")  # fires once in the advance below:
     events.put_targets(Rule="state-hourly", Targets=[{"Id": "fn", "Arn": target}])  # not allowed: a failed one
+    # EventBridge Scheduler: one schedule kept, one disabled by an update, one deleted
+    sched_role = c("iam").create_role(RoleName="state-scheduler", AssumeRolePolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "scheduler.amazonaws.com"},
+                                                "Action": "sts:AssumeRole"}]}))["Role"]["Arn"]
+    c("iam").put_role_policy(RoleName="state-scheduler", PolicyName="invoke", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "lambda:InvokeFunction",
+                                                "Resource": target}]}))
+    scheduler = c("scheduler")
+    sched = {"ScheduleExpression": "cron(0 6 * * ? *)", "FlexibleTimeWindow": {"Mode": "OFF"},
+             "Target": {"Arn": target, "RoleArn": sched_role, "Input": '{"time": "<aws.scheduler.scheduled-time>"}'}}
+    for name in ("state-schedule", "state-schedule-off", "state-schedule-gone"):
+        scheduler.create_schedule(Name=name, **sched)
+    scheduler.update_schedule(Name="state-schedule-off", State="DISABLED", **sched)
+    scheduler.delete_schedule(Name="state-schedule-gone")
     # the lab clock and the event history
     control.advance_clock(3660, cloud.home)
     made["events_metrics"] = until(lambda: _events_metrics(cw, cloud.home, "state-hourly"), 30,
@@ -397,3 +411,14 @@ def test_realistic_mode_is_kept_and_a_restart_is_not_an_rds_reboot(crashed):
     assert made["start_seconds"] < control.SETTLE_SECONDS
     status = cloud.client("rds").describe_db_instances(DBInstanceIdentifier="state-db")["DBInstances"][0]
     assert status["DBInstanceStatus"] == "available"
+
+
+def test_scheduler_schedules(crashed):
+    """EventBridge Scheduler's schedules as they were (moto's scheduler backend and each one's next instant)."""
+    cloud, _made = crashed
+    scheduler = cloud.client("scheduler")
+    states = {s["Name"]: s["State"] for s in scheduler.list_schedules()["Schedules"]}
+    assert states == {"state-schedule": "ENABLED", "state-schedule-off": "DISABLED"}
+    firings = [f for f in control.advance_clock(2 * DAY, cloud.home)["firings"] if "schedule" in f]
+    assert [(f["schedule"], f["status"]) for f in firings] == [("state-schedule", "ok")] * 2, firings
+    assert all(json.loads(f["result"])["time"] == f["time"] for f in firings)

@@ -91,7 +91,7 @@ def test_services_find_each_other_and_follow_the_lifecycle(probed):
     assert probe["finds_lambda"] == "LambdaService" and probe["finds_second"] == "second-probe"
     health = probed.request("GET", "/_labkit/health")["services"]
     assert list(health) == ["clock", "timing", "iam", "validation", "cloudtrail", "imds", "network", "telemetry", "rds",
-                            "lambda", "ec2", "events", "probe", "second-probe"]
+                            "lambda", "ec2", "events", "scheduler", "probe", "second-probe"]
     assert health["probe"]["requests"] >= 1
     control.reset_cloud(probed.home)
     assert probed.request("GET", "/_labkit/probe")["events"] == ["start", "stop_all", "after_reset"]

@@ -140,21 +140,31 @@ lint: test-setup
 	$(BIN)/mypy
 
 # Lint first; then everything runs against the real local cloud on free ports; each test stops what it starts.
-# Three groups side by side (each has its own clouds; they mostly wait on servers, not on the CPU);
-# each group's output is printed whole when it ends, and any failure fails the target.
+# Three groups side by side (each has its own clouds; they mostly wait on servers, not on the CPU), of about the
+# same length on 2 cores (measured with pytest --durations=0, issue 28): the local cloud's tests;
+# labkit's, on one whole lab (restored from the clone's checkpoint of it: tests/helpers/lab_checkpoint.py); the
+# notebooks (nbval builds the lab through them), then the unit, app and network tests (SHORT_TESTS).
+# Each group's output is printed whole when it ends, and any failure fails the target.
+SHORT_TESTS := tests/unit tests/app tests/localcloud/test_network.py tests/localcloud/test_network_acls.py \
+	tests/localcloud/test_network_ports.py
+
 test: test-setup lint
-	@echo "Running three test groups side by side (clouds, lab, notebooks); each prints when it ends."
+	@echo "Running three test groups side by side (clouds, lab, notebooks + short tests); each prints when it ends."
 	@$(MAKE) --no-print-directory -j3 --output-sync=target test-clouds test-lab test-notebooks
 
 test-clouds: test-setup
-	$(BIN)/python -m pytest tests/unit tests/app tests/localcloud
+	$(BIN)/python -m pytest tests/localcloud $(addprefix --ignore=,$(filter tests/localcloud/%,$(SHORT_TESTS)))
 
 test-lab: test-setup
 	$(BIN)/python -m pytest tests/labkit tests/faults tests/browser tests/notebooks
 
+# Two sessions, one after the other: nbval's plugin sets the notebooks' cloud in the environment of its session.
 test-notebooks: test-setup
+	status=0; \
 	$(BIN)/python -m pytest -p tests.notebooks.nbval_cloud --nbval-lax \
-		--nbval-sanitize-with tests/notebooks/sanitize.cfg notebooks/
+		--nbval-sanitize-with tests/notebooks/sanitize.cfg notebooks/ || status=$$?; \
+	$(BIN)/python -m pytest $(SHORT_TESTS) || status=$$?; \
+	exit $$status
 
 # Many labs on one machine, for real: two clones' labs with default settings (tests/classroom), then the
 # classroom on one server (scripts/classroom_check.py, as root): JupyterHub on 127.0.0.1 with two throwaway

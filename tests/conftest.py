@@ -14,7 +14,9 @@ import pytest
 
 from labkit.localcloud import control
 from labkit.localcloud.procs import CLOUD_MARKER, find_marked
-from tests.helpers import USER_DIRS, ProvisionedLab, free_port, start_test_cloud, stop_test_cloud
+from tests.helpers import USER_DIRS, ProvisionedLab, lab_checkpoint, start_test_cloud, stop_test_cloud
+
+LAB_ORIGIN = pytest.StashKey[str]()  # how the session's whole lab came to be, said at the end
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -74,15 +76,15 @@ def own_cloud(tmp_path: Path):
 
 
 @pytest.fixture(scope="session")
-def provisioned(tmp_path_factory: pytest.TempPathFactory):
-    """A whole lab, steps 1-13, on a cloud of its own; torn down and stopped at the end of the session."""
-    from labkit import Lab, teardown
-    from labkit.steps import run_steps
+def provisioned(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest):
+    """A whole lab, steps 1-13, on a cloud of its own: restored from the clone's checkpoint of it, else built and
+    saved as one (tests/helpers/lab_checkpoint.py); torn down and stopped at the end of the session."""
+    from labkit import teardown
 
     home = tmp_path_factory.mktemp("lab-home")
-    lab = Lab(target="local", name="test-lab", cloud_port=free_port(), app_port=free_port(), home=home)
     try:
-        run_steps(lab, 1, 13)
+        lab, origin = lab_checkpoint.whole_lab(home)
+        request.config.stash[LAB_ORIGIN] = str(origin)
         yield ProvisionedLab(lab, home)
         teardown.delete_everything(lab)
     finally:
@@ -90,3 +92,9 @@ def provisioned(tmp_path_factory: pytest.TempPathFactory):
         control.stop_cloud(home)
         if status.cloud_id:
             assert not find_marked(CLOUD_MARKER, status.cloud_id)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """Say how the session's whole lab came to be (built and saved, or restored), when a test used it."""
+    if LAB_ORIGIN in config.stash:
+        terminalreporter.write_line(config.stash[LAB_ORIGIN])

@@ -152,7 +152,7 @@ def db_server_port(home: Path, address: str, port: int) -> int:
 
 @dataclass
 class ProvisionedLab:
-    """A lab built through its steps, and its LABKIT_HOME."""
+    """A whole lab (built through its steps or restored from a checkpoint of them), and its LABKIT_HOME."""
 
     lab: Any
     home: Path

@@ -19,7 +19,7 @@ import shutil
 import tarfile
 import tempfile
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from labkit.errors import CheckpointError
@@ -125,22 +125,24 @@ def check_versions(found: dict[str, Any], source: Path, moto_version: str) -> No
 
 
 def extract_inside(archive: tarfile.TarFile, folder: Path, source: Path) -> None:
-    """Extract ``archive`` into ``folder``, refusing a member that would land outside it (an absolute path, ``..``,
-    a link pointing out) or is not a file, folder or link. Python's own ``filter="tar"`` does the same where it
-    exists (3.11.4 and later); the check runs first on every Python (Debian 12's 3.11.2 has no filter)."""
-    root = folder.resolve()
-
-    def inside(name: str, base: Path = root) -> bool:
-        return not os.path.isabs(name) and (base / name).resolve().is_relative_to(root)
-
+    """Extract ``archive`` into ``folder``, refusing a member that would land outside it: an absolute name, ``..``,
+    a path through a symbolic link of the archive, a hard link out, or anything but files, folders and links. A
+    symbolic link itself may point anywhere (an instance's venv links its interpreter by absolute path), as with
+    Python's ``filter="tar"``, used where it exists (3.11.4 and later); the check runs first on every Python
+    (Debian 12's 3.11.2 has no filter)."""
+    links: set[PurePosixPath] = set()
     for member in archive.getmembers():
-        target_base = (root / member.name).parent
-        if not inside(member.name) or not (member.isfile() or member.isdir() or member.issym() or member.islnk()) or (
-                member.issym() and not inside(member.linkname, target_base)) or (
-                member.islnk() and not inside(member.linkname)):
+        path = PurePosixPath(member.name)
+        through_link = any(PurePosixPath(*path.parts[:n]) in links for n in range(1, len(path.parts)))
+        hard_out = member.islnk() and (PurePosixPath(member.linkname).is_absolute()
+                                       or ".." in PurePosixPath(member.linkname).parts)
+        kind_ok = member.isfile() or member.isdir() or member.issym() or member.islnk()
+        if path.is_absolute() or ".." in path.parts or through_link or hard_out or not kind_ok:
             raise CheckpointError(f"{source} holds {member.name!r}, which would be written outside the lab's "
                                   "folder or is not a plain file", "restore only checkpoints made by `labkit cloud "
                                   "snapshot`; make the checkpoint again")
+        if member.issym():
+            links.add(path)
     if hasattr(tarfile, "tar_filter"):
         archive.extractall(folder, filter="tar")
     else:  # Pythons before 3.11.4: every member was checked above

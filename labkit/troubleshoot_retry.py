@@ -67,10 +67,10 @@ def take_aws_time(lab: Lab) -> TimingSwitch:
 
 def restore_timing(lab: Lab, switch: TimingSwitch) -> TimingSwitch:
     """Put the cloud's timing back to what it was before :func:`take_aws_time` (nothing on ``aws``)."""
-    now = lab.target.timing()
-    if bool(now.get("realistic")) != bool(switch.before.get("realistic")):
-        now = lab.target.realistic(bool(switch.before.get("realistic")))
-    return TimingSwitch(switch.now, now)
+    current = lab.target.timing()
+    if bool(current.get("realistic")) == bool(switch.before.get("realistic")):
+        return TimingSwitch(current, current)
+    return TimingSwitch(current, lab.target.realistic(bool(switch.before.get("realistic"))))
 
 
 @dataclass(frozen=True)

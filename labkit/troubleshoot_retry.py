@@ -75,7 +75,8 @@ def restore_timing(lab: Lab, switch: TimingSwitch) -> TimingSwitch:
 
 @dataclass(frozen=True)
 class Retries:
-    """The attempts of :func:`retry_until_works`: one row each, with the time since the first one started."""
+    """The attempts of :func:`retry_until_works`: one row each, with the time since the first one started (a
+    message the attempt before gave too shows as "(the same)")."""
 
     function: str
     rows: list[dict[str, Any]] = field(default_factory=list)
@@ -123,9 +124,14 @@ def retry_until_works(lab: Lab, case: str = "no-secret-access", within: float = 
     while True:
         at = time.monotonic() - started
         attempt = troubleshoot.try_probe(lab, function)
+        message = "" if attempt.ok else attempt.answer.split(" operation: ", 1)[-1][:240]
+        if retries.rows and message and message == retries.rows[-1]["_message"]:
+            shown = "(the same)"
+        else:
+            shown = message
         retries.rows.append({"attempt": len(retries.rows) + 1, "at (s)": round(at, 1),
                              "took (s)": round(attempt.seconds, 2), "answer": _answer(attempt),
-                             "message": "" if attempt.ok else attempt.answer[:160]})
+                             "message": shown, "_message": message})
         if attempt.ok or time.monotonic() - started + every > within:
             return retries
         time.sleep(every)

@@ -97,6 +97,7 @@ class Target(Protocol):
     def fire_schedule(self, rule_arn: str, hours: float, invoke: Any) -> list[dict[str, Any]]: ...
     def lab_time(self) -> str: ...
     def realistic(self, on: bool = True) -> dict[str, Any]: ...
+    def timing(self) -> dict[str, Any]: ...
     def checkip_url(self) -> str: ...
     def public_port(self, address: str, port: int) -> tuple[int, str]: ...
     def browser_url(self, url: str) -> str: ...
@@ -181,6 +182,10 @@ class LocalTarget:
         """Take AWS's time (RDS reboots, IAM propagation, endpoints pending) or do it at once
         (:mod:`labkit.localcloud.core.timing`); the answer is the cloud's new setting."""
         return control.set_timing(on, home=self.config.home)
+
+    def timing(self) -> dict[str, Any]:
+        """Whether the cloud takes AWS's time now, and its delays (what :meth:`realistic` would give back)."""
+        return control.cloud_timing(self.config.home)
 
     def checkip_url(self) -> str:
         """Where the local cloud tells a caller its address, as https://checkip.amazonaws.com does on AWS."""
@@ -349,6 +354,10 @@ class AwsTarget:
 
     def realistic(self, on: bool = True) -> dict[str, Any]:
         """AWS always takes its time: nothing to turn on (or off)."""
+        return self.timing()
+
+    def timing(self) -> dict[str, Any]:
+        """AWS always takes its own time."""
         return {"realistic": True, "delays": {}, "note": "AWS takes its own time; it cannot be made faster"}
 
     def public_port(self, address: str, port: int) -> tuple[int, str]:

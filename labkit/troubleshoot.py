@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 from botocore.exceptions import ClientError
 
-from labkit import display, functions, iam, network, paths, troubleshoot_iam
+from labkit import display, functions, iam, network, paths, troubleshoot_iam, troubleshoot_nacl
 from labkit.errors import if_exists
 from labkit.names import PROBE_CASES, VALIDATOR_FUNCTION, log_group, probe_name
 from labkit.session import Lab
@@ -243,8 +243,9 @@ def secret_keys_frame(lab: Lab, name: str) -> pd.DataFrame:
 
 
 def cleanup(lab: Lab) -> pd.DataFrame:
-    """Delete every probe function, the probe roles, the probe secret and the probe group; return what was removed."""
-    lam, removed = lab.client("lambda"), []
+    """Put the private subnets back on the VPC's default network ACL (case 7), delete every probe function, the
+    probe roles, the probe secret and the probe group; return what was removed."""
+    lam, removed = lab.client("lambda"), troubleshoot_nacl.remove_private_acl(lab)
     for case in PROBE_CASES:
         try:
             lam.delete_function(FunctionName=probe_name(lab, case))

@@ -1,4 +1,4 @@
-"""Notebook 15's six cases, done by the student: break it, read the evidence, fix it with your own call, and
+"""Notebook 15's seven cases, done by the student: break it, read the evidence, fix it with your own call, and
 a check grades the fix.
 
 Each case has a probe (:mod:`labkit.troubleshoot`, :mod:`labkit.troubleshoot_iam`). ``break_it`` puts the
@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from labkit import troubleshoot, troubleshoot_iam
+from labkit import troubleshoot, troubleshoot_iam, troubleshoot_nacl
 from labkit.errors import LabkitError
 from labkit.lookups import function_configuration
 from labkit.names import SECRET_NAME, layer_name, probe_name
@@ -265,6 +265,32 @@ def _check_secret_access(lab: Lab) -> tuple[bool, str]:
     return True, detail + f"; {role} may read {SECRET_NAME} and nothing more in Secrets Manager"
 
 
+# ---- 7. A network ACL: the return traffic ---------------------------------------------------------------
+
+def _break_nacl(lab: Lab) -> Attempt:
+    probe = troubleshoot.deploy_probe(lab, "nacl", timeout=BREAK_TIMEOUT)  # in lambda-sg, as order-validator
+    troubleshoot_nacl.break_private_acl(lab)
+    return _expect(lab, probe, lambda a: "Task timed out" in a.answer,
+                   f"Task timed out after {BREAK_TIMEOUT}.00 seconds")
+
+
+def _check_nacl(lab: Lab) -> tuple[bool, str]:
+    config = _exists(lab, "nacl")
+    if config is None:
+        return False, MISSING
+    acl = troubleshoot_nacl.private_acl(lab)
+    on_it = {a.get("SubnetId") for a in (acl or {}).get("Associations", [])}
+    if acl is None or not on_it:
+        return False, (f"the private subnets are no longer on {troubleshoot_nacl.acl_name(lab)}: the default ACL "
+                       "lets everything through, but the lock-down is gone. Keep the ACL (run the break cell again "
+                       "to put it back) and add the rule it lacks")
+    blocked = _blocked(lab, config["FunctionName"])
+    if blocked:
+        return False, blocked
+    passed, detail = _works(troubleshoot.try_probe(lab, config["FunctionName"]))
+    return passed, detail + (f" ({troubleshoot_nacl.acl_name(lab)} still guards the private subnets)" if passed else "")
+
+
 # keyed by the probe case (labkit.names.PROBE_CASES), in the notebook's order
 CASES: dict[str, Case] = {
     "no-layer": Case(1, "Missing pymysql module", "Runtime.ImportModuleError",
@@ -292,6 +318,11 @@ CASES: dict[str, Case] = {
                              "iam.put_role_policy(RoleName=<the probe's role>, PolicyName=..., PolicyDocument=<Allow "
                              "secretsmanager:GetSecretValue on the secret's ARN from describe_secret>)",
                              _break_secret_access, _check_secret_access),
+    "nacl": Case(7, "A network ACL: the return traffic", f"Task timed out after {BREAK_TIMEOUT}.00 seconds",
+                 "network ACLs are stateless: allow the replies out of the private subnets, to the clients' "
+                 "ephemeral ports: ec2.create_network_acl_entry(NetworkAclId=<the private subnets' ACL>, "
+                 "RuleNumber=120, Egress=True, Protocol='6', RuleAction='allow', CidrBlock='10.0.0.0/16', "
+                 "PortRange={'From': 1024, 'To': 65535})", _break_nacl, _check_nacl),
 }
 
 

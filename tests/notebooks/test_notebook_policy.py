@@ -108,7 +108,7 @@ def test_students_do_and_check_their_understanding(path: Path):
 
 
 def _troubleshooting_is_done_by_the_student(cells: dict) -> None:
-    """Each of the six cases: a prediction with its answer folded, the break, evidence, a fix the student writes
+    """Each of the seven cases: a prediction with its answer folded, the break, evidence, a fix the student writes
     (hints in three tiers), the reference fix folded away and run only with ``solutions``, and a check."""
     from labkit.troubleshoot_cases import CASES
 

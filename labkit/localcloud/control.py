@@ -158,7 +158,8 @@ def start_cloud(port: int | None = None, home: Path | None = None, timeout: floa
         if realistic is not None or delays:
             set_timing(realistic, delays, home)
         return status
-    previous = (_read_state(home) or {}).get("cloud_id")
+    before = _read_state(home) or {}
+    previous = before.get("cloud_id")
     if status.pid and pid_alive(status.pid):
         stop_cloud(home)  # a daemon that no longer answers: end it and what it started
     end_leftovers(previous, home)  # what a daemon that died (kill -9, a crash, a power cut) left running
@@ -170,7 +171,7 @@ def start_cloud(port: int | None = None, home: Path | None = None, timeout: floa
         note = None
         if preferred or port is None:  # (port is None only when preferred)
             port, note = _pick_port(default_port())
-        if not _port_free(port):
+        if not _port_free(port) and not (port == before.get("port") and _port_released(port)):
             raise _port_taken(port)
         started = _launch(home, port, timeout, extra_services, _timing_env(realistic, delays))
         if started:
@@ -180,6 +181,17 @@ def start_cloud(port: int | None = None, home: Path | None = None, timeout: floa
             raise _port_taken(port)
     raise CloudError(f"other processes kept taking the free ports picked for the local cloud (last {port})",
                      "try again, or pick a port with `labkit cloud start --port N`")
+
+
+def _port_released(port: int, seconds: float = 5.0) -> bool:
+    """Whether the port of this home's previous daemon comes free within ``seconds``: a daemon just killed still
+    holds its socket while its threads end (its leader already shows as a zombie meanwhile)."""
+    try:
+        Retrying(retry=retry_if_result(lambda free: not free), stop=stop_after_delay(seconds),
+                 wait=wait_fixed(0.05))(_port_free, port)
+    except RetryError:
+        return False
+    return True
 
 
 def _port_taken(port: int) -> CloudError:

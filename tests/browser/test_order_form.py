@@ -54,6 +54,31 @@ def test_amount_zero_shows_the_error_and_stores_nothing(browser, provisioned):
     assert _rows(provisioned, "Browser Zero") == []
 
 
+def _placed_as_a_student_would(driver, attempts: int = 3) -> None:
+    """Wait for the page after Send; on "The order service did not confirm your order" (the validator's answer did
+    not come in time on a loaded machine) send the form again, as the page tells the student: it is the same order,
+    never placed twice. Fails with the page's text if no attempt is placed."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def answered(d) -> str | None:
+        for marker in ("success", "unavailable", "conflict", "invalid"):
+            if d.find_elements(By.ID, marker):
+                return marker
+        return None
+
+    for _ in range(attempts):
+        outcome = WebDriverWait(driver, 60, poll_frequency=0.2).until(answered)
+        if outcome != "unavailable":
+            break
+        sent = driver.find_element(By.ID, "submit")
+        sent.click()
+        WebDriverWait(driver, 60, poll_frequency=0.2).until(expected_conditions.staleness_of(sent))
+    assert outcome == "success", driver.find_element(By.TAG_NAME, "body").text[:500]
+    assert driver.find_element(By.ID, "success").text == "Order placed."
+
+
 def _styled(driver) -> dict[str, str]:
     """What /static/style.css gives the page, as Chromium computed it (unstyled: white, no rounded card)."""
     return driver.execute_script(
@@ -74,7 +99,7 @@ def test_every_page_after_the_first_keeps_its_style(browser, provisioned, tmp_pa
     first = _styled(browser)
     assert first["sheet"] > 0 and {k: first[k] for k in styled} == styled, first
     _fill(browser, customer_name="Browser Style", product="Stylus", quantity="1", amount="9.90")
-    assert browser.find_element(By.ID, "success").text == "Order placed."
+    _placed_as_a_student_would(browser)
     second = _styled(browser)
     browser.save_screenshot(str(tmp_path / "second-page.png"))
     assert second["sheet"] > 0 and {k: second[k] for k in styled} == styled, second

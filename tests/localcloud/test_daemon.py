@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
 
@@ -13,7 +14,7 @@ import pytest
 
 from labkit.errors import CloudError
 from labkit.localcloud import control
-from tests.helpers import free_port, start_test_cloud, stop_test_cloud
+from tests.helpers import Cloud, free_port, start_test_cloud, stop_test_cloud
 
 
 def test_start_is_idempotent_and_health_answers(own_cloud):
@@ -38,6 +39,32 @@ def test_busy_port_gives_a_clear_error(tmp_path):
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         port = sock.getsockname()[1]
+        with pytest.raises(CloudError, match=f"port {port}.*already in use"):
+            control.start_cloud(port=port, home=tmp_path)
+
+
+def test_the_port_a_killed_daemon_of_this_home_still_holds_is_awaited(tmp_path):
+    """Right after a kill -9 the daemon's socket stays open while its threads end: a start on its port waits for
+    it (a few seconds at most) instead of calling the port taken; a port held for longer is still refused."""
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    held.listen()
+    port = held.getsockname()[1]
+    (tmp_path / "cloud.json").write_text(json.dumps({"pid": 999999, "port": port, "cloud_id": "killed"}))
+    releaser = threading.Timer(1.0, held.close)
+    releaser.start()
+    try:
+        cloud = Cloud(tmp_path, control.start_cloud(port=port, home=tmp_path))
+    finally:
+        releaser.join()
+    try:
+        assert cloud.status.port == port and control.cloud_status(tmp_path).running
+    finally:
+        stop_test_cloud(cloud)
+    with socket.socket() as other:  # the same port held by something else for good: refused, after the wait
+        other.bind(("127.0.0.1", port))
+        other.listen()
+        (tmp_path / "cloud.json").write_text(json.dumps({"pid": 999999, "port": port, "cloud_id": "killed"}))
         with pytest.raises(CloudError, match=f"port {port}.*already in use"):
             control.start_cloud(port=port, home=tmp_path)
 

@@ -13,7 +13,20 @@ def _fill(driver, **values) -> None:
         field = driver.find_element(By.ID, name)
         field.clear()
         field.send_keys(value)
+    _submit(driver)
+
+
+def _submit(driver) -> None:
+    """Send the form and wait for the next page (a click does not wait for the POST's answer to load)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.ID, "submit").click()
+    waiting = WebDriverWait(driver, 60, poll_frequency=0.1)
+    waiting.until(expected_conditions.staleness_of(page))
+    waiting.until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
 def _rows(provisioned, name: str) -> list[tuple]:
@@ -59,7 +72,6 @@ def _placed_as_a_student_would(driver, attempts: int = 3) -> None:
     not come in time on a loaded machine) send the form again, as the page tells the student: it is the same order,
     never placed twice. Fails with the page's text if no attempt is placed."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
     def answered(d) -> str | None:
@@ -72,9 +84,7 @@ def _placed_as_a_student_would(driver, attempts: int = 3) -> None:
         outcome = WebDriverWait(driver, 60, poll_frequency=0.2).until(answered)
         if outcome != "unavailable":
             break
-        sent = driver.find_element(By.ID, "submit")
-        sent.click()
-        WebDriverWait(driver, 60, poll_frequency=0.2).until(expected_conditions.staleness_of(sent))
+        _submit(driver)
     assert outcome == "success", driver.find_element(By.TAG_NAME, "body").text[:500]
     assert driver.find_element(By.ID, "success").text == "Order placed."
 

@@ -335,7 +335,9 @@ class WatchdogLimit(MemoryLimit):
             self._ended.wait(SAMPLE_BUSY if self._working.is_set() else SAMPLE_IDLE)
 
     def _read_peak_mb(self) -> int:
-        return self._peak
+        """The highest sample, or the worker's own high-water mark (the kernel's VmHWM) when a burst fell between
+        two samples: Max Memory Used is never below what the worker really held."""
+        return max(self._peak, peak_rss_mb(self._pid)) if self._pid else self._peak
 
     def _read_oom(self) -> bool:
         return self._oom
@@ -404,3 +406,14 @@ class MemoryLimits:
         with self._lock:
             if self._cgroups is not None:
                 self._cgroups.close()
+
+
+def peak_rss_mb(pid: int) -> int:
+    """The most resident memory ``pid`` ever held (VmHWM), in whole MB (0 once it has gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) // 1024
+    except (OSError, ValueError):
+        pass
+    return 0

@@ -254,12 +254,13 @@ print({RESULT!r} + json.dumps({{"checks": [int(frame["passed"].sum()), len(frame
 """
 
 
-def handout_checkpoint(root: Path, settings: dict[str, str], target: Path) -> dict[str, Any]:
+def handout_checkpoint(root: Path, settings: dict[str, str], target: Path, app_port: int) -> dict[str, Any]:
     """What an instructor hands out (docs/classroom.md): a lab built through step 7 in a home of its own (`labkit
-    up --through 7`), saved as one checkpoint file in the class's folder, readable by every student."""
+    up --through 7`) with the class's app port (the students' labs open that port: a lab built with another one
+    fails step 3's check), saved as one checkpoint file in the class's folder, readable by every student."""
     home = Path(tempfile.mkdtemp(prefix="orders-hub-handout-"))
     env = {**os.environ, "LABKIT_HOME": str(home), "LABKIT_CLOUD_PORT": str(free_port()),
-           "LABKIT_APP_PORT": str(free_port()), "LABKIT_LAMBDA_PYTHON": settings["ORDERS_LAB_LAMBDA_PYTHON"]}
+           "LABKIT_APP_PORT": str(app_port), "LABKIT_LAMBDA_PYTHON": settings["ORDERS_LAB_LAMBDA_PYTHON"]}
     python = [settings["ORDERS_LAB_PYTHON"], "-m", "labkit.cli"]
     started = time.monotonic()
     try:
@@ -558,7 +559,7 @@ def main(argv: list[str] | None = None) -> int:
 
         # The instructor hands out a lab built through step 7 (issue 23's checkpoints), then the instructor's side:
         # the class page, grades, honest records, sealed reports, updates, a reset to empty and to that checkpoint.
-        made = handout_checkpoint(root, settings, handouts / "steps-1-7.labkit-checkpoint")
+        made = handout_checkpoint(root, settings, handouts / "steps-1-7.labkit-checkpoint", hub.app_port)
         check.add("the instructor makes the checkpoint steps-1-7 for the class", made["ok"], made)
         from classroom_instructor import Instructor
         from classroom_instructor import run as instructor_checks

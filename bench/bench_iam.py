@@ -6,25 +6,14 @@ policy evaluation, so the difference is the cost of authorization, and "on" is w
 from __future__ import annotations
 
 import io
-import time
 import zipfile
 
-from common import LAMBDA_TRUST, client, local_cloud, percentile, report
+from common import LAMBDA_TRUST, client, local_cloud, p50, report
 
 from labkit.lambda_platform import runtime as lambda_runtime
 
 SOURCE = "def lambda_handler(event, context):\n    return {'ok': True}\n"
 POLICY = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
-
-
-def _p50(call, n: int = 300) -> float:
-    call()
-    times = []
-    for _ in range(n):
-        started = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - started) * 1000)
-    return percentile(times, 50)
 
 
 def measure(mode: str) -> None:
@@ -39,10 +28,10 @@ def measure(mode: str) -> None:
                             Handler="lambda_function.lambda_handler", Code={"ZipFile": buffer.getvalue()})
         lam.get_waiter("function_active_v2").wait(FunctionName="trivial")
         sm.create_secret(Name="bench-secret", SecretString="x")
-        report(f"warm invoke p50, IAM {mode}", _p50(lambda: lam.invoke(FunctionName="trivial")["Payload"].read()),
+        report(f"warm invoke p50, IAM {mode}", p50(lambda: lam.invoke(FunctionName="trivial")["Payload"].read()),
                "ms", "(target <= 5 ms)" if mode == "on" else "")
-        report(f"GetSecretValue p50, IAM {mode}", _p50(lambda: sm.get_secret_value(SecretId="bench-secret")), "ms")
-        report(f"ListRoles p50, IAM {mode}", _p50(lambda: iam.list_roles()), "ms")
+        report(f"GetSecretValue p50, IAM {mode}", p50(lambda: sm.get_secret_value(SecretId="bench-secret")), "ms")
+        report(f"ListRoles p50, IAM {mode}", p50(lambda: iam.list_roles()), "ms")
 
 
 def main() -> None:

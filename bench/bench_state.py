@@ -18,7 +18,7 @@ import time
 import zipfile
 
 import psutil
-from common import LAMBDA_TRUST, client, free_port, percentile, report, scratch_home
+from common import LAMBDA_TRUST, client, free_port, p50, percentile, report, scratch_home
 
 from labkit.lambda_platform import runtime as lambda_runtime
 from labkit.localcloud import control
@@ -59,16 +59,6 @@ def prepare(status: control.CloudStatus) -> dict:
     vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
     lam.invoke(FunctionName="trivial")["Payload"].read()  # the cold start
     return {"lambda": lam, "sm": sm, "ec2": ec2, "vpc": vpc}
-
-
-def p50(call, n: int) -> float:
-    call()
-    times = []
-    for _ in range(n):
-        started = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - started) * 1000)
-    return percentile(times, 50)
 
 
 def interleaved(off: dict, on: dict, n: int) -> dict[str, tuple[float, float]]:

@@ -8,6 +8,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import boto3
@@ -65,6 +66,17 @@ def client(status: control.CloudStatus, service: str, **kwargs):
 def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(pct / 100 * (len(ordered) - 1))))]
+
+
+def p50(call, n: int = 300) -> float:
+    """The median of ``n`` timed calls of ``call``, in ms (after one untimed call that warms it)."""
+    call()
+    times = []
+    for _ in range(n):
+        started = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - started) * 1000)
+    return percentile(times, 50)
 
 
 def report(name: str, value: float, unit: str, target: str = "") -> None:

@@ -18,14 +18,23 @@ def _fill(driver, **values) -> None:
 
 def _submit(driver) -> None:
     """Send the form and wait for the next page (a click does not wait for the POST's answer to load)."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
     page = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.ID, "submit").click()
+
+    def gone(_driver) -> bool:
+        """The form's page was replaced: its element is stale, or (Chromium, mid-load) no longer in the document."""
+        try:
+            page.is_enabled()
+        except WebDriverException:  # StaleElementReferenceException, or "Node ... does not belong to the document"
+            return True
+        return False
+
     waiting = WebDriverWait(driver, 60, poll_frequency=0.1)
-    waiting.until(expected_conditions.staleness_of(page))
+    waiting.until(gone)
     waiting.until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 

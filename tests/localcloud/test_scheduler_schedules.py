@@ -41,6 +41,16 @@ def _now(cloud) -> dt.datetime:
     return dt.datetime.fromisoformat(cloud.request("GET", "/_labkit/clock")["now"])
 
 
+def _advance_to(cloud, hour: int) -> None:
+    """Advance the lab clock to the next ``hour``:00 UTC, so that a test's window holds a known number of a daily
+    cron's instants whatever the time of day it runs at (49 h from 23:30 hold three midnights)."""
+    now = _now(cloud)
+    target = now.replace(hour=hour, minute=0, second=0, microsecond=0)
+    if target <= now:
+        target += dt.timedelta(days=1)
+    _advance(cloud, (target - now).total_seconds())
+
+
 def _invocations(cloud, name: str) -> list[str]:
     """The request ids of the function's runs, from its log group."""
     try:
@@ -83,6 +93,7 @@ OWN_CLOCK = ("import datetime\n"
 def test_a_lambda_target_without_input_gets_an_empty_object_at_its_instant(own_cloud):
     fn = create_function(own_cloud, "sched-empty-fn", OWN_CLOCK)
     role = _role(own_cloud, "sched-empty-role", fn)
+    _advance_to(own_cloud, 18)  # noon falls at +18 h and +42 h
     own_cloud.client("scheduler").create_schedule(
         Name="no-input", ScheduleExpression="cron(0 12 * * ? *)", FlexibleTimeWindow={"Mode": "OFF"},
         Target={"Arn": fn, "RoleArn": role})
@@ -100,6 +111,7 @@ def test_a_lambda_target_without_input_gets_an_empty_object_at_its_instant(own_c
 def test_cron_in_a_time_zone_fires_on_that_wall_clock(own_cloud):
     fn = create_function(own_cloud, "sched-tz-fn", RECORD)
     role = _role(own_cloud, "sched-tz-role", fn)
+    _advance_to(own_cloud, 6)  # midnight UTC falls at +18 h and +42 h, after its 15-minute window too
     own_cloud.client("scheduler").create_schedule(
         Name="nine-in-tokyo", ScheduleExpression="cron(0 9 * * ? *)", ScheduleExpressionTimezone="Asia/Tokyo",
         FlexibleTimeWindow={"Mode": "FLEXIBLE", "MaximumWindowInMinutes": 15}, Target={"Arn": fn, "RoleArn": role})
@@ -132,6 +144,7 @@ def test_without_permission_nothing_is_delivered_and_the_failure_is_counted(own_
         "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
     wrong_trust = _role(own_cloud, "sched-wrong-trust", fn, trust=lambda_trust)
     scheduler = own_cloud.client("scheduler")
+    _advance_to(own_cloud, 12)  # 06:00 falls once in the next 25 h, its retries too
     start = _now(own_cloud)
     for name, role in (("denied", no_policy), ("untrusted", wrong_trust)):
         scheduler.create_schedule(
@@ -194,6 +207,7 @@ def test_failed_events_go_to_the_dead_letter_queue(own_cloud):
     role = _role(own_cloud, "sched-dlq-role", None,
                  extra=[{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": queue}])
     own_cloud.client("lambda").delete_function(FunctionName="sched-dlq-fn")
+    _advance_to(own_cloud, 12)  # 01:30 falls once in the next 25 h
     arn = own_cloud.client("scheduler").create_schedule(
         Name="to-dlq", ScheduleExpression="cron(30 1 * * ? *)", FlexibleTimeWindow={"Mode": "OFF"},
         Target={"Arn": fn, "RoleArn": role, "Input": '{"x": 1}', "DeadLetterConfig": {"Arn": queue},

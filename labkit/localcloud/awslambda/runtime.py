@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import select
 import signal
 import socket
 import struct
@@ -71,7 +72,8 @@ class Worker:
         self.credentials = credentials  # the execution role's session, which the logs are written with
         self.log_stream = f"{time.strftime('%Y/%m/%d', time.gmtime(clock()))}/[$LATEST]{uuid.uuid4().hex}"
         self._on_log = on_log
-        self._reading = False
+        self._output_lock = threading.Lock()
+        self._partial = b""  # the start of a line not yet ended
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, daemon=True, name="runtime-api").start()
@@ -229,33 +231,51 @@ class Worker:
 
     # -- process output and lifetime -----------------------------------------------------------------
     def _read_output(self) -> None:
-        buffered = b""
+        """Log the worker's output line by line. Each read and its lines happen under ``_output_lock``, so
+        :meth:`_drain_output` never sees an empty pipe while a chunk taken from it is still unlogged."""
         fd = self._output.fileno()
+        os.set_blocking(fd, False)
+        readable = select.poll()  # (not select.select: a busy daemon's descriptors pass 1024)
+        readable.register(fd, select.POLLIN)
         while True:
+            readable.poll()
+            with self._output_lock:
+                if not self._read_chunk(fd):
+                    break
+        with self._output_lock:
+            if self._partial:
+                self._on_log(self, self._partial.decode(errors="replace"))
+                self._partial = b""
+
+    def _read_chunk(self, fd: int) -> bool:
+        """Read what the pipe holds and log its whole lines (the caller holds ``_output_lock``); False at EOF."""
+        try:
             chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            self._reading = True
-            buffered += chunk
-            *lines, buffered = buffered.split(b"\n")
-            for line in lines:
-                self._on_log(self, line.decode(errors="replace"))
-            self._reading = False
-        if buffered:
-            self._on_log(self, buffered.decode(errors="replace"))
+        except BlockingIOError:  # the drain took it first
+            return True
+        except OSError:
+            return False
+        if not chunk:
+            return False
+        *lines, self._partial = (self._partial + chunk).split(b"\n")
+        for line in lines:
+            self._on_log(self, line.decode(errors="replace"))
+        return True
 
     def _drain_output(self, limit: float = 0.25) -> None:
-        """Wait until what the worker wrote before answering has been logged (it wrote it first)."""
-        deadline = time.monotonic() + limit
+        """Log what the worker wrote before answering (it wrote it first, so it is in the pipe or logged); a
+        worker that goes on writing (a thread of its own) is read for ``limit`` seconds at most."""
         buf = bytearray(4)
-        while time.monotonic() < deadline:
-            try:
-                fcntl.ioctl(self._output.fileno(), termios.FIONREAD, buf)
-            except (OSError, ValueError):
-                return
-            if struct.unpack("i", buf)[0] == 0 and not self._reading:
-                return
-            time.sleep(0.0005)
+        deadline = time.monotonic() + limit
+        with self._output_lock:
+            while time.monotonic() < deadline:
+                try:
+                    fd = self._output.fileno()
+                    fcntl.ioctl(fd, termios.FIONREAD, buf)
+                except (OSError, ValueError):
+                    return
+                if struct.unpack("i", buf)[0] == 0 or not self._read_chunk(fd):
+                    return
 
     def _watch(self) -> None:
         self.proc.wait()

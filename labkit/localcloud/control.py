@@ -78,6 +78,9 @@ def _read_state(home: Path) -> dict[str, Any] | None:
     return state if isinstance(state, dict) else None
 
 
+SENDS = 3  # a request the daemon closed unanswered is sent again, twice at most
+
+
 def _http(method: str, url: str, body: dict[str, Any] | None = None, timeout: float = 5.0,
           token: str | None = None) -> dict[str, Any]:
     data = json.dumps(body).encode() if body is not None else None
@@ -85,9 +88,17 @@ def _http(method: str, url: str, body: dict[str, Any] | None = None, timeout: fl
     if token:
         headers[TOKEN_HEADER] = token
     req = urllib.request.Request(url, data=data, method=method, headers=headers)
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        answer: dict[str, Any] = json.loads(resp.read() or b"{}")  # the daemon answers a JSON object
-    return answer
+    for attempt in range(1, SENDS + 1):
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                answer: dict[str, Any] = json.loads(resp.read() or b"{}")  # the daemon answers a JSON object
+            return answer
+        except (http.client.RemoteDisconnected, ConnectionResetError):
+            # The daemon ends its connections when the lab's network changes (a restored lab's instances boot,
+            # a security group changes) and runs no request it had not begun: sent again, as the SDKs do.
+            if attempt == SENDS:
+                raise
+    raise AssertionError("unreachable")  # (the loop returns or raises)
 
 
 def _healthy(port: int) -> dict[str, Any] | None:

@@ -189,7 +189,9 @@ class CloudTrailService(Service):
             return {"Events": []}  # the lab enables no CloudTrail Insights
         found: list[dict[str, Any]] = []
         last = None
-        for event in reversed(self.events):
+        with self._keeping:  # a copy: other requests' events are kept meanwhile
+            events = list(self.events)
+        for event in reversed(events):
             number = event.number
             if before is not None and number >= before:
                 continue

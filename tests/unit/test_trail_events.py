@@ -122,3 +122,26 @@ def test_a_role_sessions_identity_says_when_the_session_began_and_assume_role_is
         "RoleArn": "arn:aws:iam::123456789012:role/r", "RoleSessionName": "s1"})).record()
     assert assume["readOnly"] is True
     assert assume["requestParameters"] == {"roleArn": "arn:aws:iam::123456789012:role/r", "roleSessionName": "s1"}
+
+
+def test_a_lookup_reads_the_history_as_of_its_start_while_events_are_kept(monkeypatch):
+    """Another request's event kept while LookupEvents reads the history (CI once answered a lookup with
+    InternalError: 'deque mutated during iteration'): the lookup reads the history as it was when it began."""
+    import types
+
+    from labkit.localcloud.cloudtrail import service as trail_service
+
+    ctx = types.SimpleNamespace(state=types.SimpleNamespace(journal=lambda name, keep: None))
+    trail = trail_service.CloudTrailService(ctx)
+    for _ in range(5):
+        trail._keep(_recorded("sts", "GetCallerIdentity", {}))
+    matches, kept = trail_service._matches, []
+
+    def matches_while_another_request_is_kept(event, key, value):
+        if not kept:
+            kept.append(trail._keep(_recorded("sts", "GetCallerIdentity", {})))
+        return matches(event, key, value)
+
+    monkeypatch.setattr(trail_service, "_matches", matches_while_another_request_is_kept)
+    found = trail.lookup({"LookupAttributes": [{"AttributeKey": "EventName", "AttributeValue": "GetCallerIdentity"}]})
+    assert kept and len(found["Events"]) == 5 and len(trail.events) == 6

@@ -37,6 +37,13 @@ TOKEN_HEADER = "X-Labkit-Token"
 TOKEN_ENV = "LABKIT_CONTROL_TOKEN"
 STATE_ERROR = 3  # the daemon's exit status when it refuses the lab's saved state (the message: state/ERROR)
 SETTLE_SECONDS = 180.0  # a start waits this long at most for a restored lab's databases and instances
+# glibc's malloc in the daemon (the caller's environment overrides either). MALLOC_ARENA_MAX: glibc gives each of
+# the daemon's many threads an arena of its own; two are plenty. MALLOC_MMAP_THRESHOLD_: a fixed threshold, so every
+# block over 128 KiB (a deployment package, a model file's text, a pickled backend) is mapped on its own and given
+# back when freed. By default glibc raises the threshold to the largest block freed (up to 32 MiB), and the next such
+# blocks then come from the heap, where the small objects allocated between them keep the heap from shrinking: an idle
+# lab's daemon held 136-166 MiB after the series this way (varying from run to run), 121 MiB with the fixed threshold.
+DAEMON_MALLOC = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": str(128 * 1024)}
 
 
 def default_home() -> Path:
@@ -230,8 +237,7 @@ def _launch(home: Path, port: int, timeout: float, extra_services: tuple[str, ..
     _private_folder(home)
     (home / "logs").mkdir(parents=True, exist_ok=True)
     cloud_id = uuid.uuid4().hex
-    # MALLOC_ARENA_MAX: glibc gives each of the daemon's many threads an arena of its own; two are plenty.
-    env = {"MALLOC_ARENA_MAX": "2", **os.environ, CLOUD_MARKER: cloud_id, "PYTHONUNBUFFERED": "1",
+    env = {**DAEMON_MALLOC, **os.environ, CLOUD_MARKER: cloud_id, "PYTHONUNBUFFERED": "1",
            "MOTO_IAM_LOAD_MANAGED_POLICIES": "true", TOKEN_ENV: secrets.token_urlsafe(32), **(extra_env or {})}
     log_path = home / "logs" / "cloud.log"
     with open(log_path, "ab") as log:

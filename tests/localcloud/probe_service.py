@@ -68,7 +68,9 @@ def inside() -> dict:
     return {"iam_partitions": {account: sorted(dict.keys(backends)) for account, backends in iam_backends.items()},
             "aws_managed_policies_made": sum(isinstance(p, AWSManagedPolicy) for p in dict.values(aws.managed_policies)),
             "one_ec2_model": get_service_model("ec2")._service_description
-            is core_models.service_model("ec2")._service_description}
+            is core_models.service_model("ec2")._service_description,
+            "ec2_shapes": [(shapes := core_models.service_model("ec2")._service_description["shapes"]).kept,
+                           len(shapes)]}
 
 
 class SecondProbe(Service):

@@ -107,13 +107,16 @@ def test_moto_api_is_closed_even_to_the_owner(probed):
 
 def test_the_daemon_holds_only_what_the_lab_asked_for(probed):
     """On demand (iam.managed_policies, iam.patches, core.models): one IAM backend (moto would make one per partition, each with every AWS managed policy),
-    the AWS managed policies named so far (lab-admin's AdministratorAccess), one copy of each service model."""
+    the AWS managed policies named so far (lab-admin's AdministratorAccess), one copy of each service model, of
+    which only the shapes read are kept as dicts (the calls' of this module, not EC2's 4,400)."""
     probed.client("ec2").describe_vpcs()
     probed.client("iam").get_policy(PolicyArn="arn:aws:iam::aws:policy/ReadOnlyAccess")
     inside = probed.request("GET", "/_labkit/probe/inside")
     assert inside["iam_partitions"] == {"123456789012": ["aws"]}
     assert inside["aws_managed_policies_made"] == 2
     assert inside["one_ec2_model"]
+    kept, shapes = inside["ec2_shapes"]
+    assert shapes > 4000 and 0 < kept < shapes // 10
 
 
 def test_preload_keeps_what_is_there():

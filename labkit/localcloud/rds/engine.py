@@ -32,9 +32,13 @@ MASTER_PRIVILEGES = ("SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, RELOAD, PROC
                      "EVENT, TRIGGER")
 SERVER_BINARIES = ("mariadbd", "mysqld")
 # Sized for a teaching data set (thousands of rows, a few connections), not for the defaults' production caches:
-# an idle server holds about 50 MiB instead of 90 (bench/bench_footprint.py).
-SIZED_FOR_TEACHING = ("--innodb-buffer-pool-size=16M", "--innodb-log-buffer-size=2M", "--key-buffer-size=1M",
-                      "--performance-schema=OFF")
+# an idle server holds about 56 MiB RSS instead of 90 (bench/bench_footprint.py). Caches and threads for a few
+# connections (the defaults: a 2,000-table cache, 200 cached threads, four I/O and purge threads each) gave 1.1 MiB
+# more (issue 28); a buffer pool at its 6 MiB minimum would give 0.3 more and was left at 16 MiB.
+SIZED_FOR_TEACHING = ("--innodb-buffer-pool-size=16M", "--innodb-log-buffer-size=256K", "--key-buffer-size=8K",
+                      "--performance-schema=OFF", "--thread-cache-size=4", "--table-open-cache=64",
+                      "--host-cache-size=0", "--innodb-purge-threads=1", "--innodb-read-io-threads=1",
+                      "--innodb-write-io-threads=1")
 READY_TIMEOUT = 60.0
 # The master user's login plugin. MySQL 8.4 on RDS logs users in with caching_sha2_password; a MySQL server here
 # does the same. MariaDB has no server side of that plugin (its plugin folder holds auth_ed25519 and auth_pam;
@@ -154,7 +158,7 @@ class Engine:
                 "--collation-server=utf8mb4_unicode_ci", "--default-time-zone=+00:00", "--max-connections=200",
                 f"--tmpdir={server.tmpdir}", *self._user_arg()]
         if server.flavour == "mariadb":
-            args += ["--innodb-log-file-size=8M", "--aria-pagecache-buffer-size=2M", "--query-cache-size=0"]
+            args += ["--innodb-log-file-size=8M", "--aria-pagecache-buffer-size=128K", "--query-cache-size=0"]
         else:
             args += ["--mysqlx=OFF", "--disable-log-bin"]
         if server.tls:

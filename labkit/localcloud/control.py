@@ -21,7 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tenacity import RetryError, Retrying, retry_if_result, stop_after_delay, wait_fixed
+from tenacity import (
+    RetryError,
+    Retrying,
+    retry_if_exception_type,
+    retry_if_result,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_fixed,
+)
 
 from labkit.errors import CloudError, StateUnreadable
 from labkit.localcloud import checkpoints
@@ -37,6 +45,7 @@ TOKEN_HEADER = "X-Labkit-Token"
 TOKEN_ENV = "LABKIT_CONTROL_TOKEN"
 STATE_ERROR = 3  # the daemon's exit status when it refuses the lab's saved state (the message: state/ERROR)
 SETTLE_SECONDS = 180.0  # a start waits this long at most for a restored lab's databases and instances
+SENDS = 3  # a request the daemon closed unanswered is sent again, twice at most
 # glibc's malloc in the daemon (the caller's environment overrides either). MALLOC_ARENA_MAX: glibc gives each of
 # the daemon's many threads an arena of its own; two are plenty. MALLOC_MMAP_THRESHOLD_: a fixed threshold, so every
 # block over 128 KiB (a deployment package, a model file's text, a pickled backend) is mapped on its own and given
@@ -85,9 +94,6 @@ def _read_state(home: Path) -> dict[str, Any] | None:
     return state if isinstance(state, dict) else None
 
 
-SENDS = 3  # a request the daemon closed unanswered is sent again, twice at most
-
-
 def _http(method: str, url: str, body: dict[str, Any] | None = None, timeout: float = 5.0,
           token: str | None = None) -> dict[str, Any]:
     data = json.dumps(body).encode() if body is not None else None
@@ -95,17 +101,14 @@ def _http(method: str, url: str, body: dict[str, Any] | None = None, timeout: fl
     if token:
         headers[TOKEN_HEADER] = token
     req = urllib.request.Request(url, data=data, method=method, headers=headers)
-    for attempt in range(1, SENDS + 1):
-        try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
-                answer: dict[str, Any] = json.loads(resp.read() or b"{}")  # the daemon answers a JSON object
-            return answer
-        except (http.client.RemoteDisconnected, ConnectionResetError):
-            # The daemon ends its connections when the lab's network changes (a restored lab's instances boot,
-            # a security group changes) and runs no request it had not begun: sent again, as the SDKs do.
-            if attempt == SENDS:
-                raise
-    raise AssertionError("unreachable")  # (the loop returns or raises)
+    # The daemon ends its connections when the lab's network changes (a restored lab's instances boot, a security
+    # group changes) and runs no request it had not begun: such a request is sent again, as the SDKs do.
+    sending = Retrying(retry=retry_if_exception_type((http.client.RemoteDisconnected, ConnectionResetError)),
+                       stop=stop_after_attempt(SENDS), reraise=True)
+    for attempt in sending:
+        with attempt, urllib.request.urlopen(req, timeout=timeout) as resp:
+            answer: dict[str, Any] = json.loads(resp.read() or b"{}")  # the daemon answers a JSON object
+    return answer
 
 
 def _healthy(port: int) -> dict[str, Any] | None:

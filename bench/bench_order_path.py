@@ -5,7 +5,9 @@ thread on one keep-alive connection to the app's public address, as a load tool 
 floor: the same number of single-row autocommit INSERTs of the same rows on the same number of threads, straight
 into the lab's database server (a copy of the orders table, dropped afterwards). Prints orders/s, the floor,
 their ratio (goal >= 25 %), p50/p99 of an order, and the CPU per order of each process of the lab (the app's
-by thread), so that a regression shows where it went.
+by thread) and of the load generator itself, so that a regression shows where it went. From those, the ceiling:
+the orders/s the machine's cores could carry at that CPU per order if every core were busy with the path and
+nothing else, and its ratio to the floor (what any tuning of the path's parts could reach at most).
 ``python bench/bench_order_path.py [--orders N] [--threads T] [--rounds R] [--home DIR]``; with ``--home`` the lab
 is kept there, running, and measured again by the next run with the same folder (for profiling).
 """
@@ -191,9 +193,9 @@ def measure(lab: Lab, home: Path, count: int, threads: int, rounds: int = 1) -> 
     print(f"{count} orders on {threads} threads, {rounds} round(s); the floor in the same run, before each round")
     for r in range(1, rounds + 1):
         floor_s, floor_lat = insert_floor(settings, count, threads)
-        before = cpu_snapshot(status)
+        before, generator = cpu_snapshot(status), time.process_time()
         took, latencies, statuses = send_orders(url, count, threads, f"bench-{uuid.uuid4().hex[:8]}")
-        after = cpu_snapshot(status)
+        after, generator = cpu_snapshot(status), time.process_time() - generator
         rate, floor = count / took, count / floor_s
         by_part, by_thread = cpu_per_order(before, after, count)
         print(f"== round {r}")
@@ -204,6 +206,11 @@ def measure(lab: Lab, home: Path, count: int, threads: int, rounds: int = 1) -> 
               f"{percentile(latencies, 99):.1f} ms   (INSERT p50 {percentile(floor_lat, 50):.2f} ms)")
         print("CPU per order (ms):  " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(by_part.items(), key=lambda kv: -kv[1])))
         print("  the app's threads: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(by_thread.items(), key=lambda kv: -kv[1])))
+        lab_ms, generator_ms = sum(by_part.values()), generator * 1000 / count
+        cores = psutil.cpu_count() or 1
+        ceiling = cores * 1000 / (lab_ms + generator_ms)
+        print(f"CPU per order: the lab {lab_ms:.1f} ms, the load generator {generator_ms:.1f} ms; the ceiling on "
+              f"{cores} cores {ceiling:.0f} orders/s = {100 * ceiling / floor:.1f} % of the floor")
 
 
 def build(home: Path) -> Lab:

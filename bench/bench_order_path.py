@@ -204,7 +204,7 @@ def measure(lab: Lab, home: Path, count: int, threads: int, rounds: int = 1) -> 
         print(f"ratio                                           {100 * rate / floor:9.1f} %        (goal >= {GOAL:.0f} %)")
         print(f"order latency p50 / p99                         {percentile(latencies, 50):9.1f} / "
               f"{percentile(latencies, 99):.1f} ms   (INSERT p50 {percentile(floor_lat, 50):.2f} ms)")
-        print("CPU per order (ms):  " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(by_part.items(), key=lambda kv: -kv[1])))
+        print("CPU per order (ms):  " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(by_part.items(), key=lambda kv: -kv[1])))
         print("  the app's threads: " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(by_thread.items(), key=lambda kv: -kv[1])))
         lab_ms, generator_ms = sum(by_part.values()), generator * 1000 / count
         cores = psutil.cpu_count() or 1

@@ -202,6 +202,34 @@ def test_log_events_and_metric_data_are_saved_in_chunks_each_pickled_once(persis
     _backend("logs").delete_log_group("/aws/lambda/chunked")
 
 
+def test_the_requests_of_a_batch_are_saved_once_when_it_ends(persistence, monkeypatch):
+    from types import SimpleNamespace
+
+    from labkit.localcloud.core.state import BATCH_HEADER
+
+    saved: list[tuple[str, str]] = []
+    monkeypatch.setattr(persistence.store, "save_request", lambda service, region: saved.append((service, region)))
+
+    def request(operation: str, headers: dict[str, str], service: str = "logs") -> None:
+        call = SimpleNamespace(operation=operation, service=service, region=REGION,
+                               request=SimpleNamespace(headers=headers))
+        persistence.after_request(call, 200)
+
+    with persistence.batch() as headers:
+        assert set(headers) == {BATCH_HEADER}
+        for _ in range(3):
+            request("PutLogEvents", headers)
+        request("PutMetricData", headers, "monitoring")
+        assert saved == [], "nothing is saved before the batch ends"
+        request("PutLogEvents", {BATCH_HEADER: "guessed"})
+        request("PutLogEvents", {})
+        assert saved == [("logs", REGION)] * 2, "a request without the daemon's own header is saved before its answer"
+        request("DescribeLogGroups", headers)
+    assert sorted(saved[2:]) == [("logs", REGION), ("monitoring", REGION)], "once per service, when the batch ends"
+    request("PutLogEvents", headers)
+    assert saved[4:] == [("logs", REGION)], "after the batch, its header defers nothing"
+
+
 def test_an_unknown_lambda_factory_fails_the_save_with_its_name(persistence):
     import collections
 

@@ -7,7 +7,9 @@ AWSLambdaBasicExecutionRole leaves no logs. Lambda and EventBridge publish their
 itself (so those calls stay out of the account's CloudTrail history; the role's CreateLogStream does not).
 Callers only queue; a background thread sends every :data:`FLUSH_SECONDS`, and a Logs or
 CloudWatch read first sends whatever is queued (this service's request hook), so a read never misses a
-line or a data point written before it.
+line or a data point written before it. A send's PutLogEvents and PutMetricData are one batch of the lab's state
+(:meth:`~labkit.localcloud.core.services.StateAccess.batch`): saved together before the send returns (so before a
+read that waited for it), as they would be one by one; their answers are read by nothing else meanwhile.
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ MAX_MESSAGE = 262_144 - EVENT_OVERHEAD
 MAX_METRICS = 1000  # PutMetricData's limit per request
 MAX_VALUES = 150  # PutMetricData's limit of Values (and Counts) per datum
 DENIED = {"AccessDeniedException", "AccessDenied"}
+BATCHED = ("PutLogEvents", "PutMetricData")  # saved once per send (creating a group or stream: before its answer)
 # reads that must see everything written before them
 READS = {"logs": {"GetLogEvents", "FilterLogEvents", "DescribeLogStreams", "DescribeLogGroups", "StartQuery",
                   "GetQueryResults", "GetLogRecord"},
@@ -67,6 +70,7 @@ class Telemetry(Service):
         self._config = Config(retries={"max_attempts": 2, "mode": "standard"}, connect_timeout=2, read_timeout=30,
                               parameter_validation=False)
         self._stop = threading.Event()
+        self._batch_headers: dict[str, str] = {}  # while a send runs: what makes its writes one batch of the state
         self.sent = {"log_events": 0, "metric_data": 0, "dropped_log_events": 0}
 
     # -- what the services call ---------------------------------------------------------------------
@@ -96,7 +100,13 @@ class Telemetry(Service):
                     service, region_name=region, endpoint_url=self.ctx.endpoint, config=config,
                     aws_access_key_id=keys.access_key_id, aws_secret_access_key=keys.secret_access_key,
                     aws_session_token=keys.session_token)
+                for operation in BATCHED:
+                    client.meta.events.register(f"before-send.*.{operation}", self._mark_batched)
             return client
+
+    def _mark_batched(self, request: Any, **_kwargs: Any) -> None:
+        """A write of a send (signed already: the header is not part of its signature) joins the send's batch."""
+        request.headers.update(self._batch_headers)
 
     def flush(self) -> None:
         """Send everything queued so far; returns when it is written (or refused, as AWS would refuse it)."""
@@ -104,10 +114,16 @@ class Telemetry(Service):
             with self._queue_lock:
                 lines, self._lines = self._lines, defaultdict(list)
                 metrics, self._metrics = self._metrics, defaultdict(list)
-            for (keys, region, group, stream), events in lines.items():
-                self._put_log_events(keys, region, group, stream, sorted(events, key=lambda e: e[0]))
-            for (keys, region, namespace), data in metrics.items():
-                self._put_metric_data(keys, region, namespace, data)
+            if not lines and not metrics:
+                return
+            with self.ctx.state.batch() as self._batch_headers:
+                try:
+                    for (keys, region, group, stream), events in lines.items():
+                        self._put_log_events(keys, region, group, stream, sorted(events, key=lambda e: e[0]))
+                    for (keys, region, namespace), data in metrics.items():
+                        self._put_metric_data(keys, region, namespace, data)
+                finally:
+                    self._batch_headers = {}
 
     # -- sending ------------------------------------------------------------------------------------
     def _put_log_events(self, keys: Keys, region: str, group: str, stream: str, events: list[tuple[int, str]]) -> None:

@@ -389,6 +389,13 @@ class StateAccess:
         """Note work the lab is not usable without (a database restarting, an instance booting) while it runs."""
         yield
 
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[dict[str, str]]:
+        """A run of requests the daemon sends itself (what the services write about themselves through the public
+        API): the requests sent meanwhile with the headers it yields are saved together when the block ends, before
+        it returns, instead of one by one before each answer (their only reader is the block's own code)."""
+        yield {}
+
 
 @dataclass
 class CloudContext:

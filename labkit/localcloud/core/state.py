@@ -14,7 +14,10 @@
 When it is saved: a mutating API request is answered only after the backends of its service (in its region, or
 its partition for a global service) have been pickled and written (:meth:`Persistence.after_request`, under the
 service's lock, which the request holds while moto changes the records); a service that changed its own state
-during the request (:meth:`Persistence.changed`) is written in the same step. Changes made outside a request -- a
+during the request (:meth:`Persistence.changed`) is written in the same step. The requests the daemon sends itself
+in a :meth:`Persistence.batch` (the telemetry's PutLogEvents and PutMetricData, a few each second, whose answers
+only the sender reads) are saved together when the batch ends, before the sender goes on: one save of the Logs
+backend a second instead of one per log stream. Changes made outside a request -- a
 database becoming ``available``, an instance ``running`` -- are marked (:meth:`Persistence.mark`) and written
 within half a second by a background thread. A clean stop saves everything once more.
 
@@ -25,8 +28,10 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import hmac
 import json
 import logging
+import secrets
 import shutil
 import threading
 import time
@@ -47,6 +52,7 @@ VERSION_FILE, RELOCATE_FILE = "VERSION.json", "relocate.json"
 UNCHANGING = ("Describe", "Get", "List", "Head", "Lookup", "Search", "BatchGet", "Select", "Check", "Filter",
               "Simulate", "Invoke", "Test", "Validate", "Estimate", "Preview")
 LOCK_PATIENCE = 10.0  # a mutating request waits this long for its service's lock, then goes on (and says so)
+BATCH_HEADER = "X-Labkit-State-Batch"  # a request of an open batch (its value: this daemon's secret batch token)
 
 
 def changes_records(operation: str | None) -> bool:
@@ -76,6 +82,11 @@ class Persistence(StateAccess):
         self.load_seconds = 0.0
         self.last_error: str | None = None
         self.lock_waits = 0
+        self._batch_token = secrets.token_urlsafe(24)  # known only in this process: no client can defer its saves
+        self._batch_lock = threading.Lock()
+        self._batch_save_lock = threading.Lock()
+        self._open_batches = 0
+        self._batched: set[tuple[str | None, str | None]] = set()  # (signing name, region) changed in a batch
 
     # -- what the services see ------------------------------------------------------------------------------
     def saved(self, name: str) -> dict[str, Any] | None:
@@ -180,7 +191,7 @@ class Persistence(StateAccess):
 
     def after_request(self, call: Any, status: int) -> None:
         """A request was answered ``status``; if it may have changed records, save them before the answer leaves."""
-        if status >= 400 or not changes_records(call.operation):
+        if status >= 400 or not changes_records(call.operation) or self._batched_request(call):
             return
         try:
             self.store.save_request(call.service, call.region)
@@ -188,6 +199,45 @@ class Persistence(StateAccess):
         except Exception as exc:  # the answer stands; the failure is shown by health and every labkit command
             self.last_error = f"{type(exc).__name__}: {exc}"
             log.exception("saving the lab's state after %s failed", call.operation)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[dict[str, str]]:
+        """Requests sent meanwhile with the yielded header are saved once, when the block ends (before it
+        returns), instead of one by one before each answer. Only the daemon knows the header's value, and only
+        code that reads those answers itself (nothing else sees them before the block ends) may use it."""
+        with self._batch_lock:
+            self._open_batches += 1
+        try:
+            yield {BATCH_HEADER: self._batch_token}
+        finally:
+            with self._batch_lock:
+                self._open_batches -= 1
+            self._save_batched()
+
+    def _batched_request(self, call: Any) -> bool:
+        """True (and noted for the batch's save) for a request of an open batch."""
+        offered = call.request.headers.get(BATCH_HEADER)
+        if not offered or not hmac.compare_digest(offered.encode(), self._batch_token.encode()):
+            return False
+        with self._batch_lock:
+            if self._open_batches <= 0:  # (its sender gave up waiting for the answer: saved as any request is)
+                return False
+            self._batched.add((call.service, call.region))
+        return True
+
+    def _save_batched(self) -> None:
+        """Save what the batches' requests changed. A batch ending while another's save runs waits for it (that
+        save may hold this batch's changes)."""
+        with self._batch_save_lock:
+            with self._batch_lock:
+                batched, self._batched = self._batched, set()
+            try:
+                for service, region in sorted(batched, key=str):
+                    self.store.save_request(service, region)
+                self.save_services(only_changed=True)
+            except Exception as exc:  # as after_request: shown by health and every labkit command
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("saving the lab's state after a batch of requests failed")
 
     def save_services(self, only_changed: bool = False) -> None:
         """Each service's own state file, written when it differs from the last one written. ``save_state()`` is

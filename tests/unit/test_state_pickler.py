@@ -202,6 +202,74 @@ def test_log_events_and_metric_data_are_saved_in_chunks_each_pickled_once(persis
     _backend("logs").delete_log_group("/aws/lambda/chunked")
 
 
+def test_log_events_and_data_points_saved_as_columns_come_back_with_every_attribute(persistence):
+    import datetime as dt
+
+    from moto.cloudwatch.models import MetricAggregatedDatum
+
+    from labkit.localcloud.core import chunks
+
+    logs, cloudwatch = _backend("logs"), _backend("cloudwatch")
+    now_ms = int(time.time() * 1000)
+    logs.create_log_group("/aws/lambda/columns", {})
+    logs.create_log_stream("/aws/lambda/columns", "s")
+    logs.put_log_events("/aws/lambda/columns", "s", [{"timestamp": now_ms + n, "message": f"line {n} \u00e9"}
+                                                     for n in range(chunks.CHUNK_ITEMS + 7)])
+    stamp = dt.datetime(2026, 12, 5, 1, 2, 3, 456789, tzinfo=dt.timezone.utc)
+    cloudwatch.put_metric_data("Columns/Test", [
+        {"MetricName": "Duration", "Timestamp": stamp, "Unit": "Milliseconds", "Values": [1.5, 2.5], "Counts": [2, 1],
+         "Dimensions": [{"Name": "FunctionName", "Value": "f"}, {"Name": "Resource", "Value": "f:1"}]},
+        {"MetricName": "Bare", "Value": 3.0},
+        {"MetricName": "Stats", "Timestamp": stamp, "StatisticValues": {"Sum": 9.0, "Minimum": 1.0, "Maximum": 5.0,
+                                                                        "SampleCount": 3.0}}])
+    stream = logs.groups["/aws/lambda/columns"].streams["s"]
+    before = [vars(e).copy() for e in stream.events]
+    mine = [m for m in cloudwatch.metric_data if m.namespace == "Columns/Test"]
+    assert any(isinstance(m, MetricAggregatedDatum) for m in mine), "a record of another shape: saved as it is"
+
+    def shape(datum):
+        return (type(datum), {k: v for k, v in vars(datum).items() if k != "dimensions"},
+                [vars(d) for d in datum.dimensions])
+
+    points = [shape(m) for m in mine]
+    persistence.restart()
+    stream = _backend("logs").groups["/aws/lambda/columns"].streams["s"]
+    assert [vars(e) for e in stream.events] == before, "ingestion time, timestamp, message and id, in that order"
+    assert [list(vars(e)) for e in stream.events[:1]] == [list(before[0])]
+    assert [shape(m) for m in _backend("cloudwatch").metric_data if m.namespace == "Columns/Test"] == points
+    _backend("logs").delete_log_group("/aws/lambda/columns")
+
+
+def test_an_unchanged_tail_is_not_packed_again_and_a_rewrite_packs_everything_again(persistence, monkeypatch):
+    from labkit.localcloud.core import chunks
+
+    logs = _backend("logs")
+    now_ms = int(time.time() * 1000)
+    logs.create_log_group("/aws/lambda/tails", {})
+    for name in ("quiet", "busy"):
+        logs.create_log_stream("/aws/lambda/tails", name)
+        logs.put_log_events("/aws/lambda/tails", name, [{"timestamp": now_ms, "message": f"{name} 0"}])
+    packs: list[int] = []
+    real_pack = chunks.Columns.pack
+    monkeypatch.setattr(chunks.Columns, "pack", lambda self, items: packs.append(len(items)) or real_pack(self, items))
+    key = ("logs", ACCOUNT, REGION)
+    persistence.store.save(key, logs)
+    first = len(packs)
+    logs.put_log_events("/aws/lambda/tails", "busy", [{"timestamp": now_ms + 1, "message": "busy 1"}])
+    persistence.store.save(key, logs)
+    assert packs[first:] == [2], "only the stream that changed is packed again"
+    persistence.store.save(key, logs)
+    assert len(packs) == first + 1
+    quiet = logs.groups["/aws/lambda/tails"].streams["quiet"]
+    assert persistence.rewrite("quiet 0", "moved 0") == 1
+    persistence.store.save(key, logs)
+    assert len(packs) == first + 1 + first, "after a rewrite every tail is packed again"
+    persistence.restart()
+    quiet = _backend("logs").groups["/aws/lambda/tails"].streams["quiet"]
+    assert [e.message for e in quiet.events] == ["moved 0"]
+    _backend("logs").delete_log_group("/aws/lambda/tails")
+
+
 def test_the_requests_of_a_batch_are_saved_once_when_it_ends(persistence, monkeypatch):
     from types import SimpleNamespace
 

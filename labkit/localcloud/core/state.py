@@ -39,7 +39,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from labkit.localcloud.core import pickling
+from labkit.localcloud.core import chunks, pickling
 from labkit.localcloud.core.checkpoint import rewrite_records, text_pattern
 from labkit.localcloud.core.pickling import Rules, in_use
 from labkit.localcloud.core.services import StateAccess
@@ -118,6 +118,7 @@ class Persistence(StateAccess):
     def rewrite(self, old: str, new: str) -> int:
         pattern = text_pattern(old)
         changed = rewrite_records([backend for _key, backend in iter_backends()], pattern, new)
+        chunks.forget()  # (a sealed chunk's records may have changed: pickled again)
         for name, saved in list(self._saved.items()):
             text, count = pattern.subn(lambda _m: new, json.dumps(saved))
             if count:

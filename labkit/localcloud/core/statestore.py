@@ -9,6 +9,7 @@ when.
 from __future__ import annotations
 
 import collections
+import functools
 import pickle
 import threading
 import time
@@ -24,7 +25,10 @@ from labkit.localcloud.core.statefiles import BlobStore, StateError, decode, enc
 SIGNING_NAMES = {"monitoring": "cloudwatch"}  # a signing name that is not moto's service name
 
 
+@functools.cache
 def moto_version() -> str:
+    """The installed moto's version (read once: it names every file a save writes, and reading the package's
+    metadata cost half a millisecond)."""
     import importlib.metadata
 
     return importlib.metadata.version("moto")

@@ -270,6 +270,35 @@ def test_an_unchanged_tail_is_not_packed_again_and_a_rewrite_packs_everything_ag
     _backend("logs").delete_log_group("/aws/lambda/tails")
 
 
+def test_a_stream_that_stays_quiet_is_named_by_the_file_not_written_again(persistence, monkeypatch):
+    from labkit.localcloud.core import chunks
+
+    logs = _backend("logs")
+    now_ms = int(time.time() * 1000)
+    logs.create_log_group("/aws/lambda/quiet", {})
+    logs.create_log_stream("/aws/lambda/quiet", "gone")  # a worker's stream, the worker reaped
+    logs.put_log_events("/aws/lambda/quiet", "gone", [{"timestamp": now_ms + n, "message": "x" * 200 + str(n)}
+                                                       for n in range(chunks.CHUNK_ITEMS + 100)])
+    key, path = ("logs", ACCOUNT, REGION), persistence.store.path(("logs", ACCOUNT, REGION))
+    persistence.store.save(key, logs)
+    inline = path.stat().st_size
+    assert inline > 100 * 200, "the tail of a stream that just changed is in the backend's file"
+    monkeypatch.setattr(chunks, "QUIET_SECONDS", 0.0)
+    persistence.store.save(key, logs)
+    assert path.stat().st_size < inline - 100 * 200, "once quiet, its tail is a blob the file names"
+    lines = ["x" * 200 + str(n) for n in range(chunks.CHUNK_ITEMS + 100)]
+    again = persistence.restart()
+    logs = _backend("logs")
+    assert [e.message for e in logs.groups["/aws/lambda/quiet"].streams["gone"].events] == lines
+    logs.put_log_events("/aws/lambda/quiet", "gone", [{"timestamp": now_ms + 999, "message": "back"}])
+    monkeypatch.setattr(chunks, "QUIET_SECONDS", 60.0)
+    again.store.save(key, logs)
+    assert path.stat().st_size > inline, "a stream written again has its tail in the file again"
+    persistence.restart()
+    assert [e.message for e in _backend("logs").groups["/aws/lambda/quiet"].streams["gone"].events] == [*lines, "back"]
+    _backend("logs").delete_log_group("/aws/lambda/quiet")
+
+
 def test_the_requests_of_a_batch_are_saved_once_when_it_ends(persistence, monkeypatch):
     from types import SimpleNamespace
 

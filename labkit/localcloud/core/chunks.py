@@ -8,8 +8,11 @@ a lab that had taken 10,000 orders rewrote 8 MB a second, and the daemon's CPU p
 :func:`chunked` cuts such a list into chunks of :data:`CHUNK_ITEMS` items: each full chunk is pickled once, kept
 as a blob named by its SHA-256 (:class:`~.statefiles.BlobStore`, written before the file that names it), and
 remembered on the list's owner with the identity of its first and last item; the backend's file holds the chunks'
-digests and the short tail that is not yet a chunk. The next save pickles only the tail and the chunks filled since.
-At load (:func:`_joined`) the chunks are read back in order.
+digests and the short tail that is not yet a chunk. The next save pickles only the tail and the chunks filled since;
+a list unchanged since the last save (most log streams: one per Lambda worker ever started) is saved as then
+(:class:`Saved`), and one unchanged for :data:`QUIET_SECONDS` has its tail kept as a blob too, so that a save
+writes what the busy streams added, not every stream's tail again. At load (:func:`_joined`) the chunks are read
+back in order. (A tail kept as a blob and then added to again is a blob nothing names: collected at the next start.)
 
 A service may say how its records pack (:class:`Columns`): a chunk or tail of records of one class with plain
 attributes is then pickled as one list per attribute, which the C pickler writes without calling back into Python
@@ -19,6 +22,7 @@ garbage collector); unpickled, it is the same records again. A list with any oth
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +31,8 @@ from labkit.localcloud.core.pickling import StatePickler, StateRule, loading_blo
 
 CHUNK_ITEMS = 256
 CACHE = "_labkit_chunks"  # on the owner: {attribute: (generation, [(digest, first, last item), ...])} of its chunks
-TAILS = "_labkit_chunk_tails"  # on the owner: {attribute: (generation, length, first, last item, columns)}: its tail
+SAVED = "_labkit_chunk_saved"  # on the owner: {attribute: Saved}, what its last save saved
+QUIET_SECONDS = 60.0  # a list unchanged this long has its tail kept as a blob too (a log stream whose worker is gone)
 _generation = [0]  # what the owners remember holds only while this is unchanged (:func:`forget`)
 
 
@@ -123,15 +128,22 @@ def _joined(digests: list[str], tail: list[Any]) -> list[Any]:
 def chunked(owner: Any, attribute: str, items: list[Any], pickler: StatePickler, columns: Columns | None = None) -> Any:
     """What to save for ``owner.<attribute>`` (the list ``items``): a :class:`Chunked` whose full chunks are blobs,
     pickled only when new; the list itself (or its columns) when there is no blob store (an audit) or it is
-    shorter than a chunk."""
+    shorter than a chunk. A list unchanged since the last save is saved as it was then, its tail too; one unchanged
+    for :data:`QUIET_SECONDS` (a log stream whose worker is gone) gets its tail kept as a blob as well, so that
+    the backend's file names it instead of holding it again at every save."""
+    if pickler.blobs is None or not items:
+        return items
+    memo: dict[str, Saved] = vars(owner).setdefault(SAVED, {})
+    saved = memo.get(attribute)
+    if saved is not None and saved.holds(items, pickler.blobs.written):
+        if saved.tail_digest is None and saved.tail and time.monotonic() - saved.since >= QUIET_SECONDS:
+            saved.tail_digest = _blob(saved.tail, pickler)
+        return saved.result()
+
     def packed(part: list[Any]) -> Any:
         found = columns.pack(part) if columns is not None and part else None
         return part if found is None else found
 
-    if pickler.blobs is None:
-        return items
-    if len(items) < CHUNK_ITEMS:
-        return _tail(owner, attribute, items, packed)
     caches: dict[str, tuple[int, list[Sealed]]] = vars(owner).setdefault(CACHE, {})
     generation, known = caches.get(attribute, (-1, []))
     if generation != _generation[0]:
@@ -144,35 +156,54 @@ def chunked(owner: Any, attribute: str, items: list[Any], pickler: StatePickler,
         if old is not None and old.first is first and old.last is last and old.digest in pickler.blobs.written:
             sealed.append(old)
             continue
-        buffer = io.BytesIO()
-        chunk_pickler = StatePickler(buffer, pickler.root, pickler.rules, pickler.blobs)  # (a part of its file)
-        chunk_pickler.dump(packed(items[start:start + CHUNK_ITEMS]))
-        pickler.refs |= chunk_pickler.refs
-        sealed.append(Sealed(pickler.blobs.put(buffer.getvalue()), first, last))
+        sealed.append(Sealed(_blob(packed(items[start:start + CHUNK_ITEMS]), pickler), first, last))
     caches[attribute] = (_generation[0], sealed)
-    return Chunked([s.digest for s in sealed], _tail(owner, attribute, items[len(sealed) * CHUNK_ITEMS:], packed))
+    tail = items[len(sealed) * CHUNK_ITEMS:]
+    memo[attribute] = saved = Saved(_generation[0], len(items), items[0], items[-1], [s.digest for s in sealed],
+                                    packed(tail) if tail else [], time.monotonic())
+    return saved.result()
 
 
-def _tail(owner: Any, attribute: str, tail: list[Any], packed: Callable[[list[Any]], Any]) -> Any:
-    """The tail's columns as the last save made them when it is the same tail (a log stream no event was added to
-    since), else made now."""
-    if not tail:
-        return tail
-    tails: dict[str, tuple[int, int, Any, Any, Packed]] = vars(owner).setdefault(TAILS, {})
-    known = tails.get(attribute)
-    if known is not None and known[:2] == (_generation[0], len(tail)) and known[2] is tail[0] and known[3] is tail[-1]:
-        return known[4]
-    made = packed(tail)
-    if isinstance(made, Packed):  # (a list of records of another shape is pickled as it is, each time)
-        tails[attribute] = (_generation[0], len(tail), tail[0], tail[-1], made)
-    else:
-        tails.pop(attribute, None)
-    return made
+def _blob(part: Any, pickler: StatePickler) -> str:
+    """A part of the list pickled (a part of its backend's file: other backends referred to, not copied) and kept
+    as a blob; its digest."""
+    buffer = io.BytesIO()
+    part_pickler = StatePickler(buffer, pickler.root, pickler.rules, pickler.blobs)
+    part_pickler.dump(part)
+    pickler.refs |= part_pickler.refs
+    assert pickler.blobs is not None
+    return pickler.blobs.put(buffer.getvalue())
+
+
+@dataclass
+class Saved:
+    """What the last save of a list saved, and what it was then (its length, first and last item)."""
+
+    generation: int
+    length: int
+    first: Any
+    last: Any
+    digests: list[str]
+    tail: Any  # the items after the full chunks (as columns when they pack)
+    since: float  # (monotonic) when the list was first saved as it is
+    tail_digest: str | None = None  # the tail kept as a blob once the list stayed unchanged
+
+    def holds(self, items: list[Any], written: set[str]) -> bool:
+        """``items`` is the list as it was saved (append-only: the same length, first and last item), and the
+        blobs the save named are there."""
+        return (self.generation == _generation[0] and self.length == len(items) and self.first is items[0]
+                and self.last is items[-1] and all(d in written for d in self.digests)
+                and (self.tail_digest is None or self.tail_digest in written))
+
+    def result(self) -> Any:
+        if self.tail_digest is not None:
+            return Chunked([*self.digests, self.tail_digest], [])
+        return Chunked(self.digests, self.tail) if self.digests else self.tail
 
 
 def without_cache(state: dict[str, Any]) -> dict[str, Any]:
     """An owner's attributes as saved: without the chunks and tail it remembers (they name live objects)."""
-    return {k: v for k, v in state.items() if k not in (CACHE, TAILS)}
+    return {k: v for k, v in state.items() if k not in (CACHE, SAVED)}
 
 
 class Long:

@@ -42,3 +42,52 @@ def test_many_distinct_values_are_split_at_the_limit_and_other_shapes_pass_throu
     assert [len(d.get("Values", [])) for d in merged] == [MAX_VALUES, 10, 0]
     assert merged[-1] is odd
     assert _samples(merged[:-1]) == _samples(points)
+
+
+def test_a_send_s_writes_carry_its_batch_header_after_signing_and_its_batch_ends_when_they_are_answered():
+    import contextlib
+    from types import SimpleNamespace
+
+    from botocore.awsrequest import AWSResponse
+
+    from labkit.localcloud.cloudwatch.telemetry import Keys, Telemetry
+    from labkit.localcloud.core.services import StateAccess
+
+    events: list[str] = []
+
+    class State(StateAccess):
+        @contextlib.contextmanager
+        def batch(self):
+            events.append("batch opened")
+            yield {"X-Labkit-State-Batch": "the daemon's own"}
+            events.append("batch saved")
+
+    class Raw:
+        def __init__(self, body: bytes) -> None:
+            self.body = body
+
+        def stream(self, **_kwargs):
+            yield self.body
+
+    telemetry = Telemetry(SimpleNamespace(endpoint="http://127.0.0.1:9", state=State()))  # (nothing listens there)
+    keys = Keys("AKIAEXAMPLE", "secret")
+
+    def answer(request, event_name: str, **_kwargs):
+        operation = event_name.rsplit(".", 1)[-1]
+        signed = request.headers["Authorization"].decode().split("SignedHeaders=")[1].split(",")[0]
+        events.append(f"{operation} {request.headers.get('X-Labkit-State-Batch')} signed:{signed}")
+        body = b"<PutMetricDataResponse/>" if operation == "PutMetricData" else b"{}"
+        return AWSResponse(request.url, 200, {}, Raw(body))
+
+    for service in ("logs", "cloudwatch"):
+        telemetry.client(keys, service, "us-east-1").meta.events.register("before-send", answer)
+    telemetry.log(keys, "us-east-1", "/aws/lambda/f", "stream", 1_767_268_800_000, "line")
+    telemetry.metric(keys, "us-east-1", "AWS/Lambda", _point("Invocations", 1.0, T0))
+    telemetry.flush()
+    assert [e.split(" signed:")[0] for e in events] == [
+        "batch opened", "CreateLogGroup None", "CreateLogStream None", "PutLogEvents the daemon's own",
+        "PutMetricData the daemon's own", "batch saved"], "writes join the batch; creating a group or stream does not"
+    assert all("x-labkit-state-batch" not in e.split(" signed:")[1] for e in events if " signed:" in e)
+    events.clear()
+    telemetry.flush()
+    assert events == [], "nothing queued: no batch"

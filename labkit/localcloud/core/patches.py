@@ -104,12 +104,20 @@ def _undocumented_api_method(_original: Any) -> Any:
     return create_api_method
 
 
+def _untracked_new(_original: Any) -> Any:
+    from moto.core.common_models import BaseModel
+
+    def __new__(cls: type, *_args: Any, **_kwargs: Any) -> Any:
+        return super(BaseModel, cls).__new__(cls)  # type: ignore[misc]
+    return staticmethod(__new__)
+
+
 def core_patches() -> list[Patch]:
-    """What every request pays in moto's routing, the one reading of botocore's models, and the daemon's own
-    botocore clients without documentation."""
+    """What every request pays in moto's routing, the one reading of botocore's models, the daemon's own
+    botocore clients without documentation, and moto's models not kept after their records are gone."""
     import botocore.client
     from moto import backends
-    from moto.core import base_backend, responses
+    from moto.core import base_backend, common_models, responses
     from moto.core import utils as core_utils
 
     modules = tuple(backends.list_of_moto_modules())
@@ -141,7 +149,13 @@ def core_patches() -> list[Patch]:
                   "a docstring holding the operation's model, made for every operation when the class is made; "
                   "nobody reads the daemon's clients' help (the EC2 client alone has 830 methods; 0.4-1.5 MiB of "
                   "an idle lab's daemon)",
-                  _undocumented_api_method)]
+                  _undocumented_api_method),
+            Patch(common_models.BaseModel, "__new__", "moto appends every model it makes (each log event, metric "
+                  "datum, S3 key) to a class-wide list for its dashboard, which the cloud closes (it would bypass "
+                  "IAM): the daemon kept every record ever made, deleted ones too, so its memory grew with every "
+                  "order and never came back after a teardown; models are made untracked (S3's reset disposes the "
+                  "keys still in its buckets, and a key no record holds is closed when it is freed)",
+                  _untracked_new)]
 
 
 def apply(services: Registry, lists: Iterable[PatchList]) -> list[Patch]:

@@ -4,23 +4,19 @@ daemon's memory for its whole life, deleted or not."""
 from __future__ import annotations
 
 import gc
-import os
 import time
 import weakref
+
+from tests.helpers.moto_patched import patched_moto
 
 ACCOUNT = "000000000028"  # an account of this test's own: moto's backends are global to the process
 REGION = "us-east-1"
 
 
 def _patched_logs_backend():
-    os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
     from moto.backends import get_backend
 
-    from labkit.localcloud import server
-    from labkit.localcloud.core import patches
-    from labkit.localcloud.core.services import Registry
-
-    patches.apply(Registry(), (patches.core_patches, *server.patch_lists()))
+    patched_moto()
     return get_backend("logs")[ACCOUNT][REGION]
 
 

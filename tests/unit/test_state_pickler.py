@@ -3,12 +3,13 @@ moto's own models, a file cut short or changed is refused by name, and nothing o
 from __future__ import annotations
 
 import base64
-import functools
 import pickle
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.helpers.moto_patched import patched_moto
 
 ACCOUNT = "000000000023"  # an account of these tests' own: moto's backends are global to the process
 REGION = "us-east-1"
@@ -16,23 +17,10 @@ TRUST = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Se
         '"Action":"sts:AssumeRole"}]}'
 
 
-@functools.cache
-def _patched() -> None:
-    """moto with the daemon's patches (managed policies on demand, the S3 body digest), as in the daemon."""
-    import os
-
-    os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
-    from labkit.localcloud import server
-    from labkit.localcloud.core import patches
-    from labkit.localcloud.core.services import Registry
-
-    patches.apply(Registry(), (patches.core_patches, *server.patch_lists()))
-
-
 @pytest.fixture()
 def persistence(tmp_path: Path):
     """A state folder, and a function that saves everything and loads it back (as a restart does)."""
-    _patched()
+    patched_moto()
     from labkit.localcloud import server
     from labkit.localcloud.core.pickling import Rules
     from labkit.localcloud.core.state import Persistence
